@@ -1,0 +1,46 @@
+//! `cargo run --release -p anpr-recognizer --example eval -- DIR [--json] [--threads N]
+//! [--region auto|us|eu|br] [--models DIR] [--max-side PX] [--details]`
+
+use anpr_recognizer::{RecognizerConfig, evaluate_dir};
+use anyhow::{Context, bail};
+
+fn main() -> anyhow::Result<()> {
+    let mut config = RecognizerConfig::default();
+    let (mut dir, mut json, mut details) = (None, false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => json = true,
+            "--details" => details = true,
+            "--no-folder-region" => config.region_from_folder = false,
+            "--threads" => config.threads = args.next().context("--threads N")?.parse()?,
+            "--max-side" => config.detector_max_side = args.next().context("--max-side PX")?.parse()?,
+            "--retry-side" => config.detector_retry_max_side = args.next().context("--retry-side PX")?.parse()?,
+            "--stop-at" => config.stop_at_score = args.next().context("--stop-at SCORE")?.parse()?,
+            "--box-threshold" => config.detector_box_threshold = args.next().context("--box-threshold T")?.parse()?,
+            "--max-reads" => config.max_reads_per_frame = args.next().context("--max-reads N")?.parse()?,
+            "--region" => {
+                config.region = args.next().context("--region R")?.parse().map_err(anyhow::Error::msg)?
+            }
+            "--models" => config.models_dir = args.next().context("--models DIR")?.into(),
+            other if other.starts_with("--") => bail!("unknown option {other}"),
+            other => dir = Some(std::path::PathBuf::from(other)),
+        }
+    }
+    let dir = dir.context("usage: eval DIR [--json] [--threads N]")?;
+    let report = evaluate_dir(&dir, &config)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if details {
+            for r in report.images.iter().filter(|r| !r.exact) {
+                println!(
+                    "{}/{}\ttruth {}\tread {}\tfound {}\t{:.0} ms",
+                    r.subset, r.file, r.truth, r.predicted, r.found, r.ms
+                );
+            }
+        }
+        print!("{report}");
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Settings of the recognizer.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::Region;
+
+/// File names inside the models directory (see `scripts/fetch-models`).
+pub const DETECTOR_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
+/// Recogniser model file.
+pub const READER_FILE: &str = "ch_PP-OCRv4_rec_infer.onnx";
+/// Recogniser character list.
+pub const CHARSET_FILE: &str = "ppocr_keys_v1.txt";
+
+/// Everything the recognizer can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecognizerConfig {
+    /// Folder holding the model files (default: `$ANPR_MODELS_DIR`, else the nearest
+    /// `.local/models` above the current directory, else the repository's `.local/models`).
+    pub models_dir: PathBuf,
+    /// Threads used per frame (regions are read in parallel); 1 = all on the calling thread.
+    pub threads: usize,
+    /// Longer side, in pixels, of the frame given to the detector.
+    pub detector_max_side: u32,
+    /// When no read of the first pass scores at least `retry_below_score`, the detector runs
+    /// again with this longer side (0 = never): small or faint plates, at a cost on those frames.
+    pub detector_retry_max_side: u32,
+    /// See `detector_retry_max_side`.
+    pub retry_below_score: f32,
+    /// Stop reading further regions of a frame once a read scores this much.
+    pub stop_at_score: f32,
+    /// Detector pixel threshold.
+    pub detector_threshold: f32,
+    /// Detector region threshold.
+    pub detector_box_threshold: f32,
+    /// At most this many regions are read per frame (the most plate-like first).
+    pub max_reads_per_frame: usize,
+    /// Plate reads scoring below this are dropped.
+    pub min_score: f32,
+    /// Which plate formats to expect.
+    pub region: Region,
+    /// Evaluation only: when `region` is `auto`, a subfolder named `us`, `eu` or `br` is read
+    /// with that region's formats (as a camera installed there would be configured).
+    pub region_from_folder: bool,
+}
+
+impl Default for RecognizerConfig {
+    fn default() -> Self {
+        Self {
+            models_dir: default_models_dir(),
+            threads: 1,
+            detector_max_side: 640,
+            detector_retry_max_side: 960,
+            retry_below_score: 0.5,
+            stop_at_score: 0.8,
+            detector_threshold: 0.3,
+            detector_box_threshold: 0.5,
+            max_reads_per_frame: 6,
+            min_score: 0.2,
+            region: Region::Auto,
+            region_from_folder: true,
+        }
+    }
+}
+
+/// `$ANPR_MODELS_DIR`, else the nearest `.local/models` above the current directory, else the
+/// `.local/models` of the repository this crate was built from.
+pub fn default_models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ANPR_MODELS_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let candidate = dir.join(".local").join("models");
+            if candidate.join(DETECTOR_FILE).is_file() {
+                return candidate;
+            }
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.local/models")
+}

@@ -1,0 +1,229 @@
+//! Stage 1: find text regions (plate candidates) in a frame.
+
+use std::path::Path;
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::error::RecognizerError;
+use crate::geometry::BBox;
+use crate::tractutil::ShapeCachedModel;
+
+/// A candidate region for a plate's characters, in pixels of the input frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TextRegion {
+    /// Where.
+    pub bbox: BBox,
+    /// The detector's confidence, 0..=1.
+    pub score: f32,
+}
+
+/// Finds candidate regions; replaceable and measurable on its own.
+pub trait PlateDetector: Send + Sync + std::fmt::Debug {
+    /// Candidate regions in `frame`, in any order.
+    fn detect(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError>;
+
+    /// A slower, finer look, used when the first found nothing readable (default: none).
+    fn detect_finer(&self, _frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Settings of the PP-OCR text detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorSettings {
+    /// The frame is resized so that its longer side is this many pixels (then to multiples of 32).
+    pub max_side: u32,
+    /// Pixel threshold on the probability map.
+    pub threshold: f32,
+    /// Minimum mean probability of a region.
+    pub box_threshold: f32,
+    /// How much a region is grown around its core (PP-OCR's unclip ratio).
+    pub unclip_ratio: f32,
+}
+
+impl Default for DetectorSettings {
+    fn default() -> Self {
+        Self { max_side: 800, threshold: 0.3, box_threshold: 0.5, unclip_ratio: 1.6 }
+    }
+}
+
+/// PP-OCRv4 mobile text detector (DB head), run with tract on a downscaled frame.
+#[derive(Debug)]
+pub struct PpOcrDetector {
+    model: ShapeCachedModel,
+    settings: DetectorSettings,
+    finer_max_side: u32,
+}
+
+impl PpOcrDetector {
+    /// Loads the ONNX detector.
+    pub fn load(path: &Path, settings: DetectorSettings) -> Result<Self, RecognizerError> {
+        Self::load_multi(path, settings, 0)
+    }
+
+    /// Loads the ONNX detector, with a finer second look at `finer_max_side` (0: none).
+    pub fn load_multi(
+        path: &Path,
+        settings: DetectorSettings,
+        finer_max_side: u32,
+    ) -> Result<Self, RecognizerError> {
+        Ok(Self { model: ShapeCachedModel::load(path, 24)?, settings, finer_max_side })
+    }
+
+    fn detect_at(&self, frame: &RgbImage, max_side: u32) -> Result<Vec<TextRegion>, RecognizerError> {
+
+/// The network input size for a frame: longer side `max_side`, both sides multiples of 32.
+pub(crate) fn detector_input_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let scale = max_side as f32 / width.max(height).max(1) as f32;
+    let round32 = |v: f32| (((v / 32.0).round() as u32).max(1)) * 32;
+    (round32(width as f32 * scale), round32(height as f32 * scale))
+}
+
+        let (fw, fh) = frame.dimensions();
+        if fw == 0 || fh == 0 || max_side == 0 {
+            return Ok(Vec::new());
+        }
+        let (tw, th) = detector_input_size(fw, fh, max_side);
+        let resized = if tw < fw && th < fh {
+            image::imageops::thumbnail(frame, tw, th)
+        } else {
+            image::imageops::resize(frame, tw, th, image::imageops::FilterType::Triangle)
+        };
+        let (w, h) = (tw as usize, th as usize);
+        // NCHW, BGR order (PaddleOCR convention), (x/255 - 0.5) / 0.5.
+        let mut data = vec![0f32; 3 * w * h];
+        for (i, px) in resized.pixels().enumerate() {
+            data[i] = px[2] as f32 / 127.5 - 1.0;
+            data[w * h + i] = px[1] as f32 / 127.5 - 1.0;
+            data[2 * w * h + i] = px[0] as f32 / 127.5 - 1.0;
+        }
+        let (shape, prob) = self.model.run("detect", &[1, 3, h, w], &data)?;
+        let (mh, mw) = match shape.as_slice() {
+            [_, _, mh, mw] => (*mh, *mw),
+            _ => (h, w),
+        };
+        if prob.len() < mh * mw {
+            return Err(RecognizerError::Inference {
+                stage: "detect",
+                source: format!("unexpected output shape {shape:?}").into(),
+            });
+        }
+        let sx = fw as f32 / mw as f32;
+        let sy = fh as f32 / mh as f32;
+        let regions = regions_from_probability_map(&prob[..mh * mw], mw, mh, &self.settings)
+            .into_iter()
+            .map(|r| TextRegion {
+                bbox: BBox::new(r.bbox.x * sx, r.bbox.y * sy, r.bbox.w * sx, r.bbox.h * sy)
+                    .clipped(fw, fh),
+                score: r.score,
+            })
+            .filter(|r| r.bbox.w >= 4.0 && r.bbox.h >= 4.0)
+            .collect();
+        Ok(regions)
+    }
+}
+
+impl PlateDetector for PpOcrDetector {
+    fn detect(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+        self.detect_at(frame, self.settings.max_side)
+    }
+
+    fn detect_finer(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+        self.detect_at(frame, self.finer_max_side)
+    }
+}
+
+/// DB post-processing, axis-aligned: threshold the map, take 8-connected components, score each
+/// by its mean probability and grow it by `area * unclip_ratio / perimeter`.
+pub(crate) fn regions_from_probability_map(
+    prob: &[f32],
+    width: usize,
+    height: usize,
+    settings: &DetectorSettings,
+) -> Vec<TextRegion> {
+    let mut label = vec![0u32; width * height];
+    let mut regions = Vec::new();
+    let mut stack = Vec::new();
+    let mut next = 0u32;
+    for start in 0..width * height {
+        if label[start] != 0 || prob[start] <= settings.threshold {
+            continue;
+        }
+        next += 1;
+        label[start] = next;
+        stack.push(start);
+        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0usize, 0usize);
+        let (mut sum, mut count) = (0f32, 0usize);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % width, i / width);
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+            sum += prob[i];
+            count += 1;
+            for dy in -1i64..=1 {
+                for dx in -1i64..=1 {
+                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                    if nx < 0 || ny < 0 || nx >= width as i64 || ny >= height as i64 {
+                        continue;
+                    }
+                    let j = ny as usize * width + nx as usize;
+                    if label[j] == 0 && prob[j] > settings.threshold {
+                        label[j] = next;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        let bw = (x1 - x0 + 1) as f32;
+        let bh = (y1 - y0 + 1) as f32;
+        if bw.min(bh) < 2.0 || count < 6 {
+            continue;
+        }
+        let score = sum / count as f32;
+        if score < settings.box_threshold {
+            continue;
+        }
+        let area = count as f32;
+        let distance = area * settings.unclip_ratio / (2.0 * (bw + bh));
+        regions.push(TextRegion {
+            bbox: BBox::new(x0 as f32, y0 as f32, bw, bh).grown(distance, distance),
+            score,
+        });
+    }
+    regions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detector_input_keeps_the_aspect_ratio_in_multiples_of_32() {
+        assert_eq!(detector_input_size(1280, 720, 640), (640, 352));
+        assert_eq!(detector_input_size(1280, 1280, 640), (640, 640));
+        assert_eq!(detector_input_size(480, 366, 640), (640, 480));
+    }
+
+    #[test]
+    fn two_separate_blobs_in_the_map_give_two_grown_regions() {
+        let (w, h) = (40, 20);
+        let mut prob = vec![0f32; w * h];
+        for y in 5..10 {
+            for x in 2..12 {
+                prob[y * w + x] = 0.9;
+            }
+            for x in 25..35 {
+                prob[y * w + x] = 0.8;
+            }
+        }
+        let mut regions = regions_from_probability_map(&prob, w, h, &DetectorSettings::default());
+        regions.sort_by(|a, b| a.bbox.x.total_cmp(&b.bbox.x));
+        assert_eq!(regions.len(), 2);
+        assert!((regions[0].score - 0.9).abs() < 1e-5);
+        assert!(regions[0].bbox.x < 2.0 && regions[0].bbox.w > 10.0);
+        assert!(regions[1].bbox.x < 25.0 && regions[1].bbox.x > 12.0);
+    }
+}

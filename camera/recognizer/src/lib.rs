@@ -1,0 +1,324 @@
+//! On-device number-plate recognition for the ANPR camera.
+//!
+//! A frame goes in, plate reads come out: [`Recognizer::recognize`]. Two stages, each behind a
+//! trait so that either can be replaced and measured alone:
+//!
+//! 1. [`PlateDetector`]: candidate text regions in the frame ([`PpOcrDetector`], PP-OCRv4 mobile
+//!    text detection on a downscaled frame);
+//! 2. [`PlateReader`]: the characters in one region, cropped from the full-resolution frame
+//!    ([`PpOcrReader`], PP-OCRv4 mobile recognition decoded over 0-9 A-Z only).
+//!
+//! Then plate-format knowledge ([`format::best_plate`]) picks the most plate-like token and fixes
+//! letter/digit confusions where a known format dictates the class. Inference runs on the CPU with
+//! tract; the models come from `scripts/fetch-models` (see `docs/recognizer.md`).
+//! [`TemporalGrouper`] turns the reads of consecutive frames into one read per vehicle, and
+//! [`eval`] measures the whole on a folder of annotated photos.
+
+mod config;
+mod detect;
+mod error;
+pub mod eval;
+pub mod format;
+mod geometry;
+mod read;
+mod track;
+mod tractutil;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use image::{DynamicImage, RgbImage};
+use serde::Serialize;
+
+pub use config::{CHARSET_FILE, DETECTOR_FILE, READER_FILE, RecognizerConfig, default_models_dir};
+pub use detect::{DetectorSettings, PlateDetector, PpOcrDetector, TextRegion};
+pub use error::{BoxError, RecognizerError};
+pub use eval::{EvalReport, evaluate_dir};
+pub use format::{PlateText, Region};
+pub use geometry::BBox;
+pub use read::{CharRead, PLATE_ALPHABET, PlateReader, PpOcrReader, TextRead};
+pub use track::{GroupedRead, TemporalGrouper, edit_distance};
+
+/// One plate read in one frame.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlateRead {
+    /// The plate, characters 0-9 A-Z, no spaces.
+    pub text: String,
+    /// Overall confidence, 0..=1 (how plate-like and how surely read).
+    pub confidence: f32,
+    /// Where the plate's characters are, in pixels of the frame.
+    pub bbox: BBox,
+    /// Confidence of each character of `text`.
+    pub char_confidences: Vec<f32>,
+    /// The known plate format it matched, if any (e.g. `br-mercosul`).
+    pub format: Option<String>,
+    /// What the reader saw in the region before format post-processing (spaces = separators).
+    pub raw_text: String,
+}
+
+/// The recognizer: detector, reader and plate-format post-processing.
+#[derive(Debug)]
+pub struct Recognizer {
+    detector: Box<dyn PlateDetector>,
+    reader: Box<dyn PlateReader>,
+    config: RecognizerConfig,
+}
+
+/// Sorts reads by confidence and drops weaker reads overlapping a stronger one.
+fn suppress_overlaps(mut reads: Vec<PlateRead>) -> Vec<PlateRead> {
+    reads.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut kept: Vec<PlateRead> = Vec::new();
+    for read in reads {
+        let (cx, cy) = read.bbox.center();
+        let clash = kept.iter().any(|k| {
+            let (kx, ky) = k.bbox.center();
+            k.bbox.iou(&read.bbox) > 0.3 || k.bbox.contains(cx, cy) || read.bbox.contains(kx, ky)
+        });
+        if !clash {
+            kept.push(read);
+        }
+    }
+    kept
+}
+
+/// A region worth reading, with how plate-like its shape is.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    bbox: BBox,
+    det_score: f32,
+    prior: f32,
+}
+
+fn aspect_prior(bbox: &BBox) -> f32 {
+    let a = bbox.w / bbox.h.max(1.0);
+    match a {
+        a if (1.4..=9.0).contains(&a) => 1.0,
+        a if (0.9..1.4).contains(&a) => 0.5,
+        a if a > 9.0 && a <= 16.0 => 0.6,
+        _ => 0.0,
+    }
+}
+
+/// Regions as found, plus each pair of neighbouring regions on one line joined (a plate whose
+/// characters the detector split at a dash, a gap or an emblem).
+fn candidates(regions: &[TextRegion]) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = regions
+        .iter()
+        .map(|r| Candidate { bbox: r.bbox, det_score: r.score, prior: aspect_prior(&r.bbox) * r.score })
+        .collect();
+    for (i, a) in regions.iter().enumerate() {
+        for b in &regions[i + 1..] {
+            let (l, r) = if a.bbox.x <= b.bbox.x { (a, b) } else { (b, a) };
+            let min_h = l.bbox.h.min(r.bbox.h);
+            let max_h = l.bbox.h.max(r.bbox.h);
+            let overlap_y = (l.bbox.y + l.bbox.h).min(r.bbox.y + r.bbox.h) - l.bbox.y.max(r.bbox.y);
+            let gap = r.bbox.x - (l.bbox.x + l.bbox.w);
+            if overlap_y >= 0.6 * min_h && max_h <= 1.6 * min_h && gap <= 1.2 * max_h {
+                let bbox = l.bbox.union(&r.bbox);
+                let score = l.score.min(r.score);
+                out.push(Candidate { bbox, det_score: score, prior: aspect_prior(&bbox) * score * 0.95 });
+            }
+        }
+    }
+    out.retain(|c| c.prior > 0.0 && c.bbox.h >= 6.0);
+    out.sort_by(|a, b| b.prior.total_cmp(&a.prior));
+    out
+}
+
+impl Recognizer {
+    /// Loads the PP-OCR detector and reader from `config.models_dir`.
+    pub fn new(config: &RecognizerConfig) -> Result<Self, RecognizerError> {
+        let dir = &config.models_dir;
+        let detector = PpOcrDetector::load_multi(
+            &dir.join(DETECTOR_FILE),
+            DetectorSettings {
+                max_side: config.detector_max_side,
+                threshold: config.detector_threshold,
+                box_threshold: config.detector_box_threshold,
+                ..DetectorSettings::default()
+            },
+            config.detector_retry_max_side,
+        )?;
+        let reader = PpOcrReader::load(&dir.join(READER_FILE), &dir.join(CHARSET_FILE))?;
+        Ok(Self::with_stages(Box::new(detector), Box::new(reader), config.clone()))
+    }
+
+    /// A recognizer from any detector and reader.
+    pub fn with_stages(
+        detector: Box<dyn PlateDetector>,
+        reader: Box<dyn PlateReader>,
+        config: RecognizerConfig,
+    ) -> Self {
+        Self { detector, reader, config }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &RecognizerConfig {
+        &self.config
+    }
+
+    /// The plates in a frame, most confident first.
+    pub fn recognize(&self, frame: &DynamicImage) -> Result<Vec<PlateRead>, RecognizerError> {
+        match frame {
+            DynamicImage::ImageRgb8(rgb) => self.recognize_rgb(rgb),
+            other => self.recognize_rgb(&other.to_rgb8()),
+        }
+    }
+
+    /// The plates in an RGB frame, most confident first.
+    pub fn recognize_rgb(&self, frame: &RgbImage) -> Result<Vec<PlateRead>, RecognizerError> {
+        let regions = self.detector.detect(frame)?;
+        let reads = self.read_regions(frame, &regions)?;
+        let retry = self.config.detector_retry_max_side;
+        if retry > 0 && reads.first().is_none_or(|r| r.confidence < self.config.retry_below_score) {
+            let more = self.detector.detect_finer(frame)?;
+            if !more.is_empty() {
+                let mut again = self.read_regions(frame, &more)?;
+                again.extend(reads);
+                return Ok(suppress_overlaps(again));
+            }
+        }
+        Ok(reads)
+    }
+
+    fn read_regions(
+        &self,
+        frame: &RgbImage,
+        regions: &[TextRegion],
+    ) -> Result<Vec<PlateRead>, RecognizerError> {
+        let mut cands = candidates(regions);
+        cands.truncate(self.config.max_reads_per_frame.max(1));
+        let threads = self.config.threads.max(1).min(cands.len().max(1));
+        let results: Vec<Result<Option<PlateRead>, RecognizerError>> = if threads <= 1 {
+            let mut out = Vec::new();
+            for c in &cands {
+                let r = self.read_candidate(frame, c);
+                let done = matches!(&r, Ok(Some(read)) if read.confidence >= self.config.stop_at_score);
+                out.push(r);
+                if done {
+                    break;
+                }
+            }
+            out
+        } else {
+            let mut slots: Vec<Option<Result<Option<PlateRead>, RecognizerError>>> =
+                (0..cands.len()).map(|_| None).collect();
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let cands = &cands;
+                        s.spawn(move || {
+                            cands
+                                .iter()
+                                .enumerate()
+                                .skip(t)
+                                .step_by(threads)
+                                .map(|(i, c)| (i, self.read_candidate(frame, c)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    match h.join() {
+                        Ok(done) => {
+                            for (i, r) in done {
+                                slots[i] = Some(r);
+                            }
+                        }
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                }
+            });
+            slots.into_iter().flatten().collect()
+        };
+        let mut reads = Vec::new();
+        for r in results {
+            if let Some(read) = r? {
+                reads.push(read);
+            }
+        }
+        Ok(suppress_overlaps(reads))
+    }
+
+    fn read_candidate(
+        &self,
+        frame: &RgbImage,
+        cand: &Candidate,
+    ) -> Result<Option<PlateRead>, RecognizerError> {
+        let (fw, fh) = frame.dimensions();
+        let b = cand.bbox.clipped(fw, fh);
+        let (x, y) = (b.x.floor() as u32, b.y.floor() as u32);
+        let w = ((b.x + b.w).ceil() as u32).min(fw).saturating_sub(x);
+        let h = ((b.y + b.h).ceil() as u32).min(fh).saturating_sub(y);
+        if w < 4 || h < 4 {
+            return Ok(None);
+        }
+        let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
+        let text = self.reader.read(&crop)?;
+        let Some(plate) = format::best_plate(&text, self.config.region) else {
+            return Ok(None);
+        };
+        let shape = cand.prior / cand.det_score.max(1e-3);
+        let confidence = plate.score * (0.5 + 0.5 * cand.det_score) * (0.7 + 0.3 * shape);
+        if confidence < self.config.min_score {
+            return Ok(None);
+        }
+        Ok(Some(PlateRead {
+            text: plate.text,
+            confidence,
+            bbox: b,
+            char_confidences: plate.char_confidences,
+            format: plate.format.map(str::to_string),
+            raw_text: text.text(),
+        }))
+    }
+}
+
+/// The reads of one image file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReads {
+    /// The file.
+    pub path: PathBuf,
+    /// Frame size.
+    pub width: u32,
+    /// Frame size.
+    pub height: u32,
+    /// Recognition time (decoding excluded), milliseconds.
+    pub ms: f64,
+    /// Plates, most confident first.
+    pub reads: Vec<PlateRead>,
+}
+
+/// Opens an image file.
+pub fn open_image(path: &Path) -> Result<DynamicImage, RecognizerError> {
+    image::ImageReader::open(path)
+        .map_err(|source| RecognizerError::Io { path: path.to_path_buf(), source })?
+        .with_guessed_format()
+        .map_err(|source| RecognizerError::Io { path: path.to_path_buf(), source })?
+        .decode()
+        .map_err(|source| RecognizerError::Image { path: path.to_path_buf(), source })
+}
+
+/// Recognizes plates in image files (`anpr-camera recognize IMAGE…`).
+pub fn recognize_files<P: AsRef<Path>>(
+    paths: &[P],
+    config: &RecognizerConfig,
+) -> Result<Vec<FileReads>, RecognizerError> {
+    let recognizer = Recognizer::new(config)?;
+    paths
+        .iter()
+        .map(|p| {
+            let path = p.as_ref();
+            let img = open_image(path)?;
+            let start = Instant::now();
+            let reads = recognizer.recognize(&img)?;
+            Ok(FileReads {
+                path: path.to_path_buf(),
+                width: img.width(),
+                height: img.height(),
+                ms: start.elapsed().as_secs_f64() * 1000.0,
+                reads,
+            })
+        })
+        .collect()
+}

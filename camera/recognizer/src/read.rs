@@ -1,0 +1,267 @@
+//! Stage 2: read the characters in a candidate region.
+
+use std::path::Path;
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::error::RecognizerError;
+use crate::tractutil::ShapeCachedModel;
+
+/// The characters a plate is made of, in the order of [`CharRead::probs`].
+pub const PLATE_ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// Index of a plate character in [`PLATE_ALPHABET`].
+pub fn alphabet_index(c: char) -> Option<usize> {
+    match c {
+        '0'..='9' => Some(c as usize - '0' as usize),
+        'A'..='Z' => Some(10 + c as usize - 'A' as usize),
+        _ => None,
+    }
+}
+
+/// One character read, or a separator (`ch == ' '`: a gap, dash, logo or non-plate symbol).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CharRead {
+    /// The most likely character (`' '` for a separator).
+    pub ch: char,
+    /// Its probability, 0..=1.
+    pub confidence: f32,
+    /// Probabilities of the 36 plate characters at this position (zero for a separator); used
+    /// by the format post-processing to pick the best letter or digit where a format says which.
+    #[serde(skip)]
+    pub probs: [f32; 36],
+}
+
+impl CharRead {
+    /// A plain character with the given probability and no alternatives.
+    pub fn certain(ch: char, confidence: f32) -> Self {
+        let mut probs = [0f32; 36];
+        if let Some(i) = alphabet_index(ch) {
+            probs[i] = confidence;
+        }
+        Self { ch, confidence, probs }
+    }
+
+    /// Whether this is a separator.
+    pub fn is_separator(&self) -> bool {
+        self.ch == ' '
+    }
+}
+
+/// What a reader saw in one region.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TextRead {
+    /// The characters and separators, left to right.
+    pub chars: Vec<CharRead>,
+}
+
+impl TextRead {
+    /// The text, with separators as spaces.
+    pub fn text(&self) -> String {
+        self.chars.iter().map(|c| c.ch).collect()
+    }
+}
+
+/// Reads one cropped region; replaceable and measurable on its own.
+pub trait PlateReader: Send + Sync + std::fmt::Debug {
+    /// The characters in `crop` (a region cut out of the frame, upright).
+    fn read(&self, crop: &RgbImage) -> Result<TextRead, RecognizerError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Group {
+    Blank,
+    Char(u8),
+    Sep,
+}
+
+/// PP-OCRv4 mobile recogniser (SVTR-LCNet + CTC), decoded over plate characters only.
+#[derive(Debug)]
+pub struct PpOcrReader {
+    model: ShapeCachedModel,
+    groups: Vec<Group>,
+}
+
+const REC_HEIGHT: usize = 48;
+const REC_MIN_WIDTH: usize = 160;
+const REC_WIDTH_STEP: usize = 80;
+const REC_MAX_WIDTH: usize = 960;
+
+fn group_of(c: char) -> Group {
+    let c = match c {
+        '\u{FF10}'..='\u{FF19}' => char::from(b'0' + (c as u32 - 0xFF10) as u8),
+        '\u{FF21}'..='\u{FF3A}' => char::from(b'A' + (c as u32 - 0xFF21) as u8),
+        '\u{FF41}'..='\u{FF5A}' => char::from(b'A' + (c as u32 - 0xFF41) as u8),
+        other => other.to_ascii_uppercase(),
+    };
+    match alphabet_index(c) {
+        Some(i) => Group::Char(i as u8),
+        None => Group::Sep,
+    }
+}
+
+impl PpOcrReader {
+    /// Loads the ONNX recogniser and its character list (one character a line).
+    pub fn load(model: &Path, charset: &Path) -> Result<Self, RecognizerError> {
+        let model = ShapeCachedModel::load(model, 12)?;
+        if !charset.is_file() {
+            return Err(RecognizerError::ModelMissing { path: charset.to_path_buf() });
+        }
+        let text = std::fs::read_to_string(charset)
+            .map_err(|source| RecognizerError::Io { path: charset.to_path_buf(), source })?;
+        let mut groups = vec![Group::Blank];
+        for line in text.lines() {
+            let line = line.trim_end_matches(['\r', '\n']);
+            let mut chars = line.chars();
+            let g = match (chars.next(), chars.next()) {
+                (Some(c), None) => group_of(c),
+                _ => Group::Sep,
+            };
+            groups.push(g);
+        }
+        if groups.iter().filter(|g| matches!(g, Group::Char(_))).count() < 36 {
+            return Err(RecognizerError::Charset {
+                path: charset.to_path_buf(),
+                reason: "it lacks some of 0-9 A-Z".into(),
+            });
+        }
+        // PaddleOCR appends the space character after the list.
+        groups.push(Group::Sep);
+        Ok(Self { model, groups })
+    }
+}
+
+impl PlateReader for PpOcrReader {
+    fn read(&self, crop: &RgbImage) -> Result<TextRead, RecognizerError> {
+        let (cw, ch) = crop.dimensions();
+        if cw < 2 || ch < 2 {
+            return Ok(TextRead::default());
+        }
+        let target_w = ((REC_HEIGHT as f32 * cw as f32 / ch as f32).ceil() as usize)
+            .clamp(8, REC_MAX_WIDTH);
+        // Width rounded up to a multiple of 80 (one compiled plan per bucket), at least 160: a
+        // plate crop (aspect 2..4) costs half of PaddleOCR's usual 320.
+        let input_w = (target_w.div_ceil(REC_WIDTH_STEP) * REC_WIDTH_STEP).clamp(REC_MIN_WIDTH, REC_MAX_WIDTH);
+        let resized = image::imageops::resize(
+            crop,
+            target_w as u32,
+            REC_HEIGHT as u32,
+            image::imageops::FilterType::Triangle,
+        );
+        let plane = REC_HEIGHT * input_w;
+        let mut data = vec![0f32; 3 * plane];
+        for (x, y, px) in resized.enumerate_pixels() {
+            let i = y as usize * input_w + x as usize;
+            data[i] = px[2] as f32 / 127.5 - 1.0;
+            data[plane + i] = px[1] as f32 / 127.5 - 1.0;
+            data[2 * plane + i] = px[0] as f32 / 127.5 - 1.0;
+        }
+        let (shape, out) = self.model.run("read", &[1, 3, REC_HEIGHT, input_w], &data)?;
+        let (steps, classes) = match shape.as_slice() {
+            [_, t, c] => (*t, *c),
+            _ => {
+                return Err(RecognizerError::Inference {
+                    stage: "read",
+                    source: format!("unexpected output shape {shape:?}").into(),
+                });
+            }
+        };
+        // Only the time steps covering the real (unpadded) image carry text.
+        let used_steps = ((target_w as f32 / input_w as f32) * steps as f32).ceil() as usize + 1;
+        Ok(ctc_decode(&out, steps.min(used_steps), classes, &self.groups))
+    }
+}
+
+/// Greedy CTC decoding over groups: blank, the 36 plate characters (upper and lower case and
+/// full-width forms summed) and "separator" (space and every other symbol).
+fn ctc_decode(out: &[f32], steps: usize, classes: usize, groups: &[Group]) -> TextRead {
+    let mut chars: Vec<CharRead> = Vec::new();
+    let mut prev: Option<usize> = None; // index in 0..38 of the previous step's winner
+    for t in 0..steps {
+        let row = &out[t * classes..(t + 1) * classes];
+        let mut probs = [0f32; 36];
+        let (mut blank, mut sep) = (0f32, 0f32);
+        for (k, &p) in row.iter().enumerate() {
+            match groups.get(k).copied().unwrap_or(Group::Sep) {
+                Group::Blank => blank += p,
+                Group::Char(i) => probs[i as usize] += p,
+                Group::Sep => sep += p,
+            }
+        }
+        let (best_char, best_p) = probs
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0usize, -1f32), |acc, (i, p)| if p > acc.1 { (i, p) } else { acc });
+        let (winner, p) = if blank >= best_p && blank >= sep {
+            (36, blank)
+        } else if sep > best_p {
+            (37, sep)
+        } else {
+            (best_char, best_p)
+        };
+        if Some(winner) == prev {
+            // Same symbol continues: keep the most confident step's probabilities.
+            if winner < 37
+                && winner != 36
+                && let Some(last) = chars.last_mut()
+                && p > last.confidence
+            {
+                last.confidence = p;
+                last.probs = probs;
+            }
+            continue;
+        }
+        prev = Some(winner);
+        match winner {
+            36 => {}
+            37 => {
+                if chars.last().is_some_and(|c| !c.is_separator()) {
+                    chars.push(CharRead { ch: ' ', confidence: p, probs: [0.0; 36] });
+                }
+            }
+            i => chars.push(CharRead { ch: PLATE_ALPHABET[i] as char, confidence: p, probs }),
+        }
+    }
+    while chars.last().is_some_and(|c| c.is_separator()) {
+        chars.pop();
+    }
+    TextRead { chars }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups() -> Vec<Group> {
+        // blank, 'A', 'a', '1', '-', '中'
+        vec![Group::Blank, group_of('A'), group_of('a'), group_of('1'), group_of('-'), group_of('中')]
+    }
+
+    #[test]
+    fn ctc_decoding_collapses_repeats_and_merges_letter_cases() {
+        let rows: Vec<[f32; 6]> = vec![
+            [0.1, 0.5, 0.3, 0.1, 0.0, 0.0], // A (0.8 with a)
+            [0.1, 0.2, 0.6, 0.1, 0.0, 0.0], // A again: collapsed
+            [0.9, 0.0, 0.0, 0.1, 0.0, 0.0], // blank
+            [0.1, 0.0, 0.0, 0.1, 0.4, 0.4], // separator (0.8)
+            [0.0, 0.0, 0.0, 1.0, 0.0, 0.0], // 1
+            [0.9, 0.0, 0.0, 0.1, 0.0, 0.0], // blank
+            [0.0, 0.0, 0.0, 1.0, 0.0, 0.0], // 1 again after a blank: kept
+        ];
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        let read = ctc_decode(&flat, rows.len(), 6, &groups());
+        assert_eq!(read.text(), "A 11");
+        assert!((read.chars[0].confidence - 0.8).abs() < 1e-6);
+        assert!((read.chars[0].probs[alphabet_index('A').unwrap_or(0)] - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn full_width_and_lower_case_letters_map_to_plate_characters() {
+        assert_eq!(group_of('Ｚ'), Group::Char(35));
+        assert_eq!(group_of('ｂ'), Group::Char(11));
+        assert_eq!(group_of('７'), Group::Char(7));
+        assert_eq!(group_of('·'), Group::Sep);
+    }
+}

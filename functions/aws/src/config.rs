@@ -1,0 +1,137 @@
+//! Typed configuration from the environment, read once at cold start, and the SDK clients
+//! built from it.
+
+use anpr_core::RequestsConfig;
+
+/// Environment variable: the DynamoDB table name.
+pub const ENV_TABLE: &str = "TABLE_NAME";
+/// Environment variable: the IoT data endpoint URL (`https://xxxx-ats.iot.REGION.amazonaws.com`).
+pub const ENV_IOT_ENDPOINT: &str = "IOT_DATA_ENDPOINT";
+/// Environment variable: the media bucket.
+pub const ENV_BUCKET: &str = "MEDIA_BUCKET";
+/// Environment variable: seconds a camera has to serve a request.
+pub const ENV_REQUEST_EXPIRY: &str = "REQUEST_EXPIRY_SECS";
+/// Environment variable: seconds request items are retained.
+pub const ENV_RETENTION: &str = "REQUEST_RETENTION_SECS";
+/// Environment variable: seconds plate reads are retained.
+pub const ENV_READ_RETENTION: &str = "READ_RETENTION_SECS";
+/// Environment variable: validity of presigned download URLs, seconds.
+pub const ENV_URL_VALIDITY: &str = "DOWNLOAD_URL_SECS";
+
+/// A required setting is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not set.
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    /// Set, but not valid.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// Variable.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Everything a function needs, read from the environment.
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    /// DynamoDB table.
+    pub table: String,
+    /// IoT data endpoint URL.
+    pub iot_endpoint: String,
+    /// Media bucket, for functions that use it.
+    pub bucket: Option<String>,
+    /// Request service tunables.
+    pub requests: RequestsConfig,
+    /// Plate read retention, seconds.
+    pub read_retention_secs: u64,
+    /// Presigned URL validity, seconds.
+    pub download_url_secs: u64,
+}
+
+fn var(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+fn secs(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                reason: format!("{v:?} is not a positive number of seconds"),
+            }),
+    }
+}
+
+impl FunctionConfig {
+    /// Reads the configuration. `TABLE_NAME` and `IOT_DATA_ENDPOINT` are required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let iot_endpoint = var(ENV_IOT_ENDPOINT)?;
+        if !(iot_endpoint.starts_with("https://") || iot_endpoint.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: ENV_IOT_ENDPOINT,
+                reason: "must be a URL (https://…)".into(),
+            });
+        }
+        let d = RequestsConfig::default();
+        Ok(Self {
+            table: var(ENV_TABLE)?,
+            iot_endpoint,
+            bucket: std::env::var(ENV_BUCKET).ok().filter(|b| !b.is_empty()),
+            requests: RequestsConfig {
+                request_expiry_secs: secs(ENV_REQUEST_EXPIRY, d.request_expiry_secs)?,
+                retention_secs: secs(ENV_RETENTION, d.retention_secs)?,
+                idempotency_secs: d.idempotency_secs,
+            },
+            read_retention_secs: secs(ENV_READ_RETENTION, 90 * 24 * 3600)?,
+            download_url_secs: secs(ENV_URL_VALIDITY, 900)?,
+        })
+    }
+}
+
+/// The SDK clients, built once.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// DynamoDB.
+    pub dynamo: aws_sdk_dynamodb::Client,
+    /// IoT data plane, pointed at the configured endpoint.
+    pub iot: aws_sdk_iotdataplane::Client,
+    /// S3 (path-style when `AWS_S3_FORCE_PATH_STYLE=true`, for local stand-ins).
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl AwsClients {
+    /// Builds every client from the default provider chain (env, profile, Lambda role) and the
+    /// IoT data endpoint. `AWS_ENDPOINT_URL` (honoured by the SDK) points DynamoDB and S3 at a
+    /// local stand-in.
+    pub async fn from_env(iot_endpoint: &str) -> Self {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_sdk_config(&sdk, iot_endpoint)
+    }
+
+    /// Builds every client from an explicit SDK config (tests, local stack).
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, iot_endpoint: &str) -> Self {
+        let iot = aws_sdk_iotdataplane::config::Builder::from(sdk)
+            .endpoint_url(iot_endpoint)
+            .build();
+        let path_style = std::env::var("AWS_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build();
+        Self {
+            dynamo: aws_sdk_dynamodb::Client::new(sdk),
+            iot: aws_sdk_iotdataplane::Client::from_conf(iot),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! DynamoDB adapters: the request store and the camera registry. Items are mapped with
+//! serde_dynamo; keys follow the design in `anpr_core`'s crate docs.
+
+use crate::errors::is_retryable;
+use crate::schema::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL_ATTR};
+use anpr_core::model::{Camera, FileRequestRecord, Page};
+use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
+use anpr_core::StoreError;
+use anpr_protocol::{CameraId, RequestId};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn backend<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Backend {
+        retryable: is_retryable(&e),
+        source: Box::new(e),
+    }
+}
+
+fn corrupt(e: serde_dynamo::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// Key of a request item.
+pub fn request_key(id: &RequestId) -> Item {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(format!("REQ#{id}"))),
+        (SK.to_owned(), AttributeValue::S("REQ".to_owned())),
+    ])
+}
+
+/// Key of a camera registry item.
+pub fn camera_key(id: &CameraId) -> Item {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(format!("CAM#{id}"))),
+        (SK.to_owned(), AttributeValue::S("CAM".to_owned())),
+    ])
+}
+
+#[derive(Serialize, Deserialize)]
+struct RequestItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI1PK")]
+    gsi1pk: String,
+    #[serde(rename = "GSI1SK")]
+    gsi1sk: String,
+    expires_at: u64,
+    #[serde(flatten)]
+    record: FileRequestRecord,
+}
+
+fn to_item(r: &FileRequestRecord) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(RequestItem {
+        pk: format!("REQ#{}", r.request_id),
+        sk: "REQ".into(),
+        gsi1pk: format!("CAMREQ#{}", r.camera_id),
+        gsi1sk: r.request_id.to_string(),
+        expires_at: r.retain_until,
+        record: r.clone(),
+    })
+    .map_err(corrupt)
+}
+
+fn from_item(item: Item) -> Result<FileRequestRecord, StoreError> {
+    serde_dynamo::from_item::<_, RequestItem>(item)
+        .map(|i| i.record)
+        .map_err(corrupt)
+}
+
+/// Encodes a `LastEvaluatedKey` of string attributes as an opaque cursor.
+pub fn encode_cursor(key: &Item) -> Option<String> {
+    let flat: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str())))
+        .collect();
+    let json = serde_json::to_vec(&flat).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+}
+
+/// Decodes a cursor into an `ExclusiveStartKey`, accepting only the `expected` attributes and
+/// requiring `pinned` ones to hold the given values (so a cursor cannot leave its query).
+pub fn decode_cursor(
+    cursor: &str,
+    expected: &[&str],
+    pinned: &[(&str, &str)],
+) -> Result<Item, StoreError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::BadCursor)?;
+    let flat: HashMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+    if flat.len() != expected.len() || !expected.iter().all(|k| flat.contains_key(*k)) {
+        return Err(StoreError::BadCursor);
+    }
+    if !pinned.iter().all(|(k, v)| flat.get(*k).is_some_and(|x| x == v)) {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(flat
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v)))
+        .collect())
+}
+
+/// [`RequestStore`] on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoRequestStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoRequestStore {
+    /// Wraps a client built at cold start.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get_key(&self, scoped_key: &str) -> Result<Option<(RequestId, String)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(format!("IDEM#{scoped_key}")))
+            .key(SK, AttributeValue::S("IDEM".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = out.item else { return Ok(None) };
+        let id = item
+            .get("request_id")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|s| RequestId::parse(s).ok())
+            .ok_or_else(|| StoreError::Corrupt("idempotency item without request_id".into()))?;
+        let fp = item
+            .get("fingerprint")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some((id, fp)))
+    }
+}
+
+impl RequestStore for DynamoRequestStore {
+    async fn create(
+        &self,
+        record: &FileRequestRecord,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
+        let item = to_item(record)?;
+        let put = |item: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(PK)")
+                .build()
+                .expect("table and item are set")
+        };
+        let Some(k) = key else {
+            return match self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(PK)")
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Created::New),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Err(StoreError::Conflict)
+                }
+                Err(e) => Err(backend(e)),
+            };
+        };
+        let idem: Item = HashMap::from([
+            (PK.into(), AttributeValue::S(format!("IDEM#{}", k.scoped_key))),
+            (SK.into(), AttributeValue::S("IDEM".into())),
+            ("request_id".into(), AttributeValue::S(record.request_id.to_string())),
+            ("fingerprint".into(), AttributeValue::S(k.fingerprint.clone())),
+            (TTL_ATTR.into(), AttributeValue::N(k.expires_at.to_string())),
+        ]);
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put(item)).build())
+            .transact_items(TransactWriteItem::builder().put(put(idem)).build())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Created::New),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+            {
+                // The key item exists (the request id is fresh, so it is the key's condition
+                // that failed): report the earlier request.
+                match self.get_key(&k.scoped_key).await? {
+                    Some((request_id, fingerprint)) => Ok(Created::Existing {
+                        request_id,
+                        fingerprint,
+                    }),
+                    None => Err(StoreError::Conflict),
+                }
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<FileRequestRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(request_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item.map(from_item).transpose()
+    }
+
+    async fn replace(
+        &self,
+        record: &FileRequestRecord,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn list_by_camera(
+        &self,
+        camera: &CameraId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<FileRequestRecord>, StoreError> {
+        let pk = format!("CAMREQ#{camera}");
+        let start = cursor
+            .map(|c| decode_cursor(c, &[PK, SK, GSI1PK, GSI1SK], &[(GSI1PK, &pk)]))
+            .transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1PK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(backend)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
+        })
+    }
+}
+
+/// [`CameraRegistry`] on DynamoDB (items written by provisioning).
+#[derive(Debug, Clone)]
+pub struct DynamoCameraRegistry {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CameraItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(flatten)]
+    camera: Camera,
+}
+
+impl DynamoCameraRegistry {
+    /// Wraps a client built at cold start.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Registers a camera (provisioning, tests, local stack).
+    pub async fn register(&self, camera: &Camera) -> Result<(), StoreError> {
+        let item = serde_dynamo::to_item(CameraItem {
+            pk: format!("CAM#{}", camera.camera_id),
+            sk: "CAM".into(),
+            camera: camera.clone(),
+        })
+        .map_err(corrupt)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl CameraRegistry for DynamoCameraRegistry {
+    async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(camera_key(id)))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item
+            .map(|i| {
+                serde_dynamo::from_item::<_, CameraItem>(i)
+                    .map(|c| c.camera)
+                    .map_err(corrupt)
+            })
+            .transpose()
+    }
+}

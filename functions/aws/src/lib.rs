@@ -1,0 +1,18 @@
+//! AWS adapters of the domain's ports, and the typed configuration every Lambda reads once at
+//! cold start.
+//!
+//! - [`dynamo`]: `DynamoRequestStore`, `DynamoCameraRegistry` (one table, keys in
+//!   `anpr_core`'s crate docs) and [`schema`], the table definition shared by tests, the local
+//!   stack and the SAM template's contract test.
+//! - [`iot`]: `IotDataPublisher`, publishing through the IoT data plane.
+//! - [`config`]: environment → typed config → SDK clients.
+
+pub mod config;
+pub mod dynamo;
+pub mod errors;
+pub mod iot;
+pub mod schema;
+
+pub use config::{AwsClients, ConfigError, FunctionConfig};
+pub use dynamo::{DynamoCameraRegistry, DynamoRequestStore};
+pub use iot::IotDataPublisher;

@@ -1,0 +1,81 @@
+//! The table definition: key names, index names, TTL attribute. The SAM template declares the
+//! same (a contract test compares them); tests and the local stack create tables with
+//! [`create_table`].
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+
+/// Partition key attribute.
+pub const PK: &str = "PK";
+/// Sort key attribute.
+pub const SK: &str = "SK";
+/// The one global secondary index.
+pub const GSI1: &str = "GSI1";
+/// Its partition key attribute.
+pub const GSI1PK: &str = "GSI1PK";
+/// Its sort key attribute.
+pub const GSI1SK: &str = "GSI1SK";
+/// TTL attribute (Unix seconds).
+pub const TTL_ATTR: &str = "expires_at";
+
+/// Creates the table with its index and TTL, as the template does. For tests and the local
+/// stack; production tables come from the SAM template.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute name and type are set")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key name and type are set")
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(PK))
+        .attribute_definitions(attr(SK))
+        .attribute_definitions(attr(GSI1PK))
+        .attribute_definitions(attr(GSI1SK))
+        .key_schema(key(PK, KeyType::Hash))
+        .key_schema(key(SK, KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(GSI1)
+                .key_schema(key(GSI1PK, KeyType::Hash))
+                .key_schema(key(GSI1SK, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index name and keys are set"),
+        )
+        .send()
+        .await?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTR)
+                .build()
+                .expect("ttl spec is complete"),
+        )
+        .send()
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Errors of the domain and of its ports.
+
+use anpr_protocol::ValidationError;
+
+/// A boxed source error from an adapter.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A storage port failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost a race (the item changed since it was read).
+    #[error("the item changed concurrently")]
+    Conflict,
+    /// The pagination cursor is not one this store issued.
+    #[error("invalid pagination cursor")]
+    BadCursor,
+    /// The stored item could not be mapped to the domain type.
+    #[error("stored item is corrupt: {0}")]
+    Corrupt(String),
+    /// The backend failed; `retryable` says whether trying again may succeed.
+    #[error("storage backend failed")]
+    Backend {
+        /// Whether the failure is transient (throttling, timeout, 5xx).
+        retryable: bool,
+        /// The adapter's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// The device publisher port failed.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to {topic} failed")]
+pub struct PublishError {
+    /// The topic.
+    pub topic: String,
+    /// Whether trying again may succeed.
+    pub retryable: bool,
+    /// The adapter's error.
+    #[source]
+    pub source: BoxError,
+}
+
+/// What a domain operation can fail with. Mapped to HTTP in one place in request-api.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Bad input; names the field.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The camera is not registered.
+    #[error("camera {0} is not registered")]
+    CameraNotFound(String),
+    /// No such request.
+    #[error("file request {0} not found")]
+    RequestNotFound(String),
+    /// The idempotency key was used before with a different request body.
+    #[error("idempotency key was already used for a different request")]
+    IdempotencyMismatch,
+    /// Storage failed.
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+    /// Publishing to the device failed; the request is recorded and a retry with the same
+    /// idempotency key publishes it again.
+    #[error("could not publish the request to the camera")]
+    Publish(#[from] PublishError),
+}
+
+impl DomainError {
+    /// Whether a caller (or Lambda) may retry.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(StoreError::Backend { retryable, .. }) => *retryable,
+            Self::Store(StoreError::Conflict) => true,
+            Self::Publish(p) => p.retryable,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The file request life cycle: every state change, allowed or refused, decided here and only
+//! here.
+//!
+//! ```text
+//! requested ─► accepted ─► uploading ─► ready
+//!     │            │           │
+//!     └────────────┴───────────┴─► failed | rejected | expired
+//! ```
+//! - A state never moves backwards: a late `uploading` after `ready` is refused.
+//! - Terminal states (`ready`, `failed`, `rejected`, `expired`) are never left, except that
+//!   `ready` wins over `failed`: S3's event proves the object exists even if the camera
+//!   reported a failure on a later retry.
+//! - Repeating the current state is a duplicate (no change), except `uploading` with more
+//!   progress, which updates the percentage.
+
+use anpr_protocol::RequestState;
+
+/// What applying an event to a state means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Move to the new state (or update progress in the same state).
+    Apply,
+    /// Nothing new: the same event again.
+    Duplicate,
+    /// Not allowed from the current state; the record is left alone.
+    Refuse,
+}
+
+fn rank(s: RequestState) -> u8 {
+    use RequestState::*;
+    match s {
+        Requested => 0,
+        Accepted => 1,
+        Uploading => 2,
+        Ready | Failed | Rejected | Expired => 3,
+    }
+}
+
+/// Decides whether a record in `from` (with `from_progress`) may move to `to`
+/// (with `to_progress`).
+pub fn decide(
+    from: RequestState,
+    from_progress: Option<u8>,
+    to: RequestState,
+    to_progress: Option<u8>,
+) -> Decision {
+    use RequestState::*;
+    if from == to {
+        return match (from, from_progress, to_progress) {
+            (Uploading, old, Some(new)) if new > old.unwrap_or(0) => Decision::Apply,
+            _ => Decision::Duplicate,
+        };
+    }
+    if from == Failed && to == Ready {
+        return Decision::Apply;
+    }
+    if from.is_terminal() {
+        return Decision::Refuse;
+    }
+    if to == Requested {
+        return Decision::Refuse;
+    }
+    if rank(to) > rank(from) {
+        Decision::Apply
+    } else {
+        Decision::Refuse
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RequestState::*;
+
+    const ALL: [RequestState; 7] = [Requested, Accepted, Uploading, Ready, Failed, Rejected, Expired];
+
+    #[test]
+    fn the_happy_path_is_allowed_step_by_step() {
+        assert_eq!(decide(Requested, None, Accepted, None), Decision::Apply);
+        assert_eq!(decide(Accepted, None, Uploading, Some(10)), Decision::Apply);
+        assert_eq!(decide(Uploading, Some(10), Uploading, Some(60)), Decision::Apply);
+        assert_eq!(decide(Uploading, Some(60), Ready, None), Decision::Apply);
+    }
+
+    #[test]
+    fn ready_may_arrive_before_the_camera_reports_anything() {
+        assert_eq!(decide(Requested, None, Ready, None), Decision::Apply);
+    }
+
+    #[test]
+    fn progress_never_goes_backwards() {
+        assert_eq!(decide(Uploading, Some(60), Uploading, Some(40)), Decision::Duplicate);
+        assert_eq!(decide(Uploading, Some(60), Accepted, None), Decision::Refuse);
+    }
+
+    #[test]
+    fn terminal_states_are_never_left_except_failed_to_ready() {
+        for from in [Ready, Failed, Rejected, Expired] {
+            for to in ALL {
+                let d = decide(from, None, to, None);
+                if from == to {
+                    assert_eq!(d, Decision::Duplicate, "{from:?}->{to:?}");
+                } else if from == Failed && to == Ready {
+                    assert_eq!(d, Decision::Apply);
+                } else {
+                    assert_eq!(d, Decision::Refuse, "{from:?}->{to:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_moves_back_to_requested() {
+        for from in ALL {
+            if from != Requested {
+                assert_eq!(decide(from, None, Requested, None), Decision::Refuse);
+            }
+        }
+    }
+
+    #[test]
+    fn any_live_state_may_fail_reject_or_expire() {
+        for from in [Requested, Accepted, Uploading] {
+            for to in [Failed, Rejected, Expired, Ready] {
+                assert_eq!(decide(from, None, to, None), Decision::Apply, "{from:?}->{to:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! In-memory adapters of every port, for fast unit tests of the domain. Not for production:
+//! nothing is persisted.
+
+use crate::error::{PublishError, StoreError};
+use crate::model::{Camera, FileRequestRecord, Page};
+use crate::ports::{CameraRegistry, Created, DevicePublisher, IdempotencyKey, RequestStore};
+use anpr_protocol::{CameraId, RequestId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread must not poison the others' view of the data.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Debug, Default)]
+struct RequestsInner {
+    by_id: BTreeMap<String, FileRequestRecord>,
+    keys: HashMap<String, (RequestId, String)>,
+}
+
+/// [`RequestStore`] in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryRequestStore {
+    inner: Arc<Mutex<RequestsInner>>,
+}
+
+impl MemoryRequestStore {
+    /// Number of stored requests.
+    pub fn len(&self) -> usize {
+        lock(&self.inner).by_id.len()
+    }
+    /// True if nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RequestStore for MemoryRequestStore {
+    async fn create(
+        &self,
+        record: &FileRequestRecord,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
+        let mut g = lock(&self.inner);
+        if let Some(k) = key {
+            if let Some((id, fp)) = g.keys.get(&k.scoped_key) {
+                return Ok(Created::Existing {
+                    request_id: id.clone(),
+                    fingerprint: fp.clone(),
+                });
+            }
+        }
+        if g.by_id.contains_key(record.request_id.as_str()) {
+            return Err(StoreError::Conflict);
+        }
+        g.by_id
+            .insert(record.request_id.to_string(), record.clone());
+        if let Some(k) = key {
+            g.keys.insert(
+                k.scoped_key.clone(),
+                (record.request_id.clone(), k.fingerprint.clone()),
+            );
+        }
+        Ok(Created::New)
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<FileRequestRecord>, StoreError> {
+        Ok(lock(&self.inner).by_id.get(id.as_str()).cloned())
+    }
+
+    async fn replace(
+        &self,
+        record: &FileRequestRecord,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let mut g = lock(&self.inner);
+        match g.by_id.get_mut(record.request_id.as_str()) {
+            Some(cur) if cur.version == expected_version => {
+                *cur = record.clone();
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn list_by_camera(
+        &self,
+        camera: &CameraId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<FileRequestRecord>, StoreError> {
+        let g = lock(&self.inner);
+        if let Some(c) = cursor {
+            RequestId::parse(c).map_err(|_| StoreError::BadCursor)?;
+        }
+        // Ids are ULIDs: reverse key order is newest first.
+        let mut items: Vec<FileRequestRecord> = g
+            .by_id
+            .values()
+            .rev()
+            .filter(|r| &r.camera_id == camera)
+            .filter(|r| cursor.is_none_or(|c| r.request_id.as_str() < c))
+            .take(limit as usize + 1)
+            .cloned()
+            .collect();
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.request_id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// [`CameraRegistry`] in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryCameraRegistry {
+    cameras: Arc<Mutex<HashMap<String, Camera>>>,
+}
+
+impl MemoryCameraRegistry {
+    /// Registers a camera.
+    pub fn register(&self, camera: Camera) {
+        lock(&self.cameras).insert(camera.camera_id.to_string(), camera);
+    }
+}
+
+impl CameraRegistry for MemoryCameraRegistry {
+    async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
+        Ok(lock(&self.cameras).get(id.as_str()).cloned())
+    }
+}
+
+/// A message the [`MemoryPublisher`] was asked to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Topic.
+    pub topic: String,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// QoS.
+    pub qos: u8,
+}
+
+/// [`DevicePublisher`] that records what it is given; can be told to fail.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryPublisher {
+    sent: Arc<Mutex<Vec<Published>>>,
+    failing: Arc<Mutex<bool>>,
+}
+
+impl MemoryPublisher {
+    /// Everything published so far.
+    pub fn sent(&self) -> Vec<Published> {
+        lock(&self.sent).clone()
+    }
+    /// Makes the next publishes fail (retryably) until set back.
+    pub fn set_failing(&self, failing: bool) {
+        *lock(&self.failing) = failing;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("memory publisher told to fail")]
+struct ToldToFail;
+
+impl DevicePublisher for MemoryPublisher {
+    async fn publish(&self, topic: &str, payload: Vec<u8>, qos: u8) -> Result<(), PublishError> {
+        if *lock(&self.failing) {
+            return Err(PublishError {
+                topic: topic.to_owned(),
+                retryable: true,
+                source: Box::new(ToldToFail),
+            });
+        }
+        lock(&self.sent).push(Published {
+            topic: topic.to_owned(),
+            payload,
+            qos,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! Domain records.
+
+use anpr_protocol::{CameraId, FileName, ReasonCode, RequestId, RequestState};
+use serde::{Deserialize, Serialize};
+
+/// Who is calling the API: the `sub` claim of the JWT the API Gateway authorizer verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// Subject of the token.
+    pub sub: String,
+}
+
+/// A registered camera (written by provisioning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Camera {
+    /// Its id (thing name).
+    pub camera_id: CameraId,
+    /// Human label.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// When it was provisioned (Unix seconds).
+    #[serde(default)]
+    pub registered_at: u64,
+}
+
+/// One entry of a request's status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// The state entered.
+    pub state: RequestState,
+    /// When (Unix seconds, cloud clock).
+    pub at: u64,
+    /// Upload percent, for `uploading`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    /// Reason code, for `failed` / `rejected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ReasonCode>,
+}
+
+/// A file request as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRequestRecord {
+    /// Id (ULID).
+    pub request_id: RequestId,
+    /// Target camera.
+    pub camera_id: CameraId,
+    /// Requested file, relative to the camera's media directory.
+    pub file: FileName,
+    /// Free text from the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// `sub` of the user who asked.
+    pub requested_by: String,
+    /// When (Unix seconds).
+    pub requested_at: u64,
+    /// After this the camera answers `expired` (Unix seconds).
+    pub expires_at: u64,
+    /// Current state.
+    pub state: RequestState,
+    /// Latest upload percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    /// Object size once ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Object key once ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_key: Option<String>,
+    /// Object checksum (as S3 reports it: ETag or SHA-256) once ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// S3 event sequencer of the object event applied, to order duplicate events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
+    /// Latest failure reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ReasonCode>,
+    /// Every state change, oldest first.
+    pub history: Vec<StatusChange>,
+    /// Optimistic-concurrency version, incremented on every write.
+    pub version: u64,
+    /// Retention: the store deletes the item after this (Unix seconds, DynamoDB TTL).
+    pub retain_until: u64,
+}
+
+/// A page of results and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    /// Items, in the order the query defines.
+    pub items: Vec<T>,
+    /// Opaque cursor; `None` on the last page.
+    pub next_cursor: Option<String>,
+}

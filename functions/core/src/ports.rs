@@ -1,0 +1,83 @@
+//! Ports: what the domain needs from the outside world, named by role.
+
+use crate::error::{PublishError, StoreError};
+use crate::model::{Camera, FileRequestRecord, Page};
+use anpr_protocol::{CameraId, RequestId};
+use std::future::Future;
+
+/// Result of creating a request under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new request was stored.
+    New,
+    /// The key was used before, with this fingerprint, for this request.
+    Existing {
+        /// The request created the first time.
+        request_id: RequestId,
+        /// The body fingerprint recorded the first time.
+        fingerprint: String,
+    },
+}
+
+/// An idempotency key scoped to its caller, with the fingerprint of the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// `{caller}#{key}`.
+    pub scoped_key: String,
+    /// SHA-256 of the request's meaningful fields.
+    pub fingerprint: String,
+    /// When the key may be forgotten (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// Stores file requests.
+pub trait RequestStore: Send + Sync {
+    /// Stores a new request; with a key, atomically with the key, or reports the earlier one.
+    fn create(
+        &self,
+        record: &FileRequestRecord,
+        key: Option<&IdempotencyKey>,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// The request, if it exists.
+    fn get(
+        &self,
+        id: &RequestId,
+    ) -> impl Future<Output = Result<Option<FileRequestRecord>, StoreError>> + Send;
+
+    /// Replaces the request if its stored `version` is still `expected_version`
+    /// (the new record carries `expected_version + 1`); otherwise [`StoreError::Conflict`].
+    fn replace(
+        &self,
+        record: &FileRequestRecord,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A camera's requests, newest first.
+    fn list_by_camera(
+        &self,
+        camera: &CameraId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<FileRequestRecord>, StoreError>> + Send;
+}
+
+/// Knows which cameras exist.
+pub trait CameraRegistry: Send + Sync {
+    /// The camera, if registered.
+    fn get_camera(
+        &self,
+        id: &CameraId,
+    ) -> impl Future<Output = Result<Option<Camera>, StoreError>> + Send;
+}
+
+/// Publishes MQTT messages to devices and web clients (the IoT data plane in AWS).
+pub trait DevicePublisher: Send + Sync {
+    /// Publishes `payload` on `topic` with the given QoS (0 or 1).
+    fn publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: u8,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+}

@@ -1,0 +1,407 @@
+//! The file request service: create (validate, record, publish), get, list.
+
+use crate::error::{DomainError, StoreError};
+use crate::model::{Caller, FileRequestRecord, Page, StatusChange};
+use crate::ports::{CameraRegistry, Created, DevicePublisher, IdempotencyKey, RequestStore};
+use anpr_protocol::{
+    encode, topics, CameraId, FileName, FileRequest, RequestId, RequestState, ValidationError,
+};
+use sha2::{Digest, Sha256};
+
+/// Longest note accepted, in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+/// Largest page size.
+pub const MAX_PAGE: u32 = 100;
+/// Page size when none is asked for.
+pub const DEFAULT_PAGE: u32 = 20;
+
+/// Tunables of the service, read once at cold start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestsConfig {
+    /// How long a camera may take to serve a request before it is `expired` (seconds).
+    pub request_expiry_secs: u64,
+    /// How long request items are kept (DynamoDB TTL, seconds).
+    pub retention_secs: u64,
+    /// How long an idempotency key is remembered (seconds).
+    pub idempotency_secs: u64,
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        Self {
+            request_expiry_secs: 24 * 3600,
+            retention_secs: 30 * 24 * 3600,
+            idempotency_secs: 24 * 3600,
+        }
+    }
+}
+
+/// A web user's request for a file, as received (unvalidated).
+#[derive(Debug, Clone, Default)]
+pub struct NewFileRequest {
+    /// Path relative to the camera's media directory.
+    pub file: String,
+    /// Optional free text.
+    pub note: Option<String>,
+    /// Optional `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+}
+
+/// The file request service, generic over its ports.
+#[derive(Debug, Clone)]
+pub struct FileRequests<S, C, P> {
+    store: S,
+    cameras: C,
+    publisher: P,
+    config: RequestsConfig,
+}
+
+fn validate_note(note: Option<String>) -> Result<Option<String>, ValidationError> {
+    let Some(note) = note else { return Ok(None) };
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ValidationError {
+            field: "note",
+            reason: format!("longer than {MAX_NOTE_CHARS} characters"),
+        });
+    }
+    if note.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ValidationError {
+            field: "note",
+            reason: "control characters are not allowed".into(),
+        });
+    }
+    Ok(Some(note))
+}
+
+fn validate_key(key: &str) -> Result<(), ValidationError> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ValidationError {
+            field: "Idempotency-Key",
+            reason: format!("must be 1..={MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        });
+    }
+    Ok(())
+}
+
+fn fingerprint(camera: &CameraId, file: &FileName, note: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    for part in [camera.as_str(), file.as_str(), note.unwrap_or("")] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Parses a page size: default when absent, 1..=[`MAX_PAGE`].
+pub fn page_size(limit: Option<u32>) -> Result<u32, ValidationError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ValidationError {
+            field: "limit",
+            reason: format!("must be 1..={MAX_PAGE}"),
+        }),
+    }
+}
+
+impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, P> {
+    /// Builds the service from its ports.
+    pub fn new(store: S, cameras: C, publisher: P, config: RequestsConfig) -> Self {
+        Self {
+            store,
+            cameras,
+            publisher,
+            config,
+        }
+    }
+
+    /// The request store (for adapters composing further services).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The publisher.
+    pub fn publisher(&self) -> &P {
+        &self.publisher
+    }
+
+    /// Validates, records and publishes a file request. Returns the record and whether it was
+    /// created now (`false`: an earlier request under the same idempotency key).
+    ///
+    /// A retry under the same key of a request still `requested` publishes it again: the
+    /// camera drops duplicates by request id, so a lost publish is never lost for good.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        camera: &str,
+        new: NewFileRequest,
+        now: u64,
+    ) -> Result<(FileRequestRecord, bool), DomainError> {
+        let camera_id = CameraId::parse(camera)?;
+        let file = FileName::parse(&new.file)?;
+        let note = validate_note(new.note)?;
+        if let Some(k) = &new.idempotency_key {
+            validate_key(k)?;
+        }
+        if self.cameras.get_camera(&camera_id).await?.is_none() {
+            return Err(DomainError::CameraNotFound(camera_id.to_string()));
+        }
+        let fp = fingerprint(&camera_id, &file, note.as_deref());
+        let key = new.idempotency_key.as_ref().map(|k| IdempotencyKey {
+            scoped_key: format!("{}#{k}", caller.sub),
+            fingerprint: fp.clone(),
+            expires_at: now + self.config.idempotency_secs,
+        });
+        let record = FileRequestRecord {
+            request_id: RequestId::parse(&ulid::Ulid::new().to_string())?,
+            camera_id,
+            file,
+            note,
+            requested_by: caller.sub.clone(),
+            requested_at: now,
+            expires_at: now + self.config.request_expiry_secs,
+            state: RequestState::Requested,
+            progress: None,
+            size: None,
+            object_key: None,
+            checksum: None,
+            sequencer: None,
+            reason: None,
+            history: vec![StatusChange {
+                state: RequestState::Requested,
+                at: now,
+                progress: None,
+                reason: None,
+            }],
+            version: 1,
+            retain_until: now + self.config.retention_secs,
+        };
+        let (record, created) = match self.store.create(&record, key.as_ref()).await? {
+            Created::New => (record, true),
+            Created::Existing {
+                request_id,
+                fingerprint,
+            } => {
+                if fingerprint != fp {
+                    return Err(DomainError::IdempotencyMismatch);
+                }
+                let existing = self.store.get(&request_id).await?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("idempotency key points at missing {request_id}"))
+                })?;
+                (existing, false)
+            }
+        };
+        if created || record.state == RequestState::Requested {
+            self.publish_request(&record).await?;
+        }
+        Ok((record, created))
+    }
+
+    async fn publish_request(&self, record: &FileRequestRecord) -> Result<(), DomainError> {
+        let msg = FileRequest {
+            id: record.request_id.clone(),
+            file: record.file.clone(),
+            at: record.requested_at,
+            exp: record.expires_at,
+        };
+        let payload = encode(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.publisher
+            .publish(&topics::file_request(&record.camera_id), payload, 1)
+            .await?;
+        Ok(())
+    }
+
+    /// One request with its history.
+    pub async fn get(&self, id: &str) -> Result<FileRequestRecord, DomainError> {
+        let id = RequestId::parse(id)?;
+        self.store
+            .get(&id)
+            .await?
+            .ok_or_else(|| DomainError::RequestNotFound(id.to_string()))
+    }
+
+    /// A camera's requests, newest first. An unregistered camera is `CameraNotFound`.
+    pub async fn list(
+        &self,
+        camera: &str,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page<FileRequestRecord>, DomainError> {
+        let camera_id = CameraId::parse(camera)?;
+        let limit = page_size(limit)?;
+        if self.cameras.get_camera(&camera_id).await?.is_none() {
+            return Err(DomainError::CameraNotFound(camera_id.to_string()));
+        }
+        match self.store.list_by_camera(&camera_id, limit, cursor).await {
+            Err(StoreError::BadCursor) => Err(ValidationError {
+                field: "cursor",
+                reason: "not a cursor this API issued".into(),
+            }
+            .into()),
+            other => Ok(other?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{MemoryCameraRegistry, MemoryPublisher, MemoryRequestStore};
+    use crate::model::Camera;
+    use anpr_protocol::decode;
+
+    type Svc = FileRequests<MemoryRequestStore, MemoryCameraRegistry, MemoryPublisher>;
+
+    fn service() -> (Svc, MemoryRequestStore, MemoryPublisher) {
+        let store = MemoryRequestStore::default();
+        let cams = MemoryCameraRegistry::default();
+        cams.register(Camera {
+            camera_id: CameraId::parse("123456").unwrap(),
+            name: None,
+            registered_at: 0,
+        });
+        let publisher = MemoryPublisher::default();
+        let svc = FileRequests::new(store.clone(), cams, publisher.clone(), RequestsConfig::default());
+        (svc, store, publisher)
+    }
+
+    fn caller() -> Caller {
+        Caller { sub: "user-1".into() }
+    }
+
+    fn req(file: &str, key: Option<&str>) -> NewFileRequest {
+        NewFileRequest {
+            file: file.into(),
+            note: None,
+            idempotency_key: key.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_valid_request_is_recorded_and_published_with_qos_1() {
+        let (svc, store, publisher) = service();
+        let (rec, created) = svc
+            .create(&caller(), "123456", req("clips/a.mp4", None), 1000)
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(store.len(), 1);
+        let sent = publisher.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].topic, "123456/file/request");
+        assert_eq!(sent[0].qos, 1);
+        let msg: FileRequest = decode(&sent[0].payload).unwrap();
+        assert_eq!(msg.id, rec.request_id);
+        assert_eq!(msg.exp, 1000 + 24 * 3600);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_camera_is_not_found_and_nothing_is_written() {
+        let (svc, store, publisher) = service();
+        let err = svc
+            .create(&caller(), "999", req("a.mp4", None), 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DomainError::CameraNotFound(_)));
+        assert!(store.is_empty());
+        assert!(publisher.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_traversal_name_is_refused_naming_the_file_field() {
+        let (svc, store, _) = service();
+        for bad in ["../etc/passwd", "/etc/passwd", "a/../../b", "a\u{202e}4pm.exe", "a\0b", ""] {
+            let err = svc.create(&caller(), "123456", req(bad, None), 1).await.unwrap_err();
+            match err {
+                DomainError::Invalid(v) => assert_eq!(v.field, "file", "{bad:?}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retry_with_the_same_key_returns_the_same_request() {
+        let (svc, store, _) = service();
+        let (a, c1) = svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 1).await.unwrap();
+        let (b, c2) = svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 2).await.unwrap();
+        assert!(c1 && !c2);
+        assert_eq!(a.request_id, b.request_id);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_same_key_with_another_body_is_a_mismatch() {
+        let (svc, store, _) = service();
+        svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 1).await.unwrap();
+        let err = svc
+            .create(&caller(), "123456", req("b.mp4", Some("k1")), 2)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DomainError::IdempotencyMismatch));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn keys_are_scoped_to_their_caller() {
+        let (svc, store, _) = service();
+        svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 1).await.unwrap();
+        let other = Caller { sub: "user-2".into() };
+        let (_, created) = svc.create(&other, "123456", req("a.mp4", Some("k1")), 1).await.unwrap();
+        assert!(created);
+        assert_eq!(store.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_is_republished_by_the_retry() {
+        let (svc, store, publisher) = service();
+        publisher.set_failing(true);
+        let err = svc.create(&caller(), "123456", req("a.mp4", Some("k")), 1).await.unwrap_err();
+        assert!(matches!(err, DomainError::Publish(_)));
+        assert!(err.is_retryable());
+        assert_eq!(store.len(), 1, "the request is kept");
+        publisher.set_failing(false);
+        let (_, created) = svc.create(&caller(), "123456", req("a.mp4", Some("k")), 2).await.unwrap();
+        assert!(!created);
+        assert_eq!(publisher.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn listing_is_newest_first_and_paginates_to_the_end() {
+        let (svc, _, _) = service();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let (r, _) = svc.create(&caller(), "123456", req(&format!("f{i}.mp4"), None), i).await.unwrap();
+            ids.push(r.request_id);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        ids.reverse();
+        let mut got = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = svc.list("123456", Some(2), cursor.as_deref()).await.unwrap();
+            got.extend(page.items.into_iter().map(|r| r.request_id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(got, ids);
+    }
+
+    #[tokio::test]
+    async fn bad_page_sizes_and_cursors_name_their_field() {
+        let (svc, _, _) = service();
+        for (limit, cursor, field) in [(Some(0), None, "limit"), (Some(101), None, "limit"), (None, Some("../x"), "cursor")] {
+            match svc.list("123456", limit, cursor).await.unwrap_err() {
+                DomainError::Invalid(v) => assert_eq!(v.field, field),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

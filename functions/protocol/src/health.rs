@@ -1,0 +1,24 @@
+//! The camera's compact health report, sent on connect and on a long interval.
+
+use crate::codec::Message;
+use serde::{Deserialize, Serialize};
+
+/// Camera → cloud on `{camera_id}/health`. Small and rare: every message costs money.
+///
+/// Wire: `{"v":1,"up":3600,"ver":"0.1.0","ob":0,"df":1200}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Seconds since the agent started.
+    pub up: u64,
+    /// Agent version.
+    pub ver: String,
+    /// Plate reads waiting in the outbox.
+    pub ob: u64,
+    /// Free disk in the media directory's file system, MiB.
+    pub df: u64,
+    /// Last error, short, if any since the previous report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err: Option<String>,
+}
+
+impl Message for Health {}

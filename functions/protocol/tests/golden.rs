@@ -1,0 +1,112 @@
+//! Golden fixtures: one per message. A change to the wire format breaks these tests; update a
+//! fixture only together with a schema version decision.
+
+use anpr_protocol::codec::Message;
+use anpr_protocol::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn req_id() -> RequestId {
+    RequestId::parse("01JDQ2Y7ZK8M3W5T0G9H4N6P2R").unwrap()
+}
+
+fn assert_golden<T: Message + PartialEq + std::fmt::Debug>(name: &str, msg: T) {
+    let bytes = fixture(name);
+    assert_eq!(
+        String::from_utf8(encode(&msg).unwrap()).unwrap(),
+        String::from_utf8(bytes.clone()).unwrap(),
+        "encoding of {name} changed"
+    );
+    assert_eq!(decode::<T>(&bytes).unwrap(), msg, "decoding of {name} changed");
+}
+
+#[test]
+fn a_file_request_matches_its_golden_fixture() {
+    assert_golden(
+        "file_request.json",
+        FileRequest {
+            id: req_id(),
+            file: FileName::parse("clips/2026-11-25/gate 1.mp4").unwrap(),
+            at: 1_764_086_400,
+            exp: 1_764_172_800,
+        },
+    );
+}
+
+#[test]
+fn every_file_status_matches_its_golden_fixture() {
+    let cases = [
+        ("file_status_accepted.json", FileStatusKind::Accepted),
+        ("file_status_uploading.json", FileStatusKind::Uploading { pct: 40 }),
+        ("file_status_uploaded.json", FileStatusKind::Uploaded { size: 52_428_800 }),
+        ("file_status_failed.json", FileStatusKind::Failed { reason: ReasonCode::NotFound }),
+        ("file_status_rejected.json", FileStatusKind::Rejected { reason: ReasonCode::ForbiddenPath }),
+        ("file_status_expired.json", FileStatusKind::Expired),
+    ];
+    for (name, kind) in cases {
+        assert_golden(name, FileStatus { id: req_id(), kind });
+    }
+}
+
+#[test]
+fn a_plate_read_batch_matches_its_golden_fixture() {
+    assert_golden(
+        "plate_read_batch.json",
+        PlateReadBatch {
+            r: vec![
+                PlateRead {
+                    id: ReadId::parse("0kq3h7x2m1").unwrap(),
+                    t: 1_764_086_400_123,
+                    p: "AB123CD".into(),
+                    c: 97,
+                    img: Some(FileName::parse("reads/0kq3h7x2m1.jpg").unwrap()),
+                    bb: Some([412, 300, 120, 40]),
+                },
+                PlateRead {
+                    id: ReadId::parse("0kq3h7x2m2").unwrap(),
+                    t: 1_764_086_401_500,
+                    p: "7CID930".into(),
+                    c: 88,
+                    img: None,
+                    bb: None,
+                },
+            ],
+        },
+    );
+}
+
+#[test]
+fn a_ready_notification_matches_its_golden_fixture() {
+    assert_golden(
+        "notification_ready.json",
+        Notification {
+            request_id: req_id(),
+            camera_id: CameraId::parse("123456").unwrap(),
+            file: "clips/a.mp4".into(),
+            state: RequestState::Ready,
+            progress: None,
+            size: Some(52_428_800),
+            url: Some("https://bucket.s3.amazonaws.com/media/123456/01JDQ2Y7ZK8M3W5T0G9H4N6P2R/clips/a.mp4?X-Amz-Signature=abc".into()),
+            reason: None,
+            at: 1_764_086_460,
+        },
+    );
+}
+
+#[test]
+fn a_health_report_matches_its_golden_fixture() {
+    assert_golden(
+        "health.json",
+        Health { up: 3600, ver: "0.1.0".into(), ob: 12, df: 1200, err: None },
+    );
+}
+
+#[test]
+fn the_camera_messages_stay_small() {
+    // The camera pays for every byte: keep the common messages compact.
+    assert!(fixture("file_request.json").len() < 128);
+    assert!(fixture("file_status_uploading.json").len() < 64);
+    assert!(fixture("health.json").len() < 64);
+}

@@ -1,0 +1,18 @@
+//! The request API: HTTP routes over the domain's file request service.
+//!
+//! The same [`router`] serves API Gateway events through `lambda_http` (see `main.rs`) and, for
+//! the local stack, plain HTTP. Handlers decode, call one domain function, encode; errors are
+//! mapped to HTTP in one place ([`error::ApiError`]).
+//!
+//! Routes:
+//! - `POST /cameras/{camera_id}/file-requests` `{"file": "...", "note"?: "..."}` → `202`
+//! - `GET /file-requests/{request_id}` → the request and its status history
+//! - `GET /cameras/{camera_id}/file-requests?limit=&cursor=` → newest first, paginated
+
+pub mod error;
+pub mod identity;
+pub mod routes;
+
+pub use error::ApiError;
+pub use identity::Caller;
+pub use routes::{router, MAX_BODY_BYTES};

@@ -1,0 +1,26 @@
+//! Lambda entry point of the request API: read config, build clients once, serve the router.
+
+use anpr_aws::{AwsClients, DynamoCameraRegistry, DynamoRequestStore, FunctionConfig, IotDataPublisher};
+use anpr_core::FileRequests;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = FunctionConfig::from_env()?;
+    let clients = AwsClients::from_env(&config.iot_endpoint).await;
+    let service = FileRequests::new(
+        DynamoRequestStore::new(clients.dynamo.clone(), &config.table),
+        DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table),
+        IotDataPublisher::new(clients.iot.clone()),
+        config.requests.clone(),
+    );
+    lambda_http::run(request_api::router(service)).await
+}

@@ -1,0 +1,54 @@
+"""moto in server mode, plus what moto lacks for our tests.
+
+moto accepts IoT data-plane publishes but offers no way to read them back. This launcher wraps
+moto's WSGI app: every `POST /topics/{topic}` (iotdata:Publish) is recorded with its QoS and
+payload before moto handles it, and `GET /_anpr/iot/published` returns the records as JSON
+(`[{"topic","qos","payload"(base64)}]`). Everything else is moto, untouched.
+
+Usage: python moto_server.py HOST PORT
+"""
+
+import base64
+import io
+import json
+import sys
+import threading
+from urllib.parse import parse_qs, unquote
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+
+_lock = threading.Lock()
+_published = []
+_moto = DomainDispatcherApplication(create_backend_app)
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    if path == "/_anpr/iot/published" and environ["REQUEST_METHOD"] == "GET":
+        with _lock:
+            body = json.dumps(_published).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+    if path.startswith("/topics/") and environ["REQUEST_METHOD"] == "POST":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        payload = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(payload)
+        qos = parse_qs(environ.get("QUERY_STRING", "")).get("qos", [None])[0]
+        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or path
+        raw_path = raw_uri.split("?", 1)[0]
+        topic = unquote(raw_path[len("/topics/"):])
+        with _lock:
+            _published.append(
+                {
+                    "topic": topic,
+                    "qos": int(qos) if qos is not None else None,
+                    "payload": base64.b64encode(payload).decode(),
+                }
+            )
+    return _moto(environ, start_response)
+
+
+if __name__ == "__main__":
+    host, port = sys.argv[1], int(sys.argv[2])
+    run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -1,0 +1,290 @@
+//! Mosquitto configured like AWS IoT Core, started per test.
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Identity of the cloud side in the broker (stands in for IoT rules and the data plane): it
+/// may publish and subscribe anywhere.
+pub const CLOUD_IDENTITY: &str = "cloud-backend";
+
+/// The ACL, the broker-side equivalent of the camera IoT policy in `infra/template.yaml`:
+/// a camera (username = certificate CN = thing name) reads and writes its own topics, its own
+/// shadow, and publishes to Basic Ingest rule topics under its own id; a web user subscribes to
+/// its own notification topic only; the cloud identity may do anything.
+pub fn acl() -> String {
+    format!(
+        "# cameras: their own topics only (IoT policy on ${{iot:Connection.Thing.ThingName}})\n\
+         pattern readwrite %u/#\n\
+         pattern readwrite $aws/things/%u/shadow/#\n\
+         pattern write $aws/rules/+/%u/#\n\
+         # web users: their own notifications only\n\
+         pattern read web/%u/#\n\
+         user {CLOUD_IDENTITY}\n\
+         topic readwrite #\n\
+         topic readwrite $aws/#\n"
+    )
+}
+
+/// A client certificate and key issued by the broker's CA, as PEM files.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    /// Certificate CN (= thing name = MQTT client id = ACL username).
+    pub cn: String,
+    /// Certificate PEM path.
+    pub cert_path: PathBuf,
+    /// Private key PEM path (PKCS#8).
+    pub key_path: PathBuf,
+}
+
+impl ClientIdentity {
+    /// Certificate PEM bytes.
+    pub fn cert_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.cert_path).expect("read client cert")
+    }
+    /// Key PEM bytes.
+    pub fn key_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.key_path).expect("read client key")
+    }
+}
+
+/// A throw-away certificate authority.
+pub struct Pki {
+    dir: PathBuf,
+    ca: Certificate,
+    ca_key: KeyPair,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+impl Pki {
+    /// A new CA with a server certificate for `localhost` / `127.0.0.1`, written under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        p.distinguished_name.push(DnType::CommonName, "anpr test CA");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = p.self_signed(&ca_key).expect("CA cert");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
+        let pki = Self {
+            dir: dir.to_owned(),
+            ca,
+            ca_key,
+        };
+        let server_key = KeyPair::generate().expect("server key");
+        let mut sp = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("server params");
+        sp.distinguished_name.push(DnType::CommonName, "localhost");
+        let server = sp
+            .signed_by(&server_key, &pki.ca, &pki.ca_key)
+            .expect("server cert");
+        std::fs::write(dir.join("server.pem"), server.pem()).expect("write server cert");
+        std::fs::write(dir.join("server.key"), server_key.serialize_pem()).expect("write key");
+        pki
+    }
+
+    /// Path of the CA certificate (what clients trust).
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Issues a client certificate with CN `cn`.
+    pub fn issue(&self, cn: &str) -> ClientIdentity {
+        let key = KeyPair::generate().expect("client key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.ca, &self.ca_key).expect("client cert");
+        let cert_path = self.dir.join(format!("{cn}.pem"));
+        let key_path = self.dir.join(format!("{cn}.key"));
+        std::fs::write(&cert_path, cert.pem()).expect("write client cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write client key");
+        ClientIdentity {
+            cn: cn.to_owned(),
+            cert_path,
+            key_path,
+        }
+    }
+}
+
+/// The mosquitto binary: `ANPR_MOSQUITTO`, else `/usr/sbin/mosquitto`, else `mosquitto` on PATH.
+pub fn mosquitto_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ANPR_MOSQUITTO") {
+        return p.into();
+    }
+    let sbin = PathBuf::from("/usr/sbin/mosquitto");
+    if sbin.exists() {
+        return sbin;
+    }
+    PathBuf::from("mosquitto")
+}
+
+/// A running Mosquitto with TLS client auth, the IoT-like ACL and persistence.
+#[derive(Debug)]
+pub struct Broker {
+    /// TLS port on 127.0.0.1.
+    pub port: u16,
+    /// The CA and the issued identities.
+    pub pki: Pki,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Starts a broker on a free port. Panics (failing the test) if Mosquitto is missing.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("anpr-broker-")
+            .tempdir()
+            .expect("tempdir");
+        // Mosquitto started as root drops to its own user; let it read and write here.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777));
+        }
+        let pki = Pki::new(dir.path());
+        let port = crate::free_port();
+        std::fs::write(dir.path().join("acl"), acl()).expect("write acl");
+        let d = dir.path().display();
+        let conf = format!(
+            "per_listener_settings false\n\
+             allow_anonymous false\n\
+             persistence true\n\
+             persistence_location {d}/\n\
+             autosave_interval 1\n\
+             max_queued_messages 10000\n\
+             max_inflight_messages 20\n\
+             message_size_limit 131072\n\
+             acl_file {d}/acl\n\
+             log_dest file {d}/mosquitto.log\n\
+             log_type all\n\
+             listener {port} 127.0.0.1\n\
+             cafile {d}/ca.pem\n\
+             certfile {d}/server.pem\n\
+             keyfile {d}/server.key\n\
+             require_certificate true\n\
+             use_identity_as_username true\n"
+        );
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write conf");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for e in std::fs::read_dir(dir.path()).expect("list").flatten() {
+                let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
+            }
+        }
+        let mut b = Self {
+            port,
+            pki,
+            dir,
+            child: None,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start mosquitto ({}): {e}; run the tests through scripts/test",
+                    mosquitto_bin().display()
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("mosquitto exited with {status}; log:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "mosquitto did not listen in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the broker gracefully (SIGTERM: it saves its persistence file).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops and starts again on the same port with the same persistence.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Issues a client identity (certificate CN = `cn`).
+    pub fn identity(&self, cn: &str) -> ClientIdentity {
+        self.pki.issue(cn)
+    }
+
+    /// The broker's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// The CA certificate PEM.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.pki.ca_path()).expect("read CA")
+    }
+
+    /// rumqttc MQTT 5 options for `id` (client id = CN), TLS with its certificate.
+    pub fn v5_options(&self, id: &ClientIdentity) -> rumqttc::v5::MqttOptions {
+        let mut o = rumqttc::v5::MqttOptions::new(&id.cn, "localhost", self.port);
+        o.set_transport(rumqttc::Transport::tls_with_config(self.tls(id)));
+        o.set_keep_alive(Duration::from_secs(30));
+        o
+    }
+
+    /// rumqttc MQTT 3.1.1 options for `id`.
+    pub fn v4_options(&self, id: &ClientIdentity) -> rumqttc::MqttOptions {
+        let mut o = rumqttc::MqttOptions::new(&id.cn, "localhost", self.port);
+        o.set_transport(rumqttc::Transport::tls_with_config(self.tls(id)));
+        o.set_keep_alive(Duration::from_secs(30));
+        o
+    }
+
+    fn tls(&self, id: &ClientIdentity) -> rumqttc::TlsConfiguration {
+        rumqttc::TlsConfiguration::Simple {
+            ca: self.ca_pem(),
+            alpn: None,
+            client_auth: Some((id.cert_pem(), id.key_pem())),
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

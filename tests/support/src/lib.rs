@@ -1,0 +1,28 @@
+//! The test harness: how every test reaches the real local stand-ins.
+//!
+//! - [`moto`]: the moto server `scripts/test` started (`ANPR_MOTO_URL`), SDK configs pointed at
+//!   it, unique resource names so tests never share state, and the read-back of IoT data-plane
+//!   publishes that moto itself does not offer (`scripts/moto_server.py` records them).
+//! - [`broker`]: a Mosquitto configured like AWS IoT Core: TLS with client certificates issued
+//!   at run time by a throw-away CA, client id = certificate CN, per-camera ACL equivalent to an
+//!   IoT policy on `${iot:Connection.Thing.ThingName}`. Each test starts its own broker on a free
+//!   port so it may stop and restart it (persistence on) without disturbing others.
+//!
+//! Nothing here is a mock: tests talk to the real programs. Missing programs fail the test with
+//! a message saying to run `scripts/test`, never skip it.
+
+pub mod broker;
+pub mod moto;
+
+/// A name no other test uses: `{prefix}-{ulid}` in lower case.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// A free TCP port on the loopback interface (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
