@@ -14,13 +14,27 @@ fn main() -> anyhow::Result<()> {
             "--details" => details = true,
             "--no-folder-region" => config.region_from_folder = false,
             "--threads" => config.threads = args.next().context("--threads N")?.parse()?,
-            "--max-side" => config.detector_max_side = args.next().context("--max-side PX")?.parse()?,
-            "--retry-side" => config.detector_retry_max_side = args.next().context("--retry-side PX")?.parse()?,
-            "--stop-at" => config.stop_at_score = args.next().context("--stop-at SCORE")?.parse()?,
-            "--box-threshold" => config.detector_box_threshold = args.next().context("--box-threshold T")?.parse()?,
-            "--max-reads" => config.max_reads_per_frame = args.next().context("--max-reads N")?.parse()?,
+            "--max-side" => {
+                config.detector_max_side = args.next().context("--max-side PX")?.parse()?
+            }
+            "--retry-side" => {
+                config.detector_retry_max_side = args.next().context("--retry-side PX")?.parse()?
+            }
+            "--stop-at" => {
+                config.stop_at_score = args.next().context("--stop-at SCORE")?.parse()?
+            }
+            "--box-threshold" => {
+                config.detector_box_threshold = args.next().context("--box-threshold T")?.parse()?
+            }
+            "--max-reads" => {
+                config.max_reads_per_frame = args.next().context("--max-reads N")?.parse()?
+            }
             "--region" => {
-                config.region = args.next().context("--region R")?.parse().map_err(anyhow::Error::msg)?
+                config.region = args
+                    .next()
+                    .context("--region R")?
+                    .parse()
+                    .map_err(anyhow::Error::msg)?
             }
             "--models" => config.models_dir = args.next().context("--models DIR")?.into(),
             other if other.starts_with("--") => bail!("unknown option {other}"),

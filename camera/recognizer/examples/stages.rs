@@ -10,12 +10,21 @@ use anpr_recognizer::{
 
 fn main() -> anyhow::Result<()> {
     let config = RecognizerConfig::default();
-    let max_side: u32 = std::env::var("MAX_SIDE").ok().and_then(|v| v.parse().ok()).unwrap_or(800);
+    let max_side: u32 = std::env::var("MAX_SIDE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(800);
     let det = PpOcrDetector::load(
         &config.models_dir.join(DETECTOR_FILE),
-        DetectorSettings { max_side, ..DetectorSettings::default() },
+        DetectorSettings {
+            max_side,
+            ..DetectorSettings::default()
+        },
     )?;
-    let reader = PpOcrReader::load(&config.models_dir.join(READER_FILE), &config.models_dir.join(CHARSET_FILE))?;
+    let reader = PpOcrReader::load(
+        &config.models_dir.join(READER_FILE),
+        &config.models_dir.join(CHARSET_FILE),
+    )?;
     for path in std::env::args().skip(1) {
         let img = open_image(path.as_ref())?.to_rgb8();
         for round in 0..2 {
@@ -26,12 +35,17 @@ fn main() -> anyhow::Result<()> {
             let mut texts = Vec::new();
             for r in &regions {
                 let b = r.bbox;
-                let crop = image::imageops::crop_imm(&img, b.x as u32, b.y as u32, b.w as u32, b.h as u32).to_image();
+                let crop =
+                    image::imageops::crop_imm(&img, b.x as u32, b.y as u32, b.w as u32, b.h as u32)
+                        .to_image();
                 texts.push(reader.read(&crop)?.text());
             }
             let read_ms = t.elapsed().as_secs_f64() * 1e3;
             if round == 1 {
-                println!("{path}: detect {det_ms:.1} ms, {} regions read in {read_ms:.1} ms: {texts:?}", regions.len());
+                println!(
+                    "{path}: detect {det_ms:.1} ms, {} regions read in {read_ms:.1} ms: {texts:?}",
+                    regions.len()
+                );
             }
         }
     }

@@ -44,7 +44,12 @@ pub struct DetectorSettings {
 
 impl Default for DetectorSettings {
     fn default() -> Self {
-        Self { max_side: 800, threshold: 0.3, box_threshold: 0.5, unclip_ratio: 1.6 }
+        Self {
+            max_side: 800,
+            threshold: 0.3,
+            box_threshold: 0.5,
+            unclip_ratio: 1.6,
+        }
     }
 }
 
@@ -68,17 +73,27 @@ impl PpOcrDetector {
         settings: DetectorSettings,
         finer_max_side: u32,
     ) -> Result<Self, RecognizerError> {
-        Ok(Self { model: ShapeCachedModel::load(path, 24)?, settings, finer_max_side })
+        Ok(Self {
+            model: ShapeCachedModel::load(path, 24)?,
+            settings,
+            finer_max_side,
+        })
     }
 
-    fn detect_at(&self, frame: &RgbImage, max_side: u32) -> Result<Vec<TextRegion>, RecognizerError> {
-
-/// The network input size for a frame: longer side `max_side`, both sides multiples of 32.
-pub(crate) fn detector_input_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
-    let scale = max_side as f32 / width.max(height).max(1) as f32;
-    let round32 = |v: f32| (((v / 32.0).round() as u32).max(1)) * 32;
-    (round32(width as f32 * scale), round32(height as f32 * scale))
-}
+    fn detect_at(
+        &self,
+        frame: &RgbImage,
+        max_side: u32,
+    ) -> Result<Vec<TextRegion>, RecognizerError> {
+        /// The network input size for a frame: longer side `max_side`, both sides multiples of 32.
+        pub(crate) fn detector_input_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+            let scale = max_side as f32 / width.max(height).max(1) as f32;
+            let round32 = |v: f32| (((v / 32.0).round() as u32).max(1)) * 32;
+            (
+                round32(width as f32 * scale),
+                round32(height as f32 * scale),
+            )
+        }
 
         let (fw, fh) = frame.dimensions();
         if fw == 0 || fh == 0 || max_side == 0 {

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::{BBox, Recognizer, RecognizerConfig, RecognizerError, Region, edit_distance, open_image};
+use crate::{
+    BBox, Recognizer, RecognizerConfig, RecognizerError, Region, edit_distance, open_image,
+};
 
 /// One ground-truth line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,7 +31,9 @@ pub fn parse_truth_line(line: &str) -> Result<Truth, String> {
         return Err(format!("expected 6 fields, found {}", fields.len()));
     }
     let num = |i: usize| -> Result<f32, String> {
-        fields[i].parse::<f32>().map_err(|_| format!("field {} is not a number: {:?}", i + 1, fields[i]))
+        fields[i]
+            .parse::<f32>()
+            .map_err(|_| format!("field {} is not a number: {:?}", i + 1, fields[i]))
     };
     let plate: String = fields[5..].concat().to_ascii_uppercase();
     Ok(Truth {
@@ -123,7 +127,13 @@ pub fn summarize(name: &str, results: &[&ImageResult]) -> SubsetReport {
     let chars: usize = results.iter().map(|r| r.truth.chars().count()).sum();
     let mut ms: Vec<f64> = results.iter().map(|r| r.ms).collect();
     ms.sort_by(f64::total_cmp);
-    let pct = |n: usize| if images == 0 { 0.0 } else { 100.0 * n as f64 / images as f64 };
+    let pct = |n: usize| {
+        if images == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / images as f64
+        }
+    };
     SubsetReport {
         name: name.to_string(),
         images,
@@ -131,7 +141,11 @@ pub fn summarize(name: &str, results: &[&ImageResult]) -> SubsetReport {
         exact,
         found_pct: pct(found),
         exact_pct: pct(exact),
-        cer: if chars == 0 { 0.0 } else { edits as f64 / chars as f64 },
+        cer: if chars == 0 {
+            0.0
+        } else {
+            edits as f64 / chars as f64
+        },
         median_ms: percentile(&ms, 0.5),
         p95_ms: percentile(&ms, 0.95),
     }
@@ -139,20 +153,27 @@ pub fn summarize(name: &str, results: &[&ImageResult]) -> SubsetReport {
 
 /// Annotated images in one folder: (truth file, truth), sorted by name.
 fn annotated_in(dir: &Path) -> Result<Vec<(PathBuf, Truth)>, RecognizerError> {
-    let io = |source| RecognizerError::Io { path: dir.to_path_buf(), source };
+    let io = |source| RecognizerError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path.extension().is_none_or(|e| e != "txt") || !path.is_file() {
             continue;
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| RecognizerError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| RecognizerError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let Some(line) = text.lines().find(|l| !l.trim().is_empty()) else {
             continue;
         };
-        let truth = parse_truth_line(line)
-            .map_err(|reason| RecognizerError::Truth { path: path.clone(), reason })?;
+        let truth = parse_truth_line(line).map_err(|reason| RecognizerError::Truth {
+            path: path.clone(),
+            reason,
+        })?;
         if dir.join(&truth.file).is_file() {
             out.push((path, truth));
         }
@@ -163,7 +184,10 @@ fn annotated_in(dir: &Path) -> Result<Vec<(PathBuf, Truth)>, RecognizerError> {
 
 /// Runs the recognizer on every annotated image under `dir` (`anpr-camera eval DIR`).
 pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport, RecognizerError> {
-    let io = |source| RecognizerError::Io { path: dir.to_path_buf(), source };
+    let io = |source| RecognizerError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut folders: Vec<(String, PathBuf)> = vec![(".".to_string(), dir.to_path_buf())];
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
@@ -172,7 +196,10 @@ pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport,
         .collect();
     subdirs.sort();
     for sub in subdirs {
-        let name = sub.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = sub
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         folders.push((name, sub));
     }
     let mut sets = Vec::new();
@@ -183,7 +210,9 @@ pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport,
         }
     }
     if sets.is_empty() {
-        return Err(RecognizerError::EmptyDataset { path: dir.to_path_buf() });
+        return Err(RecognizerError::EmptyDataset {
+            path: dir.to_path_buf(),
+        });
     }
     let recognizer = Recognizer::new(config)?;
     let mut regional: Vec<(Region, Recognizer)> = Vec::new();
@@ -191,14 +220,23 @@ pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport,
     for (name, folder, items) in &sets {
         // A subfolder named after a region (us, eu, br) is measured as a camera set to that
         // region would see it, unless the configuration fixes the region.
-        let hint = name.parse::<Region>().ok().filter(|_| config.region == Region::Auto && config.region_from_folder);
+        let hint = name
+            .parse::<Region>()
+            .ok()
+            .filter(|_| config.region == Region::Auto && config.region_from_folder);
         let recognizer = match hint {
             Some(region) if region != Region::Auto => {
                 if !regional.iter().any(|(r, _)| *r == region) {
-                    let cfg = RecognizerConfig { region, ..config.clone() };
+                    let cfg = RecognizerConfig {
+                        region,
+                        ..config.clone()
+                    };
                     regional.push((region, Recognizer::new(&cfg)?));
                 }
-                regional.iter().find(|(r, _)| *r == region).map_or(&recognizer, |(_, rec)| rec)
+                regional
+                    .iter()
+                    .find(|(r, _)| *r == region)
+                    .map_or(&recognizer, |(_, rec)| rec)
             }
             _ => &recognizer,
         };
@@ -231,12 +269,23 @@ pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport,
         .collect();
     let all: Vec<&ImageResult> = images.iter().collect();
     let overall = summarize("overall", &all);
-    Ok(EvalReport { dir: dir.to_path_buf(), config: config.clone(), subsets, overall, images })
+    Ok(EvalReport {
+        dir: dir.to_path_buf(),
+        config: config.clone(),
+        subsets,
+        overall,
+        images,
+    })
 }
 
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "eval of {} ({} thread(s))", self.dir.display(), self.config.threads)?;
+        writeln!(
+            f,
+            "eval of {} ({} thread(s))",
+            self.dir.display(),
+            self.config.threads
+        )?;
         writeln!(
             f,
             "{:<10} {:>6} {:>8} {:>8} {:>7} {:>10} {:>8}",
@@ -293,7 +342,11 @@ mod tests {
             edits: edit_distance(predicted, truth),
             ms,
         };
-        let rs = [r("ABC1234", "ABC1234", true, 10.0), r("ABC1234", "A8C1234", true, 20.0), r("XYZ", "", false, 30.0)];
+        let rs = [
+            r("ABC1234", "ABC1234", true, 10.0),
+            r("ABC1234", "A8C1234", true, 20.0),
+            r("XYZ", "", false, 30.0),
+        ];
         let refs: Vec<&ImageResult> = rs.iter().collect();
         let s = summarize("x", &refs);
         assert_eq!((s.images, s.found, s.exact), (3, 2, 1));

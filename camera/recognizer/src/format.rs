@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::read::{CharRead, PLATE_ALPHABET, TextRead};
+use crate::read::{CharRead, PLATE_ALPHABET, TextRead, alphabet_index};
 
 /// Where the camera is: which plate formats to expect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -45,21 +45,21 @@ pub struct PlateFormat {
 }
 
 const fn f(name: &'static str, pattern: &'static str, region: Region) -> PlateFormat {
-    PlateFormat { name, pattern, region }
+    PlateFormat {
+        name,
+        pattern,
+        region,
+    }
 }
 
-/// Known formats (public knowledge of national schemes; not derived from any test set).
+/// Known formats (public knowledge of national schemes). US states use too many formats for a
+/// position to dictate letter or digit, so in the US (region `us`) plates are read as seen.
 pub const FORMATS: &[PlateFormat] = &[
     f("br-old", "LLLNNNN", Region::Br),
     f("br-mercosul", "LLLNLNN", Region::Br),
     f("eu-it-fr", "LLNNNLL", Region::Eu),
     f("eu-es", "NNNNLLL", Region::Eu),
     f("eu-uk", "LLNNLLL", Region::Eu),
-    f("us-ca", "NLLLNNN", Region::Us),
-    f("us-lllnnnn", "LLLNNNN", Region::Us),
-    f("us-lllnnn", "LLLNNN", Region::Us),
-    f("us-nnnlll", "NNNLLL", Region::Us),
-    f("us-mo", "LLNLNL", Region::Us),
 ];
 
 /// The plate text chosen in one region.
@@ -81,6 +81,9 @@ const MAX_LEN: usize = 8;
 const MIN_LEN: usize = 4;
 /// A format's character must have at least this share of the reader's top character.
 const MIN_ALTERNATIVE_SHARE: f32 = 0.2;
+/// A format may change at most this many characters of what was read (more: it is another
+/// format, not a misread).
+const MAX_SUBSTITUTIONS: usize = 1;
 /// Weight of a known format when the region is not set (many formats: weaker evidence).
 const AUTO_FORMAT_PRIOR: f32 = 0.8;
 
@@ -123,7 +126,10 @@ fn best_in_class(c: &CharRead, class: u8) -> (usize, f32) {
         .iter()
         .copied()
         .enumerate()
-        .fold((usize::MAX, 0f32), |acc, (i, p)| if p > acc.1 { (i, p) } else { acc });
+        .fold(
+            (usize::MAX, 0f32),
+            |acc, (i, p)| if p > acc.1 { (i, p) } else { acc },
+        );
     let mut best = (usize::MAX, -1f32);
     for (i, &p) in c.probs.iter().enumerate() {
         if !allowed(class, i) {
@@ -155,8 +161,15 @@ fn evaluate(chars: &[&CharRead], region: Region, trimmed: usize) -> Option<Plate
         let mut text = String::with_capacity(n);
         let mut confs = Vec::with_capacity(n);
         let mut log_sum = 0f32;
+        let mut substitutions = 0;
         for (c, &class) in chars.iter().zip(pattern) {
             let (i, p) = best_in_class(c, class);
+            if alphabet_index(c.ch) != Some(i) {
+                substitutions += 1;
+                if substitutions > MAX_SUBSTITUTIONS {
+                    return None;
+                }
+            }
             // A format may swap a character for a look-alike the reader also saw, not impose one.
             if i == usize::MAX || p <= 0.0 || p < MIN_ALTERNATIVE_SHARE * c.confidence {
                 return None;
@@ -172,7 +185,11 @@ fn evaluate(chars: &[&CharRead], region: Region, trimmed: usize) -> Option<Plate
             continue;
         }
         if let Some((text, confs, q)) = build(format.pattern.as_bytes()) {
-            let prior = if region == Region::Auto { AUTO_FORMAT_PRIOR } else { 1.0 };
+            let prior = if region == Region::Auto {
+                AUTO_FORMAT_PRIOR
+            } else {
+                1.0
+            };
             let score = q * prior * 0.9f32.powi(trimmed as i32);
             consider(PlateText {
                 text,
@@ -190,11 +207,13 @@ fn evaluate(chars: &[&CharRead], region: Region, trimmed: usize) -> Option<Plate
             let letters = n - digits;
             let mut prior = match (n, digits, letters) {
                 (5..=8, d, l) if d > 0 && l > 0 => 0.6,
-                (5..=8, _, 0) => 0.35,
+                (5..=7, _, 0) => 0.3,
+                (8, _, 0) => 0.1, // dates, timestamps, phone numbers
                 (4, d, _) if d > 0 => 0.3,
                 _ => 0.1,
             };
-            // Four letters in a row: a word (state name, slogan) rather than a registration.
+            // Four letters in a row (I, O, Q aside): a word (state name, slogan) rather than a
+            // registration.
             if longest_letter_run(&text) >= 4 {
                 prior *= 0.5;
             }
@@ -213,7 +232,12 @@ fn evaluate(chars: &[&CharRead], region: Region, trimmed: usize) -> Option<Plate
 fn longest_letter_run(text: &str) -> usize {
     let (mut best, mut run) = (0, 0);
     for b in text.bytes() {
-        run = if b.is_ascii_alphabetic() { run + 1 } else { 0 };
+        // I, O and Q are often misread 1 and 0: they do not make a word.
+        run = if b.is_ascii_alphabetic() && !matches!(b, b'I' | b'O' | b'Q') {
+            run + 1
+        } else {
+            0
+        };
         best = best.max(run);
     }
     best
@@ -243,8 +267,12 @@ pub fn best_plate(read: &TextRead, region: Region) -> Option<PlateText> {
                 break;
             }
             let n = span.len();
-            let variants: [(usize, usize, usize); 4] =
-                [(0, n, 0), (1, n, 1), (0, n.saturating_sub(1), 1), (1, n.saturating_sub(1), 2)];
+            let variants: [(usize, usize, usize); 4] = [
+                (0, n, 0),
+                (1, n, 1),
+                (0, n.saturating_sub(1), 1),
+                (1, n.saturating_sub(1), 2),
+            ];
             for (a, b, trimmed) in variants {
                 if a >= b {
                     continue;

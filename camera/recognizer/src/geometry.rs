@@ -59,7 +59,12 @@ impl BBox {
 
     /// The box grown by `dx` on the left and right and `dy` on top and bottom.
     pub fn grown(&self, dx: f32, dy: f32) -> BBox {
-        BBox::new(self.x - dx, self.y - dy, self.w + 2.0 * dx, self.h + 2.0 * dy)
+        BBox::new(
+            self.x - dx,
+            self.y - dy,
+            self.w + 2.0 * dx,
+            self.h + 2.0 * dy,
+        )
     }
 
     /// The box clipped to an image of the given size.

@@ -104,7 +104,11 @@ fn aspect_prior(bbox: &BBox) -> f32 {
 fn candidates(regions: &[TextRegion]) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = regions
         .iter()
-        .map(|r| Candidate { bbox: r.bbox, det_score: r.score, prior: aspect_prior(&r.bbox) * r.score })
+        .map(|r| Candidate {
+            bbox: r.bbox,
+            det_score: r.score,
+            prior: aspect_prior(&r.bbox) * r.score,
+        })
         .collect();
     for (i, a) in regions.iter().enumerate() {
         for b in &regions[i + 1..] {
@@ -116,7 +120,11 @@ fn candidates(regions: &[TextRegion]) -> Vec<Candidate> {
             if overlap_y >= 0.6 * min_h && max_h <= 1.6 * min_h && gap <= 1.2 * max_h {
                 let bbox = l.bbox.union(&r.bbox);
                 let score = l.score.min(r.score);
-                out.push(Candidate { bbox, det_score: score, prior: aspect_prior(&bbox) * score * 0.95 });
+                out.push(Candidate {
+                    bbox,
+                    det_score: score,
+                    prior: aspect_prior(&bbox) * score * 0.95,
+                });
             }
         }
     }
@@ -140,7 +148,11 @@ impl Recognizer {
             config.detector_retry_max_side,
         )?;
         let reader = PpOcrReader::load(&dir.join(READER_FILE), &dir.join(CHARSET_FILE))?;
-        Ok(Self::with_stages(Box::new(detector), Box::new(reader), config.clone()))
+        Ok(Self::with_stages(
+            Box::new(detector),
+            Box::new(reader),
+            config.clone(),
+        ))
     }
 
     /// A recognizer from any detector and reader.
@@ -149,7 +161,11 @@ impl Recognizer {
         reader: Box<dyn PlateReader>,
         config: RecognizerConfig,
     ) -> Self {
-        Self { detector, reader, config }
+        Self {
+            detector,
+            reader,
+            config,
+        }
     }
 
     /// The settings in force.
@@ -170,7 +186,11 @@ impl Recognizer {
         let regions = self.detector.detect(frame)?;
         let reads = self.read_regions(frame, &regions)?;
         let retry = self.config.detector_retry_max_side;
-        if retry > 0 && reads.first().is_none_or(|r| r.confidence < self.config.retry_below_score) {
+        if retry > 0
+            && reads
+                .first()
+                .is_none_or(|r| r.confidence < self.config.retry_below_score)
+        {
             let more = self.detector.detect_finer(frame)?;
             if !more.is_empty() {
                 let mut again = self.read_regions(frame, &more)?;
@@ -193,7 +213,8 @@ impl Recognizer {
             let mut out = Vec::new();
             for c in &cands {
                 let r = self.read_candidate(frame, c);
-                let done = matches!(&r, Ok(Some(read)) if read.confidence >= self.config.stop_at_score);
+                let done =
+                    matches!(&r, Ok(Some(read)) if read.confidence >= self.config.stop_at_score);
                 out.push(r);
                 if done {
                     break;
@@ -246,7 +267,11 @@ impl Recognizer {
         cand: &Candidate,
     ) -> Result<Option<PlateRead>, RecognizerError> {
         let (fw, fh) = frame.dimensions();
-        let b = cand.bbox.clipped(fw, fh);
+        // A little context left and right of the characters, as the reader was trained with.
+        let b = cand
+            .bbox
+            .grown(0.15 * cand.bbox.h, 0.05 * cand.bbox.h)
+            .clipped(fw, fh);
         let (x, y) = (b.x.floor() as u32, b.y.floor() as u32);
         let w = ((b.x + b.w).ceil() as u32).min(fw).saturating_sub(x);
         let h = ((b.y + b.h).ceil() as u32).min(fh).saturating_sub(y);
@@ -292,11 +317,20 @@ pub struct FileReads {
 /// Opens an image file.
 pub fn open_image(path: &Path) -> Result<DynamicImage, RecognizerError> {
     image::ImageReader::open(path)
-        .map_err(|source| RecognizerError::Io { path: path.to_path_buf(), source })?
+        .map_err(|source| RecognizerError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
         .with_guessed_format()
-        .map_err(|source| RecognizerError::Io { path: path.to_path_buf(), source })?
+        .map_err(|source| RecognizerError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
         .decode()
-        .map_err(|source| RecognizerError::Image { path: path.to_path_buf(), source })
+        .map_err(|source| RecognizerError::Image {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Recognizes plates in image files (`anpr-camera recognize IMAGE…`).

@@ -43,7 +43,12 @@ pub struct TemporalGrouper {
 impl TemporalGrouper {
     /// A grouper with the given gap and window.
     pub fn new(max_gap_ms: u64, max_window_ms: u64) -> Self {
-        Self { max_gap_ms, max_window_ms, max_edit_distance: 2, open: Vec::new() }
+        Self {
+            max_gap_ms,
+            max_window_ms,
+            max_edit_distance: 2,
+            open: Vec::new(),
+        }
     }
 
     /// Feeds the reads of the frame taken at `at_ms` (non-decreasing); returns the groups closed
@@ -52,7 +57,9 @@ impl TemporalGrouper {
         let mut closed = self.close_due(at_ms);
         for read in reads {
             let idx = self.open.iter().position(|g| {
-                g.texts.iter().any(|t| edit_distance(t, &read.text) <= self.max_edit_distance)
+                g.texts
+                    .iter()
+                    .any(|t| edit_distance(t, &read.text) <= self.max_edit_distance)
             });
             match idx {
                 Some(i) => {
@@ -147,12 +154,18 @@ mod tests {
         out.extend(g.push(100, &[read("ABC1Z34", 0.5)]));
         out.extend(g.push(200, &[read("ABC1234", 0.95)]));
         out.extend(g.push(300, &[]));
-        assert!(out.is_empty(), "nothing is emitted while the vehicle is in view");
+        assert!(
+            out.is_empty(),
+            "nothing is emitted while the vehicle is in view"
+        );
         out.extend(g.push(1500, &[]));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].best.text, "ABC1234");
         assert_eq!(out[0].best.confidence, 0.95);
-        assert_eq!((out[0].count, out[0].first_seen_ms, out[0].last_seen_ms), (3, 0, 200));
+        assert_eq!(
+            (out[0].count, out[0].first_seen_ms, out[0].last_seen_ms),
+            (3, 0, 200)
+        );
         assert_eq!(out[0].best_at_ms, 200);
     }
 

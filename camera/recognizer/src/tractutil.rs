@@ -18,19 +18,32 @@ pub(crate) struct ShapeCachedModel {
 
 impl std::fmt::Debug for ShapeCachedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShapeCachedModel").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("ShapeCachedModel")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
 impl ShapeCachedModel {
     pub(crate) fn load(path: &Path, max_plans: usize) -> Result<Self, RecognizerError> {
         if !path.is_file() {
-            return Err(RecognizerError::ModelMissing { path: path.to_path_buf() });
+            return Err(RecognizerError::ModelMissing {
+                path: path.to_path_buf(),
+            });
         }
-        let base = tract_onnx::onnx().model_for_path(path).map_err(|e| {
-            RecognizerError::ModelLoad { path: path.to_path_buf(), source: e.into() }
-        })?;
-        Ok(Self { path: path.to_path_buf(), base, plans: Mutex::new(HashMap::new()), max_plans })
+        let base =
+            tract_onnx::onnx()
+                .model_for_path(path)
+                .map_err(|e| RecognizerError::ModelLoad {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            base,
+            plans: Mutex::new(HashMap::new()),
+            max_plans,
+        })
     }
 
     fn plan(&self, shape: &[usize]) -> Result<Arc<TypedRunnableModel>, RecognizerError> {
@@ -48,7 +61,10 @@ impl ShapeCachedModel {
             .with_input_fact(0, fact)
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
-            .map_err(|e| RecognizerError::ModelLoad { path: self.path.clone(), source: e.into() })?;
+            .map_err(|e| RecognizerError::ModelLoad {
+                path: self.path.clone(),
+                source: e.into(),
+            })?;
         if plans.len() >= self.max_plans {
             plans.clear();
         }
@@ -65,14 +81,22 @@ impl ShapeCachedModel {
         data: &[f32],
     ) -> Result<(Vec<usize>, Vec<f32>), RecognizerError> {
         let plan = self.plan(shape)?;
-        let inference = |e: TractError| RecognizerError::Inference { stage, source: e.into() };
+        let inference = |e: TractError| RecognizerError::Inference {
+            stage,
+            source: e.into(),
+        };
         let input = Tensor::from_shape(shape, data).map_err(inference)?;
         let outputs = plan.run(tvec!(input.into())).map_err(inference)?;
         let first = outputs
             .first()
             .ok_or_else(|| inference(TractError::msg("model produced no output")))?;
         let out_shape = first.shape().to_vec();
-        let values: Vec<f32> = first.to_plain_array_view::<f32>().map_err(inference)?.iter().copied().collect();
+        let values: Vec<f32> = first
+            .to_plain_array_view::<f32>()
+            .map_err(inference)?
+            .iter()
+            .copied()
+            .collect();
         Ok((out_shape, values))
     }
 }

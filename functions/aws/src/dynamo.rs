@@ -3,9 +3,9 @@
 
 use crate::errors::is_retryable;
 use crate::schema::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL_ATTR};
+use anpr_core::StoreError;
 use anpr_core::model::{Camera, FileRequestRecord, Page};
 use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
-use anpr_core::StoreError;
 use anpr_protocol::{CameraId, RequestId};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use base64::Engine as _;
@@ -55,7 +55,8 @@ struct RequestItem {
     gsi1pk: String,
     #[serde(rename = "GSI1SK")]
     gsi1sk: String,
-    expires_at: u64,
+    #[serde(rename = "ttl")]
+    ttl: u64,
     #[serde(flatten)]
     record: FileRequestRecord,
 }
@@ -66,7 +67,7 @@ fn to_item(r: &FileRequestRecord) -> Result<Item, StoreError> {
         sk: "REQ".into(),
         gsi1pk: format!("CAMREQ#{}", r.camera_id),
         gsi1sk: r.request_id.to_string(),
-        expires_at: r.retain_until,
+        ttl: r.retain_until,
         record: r.clone(),
     })
     .map_err(corrupt)
@@ -103,7 +104,10 @@ pub fn decode_cursor(
     if flat.len() != expected.len() || !expected.iter().all(|k| flat.contains_key(*k)) {
         return Err(StoreError::BadCursor);
     }
-    if !pinned.iter().all(|(k, v)| flat.get(*k).is_some_and(|x| x == v)) {
+    if !pinned
+        .iter()
+        .all(|(k, v)| flat.get(*k).is_some_and(|x| x == v))
+    {
         return Err(StoreError::BadCursor);
     }
     Ok(flat
@@ -139,7 +143,9 @@ impl DynamoRequestStore {
             .send()
             .await
             .map_err(backend)?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
         let id = item
             .get("request_id")
             .and_then(|v| v.as_s().ok())
@@ -190,10 +196,19 @@ impl RequestStore for DynamoRequestStore {
             };
         };
         let idem: Item = HashMap::from([
-            (PK.into(), AttributeValue::S(format!("IDEM#{}", k.scoped_key))),
+            (
+                PK.into(),
+                AttributeValue::S(format!("IDEM#{}", k.scoped_key)),
+            ),
             (SK.into(), AttributeValue::S("IDEM".into())),
-            ("request_id".into(), AttributeValue::S(record.request_id.to_string())),
-            ("fingerprint".into(), AttributeValue::S(k.fingerprint.clone())),
+            (
+                "request_id".into(),
+                AttributeValue::S(record.request_id.to_string()),
+            ),
+            (
+                "fingerprint".into(),
+                AttributeValue::S(k.fingerprint.clone()),
+            ),
             (TTL_ATTR.into(), AttributeValue::N(k.expires_at.to_string())),
         ]);
         let res = self

@@ -1,8 +1,8 @@
 //! The device publisher through the AWS IoT data plane (`iotdata:Publish`).
 
 use crate::errors::is_retryable;
-use anpr_core::ports::DevicePublisher;
 use anpr_core::PublishError;
+use anpr_core::ports::DevicePublisher;
 use aws_sdk_iotdataplane::primitives::Blob;
 
 /// [`DevicePublisher`] over the IoT data plane.

@@ -5,14 +5,19 @@
 //!   `anpr_core`'s crate docs) and [`schema`], the table definition shared by tests, the local
 //!   stack and the SAM template's contract test.
 //! - [`iot`]: `IotDataPublisher`, publishing through the IoT data plane.
+//! - [`s3`]: `S3UrlSigner`, presigned download URLs of the media bucket.
 //! - [`config`]: environment → typed config → SDK clients.
 
 pub mod config;
 pub mod dynamo;
 pub mod errors;
 pub mod iot;
+pub mod plates;
+pub mod s3;
 pub mod schema;
 
 pub use config::{AwsClients, ConfigError, FunctionConfig};
 pub use dynamo::{DynamoCameraRegistry, DynamoRequestStore};
 pub use iot::IotDataPublisher;
+pub use plates::DynamoPlateReadStore;
+pub use s3::S3UrlSigner;

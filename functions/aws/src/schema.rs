@@ -18,7 +18,7 @@ pub const GSI1PK: &str = "GSI1PK";
 /// Its sort key attribute.
 pub const GSI1SK: &str = "GSI1SK";
 /// TTL attribute (Unix seconds).
-pub const TTL_ATTR: &str = "expires_at";
+pub const TTL_ATTR: &str = "ttl";
 
 /// Creates the table with its index and TTL, as the template does. For tests and the local
 /// stack; production tables come from the SAM template.

@@ -18,15 +18,17 @@
 //! - sightings of one plate across cameras, newest first: `Query GSI1 GSI1PK=PLATE#p, SK range`.
 //!
 //! A read's key is derived from the read itself (camera, time, id), so a re-delivered read
-//! overwrites itself instead of adding a second item. Items carry `expires_at` (TTL).
+//! overwrites itself instead of adding a second item. Items carry `ttl` (the TTL attribute, Unix seconds).
 
 pub mod error;
 pub mod lifecycle;
 pub mod memory;
 pub mod model;
+pub mod plates;
 pub mod ports;
 pub mod requests;
+pub mod status;
 
 pub use error::{DomainError, PublishError, StoreError};
-pub use model::{Camera, Caller, FileRequestRecord, Page, StatusChange};
+pub use model::{Caller, Camera, FileRequestRecord, Page, StatusChange};
 pub use requests::{FileRequests, NewFileRequest, RequestsConfig};

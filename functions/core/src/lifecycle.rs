@@ -67,18 +67,63 @@ pub fn decide(
     }
 }
 
+/// Orders two S3 event `sequencer` values of the same object key, as S3 documents: left-pad the
+/// shorter hexadecimal string with zeros, then compare. `None` (a stand-in or an event type
+/// without a sequencer) is older than any value.
+pub fn compare_sequencers(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(a), Some(b)) => {
+            let (a, b) = (a.to_ascii_uppercase(), b.to_ascii_uppercase());
+            let width = a.len().max(b.len());
+            format!("{a:0>width$}").cmp(&format!("{b:0>width$}"))
+        }
+    }
+}
+
+/// What an S3 object-created event means for a request already in `from` that last applied
+/// the object event with `stored` sequencer.
+///
+/// - Not yet `ready`: the life cycle decides ([`decide`] with `ready`).
+/// - Already `ready`: the same sequencer (or none on both) is a [`Decision::Duplicate`]; an
+///   older one is refused (out of order: it must not overwrite the newer object's size and
+///   checksum); a newer one means the object was written again and its size and checksum are
+///   updated ([`Decision::Apply`], staying `ready`).
+pub fn decide_object(
+    from: RequestState,
+    from_progress: Option<u8>,
+    stored: Option<&str>,
+    incoming: Option<&str>,
+) -> Decision {
+    if from != RequestState::Ready {
+        return decide(from, from_progress, RequestState::Ready, None);
+    }
+    match compare_sequencers(incoming, stored) {
+        std::cmp::Ordering::Greater => Decision::Apply,
+        std::cmp::Ordering::Equal => Decision::Duplicate,
+        std::cmp::Ordering::Less => Decision::Refuse,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use RequestState::*;
 
-    const ALL: [RequestState; 7] = [Requested, Accepted, Uploading, Ready, Failed, Rejected, Expired];
+    const ALL: [RequestState; 7] = [
+        Requested, Accepted, Uploading, Ready, Failed, Rejected, Expired,
+    ];
 
     #[test]
     fn the_happy_path_is_allowed_step_by_step() {
         assert_eq!(decide(Requested, None, Accepted, None), Decision::Apply);
         assert_eq!(decide(Accepted, None, Uploading, Some(10)), Decision::Apply);
-        assert_eq!(decide(Uploading, Some(10), Uploading, Some(60)), Decision::Apply);
+        assert_eq!(
+            decide(Uploading, Some(10), Uploading, Some(60)),
+            Decision::Apply
+        );
         assert_eq!(decide(Uploading, Some(60), Ready, None), Decision::Apply);
     }
 
@@ -89,8 +134,14 @@ mod tests {
 
     #[test]
     fn progress_never_goes_backwards() {
-        assert_eq!(decide(Uploading, Some(60), Uploading, Some(40)), Decision::Duplicate);
-        assert_eq!(decide(Uploading, Some(60), Accepted, None), Decision::Refuse);
+        assert_eq!(
+            decide(Uploading, Some(60), Uploading, Some(40)),
+            Decision::Duplicate
+        );
+        assert_eq!(
+            decide(Uploading, Some(60), Accepted, None),
+            Decision::Refuse
+        );
     }
 
     #[test]
@@ -122,8 +173,61 @@ mod tests {
     fn any_live_state_may_fail_reject_or_expire() {
         for from in [Requested, Accepted, Uploading] {
             for to in [Failed, Rejected, Expired, Ready] {
-                assert_eq!(decide(from, None, to, None), Decision::Apply, "{from:?}->{to:?}");
+                assert_eq!(
+                    decide(from, None, to, None),
+                    Decision::Apply,
+                    "{from:?}->{to:?}"
+                );
             }
+        }
+    }
+    #[test]
+    fn sequencers_compare_as_left_padded_hex() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_sequencers(Some("0A"), Some("9")), Greater);
+        assert_eq!(
+            compare_sequencers(Some("0055B988B5C2B3F0C6"), Some("55B988B5C2B3F0C6")),
+            Equal
+        );
+        assert_eq!(
+            compare_sequencers(Some("0055B988B5C2B3F0C7"), Some("0055B988B5C2B3F0C6")),
+            Greater
+        );
+        assert_eq!(compare_sequencers(Some("ff"), Some("FE")), Greater);
+        assert_eq!(compare_sequencers(None, Some("00")), Less);
+        assert_eq!(compare_sequencers(None, None), Equal);
+    }
+
+    #[test]
+    fn an_object_event_on_a_ready_request_is_ordered_by_sequencer() {
+        let s = Some("0055B988B5C2B3F0C6");
+        assert_eq!(decide_object(Ready, None, s, s), Decision::Duplicate);
+        assert_eq!(
+            decide_object(Ready, None, s, Some("0055B988B5C2B3F0C5")),
+            Decision::Refuse
+        );
+        assert_eq!(
+            decide_object(Ready, None, s, Some("0055B988B5C2B3F0C7")),
+            Decision::Apply
+        );
+        assert_eq!(decide_object(Ready, None, None, None), Decision::Duplicate);
+    }
+
+    #[test]
+    fn an_object_event_on_a_live_or_failed_request_makes_it_ready() {
+        for from in [Requested, Accepted, Uploading, Failed] {
+            assert_eq!(
+                decide_object(from, Some(40), None, Some("01")),
+                Decision::Apply,
+                "{from:?}"
+            );
+        }
+        for from in [Rejected, Expired] {
+            assert_eq!(
+                decide_object(from, None, None, Some("01")),
+                Decision::Refuse,
+                "{from:?}"
+            );
         }
     }
 }

@@ -43,13 +43,13 @@ impl RequestStore for MemoryRequestStore {
         key: Option<&IdempotencyKey>,
     ) -> Result<Created, StoreError> {
         let mut g = lock(&self.inner);
-        if let Some(k) = key {
-            if let Some((id, fp)) = g.keys.get(&k.scoped_key) {
-                return Ok(Created::Existing {
-                    request_id: id.clone(),
-                    fingerprint: fp.clone(),
-                });
-            }
+        if let Some(k) = key
+            && let Some((id, fp)) = g.keys.get(&k.scoped_key)
+        {
+            return Ok(Created::Existing {
+                request_id: id.clone(),
+                fingerprint: fp.clone(),
+            });
         }
         if g.by_id.contains_key(record.request_id.as_str()) {
             return Err(StoreError::Conflict);
@@ -181,5 +181,35 @@ impl DevicePublisher for MemoryPublisher {
             qos,
         });
         Ok(())
+    }
+}
+
+/// [`crate::status::UrlSigner`] that "signs" `memory://{key}?expires_in={secs}`; can be told to
+/// fail.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryUrlSigner {
+    failing: Arc<Mutex<bool>>,
+}
+
+impl MemoryUrlSigner {
+    /// Makes the next signatures fail until set back.
+    pub fn set_failing(&self, failing: bool) {
+        *lock(&self.failing) = failing;
+    }
+}
+
+impl crate::status::UrlSigner for MemoryUrlSigner {
+    async fn presign_get(
+        &self,
+        key: &str,
+        valid_for_secs: u64,
+    ) -> Result<String, crate::status::SignError> {
+        if *lock(&self.failing) {
+            return Err(crate::status::SignError {
+                key: key.to_owned(),
+                source: Box::new(ToldToFail),
+            });
+        }
+        Ok(format!("memory://{key}?expires_in={valid_for_secs}"))
     }
 }

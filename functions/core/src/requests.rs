@@ -4,7 +4,7 @@ use crate::error::{DomainError, StoreError};
 use crate::model::{Caller, FileRequestRecord, Page, StatusChange};
 use crate::ports::{CameraRegistry, Created, DevicePublisher, IdempotencyKey, RequestStore};
 use anpr_protocol::{
-    encode, topics, CameraId, FileName, FileRequest, RequestId, RequestState, ValidationError,
+    CameraId, FileName, FileRequest, RequestId, RequestState, ValidationError, encode, topics,
 };
 use sha2::{Digest, Sha256};
 
@@ -66,7 +66,10 @@ fn validate_note(note: Option<String>) -> Result<Option<String>, ValidationError
             reason: format!("longer than {MAX_NOTE_CHARS} characters"),
         });
     }
-    if note.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if note
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(ValidationError {
             field: "note",
             reason: "control characters are not allowed".into(),
@@ -266,12 +269,19 @@ mod tests {
             registered_at: 0,
         });
         let publisher = MemoryPublisher::default();
-        let svc = FileRequests::new(store.clone(), cams, publisher.clone(), RequestsConfig::default());
+        let svc = FileRequests::new(
+            store.clone(),
+            cams,
+            publisher.clone(),
+            RequestsConfig::default(),
+        );
         (svc, store, publisher)
     }
 
     fn caller() -> Caller {
-        Caller { sub: "user-1".into() }
+        Caller {
+            sub: "user-1".into(),
+        }
     }
 
     fn req(file: &str, key: Option<&str>) -> NewFileRequest {
@@ -315,8 +325,18 @@ mod tests {
     #[tokio::test]
     async fn a_traversal_name_is_refused_naming_the_file_field() {
         let (svc, store, _) = service();
-        for bad in ["../etc/passwd", "/etc/passwd", "a/../../b", "a\u{202e}4pm.exe", "a\0b", ""] {
-            let err = svc.create(&caller(), "123456", req(bad, None), 1).await.unwrap_err();
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "a\u{202e}4pm.exe",
+            "a\0b",
+            "",
+        ] {
+            let err = svc
+                .create(&caller(), "123456", req(bad, None), 1)
+                .await
+                .unwrap_err();
             match err {
                 DomainError::Invalid(v) => assert_eq!(v.field, "file", "{bad:?}"),
                 other => panic!("{bad:?}: {other:?}"),
@@ -328,8 +348,14 @@ mod tests {
     #[tokio::test]
     async fn a_retry_with_the_same_key_returns_the_same_request() {
         let (svc, store, _) = service();
-        let (a, c1) = svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 1).await.unwrap();
-        let (b, c2) = svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 2).await.unwrap();
+        let (a, c1) = svc
+            .create(&caller(), "123456", req("a.mp4", Some("k1")), 1)
+            .await
+            .unwrap();
+        let (b, c2) = svc
+            .create(&caller(), "123456", req("a.mp4", Some("k1")), 2)
+            .await
+            .unwrap();
         assert!(c1 && !c2);
         assert_eq!(a.request_id, b.request_id);
         assert_eq!(store.len(), 1);
@@ -338,7 +364,9 @@ mod tests {
     #[tokio::test]
     async fn the_same_key_with_another_body_is_a_mismatch() {
         let (svc, store, _) = service();
-        svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 1).await.unwrap();
+        svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 1)
+            .await
+            .unwrap();
         let err = svc
             .create(&caller(), "123456", req("b.mp4", Some("k1")), 2)
             .await
@@ -350,9 +378,16 @@ mod tests {
     #[tokio::test]
     async fn keys_are_scoped_to_their_caller() {
         let (svc, store, _) = service();
-        svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 1).await.unwrap();
-        let other = Caller { sub: "user-2".into() };
-        let (_, created) = svc.create(&other, "123456", req("a.mp4", Some("k1")), 1).await.unwrap();
+        svc.create(&caller(), "123456", req("a.mp4", Some("k1")), 1)
+            .await
+            .unwrap();
+        let other = Caller {
+            sub: "user-2".into(),
+        };
+        let (_, created) = svc
+            .create(&other, "123456", req("a.mp4", Some("k1")), 1)
+            .await
+            .unwrap();
         assert!(created);
         assert_eq!(store.len(), 2);
     }
@@ -361,12 +396,18 @@ mod tests {
     async fn a_failed_publish_is_republished_by_the_retry() {
         let (svc, store, publisher) = service();
         publisher.set_failing(true);
-        let err = svc.create(&caller(), "123456", req("a.mp4", Some("k")), 1).await.unwrap_err();
+        let err = svc
+            .create(&caller(), "123456", req("a.mp4", Some("k")), 1)
+            .await
+            .unwrap_err();
         assert!(matches!(err, DomainError::Publish(_)));
         assert!(err.is_retryable());
         assert_eq!(store.len(), 1, "the request is kept");
         publisher.set_failing(false);
-        let (_, created) = svc.create(&caller(), "123456", req("a.mp4", Some("k")), 2).await.unwrap();
+        let (_, created) = svc
+            .create(&caller(), "123456", req("a.mp4", Some("k")), 2)
+            .await
+            .unwrap();
         assert!(!created);
         assert_eq!(publisher.sent().len(), 1);
     }
@@ -376,7 +417,10 @@ mod tests {
         let (svc, _, _) = service();
         let mut ids = Vec::new();
         for i in 0..5 {
-            let (r, _) = svc.create(&caller(), "123456", req(&format!("f{i}.mp4"), None), i).await.unwrap();
+            let (r, _) = svc
+                .create(&caller(), "123456", req(&format!("f{i}.mp4"), None), i)
+                .await
+                .unwrap();
             ids.push(r.request_id);
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
@@ -384,7 +428,10 @@ mod tests {
         let mut got = Vec::new();
         let mut cursor = None;
         loop {
-            let page = svc.list("123456", Some(2), cursor.as_deref()).await.unwrap();
+            let page = svc
+                .list("123456", Some(2), cursor.as_deref())
+                .await
+                .unwrap();
             got.extend(page.items.into_iter().map(|r| r.request_id));
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
@@ -397,7 +444,11 @@ mod tests {
     #[tokio::test]
     async fn bad_page_sizes_and_cursors_name_their_field() {
         let (svc, _, _) = service();
-        for (limit, cursor, field) in [(Some(0), None, "limit"), (Some(101), None, "limit"), (None, Some("../x"), "cursor")] {
+        for (limit, cursor, field) in [
+            (Some(0), None, "limit"),
+            (Some(101), None, "limit"),
+            (None, Some("../x"), "cursor"),
+        ] {
             match svc.list("123456", limit, cursor).await.unwrap_err() {
                 DomainError::Invalid(v) => assert_eq!(v.field, field),
                 other => panic!("{other:?}"),

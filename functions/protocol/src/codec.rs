@@ -77,7 +77,8 @@ pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, ProtocolError> {
             max: MAX_MQTT_PAYLOAD,
         });
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(ProtocolError::Malformed)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(ProtocolError::Malformed)?;
     let obj = value.as_object().ok_or(ProtocolError::NotAnObject)?;
     let v = obj
         .get("v")
@@ -89,15 +90,14 @@ pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, ProtocolError> {
             supported: SCHEMA_VERSION,
         });
     }
-    if let Some((field, known)) = T::KIND {
-        if let Some(kind) = obj.get(field).and_then(serde_json::Value::as_str) {
-            if !known.contains(&kind) {
-                return Err(ProtocolError::UnknownKind {
-                    field,
-                    kind: kind.chars().take(64).collect(),
-                });
-            }
-        }
+    if let Some((field, known)) = T::KIND
+        && let Some(kind) = obj.get(field).and_then(serde_json::Value::as_str)
+        && !known.contains(&kind)
+    {
+        return Err(ProtocolError::UnknownKind {
+            field,
+            kind: kind.chars().take(64).collect(),
+        });
     }
     let msg: T = serde_json::from_value(value).map_err(ProtocolError::Malformed)?;
     msg.validate()?;

@@ -1,8 +1,8 @@
 //! File requests (cloud → camera) and file statuses (camera → cloud).
 
+use crate::ValidationError;
 use crate::codec::Message;
 use crate::ids::RequestId;
-use crate::ValidationError;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -16,7 +16,9 @@ use std::fmt;
 #[serde(transparent)]
 pub struct FileName(String);
 
-const FILE_PUNCT: &[char] = &[' ', '.', '_', '-', '+', '@', '=', ',', '(', ')', '[', ']', '~'];
+const FILE_PUNCT: &[char] = &[
+    ' ', '.', '_', '-', '+', '@', '=', ',', '(', ')', '[', ']', '~',
+];
 
 impl FileName {
     /// Longest accepted path, in bytes.
@@ -55,7 +57,10 @@ impl FileName {
                     return Err(ValidationError::new(F, "'.' and '..' are not allowed"));
                 }
                 c if c.len() > 255 => {
-                    return Err(ValidationError::new(F, "path component longer than 255 bytes"));
+                    return Err(ValidationError::new(
+                        F,
+                        "path component longer than 255 bytes",
+                    ));
                 }
                 c if c.trim() != c => {
                     return Err(ValidationError::new(
@@ -106,7 +111,10 @@ pub struct FileRequest {
 impl Message for FileRequest {
     fn validate(&self) -> Result<(), ValidationError> {
         if self.exp < self.at {
-            return Err(ValidationError::new("exp", "expiry is before the request time"));
+            return Err(ValidationError::new(
+                "exp",
+                "expiry is before the request time",
+            ));
         }
         Ok(())
     }
@@ -211,13 +219,14 @@ pub struct FileStatus {
 }
 
 impl Message for FileStatus {
-    const KIND: Option<(&'static str, &'static [&'static str])> = Some(("s", FileStatusKind::KINDS));
+    const KIND: Option<(&'static str, &'static [&'static str])> =
+        Some(("s", FileStatusKind::KINDS));
 
     fn validate(&self) -> Result<(), ValidationError> {
-        if let FileStatusKind::Uploading { pct } = self.kind {
-            if pct > 100 {
-                return Err(ValidationError::new("pct", "must be 0..=100"));
-            }
+        if let FileStatusKind::Uploading { pct } = self.kind
+            && pct > 100
+        {
+            return Err(ValidationError::new("pct", "must be 0..=100"));
         }
         Ok(())
     }

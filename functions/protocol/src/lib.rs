@@ -22,12 +22,12 @@ pub mod notify;
 pub mod plates;
 pub mod topics;
 
-pub use codec::{decode, encode, ProtocolError, SCHEMA_VERSION};
+pub use codec::{ProtocolError, SCHEMA_VERSION, decode, encode};
 pub use file::{FileName, FileRequest, FileStatus, FileStatusKind, ReasonCode};
 pub use health::Health;
 pub use ids::{CameraId, ReadId, RequestId};
 pub use notify::{Notification, RequestState};
-pub use plates::{normalize_plate, PlateRead, PlateReadBatch};
+pub use plates::{PlateRead, PlateReadBatch, normalize_plate};
 
 /// Largest MQTT payload AWS IoT Core accepts (128 KiB).
 pub const MAX_MQTT_PAYLOAD: usize = 128 * 1024;

@@ -44,7 +44,10 @@ impl RequestState {
 
     /// True for states no event may leave.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Ready | Self::Failed | Self::Rejected | Self::Expired)
+        matches!(
+            self,
+            Self::Ready | Self::Failed | Self::Rejected | Self::Expired
+        )
     }
 }
 

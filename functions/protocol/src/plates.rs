@@ -1,9 +1,9 @@
 //! Plate reads (camera → cloud, batched) and plate text normalisation.
 
+use crate::ValidationError;
 use crate::codec::Message;
 use crate::file::FileName;
 use crate::ids::ReadId;
-use crate::ValidationError;
 use serde::{Deserialize, Serialize};
 
 /// Longest normalised plate text accepted.

@@ -2,8 +2,8 @@
 //! camera id, so one IoT policy line per direction (`${iot:Connection.Thing.ThingName}/…`)
 //! confines each camera to its own topics.
 
-use crate::ids::{CameraId, RequestId};
 use crate::ValidationError;
+use crate::ids::{CameraId, RequestId};
 
 /// Suffix of the file request topic (cloud → camera).
 pub const FILE_REQUEST: &str = "file/request";

@@ -1,7 +1,7 @@
 //! The smallest lambda_runtime function: the baseline the request API's cold start is compared
 //! with (`scripts/measure-cold-start`).
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -2,9 +2,9 @@
 //! without them is refused; the API never parses or trusts a token itself.
 
 use crate::error::ApiError;
+pub use anpr_core::Caller;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-pub use anpr_core::Caller;
 use lambda_http::request::RequestContext;
 
 /// Finds the caller in the request's extensions: a [`Caller`] put there by a trusted local

@@ -8,11 +8,14 @@
 //! - `POST /cameras/{camera_id}/file-requests` `{"file": "...", "note"?: "..."}` → `202`
 //! - `GET /file-requests/{request_id}` → the request and its status history
 //! - `GET /cameras/{camera_id}/file-requests?limit=&cursor=` → newest first, paginated
+//! - `GET /cameras/{camera_id}/plate-reads?from=&to=&limit=&cursor=` and
+//!   `GET /plate-reads?plate=&from=&to=&limit=&cursor=` → plate reads, newest first ([`plates`])
 
 pub mod error;
 pub mod identity;
+pub mod plates;
 pub mod routes;
 
 pub use error::ApiError;
 pub use identity::Caller;
-pub use routes::{router, MAX_BODY_BYTES};
+pub use routes::{MAX_BODY_BYTES, router, router_with_plate_reads};

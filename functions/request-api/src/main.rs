@@ -1,6 +1,8 @@
 //! Lambda entry point of the request API: read config, build clients once, serve the router.
 
-use anpr_aws::{AwsClients, DynamoCameraRegistry, DynamoRequestStore, FunctionConfig, IotDataPublisher};
+use anpr_aws::{
+    AwsClients, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, FunctionConfig, IotDataPublisher,
+};
 use anpr_core::FileRequests;
 
 #[tokio::main]
@@ -22,5 +24,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         IotDataPublisher::new(clients.iot.clone()),
         config.requests.clone(),
     );
-    lambda_http::run(request_api::router(service)).await
+    let reads = DynamoPlateReadStore::new(clients.dynamo.clone(), &config.table);
+    lambda_http::run(request_api::router_with_plate_reads(service, reads)).await
 }

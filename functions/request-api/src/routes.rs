@@ -8,7 +8,7 @@ use anpr_core::{FileRequests, NewFileRequest, Page};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -29,13 +29,28 @@ where
     P: DevicePublisher + 'static,
 {
     Router::new()
-        .route("/cameras/{camera_id}/file-requests", post(create::<S, C, P>).get(list::<S, C, P>))
+        .route(
+            "/cameras/{camera_id}/file-requests",
+            post(create::<S, C, P>).get(list::<S, C, P>),
+        )
         .route("/file-requests/{request_id}", get(get_one::<S, C, P>))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, ApiError::NoRoute.parts().1)
         })
         .with_state(Arc::new(service))
+}
+
+/// Builds the router over a file request service and a plate read store: the routes of
+/// [`router`] plus the plate read queries of [`crate::plates`].
+pub fn router_with_plate_reads<S, C, P, R>(service: FileRequests<S, C, P>, reads: R) -> Router
+where
+    S: RequestStore + 'static,
+    C: CameraRegistry + 'static,
+    P: DevicePublisher + 'static,
+    R: anpr_core::plates::PlateReadStore + 'static,
+{
+    router(service).merge(crate::plates::routes(reads))
 }
 
 fn now() -> u64 {
@@ -100,12 +115,19 @@ impl From<FileRequestRecord> for RequestView {
             history: r
                 .history
                 .into_iter()
-                .map(|StatusChange { state, at, progress, reason }| HistoryView {
-                    state: state.as_str(),
-                    at,
-                    progress,
-                    reason: reason.map(|c| c.as_str()),
-                })
+                .map(
+                    |StatusChange {
+                         state,
+                         at,
+                         progress,
+                         reason,
+                     }| HistoryView {
+                        state: state.as_str(),
+                        at,
+                        progress,
+                        reason: reason.map(|c| c.as_str()),
+                    },
+                )
                 .collect(),
         }
     }
@@ -133,8 +155,8 @@ fn bad(message: impl Into<String>, field: Option<&'static str>) -> ApiError {
 
 /// Parses the create body field by field so that a wrong type names its field.
 fn parse_create_body(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}"), None))?;
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("body is not valid JSON: {e}"), None))?;
     let obj = v
         .as_object()
         .ok_or_else(|| bad("body must be a JSON object", None))?;
@@ -173,7 +195,12 @@ where
         None => None,
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| bad("Idempotency-Key must be visible ASCII", Some("Idempotency-Key")))?
+                .map_err(|_| {
+                    bad(
+                        "Idempotency-Key must be visible ASCII",
+                        Some("Idempotency-Key"),
+                    )
+                })?
                 .to_owned(),
         ),
     };
@@ -185,8 +212,10 @@ where
     let (record, created) = svc.create(&caller, &camera, new, now()).await?;
     let mut resp = (StatusCode::ACCEPTED, Json(RequestView::from(record))).into_response();
     if !created {
-        resp.headers_mut()
-            .insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
     }
     Ok(resp)
 }

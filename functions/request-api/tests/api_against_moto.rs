@@ -4,10 +4,10 @@
 use anpr_aws::{DynamoCameraRegistry, DynamoRequestStore, IotDataPublisher};
 use anpr_core::model::Camera;
 use anpr_core::{FileRequests, RequestsConfig};
-use anpr_protocol::{decode, encode, CameraId, FileName, FileRequest, RequestId};
+use anpr_protocol::{CameraId, FileName, FileRequest, RequestId, decode, encode};
 use anpr_test_support::moto;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 struct Api {
@@ -69,18 +69,32 @@ fn post_event(camera: &str, body: &str) -> Value {
 
 impl Api {
     async fn call(&self, event: Value) -> (u16, Value, http::HeaderMap) {
-        let req = lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
+        let req =
+            lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
         (status, body, headers)
     }
 
     /// Every item of the table (a scan is fine in a test).
     async fn items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-        self.dynamo.scan().table_name(&self.table).send().await.unwrap().items.unwrap_or_default()
+        self.dynamo
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
     }
 
     async fn request_items(&self) -> usize {
@@ -95,7 +109,12 @@ impl Api {
 #[tokio::test]
 async fn a_file_request_is_recorded_and_published_to_the_camera_with_qos_1() {
     let api = api().await;
-    let (status, body, _) = api.call(post_event(&api.camera, r#"{"file":"clips/gate 1.mp4","note":"blue van"}"#)).await;
+    let (status, body, _) = api
+        .call(post_event(
+            &api.camera,
+            r#"{"file":"clips/gate 1.mp4","note":"blue van"}"#,
+        ))
+        .await;
     assert_eq!(status, 202, "{body}");
     let id = body["request_id"].as_str().unwrap().to_owned();
     assert_eq!(body["state"], "requested");
@@ -113,11 +132,14 @@ async fn a_file_request_is_recorded_and_published_to_the_camera_with_qos_1() {
         .unwrap()
         .item
         .expect("request item");
-    assert_eq!(item["GSI1PK"].as_s().unwrap(), &format!("CAMREQ#{}", api.camera));
+    assert_eq!(
+        item["GSI1PK"].as_s().unwrap(),
+        &format!("CAMREQ#{}", api.camera)
+    );
     assert_eq!(item["GSI1SK"].as_s().unwrap(), &id);
     assert_eq!(item["state"].as_s().unwrap(), "requested");
     assert_eq!(item["file"].as_s().unwrap(), "clips/gate 1.mp4");
-    let ttl: u64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+    let ttl: u64 = item["ttl"].as_n().unwrap().parse().unwrap();
     let at: u64 = item["requested_at"].as_n().unwrap().parse().unwrap();
     assert_eq!(ttl, at + RequestsConfig::default().retention_secs);
 
@@ -150,7 +172,9 @@ async fn a_retried_post_with_the_same_idempotency_key_creates_nothing_new() {
     assert_eq!(api.request_items().await, 1);
 
     // The same key with another body is a conflict, and writes nothing.
-    let (s3, b3, _) = api.call(post_event(&api.camera, r#"{"file":"clips/b.mp4"}"#)).await;
+    let (s3, b3, _) = api
+        .call(post_event(&api.camera, r#"{"file":"clips/b.mp4"}"#))
+        .await;
     assert_eq!(s3, 409, "{b3}");
     assert_eq!(b3["error"]["code"], "idempotency_key_reused");
     assert_eq!(api.request_items().await, 1);
@@ -159,7 +183,9 @@ async fn a_retried_post_with_the_same_idempotency_key_creates_nothing_new() {
 #[tokio::test]
 async fn an_unknown_camera_gets_404_and_nothing_is_written_or_published() {
     let api = api().await;
-    let (status, body, _) = api.call(post_event("nosuchcam42", r#"{"file":"a.mp4"}"#)).await;
+    let (status, body, _) = api
+        .call(post_event("nosuchcam42", r#"{"file":"a.mp4"}"#))
+        .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "camera_not_found");
     assert_eq!(api.request_items().await, 0);
@@ -175,17 +201,70 @@ async fn every_malformed_input_gets_a_4xx_and_nothing_is_written() {
         ("bad json", post_event(&cam, "{\"file\":"), 400, None),
         ("not an object", post_event(&cam, "[1,2]"), 400, None),
         ("missing file", post_event(&cam, "{}"), 400, Some("file")),
-        ("file not a string", post_event(&cam, r#"{"file":42}"#), 400, Some("file")),
-        ("note not a string", post_event(&cam, r#"{"file":"a","note":{"x":1}}"#), 400, Some("note")),
+        (
+            "file not a string",
+            post_event(&cam, r#"{"file":42}"#),
+            400,
+            Some("file"),
+        ),
+        (
+            "note not a string",
+            post_event(&cam, r#"{"file":"a","note":{"x":1}}"#),
+            400,
+            Some("note"),
+        ),
         ("oversized body", post_event(&cam, &big), 413, None),
-        ("dot-dot traversal", post_event(&cam, r#"{"file":"../../etc/shadow"}"#), 400, Some("file")),
-        ("absolute path", post_event(&cam, r#"{"file":"/etc/shadow"}"#), 400, Some("file")),
-        ("NUL byte", post_event(&cam, r#"{"file":"a\u0000.mp4"}"#), 400, Some("file")),
-        ("RTL override", post_event(&cam, r#"{"file":"clip\u202e4pm.exe"}"#), 400, Some("file")),
-        ("fullwidth dots", post_event(&cam, r#"{"file":"\uff0e\uff0e/x"}"#), 400, Some("file")),
-        ("zero-width space", post_event(&cam, r#"{"file":"a\u200b.mp4"}"#), 400, Some("file")),
-        ("bad camera id", post_event("cam%2Fother", r#"{"file":"a.mp4"}"#), 400, Some("camera_id")),
-        ("note too long", post_event(&cam, &format!(r#"{{"file":"a","note":"{}"}}"#, "n".repeat(501))), 400, Some("note")),
+        (
+            "dot-dot traversal",
+            post_event(&cam, r#"{"file":"../../etc/shadow"}"#),
+            400,
+            Some("file"),
+        ),
+        (
+            "absolute path",
+            post_event(&cam, r#"{"file":"/etc/shadow"}"#),
+            400,
+            Some("file"),
+        ),
+        (
+            "NUL byte",
+            post_event(&cam, r#"{"file":"a\u0000.mp4"}"#),
+            400,
+            Some("file"),
+        ),
+        (
+            "RTL override",
+            post_event(&cam, r#"{"file":"clip\u202e4pm.exe"}"#),
+            400,
+            Some("file"),
+        ),
+        (
+            "fullwidth dots",
+            post_event(&cam, r#"{"file":"\uff0e\uff0e/x"}"#),
+            400,
+            Some("file"),
+        ),
+        (
+            "zero-width space",
+            post_event(&cam, r#"{"file":"a\u200b.mp4"}"#),
+            400,
+            Some("file"),
+        ),
+        (
+            "bad camera id",
+            post_event("cam%2Fother", r#"{"file":"a.mp4"}"#),
+            400,
+            Some("camera_id"),
+        ),
+        (
+            "note too long",
+            post_event(
+                &cam,
+                &format!(r#"{{"file":"a","note":"{}"}}"#, "n".repeat(501)),
+            ),
+            400,
+            Some("note"),
+        ),
     ];
     for (what, ev, want, field) in cases {
         let (status, body, _) = api.call(ev).await;
@@ -195,7 +274,10 @@ async fn every_malformed_input_gets_a_4xx_and_nothing_is_written() {
     }
 
     let mut no_claims = post_event(&cam, r#"{"file":"a.mp4"}"#);
-    no_claims["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    no_claims["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
     assert_eq!(api.call(no_claims).await.0, 401);
 
     let mut empty_sub = post_event(&cam, r#"{"file":"a.mp4"}"#);
@@ -212,7 +294,10 @@ async fn every_malformed_input_gets_a_4xx_and_nothing_is_written() {
     assert!((400..500).contains(&s), "{s}");
 
     assert_eq!(api.request_items().await, 0, "nothing written");
-    assert!(moto::iot_published(&format!("{cam}/file/request")).is_empty(), "nothing published");
+    assert!(
+        moto::iot_published(&format!("{cam}/file/request")).is_empty(),
+        "nothing published"
+    );
 }
 
 #[tokio::test]
@@ -256,7 +341,13 @@ async fn a_request_is_read_back_with_its_history_and_listed_newest_first() {
         list["rawQueryString"] = json!(q);
         let (s, b, _) = api.call(list.clone()).await;
         assert_eq!(s, 200, "{b}");
-        got.extend(b["items"].as_array().unwrap().iter().map(|i| i["request_id"].as_str().unwrap().to_owned()));
+        got.extend(
+            b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["request_id"].as_str().unwrap().to_owned()),
+        );
         match b["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,

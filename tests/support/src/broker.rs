@@ -60,7 +60,9 @@ pub struct Pki {
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Pki")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,7 +71,8 @@ impl Pki {
     pub fn new(dir: &Path) -> Self {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        p.distinguished_name.push(DnType::CommonName, "anpr test CA");
+        p.distinguished_name
+            .push(DnType::CommonName, "anpr test CA");
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -105,7 +108,9 @@ impl Pki {
         let key = KeyPair::generate().expect("client key");
         let mut p = CertificateParams::new(Vec::<String>::new()).expect("client params");
         p.distinguished_name.push(DnType::CommonName, cn);
-        let cert = p.signed_by(&key, &self.ca, &self.ca_key).expect("client cert");
+        let cert = p
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .expect("client cert");
         let cert_path = self.dir.join(format!("{cn}.pem"));
         let key_path = self.dir.join(format!("{cn}.key"));
         std::fs::write(&cert_path, cert.pem()).expect("write client cert");
@@ -216,7 +221,10 @@ impl Broker {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("mosquitto exited with {status}; log:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "mosquitto did not listen in 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen in 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -275,6 +283,7 @@ impl Broker {
     }
 
     fn tls(&self, id: &ClientIdentity) -> rumqttc::TlsConfiguration {
+        crate::init_crypto();
         rumqttc::TlsConfiguration::Simple {
             ca: self.ca_pem(),
             alpn: None,

@@ -12,7 +12,15 @@
 //! a message saying to run `scripts/test`, never skip it.
 
 pub mod broker;
+pub mod creds;
 pub mod moto;
+pub mod proxy;
+
+/// Installs aws-lc-rs as the process's rustls crypto provider (the one the AWS SDK uses), so
+/// that rustls never has to guess when several providers are compiled in. Idempotent.
+pub fn init_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
 
 /// A name no other test uses: `{prefix}-{ulid}` in lower case.
 pub fn unique(prefix: &str) -> String {

@@ -1,0 +1,131 @@
+//! Measures the agent's bytes on the wire and its memory, against the real stand-ins (run
+//! with moto started and `ANPR_MOTO_URL` set, like the tests). Not a test: it prints figures.
+//!
+//! ```sh
+//! ANPR_CAMERA_BIN=/path/to/anpr-camera cargo run -p anpr-camera --example wire_bytes
+//! ```
+//!
+//! Bytes are TCP payload bytes (TLS records) counted by a loopback proxy in front of the
+//! broker and of S3, both directions; IP/TCP headers are not included.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn spawn(stack: &Stack, bin: &str) -> Child {
+    let cfg = stack.write_config();
+    let log = std::fs::File::create(stack.state.path().join("agent.log")).expect("log");
+    Command::new(bin)
+        .args(["run", "--config"])
+        .arg(cfg)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start anpr-camera")
+}
+
+/// (VmRSS, VmHWM) in KiB.
+fn rss(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let bin = std::env::var("ANPR_CAMERA_BIN").unwrap_or_else(|_| {
+        let t = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        format!("{t}/debug/anpr-camera")
+    });
+    let idle_secs: u64 = std::env::var("IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(95);
+    let stack = Stack::new("cam-measure").await;
+    let mut cloud = stack.cloud().await;
+
+    // 1. First connect: no session on the broker (TLS, CONNECT, SUBSCRIBE, presence, health).
+    let mut agent = spawn(&stack, &bin);
+    cloud.wait_health(30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = stack.mqtt_proxy.total_bytes();
+    println!("first connect, no session present: {first} bytes");
+
+    // 2. Reconnect with the session present: the link drops and comes back.
+    stack.mqtt_proxy.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.mqtt_proxy.reset_counts();
+    stack.mqtt_proxy.restore();
+    cloud.wait_health(30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let re = stack.mqtt_proxy.total_bytes();
+    println!("reconnect, session present: {re} bytes");
+
+    // 3. Idle: keep-alive pings only (keep_alive_secs = 30 in this stack).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.mqtt_proxy.reset_counts();
+    let t0 = Instant::now();
+    let (idle_rss, _) = rss(agent.id());
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let idle = stack.mqtt_proxy.total_bytes();
+    let secs = t0.elapsed().as_secs_f64();
+    let pings = (secs / 30.0).floor().max(1.0);
+    let per_ping = idle as f64 / pings;
+    println!(
+        "idle: {idle} bytes in {secs:.0} s = {pings} keep-alive exchanges, {per_ping:.0} bytes each; \
+         at the default keep_alive_secs = 1200: {:.0} bytes/day (72 pings)",
+        per_ping * 72.0
+    );
+    println!("agent RSS idle: {idle_rss} KiB");
+
+    // 4. File request round trip, excluding the file body (MQTT side only).
+    stack.media_file("small.jpg", 1000);
+    stack.mqtt_proxy.reset_counts();
+    cloud.request("01MEASURE0ROUNDTRIP0000000", "small.jpg").await;
+    cloud.wait_status("01MEASURE0ROUNDTRIP0000000", 30, is_uploaded).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!(
+        "file request round trip (request in, accepted + uploaded out, PUBACKs), MQTT side: {} bytes",
+        stack.mqtt_proxy.total_bytes()
+    );
+
+    // 5. A 50 MB upload: all bytes to and from S3 over the file's bytes; memory meanwhile.
+    let size = 50 * 1000 * 1000;
+    stack.media_file("big.mp4", size);
+    stack.s3_proxy.reset_counts();
+    stack.mqtt_proxy.reset_counts();
+    cloud.request("01MEASURE0BIGUPLOAD0000000", "big.mp4").await;
+    let pid = agent.id();
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0;
+        for _ in 0..6000 {
+            peak = peak.max(rss(pid).0);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peak
+    });
+    cloud.wait_status("01MEASURE0BIGUPLOAD0000000", 300, is_uploaded).await;
+    let s3 = stack.s3_proxy.total_bytes();
+    let (_, hwm) = rss(agent.id());
+    sampler.abort();
+    println!(
+        "50 MB upload: {s3} bytes to/from S3 for {size} file bytes = {:.3}% overhead; \
+         MQTT side during it: {} bytes",
+        (s3 as f64 - size as f64) * 100.0 / size as f64,
+        stack.mqtt_proxy.total_bytes()
+    );
+    println!("agent peak RSS (VmHWM) after the 50 MB upload: {hwm} KiB");
+    agent.kill().ok();
+    agent.wait().ok();
+}

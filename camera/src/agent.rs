@@ -1,0 +1,611 @@
+//! The thin I/O loop: drives the MQTT session (reconnect with capped, jittered back-off;
+//! subscribe only when the broker has no session), hands messages to the dispatcher, carries
+//! out the effects, runs uploads one at a time in a worker task, sends the health report on
+//! connect and on its interval, and shuts down gracefully (the upload stops at a part
+//! boundary with its checkpoint saved).
+
+use crate::config::Config;
+use crate::creds::{CredsError, IotCredentials};
+use crate::dispatch::{self, Dispatcher, Effect, Outcome};
+use crate::journal::{Entry, Journal, JournalError, Phase};
+use crate::machine;
+use crate::media;
+use crate::mqtt::{self, MqttSetupError};
+use crate::outbox::{Outbox, OutboxConfig, OutboxError};
+use crate::upload::{Progress, UploadError, Uploader};
+use anpr_protocol::{FileStatus, FileStatusKind, Health, ReasonCode, topics};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, Event};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+
+/// The agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// MQTT options (TLS material) could not be built.
+    #[error(transparent)]
+    Mqtt(#[from] MqttSetupError),
+    /// The credentials provider client could not be built.
+    #[error(transparent)]
+    Creds(#[from] CredsError),
+    /// The journal could not be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The plate-read outbox could not be opened.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// The media directory is unusable.
+    #[error("media directory {path}: {source}")]
+    Media {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The plate-read outbox, shared between the producer (the recognition pipeline appends) and
+/// the agent (publishes batches, acknowledges them on PUBACK).
+pub type OutboxHandle = Arc<Mutex<Outbox>>;
+
+/// Opens the outbox at `{state_dir}/outbox` with the default thresholds.
+pub fn open_outbox(cfg: &Config) -> Result<OutboxHandle, AgentError> {
+    let ob = Outbox::open(&cfg.state_dir.join("outbox"), OutboxConfig::default())?;
+    Ok(Arc::new(Mutex::new(ob)))
+}
+
+/// What a QoS 1 publish was, to act on its PUBACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    /// A file status or presence: nothing to do on PUBACK.
+    Other,
+    /// A plate-read batch: acknowledge it in the outbox.
+    Batch(u64),
+}
+
+/// Matches PUBACKs to what was published: rumqttc assigns packet ids as it sends, in the order
+/// of the requests, and reports each with `Outgoing::Publish(pkid)`. Every QoS 1 publish of the
+/// agent goes through the loop, so a FIFO of tags lines up with those events.
+#[derive(Debug, Default)]
+struct Tracker {
+    expect: VecDeque<Tag>,
+    by_pkid: HashMap<u16, Tag>,
+}
+
+impl Tracker {
+    fn sent(&mut self, pkid: u16) {
+        // A retransmission after a reconnect reuses its packet id: already known.
+        if pkid != 0
+            && !self.by_pkid.contains_key(&pkid)
+            && let Some(tag) = self.expect.pop_front()
+        {
+            self.by_pkid.insert(pkid, tag);
+        }
+    }
+    fn acked(&mut self, pkid: u16) -> Option<Tag> {
+        self.by_pkid.remove(&pkid)
+    }
+}
+
+/// State shared by the loop and the upload worker.
+#[derive(Debug, Default)]
+struct Shared {
+    last_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn error(&self, e: impl Into<String>) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = Some(e.into().chars().take(120).collect());
+        }
+    }
+    fn take_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|mut g| g.take())
+    }
+}
+
+/// Everything the agent needs, built once from the configuration.
+#[derive(Debug)]
+struct Ctx {
+    cfg: Config,
+    journal: Journal,
+    uploader: Uploader,
+    client: AsyncClient,
+    shared: Arc<Shared>,
+    started: Instant,
+}
+
+/// Runs the agent until `shutdown` turns true, with its own outbox (see [`run_with_outbox`]).
+pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<(), AgentError> {
+    let outbox = open_outbox(&cfg)?;
+    run_with_outbox(cfg, outbox, shutdown).await
+}
+
+/// Runs the agent until `shutdown` turns true, publishing the batches of `outbox` (which a
+/// recognition pipeline appends to). Returns an error only if it cannot start.
+pub async fn run_with_outbox(
+    cfg: Config,
+    outbox: OutboxHandle,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), AgentError> {
+    let cam = cfg.camera();
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::Media {
+        path: cfg.state_dir.clone(),
+        source,
+    })?;
+    std::fs::read_dir(&cfg.media_dir).map_err(|source| AgentError::Media {
+        path: cfg.media_dir.clone(),
+        source,
+    })?;
+    let journal = Journal::open(&cfg.state_dir)?;
+    let pruned = journal.prune(now_secs(), 8 * 24 * 3600);
+    let opts = mqtt::options(&cfg)?;
+    let c = &cfg.credentials;
+    let ca = mqtt::read(c.ca_file.as_ref().unwrap_or(&cfg.mqtt.ca_file))?;
+    let creds = IotCredentials::new(
+        &c.host,
+        c.port,
+        &c.role_alias,
+        cam.as_str(),
+        &ca,
+        &mqtt::read(&cfg.mqtt.cert_file)?,
+        &mqtt::read(&cfg.mqtt.key_file)?,
+    )?;
+    let uploader = Uploader::new(Uploader::client(&cfg.upload, creds), cfg.upload.clone());
+    let (client, mut ev) = AsyncClient::new(opts, 64);
+    let shared = Arc::new(Shared::default());
+    let ctx = Arc::new(Ctx {
+        cfg,
+        journal: journal.clone(),
+        uploader,
+        client: client.clone(),
+        shared: shared.clone(),
+        started: Instant::now(),
+    });
+    tracing::info!(camera = %cam, pruned, "agent starting");
+
+    // Work left over from before a restart: resume it first.
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Entry>();
+    let (leftover, corrupt) = journal.unfinished()?;
+    for e in corrupt {
+        tracing::error!(error = %e, "skipping corrupt journal entry");
+        shared.error(e.to_string());
+    }
+    let mut pending_status = Vec::new();
+    for mut entry in leftover {
+        match machine::recover(&entry.phase, &entry.req, now_secs()) {
+            Some(status) => {
+                entry.phase = Phase::Done {
+                    status: status.clone(),
+                };
+                if let Err(e) = journal.put(&entry) {
+                    shared.error(e.to_string());
+                }
+                pending_status.push(FileStatus {
+                    id: entry.req.id.clone(),
+                    kind: status,
+                });
+            }
+            None => {
+                tracing::info!(id = %entry.req.id, "resuming request from the journal");
+                let _ = jobs_tx.send(entry);
+            }
+        }
+    }
+    let mut early_tracker_tags = 0usize;
+    for s in pending_status {
+        if publish_status(&client, &cam, &s).await {
+            early_tracker_tags += 1;
+        }
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (status_tx, mut status_rx) = mpsc::unbounded_channel::<FileStatus>();
+    let worker = tokio::spawn(worker(ctx.clone(), jobs_rx, stop_rx, status_tx));
+    let mut tracker = Tracker::default();
+    tracker
+        .expect
+        .extend(std::iter::repeat_n(Tag::Other, early_tracker_tags));
+    let plate_topic = ctx.cfg.plate_topic();
+    let mut batch_in_flight: Option<u64> = None;
+    let mut batch_hold_until = tokio::time::Instant::now();
+    let mut connected = false;
+    let mut outbox_tick = tokio::time::interval(Duration::from_secs(1));
+    outbox_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let mut dispatcher = Dispatcher::new(cam.clone());
+    dispatcher.register(
+        topics::FILE_REQUEST,
+        dispatch::file_request_handler(journal),
+    );
+
+    let health_every = Duration::from_secs(ctx.cfg.health.interval_secs);
+    let mut health_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + health_every, health_every);
+    health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures: u32 = 0;
+
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+            }
+            _ = health_tick.tick() => publish_health(&ctx, &outbox).await,
+            Some(s) = status_rx.recv() => {
+                if publish_status(&client, &cam, &s).await {
+                    tracker.expect.push_back(Tag::Other);
+                }
+            }
+            _ = outbox_tick.tick(), if connected && batch_in_flight.is_none()
+                && tokio::time::Instant::now() >= batch_hold_until => {
+                let batch = outbox.lock().ok().and_then(|mut ob| ob.next_batch(now_ms()));
+                if let Some(b) = batch {
+                    match client.publish(plate_topic.as_str(), QoS::AtLeastOnce, false, b.payload).await {
+                        Ok(()) => {
+                            tracker.expect.push_back(Tag::Batch(b.seq));
+                            batch_in_flight = Some(b.seq);
+                            tracing::debug!(seq = b.seq, reads = b.count, "plate batch published");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "plate batch not queued");
+                            if let Ok(mut ob) = outbox.lock() { ob.reset_in_flight(); }
+                        }
+                    }
+                }
+            }
+            ev = ev.poll() => match ev {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => tracker.sent(pkid),
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    if let Some(Tag::Batch(seq)) = tracker.acked(ack.pkid) {
+                        batch_in_flight = None;
+                        use rumqttc::v5::mqttbytes::v5::PubAckReason as R;
+                        if matches!(ack.reason, R::Success | R::NoMatchingSubscribers) {
+                            let r = outbox.lock().map(|mut ob| ob.ack(seq));
+                            if let Ok(Err(e)) = r {
+                                tracing::error!(error = %e, "outbox ack failed");
+                                shared.error(e.to_string());
+                            }
+                        } else {
+                            // Refused (e.g. not authorised): sent again later, not in a loop.
+                            tracing::error!(reason = ?ack.reason, "plate batch refused by the broker");
+                            shared.error(format!("plate batch refused: {:?}", ack.reason));
+                            if let Ok(mut ob) = outbox.lock() { ob.reset_in_flight(); }
+                            batch_hold_until = tokio::time::Instant::now() + Duration::from_secs(300);
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    failures = 0;
+                    connected = true;
+                    tracing::info!(session_present = ack.session_present, "connected");
+                    if !ack.session_present {
+                        let subs = dispatcher.topics().into_iter().map(|t| {
+                            rumqttc::v5::mqttbytes::v5::Filter::new(t, QoS::AtLeastOnce)
+                        });
+                        if let Err(e) = client.subscribe_many(subs).await {
+                            tracing::error!(error = %e, "subscribe request failed");
+                        }
+                    }
+                    let _ = client
+                        .publish(topics::presence(&cam), QoS::AtMostOnce, true, mqtt::PRESENCE_ONLINE)
+                        .await;
+                    publish_health(&ctx, &outbox).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                    match dispatcher.dispatch(&topic, &p.payload, now_secs()) {
+                        Outcome::Handled(effects) => {
+                            for e in effects {
+                                match e {
+                                    Effect::Status(s) => if publish_status(&client, &cam, &s).await { tracker.expect.push_back(Tag::Other); },
+                                    Effect::Upload(entry) => { let _ = jobs_tx.send(entry); }
+                                    Effect::Error(msg) => shared.error(msg),
+                                }
+                            }
+                        }
+                        Outcome::Unknown { first } => {
+                            if first {
+                                tracing::warn!(%topic, "message on a topic with no handler (reported once)");
+                                shared.error(format!("no handler for {topic}"));
+                            }
+                        }
+                    }
+                    // Acknowledged only now: the journal holds the request.
+                    if let Err(e) = client.ack(&p).await {
+                        tracing::warn!(error = %e, "ack failed");
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(s))) => {
+                    for rc in &s.return_codes {
+                        if !matches!(rc, SubscribeReasonCode::Success(_)) {
+                            tracing::error!(code = ?rc, "subscription refused by the broker");
+                            shared.error(format!("subscribe refused: {rc:?}"));
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::Disconnect(d))) => {
+                    tracing::warn!(reason = ?d.reason_code, "broker disconnected us");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    connected = false;
+                    let delay = machine::backoff_ms(
+                        ctx.cfg.mqtt.reconnect_initial_ms,
+                        ctx.cfg.mqtt.reconnect_max_secs.saturating_mul(1000),
+                        failures,
+                        rand::random::<f64>(),
+                    );
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, delay_ms = delay, "MQTT connection lost; reconnecting after back-off");
+                    shared.error(format!("mqtt: {e}"));
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                        _ = shutdown.changed() => if *shutdown.borrow() { break; },
+                    }
+                }
+            }
+        }
+    }
+
+    // Graceful shutdown: stop the worker at a part boundary, keep the session serviced while
+    // it finishes so its last status goes out, then say goodbye.
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    drop(jobs_tx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut worker = worker;
+    loop {
+        tokio::select! {
+            _ = &mut worker => break,
+            Some(s) = status_rx.recv() => { publish_status(&client, &cam, &s).await; }
+            _ = tokio::time::sleep_until(deadline) => { tracing::warn!("worker did not stop in time"); break; }
+            r = ev.poll() => if r.is_err() { tokio::time::sleep(Duration::from_millis(200)).await; },
+        }
+    }
+    while let Ok(s) = status_rx.try_recv() {
+        publish_status(&client, &cam, &s).await;
+    }
+    let _ = client
+        .publish(
+            topics::presence(&cam),
+            QoS::AtLeastOnce,
+            true,
+            mqtt::PRESENCE_OFFLINE,
+        )
+        .await;
+    if let Ok(mut ob) = outbox.lock() {
+        let _ = ob.sync();
+    }
+    let _ = client.disconnect().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            r = ev.poll() => match r {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Unix milliseconds now.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Publishes a status with QoS 1; true if it was queued.
+async fn publish_status(
+    client: &AsyncClient,
+    cam: &anpr_protocol::CameraId,
+    s: &FileStatus,
+) -> bool {
+    match anpr_protocol::encode(s) {
+        Ok(bytes) => match client
+            .publish(topics::file_status(cam), QoS::AtLeastOnce, false, bytes)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "status not queued");
+                false
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "status not encodable");
+            false
+        }
+    }
+}
+
+/// The health report: small (about 60 bytes), QoS 0.
+async fn publish_health(ctx: &Ctx, outbox: &OutboxHandle) {
+    let h = Health {
+        up: ctx.started.elapsed().as_secs(),
+        ver: env!("CARGO_PKG_VERSION").to_owned(),
+        ob: outbox.lock().map(|ob| ob.depth()).unwrap_or(0),
+        df: crate::health::disk_free_mib(&ctx.cfg.media_dir).unwrap_or(0),
+        err: ctx.shared.take_error(),
+    };
+    if let Ok(bytes) = anpr_protocol::encode(&h) {
+        let _ = ctx
+            .client
+            .publish(
+                topics::health(&ctx.cfg.camera()),
+                QoS::AtMostOnce,
+                false,
+                bytes,
+            )
+            .await;
+    }
+}
+
+struct StatusProgress {
+    id: anpr_protocol::RequestId,
+    stop: watch::Receiver<bool>,
+    statuses: mpsc::UnboundedSender<FileStatus>,
+}
+
+impl Progress for StatusProgress {
+    fn uploading(&mut self, pct: u8) {
+        let _ = self.statuses.send(FileStatus {
+            id: self.id.clone(),
+            kind: FileStatusKind::Uploading { pct },
+        });
+    }
+    fn should_stop(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// Serves requests one at a time; statuses go back to the loop, the only publisher.
+async fn worker(
+    ctx: Arc<Ctx>,
+    mut jobs: mpsc::UnboundedReceiver<Entry>,
+    stop: watch::Receiver<bool>,
+    statuses: mpsc::UnboundedSender<FileStatus>,
+) {
+    while let Some(entry) = jobs.recv().await {
+        if *stop.borrow() {
+            break;
+        }
+        serve(&ctx, entry, stop.clone(), &statuses).await;
+    }
+}
+
+async fn finish(
+    ctx: &Ctx,
+    statuses: &mpsc::UnboundedSender<FileStatus>,
+    mut entry: Entry,
+    status: FileStatusKind,
+) {
+    entry.phase = Phase::Done {
+        status: status.clone(),
+    };
+    if let Err(e) = ctx.journal.put(&entry) {
+        tracing::error!(error = %e, "journal write failed");
+        ctx.shared.error(e.to_string());
+    }
+    let _ = statuses.send(FileStatus {
+        id: entry.req.id,
+        kind: status,
+    });
+}
+
+async fn serve(
+    ctx: &Ctx,
+    mut entry: Entry,
+    mut stop: watch::Receiver<bool>,
+    statuses: &mpsc::UnboundedSender<FileStatus>,
+) {
+    let id = entry.req.id.clone();
+    let cam = ctx.cfg.camera();
+    let key = topics::upload_key(&cam, &id, &entry.req.file);
+    let mut attempt: u32 = 0;
+    loop {
+        let mut resolved = match media::resolve(&ctx.cfg.media_dir, &entry.req.file) {
+            Ok(r) => r,
+            Err(reason) => {
+                tracing::warn!(%id, file = %entry.req.file, reason = reason.as_str(), "request not served");
+                let kind = match reason {
+                    ReasonCode::ForbiddenPath | ReasonCode::NotRegularFile => {
+                        FileStatusKind::Rejected { reason }
+                    }
+                    _ => FileStatusKind::Failed { reason },
+                };
+                return finish(ctx, statuses, entry, kind).await;
+            }
+        };
+        if let Some(max) = ctx.cfg.upload.max_file_bytes
+            && resolved.size > max
+        {
+            let reason = ReasonCode::TooLarge;
+            return finish(ctx, statuses, entry, FileStatusKind::Failed { reason }).await;
+        }
+        let mut progress = StatusProgress {
+            id: id.clone(),
+            stop: stop.clone(),
+            statuses: statuses.clone(),
+        };
+        let started = Instant::now();
+        let r = ctx
+            .uploader
+            .upload(
+                &ctx.journal,
+                &mut entry,
+                &mut resolved.file,
+                resolved.size,
+                &key,
+                &mut progress,
+            )
+            .await;
+        match r {
+            Ok(size) => {
+                tracing::info!(%id, size, secs = started.elapsed().as_secs_f32(), %key, "uploaded");
+                return finish(ctx, statuses, entry, FileStatusKind::Uploaded { size }).await;
+            }
+            Err(UploadError::Stopped) => {
+                tracing::info!(%id, "upload checkpointed for shutdown");
+                return;
+            }
+            Err(UploadError::FileChanged) => {
+                tracing::warn!(%id, "file changed during upload; starting over");
+                entry.phase = Phase::Accepted;
+                if let Err(e) = ctx.journal.put(&entry) {
+                    ctx.shared.error(e.to_string());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%id, error = %e, attempt, "upload attempt failed; will resume");
+                ctx.shared.error(e.to_string());
+                let no_creds = matches!(
+                    e,
+                    UploadError::S3 {
+                        no_credentials: true,
+                        ..
+                    }
+                );
+                if matches!(e, UploadError::Journal(_) | UploadError::Read(_)) {
+                    let reason = ReasonCode::IoError;
+                    return finish(ctx, statuses, entry, FileStatusKind::Failed { reason }).await;
+                }
+                attempt += 1;
+                if attempt >= ctx.cfg.upload.max_attempts {
+                    let reason = if no_creds {
+                        ReasonCode::NoCredentials
+                    } else {
+                        ReasonCode::UploadFailed
+                    };
+                    return finish(ctx, statuses, entry, FileStatusKind::Failed { reason }).await;
+                }
+                let delay = machine::backoff_ms(
+                    ctx.cfg.upload.retry_initial_secs.saturating_mul(1000),
+                    ctx.cfg.upload.retry_max_secs.saturating_mul(1000),
+                    attempt - 1,
+                    rand::random::<f64>(),
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The agent's configuration file (TOML): every setting, its default, and its validation at
+//! start with an error that names the setting. `docs/camera.md` is the reference; the doc
+//! comments here are the same text.
+
+use anpr_protocol::{CameraId, topics};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The smallest part S3 accepts in a multipart upload (except the last part).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// The largest MQTT packet AWS IoT Core accepts.
+pub const MAX_PACKET: u32 = 128 * 1024;
+
+/// Why the configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// Path of the file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown setting, or a value of the wrong type.
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// Path of the file.
+        path: PathBuf,
+        /// The TOML error (names line and setting).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A setting is out of range or inconsistent.
+    #[error("config setting `{setting}`: {reason}")]
+    Invalid {
+        /// Dotted name of the setting.
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The camera id: AWS IoT thing name, MQTT client id and certificate CN.
+    pub camera_id: CameraId,
+    /// Directory whose files may be requested; nothing outside it is ever uploaded.
+    pub media_dir: PathBuf,
+    /// Directory for the agent's own state (request journal, upload checkpoints, outbox).
+    pub state_dir: PathBuf,
+    /// MQTT connection to AWS IoT Core.
+    pub mqtt: MqttConfig,
+    /// Uploads to S3.
+    pub upload: UploadConfig,
+    /// The AWS IoT credentials provider.
+    pub credentials: CredentialsConfig,
+    /// Health reports.
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// `[mqtt]`: the one MQTT session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// The account's IoT data endpoint host (`xxxx-ats.iot.REGION.amazonaws.com`).
+    pub host: String,
+    /// 8883 (MQTT over TLS) or 443 (with `alpn = true`, passes the strictest firewalls).
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// Offer ALPN `x-amzn-mqtt-ca`; AWS requires it for MQTT on port 443.
+    #[serde(default)]
+    pub alpn: bool,
+    /// CA certificate(s) to trust, PEM (Amazon Root CA 1).
+    pub ca_file: PathBuf,
+    /// The camera's certificate, PEM.
+    pub cert_file: PathBuf,
+    /// The camera's private key, PEM: PKCS#1 (`RSA PRIVATE KEY`, as AWS issues it) or PKCS#8.
+    pub key_file: PathBuf,
+    /// MQTT keep-alive, seconds (30..=1200). Each ping costs bytes: the default is AWS's maximum.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u64,
+    /// How long the broker keeps the session (subscriptions, queued QoS 1 messages) while the
+    /// camera is offline, seconds. AWS allows up to 7 days (604800) by account setting.
+    #[serde(default = "default_session_expiry")]
+    pub session_expiry_secs: u32,
+    /// First reconnect delay, milliseconds; doubles each failure, with jitter.
+    #[serde(default = "default_backoff_initial")]
+    pub reconnect_initial_ms: u64,
+    /// Longest reconnect delay, seconds.
+    #[serde(default = "default_backoff_max")]
+    pub reconnect_max_secs: u64,
+    /// Topic plate-read batches are published to; default: Basic Ingest of the plate rule
+    /// (`$aws/rules/anpr_plate_reads/{camera_id}/plates`).
+    #[serde(default)]
+    pub plate_topic: Option<String>,
+}
+
+/// `[upload]`: S3.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    /// The media bucket.
+    pub bucket: String,
+    /// The bucket's region.
+    pub region: String,
+    /// Endpoint override (tests, S3-compatible stores); default: AWS.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing (needed by some S3-compatible stores).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Files of at least this many bytes go multipart (resumable part by part).
+    #[serde(default = "default_threshold")]
+    pub multipart_threshold_bytes: u64,
+    /// Part size, bytes (at least 5 MiB): the most a lost link or a restart re-sends.
+    #[serde(default = "default_part_size")]
+    pub part_size_bytes: u64,
+    /// Average upload rate cap, bytes per second; none by default.
+    #[serde(default)]
+    pub max_bytes_per_sec: Option<u64>,
+    /// Larger files are refused with `failed: too_large`; none by default.
+    #[serde(default)]
+    pub max_file_bytes: Option<u64>,
+    /// Progress is reported each time this many percent more are done (1..=100; 100 = never).
+    #[serde(default = "default_progress_step")]
+    pub progress_step_pct: u8,
+    /// First delay before retrying a failed upload, seconds; doubles up to `retry_max_secs`.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_secs: u64,
+    /// Longest delay between upload retries, seconds.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// Attempts before an upload is reported `failed: upload_failed` (its checkpoint is kept
+    /// until the request expires, so a later duplicate still resumes).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+/// `[credentials]`: the AWS IoT credentials provider (mutual TLS with the camera's certificate).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    /// The account's credentials endpoint host (`xxxx.credentials.iot.REGION.amazonaws.com`).
+    pub host: String,
+    /// Its port.
+    #[serde(default = "default_https_port")]
+    pub port: u16,
+    /// The role alias whose role the camera assumes.
+    pub role_alias: String,
+    /// CA to trust for the endpoint; default: `mqtt.ca_file`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `[health]`: the compact health report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Seconds between health reports (also sent on each connect); at least 60.
+    #[serde(default = "default_health_interval")]
+    pub interval_secs: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_health_interval(),
+        }
+    }
+}
+
+fn default_mqtt_port() -> u16 {
+    8883
+}
+fn default_https_port() -> u16 {
+    443
+}
+fn default_keep_alive() -> u64 {
+    1200
+}
+fn default_session_expiry() -> u32 {
+    7 * 24 * 3600
+}
+fn default_backoff_initial() -> u64 {
+    1000
+}
+fn default_backoff_max() -> u64 {
+    300
+}
+fn default_threshold() -> u64 {
+    8 * 1024 * 1024
+}
+fn default_part_size() -> u64 {
+    8 * 1024 * 1024
+}
+fn default_progress_step() -> u8 {
+    25
+}
+fn default_retry_initial() -> u64 {
+    5
+}
+fn default_retry_max() -> u64 {
+    600
+}
+fn default_attempts() -> u32 {
+    20
+}
+fn default_health_interval() -> u64 {
+    6 * 3600
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::new(),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges and consistency; the error names the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.media_dir.is_absolute() {
+            return Err(invalid("media_dir", "must be an absolute path"));
+        }
+        if !self.state_dir.is_absolute() {
+            return Err(invalid("state_dir", "must be an absolute path"));
+        }
+        if self.state_dir.starts_with(&self.media_dir) {
+            return Err(invalid("state_dir", "must not be inside media_dir"));
+        }
+        let m = &self.mqtt;
+        if m.host.trim().is_empty() {
+            return Err(invalid("mqtt.host", "must not be empty"));
+        }
+        if m.port == 443 && !m.alpn {
+            return Err(invalid(
+                "mqtt.alpn",
+                "AWS IoT Core needs ALPN x-amzn-mqtt-ca for MQTT on port 443: set alpn = true",
+            ));
+        }
+        if !(30..=1200).contains(&m.keep_alive_secs) {
+            return Err(invalid(
+                "mqtt.keep_alive_secs",
+                "must be 30..=1200 (AWS limits)",
+            ));
+        }
+        if m.reconnect_initial_ms == 0 || m.reconnect_max_secs == 0 {
+            return Err(invalid(
+                "mqtt.reconnect_initial_ms",
+                "back-off must be positive",
+            ));
+        }
+        if m.reconnect_initial_ms > m.reconnect_max_secs * 1000 {
+            return Err(invalid(
+                "mqtt.reconnect_initial_ms",
+                "must not exceed mqtt.reconnect_max_secs",
+            ));
+        }
+        let u = &self.upload;
+        if u.bucket.trim().is_empty() {
+            return Err(invalid("upload.bucket", "must not be empty"));
+        }
+        if u.region.trim().is_empty() {
+            return Err(invalid("upload.region", "must not be empty"));
+        }
+        if u.part_size_bytes < MIN_PART_SIZE {
+            return Err(invalid(
+                "upload.part_size_bytes",
+                "S3 needs at least 5 MiB (5242880)",
+            ));
+        }
+        if u.multipart_threshold_bytes < u.part_size_bytes {
+            return Err(invalid(
+                "upload.multipart_threshold_bytes",
+                "must be at least upload.part_size_bytes",
+            ));
+        }
+        if u.max_bytes_per_sec == Some(0) {
+            return Err(invalid(
+                "upload.max_bytes_per_sec",
+                "must be positive (omit for no cap)",
+            ));
+        }
+        if !(1..=100).contains(&u.progress_step_pct) {
+            return Err(invalid("upload.progress_step_pct", "must be 1..=100"));
+        }
+        if u.retry_initial_secs == 0 || u.retry_initial_secs > u.retry_max_secs {
+            return Err(invalid(
+                "upload.retry_initial_secs",
+                "must be positive and at most upload.retry_max_secs",
+            ));
+        }
+        if u.max_attempts == 0 {
+            return Err(invalid("upload.max_attempts", "must be at least 1"));
+        }
+        if self.credentials.host.trim().is_empty() {
+            return Err(invalid("credentials.host", "must not be empty"));
+        }
+        if self.credentials.role_alias.trim().is_empty()
+            || self.credentials.role_alias.contains('/')
+        {
+            return Err(invalid(
+                "credentials.role_alias",
+                "must be a non-empty name without '/'",
+            ));
+        }
+        if self.health.interval_secs < 60 {
+            return Err(invalid("health.interval_secs", "must be at least 60"));
+        }
+        Ok(())
+    }
+
+    /// The camera id.
+    pub fn camera(&self) -> CameraId {
+        self.camera_id.clone()
+    }
+
+    /// The topic plate-read batches go to.
+    pub fn plate_topic(&self) -> String {
+        self.mqtt
+            .plate_topic
+            .clone()
+            .unwrap_or_else(|| topics::plate_reads_basic_ingest(topics::PLATE_RULE, &self.camera()))
+    }
+
+    /// Keep-alive as a duration.
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.mqtt.keep_alive_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const MINIMAL: &str = r#"
+camera_id = "cam-1"
+media_dir = "/var/lib/anpr/media"
+state_dir = "/var/lib/anpr/state"
+[mqtt]
+host = "abc-ats.iot.eu-west-1.amazonaws.com"
+ca_file = "/etc/anpr/ca.pem"
+cert_file = "/etc/anpr/cert.pem"
+key_file = "/etc/anpr/key.pem"
+[upload]
+bucket = "media"
+region = "eu-west-1"
+[credentials]
+host = "abc.credentials.iot.eu-west-1.amazonaws.com"
+role_alias = "anpr-camera"
+"#;
+
+    #[test]
+    fn a_minimal_file_gets_the_thrifty_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.mqtt.port, 8883);
+        assert_eq!(c.mqtt.keep_alive_secs, 1200);
+        assert_eq!(c.upload.part_size_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.health.interval_secs, 6 * 3600);
+        assert_eq!(c.plate_topic(), "$aws/rules/anpr_plate_reads/cam-1/plates");
+    }
+
+    #[test]
+    fn an_unknown_setting_is_refused_naming_it() {
+        let e = Config::parse(&format!("{MINIMAL}\nbogus = 1\n")).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn port_443_without_alpn_is_refused_with_the_fix() {
+        let text = MINIMAL.replace("[mqtt]\n", "[mqtt]\nport = 443\n");
+        let e = Config::parse(&text).unwrap_err();
+        assert!(e.to_string().contains("mqtt.alpn"), "{e}");
+        let ok = MINIMAL.replace("[mqtt]\n", "[mqtt]\nport = 443\nalpn = true\n");
+        assert!(Config::parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_setting() {
+        let cases = [
+            (
+                "[mqtt]\n",
+                "[mqtt]\nkeep_alive_secs = 5000\n",
+                "mqtt.keep_alive_secs",
+            ),
+            (
+                "[upload]\n",
+                "[upload]\npart_size_bytes = 1000\n",
+                "upload.part_size_bytes",
+            ),
+            (
+                "[upload]\n",
+                "[upload]\nprogress_step_pct = 0\n",
+                "upload.progress_step_pct",
+            ),
+            (
+                "camera_id = \"cam-1\"",
+                "camera_id = \"cam/1\"",
+                "camera_id",
+            ),
+            (
+                "media_dir = \"/var/lib/anpr/media\"",
+                "media_dir = \"media\"",
+                "media_dir",
+            ),
+        ];
+        for (from, to, setting) in cases {
+            let e = Config::parse(&MINIMAL.replace(from, to)).unwrap_err();
+            assert!(e.to_string().contains(setting), "{setting}: {e}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The camera agent: one thrifty MQTT session to AWS IoT Core, on-demand resumable uploads
+//! to S3, nothing listening. See `docs/camera.md`.
+//!
+//! Modules: [`config`] (the TOML file), [`machine`] (every decision, pure), [`journal`]
+//! (persisted request state and upload checkpoints), [`dispatch`] (handlers by topic),
+//! [`media`] (safe name resolution), [`upload`] (S3, resumable), [`creds`] (the IoT
+//! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
+//! camera role's IAM policy and a small evaluator), [`agent`] (the I/O loop).
+
+pub mod agent;
+pub mod config;
+pub mod creds;
+pub mod dispatch;
+pub mod health;
+pub mod journal;
+pub mod machine;
+pub mod media;
+pub mod mqtt;
+pub mod outbox;
+pub mod policy;
+pub mod tls;
+pub mod upload;
+
+pub use config::Config;

@@ -1,0 +1,140 @@
+//! `anpr-camera`: the camera binary. `run --config FILE` starts the agent; structured logs
+//! (tracing; `RUST_LOG`, `ANPR_LOG_FORMAT=json`); SIGTERM or Ctrl-C stops it gracefully.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "anpr-camera", version, about = "ANPR camera agent")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the agent: MQTT session to AWS IoT Core, file requests, uploads, health.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Recognize plates in image files and print the reads as JSON lines.
+    #[cfg(feature = "recognizer")]
+    Recognize {
+        /// Image files (JPEG, PNG).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Folder of the model files (default: `ANPR_MODELS_DIR`, else `.local/models`).
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
+    /// Evaluate the recognizer on a folder of annotated photos.
+    #[cfg(feature = "recognizer")]
+    Eval {
+        /// The folder.
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Threads per frame.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Folder of the model files.
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit (0 if valid).
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::env::var("ANPR_LOG_FORMAT").as_deref() == Ok("json") {
+        b.json().init();
+    } else {
+        b.with_ansi(false).init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logs();
+    match cli.cmd {
+        #[cfg(feature = "recognizer")]
+        Cmd::Recognize { images, models } => {
+            let mut rc = anpr_recognizer::RecognizerConfig::default();
+            if let Some(m) = models {
+                rc.models_dir = m;
+            }
+            for r in anpr_recognizer::recognize_files(&images, &rc)? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(())
+        }
+        #[cfg(feature = "recognizer")]
+        Cmd::Eval {
+            dir,
+            json,
+            threads,
+            models,
+        } => {
+            let mut rc = anpr_recognizer::RecognizerConfig::default();
+            if let Some(m) = models {
+                rc.models_dir = m;
+            }
+            if let Some(t) = threads {
+                rc.threads = t.max(1);
+            }
+            let report = anpr_recognizer::evaluate_dir(&dir, &rc)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Cmd::CheckConfig { config } => {
+            anpr_camera::Config::load(&config)?;
+            println!("{}: valid", config.display());
+            Ok(())
+        }
+        Cmd::Run { config } => {
+            let cfg = anpr_camera::Config::load(&config)?;
+            // One thread: the camera is small and the agent is I/O-bound (less memory).
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("tokio runtime")?;
+            rt.block_on(async move {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    let mut term = match tokio::signal::unix::signal(
+                        tokio::signal::unix::SignalKind::terminate(),
+                    ) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::error!(error = %e, "no SIGTERM handler");
+                            return;
+                        }
+                    };
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                    tracing::info!("signal received");
+                    let _ = tx.send(true);
+                });
+                anpr_camera::agent::run(cfg, rx).await
+            })?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The one MQTT session to AWS IoT Core: options for rumqttc built from the configuration.
+//!
+//! MQTT 5, TLS with the camera's certificate (ALPN `x-amzn-mqtt-ca` on port 443), client id =
+//! thing name, persistent session (clean start off, session expiry), packets up to the 128 KiB
+//! AWS allows, manual acknowledgements (a request is acknowledged only once journaled), and a
+//! last will on the presence topic so the cloud sees the camera go offline.
+
+use crate::config::{Config, MAX_PACKET};
+use crate::tls::{self, TlsError};
+use anpr_protocol::topics;
+use rumqttc::v5::MqttOptions;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::LastWill;
+use std::sync::Arc;
+
+/// The ALPN protocol AWS IoT Core needs for MQTT on port 443.
+pub const AWS_MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
+
+/// Payload of the retained presence message sent as last will: offline.
+pub const PRESENCE_OFFLINE: &[u8] = br#"{"v":1,"on":false}"#;
+/// Payload of the retained presence message sent on connect: online.
+pub const PRESENCE_ONLINE: &[u8] = br#"{"v":1,"on":true}"#;
+
+/// The MQTT options could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttSetupError {
+    /// A PEM file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS material was refused.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Reads a file, naming it in the error.
+pub fn read(path: &std::path::Path) -> Result<Vec<u8>, MqttSetupError> {
+    std::fs::read(path).map_err(|source| MqttSetupError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// rumqttc options for the configured session.
+pub fn options(cfg: &Config) -> Result<MqttOptions, MqttSetupError> {
+    let m = &cfg.mqtt;
+    let alpn = m.alpn.then_some(AWS_MQTT_ALPN);
+    let tls = tls::client_config(
+        &read(&m.ca_file)?,
+        &read(&m.cert_file)?,
+        &read(&m.key_file)?,
+        alpn,
+    )?;
+    let cam = cfg.camera();
+    let mut o = MqttOptions::new(cam.as_str(), m.host.as_str(), m.port);
+    o.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
+    ));
+    o.set_keep_alive(cfg.keep_alive());
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(m.session_expiry_secs));
+    o.set_receive_maximum(Some(16));
+    o.set_max_packet_size(Some(MAX_PACKET));
+    o.set_manual_acks(true);
+    o.set_connection_timeout(30);
+    o.set_last_will(LastWill {
+        topic: topics::presence(&cam).into(),
+        message: PRESENCE_OFFLINE.to_vec().into(),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+        properties: None,
+    });
+    Ok(o)
+}

@@ -1,0 +1,762 @@
+//! The plate read outbox: a disk-backed store-and-forward queue between the recognizer and the
+//! MQTT publisher. It owns the on-disk queue, batching into `PlateReadBatch` messages and the
+//! "leave only on PUBACK" rule.
+//!
+//! # Guarantees (see `docs/plate-reads.md`)
+//! - **Durable before acknowledged.** [`Outbox::append`] writes the read to the current
+//!   segment file before returning. Every write survives kill -9 (it is in the kernel);
+//!   power loss is covered at the granularity of [`SyncPolicy`]: by default every append is
+//!   `fdatasync`ed (`EveryAppend`), `EveryN(n)` syncs every n-th append (at most n-1 reads lost
+//!   on power loss), and [`Outbox::sync`] may be called on a timer.
+//! - **Bounded, never blocking.** The queue holds at most [`OutboxConfig::max_bytes`] of
+//!   segment files. When an append would exceed it, the oldest segment is dropped (its reads
+//!   not yet acknowledged are counted in [`Outbox::dropped`], persisted across restarts), so
+//!   recognition never waits for the network or a full disk quota.
+//! - **Leaves on PUBACK only.** [`Outbox::next_batch`] hands out the oldest reads not yet in
+//!   flight as one batch (due by count, age or the 128 KB message limit); only
+//!   [`Outbox::ack`] removes them, and the position is persisted (`fsync` + rename). After a
+//!   crash every read not acknowledged is sent again; the cloud drops duplicates by read id.
+//! - **Torn tails are cut.** On [`Outbox::open`] a last line without its newline, or one that
+//!   does not parse (power loss mid-write), is truncated away.
+//!
+//! # On disk
+//! `dir/seg-{first_seq:020}.log`: one compact JSON [`PlateRead`] per line, exactly the bytes
+//! that go on the wire inside the batch's `r` array. `dir/state`: `{"head":N,"dropped":M}`,
+//! the first read sequence number not yet acknowledged and the drop counter.
+
+use anpr_protocol::{MAX_MQTT_PAYLOAD, PlateRead, PlateReadBatch, ProtocolError, ReadId, encode};
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+
+/// Bytes of an empty batch envelope, `{"v":1,"r":[]}`.
+const ENVELOPE_BYTES: usize = 14;
+const STATE_FILE: &str = "state";
+const SEGMENT_PREFIX: &str = "seg-";
+const SEGMENT_SUFFIX: &str = ".log";
+
+/// When appended reads are flushed to stable storage (`fdatasync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// After every append: a read is on disk when `append` returns (power-loss safe).
+    EveryAppend,
+    /// After every n-th append (and on [`Outbox::sync`]): at most n-1 reads lost on power loss.
+    EveryN(u32),
+    /// Only on [`Outbox::sync`], segment roll and drop: kill -9 safe, not power-loss safe.
+    OnDemand,
+}
+
+/// Sizes and thresholds of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// Largest total size of the segment files; the oldest segment is dropped beyond it.
+    pub max_bytes: u64,
+    /// Size at which the current segment is closed and a new one started (the drop unit).
+    pub segment_bytes: u64,
+    /// A batch is due when this many reads wait.
+    pub batch_max_reads: usize,
+    /// A batch is due when its oldest read has waited this long (milliseconds).
+    pub batch_max_age_ms: u64,
+    /// Largest batch payload (at most the 128 KiB MQTT limit of AWS IoT Core).
+    pub batch_max_bytes: usize,
+    /// When appends are `fdatasync`ed.
+    pub sync: SyncPolicy,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            segment_bytes: 1024 * 1024,
+            batch_max_reads: 1000,
+            batch_max_age_ms: 30_000,
+            batch_max_bytes: MAX_MQTT_PAYLOAD,
+            sync: SyncPolicy::EveryAppend,
+        }
+    }
+}
+
+/// One MQTT message's worth of reads, to publish with QoS 1 and [`Outbox::ack`] on PUBACK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Identifies the batch for [`Outbox::ack`].
+    pub seq: u64,
+    /// `anpr_protocol::encode(&PlateReadBatch)`.
+    pub payload: Vec<u8>,
+    /// Reads in the batch.
+    pub count: usize,
+}
+
+/// What the outbox can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// A file operation failed.
+    #[error("outbox {op} failed on {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// One read alone would not fit in a batch (an absurd plate text or file name).
+    #[error("a read of {size} bytes cannot fit in a {max}-byte batch")]
+    ReadTooLarge {
+        /// Encoded size of the read.
+        size: usize,
+        /// Room in a batch.
+        max: usize,
+    },
+    /// A read could not be encoded.
+    #[error("could not encode a read")]
+    Encode(#[source] serde_json::Error),
+    /// The batch could not be encoded (should not happen: sizes are checked before).
+    #[error("could not encode a batch")]
+    Batch(#[source] ProtocolError),
+    /// The configuration is inconsistent.
+    #[error("invalid outbox configuration: {0}")]
+    Config(&'static str),
+    /// `ack` of a batch that was never handed out.
+    #[error("no batch {0} is in flight")]
+    UnknownBatch(u64),
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OutboxError + 'a {
+    move |source| OutboxError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A compact, random read id: 72 random bits as 12 URL-safe base64 characters. The cloud keys
+/// a read by camera, time and id, so the id only has to be unique per camera and millisecond.
+pub fn new_read_id() -> ReadId {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes: [u8; 9] = rand::random();
+    let mut s = String::with_capacity(12);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+        for shift in [18, 12, 6, 0] {
+            s.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+        }
+    }
+    ReadId::parse(&s).unwrap_or_else(|_| unreachable!("the alphabet is the id alphabet"))
+}
+
+/// A read in the queue: where its bytes are.
+#[derive(Debug, Clone, Copy)]
+struct Rec {
+    seq: u64,
+    /// First sequence number of its segment.
+    seg: u64,
+    off: u64,
+    /// Length without the newline.
+    len: u32,
+    /// Read time (ms) for the age threshold; 0 for reads found on disk at open (due at once).
+    t: u64,
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+    file: File,
+    bytes: u64,
+    /// One past the last sequence number written to it.
+    end_seq: u64,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, Default)]
+struct State {
+    head: u64,
+    dropped: u64,
+}
+
+/// The disk-backed plate read queue (see the module docs).
+#[derive(Debug)]
+pub struct Outbox {
+    dir: PathBuf,
+    cfg: OutboxConfig,
+    segments: VecDeque<Segment>,
+    index: VecDeque<Rec>,
+    state: State,
+    next_seq: u64,
+    sent_upto: u64,
+    /// start seq → (end seq, acknowledged)
+    in_flight: BTreeMap<u64, (u64, bool)>,
+    unsynced: u32,
+    total_bytes: u64,
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{SEGMENT_PREFIX}{first_seq:020}{SEGMENT_SUFFIX}"))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync directory", dir))
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox in `dir`, recovering what a crash left: torn tails are
+    /// cut, acknowledged segments deleted, every read not acknowledged queued again.
+    pub fn open(dir: &Path, cfg: OutboxConfig) -> Result<Outbox, OutboxError> {
+        if cfg.batch_max_bytes > MAX_MQTT_PAYLOAD || cfg.batch_max_bytes < 256 {
+            return Err(OutboxError::Config("batch_max_bytes must be 256..=131072"));
+        }
+        if cfg.segment_bytes == 0 || cfg.max_bytes < cfg.segment_bytes.saturating_mul(2) {
+            return Err(OutboxError::Config("max_bytes must be at least two segments"));
+        }
+        if cfg.batch_max_reads == 0 {
+            return Err(OutboxError::Config("batch_max_reads must be positive"));
+        }
+        std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+        let state_path = dir.join(STATE_FILE);
+        let state: State = match std::fs::read(&state_path) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(io("read state", &state_path)(e)),
+        };
+        let mut firsts: Vec<u64> = std::fs::read_dir(dir)
+            .map_err(io("list directory", dir))?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                name.strip_prefix(SEGMENT_PREFIX)?
+                    .strip_suffix(SEGMENT_SUFFIX)?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        firsts.sort_unstable();
+        let mut ob = Outbox {
+            dir: dir.to_owned(),
+            cfg,
+            segments: VecDeque::new(),
+            index: VecDeque::new(),
+            next_seq: state.head,
+            sent_upto: state.head,
+            state,
+            in_flight: BTreeMap::new(),
+            unsynced: 0,
+            total_bytes: 0,
+        };
+        for (i, &first) in firsts.iter().enumerate() {
+            let next_first = firsts.get(i + 1).copied();
+            ob.recover_segment(first, next_first)?;
+        }
+        ob.next_seq = ob.next_seq.max(ob.state.head);
+        ob.sent_upto = ob.state.head;
+        Ok(ob)
+    }
+
+    fn recover_segment(&mut self, first: u64, next_first: Option<u64>) -> Result<(), OutboxError> {
+        let path = segment_path(&self.dir, first);
+        let data = std::fs::read(&path).map_err(io("read segment", &path))?;
+        let mut recs = Vec::new();
+        let mut off = 0usize;
+        let mut seq = first;
+        while off < data.len() {
+            let Some(nl) = data[off..].iter().position(|&b| b == b'\n') else {
+                break; // torn tail: no newline
+            };
+            let line = &data[off..off + nl];
+            if serde_json::from_slice::<PlateRead>(line).is_err() {
+                break; // torn or corrupt: cut here
+            }
+            recs.push(Rec {
+                seq,
+                seg: first,
+                off: off as u64,
+                len: nl as u32,
+                t: 0,
+            });
+            seq += 1;
+            off += nl + 1;
+        }
+        let end_seq = seq;
+        if next_first.is_some() && end_seq <= self.state.head {
+            // Entirely acknowledged and not the newest segment: delete.
+            std::fs::remove_file(&path).map_err(io("remove segment", &path))?;
+            return Ok(());
+        }
+        if off < data.len() {
+            tracing::warn!(path = %path.display(), kept = off, cut = data.len() - off, "outbox: cutting a torn segment tail");
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io("open segment", &path))?;
+            f.set_len(off as u64).map_err(io("truncate segment", &path))?;
+            f.sync_all().map_err(io("sync segment", &path))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io("open segment", &path))?;
+        self.index
+            .extend(recs.into_iter().filter(|r| r.seq >= self.state.head));
+        self.total_bytes += off as u64;
+        self.next_seq = self.next_seq.max(end_seq);
+        self.segments.push_back(Segment {
+            first_seq: first,
+            path,
+            file,
+            bytes: off as u64,
+            end_seq,
+        });
+        Ok(())
+    }
+
+    /// Queues a read. Never waits for the network: if the queue is full the oldest segment is
+    /// dropped (and counted). Fails only on a disk error or an impossibly large read.
+    pub fn append(&mut self, read: PlateRead) -> Result<(), OutboxError> {
+        let mut line = serde_json::to_vec(&read).map_err(OutboxError::Encode)?;
+        let room = self.cfg.batch_max_bytes - ENVELOPE_BYTES;
+        if line.len() > room {
+            return Err(OutboxError::ReadTooLarge {
+                size: line.len(),
+                max: room,
+            });
+        }
+        line.push(b'\n');
+        let need = line.len() as u64;
+        if self
+            .segments
+            .back()
+            .is_none_or(|s| s.bytes + need > self.cfg.segment_bytes && s.bytes > 0)
+        {
+            self.roll()?;
+        }
+        while self.total_bytes + need > self.cfg.max_bytes && self.segments.len() > 1 {
+            self.drop_oldest()?;
+        }
+        let seq = self.next_seq;
+        let sync = match self.cfg.sync {
+            SyncPolicy::EveryAppend => true,
+            SyncPolicy::EveryN(n) => self.unsynced + 1 >= n.max(1),
+            SyncPolicy::OnDemand => false,
+        };
+        let seg = self
+            .segments
+            .back_mut()
+            .ok_or(OutboxError::Config("no segment after roll"))?;
+        seg.file
+            .write_all(&line)
+            .map_err(io("append to segment", &seg.path))?;
+        if sync {
+            seg.file.sync_data().map_err(io("sync segment", &seg.path))?;
+            self.unsynced = 0;
+        } else {
+            self.unsynced += 1;
+        }
+        self.index.push_back(Rec {
+            seq,
+            seg: seg.first_seq,
+            off: seg.bytes,
+            len: (line.len() - 1) as u32,
+            t: read.t,
+        });
+        seg.bytes += need;
+        seg.end_seq = seq + 1;
+        self.total_bytes += need;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Flushes appended reads to stable storage.
+    pub fn sync(&mut self) -> Result<(), OutboxError> {
+        if let Some(seg) = self.segments.back() {
+            seg.file.sync_data().map_err(io("sync segment", &seg.path))?;
+        }
+        self.unsynced = 0;
+        Ok(())
+    }
+
+    fn roll(&mut self) -> Result<(), OutboxError> {
+        self.sync()?;
+        let first = self.next_seq;
+        let path = segment_path(&self.dir, first);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io("create segment", &path))?;
+        sync_dir(&self.dir)?;
+        self.segments.push_back(Segment {
+            first_seq: first,
+            path,
+            file,
+            bytes: 0,
+            end_seq: first,
+        });
+        Ok(())
+    }
+
+    fn drop_oldest(&mut self) -> Result<(), OutboxError> {
+        let Some(seg) = self.segments.pop_front() else {
+            return Ok(());
+        };
+        let live = seg.end_seq.saturating_sub(self.state.head.max(seg.first_seq));
+        if seg.end_seq > self.state.head {
+            self.state.dropped += live;
+            self.state.head = seg.end_seq;
+            tracing::warn!(dropped = live, total_dropped = self.state.dropped, "outbox full: oldest reads dropped");
+        }
+        self.settle()?;
+        self.total_bytes -= seg.bytes;
+        drop(seg.file);
+        std::fs::remove_file(&seg.path).map_err(io("remove segment", &seg.path))?;
+        Ok(())
+    }
+
+    /// After `head` moved: forget what is below it and persist the position.
+    fn settle(&mut self) -> Result<(), OutboxError> {
+        let head = self.state.head;
+        while self.index.front().is_some_and(|r| r.seq < head) {
+            self.index.pop_front();
+        }
+        self.in_flight.retain(|_, (end, _)| *end > head);
+        self.sent_upto = self.sent_upto.max(head);
+        let tmp = self.dir.join("state.tmp");
+        let bytes = serde_json::to_vec(&self.state).map_err(OutboxError::Encode)?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, self.dir.join(STATE_FILE))
+        };
+        write().map_err(io("write state", &tmp))?;
+        sync_dir(&self.dir)
+    }
+
+    /// The next batch to publish, if one is due at `now_ms` (Unix ms): the oldest reads not in
+    /// flight, as many as fit the count and size limits, handed out when the count or size
+    /// limit is reached or the oldest has waited `batch_max_age_ms`. Reads found on disk at
+    /// open are due at once. Publish it with QoS 1 and call [`Outbox::ack`] on its PUBACK.
+    pub fn next_batch(&mut self, now_ms: u64) -> Option<Batch> {
+        loop {
+            let start = self.index.partition_point(|r| r.seq < self.sent_upto);
+            let pending = self.index.range(start..);
+            let oldest = *pending.clone().next()?;
+            let mut size = ENVELOPE_BYTES;
+            let mut take = 0usize;
+            let mut full = false;
+            for r in pending {
+                let add = r.len as usize + usize::from(take > 0);
+                if take == self.cfg.batch_max_reads || size + add > self.cfg.batch_max_bytes {
+                    full = true;
+                    break;
+                }
+                size += add;
+                take += 1;
+            }
+            let age_due = oldest.t == 0
+                || now_ms.saturating_sub(oldest.t) >= self.cfg.batch_max_age_ms
+                || oldest.t > now_ms.saturating_add(self.cfg.batch_max_age_ms);
+            if !(full || take >= self.cfg.batch_max_reads || age_due) {
+                return None;
+            }
+            let recs: Vec<Rec> = self.index.range(start..start + take).copied().collect();
+            let end = recs.last().map_or(oldest.seq, |r| r.seq) + 1;
+            let mut reads = Vec::with_capacity(recs.len());
+            let mut corrupt = 0;
+            for r in &recs {
+                match self.load(r) {
+                    Some(read) => reads.push(read),
+                    None => corrupt += 1,
+                }
+            }
+            let batch_seq = self.sent_upto;
+            self.sent_upto = end;
+            self.in_flight.insert(batch_seq, (end, false));
+            if corrupt > 0 {
+                tracing::error!(corrupt, "outbox: unreadable reads skipped");
+                self.state.dropped += corrupt;
+            }
+            if reads.is_empty() {
+                // Nothing readable: settle the range at once and look further.
+                let _ = self.ack(batch_seq);
+                continue;
+            }
+            match encode(&PlateReadBatch { r: reads }) {
+                Ok(payload) => {
+                    return Some(Batch {
+                        seq: batch_seq,
+                        payload,
+                        count: recs.len() - corrupt as usize,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: batch does not encode; resending later");
+                    self.in_flight.remove(&batch_seq);
+                    self.sent_upto = batch_seq;
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn load(&self, r: &Rec) -> Option<PlateRead> {
+        let seg = self.segments.iter().find(|s| s.first_seq == r.seg)?;
+        let mut buf = vec![0u8; r.len as usize];
+        seg.file.read_exact_at(&mut buf, r.off).ok()?;
+        serde_json::from_slice(&buf).ok()
+    }
+
+    /// Records the PUBACK of batch `seq`: its reads leave the queue once every older batch is
+    /// acknowledged too (the persisted position only moves forward over a contiguous prefix).
+    /// Acknowledging a batch already settled (or dropped) is not an error.
+    pub fn ack(&mut self, seq: u64) -> Result<(), OutboxError> {
+        match self.in_flight.get_mut(&seq) {
+            Some(entry) => entry.1 = true,
+            None if seq < self.state.head => return Ok(()),
+            None => return Err(OutboxError::UnknownBatch(seq)),
+        }
+        let old_head = self.state.head;
+        while let Some((&start, &(end, acked))) = self.in_flight.first_key_value() {
+            if acked && start <= self.state.head {
+                self.state.head = self.state.head.max(end);
+                self.in_flight.pop_first();
+            } else {
+                break;
+            }
+        }
+        if self.state.head == old_head {
+            return Ok(());
+        }
+        self.settle()?;
+        // Delete closed segments that are entirely acknowledged.
+        while self.segments.len() > 1
+            && self
+                .segments
+                .front()
+                .is_some_and(|s| s.end_seq <= self.state.head)
+        {
+            if let Some(seg) = self.segments.pop_front() {
+                self.total_bytes -= seg.bytes;
+                drop(seg.file);
+                std::fs::remove_file(&seg.path).map_err(io("remove segment", &seg.path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets which batches are in flight, so that every unacknowledged read is handed out
+    /// again (after a new MQTT session that lost the in-flight publishes).
+    pub fn reset_in_flight(&mut self) {
+        self.in_flight.clear();
+        self.sent_upto = self.state.head;
+    }
+
+    /// Reads queued and not yet acknowledged.
+    pub fn depth(&self) -> u64 {
+        self.index.len() as u64
+    }
+
+    /// Reads dropped because the queue was full (or unreadable), since the outbox was created.
+    pub fn dropped(&self) -> u64 {
+        self.state.dropped
+    }
+
+    /// Bytes of segment files on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_764_086_400_000;
+
+    fn read(i: u64) -> PlateRead {
+        PlateRead {
+            id: ReadId::parse(&format!("r{i:06}")).unwrap(),
+            t: NOW + i,
+            p: format!("AB{i:04}"),
+            c: 90,
+            img: None,
+            bb: None,
+        }
+    }
+
+    fn cfg() -> OutboxConfig {
+        OutboxConfig {
+            max_bytes: 64 * 1024,
+            segment_bytes: 4 * 1024,
+            batch_max_reads: 10,
+            batch_max_age_ms: 1000,
+            batch_max_bytes: MAX_MQTT_PAYLOAD,
+            sync: SyncPolicy::EveryAppend,
+        }
+    }
+
+    fn ids(b: &Batch) -> Vec<String> {
+        let batch: PlateReadBatch = anpr_protocol::decode(&b.payload).unwrap();
+        batch.r.into_iter().map(|r| r.id.to_string()).collect()
+    }
+
+    #[test]
+    fn read_ids_are_twelve_url_safe_characters_and_distinct() {
+        let a: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_read_id().to_string()).collect();
+        assert_eq!(a.len(), 10_000);
+        assert!(a.iter().all(|s| s.len() == 12));
+    }
+
+    #[test]
+    fn a_batch_is_due_by_count_or_by_age_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        for i in 0..3 {
+            ob.append(read(i)).unwrap();
+        }
+        assert!(ob.next_batch(NOW + 500).is_none(), "3 young reads are not due");
+        let b = ob.next_batch(NOW + 1000).expect("due by age");
+        assert_eq!(ids(&b), ["r000000", "r000001", "r000002"]);
+        for i in 3..25 {
+            ob.append(read(i)).unwrap();
+        }
+        let b2 = ob.next_batch(NOW).expect("due by count");
+        assert_eq!(b2.count, 10);
+        let b3 = ob.next_batch(NOW).expect("due by count");
+        assert_eq!(ids(&b3)[0], "r000013");
+        assert!(ob.next_batch(NOW).is_none(), "2 young reads left");
+        assert_eq!(ob.depth(), 25);
+    }
+
+    #[test]
+    fn a_batch_leaves_only_when_acked_and_older_batches_are_acked_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        for i in 0..20 {
+            ob.append(read(i)).unwrap();
+        }
+        let b1 = ob.next_batch(NOW).unwrap();
+        let b2 = ob.next_batch(NOW).unwrap();
+        ob.ack(b2.seq).unwrap();
+        assert_eq!(ob.depth(), 20, "b1 is not acked yet");
+        drop(ob);
+        // Crash: both batches come back (b2 too, the position never passed b1).
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        assert_eq!(ob.depth(), 20);
+        let again = ob.next_batch(NOW).unwrap();
+        assert_eq!(ids(&again), ids(&b1));
+        ob.ack(again.seq).unwrap();
+        assert_eq!(ob.depth(), 10);
+        let b2again = ob.next_batch(NOW).unwrap();
+        assert_eq!(ids(&b2again), ids(&b2));
+        ob.ack(b2again.seq).unwrap();
+        ob.ack(b2again.seq).unwrap();
+        assert_eq!(ob.depth(), 0);
+        assert!(matches!(ob.ack(9999), Err(OutboxError::UnknownBatch(9999))));
+        drop(ob);
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        assert_eq!(ob.depth(), 0);
+        assert!(ob.next_batch(NOW + 10_000).is_none());
+        ob.append(read(100)).unwrap();
+        let b = ob.next_batch(NOW + 10_000).unwrap();
+        assert_eq!(ids(&b), ["r000100"]);
+    }
+
+    #[test]
+    fn batches_never_exceed_the_byte_limit_and_carry_exactly_the_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg();
+        c.batch_max_bytes = 1024;
+        c.batch_max_reads = 1000;
+        let mut ob = Outbox::open(dir.path(), c).unwrap();
+        let mut all = Vec::new();
+        for i in 0..200 {
+            ob.append(read(i)).unwrap();
+            all.push(read(i));
+        }
+        let mut got = Vec::new();
+        while let Some(b) = ob.next_batch(NOW) {
+            assert!(b.payload.len() <= 1024, "{}", b.payload.len());
+            let batch: PlateReadBatch = anpr_protocol::decode(&b.payload).unwrap();
+            assert_eq!(b.payload, encode(&batch).unwrap());
+            got.extend(batch.r);
+            ob.ack(b.seq).unwrap();
+        }
+        // The last partial batch is due by age only.
+        if let Some(b) = ob.next_batch(NOW + 10_000) {
+            let batch: PlateReadBatch = anpr_protocol::decode(&b.payload).unwrap();
+            got.extend(batch.r);
+        }
+        assert_eq!(got, all);
+    }
+
+    #[test]
+    fn when_full_the_oldest_reads_are_dropped_and_counted_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = OutboxConfig {
+            max_bytes: 8 * 1024,
+            segment_bytes: 1024,
+            sync: SyncPolicy::OnDemand,
+            ..cfg()
+        };
+        let mut ob = Outbox::open(dir.path(), c.clone()).unwrap();
+        let n = 1000;
+        for i in 0..n {
+            ob.append(read(i)).unwrap();
+        }
+        assert!(ob.disk_bytes() <= 8 * 1024);
+        assert!(ob.dropped() > 0);
+        assert_eq!(ob.depth() + ob.dropped(), n, "every read is queued or counted");
+        // The queue holds the newest reads, in order.
+        let mut got = Vec::new();
+        while let Some(b) = ob.next_batch(NOW + 10_000_000) {
+            got.extend(ids(&b));
+        }
+        assert_eq!(got.last().unwrap(), &format!("r{:06}", n - 1));
+        assert_eq!(got.len() as u64, ob.depth());
+        let dropped = ob.dropped();
+        drop(ob);
+        let ob = Outbox::open(dir.path(), c).unwrap();
+        assert_eq!(ob.dropped(), dropped);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_at_open_and_earlier_reads_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        for i in 0..5 {
+            ob.append(read(i)).unwrap();
+        }
+        drop(ob);
+        let seg = segment_path(dir.path(), 0);
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(br#"{"id":"r000005","t":17640"#).unwrap();
+        drop(f);
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        assert_eq!(ob.depth(), 5);
+        ob.append(read(6)).unwrap();
+        let b = ob.next_batch(NOW + 10_000).unwrap();
+        assert_eq!(
+            ids(&b),
+            ["r000000", "r000001", "r000002", "r000003", "r000004", "r000006"]
+        );
+    }
+
+    #[test]
+    fn an_impossibly_large_read_is_refused_and_nothing_else_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        let mut r = read(1);
+        r.p = "X".repeat(MAX_MQTT_PAYLOAD);
+        assert!(matches!(ob.append(r), Err(OutboxError::ReadTooLarge { .. })));
+        assert_eq!(ob.depth(), 0);
+    }
+}

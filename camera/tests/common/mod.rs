@@ -1,0 +1,357 @@
+//! The camera's end-to-end stack: a Mosquitto like IoT Core, the credentials provider
+//! stand-in, moto's S3, counting proxies in front of the broker and S3, a media directory, and
+//! a "cloud" MQTT client that publishes requests and collects the camera's statuses.
+#![allow(dead_code, clippy::unwrap_used)] // test harness: a failed step fails the test
+
+use anpr_camera::Config;
+use anpr_protocol::{FileStatus, FileStatusKind, RequestId};
+use anpr_test_support::broker::{Broker, CLOUD_IDENTITY, ClientIdentity};
+use anpr_test_support::creds::CredsServer;
+use anpr_test_support::proxy::Proxy;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::{AsyncClient, Event};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+pub const MIB: usize = 1024 * 1024;
+
+pub struct Stack {
+    pub broker: Broker,
+    pub creds: CredsServer,
+    pub cam: ClientIdentity,
+    pub bucket: String,
+    pub s3: aws_sdk_s3::Client,
+    pub media: tempfile::TempDir,
+    pub state: tempfile::TempDir,
+    pub mqtt_proxy: Proxy,
+    pub s3_proxy: Proxy,
+    pub extra_config: String,
+}
+
+fn moto_port() -> u16 {
+    let url = anpr_test_support::moto::url();
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("ANPR_MOTO_URL has a port")
+}
+
+impl Stack {
+    pub async fn new(cam: &str) -> Self {
+        anpr_test_support::init_crypto();
+        let broker = Broker::start();
+        let cam = broker.identity(cam);
+        broker.identity(CLOUD_IDENTITY);
+        let creds = CredsServer::start(&broker, "anpr-camera");
+        let s3 = anpr_test_support::moto::clients().s3;
+        let bucket = anpr_test_support::unique("media");
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket in moto");
+        let mqtt_proxy = Proxy::to_port(broker.port);
+        let s3_proxy = Proxy::to_port(moto_port());
+        Self {
+            broker,
+            creds,
+            cam,
+            bucket,
+            s3,
+            media: tempfile::tempdir().unwrap(),
+            state: tempfile::tempdir().unwrap(),
+            mqtt_proxy,
+            s3_proxy,
+            extra_config: String::new(),
+        }
+    }
+
+    pub fn config_text(&self) -> String {
+        format!(
+            r#"camera_id = "{cam}"
+media_dir = "{media}"
+state_dir = "{state}"
+[mqtt]
+host = "localhost"
+port = {mport}
+ca_file = "{ca}"
+cert_file = "{cert}"
+key_file = "{key}"
+keep_alive_secs = 30
+reconnect_initial_ms = 200
+reconnect_max_secs = 2
+plate_topic = "{cam}/plates"
+[upload]
+bucket = "{bucket}"
+region = "us-east-1"
+endpoint_url = "http://127.0.0.1:{sport}"
+force_path_style = true
+multipart_threshold_bytes = 5242880
+part_size_bytes = 5242880
+retry_initial_secs = 1
+retry_max_secs = 2
+{extra}
+[credentials]
+host = "localhost"
+port = {cport}
+role_alias = "anpr-camera"
+"#,
+            cam = self.cam.cn,
+            media = self.media.path().display(),
+            state = self.state.path().display(),
+            mport = self.mqtt_proxy.port,
+            ca = self.broker.pki.ca_path().display(),
+            cert = self.cam.cert_path.display(),
+            key = self.cam.key_path.display(),
+            bucket = self.bucket,
+            sport = self.s3_proxy.port,
+            cport = self.creds.port,
+            extra = self.extra_config,
+        )
+    }
+
+    pub fn config(&self) -> Config {
+        Config::parse(&self.config_text()).expect("test config is valid")
+    }
+
+    pub fn write_config(&self) -> PathBuf {
+        let p = self.state.path().join("camera.toml");
+        std::fs::write(&p, self.config_text()).unwrap();
+        p
+    }
+
+    /// A file of `len` pseudo-random bytes in the media directory.
+    pub fn media_file(&self, name: &str, len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ len as u64;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[0]
+            })
+            .collect();
+        let path = self.media.path().join(name);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(path, &bytes).unwrap();
+        bytes
+    }
+
+    pub fn key(&self, id: &str, file: &str) -> String {
+        format!("media/{}/{id}/{file}", self.cam.cn)
+    }
+
+    pub async fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let o = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(o.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
+    pub async fn cloud(&self) -> Cloud {
+        Cloud::connect(&self.broker, &self.cam.cn).await
+    }
+}
+
+/// The agent running in this process.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), anpr_camera::agent::AgentError>>,
+}
+
+impl Running {
+    pub fn start(cfg: Config) -> Self {
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(anpr_camera::agent::run(cfg, rx));
+        Self { stop, task }
+    }
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(90), self.task)
+            .await
+            .expect("agent stops in time")
+            .expect("agent task")
+            .expect("agent result");
+    }
+}
+
+/// The cloud side: publishes requests, collects the camera's statuses and health reports.
+pub struct Cloud {
+    pub client: AsyncClient,
+    cam: String,
+    rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    pub seen: Vec<FileStatus>,
+    pub health: Vec<Vec<u8>>,
+    pub presence: Vec<Vec<u8>>,
+    pub plates: Vec<Vec<u8>>,
+}
+
+impl Cloud {
+    pub async fn connect(broker: &Broker, cam: &str) -> Self {
+        let id = broker.identity(CLOUD_IDENTITY);
+        let mut o = broker.v5_options(&id);
+        o.set_client_id(anpr_test_support::unique("cloud"));
+        let (client, mut ev) = AsyncClient::new(o, 64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready = Some(ready_tx);
+        tokio::spawn(async move {
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let t = String::from_utf8_lossy(&p.topic).into_owned();
+                        if tx.send((t, p.payload.to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        client
+            .subscribe_many([
+                rumqttc::v5::mqttbytes::v5::Filter::new(
+                    format!("{cam}/file/status"),
+                    QoS::AtLeastOnce,
+                ),
+                rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/health"), QoS::AtLeastOnce),
+                rumqttc::v5::mqttbytes::v5::Filter::new(
+                    format!("{cam}/presence"),
+                    QoS::AtLeastOnce,
+                ),
+                rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/plates"), QoS::AtLeastOnce),
+            ])
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .expect("cloud subscribed")
+            .unwrap();
+        Self {
+            client,
+            cam: cam.to_owned(),
+            rx,
+            seen: Vec::new(),
+            health: Vec::new(),
+            presence: Vec::new(),
+            plates: Vec::new(),
+        }
+    }
+
+    pub async fn request_raw(&self, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(
+                format!("{}/file/request", self.cam),
+                QoS::AtLeastOnce,
+                false,
+                payload.into(),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn request(&self, id: &str, file: &str) {
+        let now = anpr_camera::agent::now_secs();
+        self.request_raw(format!(
+            r#"{{"v":1,"id":"{id}","file":"{file}","at":{now},"exp":{}}}"#,
+            now + 3600
+        ))
+        .await;
+    }
+
+    fn take(&mut self, topic: String, payload: Vec<u8>) {
+        if topic.ends_with("/health") {
+            self.health.push(payload);
+        } else if topic.ends_with("/plates") {
+            self.plates.push(payload);
+        } else if topic.ends_with("/presence") {
+            self.presence.push(payload);
+        } else if let Ok(s) = anpr_protocol::decode::<FileStatus>(&payload) {
+            self.seen.push(s);
+        }
+    }
+
+    /// Waits for a status of request `id` matching `pred`; returns it.
+    pub async fn wait_status(
+        &mut self,
+        id: &str,
+        secs: u64,
+        pred: impl Fn(&FileStatusKind) -> bool,
+    ) -> FileStatusKind {
+        let id = RequestId::parse(id).unwrap();
+        if let Some(s) = self.seen.iter().find(|s| s.id == id && pred(&s.kind)) {
+            return s.kind.clone();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some((t, p))) => {
+                    self.take(t, p);
+                    let last = self.seen.last().cloned();
+                    if let Some(s) = last
+                        && s.id == id
+                        && pred(&s.kind)
+                    {
+                        return s.kind;
+                    }
+                }
+                _ => panic!(
+                    "no matching status for {id} within {secs} s; seen: {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the next health report.
+    pub async fn wait_health(&mut self, secs: u64) -> Vec<u8> {
+        let n = self.health.len();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while self.health.len() == n {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some((t, p))) => self.take(t, p),
+                _ => panic!("no health report within {secs} s"),
+            }
+        }
+        self.health.last().cloned().unwrap()
+    }
+
+    /// Collects whatever arrives for `secs` seconds.
+    pub async fn drain(&mut self, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while let Ok(Some((t, p))) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.take(t, p);
+        }
+    }
+
+    pub fn statuses_of(&self, id: &str) -> Vec<FileStatusKind> {
+        let id = RequestId::parse(id).unwrap();
+        self.seen
+            .iter()
+            .filter(|s| s.id == id)
+            .map(|s| s.kind.clone())
+            .collect()
+    }
+}
+
+pub fn is_uploaded(k: &FileStatusKind) -> bool {
+    matches!(k, FileStatusKind::Uploaded { .. })
+}

@@ -1,0 +1,202 @@
+//! The file-status function: the IoT rule on `+/file/status` invokes it with each camera status
+//! message, which it applies to the file request and tells the web UI about
+//! (`anpr_core::status`, through `anpr_core::lifecycle`).
+//!
+//! The rule (name `anpr_protocol::topics::STATUS_RULE`):
+//!
+//! ```sql
+//! SELECT *, topic(1) AS camera_id, topic() AS mqtt_topic FROM '+/file/status'
+//! ```
+//!
+//! The camera id is taken from the topic, which the IoT policy ties to the connecting
+//! certificate (`${iot:Connection.Thing.ThingName}/…`), never from the payload alone: a
+//! camera cannot speak for another. When the rule also passes the whole topic (`mqtt_topic`),
+//! the camera id is parsed from it and must agree with `camera_id`, so a payload field
+//! named `camera_id` can never win over the topic whatever the rules engine does with
+//! duplicate names.
+//!
+//! Why its own binary rather than one "device events" function with plate ingestion: statuses
+//! read and conditionally write request items and publish to web users (`dynamodb:GetItem`,
+//! `dynamodb:PutItem` on `REQ#…` items, `iot:Publish` on `web/*`), while plate ingestion only
+//! batch-writes reads; the traffic differs too (a few statuses per requested file against a
+//! steady stream of plate batches). Separate functions keep least-privilege roles, separate
+//! concurrency and alarms, and a failure in one path cannot throttle the other.
+//!
+//! Error policy: the rule invokes Lambda asynchronously (Lambda retries twice). A message that
+//! cannot apply (malformed, unknown kind, unknown request, another camera's request, a
+//! refused transition) is logged and dropped; a permanent AWS failure is logged with context
+//! and dropped; a transient one fails the invocation so that Lambda retries.
+
+use anpr_core::ports::{DevicePublisher, RequestStore};
+use anpr_core::status::{Outcome, StatusError, StatusUpdates, UrlSigner};
+use anpr_protocol::{decode, topics, CameraId, FileStatus, ProtocolError, ValidationError};
+
+/// Field the rule adds with the topic's first level.
+pub const CAMERA_FIELD: &str = "camera_id";
+/// Field the rule adds with the whole topic.
+pub const TOPIC_FIELD: &str = "mqtt_topic";
+
+/// Why a rule event could not be turned into a camera status.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The event is not a JSON object.
+    #[error("rule event is not a JSON object")]
+    NotAnObject,
+    /// The rule did not add the camera id (rule SQL misconfigured).
+    #[error("rule event has no `camera_id` (is the rule SQL `SELECT *, topic(1) AS camera_id …`?)")]
+    NoCamera,
+    /// The camera id or topic is not valid.
+    #[error("invalid camera topic")]
+    Camera(#[source] ValidationError),
+    /// `mqtt_topic` is not a file status topic of the camera named by `camera_id`.
+    #[error("topic {topic:?} does not match camera_id {camera:?}")]
+    TopicMismatch {
+        /// The whole topic.
+        topic: String,
+        /// The `camera_id` field.
+        camera: String,
+    },
+    /// The status message itself is malformed.
+    #[error("malformed status message")]
+    Message(#[source] ProtocolError),
+}
+
+/// Some status failed transiently: the invocation fails so that Lambda retries it.
+#[derive(Debug, thiserror::Error)]
+#[error("applying the status failed transiently; it will be retried")]
+pub struct RetryLater(#[source] pub StatusError);
+
+/// What handling one rule event came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The status was applied (or was a duplicate, or refused): the service's outcome.
+    Outcome(Outcome),
+    /// The event was malformed: logged and dropped.
+    Dropped,
+    /// Applying failed permanently: logged and dropped.
+    Failed,
+}
+
+/// The camera (from the topic) and the status message of a rule event.
+pub fn parse_event(event: &serde_json::Value) -> Result<(CameraId, FileStatus), EventError> {
+    let obj = event.as_object().ok_or(EventError::NotAnObject)?;
+    let camera_field = obj
+        .get(CAMERA_FIELD)
+        .and_then(serde_json::Value::as_str)
+        .ok_or(EventError::NoCamera)?;
+    let camera = CameraId::parse(camera_field).map_err(EventError::Camera)?;
+    if let Some(topic) = obj.get(TOPIC_FIELD) {
+        let topic = topic.as_str().unwrap_or_default();
+        let (from_topic, rest) = topics::parse_camera_topic(topic).map_err(EventError::Camera)?;
+        if from_topic != camera || rest != topics::FILE_STATUS {
+            return Err(EventError::TopicMismatch {
+                topic: topic.to_owned(),
+                camera: camera_field.to_owned(),
+            });
+        }
+    }
+    // The protocol's decoder applies the wire rules (size, version, kind, validation); the
+    // fields the rule added are unknown fields to it, and tolerated.
+    let bytes = serde_json::to_vec(event).map_err(|e| EventError::Message(ProtocolError::Malformed(e)))?;
+    let status = decode::<FileStatus>(&bytes).map_err(EventError::Message)?;
+    Ok((camera, status))
+}
+
+/// Handles one rule event at cloud time `now` (Unix seconds).
+pub async fn handle<S, P, U>(
+    service: &StatusUpdates<S, P, U>,
+    event: &serde_json::Value,
+    now: u64,
+) -> Result<Handled, RetryLater>
+where
+    S: RequestStore,
+    P: DevicePublisher,
+    U: UrlSigner,
+{
+    let (camera, status) = match parse_event(event) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "status message dropped");
+            return Ok(Handled::Dropped);
+        }
+    };
+    match service.apply_camera_status(&camera, &status, now).await {
+        Ok(outcome) => {
+            match &outcome {
+                Outcome::Applied { state } | Outcome::Duplicate { state } => {
+                    tracing::info!(camera = %camera, request = %status.id, state = state.as_str(), ?outcome, "status applied");
+                }
+                Outcome::WrongCamera { expected } => {
+                    tracing::warn!(camera = %camera, request = %status.id, owner = %expected,
+                        "status for another camera's request refused");
+                }
+                other => {
+                    tracing::info!(camera = %camera, request = %status.id, outcome = ?other, "status not applied");
+                }
+            }
+            Ok(Handled::Outcome(outcome))
+        }
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(camera = %camera, request = %status.id, error = %e,
+                source = ?std::error::Error::source(&e), "transient failure: will be retried");
+            Err(RetryLater(e))
+        }
+        Err(e) => {
+            tracing::error!(camera = %camera, request = %status.id, error = %e,
+                source = ?std::error::Error::source(&e), "permanent failure: dropped");
+            Ok(Handled::Failed)
+        }
+    }
+}
+
+/// Now, Unix seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ID: &str = "01JDQ2Y7ZK8M3W5T0G9H4N6P2R";
+
+    #[test]
+    fn the_camera_comes_from_the_rule_not_the_message() {
+        let (cam, st) = parse_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1"})).unwrap();
+        assert_eq!(cam.as_str(), "cam1");
+        assert_eq!(st.id.as_str(), ID);
+    }
+
+    #[test]
+    fn a_topic_that_disagrees_with_camera_id_is_refused() {
+        let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam2","mqtt_topic":"cam1/file/status"});
+        assert!(matches!(parse_event(&e), Err(EventError::TopicMismatch { .. })));
+        let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/plates"});
+        assert!(matches!(parse_event(&e), Err(EventError::TopicMismatch { .. })));
+        let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/file/status"});
+        assert!(parse_event(&e).is_ok());
+    }
+
+    #[test]
+    fn malformed_events_name_what_is_wrong() {
+        assert!(matches!(parse_event(&json!([1])), Err(EventError::NotAnObject)));
+        assert!(matches!(parse_event(&json!({"v":1,"id":ID,"s":"accepted"})), Err(EventError::NoCamera)));
+        assert!(matches!(parse_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"a/b"})), Err(EventError::Camera(_))));
+        assert!(matches!(
+            parse_event(&json!({"v":1,"id":ID,"s":"teleported","camera_id":"c"})),
+            Err(EventError::Message(ProtocolError::UnknownKind { .. }))
+        ));
+        assert!(matches!(
+            parse_event(&json!({"v":1,"id":ID,"s":"uploading","pct":101,"camera_id":"c"})),
+            Err(EventError::Message(ProtocolError::Invalid(_)))
+        ));
+        assert!(matches!(
+            parse_event(&json!({"id":ID,"s":"accepted","camera_id":"c"})),
+            Err(EventError::Message(ProtocolError::MissingVersion))
+        ));
+    }
+}

@@ -1,0 +1,44 @@
+//! Lambda entry point of file-status: read config, build clients once, handle rule events.
+
+use anpr_aws::config::ENV_BUCKET;
+use anpr_aws::{
+    AwsClients, ConfigError, DynamoRequestStore, FunctionConfig, IotDataPublisher, S3UrlSigner,
+};
+use anpr_core::status::{StatusConfig, StatusUpdates};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = FunctionConfig::from_env()?;
+    // The status service is shared with upload-completed. A camera status never makes a
+    // request `ready`, so this function never signs a URL (its role needs no S3 permission),
+    // but the signer is configured the same way.
+    let bucket = config.bucket.clone().ok_or(ConfigError::Missing(ENV_BUCKET))?;
+    let clients = AwsClients::from_env(&config.iot_endpoint).await;
+    let service = StatusUpdates::new(
+        DynamoRequestStore::new(clients.dynamo.clone(), &config.table),
+        IotDataPublisher::new(clients.iot.clone()),
+        S3UrlSigner::new(clients.s3.clone(), &bucket),
+        StatusConfig {
+            download_url_secs: config.download_url_secs,
+        },
+    );
+    let service = &service;
+    lambda_runtime::run(service_fn(move |e: LambdaEvent<serde_json::Value>| async move {
+        file_status::handle(service, &e.payload, file_status::now())
+            .await
+            .map(|handled| tracing::debug!(?handled, "event handled"))
+            // A transient failure fails the invocation: Lambda retries the event.
+            .map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,342 @@
+//! plate-ingest: the Lambda behind the IoT rule that receives cameras' plate read batches
+//! through AWS IoT Basic Ingest, validates them and stores them with `BatchWriteItem`.
+//!
+//! # The event
+//! The rule (`anpr_plate_reads`, see `docs/plate-reads.md`) is
+//!
+//! ```sql
+//! SELECT topic(1) AS camera_id, topic() AS topic, encode(*, 'base64') AS payload
+//! FROM '+/plates'
+//! ```
+//!
+//! Cameras publish to `$aws/rules/anpr_plate_reads/{camera}/plates`; with Basic Ingest the
+//! rule's topic functions see the topic without the `$aws/rules/anpr_plate_reads/` prefix, so
+//! `topic(1)` is the camera id, which the IoT policy ties to the certificate. The payload is
+//! passed as base64 bytes, not merged into the event, so that nothing in it can shadow
+//! `camera_id` and a malformed payload still reaches the function (to be refused and logged)
+//! instead of failing inside the rule. So the event is:
+//!
+//! ```json
+//! {"camera_id":"123456","topic":"123456/plates","payload":"eyJ2IjoxLCJyIjpbXX0="}
+//! ```
+//!
+//! # Outcomes
+//! - A batch whose envelope is wrong (event shape, camera id, base64, size, JSON, version) is
+//!   refused as a whole: logged, reported, not retried (a retry cannot fix it).
+//! - Otherwise each read is checked ([`anpr_core::plates::prepare`]); valid ones are stored,
+//!   the others reported with their index and reason.
+//! - A storage failure is returned as an error: Lambda retries the asynchronous invocation and
+//!   then sends it to the function's on-failure destination. Writes are idempotent per read,
+//!   so a retried batch stores nothing twice.
+
+use anpr_core::StoreError;
+use anpr_core::plates::{IngestPolicy, PlateReadStore, Prepared, RejectedRead, prepare};
+use anpr_protocol::{CameraId, MAX_MQTT_PAYLOAD, PlateReadBatch, ProtocolError, topics};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+/// Environment variable: how far ahead of the cloud clock a read's time may be (seconds).
+pub const ENV_MAX_FUTURE_SKEW: &str = "MAX_FUTURE_SKEW_SECS";
+
+/// Configuration of the function, read once at cold start.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// DynamoDB table (`TABLE_NAME`).
+    pub table: String,
+    /// Retention (`READ_RETENTION_SECS`, default 90 days) and clock skew
+    /// (`MAX_FUTURE_SKEW_SECS`, default 600).
+    pub policy: IngestPolicy,
+}
+
+fn positive_secs(name: &'static str, default: u64) -> Result<u64, anpr_aws::ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| anpr_aws::ConfigError::Invalid {
+                name,
+                reason: format!("{v:?} is not a positive number of seconds"),
+            }),
+    }
+}
+
+impl IngestConfig {
+    /// Reads `TABLE_NAME` (required), `READ_RETENTION_SECS` and `MAX_FUTURE_SKEW_SECS`.
+    pub fn from_env() -> Result<Self, anpr_aws::ConfigError> {
+        use anpr_aws::config::{ENV_READ_RETENTION, ENV_TABLE};
+        let table = std::env::var(ENV_TABLE)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(anpr_aws::ConfigError::Missing(ENV_TABLE))?;
+        let d = IngestPolicy::default();
+        Ok(Self {
+            table,
+            policy: IngestPolicy {
+                retention_secs: positive_secs(ENV_READ_RETENTION, d.retention_secs)?,
+                max_future_skew_ms: positive_secs(ENV_MAX_FUTURE_SKEW, d.max_future_skew_ms / 1000)?
+                    .saturating_mul(1000),
+            },
+        })
+    }
+}
+
+/// The event the IoT rule sends (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleEvent {
+    /// `topic(1)`: the publishing camera.
+    pub camera_id: String,
+    /// `topic()`: the topic without the Basic Ingest prefix, cross-checked when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// `encode(*, 'base64')`: the MQTT payload.
+    pub payload: String,
+}
+
+impl RuleEvent {
+    /// The event the rule produces for `payload` published by `camera`.
+    pub fn new(camera: &CameraId, payload: &[u8]) -> Self {
+        Self {
+            camera_id: camera.to_string(),
+            topic: Some(topics::plate_reads(camera)),
+            payload: base64::engine::general_purpose::STANDARD.encode(payload),
+        }
+    }
+}
+
+/// Why a whole batch was refused (nothing of it stored; retrying cannot help).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The event is not the rule's shape.
+    #[error("event is not a plate rule event: {0}")]
+    BadEvent(#[source] serde_json::Error),
+    /// `camera_id` is not a valid camera id.
+    #[error("invalid camera id from the topic")]
+    BadCamera(#[source] anpr_protocol::ValidationError),
+    /// `topic` names another camera than `camera_id`, or is not a plate-reads topic.
+    #[error("topic {topic:?} does not match camera {camera}")]
+    TopicMismatch {
+        /// The event's topic.
+        topic: String,
+        /// The event's camera id.
+        camera: String,
+    },
+    /// `payload` is not base64.
+    #[error("payload is not base64")]
+    NotBase64(#[source] base64::DecodeError),
+    /// The payload is not a valid batch envelope (size, JSON, version, `r`).
+    #[error("payload refused")]
+    Envelope(#[source] ProtocolError),
+}
+
+/// What happened to one event; logged and returned as the invocation's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// The camera, if the event named a valid one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera_id: Option<String>,
+    /// Reads written (idempotent: a re-delivered read counts again but is still one item).
+    pub stored: usize,
+    /// Reads refused, with index and reason.
+    pub rejected: Vec<RejectedRead>,
+    /// Why the whole batch was refused, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// DynamoDB calls made.
+    pub calls: u32,
+}
+
+/// The invocation failed and should be retried (storage failed).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Writing the reads failed; nothing is lost, the retried invocation writes them again.
+    #[error("storing plate reads failed")]
+    Store(#[from] StoreError),
+}
+
+/// Decodes and checks one event without touching storage: the CPU part of ingestion.
+pub fn prepare_event(
+    event: &serde_json::Value,
+    now_ms: u64,
+    policy: &IngestPolicy,
+) -> Result<(CameraId, Prepared), Refusal> {
+    let ev = RuleEvent::deserialize(event).map_err(Refusal::BadEvent)?;
+    let camera = CameraId::parse(&ev.camera_id).map_err(Refusal::BadCamera)?;
+    if let Some(topic) = &ev.topic {
+        let matches = topics::parse_camera_topic(topic)
+            .is_ok_and(|(c, rest)| c == camera && rest == topics::PLATE_READS);
+        if !matches {
+            return Err(Refusal::TopicMismatch {
+                topic: topic.chars().take(200).collect(),
+                camera: camera.to_string(),
+            });
+        }
+    }
+    // Refuse before allocating when the base64 text alone is too long for the MQTT limit.
+    if ev.payload.len() > MAX_MQTT_PAYLOAD.div_ceil(3) * 4 {
+        return Err(Refusal::Envelope(ProtocolError::TooLarge {
+            size: ev.payload.len() / 4 * 3,
+            max: MAX_MQTT_PAYLOAD,
+        }));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(ev.payload.as_bytes())
+        .map_err(Refusal::NotBase64)?;
+    Ok((camera.clone(), prepare_payload(&camera, &bytes, now_ms, policy)?))
+}
+
+/// Decodes a batch payload leniently and applies the ingestion rules.
+pub fn prepare_payload(
+    camera: &CameraId,
+    payload: &[u8],
+    now_ms: u64,
+    policy: &IngestPolicy,
+) -> Result<Prepared, Refusal> {
+    let (ok, bad) = PlateReadBatch::decode_lenient(payload).map_err(Refusal::Envelope)?;
+    let total = ok.len() + bad.len();
+    let mut bad_idx = bad.iter().map(|b| b.index).peekable();
+    let mut ok_iter = ok.into_iter();
+    let mut parsed = Vec::with_capacity(total - bad.len());
+    for index in 0..total {
+        if bad_idx.peek() == Some(&index) {
+            bad_idx.next();
+        } else if let Some(read) = ok_iter.next() {
+            parsed.push((index, read));
+        }
+    }
+    let failures = bad.into_iter().map(|b| (b.index, b.reason)).collect();
+    Ok(prepare(camera, parsed, failures, now_ms, policy))
+}
+
+/// Handles one rule event: prepare, store the valid reads, report.
+pub async fn handle<S: PlateReadStore>(
+    store: &S,
+    policy: &IngestPolicy,
+    event: &serde_json::Value,
+    now_ms: u64,
+) -> Result<IngestReport, IngestError> {
+    let (camera, prepared) = match prepare_event(event, now_ms, policy) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let mut chain = refusal.to_string();
+            let mut src = std::error::Error::source(&refusal);
+            while let Some(e) = src {
+                chain.push_str(&format!(": {e}"));
+                src = e.source();
+            }
+            let camera_id = event
+                .get("camera_id")
+                .and_then(serde_json::Value::as_str)
+                .map(|c| c.chars().take(64).collect::<String>());
+            tracing::warn!(camera = ?camera_id, reason = %chain, "plate read batch refused");
+            return Ok(IngestReport {
+                camera_id,
+                refused: Some(chain),
+                ..IngestReport::default()
+            });
+        }
+    };
+    let outcome = if prepared.accepted.is_empty() {
+        Default::default()
+    } else {
+        store.put_reads(&prepared.accepted).await?
+    };
+    if !prepared.rejected.is_empty() {
+        tracing::warn!(
+            camera = %camera,
+            stored = outcome.written,
+            rejected = prepared.rejected.len(),
+            details = ?prepared.rejected,
+            "plate reads refused"
+        );
+    }
+    Ok(IngestReport {
+        camera_id: Some(camera.to_string()),
+        stored: outcome.written,
+        rejected: prepared.rejected,
+        refused: None,
+        calls: outcome.calls,
+    })
+}
+
+/// The cloud clock in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anpr_core::plates::{MemoryPlateReadStore, RejectReason};
+    use serde_json::json;
+
+    const NOW: u64 = 1_764_086_400_000;
+
+    fn event(camera: &str, payload: &str) -> serde_json::Value {
+        json!({
+            "camera_id": camera,
+            "topic": format!("{camera}/plates"),
+            "payload": base64::engine::general_purpose::STANDARD.encode(payload),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_one_bad_read_stores_the_others_and_reports_it() {
+        let store = MemoryPlateReadStore::default();
+        let payload = format!(
+            r#"{{"v":1,"r":[{{"id":"a1","t":{NOW},"p":"ab 12","c":90}},{{"id":"a2","p":"X"}},{{"id":"a3","t":{NOW},"p":"CD-34","c":70,"img":"reads/a3.jpg"}}]}}"#
+        );
+        let report = handle(&store, &IngestPolicy::default(), &event("cam1", &payload), NOW)
+            .await
+            .unwrap();
+        assert_eq!(report.stored, 2);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(report.rejected[0].index, 1);
+        assert_eq!(report.rejected[0].reason, RejectReason::Malformed);
+        let mut plates: Vec<_> = store.all().into_iter().map(|r| r.plate).collect();
+        plates.sort();
+        assert_eq!(plates, ["AB12", "CD34"]);
+    }
+
+    #[tokio::test]
+    async fn the_camera_comes_from_the_topic_and_a_payload_claim_is_ignored() {
+        let store = MemoryPlateReadStore::default();
+        let payload = format!(
+            r#"{{"v":1,"camera_id":"victim","cam":"victim","r":[{{"id":"a1","t":{NOW},"p":"AB12","c":90}}]}}"#
+        );
+        let report = handle(&store, &IngestPolicy::default(), &event("cam1", &payload), NOW)
+            .await
+            .unwrap();
+        assert_eq!(report.stored, 1);
+        assert_eq!(store.all()[0].camera_id.as_str(), "cam1");
+    }
+
+    #[tokio::test]
+    async fn envelopes_that_cannot_be_fixed_are_refused_without_error_or_storage() {
+        let store = MemoryPlateReadStore::default();
+        let policy = IngestPolicy::default();
+        let big = format!(r#"{{"v":1,"r":[],"pad":"{}"}}"#, "x".repeat(MAX_MQTT_PAYLOAD));
+        let mismatched = json!({"camera_id": "cam1", "topic": "cam2/plates", "payload": "e30="});
+        let cases = [
+            json!({"nope": 1}),
+            json!({"camera_id": "bad/cam", "payload": "e30="}),
+            mismatched,
+            json!({"camera_id": "cam1", "payload": "%%%"}),
+            event("cam1", "not json"),
+            event("cam1", r#"{"v":2,"r":[]}"#),
+            event("cam1", r#"{"v":1,"r":{}}"#),
+            event("cam1", &big),
+        ];
+        for ev in cases {
+            let report = handle(&store, &policy, &ev, NOW).await.unwrap();
+            assert!(report.refused.is_some(), "{ev} should be refused");
+            assert_eq!(report.stored, 0);
+        }
+        assert!(store.is_empty());
+    }
+}

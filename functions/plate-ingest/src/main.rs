@@ -1,0 +1,32 @@
+//! Lambda entry point of plate-ingest: read config, build the DynamoDB client once, handle
+//! IoT rule events.
+
+use anpr_aws::DynamoPlateReadStore;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use plate_ingest::IngestConfig;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = IngestConfig::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = DynamoPlateReadStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
+    let (store, policy) = (&store, &config.policy);
+    lambda_runtime::run(service_fn(move |e: LambdaEvent<serde_json::Value>| async move {
+        plate_ingest::handle(store, policy, &e.payload, plate_ingest::now_ms())
+            .await
+            .map_err(|err| {
+                tracing::error!(error = ?err, "plate reads not stored; the invocation will be retried");
+                Error::from(err)
+            })
+    }))
+    .await
+}

@@ -1,0 +1,548 @@
+//! The SAM template names what the code names: topics and rule SQL (`anpr_protocol::topics`),
+//! the media key prefix, environment variables (`anpr_aws::config`), table keys, index and TTL
+//! (`anpr_aws::schema`), the camera's S3 policy (`camera/policies`), the API routes
+//! (`request_api::router`) and the function binaries (the workspace's `[[bin]]`s).
+
+use anpr_aws::{config, schema};
+use anpr_infra_tests::{
+    fill, load_template, prop, repo_root, resource, resources, rule_event, statements,
+    template_path, text, texts, Statement,
+};
+use anpr_protocol::{topics, CameraId, FileName, RequestId};
+use serde_json::Value;
+
+const VARS: &[(&str, &str)] = &[
+    ("AWS::Partition", "aws"),
+    ("AWS::Region", "us-east-1"),
+    ("AWS::AccountId", "123456789012"),
+    ("AppName", "anpr"),
+];
+const BUCKET: &str = "anpr-media-123456789012-us-east-1";
+
+fn template() -> Value {
+    load_template(&template_path()).expect("infra/template.yaml parses")
+}
+
+fn cam(id: &str) -> CameraId {
+    CameraId::parse(id).expect("valid camera id")
+}
+
+fn req_id() -> RequestId {
+    RequestId::parse("01JD5Z3X9M0000000000000000").expect("valid request id")
+}
+
+fn iot_arn(kind: &str, name: &str) -> String {
+    format!("arn:aws:iot:us-east-1:123456789012:{kind}/{name}")
+}
+
+fn with_vars<'a>(extra: &'a [(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    VARS.iter().chain(extra).copied().collect()
+}
+
+fn policy_of<'a>(all: &'a [Statement], principal_prefix: &str) -> Vec<&'a Statement> {
+    let found: Vec<_> = all
+        .iter()
+        .filter(|s| s.principal.starts_with(principal_prefix))
+        .collect();
+    assert!(!found.is_empty(), "no policy statements for {principal_prefix}");
+    found
+}
+
+fn grants(policy: &[&Statement], action: &str, arn: &str, vars: &[(&str, &str)]) -> bool {
+    policy.iter().any(|s| s.grants(action, arn, vars))
+}
+
+fn rule<'a>(t: &'a Value, name: &str) -> &'a Value {
+    resources(t, "AWS::IoT::TopicRule")
+        .into_iter()
+        .map(|(_, r)| r)
+        .find(|r| prop(r, &["RuleName"]).and_then(text).as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no IoT rule named {name}"))
+}
+
+fn function_for_rule<'a>(t: &'a Value, rule: &Value) -> &'a str {
+    let actions = prop(rule, &["TopicRulePayload", "Actions"]).expect("rule has actions");
+    let arn = &actions[0]["Lambda"]["FunctionArn"]["Fn::GetAtt"][0];
+    let id = arn.as_str().expect("rule invokes a function of the template");
+    assert!(resource(t, id).is_some());
+    resources(t, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(k, _)| k)
+        .find(|k| *k == id)
+        .expect("function exists")
+}
+
+fn sql(rule: &Value) -> String {
+    text(prop(rule, &["TopicRulePayload", "Sql"]).expect("rule has SQL")).expect("SQL text")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("functions/protocol/tests/fixtures").join(name)).expect("fixture")
+}
+
+#[test]
+fn a_camera_status_through_the_template_rule_is_an_event_file_status_accepts() {
+    let t = template();
+    let r = rule(&t, topics::STATUS_RULE);
+    assert_eq!(function_for_rule(&t, r), "FileStatusFunction");
+    assert!(prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(), "no error action");
+    let me = cam("cam-1");
+    let payload = fixture("file_status_accepted.json");
+    let event = rule_event(&sql(r), &topics::file_status(&me), &payload)
+        .expect("rule SQL readable")
+        .expect("the rule matches the status topic");
+    let (camera, status) = file_status::parse_event(&event).expect("file-status accepts the rule's event");
+    assert_eq!(camera, me);
+    assert_eq!(status, anpr_protocol::decode::<anpr_protocol::FileStatus>(&payload).expect("fixture"));
+    // Other camera topics do not reach it.
+    for other in [topics::health(&me), topics::presence(&me), topics::plate_reads(&me)] {
+        assert!(rule_event(&sql(r), &other, b"{}").expect("readable").is_none(), "{other}");
+    }
+}
+
+#[test]
+fn a_plate_batch_through_the_basic_ingest_rule_is_an_event_plate_ingest_accepts() {
+    let t = template();
+    let r = rule(&t, topics::PLATE_RULE);
+    assert_eq!(function_for_rule(&t, r), "PlateIngestFunction");
+    assert!(prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(), "no error action");
+    let me = cam("cam-1");
+    // The camera publishes to Basic Ingest; the rule sees the topic without its prefix.
+    let published = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &me);
+    let seen = published
+        .strip_prefix(&format!("$aws/rules/{}/", topics::PLATE_RULE))
+        .expect("Basic Ingest topic of this rule");
+    let payload = fixture("plate_read_batch.json");
+    let event = rule_event(&sql(r), seen, &payload)
+        .expect("rule SQL readable")
+        .expect("the rule matches the plates topic");
+    let now_ms = 1_764_086_402_000;
+    let (camera, _) = plate_ingest::prepare_event(&event, now_ms, &Default::default())
+        .expect("plate-ingest accepts the rule's event");
+    assert_eq!(camera, me);
+    assert!(rule_event(&sql(r), &topics::health(&me), b"{}").expect("readable").is_none());
+}
+
+#[test]
+fn iot_may_invoke_each_rule_function_and_only_from_its_rule() {
+    let t = template();
+    let perms = resources(&t, "AWS::Lambda::Permission");
+    for (rule_id, function) in [
+        ("FileStatusRule", "FileStatusFunction"),
+        ("PlateReadsRule", "PlateIngestFunction"),
+    ] {
+        let p = perms
+            .iter()
+            .map(|(_, p)| *p)
+            .find(|p| prop(p, &["FunctionName", "Fn::GetAtt"]).and_then(|v| v[0].as_str()) == Some(function))
+            .unwrap_or_else(|| panic!("no invoke permission for {function}"));
+        assert_eq!(prop(p, &["Principal"]).and_then(Value::as_str), Some("iot.amazonaws.com"));
+        assert_eq!(prop(p, &["SourceArn", "Fn::GetAtt"]).and_then(|v| v[0].as_str()), Some(rule_id));
+        assert!(prop(p, &["SourceAccount"]).is_some());
+    }
+}
+
+#[test]
+fn a_camera_may_publish_and_receive_its_own_topics_only() {
+    let t = template();
+    let all = statements(&t);
+    let policy = policy_of(&all, "CameraPolicy");
+    let me = cam("cam-1");
+    let other = cam("cam-2");
+    let vars = with_vars(&[("iot:Connection.Thing.ThingName", "cam-1")]);
+    let publish = [
+        topics::file_status(&me),
+        topics::health(&me),
+        topics::presence(&me),
+        topics::plate_reads_basic_ingest(topics::PLATE_RULE, &me),
+        format!("{}/update", topics::shadow(&me, topics::CONFIG_SHADOW)),
+        format!("{}/get", topics::shadow(&me, topics::CONFIG_SHADOW)),
+    ];
+    for topic in &publish {
+        assert!(grants(&policy, "iot:Publish", &iot_arn("topic", topic), &vars), "publish {topic}");
+    }
+    assert!(grants(&policy, "iot:RetainPublish", &iot_arn("topic", &topics::presence(&me)), &vars));
+    let request = topics::file_request(&me);
+    assert!(grants(&policy, "iot:Subscribe", &iot_arn("topicfilter", &request), &vars));
+    assert!(grants(&policy, "iot:Receive", &iot_arn("topic", &request), &vars));
+    let delta = format!("{}/update/delta", topics::shadow(&me, topics::CONFIG_SHADOW));
+    assert!(grants(&policy, "iot:Subscribe", &iot_arn("topicfilter", &delta), &vars));
+    assert!(grants(&policy, "iot:Receive", &iot_arn("topic", &delta), &vars));
+    assert!(grants(&policy, "iot:Connect", &iot_arn("client", "cam-1"), &vars));
+
+    // Nothing of another camera, and not the cloud's own topics.
+    let theirs = [
+        topics::file_status(&other),
+        topics::file_request(&other),
+        topics::plate_reads_basic_ingest(topics::PLATE_RULE, &other),
+        format!("{}/update", topics::shadow(&other, topics::CONFIG_SHADOW)),
+        topics::web_notifications("someone"),
+    ];
+    for topic in &theirs {
+        for (action, kind) in [
+            ("iot:Publish", "topic"),
+            ("iot:Receive", "topic"),
+            ("iot:Subscribe", "topicfilter"),
+        ] {
+            assert!(!grants(&policy, action, &iot_arn(kind, topic), &vars), "{action} {topic}");
+        }
+    }
+    assert!(!grants(&policy, "iot:Connect", &iot_arn("client", "cam-2"), &vars));
+    // A camera publishing to its own request topic would forge cloud requests.
+    assert!(!grants(&policy, "iot:Publish", &iot_arn("topic", &request), &vars));
+}
+
+#[test]
+fn a_camera_connects_only_as_the_thing_its_certificate_is_attached_to() {
+    let t = template();
+    let all = statements(&t);
+    let connect: Vec<_> = policy_of(&all, "CameraPolicy")
+        .into_iter()
+        .filter(|s| s.actions.iter().any(|a| a == "iot:Connect"))
+        .collect();
+    assert_eq!(connect.len(), 1);
+    assert!(connect[0].conditional, "iot:Connection.Thing.IsAttached condition missing");
+    assert_eq!(
+        connect[0].resources,
+        ["arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:client/${iot:Connection.Thing.ThingName}"]
+    );
+}
+
+#[test]
+fn a_camera_uploads_under_its_own_media_prefix_only() {
+    let t = template();
+    let all = statements(&t);
+    let role = policy_of(&all, "CameraUploadRole");
+    let vars = with_vars(&[("credentials-iot:ThingName", "cam-1")]);
+    let req = req_id();
+    let file = FileName::parse("2026/clip.mp4").expect("valid file name");
+    let mine = format!("arn:aws:s3:::{BUCKET}/{}", topics::upload_key(&cam("cam-1"), &req, &file));
+    let theirs = format!("arn:aws:s3:::{BUCKET}/{}", topics::upload_key(&cam("cam-2"), &req, &file));
+    for action in ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"] {
+        assert!(grants(&role, action, &mine, &vars), "{action} on own key");
+        assert!(!grants(&role, action, &theirs, &vars), "{action} on another camera's key");
+    }
+    assert!(!grants(&role, "s3:GetObject", &mine, &vars));
+    assert!(!grants(&role, "s3:DeleteObject", &mine, &vars));
+}
+
+#[test]
+fn the_camera_upload_role_has_exactly_the_camera_crates_policy() {
+    let t = template();
+    let all = statements(&t);
+    let role = policy_of(&all, "CameraUploadRole");
+    let path = repo_root().join("camera/policies/camera-s3-policy.json");
+    let theirs: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("policy file"))
+        .expect("policy JSON");
+    let theirs = theirs["Statement"].as_array().expect("statements");
+    assert_eq!(role.len(), theirs.len());
+    for (mine, theirs) in role.iter().zip(theirs) {
+        assert_eq!(mine.effect, theirs["Effect"]);
+        assert_eq!(mine.actions, texts(theirs.get("Action")));
+        let mine_res: Vec<_> = mine.resources.iter().map(|r| fill(r, VARS)).collect();
+        let theirs_res: Vec<_> = texts(theirs.get("Resource"))
+            .iter()
+            .map(|r| fill(r, &[("MediaBucket", BUCKET)]))
+            .collect();
+        assert_eq!(mine_res, theirs_res);
+    }
+}
+
+#[test]
+fn the_role_alias_is_what_the_camera_policy_lets_cameras_assume() {
+    let t = template();
+    let alias = resource(&t, "CameraRoleAlias").expect("role alias");
+    assert_eq!(prop(alias, &["RoleArn", "Fn::GetAtt"]).and_then(|v| v[0].as_str()), Some("CameraUploadRole"));
+    let trust = prop(resource(&t, "CameraUploadRole").expect("role"), &["AssumeRolePolicyDocument"])
+        .expect("trust policy");
+    assert_eq!(trust["Statement"][0]["Principal"]["Service"], "credentials.iot.amazonaws.com");
+    let all = statements(&t);
+    let assume: Vec<_> = policy_of(&all, "CameraPolicy")
+        .into_iter()
+        .filter(|s| s.actions.iter().any(|a| a == "iot:AssumeRoleWithCertificate"))
+        .collect();
+    assert_eq!(assume.len(), 1);
+    let stmt = &t["Resources"]["CameraPolicy"]["Properties"]["PolicyDocument"]["Statement"];
+    let res = stmt
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["Action"] == "iot:AssumeRoleWithCertificate"))
+        .map(|s| &s["Resource"]["Fn::GetAtt"]);
+    assert_eq!(res, Some(&serde_json::json!(["CameraRoleAlias", "RoleAliasArn"])));
+}
+
+#[test]
+fn functions_publish_only_to_the_topics_the_code_builds() {
+    let t = template();
+    let all = statements(&t);
+    let vars = with_vars(&[]);
+    let api = policy_of(&all, "RequestApiRole");
+    let request = iot_arn("topic", &topics::file_request(&cam("cam-1")));
+    assert!(grants(&api, "iot:Publish", &request, &vars));
+    assert!(!grants(&api, "iot:Publish", &iot_arn("topic", &topics::file_status(&cam("cam-1"))), &vars));
+    assert!(!grants(&api, "iot:Publish", &iot_arn("topic", &topics::web_notifications("u")), &vars));
+    for f in ["UploadCompletedRole", "FileStatusRole"] {
+        let p = policy_of(&all, f);
+        let web = iot_arn("topic", &topics::web_notifications("us-east-1:abc-123"));
+        assert!(grants(&p, "iot:Publish", &web, &vars), "{f} cannot notify the web UI");
+        assert!(!grants(&p, "iot:Publish", &request, &vars), "{f} may publish camera requests");
+    }
+    let ingest = policy_of(&all, "PlateIngestRole");
+    assert!(!ingest.iter().any(|s| s.actions.iter().any(|a| a.starts_with("iot:"))));
+}
+
+#[test]
+fn a_web_user_may_subscribe_to_its_own_notifications_only() {
+    let t = template();
+    let all = statements(&t);
+    for carrier in ["WebClientRole", "WebClientIotPolicy"] {
+        let p = policy_of(&all, carrier);
+        let vars = with_vars(&[("cognito-identity.amazonaws.com:sub", "us-east-1:abc-123")]);
+        let mine = topics::web_notifications("us-east-1:abc-123");
+        let theirs = topics::web_notifications("us-east-1:other");
+        assert!(grants(&p, "iot:Subscribe", &iot_arn("topicfilter", &mine), &vars), "{carrier}");
+        assert!(grants(&p, "iot:Receive", &iot_arn("topic", &mine), &vars), "{carrier}");
+        assert!(grants(&p, "iot:Connect", &iot_arn("client", "us-east-1:abc-123"), &vars));
+        assert!(!grants(&p, "iot:Subscribe", &iot_arn("topicfilter", &theirs), &vars));
+        assert!(!grants(&p, "iot:Receive", &iot_arn("topic", &theirs), &vars));
+        assert!(!grants(&p, "iot:Publish", &iot_arn("topic", &mine), &vars), "{carrier} publishes");
+        let cam_topic = topics::file_request(&cam("cam-1"));
+        assert!(!grants(&p, "iot:Subscribe", &iot_arn("topicfilter", &cam_topic), &vars));
+    }
+}
+
+#[test]
+fn the_media_prefix_is_the_one_cameras_upload_under() {
+    let t = template();
+    let prefix = format!("{}/", topics::MEDIA_PREFIX);
+    let key = topics::upload_key(
+        &cam("cam-1"),
+        &req_id(),
+        &FileName::parse("a.jpg").expect("valid"),
+    );
+    assert!(key.starts_with(&prefix));
+    let f = resource(&t, "UploadCompletedFunction").expect("function");
+    let rules = prop(f, &["Events", "MediaUploaded", "Properties", "Filter", "S3Key", "Rules"])
+        .and_then(Value::as_array)
+        .expect("S3 key filter");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["Name"], "prefix");
+    assert_eq!(rules[0]["Value"], prefix.as_str());
+    assert_eq!(
+        prop(f, &["Events", "MediaUploaded", "Properties", "Bucket", "Ref"]).and_then(Value::as_str),
+        Some("MediaBucket")
+    );
+    let bucket = resource(&t, "MediaBucket").expect("bucket");
+    let lifecycle = &prop(bucket, &["LifecycleConfiguration", "Rules"]).expect("lifecycle")[0];
+    assert_eq!(lifecycle["Prefix"], prefix.as_str());
+    assert_eq!(lifecycle["ExpirationInDays"]["Ref"], "MediaRetentionDays");
+    // Functions that read media (presigned downloads) may read media only.
+    let all = statements(&t);
+    let get: Vec<_> = all
+        .iter()
+        .filter(|s| s.allows() && s.actions.iter().any(|a| a == "s3:GetObject"))
+        .collect();
+    assert!(!get.is_empty());
+    for s in get {
+        for r in &s.resources {
+            assert_eq!(fill(r, VARS), format!("arn:aws:s3:::{BUCKET}/{prefix}*"), "{}", s.principal);
+        }
+    }
+    // The bucket name the policies compute is the bucket's own.
+    assert_eq!(fill(&text(prop(bucket, &["BucketName"]).expect("name")).expect("text"), VARS), BUCKET);
+}
+
+#[test]
+fn the_table_has_the_keys_index_and_ttl_the_code_uses() {
+    let t = template();
+    let table = resource(&t, "Table").expect("table");
+    let key = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .expect("key schema")
+            .iter()
+            .map(|k| (k["AttributeName"].as_str().unwrap_or("").into(), k["KeyType"].as_str().unwrap_or("").into()))
+            .collect()
+    };
+    let hash_range = |h: &str, r: &str| vec![(h.to_owned(), "HASH".to_owned()), (r.to_owned(), "RANGE".to_owned())];
+    assert_eq!(key(prop(table, &["KeySchema"]).expect("keys")), hash_range(schema::PK, schema::SK));
+    let gsis = prop(table, &["GlobalSecondaryIndexes"]).and_then(Value::as_array).expect("indexes");
+    assert_eq!(gsis.len(), 1);
+    assert_eq!(gsis[0]["IndexName"], schema::GSI1);
+    assert_eq!(key(&gsis[0]["KeySchema"]), hash_range(schema::GSI1PK, schema::GSI1SK));
+    assert_eq!(gsis[0]["Projection"]["ProjectionType"], "ALL");
+    let mut attrs: Vec<_> = prop(table, &["AttributeDefinitions"])
+        .and_then(Value::as_array)
+        .expect("attributes")
+        .iter()
+        .map(|a| (a["AttributeName"].as_str().unwrap_or(""), a["AttributeType"].as_str().unwrap_or("")))
+        .collect();
+    attrs.sort();
+    let mut want = vec![(schema::GSI1PK, "S"), (schema::GSI1SK, "S"), (schema::PK, "S"), (schema::SK, "S")];
+    want.sort();
+    assert_eq!(attrs, want);
+    assert_eq!(prop(table, &["TimeToLiveSpecification", "AttributeName"]), Some(&Value::from(schema::TTL_ATTR)));
+    assert_eq!(prop(table, &["TimeToLiveSpecification", "Enabled"]), Some(&Value::Bool(true)));
+    assert_eq!(prop(table, &["BillingMode"]), Some(&Value::from("PAY_PER_REQUEST")));
+    assert_eq!(
+        prop(table, &["PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled"]),
+        Some(&Value::Bool(true))
+    );
+    assert_eq!(
+        prop(table, &["DeletionProtectionEnabled"]),
+        Some(&serde_json::json!({"Fn::If": ["ProtectData", true, false]}))
+    );
+    // Functions reach the index through the table's ARN + `/index/GSI1`.
+    for s in statements(&t) {
+        for r in s.resources.iter().filter(|r| r.contains("/index/")) {
+            assert_eq!(r, &format!("${{Table.Arn}}/index/{}", schema::GSI1), "{}", s.principal);
+        }
+    }
+}
+
+/// Every `ENV_*` constant of `anpr_aws::config` and its value. A constant added there without
+/// being added here fails [`every_env_var_a_function_names_is_set_for_it`].
+const ENV_CONSTS: &[(&str, &str)] = &[
+    ("ENV_TABLE", config::ENV_TABLE),
+    ("ENV_IOT_ENDPOINT", config::ENV_IOT_ENDPOINT),
+    ("ENV_BUCKET", config::ENV_BUCKET),
+    ("ENV_REQUEST_EXPIRY", config::ENV_REQUEST_EXPIRY),
+    ("ENV_RETENTION", config::ENV_RETENTION),
+    ("ENV_READ_RETENTION", config::ENV_READ_RETENTION),
+    ("ENV_URL_VALIDITY", config::ENV_URL_VALIDITY),
+];
+
+/// The function's crate directory under `functions/`, from its `Binary` build property.
+fn functions() -> Vec<(String, String, Vec<String>)> {
+    let t = template();
+    resources(&t, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, f)| {
+            let binary = f["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: no Metadata.BuildProperties.Binary"))
+                .to_owned();
+            let env = prop(f, &["Environment", "Variables"])
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            (id.to_owned(), binary, env)
+        })
+        .collect()
+}
+
+fn rust_sources(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_function_is_a_binary_of_the_workspace_built_for_arm64_lambda() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"], serde_json::json!(["arm64"]));
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["CodeUri"], "..", "the workspace root, relative to infra/");
+    for (id, f) in resources(&t, "AWS::Serverless::Function") {
+        assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{id}");
+    }
+    for (id, binary, _) in functions() {
+        let manifest = repo_root().join("functions").join(&binary).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap_or_else(|e| panic!("{id}: binary {binary}: {} ({e})", manifest.display()));
+        assert!(
+            text.contains(&format!("name = \"{binary}\"")),
+            "{id}: {} builds no binary named {binary}",
+            manifest.display()
+        );
+        let members = std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("root manifest");
+        assert!(members.contains(&format!("\"functions/{binary}\"")), "{binary} is not a workspace member");
+    }
+}
+
+#[test]
+fn every_env_var_a_function_names_is_set_for_it() {
+    let known: Vec<&str> = ENV_CONSTS.iter().map(|(_, v)| *v).collect();
+    let config_src = std::fs::read_to_string(repo_root().join("functions/aws/src/config.rs")).expect("config.rs");
+    for line in config_src.lines().filter(|l| l.trim_start().starts_with("pub const ENV_")) {
+        let name = line.trim_start().trim_start_matches("pub const ").split(':').next().unwrap_or("");
+        assert!(ENV_CONSTS.iter().any(|(n, _)| *n == name), "{name} is missing from ENV_CONSTS");
+    }
+    for (id, binary, env) in functions() {
+        let src = rust_sources(&repo_root().join("functions").join(&binary).join("src"));
+        // The crate's own `const ENV_…: &str = "…";` names are known too.
+        let own: Vec<String> = src
+            .lines()
+            .filter(|l| l.trim_start().starts_with("pub const ENV_") || l.trim_start().starts_with("const ENV_"))
+            .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+            .collect();
+        for var in &env {
+            assert!(
+                known.contains(&var.as_str()) || own.contains(var) || var == "RUST_LOG",
+                "{id}: {var} is read by no code"
+            );
+        }
+        // FunctionConfig::from_env requires these two.
+        if src.contains("FunctionConfig::from_env") {
+            for required in [config::ENV_TABLE, config::ENV_IOT_ENDPOINT] {
+                assert!(env.iter().any(|v| v == required), "{id}: {required} not set");
+            }
+        }
+        // Every ENV_* constant of anpr_aws::config the function's own crate names must be set.
+        for (name, value) in ENV_CONSTS {
+            if src.contains(name) {
+                assert!(env.iter().any(|v| v == value), "{id}: the code reads {value} ({name}), the template does not set it");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_route_of_the_template_is_served_by_the_request_api() {
+    use anpr_core::memory::{MemoryCameraRegistry, MemoryPublisher, MemoryRequestStore};
+    use tower::ServiceExt;
+    let t = template();
+    let f = resource(&t, "RequestApiFunction").expect("request-api function");
+    let events = prop(f, &["Events"]).and_then(Value::as_object).expect("events");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let service = anpr_core::FileRequests::new(
+        MemoryRequestStore::default(),
+        MemoryCameraRegistry::default(),
+        MemoryPublisher::default(),
+        anpr_core::RequestsConfig::default(),
+    );
+    let router = request_api::router(service);
+    assert!(!events.is_empty());
+    for (name, e) in events {
+        assert_eq!(e["Type"], "HttpApi", "{name}");
+        let method = e["Properties"]["Method"].as_str().expect("method");
+        let path = e["Properties"]["Path"].as_str().expect("path");
+        let concrete = path
+            .replace("{camera_id}", "cam-1")
+            .replace("{request_id}", &req_id().to_string());
+        let req = http::Request::builder()
+            .method(method)
+            .uri(&concrete)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from("{}"))
+            .expect("request");
+        let status = rt.block_on(router.clone().oneshot(req)).expect("infallible").status();
+        // Unknown routes answer 404/405 before any extractor; a known one refuses the missing
+        // caller identity.
+        assert_eq!(status, http::StatusCode::UNAUTHORIZED, "{name}: {method} {path} answered {status}");
+    }
+    // And an unknown route is told apart (the check above can fail).
+    let req = http::Request::builder().uri("/no-such-route").body(axum::body::Body::empty()).expect("request");
+    let status = rt.block_on(router.oneshot(req)).expect("infallible").status();
+    assert_eq!(status, http::StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,507 @@
+//! Plate reads end to end: the camera's outbox → MQTT through the real Mosquitto (Basic Ingest
+//! topic, camera certificate) → a `cloud-backend` subscriber that routes the rule topic to the
+//! plate-ingest handler the way the IoT rule does (`topic(1)` as camera id, payload base64) →
+//! moto's DynamoDB. Every read must be there exactly once after an offline period, a kill -9 in
+//! the middle of publishing and a broker restart.
+
+use anpr_aws::DynamoPlateReadStore;
+use anpr_camera::outbox::{Outbox, OutboxConfig, SyncPolicy};
+use anpr_core::plates::{IngestPolicy, PlateReadStore, TimeRange};
+use anpr_protocol::{CameraId, PlateRead, ReadId, topics};
+use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
+use anpr_test_support::moto;
+use plate_ingest::IngestReport;
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const RULE_FILTER: &str = "$aws/rules/anpr_plate_reads/+/plates";
+
+fn now_ms() -> u64 {
+    plate_ingest::now_ms()
+}
+
+/// The IoT rule, as the harness plays it: what AWS would hand the Lambda for a message on
+/// `topic`: `topic()` and `topic(1)` see the topic without the Basic Ingest prefix.
+fn rule_event(topic: &str, payload: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    let rule_topic = topic
+        .strip_prefix("$aws/rules/")
+        .and_then(|t| t.split_once('/'))
+        .map_or(topic, |(_, rest)| rest);
+    let camera = rule_topic.split('/').next().unwrap_or_default();
+    serde_json::json!({
+        "camera_id": camera,
+        "topic": rule_topic,
+        "payload": base64::engine::general_purpose::STANDARD.encode(payload),
+    })
+}
+
+/// The cloud side: a persistent `cloud-backend` session subscribed to the rule's topics, each
+/// message handed to plate-ingest and acknowledged only once handled.
+struct Cloud {
+    reports: Arc<Mutex<Vec<IngestReport>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cloud {
+    fn start(broker: &Broker, store: DynamoPlateReadStore) -> Self {
+        let id = broker.identity(CLOUD_IDENTITY);
+        let mut opts = broker.v5_options(&id);
+        opts.set_clean_start(false);
+        opts.set_manual_acks(true);
+        opts.set_connect_properties(rumqttc::v5::mqttbytes::v5::ConnectProperties {
+            session_expiry_interval: Some(3600),
+            ..Default::default()
+        });
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let out = reports.clone();
+        let task = tokio::spawn(async move {
+            let (client, mut ev) = AsyncClient::new(opts, 64);
+            let policy = IngestPolicy::default();
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = client.subscribe(RULE_FILTER, QoS::AtLeastOnce).await;
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                        let event = rule_event(&topic, &p.payload);
+                        match plate_ingest::handle(&store, &policy, &event, now_ms()).await {
+                            Ok(report) => {
+                                out.lock().unwrap().push(report);
+                                let _ = client.ack(&p).await;
+                            }
+                            Err(e) => eprintln!("cloud: not stored, not acked: {e:?}"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        Self { reports, task }
+    }
+
+    fn handled(&self) -> usize {
+        self.reports.lock().unwrap().len()
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Options of a camera connection (client id = CN), from files, so a child process can build
+/// them too.
+fn camera_options(cn: &str, port: u16, ca: &str, cert: &str, key: &str) -> MqttOptions {
+    anpr_test_support::init_crypto();
+    let mut o = MqttOptions::new(cn, "localhost", port);
+    o.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Simple {
+            ca: std::fs::read(ca).unwrap(),
+            alpn: None,
+            client_auth: Some((std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())),
+        },
+    ));
+    o.set_keep_alive(Duration::from_secs(30));
+    o
+}
+
+/// The camera's publishing loop over its outbox (what the agent does): publish due batches
+/// with QoS 1 (at most `window` unacknowledged), ack the outbox on PUBACK only, reconnect
+/// with a fresh session and re-send everything unacknowledged after a connection error.
+/// Returns when the outbox is empty.
+async fn drain(outbox: &mut Outbox, opts: MqttOptions, topic: &str, window: usize, pace: Duration) {
+    let mut session = AsyncClient::new(opts.clone(), 64);
+    let mut connected = false;
+    let mut queued: VecDeque<u64> = VecDeque::new();
+    let mut by_pkid: HashMap<u16, u64> = HashMap::new();
+    while outbox.depth() > 0 {
+        if connected && queued.len() + by_pkid.len() < window {
+            if let Some(b) = outbox.next_batch(now_ms()) {
+                session
+                    .0
+                    .publish(topic, QoS::AtLeastOnce, false, b.payload)
+                    .await
+                    .unwrap();
+                queued.push_back(b.seq);
+                tokio::time::sleep(pace).await;
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(50), session.1.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => connected = true,
+            Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                if let Some(seq) = queued.pop_front() {
+                    by_pkid.insert(pkid, seq);
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                assert_eq!(
+                    ack.reason,
+                    PubAckReason::Success,
+                    "publish refused: {ack:?}"
+                );
+                if let Some(seq) = by_pkid.remove(&ack.pkid) {
+                    outbox.ack(seq).unwrap();
+                }
+            }
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(_)) => {
+                // A new session: what was in flight is handed out again.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                session = AsyncClient::new(opts.clone(), 64);
+                connected = false;
+                queued.clear();
+                by_pkid.clear();
+                outbox.reset_in_flight();
+            }
+        }
+    }
+    let _ = session.0.disconnect().await;
+}
+
+fn read(i: u64, t: u64) -> PlateRead {
+    PlateRead {
+        id: ReadId::parse(&format!("k{i:06}")).unwrap(),
+        t,
+        p: format!("kl-{i:05}"),
+        c: 93,
+        img: Some(anpr_protocol::FileName::parse(&format!("reads/k{i:06}.jpg")).unwrap()),
+        bb: None,
+    }
+}
+
+/// Every read id stored for `camera`, through the camera query (newest first, paginated).
+async fn stored_ids(store: &DynamoPlateReadStore, camera: &CameraId) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .reads_by_camera(camera, TimeRange::ALL, 500, cursor.as_deref())
+            .await
+            .unwrap();
+        ids.extend(page.items.into_iter().map(|r| r.read_id.to_string()));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return ids;
+        }
+    }
+}
+
+async fn wait_for_count(store: &DynamoPlateReadStore, camera: &CameraId, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ids = stored_ids(store, camera).await;
+        if ids.len() >= n || Instant::now() > deadline {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn table_store() -> DynamoPlateReadStore {
+    let clients = moto::clients();
+    let table = moto::fresh_table(&clients.dynamo).await;
+    DynamoPlateReadStore::new(clients.dynamo, table)
+}
+
+fn outbox_cfg() -> OutboxConfig {
+    OutboxConfig {
+        batch_max_reads: 50,
+        batch_max_age_ms: 200,
+        sync: SyncPolicy::EveryN(50),
+        ..OutboxConfig::default()
+    }
+}
+
+/// Not a test: the camera process that `an_offline_camera_killed_mid_publish…` starts (and
+/// kills). It runs only when that test sets `PLATES_CHILD_DIR`.
+#[tokio::test]
+#[ignore = "helper process of the kill -9 test"]
+async fn camera_process_for_the_kill_test() {
+    let Ok(dir) = std::env::var("PLATES_CHILD_DIR") else {
+        return;
+    };
+    let env = |k: &str| std::env::var(k).unwrap();
+    let mut outbox = Outbox::open(dir.as_ref(), outbox_cfg()).unwrap();
+    let n: u64 = env("PLATES_CHILD_APPEND").parse().unwrap();
+    let base = now_ms() - 3 * 3600 * 1000;
+    for i in 0..n {
+        // Three hours offline: one read every 3.6 s.
+        outbox.append(read(i, base + i * 3600)).unwrap();
+    }
+    outbox.sync().unwrap();
+    let cn = env("PLATES_CHILD_CAMERA");
+    let opts = camera_options(
+        &cn,
+        env("PLATES_CHILD_PORT").parse().unwrap(),
+        &env("PLATES_CHILD_CA"),
+        &env("PLATES_CHILD_CERT"),
+        &env("PLATES_CHILD_KEY"),
+    );
+    let topic =
+        topics::plate_reads_basic_ingest(topics::PLATE_RULE, &CameraId::parse(&cn).unwrap());
+    drain(&mut outbox, opts, &topic, 1, Duration::from_millis(100)).await;
+}
+
+fn spawn_camera(
+    broker: &Broker,
+    cn: &str,
+    dir: &std::path::Path,
+    append: u64,
+) -> std::process::Child {
+    let id = broker.identity(cn);
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "camera_process_for_the_kill_test",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PLATES_CHILD_DIR", dir)
+        .env("PLATES_CHILD_APPEND", append.to_string())
+        .env("PLATES_CHILD_CAMERA", cn)
+        .env("PLATES_CHILD_PORT", broker.port.to_string())
+        .env("PLATES_CHILD_CA", broker.pki.ca_path())
+        .env("PLATES_CHILD_CERT", &id.cert_path)
+        .env("PLATES_CHILD_KEY", &id.key_path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver_every_read_once() {
+    const N: u64 = 3000;
+    let mut broker = Broker::start();
+    let store = table_store().await;
+    let cloud = Cloud::start(&broker, store.clone());
+    let camera = CameraId::parse("cam-kill").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // The camera was offline: 3,000 reads queued (60 batches, one every 100 ms at most), then
+    // it starts publishing.
+    let mut child = spawn_camera(&broker, camera.as_str(), dir.path(), N);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cloud.handled() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no batch arrived; broker log:\n{}",
+            broker.log()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the camera exited before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // kill -9 in the middle of publishing.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = stored_ids(&store, &camera).await.len();
+    assert!(
+        before < N as usize,
+        "the kill must come before everything was sent ({before})"
+    );
+
+    broker.restart();
+
+    // The camera comes back on the same outbox and sends what was not acknowledged.
+    let mut child = spawn_camera(&broker, camera.as_str(), dir.path(), 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the camera did not drain its outbox in 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "camera process failed: {status}");
+
+    let ids = wait_for_count(&store, &camera, N as usize).await;
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "one item per read");
+    let expected: HashSet<String> = (0..N).map(|i| format!("k{i:06}")).collect();
+    let got: HashSet<String> = ids.into_iter().collect();
+    assert_eq!(got, expected, "every read exactly once");
+    let outbox = Outbox::open(dir.path(), outbox_cfg()).unwrap();
+    assert_eq!(outbox.depth(), 0);
+    assert_eq!(outbox.dropped(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest() {
+    let broker = Broker::start();
+    let store = table_store().await;
+    let _cloud = Cloud::start(&broker, store.clone());
+    let camera = CameraId::parse("cam-full").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = OutboxConfig {
+        max_bytes: 32 * 1024,
+        segment_bytes: 4 * 1024,
+        sync: SyncPolicy::OnDemand,
+        ..outbox_cfg()
+    };
+    let mut outbox = Outbox::open(dir.path(), cfg).unwrap();
+    let n = 2000u64;
+    let base = now_ms() - 3_600_000;
+    for i in 0..n {
+        outbox.append(read(i, base + i)).unwrap();
+    }
+    let dropped = outbox.dropped();
+    let kept = outbox.depth();
+    assert!(dropped > 0, "32 KB cannot hold 2,000 reads");
+    assert_eq!(
+        kept + dropped,
+        n,
+        "every read is queued or counted as dropped"
+    );
+
+    let id = broker.identity(camera.as_str());
+    let topic = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &camera);
+    drain(
+        &mut outbox,
+        broker.v5_options(&id),
+        &topic,
+        4,
+        Duration::ZERO,
+    )
+    .await;
+    assert_eq!(outbox.dropped(), dropped, "publishing drops nothing");
+
+    let ids: HashSet<String> = wait_for_count(&store, &camera, kept as usize)
+        .await
+        .into_iter()
+        .collect();
+    // Exactly the newest `kept` reads: drop-oldest.
+    let expected: HashSet<String> = (dropped..n).map(|i| format!("k{i:06}")).collect();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batches_and_another_cameras_id_are_refused_and_nothing_else_is_lost() {
+    let broker = Broker::start();
+    let store = table_store().await;
+    let cloud = Cloud::start(&broker, store.clone());
+    let cam = CameraId::parse("cam-a").unwrap();
+    let victim = CameraId::parse("cam-b").unwrap();
+    let id = broker.identity(cam.as_str());
+    broker.identity(victim.as_str());
+    let (client, mut ev) = AsyncClient::new(broker.v5_options(&id), 16);
+    let own = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &cam);
+    let foreign = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &victim);
+    let now = now_ms();
+
+    let mut publish = async |topic: &str, payload: Vec<u8>| -> PubAckReason {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ev.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::PubAck(a)))) => return a.reason,
+                Ok(Ok(_)) => {}
+                other => panic!("no PUBACK: {other:?}"),
+            }
+        }
+    };
+    // Another camera's topic: the broker (IoT policy) refuses it.
+    let valid = format!(r#"{{"v":1,"r":[{{"id":"f1","t":{now},"p":"FOREIGN1","c":90}}]}}"#);
+    assert_eq!(
+        publish(&foreign, valid.into_bytes()).await,
+        PubAckReason::NotAuthorized
+    );
+    // Malformed payloads: accepted by the broker, refused by ingestion, nothing stored.
+    assert_eq!(
+        publish(&own, b"not json at all".to_vec()).await,
+        PubAckReason::Success
+    );
+    assert_eq!(
+        publish(&own, br#"{"v":9,"r":[]}"#.to_vec()).await,
+        PubAckReason::Success
+    );
+    // A batch claiming another camera's id, with future, ancient and broken reads among
+    // valid ones: the valid ones are stored under the publishing camera.
+    let mixed = format!(
+        r#"{{"v":1,"camera_id":"cam-b","r":[
+            {{"id":"ok1","t":{now},"p":"ab 123","c":90}},
+            {{"id":"future","t":{},"p":"AB124","c":90}},
+            {{"id":"ancient","t":{},"p":"AB125","c":90}},
+            {{"id":"broken","t":"yesterday","p":"AB126","c":90}},
+            {{"id":"ok2","t":{},"p":"CD-9","c":101}},
+            {{"id":"ok3","t":{},"p":"cd-9","c":77}}]}}"#,
+        now + 24 * 3_600_000,
+        now - 400 * 24 * 3_600_000,
+        now - 1,
+        now - 2,
+    );
+    assert_eq!(
+        publish(&own, mixed.into_bytes()).await,
+        PubAckReason::Success
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cloud.handled() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the cloud did not handle 3 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reports = cloud.reports.lock().unwrap().clone();
+    assert_eq!(
+        reports.len(),
+        3,
+        "the foreign publish never reached the rule"
+    );
+    assert!(reports[0].refused.is_some() && reports[1].refused.is_some());
+    let mixed_report = &reports[2];
+    assert_eq!(mixed_report.stored, 2);
+    let reasons: Vec<_> = mixed_report
+        .rejected
+        .iter()
+        .map(|r| (r.index, format!("{:?}", r.reason)))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (1, "FutureTimestamp".to_owned()),
+            (2, "Expired".to_owned()),
+            (3, "Malformed".to_owned()),
+            (4, "Malformed".to_owned()),
+        ]
+    );
+    let mut ids = stored_ids(&store, &cam).await;
+    ids.sort();
+    assert_eq!(ids, ["ok1", "ok3"]);
+    assert!(stored_ids(&store, &victim).await.is_empty());
+    let sightings = store
+        .reads_by_plate("CD9", TimeRange::ALL, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(sightings.items.len(), 1);
+
+    // An oversized message never gets past AWS IoT (128 KB); if one reached the rule it is
+    // refused whole without touching storage.
+    let big = vec![b' '; anpr_protocol::MAX_MQTT_PAYLOAD + 1];
+    let report = plate_ingest::handle(
+        &store,
+        &IngestPolicy::default(),
+        &rule_event(&own, &big),
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(report.refused.unwrap().contains("exceeds"));
+}

@@ -1,0 +1,363 @@
+//! The whole "video is ready" story, local: a web user's request through the request API
+//! handler (a real API Gateway v2 event) → published to the camera over Mosquitto (standing in
+//! for IoT Core, the cloud side publishing as `cloud-backend`) → the camera receives it on its
+//! own topic, reports `accepted` (through a stand-in for the IoT rule to the file-status
+//! handler) and uploads the file to moto's S3 under its upload key → S3's ObjectCreated event,
+//! delivered by moto's bucket notification to an SQS queue and read from there → the
+//! upload-completed handler → the notification, read back from moto's IoT data plane → its
+//! presigned URL downloads exactly the uploaded bytes, and `GET /file-requests/{id}` shows the
+//! life cycle.
+//!
+//! The camera side is a small in-test uploader with the agent's key layout
+//! (`anpr_protocol::topics::upload_key`), not the `anpr-camera` agent: the agent gets its S3
+//! credentials from the IoT credentials provider over mutual TLS, which has no local stand-in
+//! here yet.
+
+use anpr_aws::{DynamoCameraRegistry, DynamoRequestStore, IotDataPublisher, S3UrlSigner};
+use anpr_core::model::Camera;
+use anpr_core::ports::DevicePublisher;
+use anpr_core::status::{StatusConfig, StatusUpdates};
+use anpr_core::{FileRequests, PublishError, RequestsConfig};
+use anpr_protocol::{
+    CameraId, FileName, FileRequest, FileStatus, FileStatusKind, Notification, RequestState,
+    decode, encode, topics,
+};
+use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
+use anpr_test_support::moto;
+use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::{AsyncClient, Event, EventLoop};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tower::ServiceExt as _;
+
+/// The IoT data plane's stand-in towards devices: publishes over MQTT to the test broker as the
+/// cloud identity.
+#[derive(Clone)]
+struct BrokerPublisher(AsyncClient);
+
+impl DevicePublisher for BrokerPublisher {
+    async fn publish(&self, topic: &str, payload: Vec<u8>, qos: u8) -> Result<(), PublishError> {
+        let qos = if qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        self.0
+            .publish(topic, qos, false, payload)
+            .await
+            .map_err(|e| PublishError {
+                topic: topic.to_owned(),
+                retryable: true,
+                source: Box::new(e),
+            })
+    }
+}
+
+/// Polls an event loop in the background, forwarding incoming publishes (topic, payload).
+fn pump(mut ev: EventLoop) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                    if tx.send((topic, p.payload.to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    rx
+}
+
+async fn connect_and_subscribe(
+    opts: rumqttc::v5::MqttOptions,
+    filter: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    let (client, mut ev) = AsyncClient::new(opts, 16);
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    // Wait for the SUBACK before anything is published.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("connecting to the broker: {other:?}"),
+        }
+    }
+    (client, pump(ev))
+}
+
+async fn recv(
+    rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    what: &str,
+) -> (String, Vec<u8>) {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within 10 s"))
+        .unwrap_or_else(|| panic!("connection closed waiting for {what}"))
+}
+
+fn api_event(name: &str) -> Value {
+    let path = format!(
+        "{}/../functions/request-api/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn call(router: &axum::Router, event: Value) -> (u16, Value) {
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_downloads_it() {
+    // --- the cloud's stand-ins: moto (DynamoDB, S3, SQS, IoT data plane) and Mosquitto.
+    let clients = moto::clients();
+    let sqs = aws_sdk_sqs::Client::new(&moto::sdk_config());
+    let table = moto::fresh_table(&clients.dynamo).await;
+    let bucket = anpr_test_support::unique("media");
+    let user = anpr_test_support::unique("user");
+    let camera = "gate-e2e";
+    DynamoCameraRegistry::new(clients.dynamo.clone(), &table)
+        .register(&Camera {
+            camera_id: CameraId::parse(camera).unwrap(),
+            name: Some("gate".into()),
+            registered_at: 1,
+        })
+        .await
+        .unwrap();
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(anpr_test_support::unique("uploads"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .id("anpr-upload-completed")
+                        .queue_arn(queue_arn)
+                        .events(S3Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let broker = Broker::start();
+    let cloud_id = broker.identity(CLOUD_IDENTITY);
+    let cam_id = broker.identity(camera);
+
+    // --- the cloud: request API publishing to devices through the broker; the file-status
+    // rule's stand-in subscribed to `+/file/status`; upload-completed and file-status
+    // services publishing notifications through moto's IoT data plane.
+    let (cloud, mut rule_rx) =
+        connect_and_subscribe(broker.v5_options(&cloud_id), "+/file/status").await;
+    let router = request_api::router(FileRequests::new(
+        DynamoRequestStore::new(clients.dynamo.clone(), &table),
+        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+        BrokerPublisher(cloud),
+        RequestsConfig::default(),
+    ));
+    let statuses = StatusUpdates::new(
+        DynamoRequestStore::new(clients.dynamo.clone(), &table),
+        IotDataPublisher::new(clients.iot.clone()),
+        S3UrlSigner::new(clients.s3.clone(), &bucket),
+        StatusConfig {
+            download_url_secs: 120,
+        },
+    );
+
+    // --- the camera: its own persistent session, subscribed to its request topic.
+    let cam_camera_id = CameraId::parse(camera).unwrap();
+    let (cam, mut cam_rx) = connect_and_subscribe(
+        broker.v5_options(&cam_id),
+        &topics::file_request(&cam_camera_id),
+    )
+    .await;
+
+    // 1. The web user asks for a file.
+    let file = "clips/gate 1 été.mp4";
+    let mut post = api_event("post_file_request.json");
+    let path = format!("/cameras/{camera}/file-requests");
+    post["rawPath"] = json!(path);
+    post["requestContext"]["http"]["path"] = json!(path);
+    post["pathParameters"]["camera_id"] = json!(camera);
+    post["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(user);
+    let body = json!({ "file": file }).to_string();
+    post["headers"]["content-length"] = json!(body.len().to_string());
+    post["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("idempotency-key");
+    post["body"] = json!(body);
+    let (status, created) = call(&router, post).await;
+    assert_eq!(status, 202, "{created}");
+    let request_id = created["request_id"].as_str().unwrap().to_owned();
+
+    // 2. The camera receives it over MQTT, accepts it, uploads.
+    let (topic, payload) = recv(&mut cam_rx, "file request").await;
+    assert_eq!(topic, format!("{camera}/file/request"));
+    let req: FileRequest = decode(&payload).unwrap();
+    assert_eq!(req.id.as_str(), request_id);
+    assert_eq!(req.file, FileName::parse(file).unwrap());
+    let accepted = encode(&FileStatus {
+        id: req.id.clone(),
+        kind: FileStatusKind::Accepted,
+    })
+    .unwrap();
+    cam.publish(
+        topics::file_status(&cam_camera_id),
+        QoS::AtLeastOnce,
+        false,
+        accepted,
+    )
+    .await
+    .unwrap();
+
+    // The IoT rule's stand-in: `SELECT *, topic(1) AS camera_id, topic() AS mqtt_topic`.
+    let (topic, payload) = recv(&mut rule_rx, "file status").await;
+    let mut rule_event: Value = serde_json::from_slice(&payload).unwrap();
+    rule_event["camera_id"] = json!(topic.split('/').next().unwrap());
+    rule_event["mqtt_topic"] = json!(topic);
+    let handled = file_status::handle(&statuses, &rule_event, file_status::now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            handled,
+            file_status::Handled::Outcome(anpr_core::status::Outcome::Applied { .. })
+        ),
+        "{handled:?}"
+    );
+
+    let video: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let key = topics::upload_key(&cam_camera_id, &req.id, &req.file);
+    clients
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(video.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let uploaded_at = Instant::now();
+
+    // 3. S3's event, from the queue, to the upload-completed handler.
+    let mut summary = upload_completed::Summary::default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while summary.applied == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no ObjectCreated event in the queue"
+        );
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .wait_time_seconds(1)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            let s = upload_completed::handle(&statuses, &bucket, &event)
+                .await
+                .unwrap();
+            summary.applied += s.applied;
+            summary.skipped += s.skipped;
+            sqs.delete_message()
+                .queue_url(&queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let notified_at = Instant::now();
+    assert_eq!(summary.applied, 1);
+    eprintln!(
+        "measured: upload finished -> notification published: {} ms",
+        notified_at.duration_since(uploaded_at).as_millis()
+    );
+
+    // 4. The web user's notifications: accepted, then ready with a working URL.
+    let notes: Vec<Notification> = moto::iot_published(&topics::web_notifications(&user))
+        .into_iter()
+        .map(|p| decode(&p.payload).unwrap())
+        .filter(|n: &Notification| n.request_id.as_str() == request_id)
+        .collect();
+    let states: Vec<_> = notes.iter().map(|n| n.state).collect();
+    assert_eq!(states, [RequestState::Accepted, RequestState::Ready]);
+    let ready = &notes[1];
+    assert_eq!(ready.camera_id.as_str(), camera);
+    assert_eq!(ready.file, file);
+    assert_eq!(ready.size, Some(video.len() as u64));
+    let url = ready.url.as_deref().unwrap();
+    assert!(url.contains("X-Amz-Expires=120"), "{url}");
+    let got = reqwest::get(url).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(
+        got.bytes().await.unwrap().to_vec() == video,
+        "the URL serves the uploaded bytes"
+    );
+
+    // 5. The API shows the life cycle.
+    let mut get = api_event("get_file_request.json");
+    let path = format!("/file-requests/{request_id}");
+    get["rawPath"] = json!(path);
+    get["requestContext"]["http"]["path"] = json!(path);
+    get["pathParameters"]["request_id"] = json!(request_id);
+    let (status, view) = call(&router, get).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["state"], "ready");
+    assert_eq!(view["size"], json!(video.len()));
+    let history: Vec<&str> = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["requested", "accepted", "ready"]);
+}
