@@ -92,8 +92,12 @@ async fn main() {
     // 4. File request round trip, excluding the file body (MQTT side only).
     stack.media_file("small.jpg", 1000);
     stack.mqtt_proxy.reset_counts();
-    cloud.request("01MEASURE0ROUNDTRIP0000000", "small.jpg").await;
-    cloud.wait_status("01MEASURE0ROUNDTRIP0000000", 30, is_uploaded).await;
+    cloud
+        .request("01MEASURE0ROUNDTRIP0000000", "small.jpg")
+        .await;
+    cloud
+        .wait_status("01MEASURE0ROUNDTRIP0000000", 30, is_uploaded)
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!(
         "file request round trip (request in, accepted + uploaded out, PUBACKs), MQTT side: {} bytes",
@@ -115,7 +119,9 @@ async fn main() {
         }
         peak
     });
-    cloud.wait_status("01MEASURE0BIGUPLOAD0000000", 300, is_uploaded).await;
+    cloud
+        .wait_status("01MEASURE0BIGUPLOAD0000000", 300, is_uploaded)
+        .await;
     let s3 = stack.s3_proxy.total_bytes();
     let (_, hwm) = rss(agent.id());
     sampler.abort();

@@ -299,7 +299,7 @@ pub async fn run_with_outbox(
                         }
                     }
                     let _ = client
-                        .publish(topics::presence(&cam), QoS::AtMostOnce, true, mqtt::PRESENCE_ONLINE)
+                        .publish(topics::presence(&cam), QoS::AtMostOnce, true, mqtt::presence_payload(true))
                         .await;
                     publish_health(&ctx, &outbox).await;
                 }
@@ -382,7 +382,7 @@ pub async fn run_with_outbox(
             topics::presence(&cam),
             QoS::AtLeastOnce,
             true,
-            mqtt::PRESENCE_OFFLINE,
+            mqtt::presence_payload(false),
         )
         .await;
     if let Ok(mut ob) = outbox.lock() {
@@ -607,5 +607,30 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pubacks_are_matched_to_batches_by_packet_id_and_retransmissions_do_not_shift_them() {
+        let mut t = Tracker::default();
+        t.expect.extend([Tag::Other, Tag::Batch(7), Tag::Other]);
+        t.sent(1);
+        t.sent(2);
+        // A reconnect retransmits packet 2 before the next new publish goes out.
+        t.sent(2);
+        t.sent(3);
+        t.sent(0); // QoS 0 publishes have no packet id.
+        assert_eq!(t.acked(2), Some(Tag::Batch(7)));
+        assert_eq!(t.acked(1), Some(Tag::Other));
+        assert_eq!(t.acked(3), Some(Tag::Other));
+        assert_eq!(t.acked(2), None, "acknowledged once");
+        // A packet id is reused after its PUBACK: it maps to the new publish.
+        t.expect.push_back(Tag::Batch(8));
+        t.sent(2);
+        assert_eq!(t.acked(2), Some(Tag::Batch(8)));
     }
 }

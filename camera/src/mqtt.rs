@@ -16,10 +16,13 @@ use std::sync::Arc;
 /// The ALPN protocol AWS IoT Core needs for MQTT on port 443.
 pub const AWS_MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
 
-/// Payload of the retained presence message sent as last will: offline.
-pub const PRESENCE_OFFLINE: &[u8] = br#"{"v":1,"on":false}"#;
-/// Payload of the retained presence message sent on connect: online.
-pub const PRESENCE_ONLINE: &[u8] = br#"{"v":1,"on":true}"#;
+/// Payload of the retained presence message (`anpr_protocol::Presence`): the last will and the
+/// clean-stop message are `on: false`, the message sent on connect `on: true`.
+pub fn presence_payload(on: bool) -> Vec<u8> {
+    // A two-field message always encodes; the fallback is the same bytes, written out.
+    anpr_protocol::encode(&anpr_protocol::Presence { on })
+        .unwrap_or_else(|_| format!(r#"{{"v":1,"on":{on}}}"#).into_bytes())
+}
 
 /// The MQTT options could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +73,7 @@ pub fn options(cfg: &Config) -> Result<MqttOptions, MqttSetupError> {
     o.set_connection_timeout(30);
     o.set_last_will(LastWill {
         topic: topics::presence(&cam).into(),
-        message: PRESENCE_OFFLINE.to_vec().into(),
+        message: presence_payload(false).into(),
         qos: QoS::AtLeastOnce,
         retain: true,
         properties: None,

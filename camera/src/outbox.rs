@@ -136,8 +136,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Ou
 /// A compact, random read id: 72 random bits as 12 URL-safe base64 characters. The cloud keys
 /// a read by camera, time and id, so the id only has to be unique per camera and millisecond.
 pub fn new_read_id() -> ReadId {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes: [u8; 9] = rand::random();
     let mut s = String::with_capacity(12);
     for chunk in bytes.chunks(3) {
@@ -212,7 +211,9 @@ impl Outbox {
             return Err(OutboxError::Config("batch_max_bytes must be 256..=131072"));
         }
         if cfg.segment_bytes == 0 || cfg.max_bytes < cfg.segment_bytes.saturating_mul(2) {
-            return Err(OutboxError::Config("max_bytes must be at least two segments"));
+            return Err(OutboxError::Config(
+                "max_bytes must be at least two segments",
+            ));
         }
         if cfg.batch_max_reads == 0 {
             return Err(OutboxError::Config("batch_max_reads must be positive"));
@@ -294,7 +295,8 @@ impl Outbox {
                 .write(true)
                 .open(&path)
                 .map_err(io("open segment", &path))?;
-            f.set_len(off as u64).map_err(io("truncate segment", &path))?;
+            f.set_len(off as u64)
+                .map_err(io("truncate segment", &path))?;
             f.sync_all().map_err(io("sync segment", &path))?;
         }
         let file = OpenOptions::new()
@@ -353,7 +355,9 @@ impl Outbox {
             .write_all(&line)
             .map_err(io("append to segment", &seg.path))?;
         if sync {
-            seg.file.sync_data().map_err(io("sync segment", &seg.path))?;
+            seg.file
+                .sync_data()
+                .map_err(io("sync segment", &seg.path))?;
             self.unsynced = 0;
         } else {
             self.unsynced += 1;
@@ -375,7 +379,9 @@ impl Outbox {
     /// Flushes appended reads to stable storage.
     pub fn sync(&mut self) -> Result<(), OutboxError> {
         if let Some(seg) = self.segments.back() {
-            seg.file.sync_data().map_err(io("sync segment", &seg.path))?;
+            seg.file
+                .sync_data()
+                .map_err(io("sync segment", &seg.path))?;
         }
         self.unsynced = 0;
         Ok(())
@@ -406,11 +412,17 @@ impl Outbox {
         let Some(seg) = self.segments.pop_front() else {
             return Ok(());
         };
-        let live = seg.end_seq.saturating_sub(self.state.head.max(seg.first_seq));
+        let live = seg
+            .end_seq
+            .saturating_sub(self.state.head.max(seg.first_seq));
         if seg.end_seq > self.state.head {
             self.state.dropped += live;
             self.state.head = seg.end_seq;
-            tracing::warn!(dropped = live, total_dropped = self.state.dropped, "outbox full: oldest reads dropped");
+            tracing::warn!(
+                dropped = live,
+                total_dropped = self.state.dropped,
+                "outbox full: oldest reads dropped"
+            );
         }
         self.settle()?;
         self.total_bytes -= seg.bytes;
@@ -622,7 +634,10 @@ mod tests {
         for i in 0..3 {
             ob.append(read(i)).unwrap();
         }
-        assert!(ob.next_batch(NOW + 500).is_none(), "3 young reads are not due");
+        assert!(
+            ob.next_batch(NOW + 500).is_none(),
+            "3 young reads are not due"
+        );
         let b = ob.next_batch(NOW + 1000).expect("due by age");
         assert_eq!(ids(&b), ["r000000", "r000001", "r000002"]);
         for i in 3..25 {
@@ -714,7 +729,11 @@ mod tests {
         }
         assert!(ob.disk_bytes() <= 8 * 1024);
         assert!(ob.dropped() > 0);
-        assert_eq!(ob.depth() + ob.dropped(), n, "every read is queued or counted");
+        assert_eq!(
+            ob.depth() + ob.dropped(),
+            n,
+            "every read is queued or counted"
+        );
         // The queue holds the newest reads, in order.
         let mut got = Vec::new();
         while let Some(b) = ob.next_batch(NOW + 10_000_000) {
@@ -746,7 +765,9 @@ mod tests {
         let b = ob.next_batch(NOW + 10_000).unwrap();
         assert_eq!(
             ids(&b),
-            ["r000000", "r000001", "r000002", "r000003", "r000004", "r000006"]
+            [
+                "r000000", "r000001", "r000002", "r000003", "r000004", "r000006"
+            ]
         );
     }
 
@@ -756,7 +777,10 @@ mod tests {
         let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
         let mut r = read(1);
         r.p = "X".repeat(MAX_MQTT_PAYLOAD);
-        assert!(matches!(ob.append(r), Err(OutboxError::ReadTooLarge { .. })));
+        assert!(matches!(
+            ob.append(r),
+            Err(OutboxError::ReadTooLarge { .. })
+        ));
         assert_eq!(ob.depth(), 0);
     }
 }

@@ -439,14 +439,20 @@ async fn plate_reads_in_the_outbox_are_published_in_a_batch_and_leave_it_on_puba
     let task = tokio::spawn(anpr_camera::agent::run_with_outbox(cfg, outbox.clone(), rx));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while cloud.plates.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no plate batch published");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no plate batch published"
+        );
         cloud.drain(1).await;
     }
     let batch: PlateReadBatch = anpr_protocol::decode(&cloud.plates[0]).unwrap();
     assert_eq!(batch.r.len(), 3);
     assert_eq!(batch.r[2].p, "AB2CD");
     while outbox.lock().unwrap().depth() != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "batch not acknowledged");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "batch not acknowledged"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(cloud.plates.len(), 1, "one batch, sent once");

@@ -97,8 +97,8 @@ async fn sigterm_stops_the_agent_cleanly_and_marks_it_offline() {
     assert!(log.contains("stopped"), "{log}");
     cloud.drain(1).await;
     assert_eq!(
-        cloud.presence.last().map(Vec::as_slice),
-        Some(anpr_camera::mqtt::PRESENCE_OFFLINE),
+        cloud.presence.last(),
+        Some(&anpr_camera::mqtt::presence_payload(false)),
         "presence says offline after a clean stop"
     );
 }

@@ -2,7 +2,7 @@
 //! cleanly (a torn last line is cut). The appending process is this test binary re-executed.
 
 use anpr_camera::outbox::{Outbox, OutboxConfig, SyncPolicy};
-use anpr_protocol::{decode, PlateRead, PlateReadBatch, ReadId};
+use anpr_protocol::{PlateRead, PlateReadBatch, ReadId, decode};
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
@@ -42,7 +42,13 @@ fn appender_process_for_the_kill_test() {
 fn every_acknowledged_append_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "appender_process_for_the_kill_test", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "appender_process_for_the_kill_test",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("OUTBOX_CHILD_DIR", dir.path())
         .stdout(Stdio::piped())
         .spawn()
@@ -68,8 +74,15 @@ fn every_acknowledged_append_survives_kill_9() {
     let acknowledged = last.expect("the child appended") + 1;
 
     let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
-    assert!(ob.depth() >= acknowledged, "{} < {acknowledged}", ob.depth());
-    assert!(ob.depth() <= acknowledged + 1, "at most the append in progress is extra");
+    assert!(
+        ob.depth() >= acknowledged,
+        "{} < {acknowledged}",
+        ob.depth()
+    );
+    assert!(
+        ob.depth() <= acknowledged + 1,
+        "at most the append in progress is extra"
+    );
     let mut ids = Vec::new();
     while let Some(b) = ob.next_batch(u64::MAX / 2) {
         let batch: PlateReadBatch = decode(&b.payload).unwrap();

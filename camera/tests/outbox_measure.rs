@@ -4,8 +4,8 @@
 //!
 //! `cargo test -p anpr-camera --release --test outbox_measure -- --ignored --nocapture`
 
-use anpr_camera::outbox::{new_read_id, Outbox, OutboxConfig, SyncPolicy};
-use anpr_protocol::{encode, FileName, PlateRead, PlateReadBatch, MAX_MQTT_PAYLOAD};
+use anpr_camera::outbox::{Outbox, OutboxConfig, SyncPolicy, new_read_id};
+use anpr_protocol::{FileName, MAX_MQTT_PAYLOAD, PlateRead, PlateReadBatch, encode};
 use std::time::Instant;
 
 const NOW: u64 = 1_764_086_400_000;
@@ -39,7 +39,10 @@ fn measure_wire_bytes_per_read_and_reads_per_message() {
             i += 1;
         }
         let full = encode(&PlateReadBatch { r: r.clone() }).expect("fits");
-        let one = encode(&PlateReadBatch { r: vec![read(0, with_media)] }).expect("fits");
+        let one = encode(&PlateReadBatch {
+            r: vec![read(0, with_media)],
+        })
+        .expect("fits");
         println!(
             "wire (media refs: {with_media}): {:.1} bytes/read in a full message, {} reads per {} B message ({} B used); a 1-read message is {} B",
             full.len() as f64 / r.len() as f64,

@@ -61,6 +61,16 @@ pub struct PpOcrDetector {
     finer_max_side: u32,
 }
 
+/// The network input size for a frame: longer side `max_side`, both sides multiples of 32.
+pub(crate) fn detector_input_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let scale = max_side as f32 / width.max(height).max(1) as f32;
+    let round32 = |v: f32| ((v / 32.0).round() as u32).max(1) * 32;
+    (
+        round32(width as f32 * scale),
+        round32(height as f32 * scale),
+    )
+}
+
 impl PpOcrDetector {
     /// Loads the ONNX detector.
     pub fn load(path: &Path, settings: DetectorSettings) -> Result<Self, RecognizerError> {
@@ -85,16 +95,6 @@ impl PpOcrDetector {
         frame: &RgbImage,
         max_side: u32,
     ) -> Result<Vec<TextRegion>, RecognizerError> {
-        /// The network input size for a frame: longer side `max_side`, both sides multiples of 32.
-        pub(crate) fn detector_input_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
-            let scale = max_side as f32 / width.max(height).max(1) as f32;
-            let round32 = |v: f32| (((v / 32.0).round() as u32).max(1)) * 32;
-            (
-                round32(width as f32 * scale),
-                round32(height as f32 * scale),
-            )
-        }
-
         let (fw, fh) = frame.dimensions();
         if fw == 0 || fh == 0 || max_side == 0 {
             return Ok(Vec::new());

@@ -201,8 +201,8 @@ fn evaluate(chars: &[&CharRead], region: Region, trimmed: usize) -> Option<Plate
         }
     }
     if trimmed == 0 {
-        let any = vec![b'A'; n];
-        if let Some((text, confs, q)) = build(&any) {
+        let any = [b'A'; MAX_LEN];
+        if let Some((text, confs, q)) = build(&any[..n]) {
             let digits = text.bytes().filter(u8::is_ascii_digit).count();
             let letters = n - digits;
             let mut prior = match (n, digits, letters) {

@@ -208,7 +208,12 @@ impl Recognizer {
     ) -> Result<Vec<PlateRead>, RecognizerError> {
         let mut cands = candidates(regions);
         cands.truncate(self.config.max_reads_per_frame.max(1));
-        let threads = self.config.threads.max(1).min(cands.len().max(1));
+        let threads = if cands.len() > 1 {
+            self.config.threads.max(1)
+        } else {
+            1
+        };
+        let threads = threads.min(cands.len().max(1));
         let results: Vec<Result<Option<PlateRead>, RecognizerError>> = if threads <= 1 {
             let mut out = Vec::new();
             for c in &cands {

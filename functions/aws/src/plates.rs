@@ -92,7 +92,10 @@ pub fn to_item(r: &StoredRead) -> Result<Item, StoreError> {
     })
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // The table's TTL attribute, whatever its name: the read is deleted after retention.
-    item.insert(TTL_ATTR.to_owned(), AttributeValue::N(r.expires_at.to_string()));
+    item.insert(
+        TTL_ATTR.to_owned(),
+        AttributeValue::N(r.expires_at.to_string()),
+    );
     Ok(item)
 }
 

@@ -29,7 +29,7 @@
 
 use anpr_core::ports::{DevicePublisher, RequestStore};
 use anpr_core::status::{Outcome, StatusError, StatusUpdates, UrlSigner};
-use anpr_protocol::{decode, topics, CameraId, FileStatus, ProtocolError, ValidationError};
+use anpr_protocol::{CameraId, FileStatus, ProtocolError, ValidationError, decode, topics};
 
 /// Field the rule adds with the topic's first level.
 pub const CAMERA_FIELD: &str = "camera_id";
@@ -97,7 +97,8 @@ pub fn parse_event(event: &serde_json::Value) -> Result<(CameraId, FileStatus), 
     }
     // The protocol's decoder applies the wire rules (size, version, kind, validation); the
     // fields the rule added are unknown fields to it, and tolerated.
-    let bytes = serde_json::to_vec(event).map_err(|e| EventError::Message(ProtocolError::Malformed(e)))?;
+    let bytes =
+        serde_json::to_vec(event).map_err(|e| EventError::Message(ProtocolError::Malformed(e)))?;
     let status = decode::<FileStatus>(&bytes).map_err(EventError::Message)?;
     Ok((camera, status))
 }
@@ -166,7 +167,8 @@ mod tests {
 
     #[test]
     fn the_camera_comes_from_the_rule_not_the_message() {
-        let (cam, st) = parse_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1"})).unwrap();
+        let (cam, st) =
+            parse_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1"})).unwrap();
         assert_eq!(cam.as_str(), "cam1");
         assert_eq!(st.id.as_str(), ID);
     }
@@ -174,18 +176,33 @@ mod tests {
     #[test]
     fn a_topic_that_disagrees_with_camera_id_is_refused() {
         let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam2","mqtt_topic":"cam1/file/status"});
-        assert!(matches!(parse_event(&e), Err(EventError::TopicMismatch { .. })));
+        assert!(matches!(
+            parse_event(&e),
+            Err(EventError::TopicMismatch { .. })
+        ));
         let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/plates"});
-        assert!(matches!(parse_event(&e), Err(EventError::TopicMismatch { .. })));
+        assert!(matches!(
+            parse_event(&e),
+            Err(EventError::TopicMismatch { .. })
+        ));
         let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/file/status"});
         assert!(parse_event(&e).is_ok());
     }
 
     #[test]
     fn malformed_events_name_what_is_wrong() {
-        assert!(matches!(parse_event(&json!([1])), Err(EventError::NotAnObject)));
-        assert!(matches!(parse_event(&json!({"v":1,"id":ID,"s":"accepted"})), Err(EventError::NoCamera)));
-        assert!(matches!(parse_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"a/b"})), Err(EventError::Camera(_))));
+        assert!(matches!(
+            parse_event(&json!([1])),
+            Err(EventError::NotAnObject)
+        ));
+        assert!(matches!(
+            parse_event(&json!({"v":1,"id":ID,"s":"accepted"})),
+            Err(EventError::NoCamera)
+        ));
+        assert!(matches!(
+            parse_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"a/b"})),
+            Err(EventError::Camera(_))
+        ));
         assert!(matches!(
             parse_event(&json!({"v":1,"id":ID,"s":"teleported","camera_id":"c"})),
             Err(EventError::Message(ProtocolError::UnknownKind { .. }))

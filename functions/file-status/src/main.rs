@@ -5,7 +5,7 @@ use anpr_aws::{
     AwsClients, ConfigError, DynamoRequestStore, FunctionConfig, IotDataPublisher, S3UrlSigner,
 };
 use anpr_core::status::{StatusConfig, StatusUpdates};
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -22,7 +22,10 @@ async fn main() -> Result<(), Error> {
     // The status service is shared with upload-completed. A camera status never makes a
     // request `ready`, so this function never signs a URL (its role needs no S3 permission),
     // but the signer is configured the same way.
-    let bucket = config.bucket.clone().ok_or(ConfigError::Missing(ENV_BUCKET))?;
+    let bucket = config
+        .bucket
+        .clone()
+        .ok_or(ConfigError::Missing(ENV_BUCKET))?;
     let clients = AwsClients::from_env(&config.iot_endpoint).await;
     let service = StatusUpdates::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &config.table),
@@ -33,12 +36,14 @@ async fn main() -> Result<(), Error> {
         },
     );
     let service = &service;
-    lambda_runtime::run(service_fn(move |e: LambdaEvent<serde_json::Value>| async move {
-        file_status::handle(service, &e.payload, file_status::now())
-            .await
-            .map(|handled| tracing::debug!(?handled, "event handled"))
-            // A transient failure fails the invocation: Lambda retries the event.
-            .map_err(Error::from)
-    }))
+    lambda_runtime::run(service_fn(
+        move |e: LambdaEvent<serde_json::Value>| async move {
+            file_status::handle(service, &e.payload, file_status::now())
+                .await
+                .map(|handled| tracing::debug!(?handled, "event handled"))
+                // A transient failure fails the invocation: Lambda retries the event.
+                .map_err(Error::from)
+        },
+    ))
     .await
 }

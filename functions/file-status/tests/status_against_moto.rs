@@ -8,14 +8,14 @@ use anpr_core::model::{FileRequestRecord, StatusChange};
 use anpr_core::ports::RequestStore;
 use anpr_core::status::{Outcome, StatusConfig, StatusUpdates};
 use anpr_protocol::{
-    decode, encode, CameraId, FileName, FileStatus, FileStatusKind, Notification, ReasonCode,
-    RequestId, RequestState,
+    CameraId, FileName, FileStatus, FileStatusKind, Notification, ReasonCode, RequestId,
+    RequestState, decode, encode,
 };
 use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
 use anpr_test_support::moto;
-use file_status::{handle, Handled};
-use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
+use file_status::{Handled, handle};
 use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use serde_json::Value;
 use std::time::Duration;
@@ -76,7 +76,11 @@ async fn env(camera: &str) -> (Env, FileRequestRecord) {
 
 impl Env {
     async fn get(&self) -> FileRequestRecord {
-        self.store.get(&RequestId::parse(A).unwrap()).await.unwrap().unwrap()
+        self.store
+            .get(&RequestId::parse(A).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     fn notifications(&self) -> Vec<Notification> {
@@ -93,9 +97,16 @@ impl Env {
 #[tokio::test]
 async fn camera_statuses_move_the_request_along_and_notify_its_user() {
     let (env, _) = env("gate-7").await;
-    for (name, t) in [("accepted.json", 1100), ("uploading_40.json", 1110), ("uploaded.json", 1120)] {
+    for (name, t) in [
+        ("accepted.json", 1100),
+        ("uploading_40.json", 1110),
+        ("uploaded.json", 1120),
+    ] {
         let h = handle(&env.svc, &fixture(name), t).await.unwrap();
-        assert!(matches!(h, Handled::Outcome(Outcome::Applied { .. })), "{name}: {h:?}");
+        assert!(
+            matches!(h, Handled::Outcome(Outcome::Applied { .. })),
+            "{name}: {h:?}"
+        );
     }
     let rec = env.get().await;
     assert_eq!(rec.state, RequestState::Uploading);
@@ -104,9 +115,17 @@ async fn camera_statuses_move_the_request_along_and_notify_its_user() {
     let hist: Vec<_> = rec.history.iter().map(|h| (h.state, h.at)).collect();
     assert_eq!(
         hist,
-        [(RequestState::Requested, 1000), (RequestState::Accepted, 1100), (RequestState::Uploading, 1110)]
+        [
+            (RequestState::Requested, 1000),
+            (RequestState::Accepted, 1100),
+            (RequestState::Uploading, 1110)
+        ]
     );
-    let n: Vec<_> = env.notifications().into_iter().map(|n| (n.state, n.progress, n.at)).collect();
+    let n: Vec<_> = env
+        .notifications()
+        .into_iter()
+        .map(|n| (n.state, n.progress, n.at))
+        .collect();
     assert_eq!(
         n,
         [
@@ -116,16 +135,31 @@ async fn camera_statuses_move_the_request_along_and_notify_its_user() {
         ]
     );
     // A redelivered older status changes nothing (the current state is notified again).
-    let h = handle(&env.svc, &fixture("uploading_40.json"), 1130).await.unwrap();
-    assert_eq!(h, Handled::Outcome(Outcome::Duplicate { state: RequestState::Uploading }));
+    let h = handle(&env.svc, &fixture("uploading_40.json"), 1130)
+        .await
+        .unwrap();
+    assert_eq!(
+        h,
+        Handled::Outcome(Outcome::Duplicate {
+            state: RequestState::Uploading
+        })
+    );
     assert_eq!(env.get().await, rec);
 }
 
 #[tokio::test]
 async fn failed_rejected_and_expired_are_terminal_with_their_reason() {
     for (name, state, reason) in [
-        ("failed.json", RequestState::Failed, Some(ReasonCode::UploadFailed)),
-        ("rejected.json", RequestState::Rejected, Some(ReasonCode::ForbiddenPath)),
+        (
+            "failed.json",
+            RequestState::Failed,
+            Some(ReasonCode::UploadFailed),
+        ),
+        (
+            "rejected.json",
+            RequestState::Rejected,
+            Some(ReasonCode::ForbiddenPath),
+        ),
         ("expired.json", RequestState::Expired, None),
     ] {
         let (env, _) = env("gate-7").await;
@@ -134,10 +168,19 @@ async fn failed_rejected_and_expired_are_terminal_with_their_reason() {
         assert_eq!((rec.state, rec.reason), (state, reason), "{name}");
         let n = env.notifications();
         assert_eq!(n.len(), 1, "{name}");
-        assert_eq!(n[0].reason.as_deref(), reason.map(ReasonCode::as_str), "{name}");
+        assert_eq!(
+            n[0].reason.as_deref(),
+            reason.map(ReasonCode::as_str),
+            "{name}"
+        );
         // Nothing leaves a terminal state.
-        let h = handle(&env.svc, &fixture("accepted.json"), 1300).await.unwrap();
-        assert!(matches!(h, Handled::Outcome(Outcome::Refused { .. })), "{name}: {h:?}");
+        let h = handle(&env.svc, &fixture("accepted.json"), 1300)
+            .await
+            .unwrap();
+        assert!(
+            matches!(h, Handled::Outcome(Outcome::Refused { .. })),
+            "{name}: {h:?}"
+        );
         assert_eq!(env.get().await, rec);
     }
 }
@@ -145,10 +188,18 @@ async fn failed_rejected_and_expired_are_terminal_with_their_reason() {
 #[tokio::test]
 async fn a_status_for_another_cameras_request_is_refused_and_changes_nothing() {
     let (env, before) = env("gate-7").await;
-    let h = handle(&env.svc, &fixture("accepted_from_another_camera.json"), 1100).await.unwrap();
+    let h = handle(
+        &env.svc,
+        &fixture("accepted_from_another_camera.json"),
+        1100,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         h,
-        Handled::Outcome(Outcome::WrongCamera { expected: CameraId::parse("gate-7").unwrap() })
+        Handled::Outcome(Outcome::WrongCamera {
+            expected: CameraId::parse("gate-7").unwrap()
+        })
     );
     assert_eq!(env.get().await, before);
     assert!(env.notifications().is_empty());
@@ -157,10 +208,23 @@ async fn a_status_for_another_cameras_request_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn malformed_or_spoofed_events_are_dropped_without_error() {
     let (env, before) = env("gate-7").await;
-    for name in ["unknown_kind.json", "no_camera_id.json", "camera_id_spoofed_in_payload.json"] {
-        assert_eq!(handle(&env.svc, &fixture(name), 1100).await.unwrap(), Handled::Dropped, "{name}");
+    for name in [
+        "unknown_kind.json",
+        "no_camera_id.json",
+        "camera_id_spoofed_in_payload.json",
+    ] {
+        assert_eq!(
+            handle(&env.svc, &fixture(name), 1100).await.unwrap(),
+            Handled::Dropped,
+            "{name}"
+        );
     }
-    assert_eq!(handle(&env.svc, &serde_json::json!("not an object"), 1).await.unwrap(), Handled::Dropped);
+    assert_eq!(
+        handle(&env.svc, &serde_json::json!("not an object"), 1)
+            .await
+            .unwrap(),
+        Handled::Dropped
+    );
     assert_eq!(env.get().await, before);
     assert!(env.notifications().is_empty());
 }
@@ -180,7 +244,9 @@ async fn a_transient_failure_is_returned_for_lambda_to_retry() {
         S3UrlSigner::new(clients.s3.clone(), "b"),
         StatusConfig::default(),
     );
-    let err = handle(&svc, &fixture("accepted.json"), 1).await.unwrap_err();
+    let err = handle(&svc, &fixture("accepted.json"), 1)
+        .await
+        .unwrap_err();
     assert!(err.0.is_retryable());
 }
 
@@ -222,7 +288,9 @@ async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its
     let (env, before) = env("cam-b").await;
 
     let (rule, mut rule_ev) = connect(broker.v5_options(&rule_id)).await;
-    rule.subscribe("+/file/status", QoS::AtLeastOnce).await.unwrap();
+    rule.subscribe("+/file/status", QoS::AtLeastOnce)
+        .await
+        .unwrap();
     assert!(matches!(next_packet(&mut rule_ev).await, Packet::SubAck(_)));
 
     let (cam, mut cam_ev) = connect(broker.v5_options(&cam_a)).await;
@@ -232,13 +300,17 @@ async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its
     })
     .unwrap();
     // Speaking on cam-b's topic is refused by the broker (the IoT policy)...
-    cam.publish("cam-b/file/status", QoS::AtLeastOnce, false, msg.clone()).await.unwrap();
+    cam.publish("cam-b/file/status", QoS::AtLeastOnce, false, msg.clone())
+        .await
+        .unwrap();
     match next_packet(&mut cam_ev).await {
         Packet::PubAck(p) => assert_eq!(p.reason, PubAckReason::NotAuthorized),
         other => panic!("{other:?}"),
     }
     // ...and on its own topic, about cam-b's request, by the function.
-    cam.publish("cam-a/file/status", QoS::AtLeastOnce, false, msg).await.unwrap();
+    cam.publish("cam-a/file/status", QoS::AtLeastOnce, false, msg)
+        .await
+        .unwrap();
     match next_packet(&mut cam_ev).await {
         Packet::PubAck(p) => assert_eq!(p.reason, PubAckReason::Success),
         other => panic!("{other:?}"),
@@ -250,9 +322,19 @@ async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its
         }
     };
     let topic = String::from_utf8(publish.topic.to_vec()).unwrap();
-    assert_eq!(topic, "cam-a/file/status", "only the allowed publish reached the rule");
-    let h = handle(&env.svc, &rule_event(&topic, &publish.payload), 1100).await.unwrap();
-    assert_eq!(h, Handled::Outcome(Outcome::WrongCamera { expected: CameraId::parse("cam-b").unwrap() }));
+    assert_eq!(
+        topic, "cam-a/file/status",
+        "only the allowed publish reached the rule"
+    );
+    let h = handle(&env.svc, &rule_event(&topic, &publish.payload), 1100)
+        .await
+        .unwrap();
+    assert_eq!(
+        h,
+        Handled::Outcome(Outcome::WrongCamera {
+            expected: CameraId::parse("cam-b").unwrap()
+        })
+    );
     assert_eq!(env.get().await, before);
 
     // cam-b's own status is applied.
@@ -263,7 +345,9 @@ async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its
         kind: FileStatusKind::Uploading { pct: 30 },
     })
     .unwrap();
-    cam.publish("cam-b/file/status", QoS::AtLeastOnce, false, msg).await.unwrap();
+    cam.publish("cam-b/file/status", QoS::AtLeastOnce, false, msg)
+        .await
+        .unwrap();
     match next_packet(&mut cam_ev).await {
         Packet::PubAck(p) => assert_eq!(p.reason, PubAckReason::Success),
         other => panic!("{other:?}"),
@@ -275,11 +359,24 @@ async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its
         }
     };
     let topic = String::from_utf8(publish.topic.to_vec()).unwrap();
-    let h = handle(&env.svc, &rule_event(&topic, &publish.payload), 1200).await.unwrap();
-    assert_eq!(h, Handled::Outcome(Outcome::Applied { state: RequestState::Uploading }));
+    let h = handle(&env.svc, &rule_event(&topic, &publish.payload), 1200)
+        .await
+        .unwrap();
+    assert_eq!(
+        h,
+        Handled::Outcome(Outcome::Applied {
+            state: RequestState::Uploading
+        })
+    );
     let rec = env.get().await;
-    assert_eq!((rec.state, rec.progress), (RequestState::Uploading, Some(30)));
+    assert_eq!(
+        (rec.state, rec.progress),
+        (RequestState::Uploading, Some(30))
+    );
     let n = env.notifications();
     assert_eq!(n.len(), 1);
-    assert_eq!((n[0].camera_id.as_str(), n[0].progress), ("cam-b", Some(30)));
+    assert_eq!(
+        (n[0].camera_id.as_str(), n[0].progress),
+        ("cam-b", Some(30))
+    );
 }

@@ -3,8 +3,8 @@
 //! DynamoDB item. Run: `cargo bench -p plate-ingest --bench ingest`.
 
 use anpr_core::plates::IngestPolicy;
-use anpr_protocol::{encode, CameraId, FileName, PlateRead, PlateReadBatch, ReadId};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use anpr_protocol::{CameraId, FileName, PlateRead, PlateReadBatch, ReadId, encode};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use plate_ingest::RuleEvent;
 
 const NOW: u64 = 1_764_086_400_000;

@@ -76,8 +76,11 @@ impl IngestConfig {
             table,
             policy: IngestPolicy {
                 retention_secs: positive_secs(ENV_READ_RETENTION, d.retention_secs)?,
-                max_future_skew_ms: positive_secs(ENV_MAX_FUTURE_SKEW, d.max_future_skew_ms / 1000)?
-                    .saturating_mul(1000),
+                max_future_skew_ms: positive_secs(
+                    ENV_MAX_FUTURE_SKEW,
+                    d.max_future_skew_ms / 1000,
+                )?
+                .saturating_mul(1000),
             },
         })
     }
@@ -184,7 +187,10 @@ pub fn prepare_event(
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(ev.payload.as_bytes())
         .map_err(Refusal::NotBase64)?;
-    Ok((camera.clone(), prepare_payload(&camera, &bytes, now_ms, policy)?))
+    Ok((
+        camera.clone(),
+        prepare_payload(&camera, &bytes, now_ms, policy)?,
+    ))
 }
 
 /// Decodes a batch payload leniently and applies the ingestion rules.
@@ -291,9 +297,14 @@ mod tests {
         let payload = format!(
             r#"{{"v":1,"r":[{{"id":"a1","t":{NOW},"p":"ab 12","c":90}},{{"id":"a2","p":"X"}},{{"id":"a3","t":{NOW},"p":"CD-34","c":70,"img":"reads/a3.jpg"}}]}}"#
         );
-        let report = handle(&store, &IngestPolicy::default(), &event("cam1", &payload), NOW)
-            .await
-            .unwrap();
+        let report = handle(
+            &store,
+            &IngestPolicy::default(),
+            &event("cam1", &payload),
+            NOW,
+        )
+        .await
+        .unwrap();
         assert_eq!(report.stored, 2);
         assert_eq!(report.rejected.len(), 1);
         assert_eq!(report.rejected[0].index, 1);
@@ -309,9 +320,14 @@ mod tests {
         let payload = format!(
             r#"{{"v":1,"camera_id":"victim","cam":"victim","r":[{{"id":"a1","t":{NOW},"p":"AB12","c":90}}]}}"#
         );
-        let report = handle(&store, &IngestPolicy::default(), &event("cam1", &payload), NOW)
-            .await
-            .unwrap();
+        let report = handle(
+            &store,
+            &IngestPolicy::default(),
+            &event("cam1", &payload),
+            NOW,
+        )
+        .await
+        .unwrap();
         assert_eq!(report.stored, 1);
         assert_eq!(store.all()[0].camera_id.as_str(), "cam1");
     }
@@ -320,7 +336,10 @@ mod tests {
     async fn envelopes_that_cannot_be_fixed_are_refused_without_error_or_storage() {
         let store = MemoryPlateReadStore::default();
         let policy = IngestPolicy::default();
-        let big = format!(r#"{{"v":1,"r":[],"pad":"{}"}}"#, "x".repeat(MAX_MQTT_PAYLOAD));
+        let big = format!(
+            r#"{{"v":1,"r":[],"pad":"{}"}}"#,
+            "x".repeat(MAX_MQTT_PAYLOAD)
+        );
         let mismatched = json!({"camera_id": "cam1", "topic": "cam2/plates", "payload": "e30="});
         let cases = [
             json!({"nope": 1}),

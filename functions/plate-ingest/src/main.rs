@@ -2,7 +2,7 @@
 //! IoT rule events.
 
 use anpr_aws::DynamoPlateReadStore;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 use plate_ingest::IngestConfig;
 
 #[tokio::main]

@@ -4,10 +4,10 @@
 
 use anpr_aws::DynamoPlateReadStore;
 use anpr_core::plates::{IngestPolicy, RejectReason};
-use anpr_protocol::{encode, CameraId, PlateRead, PlateReadBatch, ReadId};
+use anpr_protocol::{CameraId, PlateRead, PlateReadBatch, ReadId, encode};
 use anpr_test_support::moto;
 use aws_sdk_dynamodb::types::AttributeValue;
-use plate_ingest::{handle, now_ms, RuleEvent};
+use plate_ingest::{RuleEvent, handle, now_ms};
 
 fn read(id: &str, t: u64, p: &str) -> PlateRead {
     PlateRead {
@@ -21,8 +21,11 @@ fn read(id: &str, t: u64, p: &str) -> PlateRead {
 }
 
 fn event(camera: &CameraId, reads: Vec<PlateRead>) -> serde_json::Value {
-    serde_json::to_value(RuleEvent::new(camera, &encode(&PlateReadBatch { r: reads }).unwrap()))
-        .unwrap()
+    serde_json::to_value(RuleEvent::new(
+        camera,
+        &encode(&PlateReadBatch { r: reads }).unwrap(),
+    ))
+    .unwrap()
 }
 
 async fn setup() -> (aws_sdk_dynamodb::Client, String, DynamoPlateReadStore) {
@@ -54,10 +57,13 @@ async fn count_items(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> usize {
 #[tokio::test]
 async fn the_fixture_event_of_the_rule_is_stored_with_the_keys_of_the_design() {
     let (dynamo, table, store) = setup().await;
-    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/rule_event.json")).unwrap();
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/rule_event.json")).unwrap();
     // The fixture's reads are from 2025-11-25; judge them from an hour later.
     let now = 1_764_086_400_123 + 3_600_000;
-    let report = handle(&store, &IngestPolicy::default(), &fixture, now).await.unwrap();
+    let report = handle(&store, &IngestPolicy::default(), &fixture, now)
+        .await
+        .unwrap();
     assert_eq!(report.stored, 2, "{report:?}");
     let item = dynamo
         .get_item()
@@ -70,10 +76,17 @@ async fn the_fixture_event_of_the_rule_is_stored_with_the_keys_of_the_design() {
         .item
         .expect("the read's item");
     assert_eq!(item["GSI1PK"].as_s().unwrap(), "PLATE#AB123CD");
-    assert_eq!(item["GSI1SK"].as_s().unwrap(), "1764086400123#123456#0kq3h7x2m1");
+    assert_eq!(
+        item["GSI1SK"].as_s().unwrap(),
+        "1764086400123#123456#0kq3h7x2m1"
+    );
     assert_eq!(item["plate_raw"].as_s().unwrap(), "ab-123 cd");
     assert_eq!(item["img"].as_s().unwrap(), "reads/0kq3h7x2m1.jpg");
-    let ttl: u64 = item[anpr_aws::schema::TTL_ATTR].as_n().unwrap().parse().unwrap();
+    let ttl: u64 = item[anpr_aws::schema::TTL_ATTR]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(ttl, 1_764_086_400 + IngestPolicy::default().retention_secs);
 }
 
@@ -133,7 +146,11 @@ async fn future_ancient_and_malformed_reads_are_reported_and_the_valid_ones_stor
     let reasons: Vec<_> = report.rejected.iter().map(|r| r.reason).collect();
     assert_eq!(
         reasons,
-        [RejectReason::FutureTimestamp, RejectReason::Expired, RejectReason::InvalidPlate]
+        [
+            RejectReason::FutureTimestamp,
+            RejectReason::Expired,
+            RejectReason::InvalidPlate
+        ]
     );
     assert_eq!(count_items(&dynamo, &table).await, 1);
 }
@@ -143,13 +160,23 @@ async fn a_batch_naming_another_camera_in_its_payload_is_stored_under_the_topics
     let (_dynamo, _table, store) = setup().await;
     let publisher = CameraId::parse("cam-honest").unwrap();
     let now = now_ms();
-    let body = format!(r#"{{"v":1,"camera_id":"cam-victim","r":[{{"id":"x1","t":{now},"p":"ZZ9","c":80}}]}}"#);
+    let body = format!(
+        r#"{{"v":1,"camera_id":"cam-victim","r":[{{"id":"x1","t":{now},"p":"ZZ9","c":80}}]}}"#
+    );
     let ev = serde_json::to_value(RuleEvent::new(&publisher, body.as_bytes())).unwrap();
-    handle(&store, &IngestPolicy::default(), &ev, now).await.unwrap();
+    handle(&store, &IngestPolicy::default(), &ev, now)
+        .await
+        .unwrap();
     use anpr_core::plates::{PlateReadStore, TimeRange};
     let victim = CameraId::parse("cam-victim").unwrap();
-    let victims = store.reads_by_camera(&victim, TimeRange::ALL, 10, None).await.unwrap();
+    let victims = store
+        .reads_by_camera(&victim, TimeRange::ALL, 10, None)
+        .await
+        .unwrap();
     assert!(victims.items.is_empty());
-    let own = store.reads_by_camera(&publisher, TimeRange::ALL, 10, None).await.unwrap();
+    let own = store
+        .reads_by_camera(&publisher, TimeRange::ALL, 10, None)
+        .await
+        .unwrap();
     assert_eq!(own.items.len(), 1);
 }

@@ -22,3 +22,16 @@ pub struct Health {
 }
 
 impl Message for Health {}
+
+/// Camera → cloud on `{camera_id}/presence`, retained: `on: false` is the camera's MQTT last
+/// will (and is sent on a clean stop), `on: true` is sent on connect. The cloud may equally use
+/// AWS IoT lifecycle events; this is what a subscriber to the camera's topics sees.
+///
+/// Wire: `{"v":1,"on":false}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// Whether the camera is connected.
+    pub on: bool,
+}
+
+impl Message for Presence {}

@@ -24,7 +24,7 @@ pub mod topics;
 
 pub use codec::{ProtocolError, SCHEMA_VERSION, decode, encode};
 pub use file::{FileName, FileRequest, FileStatus, FileStatusKind, ReasonCode};
-pub use health::Health;
+pub use health::{Health, Presence};
 pub use ids::{CameraId, ReadId, RequestId};
 pub use notify::{Notification, RequestState};
 pub use plates::{PlateRead, PlateReadBatch, normalize_plate};

@@ -141,3 +141,8 @@ fn the_camera_messages_stay_small() {
     assert!(fixture("file_status_uploading.json").len() < 72);
     assert!(fixture("health.json").len() < 64);
 }
+
+#[test]
+fn a_presence_message_matches_its_golden_fixture() {
+    assert_golden("presence_offline.json", Presence { on: false });
+}

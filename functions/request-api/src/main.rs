@@ -1,7 +1,8 @@
 //! Lambda entry point of the request API: read config, build clients once, serve the router.
 
 use anpr_aws::{
-    AwsClients, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, FunctionConfig, IotDataPublisher,
+    AwsClients, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, FunctionConfig,
+    IotDataPublisher,
 };
 use anpr_core::FileRequests;
 

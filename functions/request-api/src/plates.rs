@@ -184,7 +184,10 @@ async fn by_plate<R: PlateReadStore>(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ReadPage>, ApiError> {
     let q = parse_read_query(raw.as_deref())?;
-    let plate = q.plate.as_deref().ok_or_else(|| bad("plate is required", "plate"))?;
+    let plate = q
+        .plate
+        .as_deref()
+        .ok_or_else(|| bad("plate is required", "plate"))?;
     let plate = normalize_plate(plate).map_err(|e| ApiError::Domain(e.into()))?;
     let p = reads
         .reads_by_plate(
@@ -206,7 +209,13 @@ mod tests {
     fn query_parameters_are_checked_and_name_their_field() {
         let q = parse_read_query(Some("plate=ab+12&from=5&to=9&limit=3&cursor=x")).unwrap();
         assert_eq!(q.plate.as_deref(), Some("ab 12"));
-        assert_eq!(q.range, Some(TimeRange { from_ms: 5, to_ms: 9 }));
+        assert_eq!(
+            q.range,
+            Some(TimeRange {
+                from_ms: 5,
+                to_ms: 9
+            })
+        );
         assert_eq!((q.limit, q.cursor.as_deref()), (3, Some("x")));
         let field = |raw: &str| match parse_read_query(Some(raw)) {
             Err(ApiError::BadRequest { field, .. }) => field,

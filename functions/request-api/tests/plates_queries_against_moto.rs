@@ -2,19 +2,22 @@
 //! against reads stored in moto's DynamoDB by the same adapter plate-ingest uses.
 
 use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, IotDataPublisher};
-use anpr_core::plates::{prepare, IngestPolicy, PlateReadStore};
+use anpr_core::plates::{IngestPolicy, PlateReadStore, prepare};
 use anpr_core::{FileRequests, RequestsConfig};
 use anpr_protocol::{CameraId, FileName, PlateRead, ReadId};
 use anpr_test_support::moto;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 /// 13:00 UTC on 2025-11-25, the fixtures' time window start.
 const T0: u64 = 1_764_086_400_000;
 
 fn fixture(name: &str) -> Value {
-    let s = std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap();
+    let s = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     serde_json::from_str(&s).unwrap()
 }
 
@@ -27,8 +30,13 @@ impl Api {
         let req = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event");
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -53,16 +61,22 @@ async fn api(other: &str) -> Api {
     let now = T0 + 10 * 3_600_000;
     let cam = CameraId::parse("123456").unwrap();
     let reads = vec![
-        (0, read("a0", T0 - 1, "AB123CD")),       // before the fixture's window
+        (0, read("a0", T0 - 1, "AB123CD")), // before the fixture's window
         (1, read("a1", T0 + 1_000, "AB123CD")),
         (2, read("a2", T0 + 2_000, "ZZ999")),
         (3, read("a3", T0 + 3_000, "ab 123 cd")),
         (4, read("a4", T0 + 3_600_001, "AB123CD")), // after it
     ];
-    store.put_reads(&prepare(&cam, reads, vec![], now, &policy).accepted).await.unwrap();
+    store
+        .put_reads(&prepare(&cam, reads, vec![], now, &policy).accepted)
+        .await
+        .unwrap();
     let other = CameraId::parse(other).unwrap();
     let reads = vec![(0, read("b1", T0 + 2_500, "AB-123-CD"))];
-    store.put_reads(&prepare(&other, reads, vec![], now, &policy).accepted).await.unwrap();
+    store
+        .put_reads(&prepare(&other, reads, vec![], now, &policy).accepted)
+        .await
+        .unwrap();
 
     let svc = FileRequests::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &table),
@@ -77,11 +91,12 @@ async fn api(other: &str) -> Api {
 
 fn with_query(mut e: Value, qs: &str) -> Value {
     e["rawQueryString"] = json!(qs);
-    let map: serde_json::Map<String, Value> = serde_urlencoded::from_str::<Vec<(String, String)>>(qs)
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, json!(v)))
-        .collect();
+    let map: serde_json::Map<String, Value> =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(qs)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
     e["queryStringParameters"] = Value::Object(map);
     e
 }
@@ -106,9 +121,12 @@ async fn a_cameras_reads_in_a_time_window_come_newest_first_page_by_page() {
     assert_eq!(first["items"][0]["plate_raw"], "ab 123 cd");
     assert_eq!(first["items"][0]["img"], "reads/a3.jpg");
     assert_eq!(first["items"][0]["t_ms"], T0 + 3_000);
-    let cursor = first["next_cursor"].as_str().expect("a second page").to_owned();
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
     let qs = format!("from={T0}&to={}&limit=2&cursor={cursor}", T0 + 3_600_000);
-    let (status, second) = api.call(with_query(ev, &qs)).await;
+    let (status, second) = api.call(with_query(ev.clone(), &qs)).await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(ids(&second), ["a1"]);
     if let Some(c) = second["next_cursor"].as_str() {
@@ -129,10 +147,20 @@ async fn sightings_of_a_plate_span_cameras_newest_first_whatever_its_spelling() 
     loop {
         assert_eq!(status, 200, "{page}");
         all.extend(page["items"].as_array().unwrap().iter().map(|i| {
-            (i["camera_id"].as_str().unwrap().to_owned(), i["read_id"].as_str().unwrap().to_owned())
+            (
+                i["camera_id"].as_str().unwrap().to_owned(),
+                i["read_id"].as_str().unwrap().to_owned(),
+            )
         }));
-        let Some(c) = page["next_cursor"].as_str() else { break };
-        let (s, p) = api.call(with_query(ev.clone(), &format!("plate=AB123CD&limit=2&cursor={c}"))).await;
+        let Some(c) = page["next_cursor"].as_str() else {
+            break;
+        };
+        let (s, p) = api
+            .call(with_query(
+                ev.clone(),
+                &format!("plate=AB123CD&limit=2&cursor={c}"),
+            ))
+            .await;
         assert_eq!(s, 200, "{p}");
         page = p;
     }
@@ -180,7 +208,10 @@ async fn bad_parameters_get_400_naming_the_field_and_no_identity_gets_401() {
     assert_eq!(body["error"]["field"], "camera_id");
 
     let mut anonymous = search;
-    anonymous["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    anonymous["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
     let (status, _) = api.call(anonymous).await;
     assert_eq!(status, 401);
 }

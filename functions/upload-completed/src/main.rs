@@ -5,7 +5,7 @@ use anpr_aws::{
     AwsClients, ConfigError, DynamoRequestStore, FunctionConfig, IotDataPublisher, S3UrlSigner,
 };
 use anpr_core::status::{StatusConfig, StatusUpdates};
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,7 +19,10 @@ async fn main() -> Result<(), Error> {
         .without_time()
         .init();
     let config = FunctionConfig::from_env()?;
-    let bucket = config.bucket.clone().ok_or(ConfigError::Missing(ENV_BUCKET))?;
+    let bucket = config
+        .bucket
+        .clone()
+        .ok_or(ConfigError::Missing(ENV_BUCKET))?;
     let clients = AwsClients::from_env(&config.iot_endpoint).await;
     let service = StatusUpdates::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &config.table),
@@ -30,12 +33,14 @@ async fn main() -> Result<(), Error> {
         },
     );
     let (service, bucket) = (&service, bucket.as_str());
-    lambda_runtime::run(service_fn(move |e: LambdaEvent<serde_json::Value>| async move {
-        upload_completed::handle(service, bucket, &e.payload)
-            .await
-            .map(|summary| tracing::info!(?summary, "event handled"))
-            // A transient failure fails the invocation: Lambda retries the event.
-            .map_err(Error::from)
-    }))
+    lambda_runtime::run(service_fn(
+        move |e: LambdaEvent<serde_json::Value>| async move {
+            upload_completed::handle(service, bucket, &e.payload)
+                .await
+                .map(|summary| tracing::info!(?summary, "event handled"))
+                // A transient failure fails the invocation: Lambda retries the event.
+                .map_err(Error::from)
+        },
+    ))
     .await
 }

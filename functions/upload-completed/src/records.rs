@@ -10,7 +10,7 @@
 //! before the key is parsed as `media/{camera}/{request}/{file}`.
 
 use anpr_core::status::ObjectCreated;
-use anpr_protocol::{topics, ValidationError};
+use anpr_protocol::{ValidationError, topics};
 use serde::Deserialize;
 
 /// Why a record could not be turned into an event.
@@ -190,20 +190,29 @@ mod tests {
     fn keys_are_decoded_like_s3_encodes_them() {
         assert_eq!(decode_key("clips/gate+1.mp4").unwrap(), "clips/gate 1.mp4");
         assert_eq!(decode_key("a%2Bb.mp4").unwrap(), "a+b.mp4");
-        assert_eq!(decode_key("%C3%A9t%C3%A9+%E6%9D%B1.mp4").unwrap(), "été 東.mp4");
+        assert_eq!(
+            decode_key("%C3%A9t%C3%A9+%E6%9D%B1.mp4").unwrap(),
+            "été 東.mp4"
+        );
         assert_eq!(decode_key("plain").unwrap(), "plain");
     }
 
     #[test]
     fn a_key_that_is_not_utf8_is_an_error_not_a_panic() {
-        assert!(matches!(decode_key("%FF%FE"), Err(RecordError::KeyEncoding { .. })));
+        assert!(matches!(
+            decode_key("%FF%FE"),
+            Err(RecordError::KeyEncoding { .. })
+        ));
         // A lone `%` is kept as is by percent decoding.
         assert_eq!(decode_key("100%").unwrap(), "100%");
     }
 
     #[test]
     fn event_times_parse_to_unix_seconds() {
-        assert_eq!(parse_event_time("2026-11-25T16:00:00.123Z"), Some(1_795_622_400));
+        assert_eq!(
+            parse_event_time("2026-11-25T16:00:00.123Z"),
+            Some(1_795_622_400)
+        );
         assert_eq!(parse_event_time("yesterday"), None);
     }
 

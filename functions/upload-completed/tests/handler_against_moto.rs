@@ -6,10 +6,10 @@ use anpr_aws::{DynamoRequestStore, IotDataPublisher, S3UrlSigner};
 use anpr_core::model::{FileRequestRecord, StatusChange};
 use anpr_core::ports::RequestStore;
 use anpr_core::status::{StatusConfig, StatusUpdates};
-use anpr_protocol::{decode, CameraId, FileName, Notification, RequestId, RequestState};
+use anpr_protocol::{CameraId, FileName, Notification, RequestId, RequestState, decode};
 use anpr_test_support::moto;
 use serde_json::Value;
-use upload_completed::{handle, Summary};
+use upload_completed::{Summary, handle};
 
 const BUCKET: &str = "anpr-media-fixtures";
 const A: &str = "01JDQ2Y7ZK8M3W5T0G9H4N6P2R";
@@ -131,15 +131,28 @@ async fn a_key_with_spaces_unicode_and_plus_marks_the_request_ready_and_the_url_
         .await
         .unwrap();
 
-    let summary = handle(&env.svc, BUCKET, &fixture("put_key_with_spaces_unicode_and_plus.json"))
-        .await
-        .unwrap();
-    assert_eq!(summary, Summary { applied: 1, ..Summary::default() });
+    let summary = handle(
+        &env.svc,
+        BUCKET,
+        &fixture("put_key_with_spaces_unicode_and_plus.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            applied: 1,
+            ..Summary::default()
+        }
+    );
 
     let rec = env.get(A).await;
     assert_eq!(rec.state, RequestState::Ready);
     assert_eq!(rec.size, Some(11));
-    assert_eq!(rec.checksum.as_deref(), Some("d41d8cd98f00b204e9800998ecf8427e"));
+    assert_eq!(
+        rec.checksum.as_deref(),
+        Some("d41d8cd98f00b204e9800998ecf8427e")
+    );
     assert_eq!(rec.sequencer.as_deref(), Some("0055B988B5C2B3F0C6"));
     assert_eq!(rec.object_key.as_deref(), Some(key.as_str()));
     assert_eq!(rec.version, 2);
@@ -170,16 +183,32 @@ async fn a_multi_record_event_applies_each_upload_and_skips_what_does_not_apply(
     env.request(B, "gate-7", "clips/night shift.mp4").await;
     let c_before = env.request(C, "gate-7", "clips/c.mp4").await;
 
-    let summary = handle(&env.svc, BUCKET, &fixture("multi_record.json")).await.unwrap();
+    let summary = handle(&env.svc, BUCKET, &fixture("multi_record.json"))
+        .await
+        .unwrap();
     // Skipped: a key outside the layout, a delete, another bucket.
-    assert_eq!(summary, Summary { applied: 2, skipped: 3, ..Summary::default() });
+    assert_eq!(
+        summary,
+        Summary {
+            applied: 2,
+            skipped: 3,
+            ..Summary::default()
+        }
+    );
 
     let a = env.get(A).await;
     assert_eq!((a.state, a.size), (RequestState::Ready, Some(1024)));
     let b = env.get(B).await;
     assert_eq!((b.state, b.size), (RequestState::Ready, Some(52_428_800)));
-    assert_eq!(b.checksum.as_deref(), Some("3858f62230ac3c915f300c664312c11f-7"));
-    assert_eq!(env.get(C).await, c_before, "the delete and the other bucket change nothing");
+    assert_eq!(
+        b.checksum.as_deref(),
+        Some("3858f62230ac3c915f300c664312c11f-7")
+    );
+    assert_eq!(
+        env.get(C).await,
+        c_before,
+        "the delete and the other bucket change nothing"
+    );
 
     let mut ids: Vec<String> = env
         .notifications()
@@ -195,31 +224,67 @@ async fn duplicate_and_out_of_order_records_change_nothing_twice_and_never_go_ba
     let env = env().await;
     env.request(A, "gate-7", "clips/a.mp4").await;
 
-    let summary = handle(&env.svc, BUCKET, &fixture("duplicates_out_of_order.json")).await.unwrap();
-    assert_eq!(summary, Summary { applied: 1, duplicates: 1, skipped: 1, failed: 0 });
+    let summary = handle(&env.svc, BUCKET, &fixture("duplicates_out_of_order.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            applied: 1,
+            duplicates: 1,
+            skipped: 1,
+            failed: 0
+        }
+    );
     let once = env.get(A).await;
-    assert_eq!(once.size, Some(2048), "the older (smaller) object never overwrites the newer");
+    assert_eq!(
+        once.size,
+        Some(2048),
+        "the older (smaller) object never overwrites the newer"
+    );
     assert_eq!(once.sequencer.as_deref(), Some("0055B988B5C2B3F0C7"));
     assert_eq!(once.version, 2);
     assert_eq!(once.history.len(), 2);
 
     // S3 delivering the whole event again changes nothing either.
-    let again = handle(&env.svc, BUCKET, &fixture("duplicates_out_of_order.json")).await.unwrap();
-    assert_eq!(again, Summary { applied: 0, duplicates: 2, skipped: 1, failed: 0 });
+    let again = handle(&env.svc, BUCKET, &fixture("duplicates_out_of_order.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Summary {
+            applied: 0,
+            duplicates: 2,
+            skipped: 1,
+            failed: 0
+        }
+    );
     assert_eq!(env.get(A).await, once);
 
-    // Every notification is of the one ready state (re-sent for each duplicate).
+    // Every notification is of the one ready state: once when applied, then again for each
+    // of the three duplicates (at-least-once delivery to the web UI).
     let n = env.notifications();
-    assert_eq!(n.len(), 3);
-    assert!(n.iter().all(|(_, n)| n.state == RequestState::Ready && n.size == Some(2048)));
+    assert_eq!(n.len(), 4);
+    assert!(
+        n.iter()
+            .all(|(_, n)| n.state == RequestState::Ready && n.size == Some(2048))
+    );
 }
 
 #[tokio::test]
 async fn an_upload_under_another_cameras_prefix_does_not_touch_the_request() {
     let env = env().await;
     let before = env.request(A, "gate-7", "clips/a.mp4").await;
-    let summary = handle(&env.svc, BUCKET, &fixture("foreign_camera.json")).await.unwrap();
-    assert_eq!(summary, Summary { skipped: 1, ..Summary::default() });
+    let summary = handle(&env.svc, BUCKET, &fixture("foreign_camera.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            skipped: 1,
+            ..Summary::default()
+        }
+    );
     assert_eq!(env.get(A).await, before);
     assert!(env.notifications().is_empty());
 }
@@ -229,13 +294,18 @@ async fn the_s3_test_event_and_garbage_are_handled_without_error() {
     let env = env().await;
     let before = env.request(A, "gate-7", "clips/a.mp4").await;
     assert_eq!(
-        handle(&env.svc, BUCKET, &fixture("s3_test_event.json")).await.unwrap(),
+        handle(&env.svc, BUCKET, &fixture("s3_test_event.json"))
+            .await
+            .unwrap(),
         Summary::default()
     );
     let garbage = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put", "s3": 5}, 7]});
     assert_eq!(
         handle(&env.svc, BUCKET, &garbage).await.unwrap(),
-        Summary { failed: 2, ..Summary::default() }
+        Summary {
+            failed: 2,
+            ..Summary::default()
+        }
     );
     assert_eq!(env.get(A).await, before);
 }
@@ -256,7 +326,9 @@ async fn a_transient_dynamodb_failure_fails_the_invocation_so_lambda_retries() {
         S3UrlSigner::new(env.s3.clone(), BUCKET),
         StatusConfig::default(),
     );
-    let err = handle(&svc, BUCKET, &fixture("multi_record.json")).await.unwrap_err();
+    let err = handle(&svc, BUCKET, &fixture("multi_record.json"))
+        .await
+        .unwrap_err();
     assert_eq!(err.count, 2, "both uploads failed transiently");
     assert!(err.first.is_retryable());
 }
@@ -271,8 +343,18 @@ async fn a_permanent_dynamodb_failure_is_logged_and_not_retried() {
         S3UrlSigner::new(env.s3.clone(), BUCKET),
         StatusConfig::default(),
     );
-    let summary = handle(&svc, BUCKET, &fixture("put_key_with_spaces_unicode_and_plus.json"))
-        .await
-        .unwrap();
-    assert_eq!(summary, Summary { failed: 1, ..Summary::default() });
+    let summary = handle(
+        &svc,
+        BUCKET,
+        &fixture("put_key_with_spaces_unicode_and_plus.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            failed: 1,
+            ..Summary::default()
+        }
+    );
 }

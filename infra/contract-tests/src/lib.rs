@@ -120,7 +120,9 @@ fn to_json(v: serde_yaml::Value) -> Result<Value, TemplateError> {
         Y::Number(n) => serde_json::to_value(&n)
             .map_err(|e| TemplateError::Shape(format!("number {n}: {e}")))?,
         Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Y::Sequence(items) => {
+            Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         Y::Mapping(m) => {
             let mut out = Map::new();
             for (k, v) in m {
@@ -219,7 +221,9 @@ pub fn texts(v: Option<&Value>) -> Vec<String> {
 
 /// Fills `${name}` placeholders of a resolved [`text`].
 pub fn fill(text: &str, vars: &[(&str, &str)]) -> String {
-    vars.iter().fold(text.to_owned(), |t, (k, v)| t.replace(&format!("${{{k}}}"), v))
+    vars.iter().fold(text.to_owned(), |t, (k, v)| {
+        t.replace(&format!("${{{k}}}"), v)
+    })
 }
 
 /// IAM/IoT glob match: `*` matches any run of characters, `?` any one; case-sensitive.
@@ -301,14 +305,25 @@ fn push_document(out: &mut Vec<Statement>, principal: String, carrier: &str, doc
     };
     for st in statements {
         let mut actions = texts(st.get("Action"));
-        actions.extend(texts(st.get("NotAction")).into_iter().map(|a| format!("NotAction:{a}")));
+        actions.extend(
+            texts(st.get("NotAction"))
+                .into_iter()
+                .map(|a| format!("NotAction:{a}")),
+        );
         let mut resources = texts(st.get("Resource"));
-        resources
-            .extend(texts(st.get("NotResource")).into_iter().map(|r| format!("NotResource:{r}")));
+        resources.extend(
+            texts(st.get("NotResource"))
+                .into_iter()
+                .map(|r| format!("NotResource:{r}")),
+        );
         out.push(Statement {
             principal: principal.clone(),
             carrier: carrier.to_owned(),
-            effect: st.get("Effect").and_then(Value::as_str).unwrap_or("").to_owned(),
+            effect: st
+                .get("Effect")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             actions,
             resources,
             conditional: st.get("Condition").is_some(),
@@ -331,15 +346,24 @@ pub fn statements(template: &Value) -> Vec<Statement> {
         let props = r.get("Properties").cloned().unwrap_or(Value::Null);
         match kind {
             "AWS::IAM::Role" | "AWS::IAM::User" | "AWS::IAM::Group" => {
-                for p in props.get("Policies").and_then(Value::as_array).into_iter().flatten() {
+                for p in props
+                    .get("Policies")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let name = p.get("PolicyName").and_then(text).unwrap_or_default();
                     if let Some(doc) = p.get("PolicyDocument") {
                         push_document(&mut out, format!("{id}/{name}"), kind, doc);
                     }
                 }
             }
-            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::IAM::RolePolicy"
-            | "AWS::IoT::Policy" | "AWS::S3::BucketPolicy" | "AWS::SQS::QueuePolicy" => {
+            "AWS::IAM::Policy"
+            | "AWS::IAM::ManagedPolicy"
+            | "AWS::IAM::RolePolicy"
+            | "AWS::IoT::Policy"
+            | "AWS::S3::BucketPolicy"
+            | "AWS::SQS::QueuePolicy" => {
                 if let Some(doc) = props.get("PolicyDocument") {
                     push_document(&mut out, id.clone(), kind, doc);
                 }
@@ -561,11 +585,19 @@ mod tests {
             ev,
             serde_json::json!({"v": 1, "s": "accepted", "camera_id": "cam-1", "t": "cam-1/file/status"})
         );
-        let ev = rule_event("SELECT encode(*, 'base64') AS p FROM '+/plates'", "c/plates", b"hi")
-            .unwrap()
-            .unwrap();
+        let ev = rule_event(
+            "SELECT encode(*, 'base64') AS p FROM '+/plates'",
+            "c/plates",
+            b"hi",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(ev, serde_json::json!({"p": "aGk="}));
-        assert!(rule_event("SELECT * FROM '+/plates'", "c/health", b"{}").unwrap().is_none());
+        assert!(
+            rule_event("SELECT * FROM '+/plates'", "c/health", b"{}")
+                .unwrap()
+                .is_none()
+        );
         assert!(rule_event("SELECT upper(x) AS y FROM '#'", "a", b"{}").is_err());
         assert!(rule_event("SELECT * FROM '#' WHERE x = 1", "a", b"{}").is_err());
     }
@@ -614,8 +646,14 @@ Resources:
     fn wildcard_allows_are_found_and_wildcard_denies_are_not() {
         let t = parse_template(WILD).unwrap();
         let found = wildcard_grants(&statements(&t));
-        assert!(found.iter().any(|f| f.starts_with("R/p: s3:Put*")), "{found:?}");
-        assert!(found.iter().any(|f| f.contains("NotAction:iam:*")), "{found:?}");
+        assert!(
+            found.iter().any(|f| f.starts_with("R/p: s3:Put*")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|f| f.contains("NotAction:iam:*")),
+            "{found:?}"
+        );
         assert!(!found.iter().any(|f| f.starts_with("B")), "{found:?}");
         assert_eq!(found.len(), 2, "{found:?}");
     }
@@ -624,7 +662,10 @@ Resources:
     fn sam_policy_templates_are_reported_as_opaque() {
         let t = parse_template(WILD).unwrap();
         let s = statements(&t);
-        assert!(s.iter().any(|s| s.actions == ["opaque:DynamoDBCrudPolicy"]), "{s:?}");
+        assert!(
+            s.iter().any(|s| s.actions == ["opaque:DynamoDBCrudPolicy"]),
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -10,37 +10,62 @@ use anpr_infra_tests::{
 };
 use serde_json::Value;
 
-fn transformed() -> Value {
-    sam_transform(&template_path()).unwrap_or_else(|e| panic!("SAM transform: {e}"))
+/// The SAM transform of the template, run once per test binary (it takes seconds).
+fn transformed() -> &'static Value {
+    static ONCE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        sam_transform(&template_path()).unwrap_or_else(|e| panic!("SAM transform: {e}"))
+    })
 }
 
 #[test]
 fn no_statement_of_the_template_allows_a_wildcard_action() {
     let t = load_template(&template_path()).expect("template");
     let found = wildcard_grants(&statements(&t));
-    assert!(found.is_empty(), "wildcard actions granted:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "wildcard actions granted:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
 fn no_role_of_the_deployed_stack_allows_a_wildcard_action() {
     let t = transformed();
-    let all = statements(&t);
+    let all = statements(t);
     assert!(
-        all.iter().any(|s| s.principal.starts_with("RequestApiRole")),
+        all.iter()
+            .any(|s| s.principal.starts_with("RequestApiRole")),
         "the transform lost the function roles"
     );
     let found = wildcard_grants(&all);
-    assert!(found.is_empty(), "wildcard actions granted:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "wildcard actions granted:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
 fn no_statement_allows_every_resource_or_uses_a_policy_template() {
-    for t in [load_template(&template_path()).expect("template"), transformed()] {
-        for s in statements(&t).iter().filter(|s| s.allows()) {
-            assert!(!s.actions.iter().any(|a| a.starts_with("opaque:")), "{}: SAM policy template {:?}", s.principal, s.actions);
+    for t in [
+        &load_template(&template_path()).expect("template"),
+        transformed(),
+    ] {
+        for s in statements(t).iter().filter(|s| s.allows()) {
+            assert!(
+                !s.actions.iter().any(|a| a.starts_with("opaque:")),
+                "{}: SAM policy template {:?}",
+                s.principal,
+                s.actions
+            );
             assert!(!s.resources.is_empty(), "{}: no resource", s.principal);
             for r in &s.resources {
-                assert!(r != "*" && !r.starts_with("NotResource:"), "{}: resource {r}", s.principal);
+                assert!(
+                    r != "*" && !r.starts_with("NotResource:"),
+                    "{}: resource {r}",
+                    s.principal
+                );
             }
         }
     }
@@ -51,7 +76,7 @@ fn no_role_gets_a_managed_policy() {
     // SAM's generated function roles would carry AWSLambdaBasicExecutionRole (log actions on
     // every resource): each function has its own role instead.
     let t = transformed();
-    let managed = managed_policies(&t);
+    let managed = managed_policies(t);
     assert!(managed.is_empty(), "managed policies: {managed:?}");
 }
 
@@ -63,10 +88,13 @@ fn each_function_runs_as_its_own_role_and_logs_only_to_its_own_log_group() {
     assert_eq!(functions.len(), 4);
     let mut roles = Vec::new();
     for (id, f) in functions {
-        let role = f["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap_or_else(|| panic!("{id}: no own role"));
+        let role = f["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: no own role"));
         assert!(!roles.contains(&role), "{id} shares {role}");
         roles.push(role);
-        let name = text(&f["Properties"]["FunctionName"]).unwrap_or_else(|| panic!("{id}: no FunctionName"));
+        let name = text(&f["Properties"]["FunctionName"])
+            .unwrap_or_else(|| panic!("{id}: no FunctionName"));
         let log_statements: Vec<_> = all
             .iter()
             .filter(|s| s.principal.starts_with(&format!("{role}/")))
@@ -80,7 +108,11 @@ fn each_function_runs_as_its_own_role_and_logs_only_to_its_own_log_group() {
             .map(|(g, _)| g.to_owned())
             .unwrap_or_else(|| panic!("{id}: log resource {group}"));
         let lg = resource(&t, &group_id).expect("log group");
-        assert_eq!(text(&lg["Properties"]["LogGroupName"]), Some(format!("/aws/lambda/{name}")), "{id}");
+        assert_eq!(
+            text(&lg["Properties"]["LogGroupName"]),
+            Some(format!("/aws/lambda/{name}")),
+            "{id}"
+        );
     }
 }
 
@@ -97,8 +129,14 @@ fn wildcard_actions_appear_only_in_deny_statements_with_a_tls_condition() {
 fn functions_get_only_the_table_actions_their_code_uses() {
     // The actions the adapters call (anpr-aws dynamo.rs/plates.rs), per function.
     let expect: &[(&str, &[&str])] = &[
-        ("RequestApiRole/", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]),
-        ("UploadCompletedRole/", &["dynamodb:GetItem", "dynamodb:PutItem"]),
+        (
+            "RequestApiRole/",
+            &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+        ),
+        (
+            "UploadCompletedRole/",
+            &["dynamodb:GetItem", "dynamodb:PutItem"],
+        ),
         ("FileStatusRole/", &["dynamodb:GetItem", "dynamodb:PutItem"]),
         ("PlateIngestRole/", &["dynamodb:BatchWriteItem"]),
     ];
@@ -122,7 +160,12 @@ fn the_bucket_is_private_encrypted_and_refuses_plain_http() {
     let t = load_template(&template_path()).expect("template");
     let b = resource(&t, "MediaBucket").expect("bucket");
     let block = &b["Properties"]["PublicAccessBlockConfiguration"];
-    for k in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+    for k in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
         assert_eq!(block[k], true, "{k}");
     }
     let sse = &b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
@@ -140,27 +183,38 @@ fn the_http_api_checks_jwts_limits_cors_to_the_web_origin_and_throttles() {
     let t = load_template(&template_path()).expect("template");
     let api = resource(&t, "HttpApi").expect("api");
     let auth = &api["Properties"]["Auth"];
-    let default = auth["DefaultAuthorizer"].as_str().expect("default authorizer");
+    let default = auth["DefaultAuthorizer"]
+        .as_str()
+        .expect("default authorizer");
     let jwt = &auth["Authorizers"][default]["JwtConfiguration"];
     assert!(text(&jwt["issuer"]).is_some_and(|i| i.starts_with("https://cognito-idp.")));
     assert!(jwt["audience"].as_array().is_some_and(|a| !a.is_empty()));
-    assert_eq!(api["Properties"]["CorsConfiguration"]["AllowOrigins"][0]["Ref"], "WebOrigin");
+    assert_eq!(
+        api["Properties"]["CorsConfiguration"]["AllowOrigins"][0]["Ref"],
+        "WebOrigin"
+    );
     let throttle = &api["Properties"]["DefaultRouteSettings"];
     assert_eq!(throttle["ThrottlingRateLimit"]["Ref"], "ApiRateLimit");
     assert_eq!(throttle["ThrottlingBurstLimit"]["Ref"], "ApiBurstLimit");
     // No route opts out of the authorizer.
     let f = resource(&t, "RequestApiFunction").expect("function");
     for (name, e) in f["Properties"]["Events"].as_object().expect("events") {
-        assert!(e["Properties"].get("Auth").is_none(), "{name} overrides the authorizer");
+        assert!(
+            e["Properties"].get("Auth").is_none(),
+            "{name} overrides the authorizer"
+        );
     }
     // And the transform wires the authorizer to every route.
     let out = transformed();
-    let routes = resources(&out, "AWS::ApiGatewayV2::Api");
-    assert_eq!(routes.len(), 1);
-    let body = &routes[0].1["Properties"]["Body"]["paths"];
+    let apis = resources(out, "AWS::ApiGatewayV2::Api");
+    assert_eq!(apis.len(), 1);
+    let body = &apis[0].1["Properties"]["Body"]["paths"];
     for (path, methods) in body.as_object().expect("paths") {
         for (method, op) in methods.as_object().expect("methods") {
-            assert!(op["security"].is_array(), "{method} {path} has no authorizer");
+            assert!(
+                op["security"].is_array(),
+                "{method} {path} has no authorizer"
+            );
         }
     }
 }
@@ -183,7 +237,10 @@ fn cfn_lint_and_the_sam_transform_refuse_a_broken_template() {
         .replacen("!Ref MediaRetentionDays", "!Ref NoSuchParameter", 1);
     std::fs::write(&bad, text).expect("write");
     assert!(cfn_lint(&bad).is_err(), "cfn-lint accepted a dangling !Ref");
-    assert!(sam_transform(&bad).is_err(), "SAM accepted an unknown event type");
+    assert!(
+        sam_transform(&bad).is_err(),
+        "SAM accepted an unknown event type"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -5,10 +5,10 @@
 
 use anpr_aws::{config, schema};
 use anpr_infra_tests::{
-    fill, load_template, prop, repo_root, resource, resources, rule_event, statements,
-    template_path, text, texts, Statement,
+    Statement, fill, load_template, prop, repo_root, resource, resources, rule_event, statements,
+    template_path, text, texts,
 };
-use anpr_protocol::{topics, CameraId, FileName, RequestId};
+use anpr_protocol::{CameraId, FileName, RequestId, topics};
 use serde_json::Value;
 
 const VARS: &[(&str, &str)] = &[
@@ -44,7 +44,10 @@ fn policy_of<'a>(all: &'a [Statement], principal_prefix: &str) -> Vec<&'a Statem
         .iter()
         .filter(|s| s.principal.starts_with(principal_prefix))
         .collect();
-    assert!(!found.is_empty(), "no policy statements for {principal_prefix}");
+    assert!(
+        !found.is_empty(),
+        "no policy statements for {principal_prefix}"
+    );
     found
 }
 
@@ -63,7 +66,9 @@ fn rule<'a>(t: &'a Value, name: &str) -> &'a Value {
 fn function_for_rule<'a>(t: &'a Value, rule: &Value) -> &'a str {
     let actions = prop(rule, &["TopicRulePayload", "Actions"]).expect("rule has actions");
     let arn = &actions[0]["Lambda"]["FunctionArn"]["Fn::GetAtt"][0];
-    let id = arn.as_str().expect("rule invokes a function of the template");
+    let id = arn
+        .as_str()
+        .expect("rule invokes a function of the template");
     assert!(resource(t, id).is_some());
     resources(t, "AWS::Serverless::Function")
         .into_iter()
@@ -77,7 +82,12 @@ fn sql(rule: &Value) -> String {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(repo_root().join("functions/protocol/tests/fixtures").join(name)).expect("fixture")
+    std::fs::read(
+        repo_root()
+            .join("functions/protocol/tests/fixtures")
+            .join(name),
+    )
+    .expect("fixture")
 }
 
 #[test]
@@ -85,18 +95,34 @@ fn a_camera_status_through_the_template_rule_is_an_event_file_status_accepts() {
     let t = template();
     let r = rule(&t, topics::STATUS_RULE);
     assert_eq!(function_for_rule(&t, r), "FileStatusFunction");
-    assert!(prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(), "no error action");
+    assert!(
+        prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(),
+        "no error action"
+    );
     let me = cam("cam-1");
     let payload = fixture("file_status_accepted.json");
     let event = rule_event(&sql(r), &topics::file_status(&me), &payload)
         .expect("rule SQL readable")
         .expect("the rule matches the status topic");
-    let (camera, status) = file_status::parse_event(&event).expect("file-status accepts the rule's event");
+    let (camera, status) =
+        file_status::parse_event(&event).expect("file-status accepts the rule's event");
     assert_eq!(camera, me);
-    assert_eq!(status, anpr_protocol::decode::<anpr_protocol::FileStatus>(&payload).expect("fixture"));
+    assert_eq!(
+        status,
+        anpr_protocol::decode::<anpr_protocol::FileStatus>(&payload).expect("fixture")
+    );
     // Other camera topics do not reach it.
-    for other in [topics::health(&me), topics::presence(&me), topics::plate_reads(&me)] {
-        assert!(rule_event(&sql(r), &other, b"{}").expect("readable").is_none(), "{other}");
+    for other in [
+        topics::health(&me),
+        topics::presence(&me),
+        topics::plate_reads(&me),
+    ] {
+        assert!(
+            rule_event(&sql(r), &other, b"{}")
+                .expect("readable")
+                .is_none(),
+            "{other}"
+        );
     }
 }
 
@@ -105,7 +131,10 @@ fn a_plate_batch_through_the_basic_ingest_rule_is_an_event_plate_ingest_accepts(
     let t = template();
     let r = rule(&t, topics::PLATE_RULE);
     assert_eq!(function_for_rule(&t, r), "PlateIngestFunction");
-    assert!(prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(), "no error action");
+    assert!(
+        prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(),
+        "no error action"
+    );
     let me = cam("cam-1");
     // The camera publishes to Basic Ingest; the rule sees the topic without its prefix.
     let published = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &me);
@@ -120,7 +149,11 @@ fn a_plate_batch_through_the_basic_ingest_rule_is_an_event_plate_ingest_accepts(
     let (camera, _) = plate_ingest::prepare_event(&event, now_ms, &Default::default())
         .expect("plate-ingest accepts the rule's event");
     assert_eq!(camera, me);
-    assert!(rule_event(&sql(r), &topics::health(&me), b"{}").expect("readable").is_none());
+    assert!(
+        rule_event(&sql(r), &topics::health(&me), b"{}")
+            .expect("readable")
+            .is_none()
+    );
 }
 
 #[test]
@@ -134,10 +167,19 @@ fn iot_may_invoke_each_rule_function_and_only_from_its_rule() {
         let p = perms
             .iter()
             .map(|(_, p)| *p)
-            .find(|p| prop(p, &["FunctionName", "Fn::GetAtt"]).and_then(|v| v[0].as_str()) == Some(function))
+            .find(|p| {
+                prop(p, &["FunctionName", "Fn::GetAtt"]).and_then(|v| v[0].as_str())
+                    == Some(function)
+            })
             .unwrap_or_else(|| panic!("no invoke permission for {function}"));
-        assert_eq!(prop(p, &["Principal"]).and_then(Value::as_str), Some("iot.amazonaws.com"));
-        assert_eq!(prop(p, &["SourceArn", "Fn::GetAtt"]).and_then(|v| v[0].as_str()), Some(rule_id));
+        assert_eq!(
+            prop(p, &["Principal"]).and_then(Value::as_str),
+            Some("iot.amazonaws.com")
+        );
+        assert_eq!(
+            prop(p, &["SourceArn", "Fn::GetAtt"]).and_then(|v| v[0].as_str()),
+            Some(rule_id)
+        );
         assert!(prop(p, &["SourceAccount"]).is_some());
     }
 }
@@ -159,16 +201,52 @@ fn a_camera_may_publish_and_receive_its_own_topics_only() {
         format!("{}/get", topics::shadow(&me, topics::CONFIG_SHADOW)),
     ];
     for topic in &publish {
-        assert!(grants(&policy, "iot:Publish", &iot_arn("topic", topic), &vars), "publish {topic}");
+        assert!(
+            grants(&policy, "iot:Publish", &iot_arn("topic", topic), &vars),
+            "publish {topic}"
+        );
     }
-    assert!(grants(&policy, "iot:RetainPublish", &iot_arn("topic", &topics::presence(&me)), &vars));
+    assert!(grants(
+        &policy,
+        "iot:RetainPublish",
+        &iot_arn("topic", &topics::presence(&me)),
+        &vars
+    ));
     let request = topics::file_request(&me);
-    assert!(grants(&policy, "iot:Subscribe", &iot_arn("topicfilter", &request), &vars));
-    assert!(grants(&policy, "iot:Receive", &iot_arn("topic", &request), &vars));
-    let delta = format!("{}/update/delta", topics::shadow(&me, topics::CONFIG_SHADOW));
-    assert!(grants(&policy, "iot:Subscribe", &iot_arn("topicfilter", &delta), &vars));
-    assert!(grants(&policy, "iot:Receive", &iot_arn("topic", &delta), &vars));
-    assert!(grants(&policy, "iot:Connect", &iot_arn("client", "cam-1"), &vars));
+    assert!(grants(
+        &policy,
+        "iot:Subscribe",
+        &iot_arn("topicfilter", &request),
+        &vars
+    ));
+    assert!(grants(
+        &policy,
+        "iot:Receive",
+        &iot_arn("topic", &request),
+        &vars
+    ));
+    let delta = format!(
+        "{}/update/delta",
+        topics::shadow(&me, topics::CONFIG_SHADOW)
+    );
+    assert!(grants(
+        &policy,
+        "iot:Subscribe",
+        &iot_arn("topicfilter", &delta),
+        &vars
+    ));
+    assert!(grants(
+        &policy,
+        "iot:Receive",
+        &iot_arn("topic", &delta),
+        &vars
+    ));
+    assert!(grants(
+        &policy,
+        "iot:Connect",
+        &iot_arn("client", "cam-1"),
+        &vars
+    ));
 
     // Nothing of another camera, and not the cloud's own topics.
     let theirs = [
@@ -184,12 +262,25 @@ fn a_camera_may_publish_and_receive_its_own_topics_only() {
             ("iot:Receive", "topic"),
             ("iot:Subscribe", "topicfilter"),
         ] {
-            assert!(!grants(&policy, action, &iot_arn(kind, topic), &vars), "{action} {topic}");
+            assert!(
+                !grants(&policy, action, &iot_arn(kind, topic), &vars),
+                "{action} {topic}"
+            );
         }
     }
-    assert!(!grants(&policy, "iot:Connect", &iot_arn("client", "cam-2"), &vars));
+    assert!(!grants(
+        &policy,
+        "iot:Connect",
+        &iot_arn("client", "cam-2"),
+        &vars
+    ));
     // A camera publishing to its own request topic would forge cloud requests.
-    assert!(!grants(&policy, "iot:Publish", &iot_arn("topic", &request), &vars));
+    assert!(!grants(
+        &policy,
+        "iot:Publish",
+        &iot_arn("topic", &request),
+        &vars
+    ));
 }
 
 #[test]
@@ -201,10 +292,15 @@ fn a_camera_connects_only_as_the_thing_its_certificate_is_attached_to() {
         .filter(|s| s.actions.iter().any(|a| a == "iot:Connect"))
         .collect();
     assert_eq!(connect.len(), 1);
-    assert!(connect[0].conditional, "iot:Connection.Thing.IsAttached condition missing");
+    assert!(
+        connect[0].conditional,
+        "iot:Connection.Thing.IsAttached condition missing"
+    );
     assert_eq!(
         connect[0].resources,
-        ["arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:client/${iot:Connection.Thing.ThingName}"]
+        [
+            "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:client/${iot:Connection.Thing.ThingName}"
+        ]
     );
 }
 
@@ -216,11 +312,24 @@ fn a_camera_uploads_under_its_own_media_prefix_only() {
     let vars = with_vars(&[("credentials-iot:ThingName", "cam-1")]);
     let req = req_id();
     let file = FileName::parse("2026/clip.mp4").expect("valid file name");
-    let mine = format!("arn:aws:s3:::{BUCKET}/{}", topics::upload_key(&cam("cam-1"), &req, &file));
-    let theirs = format!("arn:aws:s3:::{BUCKET}/{}", topics::upload_key(&cam("cam-2"), &req, &file));
-    for action in ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"] {
+    let mine = format!(
+        "arn:aws:s3:::{BUCKET}/{}",
+        topics::upload_key(&cam("cam-1"), &req, &file)
+    );
+    let theirs = format!(
+        "arn:aws:s3:::{BUCKET}/{}",
+        topics::upload_key(&cam("cam-2"), &req, &file)
+    );
+    for action in [
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+    ] {
         assert!(grants(&role, action, &mine, &vars), "{action} on own key");
-        assert!(!grants(&role, action, &theirs, &vars), "{action} on another camera's key");
+        assert!(
+            !grants(&role, action, &theirs, &vars),
+            "{action} on another camera's key"
+        );
     }
     assert!(!grants(&role, "s3:GetObject", &mine, &vars));
     assert!(!grants(&role, "s3:DeleteObject", &mine, &vars));
@@ -252,22 +361,41 @@ fn the_camera_upload_role_has_exactly_the_camera_crates_policy() {
 fn the_role_alias_is_what_the_camera_policy_lets_cameras_assume() {
     let t = template();
     let alias = resource(&t, "CameraRoleAlias").expect("role alias");
-    assert_eq!(prop(alias, &["RoleArn", "Fn::GetAtt"]).and_then(|v| v[0].as_str()), Some("CameraUploadRole"));
-    let trust = prop(resource(&t, "CameraUploadRole").expect("role"), &["AssumeRolePolicyDocument"])
-        .expect("trust policy");
-    assert_eq!(trust["Statement"][0]["Principal"]["Service"], "credentials.iot.amazonaws.com");
+    assert_eq!(
+        prop(alias, &["RoleArn", "Fn::GetAtt"]).and_then(|v| v[0].as_str()),
+        Some("CameraUploadRole")
+    );
+    let trust = prop(
+        resource(&t, "CameraUploadRole").expect("role"),
+        &["AssumeRolePolicyDocument"],
+    )
+    .expect("trust policy");
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Service"],
+        "credentials.iot.amazonaws.com"
+    );
     let all = statements(&t);
     let assume: Vec<_> = policy_of(&all, "CameraPolicy")
         .into_iter()
-        .filter(|s| s.actions.iter().any(|a| a == "iot:AssumeRoleWithCertificate"))
+        .filter(|s| {
+            s.actions
+                .iter()
+                .any(|a| a == "iot:AssumeRoleWithCertificate")
+        })
         .collect();
     assert_eq!(assume.len(), 1);
     let stmt = &t["Resources"]["CameraPolicy"]["Properties"]["PolicyDocument"]["Statement"];
     let res = stmt
         .as_array()
-        .and_then(|a| a.iter().find(|s| s["Action"] == "iot:AssumeRoleWithCertificate"))
+        .and_then(|a| {
+            a.iter()
+                .find(|s| s["Action"] == "iot:AssumeRoleWithCertificate")
+        })
         .map(|s| &s["Resource"]["Fn::GetAtt"]);
-    assert_eq!(res, Some(&serde_json::json!(["CameraRoleAlias", "RoleAliasArn"])));
+    assert_eq!(
+        res,
+        Some(&serde_json::json!(["CameraRoleAlias", "RoleAliasArn"]))
+    );
 }
 
 #[test]
@@ -278,16 +406,36 @@ fn functions_publish_only_to_the_topics_the_code_builds() {
     let api = policy_of(&all, "RequestApiRole");
     let request = iot_arn("topic", &topics::file_request(&cam("cam-1")));
     assert!(grants(&api, "iot:Publish", &request, &vars));
-    assert!(!grants(&api, "iot:Publish", &iot_arn("topic", &topics::file_status(&cam("cam-1"))), &vars));
-    assert!(!grants(&api, "iot:Publish", &iot_arn("topic", &topics::web_notifications("u")), &vars));
+    assert!(!grants(
+        &api,
+        "iot:Publish",
+        &iot_arn("topic", &topics::file_status(&cam("cam-1"))),
+        &vars
+    ));
+    assert!(!grants(
+        &api,
+        "iot:Publish",
+        &iot_arn("topic", &topics::web_notifications("u")),
+        &vars
+    ));
     for f in ["UploadCompletedRole", "FileStatusRole"] {
         let p = policy_of(&all, f);
         let web = iot_arn("topic", &topics::web_notifications("us-east-1:abc-123"));
-        assert!(grants(&p, "iot:Publish", &web, &vars), "{f} cannot notify the web UI");
-        assert!(!grants(&p, "iot:Publish", &request, &vars), "{f} may publish camera requests");
+        assert!(
+            grants(&p, "iot:Publish", &web, &vars),
+            "{f} cannot notify the web UI"
+        );
+        assert!(
+            !grants(&p, "iot:Publish", &request, &vars),
+            "{f} may publish camera requests"
+        );
     }
     let ingest = policy_of(&all, "PlateIngestRole");
-    assert!(!ingest.iter().any(|s| s.actions.iter().any(|a| a.starts_with("iot:"))));
+    assert!(
+        !ingest
+            .iter()
+            .any(|s| s.actions.iter().any(|a| a.starts_with("iot:")))
+    );
 }
 
 #[test]
@@ -299,14 +447,43 @@ fn a_web_user_may_subscribe_to_its_own_notifications_only() {
         let vars = with_vars(&[("cognito-identity.amazonaws.com:sub", "us-east-1:abc-123")]);
         let mine = topics::web_notifications("us-east-1:abc-123");
         let theirs = topics::web_notifications("us-east-1:other");
-        assert!(grants(&p, "iot:Subscribe", &iot_arn("topicfilter", &mine), &vars), "{carrier}");
-        assert!(grants(&p, "iot:Receive", &iot_arn("topic", &mine), &vars), "{carrier}");
-        assert!(grants(&p, "iot:Connect", &iot_arn("client", "us-east-1:abc-123"), &vars));
-        assert!(!grants(&p, "iot:Subscribe", &iot_arn("topicfilter", &theirs), &vars));
-        assert!(!grants(&p, "iot:Receive", &iot_arn("topic", &theirs), &vars));
-        assert!(!grants(&p, "iot:Publish", &iot_arn("topic", &mine), &vars), "{carrier} publishes");
+        assert!(
+            grants(&p, "iot:Subscribe", &iot_arn("topicfilter", &mine), &vars),
+            "{carrier}"
+        );
+        assert!(
+            grants(&p, "iot:Receive", &iot_arn("topic", &mine), &vars),
+            "{carrier}"
+        );
+        assert!(grants(
+            &p,
+            "iot:Connect",
+            &iot_arn("client", "us-east-1:abc-123"),
+            &vars
+        ));
+        assert!(!grants(
+            &p,
+            "iot:Subscribe",
+            &iot_arn("topicfilter", &theirs),
+            &vars
+        ));
+        assert!(!grants(
+            &p,
+            "iot:Receive",
+            &iot_arn("topic", &theirs),
+            &vars
+        ));
+        assert!(
+            !grants(&p, "iot:Publish", &iot_arn("topic", &mine), &vars),
+            "{carrier} publishes"
+        );
         let cam_topic = topics::file_request(&cam("cam-1"));
-        assert!(!grants(&p, "iot:Subscribe", &iot_arn("topicfilter", &cam_topic), &vars));
+        assert!(!grants(
+            &p,
+            "iot:Subscribe",
+            &iot_arn("topicfilter", &cam_topic),
+            &vars
+        ));
     }
 }
 
@@ -321,14 +498,28 @@ fn the_media_prefix_is_the_one_cameras_upload_under() {
     );
     assert!(key.starts_with(&prefix));
     let f = resource(&t, "UploadCompletedFunction").expect("function");
-    let rules = prop(f, &["Events", "MediaUploaded", "Properties", "Filter", "S3Key", "Rules"])
-        .and_then(Value::as_array)
-        .expect("S3 key filter");
+    let rules = prop(
+        f,
+        &[
+            "Events",
+            "MediaUploaded",
+            "Properties",
+            "Filter",
+            "S3Key",
+            "Rules",
+        ],
+    )
+    .and_then(Value::as_array)
+    .expect("S3 key filter");
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0]["Name"], "prefix");
     assert_eq!(rules[0]["Value"], prefix.as_str());
     assert_eq!(
-        prop(f, &["Events", "MediaUploaded", "Properties", "Bucket", "Ref"]).and_then(Value::as_str),
+        prop(
+            f,
+            &["Events", "MediaUploaded", "Properties", "Bucket", "Ref"]
+        )
+        .and_then(Value::as_str),
         Some("MediaBucket")
     );
     let bucket = resource(&t, "MediaBucket").expect("bucket");
@@ -344,11 +535,22 @@ fn the_media_prefix_is_the_one_cameras_upload_under() {
     assert!(!get.is_empty());
     for s in get {
         for r in &s.resources {
-            assert_eq!(fill(r, VARS), format!("arn:aws:s3:::{BUCKET}/{prefix}*"), "{}", s.principal);
+            assert_eq!(
+                fill(r, VARS),
+                format!("arn:aws:s3:::{BUCKET}/{prefix}*"),
+                "{}",
+                s.principal
+            );
         }
     }
     // The bucket name the policies compute is the bucket's own.
-    assert_eq!(fill(&text(prop(bucket, &["BucketName"]).expect("name")).expect("text"), VARS), BUCKET);
+    assert_eq!(
+        fill(
+            &text(prop(bucket, &["BucketName"]).expect("name")).expect("text"),
+            VARS
+        ),
+        BUCKET
+    );
 }
 
 #[test]
@@ -359,31 +561,74 @@ fn the_table_has_the_keys_index_and_ttl_the_code_uses() {
         v.as_array()
             .expect("key schema")
             .iter()
-            .map(|k| (k["AttributeName"].as_str().unwrap_or("").into(), k["KeyType"].as_str().unwrap_or("").into()))
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap_or("").into(),
+                    k["KeyType"].as_str().unwrap_or("").into(),
+                )
+            })
             .collect()
     };
-    let hash_range = |h: &str, r: &str| vec![(h.to_owned(), "HASH".to_owned()), (r.to_owned(), "RANGE".to_owned())];
-    assert_eq!(key(prop(table, &["KeySchema"]).expect("keys")), hash_range(schema::PK, schema::SK));
-    let gsis = prop(table, &["GlobalSecondaryIndexes"]).and_then(Value::as_array).expect("indexes");
+    let hash_range = |h: &str, r: &str| {
+        vec![
+            (h.to_owned(), "HASH".to_owned()),
+            (r.to_owned(), "RANGE".to_owned()),
+        ]
+    };
+    assert_eq!(
+        key(prop(table, &["KeySchema"]).expect("keys")),
+        hash_range(schema::PK, schema::SK)
+    );
+    let gsis = prop(table, &["GlobalSecondaryIndexes"])
+        .and_then(Value::as_array)
+        .expect("indexes");
     assert_eq!(gsis.len(), 1);
     assert_eq!(gsis[0]["IndexName"], schema::GSI1);
-    assert_eq!(key(&gsis[0]["KeySchema"]), hash_range(schema::GSI1PK, schema::GSI1SK));
+    assert_eq!(
+        key(&gsis[0]["KeySchema"]),
+        hash_range(schema::GSI1PK, schema::GSI1SK)
+    );
     assert_eq!(gsis[0]["Projection"]["ProjectionType"], "ALL");
     let mut attrs: Vec<_> = prop(table, &["AttributeDefinitions"])
         .and_then(Value::as_array)
         .expect("attributes")
         .iter()
-        .map(|a| (a["AttributeName"].as_str().unwrap_or(""), a["AttributeType"].as_str().unwrap_or("")))
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap_or(""),
+                a["AttributeType"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     attrs.sort();
-    let mut want = vec![(schema::GSI1PK, "S"), (schema::GSI1SK, "S"), (schema::PK, "S"), (schema::SK, "S")];
+    let mut want = vec![
+        (schema::GSI1PK, "S"),
+        (schema::GSI1SK, "S"),
+        (schema::PK, "S"),
+        (schema::SK, "S"),
+    ];
     want.sort();
     assert_eq!(attrs, want);
-    assert_eq!(prop(table, &["TimeToLiveSpecification", "AttributeName"]), Some(&Value::from(schema::TTL_ATTR)));
-    assert_eq!(prop(table, &["TimeToLiveSpecification", "Enabled"]), Some(&Value::Bool(true)));
-    assert_eq!(prop(table, &["BillingMode"]), Some(&Value::from("PAY_PER_REQUEST")));
     assert_eq!(
-        prop(table, &["PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled"]),
+        prop(table, &["TimeToLiveSpecification", "AttributeName"]),
+        Some(&Value::from(schema::TTL_ATTR))
+    );
+    assert_eq!(
+        prop(table, &["TimeToLiveSpecification", "Enabled"]),
+        Some(&Value::Bool(true))
+    );
+    assert_eq!(
+        prop(table, &["BillingMode"]),
+        Some(&Value::from("PAY_PER_REQUEST"))
+    );
+    assert_eq!(
+        prop(
+            table,
+            &[
+                "PointInTimeRecoverySpecification",
+                "PointInTimeRecoveryEnabled"
+            ]
+        ),
         Some(&Value::Bool(true))
     );
     assert_eq!(
@@ -393,7 +638,12 @@ fn the_table_has_the_keys_index_and_ttl_the_code_uses() {
     // Functions reach the index through the table's ARN + `/index/GSI1`.
     for s in statements(&t) {
         for r in s.resources.iter().filter(|r| r.contains("/index/")) {
-            assert_eq!(r, &format!("${{Table.Arn}}/index/{}", schema::GSI1), "{}", s.principal);
+            assert_eq!(
+                r,
+                &format!("${{Table.Arn}}/index/{}", schema::GSI1),
+                "{}",
+                s.principal
+            );
         }
     }
 }
@@ -452,12 +702,18 @@ fn every_function_is_a_binary_of_the_workspace_built_for_arm64_lambda() {
     assert_eq!(globals["Runtime"], "provided.al2023");
     assert_eq!(globals["Architectures"], serde_json::json!(["arm64"]));
     assert_eq!(globals["Handler"], "bootstrap");
-    assert_eq!(globals["CodeUri"], "..", "the workspace root, relative to infra/");
+    assert_eq!(
+        globals["CodeUri"], "..",
+        "the workspace root, relative to infra/"
+    );
     for (id, f) in resources(&t, "AWS::Serverless::Function") {
         assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{id}");
     }
     for (id, binary, _) in functions() {
-        let manifest = repo_root().join("functions").join(&binary).join("Cargo.toml");
+        let manifest = repo_root()
+            .join("functions")
+            .join(&binary)
+            .join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest)
             .unwrap_or_else(|e| panic!("{id}: binary {binary}: {} ({e})", manifest.display()));
         assert!(
@@ -465,25 +721,44 @@ fn every_function_is_a_binary_of_the_workspace_built_for_arm64_lambda() {
             "{id}: {} builds no binary named {binary}",
             manifest.display()
         );
-        let members = std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("root manifest");
-        assert!(members.contains(&format!("\"functions/{binary}\"")), "{binary} is not a workspace member");
+        let members =
+            std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("root manifest");
+        assert!(
+            members.contains(&format!("\"functions/{binary}\"")),
+            "{binary} is not a workspace member"
+        );
     }
 }
 
 #[test]
 fn every_env_var_a_function_names_is_set_for_it() {
     let known: Vec<&str> = ENV_CONSTS.iter().map(|(_, v)| *v).collect();
-    let config_src = std::fs::read_to_string(repo_root().join("functions/aws/src/config.rs")).expect("config.rs");
-    for line in config_src.lines().filter(|l| l.trim_start().starts_with("pub const ENV_")) {
-        let name = line.trim_start().trim_start_matches("pub const ").split(':').next().unwrap_or("");
-        assert!(ENV_CONSTS.iter().any(|(n, _)| *n == name), "{name} is missing from ENV_CONSTS");
+    let config_src = std::fs::read_to_string(repo_root().join("functions/aws/src/config.rs"))
+        .expect("config.rs");
+    for line in config_src
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pub const ENV_"))
+    {
+        let name = line
+            .trim_start()
+            .trim_start_matches("pub const ")
+            .split(':')
+            .next()
+            .unwrap_or("");
+        assert!(
+            ENV_CONSTS.iter().any(|(n, _)| *n == name),
+            "{name} is missing from ENV_CONSTS"
+        );
     }
     for (id, binary, env) in functions() {
         let src = rust_sources(&repo_root().join("functions").join(&binary).join("src"));
         // The crate's own `const ENV_…: &str = "…";` names are known too.
         let own: Vec<String> = src
             .lines()
-            .filter(|l| l.trim_start().starts_with("pub const ENV_") || l.trim_start().starts_with("const ENV_"))
+            .filter(|l| {
+                l.trim_start().starts_with("pub const ENV_")
+                    || l.trim_start().starts_with("const ENV_")
+            })
             .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
             .collect();
         for var in &env {
@@ -495,13 +770,19 @@ fn every_env_var_a_function_names_is_set_for_it() {
         // FunctionConfig::from_env requires these two.
         if src.contains("FunctionConfig::from_env") {
             for required in [config::ENV_TABLE, config::ENV_IOT_ENDPOINT] {
-                assert!(env.iter().any(|v| v == required), "{id}: {required} not set");
+                assert!(
+                    env.iter().any(|v| v == required),
+                    "{id}: {required} not set"
+                );
             }
         }
         // Every ENV_* constant of anpr_aws::config the function's own crate names must be set.
         for (name, value) in ENV_CONSTS {
             if src.contains(name) {
-                assert!(env.iter().any(|v| v == value), "{id}: the code reads {value} ({name}), the template does not set it");
+                assert!(
+                    env.iter().any(|v| v == value),
+                    "{id}: the code reads {value} ({name}), the template does not set it"
+                );
             }
         }
     }
@@ -513,15 +794,30 @@ fn every_route_of_the_template_is_served_by_the_request_api() {
     use tower::ServiceExt;
     let t = template();
     let f = resource(&t, "RequestApiFunction").expect("request-api function");
-    let events = prop(f, &["Events"]).and_then(Value::as_object).expect("events");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let events = prop(f, &["Events"])
+        .and_then(Value::as_object)
+        .expect("events");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let service = anpr_core::FileRequests::new(
         MemoryRequestStore::default(),
         MemoryCameraRegistry::default(),
         MemoryPublisher::default(),
         anpr_core::RequestsConfig::default(),
     );
-    let router = request_api::router(service);
+    // The router main.rs serves: file requests and plate reads.
+    let main_rs = std::fs::read_to_string(repo_root().join("functions/request-api/src/main.rs"))
+        .expect("request-api main.rs");
+    assert!(
+        main_rs.contains("router_with_plate_reads("),
+        "request-api serves another router"
+    );
+    let router = request_api::router_with_plate_reads(
+        service,
+        anpr_core::plates::MemoryPlateReadStore::default(),
+    );
     assert!(!events.is_empty());
     for (name, e) in events {
         assert_eq!(e["Type"], "HttpApi", "{name}");
@@ -536,13 +832,26 @@ fn every_route_of_the_template_is_served_by_the_request_api() {
             .header("content-type", "application/json")
             .body(axum::body::Body::from("{}"))
             .expect("request");
-        let status = rt.block_on(router.clone().oneshot(req)).expect("infallible").status();
+        let status = rt
+            .block_on(router.clone().oneshot(req))
+            .expect("infallible")
+            .status();
         // Unknown routes answer 404/405 before any extractor; a known one refuses the missing
         // caller identity.
-        assert_eq!(status, http::StatusCode::UNAUTHORIZED, "{name}: {method} {path} answered {status}");
+        assert_eq!(
+            status,
+            http::StatusCode::UNAUTHORIZED,
+            "{name}: {method} {path} answered {status}"
+        );
     }
     // And an unknown route is told apart (the check above can fail).
-    let req = http::Request::builder().uri("/no-such-route").body(axum::body::Body::empty()).expect("request");
-    let status = rt.block_on(router.oneshot(req)).expect("infallible").status();
+    let req = http::Request::builder()
+        .uri("/no-such-route")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let status = rt
+        .block_on(router.oneshot(req))
+        .expect("infallible")
+        .status();
     assert_eq!(status, http::StatusCode::NOT_FOUND);
 }

@@ -58,7 +58,9 @@ pub enum ProvisionError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The camera could not be registered in the table.
-    #[error("registering the camera in table {table} failed (thing and certificate {certificate} are ready; run again with the same camera to retry)")]
+    #[error(
+        "registering the camera in table {table} failed (thing and certificate {certificate} are ready; run again with the same camera to retry)"
+    )]
     Register {
         /// The table.
         table: String,
@@ -304,8 +306,12 @@ pub async fn provision(
             source: boxed(e),
         })?;
     let data_host = endpoint(iot, req.data_endpoint.as_deref(), "iot:Data-ATS").await?;
-    let creds_host =
-        endpoint(iot, req.credentials_endpoint.as_deref(), "iot:CredentialProvider").await?;
+    let creds_host = endpoint(
+        iot,
+        req.credentials_endpoint.as_deref(),
+        "iot:CredentialProvider",
+    )
+    .await?;
 
     let thing = req.camera_id.as_str();
     let thing_arn = match iot.create_thing().thing_name(thing).send().await {
@@ -332,7 +338,7 @@ pub async fn provision(
                 step: "CreateThing",
                 created: None,
                 source: boxed(e),
-            })
+            });
         }
     };
 

@@ -3,7 +3,7 @@
 
 use anpr_aws::DynamoCameraRegistry;
 use anpr_protocol::CameraId;
-use anpr_provision::{provision, DevicePaths, Request};
+use anpr_provision::{DevicePaths, Request, provision};
 use anyhow::Context as _;
 use clap::Parser;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 use anpr_aws::DynamoCameraRegistry;
 use anpr_core::ports::CameraRegistry;
 use anpr_protocol::CameraId;
-use anpr_provision::{provision, DevicePaths, ProvisionError, Request, CERT_FILE, KEY_FILE};
+use anpr_provision::{CERT_FILE, DevicePaths, KEY_FILE, ProvisionError, Request, provision};
 use anpr_test_support::moto;
 use std::path::Path;
 
@@ -78,10 +78,15 @@ async fn a_provisioned_camera_has_a_thing_an_attached_certificate_a_registry_ent
     let cam = camera();
     let req = request(&env, &cam, dir.path());
 
-    let done = provision(&env.iot, &env.registry, &req).await.expect("provisioned");
+    let done = provision(&env.iot, &env.registry, &req)
+        .await
+        .expect("provisioned");
 
     // The thing holds the certificate, and the certificate carries the camera policy.
-    assert_eq!(thing_principals(&env.iot, cam.as_str()).await, vec![done.certificate_arn.clone()]);
+    assert_eq!(
+        thing_principals(&env.iot, cam.as_str()).await,
+        vec![done.certificate_arn.clone()]
+    );
     let attached = env
         .iot
         .list_attached_policies()
@@ -92,7 +97,10 @@ async fn a_provisioned_camera_has_a_thing_an_attached_certificate_a_registry_ent
         .policies
         .unwrap_or_default();
     assert_eq!(
-        attached.iter().filter_map(|p| p.policy_name.as_deref()).collect::<Vec<_>>(),
+        attached
+            .iter()
+            .filter_map(|p| p.policy_name.as_deref())
+            .collect::<Vec<_>>(),
         vec![env.policy.as_str()]
     );
     // The certificate written is the one AWS holds, and it is active.
@@ -107,28 +115,54 @@ async fn a_provisioned_camera_has_a_thing_an_attached_certificate_a_registry_ent
         .expect("description");
     let pem = std::fs::read_to_string(req.out_dir.join(CERT_FILE)).expect("cert file");
     assert_eq!(described.certificate_pem.as_deref(), Some(pem.as_str()));
-    assert_eq!(described.status.map(|s| s.as_str().to_owned()).as_deref(), Some("ACTIVE"));
+    assert_eq!(
+        described.status.map(|s| s.as_str().to_owned()).as_deref(),
+        Some("ACTIVE")
+    );
     let key = std::fs::read_to_string(req.out_dir.join(KEY_FILE)).expect("key file");
     assert!(key.contains("PRIVATE KEY"), "{key}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(req.out_dir.join(KEY_FILE)).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(req.out_dir.join(KEY_FILE))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "private key readable by others");
     }
 
     // The request API finds the camera.
-    let registered = env.registry.get_camera(&cam).await.expect("lookup").expect("registered");
+    let registered = env
+        .registry
+        .get_camera(&cam)
+        .await
+        .expect("lookup")
+        .expect("registered");
     assert_eq!(registered.name.as_deref(), Some("Gate 3"));
     assert!(registered.registered_at > 0);
 
     // The camera agent accepts the config as written, and it points at the files written.
-    let config = anpr_camera::config::Config::load(&done.config_path).expect("camera accepts the config");
+    let config =
+        anpr_camera::config::Config::load(&done.config_path).expect("camera accepts the config");
     assert_eq!(config.camera_id, cam);
-    assert_eq!(std::fs::read_to_string(&config.mqtt.cert_file).expect("cert path"), pem);
-    assert_eq!(std::fs::read_to_string(&config.mqtt.key_file).expect("key path"), key);
-    assert!(config.mqtt.host.ends_with(".amazonaws.com") && config.mqtt.host.contains("-ats.iot."), "{}", config.mqtt.host);
-    assert!(config.credentials.host.contains(".credentials.iot."), "{}", config.credentials.host);
+    assert_eq!(
+        std::fs::read_to_string(&config.mqtt.cert_file).expect("cert path"),
+        pem
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config.mqtt.key_file).expect("key path"),
+        key
+    );
+    assert!(
+        config.mqtt.host.ends_with(".amazonaws.com") && config.mqtt.host.contains("-ats.iot."),
+        "{}",
+        config.mqtt.host
+    );
+    assert!(
+        config.credentials.host.contains(".credentials.iot."),
+        "{}",
+        config.credentials.host
+    );
     assert_eq!(config.credentials.role_alias, "anpr-camera-upload");
     assert_eq!(config.upload.bucket, req.bucket);
     assert_eq!(config.upload.region, "us-east-1");
@@ -144,11 +178,30 @@ async fn a_non_empty_output_directory_is_refused_before_anything_is_created() {
     std::fs::create_dir_all(&req.out_dir).expect("mkdir");
     std::fs::write(req.out_dir.join(KEY_FILE), "an earlier camera's key").expect("write");
 
-    let err = provision(&env.iot, &env.registry, &req).await.expect_err("refused");
+    let err = provision(&env.iot, &env.registry, &req)
+        .await
+        .expect_err("refused");
     assert!(matches!(err, ProvisionError::OutputNotEmpty(_)), "{err}");
-    assert_eq!(std::fs::read_to_string(req.out_dir.join(KEY_FILE)).expect("kept"), "an earlier camera's key");
-    assert!(env.iot.describe_thing().thing_name(cam.as_str()).send().await.is_err(), "thing created");
-    assert!(env.registry.get_camera(&cam).await.expect("lookup").is_none());
+    assert_eq!(
+        std::fs::read_to_string(req.out_dir.join(KEY_FILE)).expect("kept"),
+        "an earlier camera's key"
+    );
+    assert!(
+        env.iot
+            .describe_thing()
+            .thing_name(cam.as_str())
+            .send()
+            .await
+            .is_err(),
+        "thing created"
+    );
+    assert!(
+        env.registry
+            .get_camera(&cam)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -159,10 +212,20 @@ async fn a_missing_camera_policy_stops_provisioning_before_anything_is_created()
     let cam = camera();
     let req = request(&env, &cam, dir.path());
 
-    let err = provision(&env.iot, &env.registry, &req).await.expect_err("refused");
+    let err = provision(&env.iot, &env.registry, &req)
+        .await
+        .expect_err("refused");
     assert!(matches!(err, ProvisionError::NoPolicy { .. }), "{err}");
     assert!(err.to_string().contains("no-such-policy"), "{err}");
-    assert!(env.iot.describe_thing().thing_name(cam.as_str()).send().await.is_err(), "thing created");
+    assert!(
+        env.iot
+            .describe_thing()
+            .thing_name(cam.as_str())
+            .send()
+            .await
+            .is_err(),
+        "thing created"
+    );
     assert!(!req.out_dir.join(KEY_FILE).exists());
 }
 
@@ -171,12 +234,20 @@ async fn re_provisioning_a_camera_adds_a_new_certificate_to_the_same_thing() {
     let env = env().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let cam = camera();
-    let first = provision(&env.iot, &env.registry, &request(&env, &cam, &dir.path().join("a")))
-        .await
-        .expect("first");
-    let second = provision(&env.iot, &env.registry, &request(&env, &cam, &dir.path().join("b")))
-        .await
-        .expect("second");
+    let first = provision(
+        &env.iot,
+        &env.registry,
+        &request(&env, &cam, &dir.path().join("a")),
+    )
+    .await
+    .expect("first");
+    let second = provision(
+        &env.iot,
+        &env.registry,
+        &request(&env, &cam, &dir.path().join("b")),
+    )
+    .await
+    .expect("second");
     assert_ne!(first.certificate_arn, second.certificate_arn);
     let mut principals = thing_principals(&env.iot, cam.as_str()).await;
     principals.sort();

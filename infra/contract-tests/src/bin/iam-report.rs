@@ -2,7 +2,9 @@
 //! Markdown table, read from the real SAM transform of the template (so the roles SAM
 //! generates are included). `docs/infra.md` holds its output.
 
-use anpr_infra_tests::{managed_policies, sam_transform, statements, template_path};
+use anpr_infra_tests::{
+    managed_policies, prop, resources, sam_transform, statements, template_path, texts,
+};
 use anyhow::Context as _;
 use std::path::PathBuf;
 
@@ -31,6 +33,17 @@ fn main() -> anyhow::Result<()> {
     }
     for (role, arn) in managed_policies(&t) {
         println!("| {role} | managed policy | Allow | (see AWS) | `{arn}` |");
+    }
+    // Resource-based: who may invoke which function.
+    for (id, p) in resources(&t, "AWS::Lambda::Permission") {
+        let one = |k: &str| texts(prop(p, &[k])).join(" ");
+        println!(
+            "| {} (`{id}`) | AWS::Lambda::Permission | Allow | {} | function `{}`, source `{}` |",
+            one("Principal"),
+            one("Action"),
+            one("FunctionName"),
+            one("SourceArn"),
+        );
     }
     Ok(())
 }
