@@ -326,12 +326,14 @@ mod tests {
 
     #[test]
     fn a_letter_o_where_the_format_needs_a_digit_becomes_zero() {
-        // "ABC1O34": the 5th character was read as O (0.6) with 0 as runner-up (0.35).
-        let mut spec: Vec<_> = "ABC1".chars().map(|c| (c, 0.95, None)).collect();
+        // "ABC12O4": the 6th character was read as O (0.6) with 0 as runner-up (0.35). Both
+        // Brazilian formats (LLLNNNN, Mercosul LLLNLNN) need a digit there. (An O in the 5th
+        // place would be a valid Mercosul letter, so it must not be "corrected".)
+        let mut spec: Vec<_> = "ABC12".chars().map(|c| (c, 0.95, None)).collect();
         spec.push(('O', 0.6, Some(('0', 0.35))));
-        spec.extend("34".chars().map(|c| (c, 0.95, None)));
+        spec.push(('4', 0.95, None));
         let p = best_plate(&read(&spec), Region::Br).expect("a plate");
-        assert_eq!(p.text, "ABC1034");
+        assert_eq!(p.text, "ABC1204");
     }
 
     #[test]
