@@ -124,16 +124,17 @@ async fn drain(outbox: &mut Outbox, opts: MqttOptions, topic: &str, window: usiz
     let mut queued: VecDeque<u64> = VecDeque::new();
     let mut by_pkid: HashMap<u16, u64> = HashMap::new();
     while outbox.depth() > 0 {
-        if connected && queued.len() + by_pkid.len() < window {
-            if let Some(b) = outbox.next_batch(now_ms()) {
-                session
-                    .0
-                    .publish(topic, QoS::AtLeastOnce, false, b.payload)
-                    .await
-                    .unwrap();
-                queued.push_back(b.seq);
-                tokio::time::sleep(pace).await;
-            }
+        if connected
+            && queued.len() + by_pkid.len() < window
+            && let Some(b) = outbox.next_batch(now_ms())
+        {
+            session
+                .0
+                .publish(topic, QoS::AtLeastOnce, false, b.payload)
+                .await
+                .unwrap();
+            queued.push_back(b.seq);
+            tokio::time::sleep(pace).await;
         }
         match tokio::time::timeout(Duration::from_millis(50), session.1.poll()).await {
             Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => connected = true,

@@ -297,7 +297,10 @@ mod tests {
     use super::*;
 
     /// A read where each character has the given probability, with an optional runner-up.
-    fn read(spec: &[(char, f32, Option<(char, f32)>)]) -> TextRead {
+    /// One character of a synthetic read: the character, its probability, and the runner-up.
+    type CharSpec = (char, f32, Option<(char, f32)>);
+
+    fn read(spec: &[CharSpec]) -> TextRead {
         let chars = spec
             .iter()
             .map(|&(ch, p, alt)| {
