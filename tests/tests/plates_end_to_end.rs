@@ -45,6 +45,7 @@ fn rule_event(topic: &str, payload: &[u8]) -> serde_json::Value {
 /// message handed to plate-ingest and acknowledged only once handled.
 struct Cloud {
     reports: Arc<Mutex<Vec<IngestReport>>>,
+    subscribed: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -60,6 +61,8 @@ impl Cloud {
         });
         let reports = Arc::new(Mutex::new(Vec::new()));
         let out = reports.clone();
+        let subscribed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = subscribed.clone();
         let task = tokio::spawn(async move {
             let (client, mut ev) = AsyncClient::new(opts, 64);
             let policy = IngestPolicy::default();
@@ -67,6 +70,9 @@ impl Cloud {
                 match ev.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         let _ = client.subscribe(RULE_FILTER, QoS::AtLeastOnce).await;
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let topic = String::from_utf8_lossy(&p.topic).into_owned();
@@ -84,7 +90,21 @@ impl Cloud {
                 }
             }
         });
-        Self { reports, task }
+        Self {
+            reports,
+            subscribed,
+            task,
+        }
+    }
+
+    /// Waits until the rule's subscription is in place (as an IoT rule is, before any camera
+    /// publishes), so no test message can race it.
+    async fn wait_subscribed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.subscribed.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the cloud never subscribed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn handled(&self) -> usize {
@@ -285,6 +305,7 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
     let mut broker = Broker::start();
     let store = table_store().await;
     let cloud = Cloud::start(&broker, store.clone());
+    cloud.wait_subscribed().await;
     let camera = CameraId::parse("cam-kill").unwrap();
     let dir = tempfile::tempdir().unwrap();
 
@@ -345,7 +366,8 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
 async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest() {
     let broker = Broker::start();
     let store = table_store().await;
-    let _cloud = Cloud::start(&broker, store.clone());
+    let cloud = Cloud::start(&broker, store.clone());
+    cloud.wait_subscribed().await;
     let camera = CameraId::parse("cam-full").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = OutboxConfig {
@@ -395,6 +417,7 @@ async fn bad_batches_and_another_cameras_id_are_refused_and_nothing_else_is_lost
     let broker = Broker::start();
     let store = table_store().await;
     let cloud = Cloud::start(&broker, store.clone());
+    cloud.wait_subscribed().await;
     let cam = CameraId::parse("cam-a").unwrap();
     let victim = CameraId::parse("cam-b").unwrap();
     let id = broker.identity(cam.as_str());
