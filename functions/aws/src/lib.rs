@@ -12,6 +12,7 @@ pub mod config;
 pub mod dynamo;
 pub mod errors;
 pub mod iot;
+pub mod logging;
 pub mod plates;
 pub mod s3;
 pub mod schema;

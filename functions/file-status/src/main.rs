@@ -9,15 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    anpr_aws::logging::init();
     let config = FunctionConfig::from_env()?;
     // The status service is shared with upload-completed. A camera status never makes a
     // request `ready`, so this function never signs a URL (its role needs no S3 permission),

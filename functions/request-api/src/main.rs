@@ -8,15 +8,7 @@ use anpr_core::FileRequests;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    anpr_aws::logging::init();
     let config = FunctionConfig::from_env()?;
     let clients = AwsClients::from_env(&config.iot_endpoint).await;
     let service = FileRequests::new(
