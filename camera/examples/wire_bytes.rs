@@ -42,6 +42,18 @@ fn rss(pid: u32) -> (u64, u64) {
     (get("VmRSS:"), get("VmHWM:"))
 }
 
+/// The resident set split into anonymous memory (heap, stacks) and file-backed pages (the
+/// binary's code and read-only data actually touched, shared libraries), from /proc.
+fn rss_split(pid: u32) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    ["RssAnon:", "RssFile:"]
+        .iter()
+        .filter_map(|k| s.lines().find(|l| l.starts_with(k)))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bin = std::env::var("ANPR_CAMERA_BIN").unwrap_or_else(|_| {
@@ -87,7 +99,7 @@ async fn main() {
          at the default keep_alive_secs = 1200: {:.0} bytes/day (72 pings)",
         per_ping * 72.0
     );
-    println!("agent RSS idle: {idle_rss} KiB");
+    println!("agent RSS idle: {idle_rss} KiB ({})", rss_split(agent.id()));
 
     // 4. File request round trip, excluding the file body (MQTT side only).
     stack.media_file("small.jpg", 1000);

@@ -44,6 +44,9 @@ enum Cmd {
         /// Folder of the model files.
         #[arg(long)]
         models: Option<PathBuf>,
+        /// Compiled inference plans kept per model (memory vs recompiling for varied sizes).
+        #[arg(long)]
+        max_plans: Option<usize>,
     },
     /// Check a configuration file and exit (0 if valid).
     CheckConfig {
@@ -85,10 +88,14 @@ fn main() -> anyhow::Result<()> {
             json,
             threads,
             models,
+            max_plans,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig::default();
             if let Some(m) = models {
                 rc.models_dir = m;
+            }
+            if let Some(p) = max_plans {
+                rc.max_plans = p.max(1);
             }
             if let Some(t) = threads {
                 rc.threads = t.max(1);

@@ -13,6 +13,9 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::LastWill;
 use std::sync::Arc;
 
+/// Outgoing QoS 1 publishes in flight at once (AWS IoT Core allows 100 unacknowledged).
+pub const MAX_OUTGOING_INFLIGHT: u16 = 32;
+
 /// The ALPN protocol AWS IoT Core needs for MQTT on port 443.
 pub const AWS_MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
 
@@ -68,6 +71,10 @@ pub fn options(cfg: &Config) -> Result<MqttOptions, MqttSetupError> {
     o.set_clean_start(false);
     o.set_session_expiry_interval(Some(m.session_expiry_secs));
     o.set_receive_maximum(Some(16));
+    // rumqttc preallocates one slot per possible in-flight publish; its default (65 535 slots,
+    // ~14 MB, touched at start) was most of the agent's idle memory. The agent has at most one
+    // plate batch, a few statuses and a health report in flight.
+    o.set_outgoing_inflight_upper_limit(MAX_OUTGOING_INFLIGHT);
     o.set_max_packet_size(Some(MAX_PACKET));
     o.set_manual_acks(true);
     o.set_connection_timeout(30);

@@ -1,28 +1,23 @@
 //! The whole "video is ready" story, local: a web user's request through the request API
 //! handler (a real API Gateway v2 event) → published to the camera over Mosquitto (standing in
-//! for IoT Core, the cloud side publishing as `cloud-backend`) → the camera receives it on its
-//! own topic, reports `accepted` (through a stand-in for the IoT rule to the file-status
-//! handler) and uploads the file to moto's S3 under its upload key → S3's ObjectCreated event,
-//! delivered by moto's bucket notification to an SQS queue and read from there → the
+//! for IoT Core, the cloud side publishing as `cloud-backend`) → the `anpr-camera` agent (run in
+//! this process, its own certificate, persistent session and ACL) receives it on its own topic,
+//! reports `accepted`/`uploading`/`uploaded` (through a stand-in for the IoT rule to the
+//! file-status handler), gets S3 credentials from the IoT credentials provider stand-in (mutual
+//! TLS) and uploads the file to moto's S3 under its upload key, multipart → S3's ObjectCreated
+//! event, delivered by moto's bucket notification to an SQS queue and read from there → the
 //! upload-completed handler → the notification, read back from moto's IoT data plane → its
-//! presigned URL downloads exactly the uploaded bytes, and `GET /file-requests/{id}` shows the
-//! life cycle.
-//!
-//! The camera side is a small in-test uploader with the agent's key layout
-//! (`anpr_protocol::topics::upload_key`), not the `anpr-camera` agent: the agent gets its S3
-//! credentials from the IoT credentials provider over mutual TLS, which has no local stand-in
-//! here yet.
+//! presigned URL downloads exactly the file on the camera, and `GET /file-requests/{id}` shows
+//! the life cycle.
 
 use anpr_aws::{DynamoCameraRegistry, DynamoRequestStore, IotDataPublisher, S3UrlSigner};
 use anpr_core::model::Camera;
 use anpr_core::ports::DevicePublisher;
 use anpr_core::status::{StatusConfig, StatusUpdates};
 use anpr_core::{FileRequests, PublishError, RequestsConfig};
-use anpr_protocol::{
-    CameraId, FileName, FileRequest, FileStatus, FileStatusKind, Notification, RequestState,
-    decode, encode, topics,
-};
+use anpr_protocol::{CameraId, Notification, RequestState, decode, topics};
 use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
+use anpr_test_support::creds::CredsServer;
 use anpr_test_support::moto;
 use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -208,16 +203,97 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
         },
     );
 
-    // --- the camera: its own persistent session, subscribed to its request topic.
-    let cam_camera_id = CameraId::parse(camera).unwrap();
-    let (cam, mut cam_rx) = connect_and_subscribe(
-        broker.v5_options(&cam_id),
-        &topics::file_request(&cam_camera_id),
+    // --- the camera: the real agent, with its media directory, state directory, certificate
+    // and the IoT credentials provider stand-in; uploads go multipart (2 parts of 5 MiB).
+    let media = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let file = "clips/gate 1 été.mp4";
+    let mut x: u32 = 0x9E37_79B9;
+    let video: Vec<u8> = (0..6 * 1024 * 1024 + 12_345)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::create_dir_all(media.path().join("clips")).unwrap();
+    std::fs::write(media.path().join(file), &video).unwrap();
+    let creds = CredsServer::start(&broker, "anpr-camera");
+    let agent_config = anpr_camera::Config::parse(&format!(
+        r#"camera_id = "{camera}"
+media_dir = "{media}"
+state_dir = "{state}"
+[mqtt]
+host = "localhost"
+port = {mport}
+ca_file = "{ca}"
+cert_file = "{cert}"
+key_file = "{key}"
+reconnect_initial_ms = 200
+reconnect_max_secs = 2
+[upload]
+bucket = "{bucket}"
+region = "us-east-1"
+endpoint_url = "{moto}"
+force_path_style = true
+multipart_threshold_bytes = 5242880
+part_size_bytes = 5242880
+[credentials]
+host = "localhost"
+port = {cport}
+role_alias = "anpr-camera"
+"#,
+        media = media.path().display(),
+        state = state.path().display(),
+        mport = broker.port,
+        ca = broker.pki.ca_path().display(),
+        cert = cam_id.cert_path.display(),
+        key = cam_id.key_path.display(),
+        moto = moto::url().trim_end_matches('/'),
+        cport = creds.port,
+    ))
+    .expect("the camera config is valid");
+    let (stop_agent, stop_rx) = tokio::sync::watch::channel(false);
+    let agent = tokio::spawn(anpr_camera::agent::run(agent_config, stop_rx));
+    // The agent's first connect subscribes; its presence message says it is online.
+    let mut watch_opts = broker.v5_options(&cloud_id);
+    watch_opts.set_client_id(anpr_test_support::unique("presence-watch"));
+    let (_watch, mut presence_rx) = connect_and_subscribe(
+        watch_opts,
+        &topics::presence(&CameraId::parse(camera).unwrap()),
     )
     .await;
+    loop {
+        let (_, payload) = recv(&mut presence_rx, "camera online").await;
+        if decode::<anpr_protocol::Presence>(&payload).is_ok_and(|p| p.on) {
+            break;
+        }
+    }
+
+    // The IoT rule's stand-in, in the background: `SELECT *, topic(1) AS camera_id, topic() AS
+    // mqtt_topic FROM '+/file/status'` → the file-status handler.
+    let statuses = std::sync::Arc::new(statuses);
+    let applied = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let rule = {
+        let (statuses, applied) = (statuses.clone(), applied.clone());
+        tokio::spawn(async move {
+            while let Some((topic, payload)) = rule_rx.recv().await {
+                let mut rule_event: Value = serde_json::from_slice(&payload).unwrap();
+                rule_event["camera_id"] = json!(topic.split('/').next().unwrap());
+                rule_event["mqtt_topic"] = json!(topic);
+                let handled = file_status::handle(&*statuses, &rule_event, file_status::now())
+                    .await
+                    .unwrap();
+                applied
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} {handled:?}", rule_event["s"]));
+            }
+        })
+    };
 
     // 1. The web user asks for a file.
-    let file = "clips/gate 1 été.mp4";
     let mut post = api_event("post_file_request.json");
     let path = format!("/cameras/{camera}/file-requests");
     post["rawPath"] = json!(path);
@@ -235,58 +311,12 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
     assert_eq!(status, 202, "{created}");
     let request_id = created["request_id"].as_str().unwrap().to_owned();
 
-    // 2. The camera receives it over MQTT, accepts it, uploads.
-    let (topic, payload) = recv(&mut cam_rx, "file request").await;
-    assert_eq!(topic, format!("{camera}/file/request"));
-    let req: FileRequest = decode(&payload).unwrap();
-    assert_eq!(req.id.as_str(), request_id);
-    assert_eq!(req.file, FileName::parse(file).unwrap());
-    let accepted = encode(&FileStatus {
-        id: req.id.clone(),
-        kind: FileStatusKind::Accepted,
-    })
-    .unwrap();
-    cam.publish(
-        topics::file_status(&cam_camera_id),
-        QoS::AtLeastOnce,
-        false,
-        accepted,
-    )
-    .await
-    .unwrap();
-
-    // The IoT rule's stand-in: `SELECT *, topic(1) AS camera_id, topic() AS mqtt_topic`.
-    let (topic, payload) = recv(&mut rule_rx, "file status").await;
-    let mut rule_event: Value = serde_json::from_slice(&payload).unwrap();
-    rule_event["camera_id"] = json!(topic.split('/').next().unwrap());
-    rule_event["mqtt_topic"] = json!(topic);
-    let handled = file_status::handle(&statuses, &rule_event, file_status::now())
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            handled,
-            file_status::Handled::Outcome(anpr_core::status::Outcome::Applied { .. })
-        ),
-        "{handled:?}"
-    );
-
-    let video: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let key = topics::upload_key(&cam_camera_id, &req.id, &req.file);
-    clients
-        .s3
-        .put_object()
-        .bucket(&bucket)
-        .key(&key)
-        .body(video.clone().into())
-        .send()
-        .await
-        .unwrap();
-    let uploaded_at = Instant::now();
+    // 2. The agent receives it over MQTT, accepts it, uploads it: nothing else to do here.
 
     // 3. S3's event, from the queue, to the upload-completed handler.
     let mut summary = upload_completed::Summary::default();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut completed_at_ms = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
     while summary.applied == 0 {
         assert!(
             Instant::now() < deadline,
@@ -302,7 +332,10 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
             .unwrap();
         for m in out.messages.unwrap_or_default() {
             let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            let s = upload_completed::handle(&statuses, &bucket, &event)
+            if let Some(t) = event["Records"][0]["eventTime"].as_str() {
+                completed_at_ms = completed_at_ms.or(Some(iso_ms(t)));
+            }
+            let s = upload_completed::handle(&*statuses, &bucket, &event)
                 .await
                 .unwrap();
             summary.applied += s.applied;
@@ -315,11 +348,12 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
                 .unwrap();
         }
     }
-    let notified_at = Instant::now();
+    let notified_at_ms = unix_ms();
     assert_eq!(summary.applied, 1);
+    let completed_at_ms = completed_at_ms.expect("the S3 event carries its eventTime");
     eprintln!(
-        "measured: upload finished -> notification published: {} ms",
-        notified_at.duration_since(uploaded_at).as_millis()
+        "measured: upload completed (S3 eventTime) -> notification published: {} ms",
+        notified_at_ms.saturating_sub(completed_at_ms)
     );
 
     // 4. The web user's notifications: accepted, then ready with a working URL.
@@ -329,8 +363,28 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
         .filter(|n: &Notification| n.request_id.as_str() == request_id)
         .collect();
     let states: Vec<_> = notes.iter().map(|n| n.state).collect();
-    assert_eq!(states, [RequestState::Accepted, RequestState::Ready]);
-    let ready = &notes[1];
+    // In order, never backwards. Notifications are at least once (docs/upload-completed.md):
+    // moto delivers two ObjectCreated events for one multipart completion (`Put` and
+    // `CompleteMultipartUpload`, neither with a sequencer), so `ready` may come twice.
+    let rank = |s: &RequestState| match s {
+        RequestState::Requested => 0,
+        RequestState::Accepted => 1,
+        RequestState::Uploading => 2,
+        _ => 3,
+    };
+    assert_eq!(states.first(), Some(&RequestState::Accepted), "{states:?}");
+    assert!(
+        states.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])),
+        "{states:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .all(|s| rank(s) < 3 || *s == RequestState::Ready),
+        "{states:?}"
+    );
+    let ready = notes.last().unwrap();
+    assert_eq!(ready.state, RequestState::Ready, "{states:?}");
     assert_eq!(ready.camera_id.as_str(), camera);
     assert_eq!(ready.file, file);
     assert_eq!(ready.size, Some(video.len() as u64));
@@ -340,7 +394,7 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
     assert_eq!(got.status(), 200);
     assert!(
         got.bytes().await.unwrap().to_vec() == video,
-        "the URL serves the uploaded bytes"
+        "the URL serves exactly the file on the camera"
     );
 
     // 5. The API shows the life cycle.
@@ -359,5 +413,62 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
         .iter()
         .map(|h| h["state"].as_str().unwrap())
         .collect();
-    assert_eq!(history, ["requested", "accepted", "ready"]);
+    assert_eq!(history.first(), Some(&"requested"), "{history:?}");
+    assert_eq!(history.get(1), Some(&"accepted"), "{history:?}");
+    assert_eq!(history.last(), Some(&"ready"), "{history:?}");
+    assert!(
+        history
+            .iter()
+            .all(|h| ["requested", "accepted", "uploading", "ready"].contains(h)),
+        "{history:?}"
+    );
+
+    // The camera said so too, and the rule stand-in applied each of its statuses.
+    let _ = stop_agent.send(true);
+    tokio::time::timeout(Duration::from_secs(60), agent)
+        .await
+        .expect("the agent stops")
+        .unwrap()
+        .unwrap();
+    assert!(
+        creds.granted() >= 1,
+        "S3 credentials came from the provider"
+    );
+    rule.abort();
+    let applied = applied.lock().unwrap().clone();
+    assert!(
+        applied.iter().any(|a| a.starts_with("\"accepted\"")),
+        "{applied:?}"
+    );
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `2026-11-25T16:00:00.123Z` → Unix milliseconds (UTC, as S3 events write it).
+fn iso_ms(t: &str) -> u64 {
+    let n = |a: usize, b: usize| -> i64 { t[a..b].parse().unwrap() };
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    let (hh, mm, ss) = (n(11, 13), n(14, 16), n(17, 19));
+    let frac = t[19..].trim_start_matches('.').trim_end_matches('Z');
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap_or(0);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000 + ms) as u64
+}
+
+#[test]
+fn s3_event_times_convert_to_unix_milliseconds() {
+    assert_eq!(iso_ms("1970-01-01T00:00:00.000Z"), 0);
+    assert_eq!(iso_ms("2026-11-25T16:00:00.123Z"), 1_795_622_400_123);
+    assert_eq!(iso_ms("2000-03-01T00:00:01Z"), 951_868_801_000);
 }

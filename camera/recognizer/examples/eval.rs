@@ -1,5 +1,5 @@
 //! `cargo run --release -p anpr-recognizer --example eval -- DIR [--json] [--threads N]
-//! [--region auto|us|eu|br] [--models DIR] [--max-side PX] [--details]`
+//! [--region auto|us|eu|br] [--models DIR] [--max-side PX] [--max-plans N] [--details]`
 
 use anpr_recognizer::{RecognizerConfig, evaluate_dir};
 use anyhow::{Context, bail};
@@ -26,6 +26,7 @@ fn main() -> anyhow::Result<()> {
             "--box-threshold" => {
                 config.detector_box_threshold = args.next().context("--box-threshold T")?.parse()?
             }
+            "--max-plans" => config.max_plans = args.next().context("--max-plans N")?.parse()?,
             "--max-reads" => {
                 config.max_reads_per_frame = args.next().context("--max-reads N")?.parse()?
             }

@@ -41,6 +41,10 @@ pub struct RecognizerConfig {
     pub min_score: f32,
     /// Which plate formats to expect.
     pub region: Region,
+    /// Compiled inference plans kept per model (tract compiles one per input shape; each holds
+    /// its own packed weights and buffers). The memory knob: a camera's fixed frame size needs
+    /// one or two; more only saves recompiling when frame or plate sizes vary a lot.
+    pub max_plans: usize,
     /// Evaluation only: when `region` is `auto`, a subfolder named `us`, `eu` or `br` is read
     /// with that region's formats (as a camera installed there would be configured).
     pub region_from_folder: bool,
@@ -60,6 +64,7 @@ impl Default for RecognizerConfig {
             max_reads_per_frame: 6,
             min_score: 0.2,
             region: Region::Auto,
+            max_plans: 4,
             region_from_folder: true,
         }
     }

@@ -40,6 +40,8 @@ pub struct DetectorSettings {
     pub box_threshold: f32,
     /// How much a region is grown around its core (PP-OCR's unclip ratio).
     pub unclip_ratio: f32,
+    /// Compiled plans kept (one per input shape), least recently used dropped first.
+    pub max_plans: usize,
 }
 
 impl Default for DetectorSettings {
@@ -49,6 +51,7 @@ impl Default for DetectorSettings {
             threshold: 0.3,
             box_threshold: 0.5,
             unclip_ratio: 1.6,
+            max_plans: 4,
         }
     }
 }
@@ -84,7 +87,7 @@ impl PpOcrDetector {
         finer_max_side: u32,
     ) -> Result<Self, RecognizerError> {
         Ok(Self {
-            model: ShapeCachedModel::load(path, 24)?,
+            model: ShapeCachedModel::load(path, settings.max_plans)?,
             settings,
             finer_max_side,
         })

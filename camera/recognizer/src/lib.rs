@@ -143,11 +143,16 @@ impl Recognizer {
                 max_side: config.detector_max_side,
                 threshold: config.detector_threshold,
                 box_threshold: config.detector_box_threshold,
+                max_plans: config.max_plans,
                 ..DetectorSettings::default()
             },
             config.detector_retry_max_side,
         )?;
-        let reader = PpOcrReader::load(&dir.join(READER_FILE), &dir.join(CHARSET_FILE))?;
+        let reader = PpOcrReader::load_with_plans(
+            &dir.join(READER_FILE),
+            &dir.join(CHARSET_FILE),
+            config.max_plans,
+        )?;
         Ok(Self::with_stages(
             Box::new(detector),
             Box::new(reader),

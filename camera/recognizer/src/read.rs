@@ -90,6 +90,8 @@ pub struct PpOcrReader {
 const REC_HEIGHT: usize = 48;
 /// PaddleOCR's usual input width; narrower inputs read plates worse (measured: -5 points).
 const REC_MIN_WIDTH: usize = 320;
+/// Compiled reader plans kept by [`PpOcrReader::load`].
+pub const DEFAULT_READER_PLANS: usize = 4;
 /// Crops are stretched horizontally by this much: fewer merged double letters (measured on the
 /// development split: +5 points exact in us/, best of 1.0..2.5).
 const REC_STRETCH_X: f32 = 1.5;
@@ -112,7 +114,16 @@ fn group_of(c: char) -> Group {
 impl PpOcrReader {
     /// Loads the ONNX recogniser and its character list (one character a line).
     pub fn load(model: &Path, charset: &Path) -> Result<Self, RecognizerError> {
-        let model = ShapeCachedModel::load(model, 12)?;
+        Self::load_with_plans(model, charset, DEFAULT_READER_PLANS)
+    }
+
+    /// [`PpOcrReader::load`], keeping at most `max_plans` compiled plans (one per width bucket).
+    pub fn load_with_plans(
+        model: &Path,
+        charset: &Path,
+        max_plans: usize,
+    ) -> Result<Self, RecognizerError> {
+        let model = ShapeCachedModel::load(model, max_plans)?;
         if !charset.is_file() {
             return Err(RecognizerError::ModelMissing {
                 path: charset.to_path_buf(),

@@ -9,11 +9,23 @@ use tract_onnx::prelude::*;
 use crate::error::RecognizerError;
 
 /// An ONNX model parsed once, compiled (optimised) lazily for each input shape it is run with.
+/// At most `max_plans` compiled plans are kept (each holds its own packed weights and buffers):
+/// the least recently used is dropped first. A camera's frames all have one size, so its cache
+/// holds a plan or two; a folder of photos of many sizes recompiles now and then instead of
+/// growing without bound.
 pub(crate) struct ShapeCachedModel {
     path: PathBuf,
     base: InferenceModel,
-    plans: Mutex<HashMap<Vec<usize>, Arc<TypedRunnableModel>>>,
+    plans: Mutex<Plans>,
     max_plans: usize,
+}
+
+#[derive(Default)]
+struct Plans {
+    /// Shape → (plan, last use).
+    by_shape: HashMap<Vec<usize>, (Arc<TypedRunnableModel>, u64)>,
+    clock: u64,
+    compiled: u64,
 }
 
 impl std::fmt::Debug for ShapeCachedModel {
@@ -41,8 +53,8 @@ impl ShapeCachedModel {
         Ok(Self {
             path: path.to_path_buf(),
             base,
-            plans: Mutex::new(HashMap::new()),
-            max_plans,
+            plans: Mutex::new(Plans::default()),
+            max_plans: max_plans.max(1),
         })
     }
 
@@ -51,7 +63,10 @@ impl ShapeCachedModel {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(plan) = plans.get(shape) {
+        plans.clock += 1;
+        let now = plans.clock;
+        if let Some((plan, used)) = plans.by_shape.get_mut(shape) {
+            *used = now;
             return Ok(plan.clone());
         }
         let fact = InferenceFact::dt_shape(f32::datum_type(), shape);
@@ -65,11 +80,30 @@ impl ShapeCachedModel {
                 path: self.path.clone(),
                 source: e.into(),
             })?;
-        if plans.len() >= self.max_plans {
-            plans.clear();
+        while plans.by_shape.len() >= self.max_plans {
+            let Some(oldest) = plans
+                .by_shape
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            plans.by_shape.remove(&oldest);
         }
-        plans.insert(shape.to_vec(), plan.clone());
+        plans.compiled += 1;
+        plans.by_shape.insert(shape.to_vec(), (plan.clone(), now));
         Ok(plan)
+    }
+
+    /// (plans held now, plans compiled so far).
+    #[cfg(test)]
+    pub(crate) fn plan_counts(&self) -> (usize, u64) {
+        let plans = match self.plans.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (plans.by_shape.len(), plans.compiled)
     }
 
     /// Runs the model on one f32 tensor of the given shape; returns the first output, flat, and
@@ -98,5 +132,29 @@ impl ShapeCachedModel {
             .copied()
             .collect();
         Ok((out_shape, values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_cache_keeps_the_most_recently_used_shapes_within_its_bound() {
+        let path = crate::default_models_dir().join(crate::READER_FILE);
+        let model = ShapeCachedModel::load(&path, 2).expect("scripts/fetch-models was run");
+        let run = |w: usize| {
+            let shape = [1, 3, 48, w];
+            model
+                .run("read", &shape, &vec![0.0; 3 * 48 * w])
+                .expect("runs");
+        };
+        // 320 is used again before 480 arrives, so 400 is the one dropped; 320 stays cached.
+        for w in [320, 400, 320, 480, 320] {
+            run(w);
+        }
+        assert_eq!(model.plan_counts(), (2, 3));
+        run(400);
+        assert_eq!(model.plan_counts(), (2, 4));
     }
 }

@@ -32,6 +32,9 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// The HTTPS client's TLS settings could not be built.
+    #[error("TLS settings of the AWS HTTPS client")]
+    Tls(#[source] aws_smithy_http_client::HttpClientError),
 }
 
 /// Everything a function needs, read from the environment.
@@ -111,12 +114,12 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    /// Builds every client from the default provider chain (env, profile, Lambda role) and the
-    /// IoT data endpoint. `AWS_ENDPOINT_URL` (honoured by the SDK) points DynamoDB and S3 at a
-    /// local stand-in.
-    pub async fn from_env(iot_endpoint: &str) -> Self {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::from_sdk_config(&sdk, iot_endpoint)
+    /// Builds every client from the default provider chain (env, profile, Lambda role) on the
+    /// compiled-in trust store of [`crate::http`], and the IoT data endpoint. `AWS_ENDPOINT_URL`
+    /// (honoured by the SDK) points DynamoDB and S3 at a local stand-in.
+    pub async fn from_env(iot_endpoint: &str) -> Result<Self, ConfigError> {
+        let sdk = crate::http::sdk_config().await?;
+        Ok(Self::from_sdk_config(&sdk, iot_endpoint))
     }
 
     /// Builds every client from an explicit SDK config (tests, local stack).

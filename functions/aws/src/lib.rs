@@ -7,10 +7,12 @@
 //! - [`iot`]: `IotDataPublisher`, publishing through the IoT data plane.
 //! - [`s3`]: `S3UrlSigner`, presigned download URLs of the media bucket.
 //! - [`config`]: environment → typed config → SDK clients.
+//! - [`http`]: the HTTPS client (Amazon roots compiled in) and the SDK config built on it.
 
 pub mod config;
 pub mod dynamo;
 pub mod errors;
+pub mod http;
 pub mod iot;
 pub mod logging;
 pub mod plates;

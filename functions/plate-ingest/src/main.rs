@@ -9,7 +9,7 @@ use plate_ingest::IngestConfig;
 async fn main() -> Result<(), Error> {
     anpr_aws::logging::init();
     let config = IngestConfig::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = anpr_aws::http::sdk_config().await?;
     let store = DynamoPlateReadStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
     let (store, policy) = (&store, &config.policy);
     lambda_runtime::run(service_fn(move |e: LambdaEvent<serde_json::Value>| async move {

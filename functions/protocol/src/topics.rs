@@ -92,7 +92,8 @@ pub fn upload_key(cam: &CameraId, req: &RequestId, file: &crate::FileName) -> St
     format!("{MEDIA_PREFIX}/{cam}/{req}/{file}")
 }
 
-/// The parts of an upload key: camera id, request id, file path.
+/// The parts of an upload key: camera id, request id, file path. The file path must be a valid
+/// [`crate::FileName`] too: a key no camera could have written is refused here, not later.
 pub fn parse_upload_key(key: &str) -> Result<(CameraId, RequestId, &str), ValidationError> {
     let rest = key
         .strip_prefix(MEDIA_PREFIX)
@@ -105,5 +106,6 @@ pub fn parse_upload_key(key: &str) -> Result<(CameraId, RequestId, &str), Valida
         .next()
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ValidationError::new("key", "no file name"))?;
+    crate::FileName::parse(file)?;
     Ok((cam, req, file))
 }

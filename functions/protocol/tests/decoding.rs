@@ -205,3 +205,19 @@ fn upload_keys_carry_camera_and_request_and_parse_back() {
         assert!(topics::parse_upload_key(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn an_upload_key_whose_file_part_no_camera_could_write_is_refused() {
+    // Found by `scripts/fuzz` (decode_messages): the file part was not checked.
+    for key in [
+        "media/mia/ma/\"\"K",
+        "media/cam-1/01JDQ2Y7ZK8M3W5T0G9H4N6P2R/../x.mp4",
+        "media/cam-1/01JDQ2Y7ZK8M3W5T0G9H4N6P2R/a//b.mp4",
+        "media/cam-1/01JDQ2Y7ZK8M3W5T0G9H4N6P2R/a\u{7}.mp4",
+    ] {
+        assert!(
+            anpr_protocol::topics::parse_upload_key(key).is_err(),
+            "{key:?} was accepted"
+        );
+    }
+}

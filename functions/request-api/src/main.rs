@@ -10,7 +10,7 @@ use anpr_core::FileRequests;
 async fn main() -> Result<(), lambda_http::Error> {
     anpr_aws::logging::init();
     let config = FunctionConfig::from_env()?;
-    let clients = AwsClients::from_env(&config.iot_endpoint).await;
+    let clients = AwsClients::from_env(&config.iot_endpoint).await?;
     let service = FileRequests::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &config.table),
         DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table),

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
         .bucket
         .clone()
         .ok_or(ConfigError::Missing(ENV_BUCKET))?;
-    let clients = AwsClients::from_env(&config.iot_endpoint).await;
+    let clients = AwsClients::from_env(&config.iot_endpoint).await?;
     let service = StatusUpdates::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &config.table),
         IotDataPublisher::new(clients.iot.clone()),

@@ -52,7 +52,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let config = FunctionConfig::from_env().context("reading configuration")?;
-    let clients = AwsClients::from_env(&config.iot_endpoint).await;
+    let clients = AwsClients::from_env(&config.iot_endpoint)
+        .await
+        .context("building AWS clients")?;
     if args.create_table
         && clients
             .dynamo
