@@ -220,39 +220,23 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
     std::fs::create_dir_all(media.path().join("clips")).unwrap();
     std::fs::write(media.path().join(file), &video).unwrap();
     let creds = CredsServer::start(&broker, "anpr-camera");
-    let agent_config = anpr_camera::Config::parse(&format!(
-        r#"camera_id = "{camera}"
-media_dir = "{media}"
-state_dir = "{state}"
-[mqtt]
-host = "localhost"
-port = {mport}
-ca_file = "{ca}"
-cert_file = "{cert}"
-key_file = "{key}"
-reconnect_initial_ms = 200
-reconnect_max_secs = 2
-[upload]
-bucket = "{bucket}"
-region = "us-east-1"
-endpoint_url = "{moto}"
-force_path_style = true
-multipart_threshold_bytes = 5242880
-part_size_bytes = 5242880
-[credentials]
-host = "localhost"
-port = {cport}
-role_alias = "anpr-camera"
-"#,
-        media = media.path().display(),
-        state = state.path().display(),
-        mport = broker.port,
-        ca = broker.pki.ca_path().display(),
-        cert = cam_id.cert_path.display(),
-        key = cam_id.key_path.display(),
-        moto = moto::url().trim_end_matches('/'),
-        cport = creds.port,
-    ))
+    let agent_config = anpr_camera::Config::parse(
+        &anpr_test_support::agent_config::AgentConfig {
+            camera,
+            media: media.path(),
+            state: state.path(),
+            mqtt_port: broker.port,
+            ca: &broker.pki.ca_path(),
+            cert: &cam_id.cert_path,
+            key: &cam_id.key_path,
+            bucket: &bucket,
+            s3_endpoint: &moto::url(),
+            creds_port: creds.port,
+            mqtt_extra: "reconnect_initial_ms = 200\nreconnect_max_secs = 2",
+            upload_extra: "",
+        }
+        .toml(),
+    )
     .expect("the camera config is valid");
     let (stop_agent, stop_rx) = tokio::sync::watch::channel(false);
     let agent = tokio::spawn(anpr_camera::agent::run(agent_config, stop_rx));

@@ -69,47 +69,29 @@ impl Stack {
     }
 
     pub fn config_text(&self) -> String {
-        format!(
-            r#"camera_id = "{cam}"
-media_dir = "{media}"
-state_dir = "{state}"
-[mqtt]
-host = "localhost"
-port = {mport}
-ca_file = "{ca}"
-cert_file = "{cert}"
-key_file = "{key}"
-keep_alive_secs = 30
-reconnect_initial_ms = 200
-reconnect_max_secs = 2
-plate_topic = "{cam}/plates"
-[upload]
-bucket = "{bucket}"
-region = "us-east-1"
-endpoint_url = "http://127.0.0.1:{sport}"
-force_path_style = true
-multipart_threshold_bytes = 5242880
-part_size_bytes = 5242880
-retry_initial_secs = 1
-retry_max_secs = 2
-{extra}
-[credentials]
-host = "localhost"
-port = {cport}
-role_alias = "anpr-camera"
-"#,
-            cam = self.cam.cn,
-            media = self.media.path().display(),
-            state = self.state.path().display(),
-            mport = self.mqtt_proxy.port,
-            ca = self.broker.pki.ca_path().display(),
-            cert = self.cam.cert_path.display(),
-            key = self.cam.key_path.display(),
-            bucket = self.bucket,
-            sport = self.s3_proxy.port,
-            cport = self.creds.port,
-            extra = self.extra_config,
-        )
+        let plate_topic = format!(
+            "keep_alive_secs = 30\nreconnect_initial_ms = 200\nreconnect_max_secs = 2\nplate_topic = \"{}/plates\"",
+            self.cam.cn
+        );
+        let upload_extra = format!(
+            "retry_initial_secs = 1\nretry_max_secs = 2\n{}",
+            self.extra_config
+        );
+        anpr_test_support::agent_config::AgentConfig {
+            camera: &self.cam.cn,
+            media: self.media.path(),
+            state: self.state.path(),
+            mqtt_port: self.mqtt_proxy.port,
+            ca: &self.broker.pki.ca_path(),
+            cert: &self.cam.cert_path,
+            key: &self.cam.key_path,
+            bucket: &self.bucket,
+            s3_endpoint: &format!("http://127.0.0.1:{}", self.s3_proxy.port),
+            creds_port: self.creds.port,
+            mqtt_extra: &plate_topic,
+            upload_extra: &upload_extra,
+        }
+        .toml()
     }
 
     pub fn config(&self) -> Config {

@@ -11,6 +11,7 @@
 //! Nothing here is a mock: tests talk to the real programs. Missing programs fail the test with
 //! a message saying to run `scripts/test`, never skip it.
 
+pub mod agent_config;
 pub mod broker;
 pub mod creds;
 pub mod moto;

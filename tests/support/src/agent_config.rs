@@ -1,0 +1,77 @@
+//! The `anpr-camera` configuration file a test writes for an agent it runs against the local
+//! stand-ins (the broker, moto's S3, the credentials provider), as TOML text.
+
+use std::path::Path;
+
+/// Where a test's agent finds everything; `mqtt_extra` and `upload_extra` are more lines of
+/// those tables (timings, topics, or further tables after `[upload]`).
+#[derive(Debug, Clone)]
+pub struct AgentConfig<'a> {
+    /// Camera id (= certificate CN = thing name).
+    pub camera: &'a str,
+    /// Media directory.
+    pub media: &'a Path,
+    /// State directory (journal, outbox, upload checkpoints).
+    pub state: &'a Path,
+    /// Broker port on localhost (or a proxy in front of it).
+    pub mqtt_port: u16,
+    /// CA certificate, camera certificate and key.
+    pub ca: &'a Path,
+    /// Camera certificate.
+    pub cert: &'a Path,
+    /// Camera key.
+    pub key: &'a Path,
+    /// Media bucket.
+    pub bucket: &'a str,
+    /// S3 endpoint URL (moto, or a proxy in front of it).
+    pub s3_endpoint: &'a str,
+    /// Credentials provider stand-in port on localhost.
+    pub creds_port: u16,
+    /// More `[mqtt]` lines.
+    pub mqtt_extra: &'a str,
+    /// More `[upload]` lines.
+    pub upload_extra: &'a str,
+}
+
+impl AgentConfig<'_> {
+    /// The TOML text (multipart from 5 MiB, 5 MiB parts, role alias `anpr-camera`).
+    pub fn toml(&self) -> String {
+        format!(
+            r#"camera_id = "{camera}"
+media_dir = "{media}"
+state_dir = "{state}"
+[mqtt]
+host = "localhost"
+port = {mport}
+ca_file = "{ca}"
+cert_file = "{cert}"
+key_file = "{key}"
+{mqtt_extra}
+[upload]
+bucket = "{bucket}"
+region = "us-east-1"
+endpoint_url = "{s3}"
+force_path_style = true
+multipart_threshold_bytes = 5242880
+part_size_bytes = 5242880
+{upload_extra}
+[credentials]
+host = "localhost"
+port = {cport}
+role_alias = "anpr-camera"
+"#,
+            camera = self.camera,
+            media = self.media.display(),
+            state = self.state.display(),
+            mport = self.mqtt_port,
+            ca = self.ca.display(),
+            cert = self.cert.display(),
+            key = self.key.display(),
+            mqtt_extra = self.mqtt_extra,
+            bucket = self.bucket,
+            s3 = self.s3_endpoint.trim_end_matches('/'),
+            upload_extra = self.upload_extra,
+            cport = self.creds_port,
+        )
+    }
+}
