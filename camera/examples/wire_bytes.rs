@@ -29,29 +29,22 @@ fn spawn(stack: &Stack, bin: &str) -> Child {
         .expect("start anpr-camera")
 }
 
-/// (VmRSS, VmHWM) in KiB.
-fn rss(pid: u32) -> (u64, u64) {
+/// Fields of /proc/{pid}/status, in KiB (0 when absent), read at one instant.
+fn status_kib<const N: usize>(pid: u32, keys: [&str; N]) -> [u64; N] {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let get = |k: &str| {
+    keys.map(|k| {
         s.lines()
             .find(|l| l.starts_with(k))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
-    };
-    (get("VmRSS:"), get("VmHWM:"))
+    })
 }
 
-/// The resident set split into anonymous memory (heap, stacks) and file-backed pages (the
-/// binary's code and read-only data actually touched, shared libraries), from /proc.
-fn rss_split(pid: u32) -> String {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    ["RssAnon:", "RssFile:"]
-        .iter()
-        .filter_map(|k| s.lines().find(|l| l.starts_with(k)))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// (VmRSS, VmHWM) in KiB.
+fn rss(pid: u32) -> (u64, u64) {
+    let [rss, hwm] = status_kib(pid, ["VmRSS:", "VmHWM:"]);
+    (rss, hwm)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +81,9 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     stack.mqtt_proxy.reset_counts();
     let t0 = Instant::now();
-    let (idle_rss, _) = rss(agent.id());
+    // The resident set, and its split into anonymous memory (heap, stacks) and file-backed
+    // pages (the binary's code and read-only data actually touched, shared libraries).
+    let [idle_rss, anon, file] = status_kib(agent.id(), ["VmRSS:", "RssAnon:", "RssFile:"]);
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let idle = stack.mqtt_proxy.total_bytes();
     let secs = t0.elapsed().as_secs_f64();
@@ -99,7 +94,7 @@ async fn main() {
          at the default keep_alive_secs = 1200: {:.0} bytes/day (72 pings)",
         per_ping * 72.0
     );
-    println!("agent RSS idle: {idle_rss} KiB ({})", rss_split(agent.id()));
+    println!("agent RSS idle: {idle_rss} KiB (RssAnon: {anon} kB, RssFile: {file} kB)");
 
     // 4. File request round trip, excluding the file body (MQTT side only).
     stack.media_file("small.jpg", 1000);

@@ -19,6 +19,7 @@ use anpr_protocol::{CameraId, Notification, RequestState, decode, topics};
 use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
 use anpr_test_support::creds::CredsServer;
 use anpr_test_support::moto;
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use rumqttc::v5::mqttbytes::QoS;
@@ -433,21 +434,13 @@ fn unix_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// `2026-11-25T16:00:00.123Z` → Unix milliseconds (UTC, as S3 events write it).
+/// `2026-11-25T16:00:00.123Z` (RFC 3339, as S3 events write it) → Unix milliseconds.
 fn iso_ms(t: &str) -> u64 {
-    let n = |a: usize, b: usize| -> i64 { t[a..b].parse().unwrap() };
-    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
-    let (hh, mm, ss) = (n(11, 13), n(14, 16), n(17, 19));
-    let frac = t[19..].trim_start_matches('.').trim_end_matches('Z');
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap_or(0);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    ((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000 + ms) as u64
+    let parsed = DateTime::from_str(t, DateTimeFormat::DateTime)
+        .unwrap_or_else(|e| panic!("S3 eventTime {t:?}: {e}"));
+    parsed
+        .to_millis()
+        .unwrap_or_else(|e| panic!("S3 eventTime {t:?}: {e}")) as u64
 }
 
 #[test]

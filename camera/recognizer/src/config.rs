@@ -13,6 +13,9 @@ pub const READER_FILE: &str = "ch_PP-OCRv4_rec_infer.onnx";
 /// Recogniser character list.
 pub const CHARSET_FILE: &str = "ppocr_keys_v1.txt";
 
+/// Compiled inference plans kept per model unless configured otherwise.
+pub const DEFAULT_MAX_PLANS: usize = 4;
+
 /// Everything the recognizer can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -64,7 +67,7 @@ impl Default for RecognizerConfig {
             max_reads_per_frame: 6,
             min_score: 0.2,
             region: Region::Auto,
-            max_plans: 4,
+            max_plans: DEFAULT_MAX_PLANS,
             region_from_folder: true,
         }
     }

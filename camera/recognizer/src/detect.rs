@@ -51,7 +51,7 @@ impl Default for DetectorSettings {
             threshold: 0.3,
             box_threshold: 0.5,
             unclip_ratio: 1.6,
-            max_plans: 4,
+            max_plans: crate::config::DEFAULT_MAX_PLANS,
         }
     }
 }

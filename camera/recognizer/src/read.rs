@@ -90,8 +90,6 @@ pub struct PpOcrReader {
 const REC_HEIGHT: usize = 48;
 /// PaddleOCR's usual input width; narrower inputs read plates worse (measured: -5 points).
 const REC_MIN_WIDTH: usize = 320;
-/// Compiled reader plans kept by [`PpOcrReader::load`].
-pub const DEFAULT_READER_PLANS: usize = 4;
 /// Crops are stretched horizontally by this much: fewer merged double letters (measured on the
 /// development split: +5 points exact in us/, best of 1.0..2.5).
 const REC_STRETCH_X: f32 = 1.5;
@@ -114,7 +112,7 @@ fn group_of(c: char) -> Group {
 impl PpOcrReader {
     /// Loads the ONNX recogniser and its character list (one character a line).
     pub fn load(model: &Path, charset: &Path) -> Result<Self, RecognizerError> {
-        Self::load_with_plans(model, charset, DEFAULT_READER_PLANS)
+        Self::load_with_plans(model, charset, crate::config::DEFAULT_MAX_PLANS)
     }
 
     /// [`PpOcrReader::load`], keeping at most `max_plans` compiled plans (one per width bucket).
