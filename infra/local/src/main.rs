@@ -1,97 +1,80 @@
-//! `anpr-local`: the request API routes served over plain HTTP against local AWS stand-ins
-//! (moto, started by `scripts/local`), for trying the system without an AWS account.
-//!
-//! The caller identity that API Gateway's JWT authorizer provides in AWS comes from the
-//! `x-demo-user` header here (default `demo-user`): this binary is for local use only.
+//! `anpr-local`: the whole system on one machine, one command (see the crate docs of
+//! `anpr_local` for what stands in for what).
 
-use anpr_aws::{
-    AwsClients, DynamoCameraRegistry, DynamoRequestStore, FunctionConfig, IotDataPublisher,
-};
-use anpr_core::model::Camera;
-use anpr_core::{Caller, FileRequests};
-use anpr_protocol::CameraId;
 use anyhow::Context as _;
 use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(about = "Serve the request API locally against local AWS stand-ins")]
+#[command(about = "The whole ANPR system in one process: broker, S3, API, console, cameras")]
 struct Args {
-    /// Address to listen on.
+    /// The data folder (state survives restarts).
+    #[arg(long, default_value = ".local/anpr-local")]
+    data_dir: PathBuf,
+    /// Delete the data folder first.
+    #[arg(long)]
+    reset: bool,
+    /// HTTP address of the console and the request API.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: std::net::SocketAddr,
-    /// Cameras to register (ids), e.g. `--camera 123456`.
-    #[arg(long = "camera", default_value = "123456")]
+    http: SocketAddr,
+    /// MQTT 5 over TLS port (cameras).
+    #[arg(long, default_value_t = 8883)]
+    mqtt_port: u16,
+    /// MQTT over WebSocket port (console).
+    #[arg(long, default_value_t = 8083)]
+    ws_port: u16,
+    /// S3 port.
+    #[arg(long, default_value_t = 9000)]
+    s3_port: u16,
+    /// Credentials provider port.
+    #[arg(long, default_value_t = 8443)]
+    creds_port: u16,
+    /// Simulated cameras (ids).
+    #[arg(long = "camera", default_values_t = ["cam-001".to_owned(), "cam-002".to_owned()])]
     cameras: Vec<String>,
-    /// Create the table if it does not exist.
-    #[arg(long, default_value_t = true)]
-    create_table: bool,
-}
-
-async fn demo_identity(
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let sub = req
-        .headers()
-        .get("x-demo-user")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or("demo-user")
-        .to_owned();
-    req.extensions_mut().insert(Caller { sub });
-    next.run(req).await
+    /// Seconds between simulated plate reads per camera (0: none).
+    #[arg(long, default_value_t = 5)]
+    plate_interval: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,anpr_local=info,anpr_camera=info")
+            }),
         )
         .init();
     let args = Args::parse();
-    let config = FunctionConfig::from_env().context("reading configuration")?;
-    let clients = AwsClients::from_env(&config.iot_endpoint)
-        .await
-        .context("building AWS clients")?;
-    if args.create_table
-        && clients
-            .dynamo
-            .describe_table()
-            .table_name(&config.table)
-            .send()
-            .await
-            .is_err()
-    {
-        anpr_aws::schema::create_table(&clients.dynamo, &config.table)
-            .await
-            .context("creating the table")?;
+    if args.reset {
+        anpr_local::reset(&args.data_dir)?;
     }
-    let registry = DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table);
-    for id in &args.cameras {
-        registry
-            .register(&Camera {
-                camera_id: CameraId::parse(id)?,
-                name: Some(format!("demo camera {id}")),
-                registered_at: 0,
-            })
-            .await
-            .context("registering a camera")?;
-    }
-    let service = FileRequests::new(
-        DynamoRequestStore::new(clients.dynamo.clone(), &config.table),
-        registry,
-        IotDataPublisher::new(clients.iot.clone()),
-        config.requests.clone(),
-    );
-    let app = request_api::router(service).layer(axum::middleware::from_fn(demo_identity));
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let running = anpr_local::start(anpr_local::Options {
+        data_dir: args.data_dir.clone(),
+        http: args.http,
+        mqtt_port: args.mqtt_port,
+        ws_port: args.ws_port,
+        s3_port: args.s3_port,
+        creds_port: args.creds_port,
+        cameras: args.cameras.clone(),
+        plate_interval_secs: args.plate_interval,
+    })
+    .await
+    .context("starting the local stack")?;
     println!(
-        "request API on http://{}  (cameras: {})",
-        args.listen,
+        "anpr-local ready in {} ms: console {}  (data in {}; cameras {})",
+        started.elapsed().as_millis(),
+        running.console_url,
+        running.data_dir.display(),
         args.cameras.join(", ")
     );
-    axum::serve(listener, app).await?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    println!("stopping (cameras finish their current upload part)…");
+    running.stop().await;
     Ok(())
 }

@@ -1,0 +1,297 @@
+//! Simulated cameras: the real `anpr-camera` agent (`anpr_camera::agent::run_with_outbox`),
+//! one per camera id, each with its own certificate, state folder and configuration file
+//! (written under the data folder, as a camera's TOML), over a shared media folder of
+//! generated samples. Plate reads come from a simulated detector appending to the agent's
+//! real outbox (the recognizer and a frame source are separate issues).
+//!
+//! The media folder, generated on first run (no external tools):
+//! - `clips/drive-by.png`: an animated PNG (APNG, uncompressed, 30 frames of 640×360 at
+//!   10 fps, ~20.7 MB) of a car driving past: large enough to show multipart upload progress,
+//!   and playable in every current browser (as an image);
+//! - `images/plate.jpg`: a synthetic plate photo (the recognizer's test fixture).
+
+use anpr_camera::Config;
+use anpr_camera::outbox::{Outbox, OutboxConfig};
+use anpr_protocol::{FileName, PlateRead};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Path of the sample clip inside the media folder.
+pub const CLIP: &str = "clips/drive-by.png";
+/// Path of the sample image inside the media folder.
+pub const IMAGE: &str = "images/plate.jpg";
+const PLATE_JPG: &[u8] =
+    include_bytes!("../../../camera/recognizer/tests/fixtures/synthetic_plate.jpg");
+
+/// Frames of the sample clip.
+pub const CLIP_FRAMES: u32 = 30;
+const W: u32 = 640;
+const H: u32 = 360;
+
+/// A media or camera file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraSetupError {
+    /// I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding the clip failed.
+    #[error("encoding the sample clip: {0}")]
+    Png(#[from] png::EncodingError),
+    /// The generated agent configuration was refused.
+    #[error("agent configuration: {0}")]
+    Config(#[from] anpr_camera::config::ConfigError),
+    /// The certificate could not be issued.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// The outbox could not be opened.
+    #[error("outbox: {0}")]
+    Outbox(#[from] anpr_camera::outbox::OutboxError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CameraSetupError + '_ {
+    move |source| CameraSetupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One frame of the clip: sky, road, and a car with a plate at position `i`.
+fn frame(i: u32) -> Vec<u8> {
+    let mut px = vec![0u8; (W * H * 3) as usize];
+    let car_x = (i * (W + 200) / CLIP_FRAMES) as i64 - 200;
+    for y in 0..H {
+        for x in 0..W {
+            let o = ((y * W + x) * 3) as usize;
+            let (xi, yi) = (x as i64, y as i64);
+            let mut c = if y < H / 2 {
+                [110, (150 + y / 4) as u8, 220]
+            } else {
+                [70, 70, 75]
+            };
+            if y > H * 3 / 4 - 3 && y < H * 3 / 4 + 3 && (x / 40) % 2 == 0 {
+                c = [230, 230, 230];
+            }
+            if (car_x..car_x + 200).contains(&xi) && (150..260).contains(&yi) {
+                c = [180, 30, 40];
+                if (car_x + 60..car_x + 140).contains(&xi) && (225..250).contains(&yi) {
+                    c = [245, 245, 245];
+                    if (xi - car_x - 66) % 9 < 5 && (229..246).contains(&yi) {
+                        c = [15, 15, 15];
+                    }
+                }
+            }
+            if y >= H - 6 && x < W * (i + 1) / CLIP_FRAMES {
+                c = [250, 200, 40];
+            }
+            px[o..o + 3].copy_from_slice(&c);
+        }
+    }
+    px
+}
+
+/// Writes the sample media into `media` if missing.
+pub fn ensure_media(media: &Path) -> Result<(), CameraSetupError> {
+    let clip = media.join(CLIP);
+    let image = media.join(IMAGE);
+    for dir in [clip.parent(), image.parent()].into_iter().flatten() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    if !image.exists() {
+        std::fs::write(&image, PLATE_JPG).map_err(io(&image))?;
+    }
+    if !clip.exists() {
+        let tmp = clip.with_extension("png.part");
+        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), W, H);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        // Stored, not deflated: the file is meant to be big (an upload worth watching) and
+        // is written in well under a second.
+        enc.set_compression(png::Compression::NoCompression);
+        enc.set_animated(CLIP_FRAMES, 0)?;
+        enc.set_frame_delay(1, 10)?;
+        let mut w = enc.write_header()?;
+        for i in 0..CLIP_FRAMES {
+            w.write_image_data(&frame(i))?;
+        }
+        w.finish()?;
+        std::fs::rename(&tmp, &clip).map_err(io(&clip))?;
+    }
+    Ok(())
+}
+
+/// Where a simulated camera reaches the local stand-ins.
+#[derive(Debug, Clone)]
+pub struct CameraEnv {
+    /// MQTT 5 over TLS port.
+    pub mqtt_port: u16,
+    /// S3 endpoint URL.
+    pub s3_endpoint: String,
+    /// Media bucket.
+    pub bucket: String,
+    /// Credentials provider port.
+    pub creds_port: u16,
+    /// Role alias.
+    pub role_alias: String,
+    /// Shared media folder.
+    pub media: PathBuf,
+    /// Seconds between simulated plate reads (0: none).
+    pub plate_interval_secs: u64,
+}
+
+/// Writes the camera's configuration file (a camera's real TOML) and loads it.
+pub fn agent_config(
+    camera: &str,
+    dir: &Path,
+    pki: &crate::pki::Pki,
+    env: &CameraEnv,
+) -> Result<Config, CameraSetupError> {
+    let (cert, key) = pki.camera(camera)?;
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).map_err(io(&state))?;
+    let text = format!(
+        r#"# Written by anpr-local for the simulated camera {camera}.
+camera_id = "{camera}"
+media_dir = "{media}"
+state_dir = "{state}"
+[mqtt]
+host = "localhost"
+port = {mport}
+ca_file = "{ca}"
+cert_file = "{cert}"
+key_file = "{key}"
+keep_alive_secs = 30
+reconnect_max_secs = 5
+plate_topic = "{camera}/plates"
+[upload]
+bucket = "{bucket}"
+region = "us-east-1"
+endpoint_url = "{s3}"
+force_path_style = true
+multipart_threshold_bytes = 5242880
+part_size_bytes = 5242880
+progress_step_pct = 10
+retry_initial_secs = 1
+retry_max_secs = 5
+[credentials]
+host = "localhost"
+port = {cport}
+role_alias = "{alias}"
+"#,
+        media = env.media.display(),
+        state = state.display(),
+        mport = env.mqtt_port,
+        ca = pki.ca_path().display(),
+        cert = cert.display(),
+        key = key.display(),
+        bucket = env.bucket,
+        s3 = env.s3_endpoint,
+        cport = env.creds_port,
+        alias = env.role_alias,
+    );
+    let path = dir.join("camera.toml");
+    std::fs::write(&path, text).map_err(io(&path))?;
+    Ok(Config::load(&path)?)
+}
+
+/// Starts a simulated camera: the agent and its simulated detector, until `shutdown`.
+pub fn spawn(
+    cfg: Config,
+    plate_interval_secs: u64,
+    shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, CameraSetupError> {
+    let outbox = Outbox::open(
+        &cfg.state_dir.join("outbox"),
+        OutboxConfig {
+            // Reads reach the console within about a second.
+            batch_max_age_ms: 500,
+            ..OutboxConfig::default()
+        },
+    )?;
+    let outbox = Arc::new(Mutex::new(outbox));
+    let camera = cfg.camera();
+    if plate_interval_secs > 0 {
+        let (outbox, mut stop) = (outbox.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(plate_interval_secs));
+            let mut n: usize = 0;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                let read = simulated_read(n);
+                n = n.wrapping_add(1);
+                if let Ok(mut ob) = outbox.lock()
+                    && let Err(e) = ob.append(read)
+                {
+                    tracing::warn!(error = %e, "simulated read not stored in the outbox");
+                }
+            }
+        });
+    }
+    Ok(tokio::spawn(async move {
+        if let Err(e) = anpr_camera::agent::run_with_outbox(cfg, outbox, shutdown).await {
+            tracing::error!(camera = %camera, error = %e, "simulated camera could not start");
+        }
+    }))
+}
+
+/// Plates the simulated detector cycles through.
+pub const PLATES: [&str; 6] = [
+    "AB12 CDE",
+    "GF-456-HK",
+    "KL 789 MN",
+    "XY21 ZZA",
+    "AB12CDE",
+    "MK 33 PQR",
+];
+
+fn simulated_read(n: usize) -> PlateRead {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    PlateRead {
+        id: anpr_camera::outbox::new_read_id(),
+        t,
+        p: PLATES[n % PLATES.len()].to_owned(),
+        c: 80 + (n % 19) as u8,
+        img: FileName::parse(IMAGE).ok(),
+        bb: Some([212, 138, 180, 46]),
+    }
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> u64 {
+    anpr_camera::agent::now_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_clip_is_an_animated_png_of_about_twenty_megabytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        ensure_media(dir.path()).expect("media");
+        let bytes = std::fs::read(dir.path().join(CLIP)).expect("clip");
+        assert!(
+            bytes.len() > 20_000_000 && bytes.len() < 22_000_000,
+            "{}",
+            bytes.len()
+        );
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let reader = decoder.read_info().expect("png header");
+        let anim = reader.info().animation_control().expect("APNG acTL chunk");
+        assert_eq!(anim.num_frames, CLIP_FRAMES);
+    }
+}

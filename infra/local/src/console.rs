@@ -1,0 +1,89 @@
+//! The web console's files (`infra/local/console/`, compiled into the binary so nothing is
+//! fetched at run time) and its `config.json`: where the request API and the MQTT-over-
+//! WebSocket endpoint are, which user's notification topic to subscribe to, which cameras to
+//! show. Deployed as a static site for the AWS stack, the same files are served with a
+//! `config.json` naming the API Gateway URL and the IoT WebSocket endpoint.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Serialize;
+
+/// A camera the console lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleCamera {
+    /// Camera id.
+    pub id: String,
+    /// Label.
+    pub name: String,
+}
+
+/// `config.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleConfig {
+    /// Base URL of the request API (empty: same origin).
+    pub api_url: String,
+    /// MQTT over WebSocket URL.
+    pub mqtt_url: String,
+    /// The user (the JWT `sub` in AWS).
+    pub user: String,
+    /// The user's notification topic.
+    pub notifications_topic: String,
+    /// Cameras.
+    pub cameras: Vec<ConsoleCamera>,
+    /// Files the simulated cameras have, offered in the request form.
+    pub sample_files: Vec<String>,
+}
+
+const INDEX: &str = include_str!("../console/index.html");
+const APP: &str = include_str!("../console/app.js");
+const MQTT: &str = include_str!("../console/mqtt.js");
+const STYLE: &str = include_str!("../console/style.css");
+
+fn file(ct: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
+
+/// The console's routes.
+pub fn routes(config: ConsoleConfig) -> Router {
+    let json = serde_json::to_string(&config).unwrap_or_else(|_| "{}".into());
+    Router::new()
+        .route(
+            "/",
+            get(|| async { file("text/html; charset=utf-8", INDEX) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { file("text/javascript; charset=utf-8", APP) }),
+        )
+        .route(
+            "/mqtt.js",
+            get(|| async { file("text/javascript; charset=utf-8", MQTT) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { file("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/config.json",
+            get(move || {
+                let json = json.clone();
+                async move {
+                    (
+                        [
+                            (header::CONTENT_TYPE, "application/json"),
+                            (header::CACHE_CONTROL, "no-cache"),
+                        ],
+                        json,
+                    )
+                }
+            }),
+        )
+}

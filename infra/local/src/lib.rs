@@ -1,0 +1,405 @@
+//! `anpr-local`: the local stand-in for the AWS infrastructure. One process, embedded
+//! defaults only, no AWS account, no Docker:
+//!
+//! | AWS | here |
+//! |---|---|
+//! | IoT Core (MQTT, mutual TLS) | embedded rumqttd: MQTT 5 over TLS with client certificates of a CA generated on first run ([`broker`], [`pki`]) |
+//! | IoT Core MQTT over WSS (web clients) | the same broker's MQTT 3.1.1 over WebSocket listener |
+//! | IoT data plane `Publish` | an in-process broker link ([`broker::LinkPublisher`]) |
+//! | IoT rules → file-status, plate-ingest Lambdas | broker link → the functions' own `handle` ([`rules`]) |
+//! | S3 + ObjectCreated → upload-completed Lambda | s3s-fs on the data folder, wrapped to emit events → `upload_completed::handle` ([`s3`]) |
+//! | IoT credentials provider | mutual-TLS HTTPS stand-in ([`creds`]) |
+//! | DynamoDB | an append-only, fsynced log replayed at start ([`store`]) |
+//! | API Gateway + request-api Lambda | `request_api::router_with_plate_reads` over local HTTP, identity from `x-demo-user` |
+//! | the web console (S3/CloudFront) | the same HTTP port ([`console`]) |
+//! | cameras | the real `anpr-camera` agent, simulated over generated media ([`cameras`]) |
+//!
+//! Everything lives under one data folder (`--data-dir`, default `.local/anpr-local`);
+//! `--reset` deletes it first.
+
+pub mod broker;
+pub mod cameras;
+pub mod console;
+pub mod creds;
+pub mod pki;
+pub mod rules;
+pub mod s3;
+pub mod store;
+
+use anpr_core::model::Camera;
+use anpr_core::plates::IngestPolicy;
+use anpr_core::status::{StatusConfig, StatusUpdates};
+use anpr_core::{Caller, FileRequests, RequestsConfig};
+use anpr_protocol::CameraId;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A folder or port could not be used.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The local CA.
+    #[error("local CA")]
+    Pki(#[from] pki::PkiError),
+    /// The database log.
+    #[error("database")]
+    Db(#[from] store::OpenError),
+    /// The database refused a write.
+    #[error("database write")]
+    Store(#[from] anpr_core::StoreError),
+    /// The S3 store.
+    #[error("S3 store")]
+    S3(#[from] s3::StoreOpenError),
+    /// The credentials provider stand-in.
+    #[error("credentials provider")]
+    Creds(#[from] creds::CredsError),
+    /// The broker.
+    #[error("MQTT broker")]
+    Broker(#[from] broker::BrokerError),
+    /// A simulated camera.
+    #[error("simulated camera")]
+    Camera(#[from] cameras::CameraSetupError),
+    /// A camera id given is not valid.
+    #[error("camera id {0:?} is not valid")]
+    CameraId(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Io { what, source }
+}
+
+/// The media bucket's name.
+pub const BUCKET: &str = "anpr-media";
+/// The credentials provider role alias.
+pub const ROLE_ALIAS: &str = "anpr-camera";
+/// The web user the console acts as (the JWT `sub` in AWS).
+pub const DEMO_USER: &str = "demo-user";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// HTTP address of the request API and the console (port 0: any free port).
+    pub http: SocketAddr,
+    /// MQTT 5 over TLS port for cameras (0: any free port).
+    pub mqtt_port: u16,
+    /// MQTT over WebSocket port for the console (0: any free port).
+    pub ws_port: u16,
+    /// S3 port (0: any free port).
+    pub s3_port: u16,
+    /// Credentials provider port (0: any free port).
+    pub creds_port: u16,
+    /// Simulated camera ids.
+    pub cameras: Vec<String>,
+    /// Seconds between simulated plate reads per camera (0: none).
+    pub plate_interval_secs: u64,
+}
+
+impl Options {
+    /// Every port free, one camera, the given data folder: for tests.
+    pub fn ephemeral(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtt_port: 0,
+            ws_port: 0,
+            s3_port: 0,
+            creds_port: 0,
+            cameras: vec!["cam-001".into()],
+            plate_interval_secs: 2,
+        }
+    }
+}
+
+/// The running stack.
+#[derive(Debug)]
+pub struct Running {
+    /// The console, e.g. `http://127.0.0.1:8080/`.
+    pub console_url: String,
+    /// Base URL of the request API (same origin as the console).
+    pub api_url: String,
+    /// MQTT over WebSocket URL of the console.
+    pub ws_url: String,
+    /// S3 endpoint.
+    pub s3_url: String,
+    /// MQTT 5 over TLS port.
+    pub mqtt_port: u16,
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// The database (for tests and diagnostics).
+    pub db: store::LocalDb,
+    /// The PKI (to connect as a camera in tests).
+    pub pki: pki::Pki,
+    shutdown: watch::Sender<bool>,
+    cameras: Vec<tokio::task::JoinHandle<()>>,
+    services: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the simulated cameras gracefully and the HTTP, S3, credentials and rule tasks.
+    /// (rumqttd has no shutdown: its listener threads end with the process.)
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for c in self.cameras {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), c).await;
+        }
+        for s in self.services {
+            s.abort();
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, u16), StartError> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(io_err(format!("binding {addr}")))?;
+    let port = l.local_addr().map_err(io_err("local address"))?.port();
+    Ok((l, port))
+}
+
+fn free_port(port: u16) -> Result<u16, StartError> {
+    if port != 0 {
+        return Ok(port);
+    }
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io_err("finding a free port"))?;
+    Ok(l.local_addr().map_err(io_err("local address"))?.port())
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng as _;
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(A[rng.random_range(0..A.len())]))
+        .collect()
+}
+
+async fn demo_identity(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let sub = req
+        .headers()
+        .get("x-demo-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEMO_USER)
+        .to_owned();
+    req.extensions_mut().insert(Caller { sub });
+    next.run(req).await
+}
+
+/// Deletes the data folder (`--reset`).
+pub fn reset(data_dir: &std::path::Path) -> Result<(), StartError> {
+    match std::fs::remove_dir_all(data_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(format!("deleting {}", data_dir.display()))(e)),
+    }
+}
+
+/// Starts everything; returns once the console can be opened.
+pub async fn start(opts: Options) -> Result<Running, StartError> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let data = opts.data_dir.clone();
+    std::fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
+    let pki = pki::Pki::open(&data.join("pki"))?;
+    let db = store::LocalDb::open(&data.join("db").join("anpr.log")).await?;
+
+    // Credentials the credentials provider hands out and the S3 stand-in checks: new at
+    // each start (nothing secret is ever written or committed).
+    let issued = creds::Issued {
+        access_key_id: format!("ASIALOCAL{}", random_token(11)),
+        secret_access_key: random_token(40),
+    };
+
+    // S3 on the data folder.
+    let s3_root = data.join("s3");
+    std::fs::create_dir_all(s3_root.join(BUCKET)).map_err(io_err("creating the bucket folder"))?;
+    let (s3_listener, s3_port) = bind(SocketAddr::from(([127, 0, 0, 1], opts.s3_port))).await?;
+    let s3_url = format!("http://127.0.0.1:{s3_port}");
+    let (created_tx, created_rx) = tokio::sync::mpsc::unbounded_channel();
+    let fs = s3::NotifyingFs::new(s3_root, created_tx)?;
+    let mut b = s3s::service::S3ServiceBuilder::new(fs);
+    b.set_auth(s3s::auth::SimpleAuth::from_single(
+        issued.access_key_id.clone(),
+        issued.secret_access_key.clone(),
+    ));
+    let s3_service = b.build();
+
+    // Credentials provider.
+    let (creds_listener, creds_port) =
+        bind(SocketAddr::from(([127, 0, 0, 1], opts.creds_port))).await?;
+    let acceptor = creds::acceptor(&pki)?;
+
+    // Broker, with links for the data-plane publisher and the rules.
+    let mqtt_port = free_port(opts.mqtt_port)?;
+    let ws_port = free_port(opts.ws_port)?;
+    let mut links = broker::start(
+        &broker::BrokerSettings {
+            mqtt_tls: SocketAddr::from(([127, 0, 0, 1], mqtt_port)),
+            ws: SocketAddr::from(([127, 0, 0, 1], ws_port)),
+            ca: pki.ca_path().display().to_string(),
+            cert: pki.server_cert().display().to_string(),
+            key: pki.server_key().display().to_string(),
+        },
+        &["anpr-local-iot-data", "anpr-local-iot-rules"],
+    )
+    .await?
+    .into_iter();
+    let (Some((pub_tx, pub_rx)), Some((rules_tx, rules_rx))) = (links.next(), links.next()) else {
+        return Err(StartError::Broker(broker::BrokerError::Listener(
+            SocketAddr::from(([127, 0, 0, 1], mqtt_port)),
+        )));
+    };
+    let publisher = broker::LinkPublisher::new(pub_tx);
+
+    // The functions' services, as their mains build them, on the local adapters.
+    let s3_client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&s3_url)
+            .force_path_style(true)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                issued.access_key_id.clone(),
+                issued.secret_access_key.clone(),
+                None,
+                None,
+                "anpr-local",
+            ))
+            .build(),
+    );
+    let signer = anpr_aws::S3UrlSigner::new(s3_client, BUCKET);
+    let status = Arc::new(StatusUpdates::new(
+        db.clone(),
+        publisher.clone(),
+        signer,
+        StatusConfig::default(),
+    ));
+    let requests = FileRequests::new(
+        db.clone(),
+        db.clone(),
+        publisher.clone(),
+        RequestsConfig::default(),
+    );
+
+    for id in &opts.cameras {
+        let camera_id = CameraId::parse(id).map_err(|_| StartError::CameraId(id.clone()))?;
+        if anpr_core::ports::CameraRegistry::get_camera(&db, &camera_id)
+            .await?
+            .is_none()
+        {
+            db.register_camera(Camera {
+                camera_id,
+                name: Some(format!("simulated camera {id}")),
+                registered_at: cameras::now_secs(),
+            })
+            .await?;
+        }
+    }
+
+    let (http_listener, http_port) = bind(opts.http).await?;
+    let host = match opts.http.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        ip => ip.to_string(),
+    };
+    let console_url = format!("http://{host}:{http_port}/");
+    let ws_url = format!("ws://{host}:{ws_port}/mqtt");
+    let console_cfg = console::ConsoleConfig {
+        api_url: String::new(),
+        mqtt_url: ws_url.clone(),
+        user: DEMO_USER.into(),
+        notifications_topic: anpr_protocol::topics::web_notifications(DEMO_USER),
+        cameras: db
+            .cameras()
+            .into_iter()
+            .map(|c| console::ConsoleCamera {
+                id: c.camera_id.to_string(),
+                name: c.name.unwrap_or_default(),
+            })
+            .collect(),
+        sample_files: vec![cameras::CLIP.into(), cameras::IMAGE.into()],
+    };
+    let app = request_api::router_with_plate_reads(requests, db.clone())
+        .merge(console::routes(console_cfg))
+        .layer(axum::middleware::from_fn(demo_identity));
+
+    let mut services = vec![
+        tokio::spawn(s3::serve(s3_listener, s3_service)),
+        tokio::spawn(rules::drain(pub_rx)),
+        tokio::spawn(creds::serve(
+            creds_listener,
+            acceptor,
+            data.join("pki"),
+            ROLE_ALIAS.into(),
+            issued,
+        )),
+        tokio::spawn(rules::run_iot_rules(
+            rules_tx,
+            rules_rx,
+            status.clone(),
+            db.clone(),
+            IngestPolicy::default(),
+        )),
+        tokio::spawn(rules::run_s3_notifications(
+            created_rx,
+            status,
+            BUCKET.into(),
+        )),
+    ];
+    services.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(http_listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    }));
+
+    // Simulated cameras.
+    let media = data.join("media");
+    cameras::ensure_media(&media)?;
+    let env = cameras::CameraEnv {
+        mqtt_port,
+        s3_endpoint: s3_url.clone(),
+        bucket: BUCKET.into(),
+        creds_port,
+        role_alias: ROLE_ALIAS.into(),
+        media,
+        plate_interval_secs: opts.plate_interval_secs,
+    };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut camera_tasks = Vec::new();
+    for id in &opts.cameras {
+        let cfg = cameras::agent_config(id, &data.join("cameras").join(id), &pki, &env)?;
+        camera_tasks.push(cameras::spawn(
+            cfg,
+            env.plate_interval_secs,
+            shutdown_rx.clone(),
+        )?);
+    }
+
+    Ok(Running {
+        api_url: console_url.trim_end_matches('/').to_owned(),
+        console_url,
+        ws_url,
+        s3_url,
+        mqtt_port,
+        data_dir: data,
+        db,
+        pki,
+        shutdown,
+        cameras: camera_tasks,
+        services,
+    })
+}

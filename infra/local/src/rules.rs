@@ -1,0 +1,179 @@
+//! What AWS wires between services, done in-process with the functions' own handler code:
+//! - the IoT rule on `+/file/status` → `file_status::handle` (event: the payload's fields plus
+//!   `camera_id = topic(1)` and `mqtt_topic = topic()`, as the rule SQL builds it);
+//! - the plate-reads rule (on `{camera}/plates`; see [`filters`] for Basic Ingest) → `plate_ingest::handle` (event: `camera_id`, `topic`, base64
+//!   `payload`, as the rule SQL builds it);
+//! - S3 ObjectCreated notifications → `upload_completed::handle`.
+//!
+//! A handler's "retry later" is retried twice after a short pause, as Lambda retries an
+//! asynchronous invocation; then the event is dropped with an error log (the on-failure
+//! destination in AWS).
+
+use crate::store::LocalDb;
+use anpr_core::plates::IngestPolicy;
+use anpr_core::ports::DevicePublisher;
+use anpr_core::status::{StatusUpdates, UrlSigner};
+use anpr_protocol::topics;
+use rumqttd::Notification;
+use rumqttd::local::{LinkRx, LinkTx};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Lambda's retries of an asynchronous invocation.
+const RETRIES: u32 = 2;
+
+/// The topic filters the rules subscribe to. rumqttd refuses filters under `$aws/rules/…`
+/// (and drops the link that asks), so the simulated cameras publish plate reads to the plain
+/// `{camera}/plates` (the agent's `mqtt.plate_topic` setting), which the rule sees the same.
+pub fn filters() -> Vec<String> {
+    vec![
+        format!("+/{}", topics::FILE_STATUS),
+        format!("+/{}", topics::PLATE_READS),
+    ]
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs the IoT rules on the messages of `rx` (whose `tx` subscribes to [`filters`]).
+pub async fn run_iot_rules<P, U>(
+    mut tx: LinkTx,
+    mut rx: LinkRx,
+    status: Arc<StatusUpdates<LocalDb, P, U>>,
+    db: LocalDb,
+    policy: IngestPolicy,
+) where
+    P: DevicePublisher + 'static,
+    U: UrlSigner + 'static,
+{
+    for f in filters() {
+        if let Err(e) = tx.subscribe(f.clone()) {
+            tracing::error!(filter = %f, error = %e, "rule subscription failed");
+        }
+    }
+    loop {
+        let n = match rx.next().await {
+            Ok(Some(n)) => n,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "rules link closed");
+                return;
+            }
+        };
+        let fwd = match n {
+            Notification::Forward(fwd) => fwd,
+            // The router pauses a link that has taken a batch until it says it is ready.
+            Notification::Unschedule => {
+                if let Err(e) = rx.wake().await {
+                    tracing::error!(error = %e, "rules link closed");
+                    return;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let topic = String::from_utf8_lossy(&fwd.publish.topic).into_owned();
+        let payload = fwd.publish.payload.to_vec();
+        let Ok((camera, rest)) = topics::parse_camera_topic(&topic) else {
+            tracing::warn!(%topic, "message on a rule topic without a valid camera id: dropped");
+            continue;
+        };
+        if rest == topics::FILE_STATUS {
+            let status = status.clone();
+            tokio::spawn(async move {
+                let mut event = match serde_json::from_slice::<serde_json::Value>(&payload) {
+                    Ok(serde_json::Value::Object(m)) => m,
+                    _ => {
+                        tracing::warn!(%topic, "file status is not a JSON object: dropped");
+                        return;
+                    }
+                };
+                event.insert(
+                    file_status::CAMERA_FIELD.into(),
+                    serde_json::Value::String(camera.to_string()),
+                );
+                event.insert(file_status::TOPIC_FIELD.into(), topic.into());
+                let event = serde_json::Value::Object(event);
+                for attempt in 0..=RETRIES {
+                    let now = now_ms() / 1000;
+                    match file_status::handle(&status, &event, now).await {
+                        Ok(_) => return,
+                        Err(e) if attempt < RETRIES => {
+                            tracing::warn!(error = %e, attempt, "file-status will be retried");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => tracing::error!(error = %e, "file-status failed after retries"),
+                    }
+                }
+            });
+        } else if rest == topics::PLATE_READS {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let event = serde_json::to_value(plate_ingest::RuleEvent::new(&camera, &payload))
+                    .unwrap_or_default();
+                for attempt in 0..=RETRIES {
+                    match plate_ingest::handle(&db, &policy, &event, now_ms()).await {
+                        Ok(report) => {
+                            tracing::info!(camera = %camera, stored = report.stored, rejected = report.rejected.len(), "plate reads ingested");
+                            return;
+                        }
+                        Err(e) if attempt < RETRIES => {
+                            tracing::warn!(error = %e, attempt, "plate-ingest will be retried");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => tracing::error!(error = %e, "plate-ingest failed after retries"),
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Keeps a publish-only link's receiving half drained (acknowledgements, wake-ups).
+pub async fn drain(mut rx: LinkRx) {
+    loop {
+        match rx.next().await {
+            Ok(Some(Notification::Unschedule)) => {
+                if rx.wake().await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Delivers S3 ObjectCreated events to the upload-completed handler.
+pub async fn run_s3_notifications<P, U>(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::s3::Created>,
+    status: Arc<StatusUpdates<LocalDb, P, U>>,
+    bucket: String,
+) where
+    P: DevicePublisher + 'static,
+    U: UrlSigner + 'static,
+{
+    while let Some(created) = events.recv().await {
+        let event = created.event();
+        let (status, bucket) = (status.clone(), bucket.clone());
+        tokio::spawn(async move {
+            for attempt in 0..=RETRIES {
+                match upload_completed::handle(&status, &bucket, &event).await {
+                    Ok(summary) => {
+                        tracing::info!(key = %created.key, ?summary, "object-created handled");
+                        return;
+                    }
+                    Err(e) if attempt < RETRIES => {
+                        tracing::warn!(error = %e, attempt, "upload-completed will be retried");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "upload-completed failed after retries"),
+                }
+            }
+        });
+    }
+}

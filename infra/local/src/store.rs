@@ -1,0 +1,368 @@
+//! Embedded persistence for the local stack: file requests (with idempotency keys), the camera
+//! registry and plate reads, in one append-only JSON-lines log under the data folder.
+//!
+//! Each write is applied to the domain's in-memory adapters (`anpr_core::memory`,
+//! `anpr_core::plates::MemoryPlateReadStore`), so the semantics (conditional replace,
+//! idempotency, pagination) are exactly the ones the domain's unit tests check, then appended
+//! to the log and `fsync`ed before the call returns. On start the log is replayed through the
+//! same adapters. A torn last line (a crash mid-write) or a corrupt line is skipped with a
+//! warning; it never stops the stack.
+
+use anpr_core::StoreError;
+use anpr_core::memory::MemoryRequestStore;
+use anpr_core::model::{Camera, FileRequestRecord, Page};
+use anpr_core::plates::{MemoryPlateReadStore, PlateReadStore, PutOutcome, StoredRead, TimeRange};
+use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
+use anpr_protocol::{CameraId, RequestId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The log could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+#[error("database log {path}: {source}")]
+pub struct OpenError {
+    /// The log file.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Key {
+    scoped_key: String,
+    fingerprint: String,
+    expires_at: u64,
+}
+
+/// One logged write.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Op {
+    Create {
+        record: Box<FileRequestRecord>,
+        key: Option<Key>,
+    },
+    Replace {
+        record: Box<FileRequestRecord>,
+        expected: u64,
+    },
+    Camera {
+        camera: Camera,
+    },
+    Reads {
+        reads: Vec<StoredRead>,
+    },
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: tokio::sync::Mutex<std::fs::File>,
+    requests: MemoryRequestStore,
+    reads: MemoryPlateReadStore,
+    cameras: std::sync::Mutex<BTreeMap<String, Camera>>,
+}
+
+/// The local database; cheap to clone. Implements [`RequestStore`], [`CameraRegistry`] and
+/// [`PlateReadStore`].
+#[derive(Debug, Clone)]
+pub struct LocalDb {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("writing the database log failed")]
+struct LogWrite(#[source] std::io::Error);
+
+fn backend(e: std::io::Error) -> StoreError {
+    StoreError::Backend {
+        retryable: true,
+        source: Box::new(LogWrite(e)),
+    }
+}
+
+impl LocalDb {
+    /// Opens (or creates) the log at `path` and replays it.
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        let err = |source| OpenError {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(err)?;
+        let db = LocalDb {
+            inner: Arc::new(Inner {
+                log: tokio::sync::Mutex::new(file),
+                requests: MemoryRequestStore::default(),
+                reads: MemoryPlateReadStore::default(),
+                cameras: std::sync::Mutex::new(BTreeMap::new()),
+            }),
+        };
+        let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(err)?);
+        let (mut applied, mut skipped) = (0usize, 0usize);
+        for (n, line) in reader.lines().enumerate() {
+            let line = line.map_err(err)?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Op>(&line) {
+                Ok(op) => {
+                    db.apply(op).await;
+                    applied += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(line = n + 1, error = %e, "skipping an unreadable database log line");
+                    skipped += 1;
+                }
+            }
+        }
+        tracing::info!(path = %path.display(), applied, skipped, "database log replayed");
+        Ok(db)
+    }
+
+    /// Applies a logged write to memory (replay); the outcome was decided when it was logged.
+    async fn apply(&self, op: Op) {
+        let i = &self.inner;
+        let _ = match op {
+            Op::Create { record, key } => {
+                let key = key.map(|k| IdempotencyKey {
+                    scoped_key: k.scoped_key,
+                    fingerprint: k.fingerprint,
+                    expires_at: k.expires_at,
+                });
+                i.requests.create(&record, key.as_ref()).await.map(|_| ())
+            }
+            Op::Replace { record, expected } => i.requests.replace(&record, expected).await,
+            Op::Camera { camera } => {
+                self.put_camera(camera);
+                Ok(())
+            }
+            Op::Reads { reads } => i.reads.put_reads(&reads).await.map(|_| ()),
+        };
+    }
+
+    fn put_camera(&self, camera: Camera) {
+        self.inner
+            .cameras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(camera.camera_id.to_string(), camera);
+    }
+
+    fn append(file: &mut std::fs::File, op: &Op) -> Result<(), StoreError> {
+        let mut line = serde_json::to_vec(op).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        line.push(b'\n');
+        file.write_all(&line).map_err(backend)?;
+        file.sync_data().map_err(backend)
+    }
+
+    /// Registers (or renames) a camera.
+    pub async fn register_camera(&self, camera: Camera) -> Result<(), StoreError> {
+        let mut log = self.inner.log.lock().await;
+        Self::append(
+            &mut log,
+            &Op::Camera {
+                camera: camera.clone(),
+            },
+        )?;
+        self.put_camera(camera);
+        Ok(())
+    }
+
+    /// Every registered camera, by id.
+    pub fn cameras(&self) -> Vec<Camera> {
+        self.inner
+            .cameras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+impl RequestStore for LocalDb {
+    async fn create(
+        &self,
+        record: &FileRequestRecord,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
+        let mut log = self.inner.log.lock().await;
+        let created = self.inner.requests.create(record, key).await?;
+        if created == Created::New {
+            Self::append(
+                &mut log,
+                &Op::Create {
+                    record: Box::new(record.clone()),
+                    key: key.map(|k| Key {
+                        scoped_key: k.scoped_key.clone(),
+                        fingerprint: k.fingerprint.clone(),
+                        expires_at: k.expires_at,
+                    }),
+                },
+            )?;
+        }
+        Ok(created)
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<FileRequestRecord>, StoreError> {
+        self.inner.requests.get(id).await
+    }
+
+    async fn replace(
+        &self,
+        record: &FileRequestRecord,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let mut log = self.inner.log.lock().await;
+        self.inner
+            .requests
+            .replace(record, expected_version)
+            .await?;
+        Self::append(
+            &mut log,
+            &Op::Replace {
+                record: Box::new(record.clone()),
+                expected: expected_version,
+            },
+        )
+    }
+
+    async fn list_by_camera(
+        &self,
+        camera: &CameraId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<FileRequestRecord>, StoreError> {
+        self.inner
+            .requests
+            .list_by_camera(camera, limit, cursor)
+            .await
+    }
+}
+
+impl CameraRegistry for LocalDb {
+    async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
+        Ok(self
+            .inner
+            .cameras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id.as_str())
+            .cloned())
+    }
+}
+
+impl PlateReadStore for LocalDb {
+    async fn put_reads(&self, reads: &[StoredRead]) -> Result<PutOutcome, StoreError> {
+        let mut log = self.inner.log.lock().await;
+        let out = self.inner.reads.put_reads(reads).await?;
+        Self::append(
+            &mut log,
+            &Op::Reads {
+                reads: reads.to_vec(),
+            },
+        )?;
+        Ok(out)
+    }
+
+    async fn reads_by_camera(
+        &self,
+        camera: &CameraId,
+        range: TimeRange,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<StoredRead>, StoreError> {
+        self.inner
+            .reads
+            .reads_by_camera(camera, range, limit, cursor)
+            .await
+    }
+
+    async fn reads_by_plate(
+        &self,
+        plate: &str,
+        range: TimeRange,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<StoredRead>, StoreError> {
+        self.inner
+            .reads
+            .reads_by_plate(plate, range, limit, cursor)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anpr_protocol::{FileName, RequestState};
+
+    fn record(id: &RequestId) -> FileRequestRecord {
+        FileRequestRecord {
+            request_id: id.clone(),
+            camera_id: CameraId::parse("cam-1").expect("camera id"),
+            file: FileName::parse("clips/a.png").expect("file"),
+            note: None,
+            requested_by: "demo-user".into(),
+            requested_at: 1,
+            expires_at: 2,
+            state: RequestState::Requested,
+            progress: None,
+            size: None,
+            object_key: None,
+            checksum: None,
+            sequencer: None,
+            reason: None,
+            history: vec![],
+            version: 1,
+            retain_until: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_survive_reopening_and_a_torn_last_line_is_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.log");
+        let id = RequestId::parse(&ulid::Ulid::new().to_string()).expect("request id");
+        {
+            let db = LocalDb::open(&path).await.expect("open");
+            db.create(&record(&id), None).await.expect("create");
+            let mut next = record(&id);
+            next.state = RequestState::Accepted;
+            next.version = 2;
+            db.replace(&next, 1).await.expect("replace");
+            db.register_camera(Camera {
+                camera_id: CameraId::parse("cam-1").expect("id"),
+                name: Some("one".into()),
+                registered_at: 0,
+            })
+            .await
+            .expect("camera");
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{\"op\":\"repl"))
+            .expect("torn write");
+        let db = LocalDb::open(&path).await.expect("reopen");
+        let got = db.get(&id).await.expect("get").expect("present");
+        assert_eq!((got.state, got.version), (RequestState::Accepted, 2));
+        assert_eq!(db.cameras().len(), 1);
+        // A stale replace is still refused after the replay.
+        assert!(matches!(
+            db.replace(&record(&id), 1).await,
+            Err(StoreError::Conflict)
+        ));
+    }
+}
