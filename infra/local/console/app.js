@@ -1,0 +1,235 @@
+// The web console: cameras and their online state, file requests with live status (pushed over
+// MQTT over WebSocket, never polled), the file when ready, plate reads and plate search.
+// Message shapes mirror functions/protocol (the single source of truth):
+//  - notification on web/{user}/notifications: {v, request_id, camera_id, file, state,
+//    progress?, size?, url?, reason?, at}
+//  - presence on {camera}/presence (retained): {v, on}
+// Configuration comes from config.json next to this file: {api_url, mqtt_url, user,
+// notifications_topic, cameras: [{id, name}], sample_files: [..]}.
+import { MqttClient, topicMatches } from './mqtt.js';
+
+const RANK = { requested: 0, accepted: 1, uploading: 2, ready: 3, failed: 3, rejected: 3, expired: 3 };
+const VIDEO = /\.(mp4|webm|mov|m4v|ogv)$/i;
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, props = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('data-')) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c != null) e.append(c);
+  return e;
+};
+
+const state = { cfg: null, requests: new Map(), presence: new Map(), searching: null };
+
+async function api(path, init = {}) {
+  const resp = await fetch(state.cfg.api_url + path, init);
+  let body = null;
+  try { body = await resp.json(); } catch (_) { /* empty or not JSON */ }
+  if (!resp.ok) {
+    const msg = body && body.message ? body.message : `HTTP ${resp.status}`;
+    throw new Error(msg);
+  }
+  return body;
+}
+
+function time(secsOrMs, ms = false) {
+  const d = new Date(ms ? secsOrMs : secsOrMs * 1000);
+  return d.toLocaleTimeString();
+}
+
+// ---- cameras
+function renderCameras() {
+  const body = $('#cameras tbody');
+  body.replaceChildren();
+  for (const c of state.cfg.cameras) {
+    const on = state.presence.get(c.id);
+    const label = on === undefined ? 'unknown' : on ? 'online' : 'offline';
+    body.append(el('tr', { 'data-camera-id': c.id },
+      el('td', {}, c.id), el('td', {}, c.name || ''),
+      el('td', { class: label === 'online' ? 'online' : 'offline' }, label)));
+  }
+}
+
+// ---- requests
+function statusText(r) {
+  if (r.state === 'uploading' && r.progress != null) return `uploading ${r.progress}%`;
+  if ((r.state === 'failed' || r.state === 'rejected') && r.reason) return `${r.state} (${r.reason})`;
+  return r.state;
+}
+
+function upsertRequest(update, announce) {
+  const cur = state.requests.get(update.request_id);
+  if (cur) {
+    const older = RANK[update.state] < RANK[cur.state] ||
+      (update.state === 'uploading' && cur.state === 'uploading' &&
+        (update.progress || 0) < (cur.progress || 0));
+    if (older) return; // late or duplicate notification: notifications are idempotent
+  }
+  const merged = { ...(cur || {}), ...update };
+  if (cur && cur.url && !update.url) merged.url = cur.url;
+  state.requests.set(update.request_id, merged);
+  renderRequest(merged);
+  if (announce) $('#status-announcer').textContent = `${merged.file} from ${merged.camera_id}: ${statusText(merged)}`;
+}
+
+function renderRequest(r) {
+  const body = $('#requests tbody');
+  let row = body.querySelector(`tr[data-request-id="${CSS.escape(r.request_id)}"]`);
+  const status = el('td', { class: `state state-${r.state}` }, statusText(r));
+  if (r.state === 'uploading' && r.progress != null) {
+    status.append(' ', el('progress', { max: 100, value: r.progress, ariaLabel: 'upload progress' }));
+  }
+  const result = el('td', { class: 'result' });
+  if (r.state === 'ready') {
+    if (r.url) {
+      result.append(
+        el('button', { type: 'button', class: 'view secondary', onclick: () => view(r) }, 'View'), ' ',
+        el('a', { class: 'download', href: r.url, target: '_blank', rel: 'noopener' }, 'Download'),
+        r.size != null ? ` (${(r.size / 1e6).toFixed(1)} MB)` : '');
+    } else {
+      result.append('ready (the link came with the live notification; request again for a new one)');
+    }
+  }
+  const cells = [
+    el('td', {}, r.requested_at ? time(r.requested_at) : time(r.at || Date.now() / 1000)),
+    el('td', {}, r.camera_id), el('td', {}, r.file), status, result,
+  ];
+  const fresh = el('tr', { 'data-request-id': r.request_id, 'data-state': r.state }, ...cells);
+  if (row) row.replaceWith(fresh);
+  else body.prepend(fresh);
+}
+
+function view(r) {
+  const fig = $('#viewer');
+  const media = VIDEO.test(r.file)
+    ? el('video', { src: r.url, controls: true, autoplay: true, muted: true })
+    : el('img', { src: r.url, alt: `${r.file} from camera ${r.camera_id}` });
+  $('#viewer-caption').textContent = `${r.file} from ${r.camera_id}`;
+  $('#viewer-body').replaceChildren(media);
+  fig.hidden = false;
+  fig.scrollIntoView({ block: 'nearest' });
+}
+
+async function loadRequests() {
+  for (const c of state.cfg.cameras) {
+    try {
+      const page = await api(`/cameras/${encodeURIComponent(c.id)}/file-requests?limit=20`);
+      for (const r of page.items.slice().reverse()) upsertRequest(r, false);
+    } catch (e) {
+      console.warn('listing requests failed', c.id, e);
+    }
+  }
+}
+
+async function submitRequest(ev) {
+  ev.preventDefault();
+  const camera = $('#camera-select').value;
+  const file = $('#file-input').value.trim();
+  const note = $('#note-input').value.trim();
+  $('#request-error').textContent = '';
+  try {
+    const r = await api(`/cameras/${encodeURIComponent(camera)}/file-requests`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': crypto.randomUUID() },
+      body: JSON.stringify(note ? { file, note } : { file }),
+    });
+    upsertRequest(r, true);
+  } catch (e) {
+    $('#request-error').textContent = `Request refused: ${e.message}`;
+  }
+}
+
+// ---- plate reads
+function renderReads(items, caption) {
+  $('#reads-caption').textContent = caption;
+  const body = $('#reads tbody');
+  body.replaceChildren();
+  for (const r of items) {
+    const img = r.img
+      ? el('button', { type: 'button', class: 'secondary', onclick: () => requestImage(r) }, `Request ${r.img}`)
+      : '';
+    body.append(el('tr', { 'data-read-id': r.read_id },
+      el('td', {}, time(r.t_ms, true)), el('td', {}, r.camera_id), el('td', {}, r.plate),
+      el('td', {}, r.plate_raw), el('td', {}, `${r.confidence}%`), el('td', {}, img)));
+  }
+}
+
+async function requestImage(read) {
+  $('#camera-select').value = read.camera_id;
+  $('#file-input').value = read.img;
+  $('#request-form').requestSubmit();
+}
+
+async function loadLatestReads() {
+  if (state.searching) return;
+  const all = [];
+  for (const c of state.cfg.cameras) {
+    try {
+      const page = await api(`/cameras/${encodeURIComponent(c.id)}/plate-reads?limit=10`);
+      all.push(...page.items);
+    } catch (e) {
+      console.warn('listing reads failed', c.id, e);
+    }
+  }
+  if (state.searching) return;
+  all.sort((a, b) => b.t_ms - a.t_ms);
+  renderReads(all.slice(0, 15), `Latest reads (${all.length ? 'newest first' : 'none yet'})`);
+}
+
+async function search(ev) {
+  ev.preventDefault();
+  const plate = $('#plate-input').value.trim();
+  state.searching = plate;
+  try {
+    const page = await api(`/plate-reads?plate=${encodeURIComponent(plate)}&limit=50`);
+    renderReads(page.items, `${page.items.length} sighting(s) of ${plate}`);
+  } catch (e) {
+    renderReads([], `Search failed: ${e.message}`);
+  }
+}
+
+// ---- live updates
+function onMessage(topic, payload) {
+  let msg;
+  try { msg = JSON.parse(new TextDecoder().decode(payload)); } catch (_) { return; }
+  if (!msg || typeof msg !== 'object' || msg.v !== 1) return;
+  if (topic === state.cfg.notifications_topic && typeof msg.request_id === 'string' && msg.state in RANK) {
+    upsertRequest(msg, true);
+  } else if (topicMatches('+/presence', topic) && typeof msg.on === 'boolean') {
+    state.presence.set(topic.split('/')[0], msg.on);
+    renderCameras();
+  }
+}
+
+async function main() {
+  state.cfg = await (await fetch('config.json', { cache: 'no-store' })).json();
+  $('#user').textContent = state.cfg.user;
+  const select = $('#camera-select');
+  for (const c of state.cfg.cameras) select.append(el('option', { value: c.id }, `${c.id} ${c.name ? '– ' + c.name : ''}`));
+  for (const f of state.cfg.sample_files || []) $('#sample-files').append(el('option', { value: f }));
+  renderCameras();
+  $('#request-form').addEventListener('submit', submitRequest);
+  $('#search-form').addEventListener('submit', search);
+  $('#search-clear').addEventListener('click', () => { state.searching = null; loadLatestReads(); });
+
+  const mqtt = new MqttClient(state.cfg.mqtt_url, {
+    onMessage,
+    onState: (s) => { $('#mqtt-state').textContent = s; document.body.dataset.mqtt = s; },
+  });
+  mqtt.subscribe(state.cfg.notifications_topic, 1);
+  mqtt.subscribe('+/presence', 1);
+  mqtt.connect();
+
+  await loadRequests();
+  await loadLatestReads();
+  setInterval(loadLatestReads, 5000);
+  document.body.dataset.ready = 'true';
+}
+
+main().catch((e) => {
+  $('#mqtt-state').textContent = `console failed to start: ${e.message}`;
+});

@@ -1,0 +1,272 @@
+//! The web console driven in headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! installed by `scripts/setup`) through WebDriver, against the local stack started in this
+//! process: a person's story, click by click. A screenshot of the console at the end is saved
+//! as a test artifact under the target directory (`target/tmp/console-e2e.png`).
+//!
+//! Like every test that needs a stand-in, it fails (never skips) when chromedriver is missing:
+//! run it through `scripts/test`. `ANPR_CHROMEDRIVER` and `ANPR_CHROMIUM` override the paths.
+
+use anpr_local::{Options, Running};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The W3C WebDriver web element identifier key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one browser session, ended on drop.
+struct Browser {
+    driver: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let driver_bin =
+            std::env::var("ANPR_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let chromium =
+            std::env::var("ANPR_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let port = free_port();
+        let driver = Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {driver_bin} ({e}): run the tests through scripts/test, which installs chromium-driver")
+            });
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut b = Browser {
+            driver,
+            base: base.clone(),
+            http,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while b.http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1800"]
+            }
+        }}});
+        let v = b.call("POST", "/session", Some(caps)).await;
+        let id = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
+            .to_owned();
+        b.base = format!("{base}/session/{id}");
+        b
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let req = match method {
+            "GET" => self.http.get(&url),
+            "DELETE" => self.http.delete(&url),
+            _ => self
+                .http
+                .post(&url)
+                .json(&body.unwrap_or_else(|| json!({}))),
+        };
+        let resp = req.send().await.expect("WebDriver call");
+        let v: Value = resp.json().await.expect("WebDriver JSON");
+        if v["value"].get("error").is_some() {
+            panic!("WebDriver {method} {path}: {}", v["value"]);
+        }
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url }))).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .call(
+                "POST",
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.call("POST", &format!("/element/{e}/clear"), None)
+            .await;
+        self.call(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.call("POST", &format!("/element/{e}/click"), None)
+            .await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Waits until `script` (a JS expression) is truthy; returns its value.
+    async fn until(&self, what: &str, secs: u64, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.js(&format!("return ({script});")).await;
+            if !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0)) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let page = self.js("return document.body.innerText").await;
+                panic!("{what}: not within {secs} s; the page shows:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine as _;
+        let v = self.call("GET", "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64 screenshot"))
+            .expect("screenshot decodes");
+        std::fs::write(path, png).expect("screenshot written");
+    }
+}
+
+async fn start_stack(dir: &std::path::Path) -> Running {
+    let mut opts = Options::ephemeral(dir.to_owned());
+    opts.plate_interval_secs = 1;
+    anpr_local::start(opts).await.expect("local stack starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_requests_a_clip_in_the_console_watches_it_travel_and_gets_the_exact_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stack = start_stack(dir.path()).await;
+    let browser = Browser::start().await;
+    browser.goto(&stack.console_url).await;
+    browser
+        .until(
+            "the console connected to MQTT over WebSocket",
+            20,
+            "document.body.dataset.ready === 'true' && document.body.dataset.mqtt === 'online'",
+        )
+        .await;
+    browser
+        .until(
+            "the camera shown online (retained presence)",
+            20,
+            "document.querySelector('#cameras tr[data-camera-id=\"cam-001\"] td:nth-child(3)')?.textContent === 'online'",
+        )
+        .await;
+
+    // Every status the page announces, in order.
+    browser
+        .js("window.__seen = []; new MutationObserver(() => window.__seen.push(document.querySelector('#status-announcer').textContent)).observe(document.querySelector('#status-announcer'), {childList: true, characterData: true, subtree: true}); return true;")
+        .await;
+    browser
+        .type_into("#file-input", anpr_local::cameras::CLIP)
+        .await;
+    browser.click("#request-submit").await;
+    let url = browser
+        .until(
+            "the request shown ready with a download link",
+            90,
+            "document.querySelector('#requests tr[data-state=\"ready\"] a.download')?.href",
+        )
+        .await;
+    let seen = browser.js("return window.__seen.join('\\n')").await;
+    let seen = seen.as_str().unwrap_or_default();
+    for step in ["accepted", "uploading", "ready"] {
+        assert!(seen.contains(step), "the page never showed {step}: {seen}");
+    }
+
+    let original = std::fs::read(dir.path().join("media").join(anpr_local::cameras::CLIP))
+        .expect("the camera's file");
+    let got = reqwest::get(url.as_str().expect("href"))
+        .await
+        .expect("GET the link")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(got.len(), original.len());
+    assert!(
+        got == original,
+        "the downloaded file differs from the camera's"
+    );
+
+    browser
+        .click("#requests tr[data-state=\"ready\"] button.view")
+        .await;
+    browser
+        .until(
+            "the clip displayed",
+            30,
+            "(() => { const i = document.querySelector('#viewer img'); return i && i.complete && i.naturalWidth === 640; })()",
+        )
+        .await;
+
+    // Plate reads arrive, and a search finds a plate however it is typed.
+    browser
+        .until(
+            "plate reads in the feed",
+            30,
+            "document.querySelectorAll('#reads tbody tr').length",
+        )
+        .await;
+    browser.type_into("#plate-input", "ab-12 cde").await;
+    browser.click("#search-form button[type=submit]").await;
+    let plates = browser
+        .until(
+            "search results",
+            15,
+            "[...document.querySelectorAll('#reads tbody tr td:nth-child(3)')].map(t => t.textContent).join(',')",
+        )
+        .await;
+    let plates = plates.as_str().unwrap_or_default();
+    assert!(
+        !plates.is_empty() && plates.split(',').all(|p| p == "AB12CDE"),
+        "search for ab-12 cde showed {plates}"
+    );
+
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e.png");
+    browser.screenshot(&shot).await;
+    println!("screenshot: {}", shot.display());
+    browser.call("DELETE", "", None).await;
+    stack.stop().await;
+}
