@@ -20,4 +20,4 @@ pub mod routes;
 
 pub use error::ApiError;
 pub use identity::Caller;
-pub use routes::{MAX_BODY_BYTES, router, router_with_plate_reads};
+pub use routes::{MAX_BODY_BYTES, app, router, router_with_plate_reads};

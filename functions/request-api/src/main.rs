@@ -22,7 +22,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table),
         IotConfigShadows::new(clients.iot.clone()),
     );
-    let app = request_api::router_with_plate_reads(service, reads)
-        .merge(request_api::config::routes(configs));
-    lambda_http::run(app).await
+    lambda_http::run(request_api::app(service, reads, configs)).await
 }
