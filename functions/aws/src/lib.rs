@@ -5,6 +5,7 @@
 //!   `anpr_core`'s crate docs) and [`schema`], the table definition shared by tests, the local
 //!   stack and the SAM template's contract test.
 //! - [`iot`]: `IotDataPublisher`, publishing through the IoT data plane.
+//! - [`shadow`]: `IotConfigShadows`, the cameras' configuration shadows.
 //! - [`s3`]: `S3UrlSigner`, presigned download URLs of the media bucket.
 //! - [`config`]: environment → typed config → SDK clients.
 //! - [`http`]: the HTTPS client (Amazon roots compiled in) and the SDK config built on it.
@@ -18,9 +19,11 @@ pub mod logging;
 pub mod plates;
 pub mod s3;
 pub mod schema;
+pub mod shadow;
 
 pub use config::{AwsClients, ConfigError, FunctionConfig};
 pub use dynamo::{DynamoCameraRegistry, DynamoRequestStore};
 pub use iot::IotDataPublisher;
 pub use plates::DynamoPlateReadStore;
 pub use s3::S3UrlSigner;
+pub use shadow::IotConfigShadows;

@@ -1,6 +1,6 @@
 //! Errors of the domain and of its ports.
 
-use anpr_protocol::ValidationError;
+use anpr_protocol::{ConfigDocError, ValidationError};
 
 /// A boxed source error from an adapter.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -47,6 +47,9 @@ pub enum DomainError {
     /// Bad input; names the field.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// A configuration document was refused; names the setting.
+    #[error(transparent)]
+    Config(#[from] ConfigDocError),
     /// The camera is not registered.
     #[error("camera {0} is not registered")]
     CameraNotFound(String),

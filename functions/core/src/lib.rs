@@ -27,8 +27,10 @@ pub mod model;
 pub mod plates;
 pub mod ports;
 pub mod requests;
+pub mod shadow;
 pub mod status;
 
 pub use error::{DomainError, PublishError, StoreError};
 pub use model::{Caller, Camera, FileRequestRecord, Page, StatusChange};
 pub use requests::{FileRequests, NewFileRequest, RequestsConfig};
+pub use shadow::{CameraConfigs, ConfigView, Shadow};

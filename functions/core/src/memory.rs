@@ -3,8 +3,13 @@
 
 use crate::error::{PublishError, StoreError};
 use crate::model::{Camera, FileRequestRecord, Page};
-use crate::ports::{CameraRegistry, Created, DevicePublisher, IdempotencyKey, RequestStore};
+use crate::ports::{
+    CameraRegistry, ConfigShadows, Created, DevicePublisher, IdempotencyKey, RequestStore,
+};
+use crate::shadow::Shadow;
+use anpr_protocol::shadow::Document;
 use anpr_protocol::{CameraId, RequestId};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -211,5 +216,57 @@ impl crate::status::UrlSigner for MemoryUrlSigner {
             });
         }
         Ok(format!("memory://{key}?expires_in={valid_for_secs}"))
+    }
+}
+
+/// [`ConfigShadows`] in memory, with the shadow service's rules ([`Shadow`]).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryShadows {
+    shadows: Arc<Mutex<HashMap<String, Shadow>>>,
+}
+
+impl MemoryShadows {
+    /// The camera's shadow, if it has one.
+    pub fn get(&self, camera: &str) -> Option<Shadow> {
+        lock(&self.shadows).get(camera).cloned()
+    }
+
+    /// What a camera does: merges `reported` into its shadow.
+    pub fn report(&self, camera: &str, reported: Map<String, Value>) {
+        let mut g = lock(&self.shadows);
+        let s = g.entry(camera.to_owned()).or_default();
+        let mut state = Map::new();
+        state.insert("reported".into(), Value::Object(reported));
+        let mut payload = Map::new();
+        payload.insert("state".into(), Value::Object(state));
+        // A reported-only update of a well-formed payload cannot be refused.
+        let _ = s.update(&Value::Object(payload), 0);
+    }
+}
+
+impl ConfigShadows for MemoryShadows {
+    async fn desire(
+        &self,
+        camera: &CameraId,
+        desired: &Map<String, Value>,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut g = lock(&self.shadows);
+        let s = g.entry(camera.to_string()).or_default();
+        let mut state = Map::new();
+        state.insert("desired".into(), Value::Object(desired.clone()));
+        let mut payload = Map::new();
+        payload.insert("state".into(), Value::Object(state));
+        if let Some(v) = expected_version {
+            payload.insert("version".into(), v.into());
+        }
+        s.update(&Value::Object(payload), 0)?;
+        Ok(())
+    }
+
+    async fn read(&self, camera: &CameraId) -> Result<Option<Document>, StoreError> {
+        Ok(lock(&self.shadows)
+            .get(camera.as_str())
+            .map(|s| s.document(0)))
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::error::{PublishError, StoreError};
 use crate::model::{Camera, FileRequestRecord, Page};
+use anpr_protocol::shadow::Document;
 use anpr_protocol::{CameraId, RequestId};
+use serde_json::{Map, Value};
 use std::future::Future;
 
 /// Result of creating a request under an idempotency key.
@@ -80,4 +82,23 @@ pub trait DevicePublisher: Send + Sync {
         payload: Vec<u8>,
         qos: u8,
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// The cameras' configuration shadows (the AWS IoT Device Shadow service, named shadow
+/// `config`).
+pub trait ConfigShadows: Send + Sync {
+    /// Merges `desired` into the shadow's desired state; with `expected_version`, only if the
+    /// shadow is still at that version (else [`StoreError::Conflict`]).
+    fn desire(
+        &self,
+        camera: &CameraId,
+        desired: &Map<String, Value>,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The whole document, `None` if the camera has no configuration shadow yet.
+    fn read(
+        &self,
+        camera: &CameraId,
+    ) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send;
 }

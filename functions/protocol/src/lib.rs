@@ -12,17 +12,22 @@
 //!
 //! Modules: [`ids`] (camera, request and read identifiers), [`file`] (file requests and
 //! statuses), [`plates`] (plate reads), [`notify`] (web UI notifications), [`health`],
-//! [`topics`] (every topic name), [`codec`] (decode/encode with the rules above).
+//! [`topics`] (every topic name), [`codec`] (decode/encode with the rules above),
+//! [`config`] (the remotely settable configuration) and [`shadow`] (the device shadow messages
+//! that carry it).
 
 pub mod codec;
+pub mod config;
 pub mod file;
 pub mod health;
 pub mod ids;
 pub mod notify;
 pub mod plates;
+pub mod shadow;
 pub mod topics;
 
 pub use codec::{ProtocolError, SCHEMA_VERSION, decode, encode};
+pub use config::{ConfigDocError, PlateRegion, RemoteConfig};
 pub use file::{FileName, FileRequest, FileStatus, FileStatusKind, ReasonCode};
 pub use health::{Health, Presence};
 pub use ids::{CameraId, ReadId, RequestId};

@@ -60,6 +60,11 @@ pub fn web_notifications(user: &str) -> String {
 pub fn shadow(cam: &CameraId, name: &str) -> String {
     format!("$aws/things/{cam}/shadow/name/{name}")
 }
+/// `$aws/things/{camera_id}/shadow/name/config/{suffix}`, `suffix` one of [`crate::shadow`]'s
+/// (`update/delta`, `get`, …).
+pub fn config_shadow(cam: &CameraId, suffix: &str) -> String {
+    format!("{}/{suffix}", shadow(cam, CONFIG_SHADOW))
+}
 
 /// A user id safe as one topic level: MQTT wildcards, `/` and `$` replaced by `_`.
 pub fn sanitize_user(user: &str) -> String {

@@ -2,6 +2,7 @@
 //! `{"error":{"code","message","field"?}}` and never carry internals.
 
 use anpr_core::{DomainError, StoreError};
+use anpr_protocol::ConfigDocError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -54,6 +55,8 @@ impl ApiError {
         match self {
             Self::Domain(d) => match d {
                 DomainError::Invalid(v) => (S::BAD_REQUEST, "invalid_field", v.to_string(), Some(v.field)),
+                DomainError::Config(ConfigDocError::Invalid(v)) => (S::BAD_REQUEST, "invalid_field", v.to_string(), Some(v.field)),
+                DomainError::Config(c) => (S::BAD_REQUEST, "invalid_setting", c.to_string(), None),
                 DomainError::CameraNotFound(_) => (S::NOT_FOUND, "camera_not_found", d.to_string(), None),
                 DomainError::RequestNotFound(_) => (S::NOT_FOUND, "request_not_found", d.to_string(), None),
                 DomainError::IdempotencyMismatch => (S::CONFLICT, "idempotency_key_reused", d.to_string(), Some("Idempotency-Key")),

@@ -10,7 +10,9 @@
 //! - `GET /cameras/{camera_id}/file-requests?limit=&cursor=` → newest first, paginated
 //! - `GET /cameras/{camera_id}/plate-reads?from=&to=&limit=&cursor=` and
 //!   `GET /plate-reads?plate=&from=&to=&limit=&cursor=` → plate reads, newest first ([`plates`])
+//! - `GET|PUT /cameras/{camera_id}/config` → the camera's remote configuration ([`config`])
 
+pub mod config;
 pub mod error;
 pub mod identity;
 pub mod plates;
@@ -18,4 +20,4 @@ pub mod routes;
 
 pub use error::ApiError;
 pub use identity::Caller;
-pub use routes::{MAX_BODY_BYTES, router, router_with_plate_reads};
+pub use routes::{MAX_BODY_BYTES, app, router, router_with_plate_reads};

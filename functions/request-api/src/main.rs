@@ -2,9 +2,9 @@
 
 use anpr_aws::{
     AwsClients, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, FunctionConfig,
-    IotDataPublisher,
+    IotConfigShadows, IotDataPublisher,
 };
-use anpr_core::FileRequests;
+use anpr_core::{CameraConfigs, FileRequests};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -18,5 +18,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         config.requests.clone(),
     );
     let reads = DynamoPlateReadStore::new(clients.dynamo.clone(), &config.table);
-    lambda_http::run(request_api::router_with_plate_reads(service, reads)).await
+    let configs = CameraConfigs::new(
+        DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table),
+        IotConfigShadows::new(clients.iot.clone()),
+    );
+    lambda_http::run(request_api::app(service, reads, configs)).await
 }

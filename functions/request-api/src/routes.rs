@@ -53,6 +53,24 @@ where
     router(service).merge(crate::plates::routes(reads))
 }
 
+/// The whole API as the Lambda serves it: [`router_with_plate_reads`] plus the camera
+/// configuration routes of [`crate::config`].
+pub fn app<S, C, P, R, C2, H>(
+    service: FileRequests<S, C, P>,
+    reads: R,
+    configs: anpr_core::CameraConfigs<C2, H>,
+) -> Router
+where
+    S: RequestStore + 'static,
+    C: CameraRegistry + 'static,
+    P: DevicePublisher + 'static,
+    R: anpr_core::plates::PlateReadStore + 'static,
+    C2: CameraRegistry + 'static,
+    H: anpr_core::ports::ConfigShadows + 'static,
+{
+    router_with_plate_reads(service, reads).merge(crate::config::routes(configs))
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -133,7 +151,7 @@ impl From<FileRequestRecord> for RequestView {
     }
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -430,6 +430,19 @@ fn functions_publish_only_to_the_topics_the_code_builds() {
             "{f} may publish camera requests"
         );
     }
+    // Configuration: the named shadow `config` of any camera, never a classic shadow or
+    // another named one.
+    let shadow = iot_arn("thing", &format!("cam-1/{}", topics::CONFIG_SHADOW));
+    for action in ["iot:UpdateThingShadow", "iot:GetThingShadow"] {
+        assert!(grants(&api, action, &shadow, &vars), "{action}");
+        assert!(!grants(&api, action, &iot_arn("thing", "cam-1"), &vars));
+        assert!(!grants(
+            &api,
+            action,
+            &iot_arn("thing", "cam-1/other"),
+            &vars
+        ));
+    }
     let ingest = policy_of(&all, "PlateIngestRole");
     assert!(
         !ingest
@@ -807,16 +820,20 @@ fn every_route_of_the_template_is_served_by_the_request_api() {
         MemoryPublisher::default(),
         anpr_core::RequestsConfig::default(),
     );
-    // The router main.rs serves: file requests and plate reads.
+    // The router main.rs serves: file requests, plate reads and camera configuration.
     let main_rs = std::fs::read_to_string(repo_root().join("functions/request-api/src/main.rs"))
         .expect("request-api main.rs");
     assert!(
-        main_rs.contains("router_with_plate_reads("),
+        main_rs.contains("request_api::app("),
         "request-api serves another router"
     );
-    let router = request_api::router_with_plate_reads(
+    let router = request_api::app(
         service,
         anpr_core::plates::MemoryPlateReadStore::default(),
+        anpr_core::CameraConfigs::new(
+            MemoryCameraRegistry::default(),
+            anpr_core::memory::MemoryShadows::default(),
+        ),
     );
     assert!(!events.is_empty());
     for (name, e) in events {

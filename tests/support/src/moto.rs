@@ -38,6 +38,17 @@ pub fn clients() -> anpr_aws::AwsClients {
     c
 }
 
+/// Registers a thing in moto's IoT registry (moto keeps shadows only for registered things,
+/// as AWS does for the named shadows of the fleet).
+pub async fn create_thing(name: &str) {
+    let iot = aws_sdk_iot::Client::new(&sdk_config());
+    iot.create_thing()
+        .thing_name(name)
+        .send()
+        .await
+        .expect("moto CreateThing");
+}
+
 /// Creates a fresh table with the production schema and returns its name.
 pub async fn fresh_table(client: &aws_sdk_dynamodb::Client) -> String {
     let name = crate::unique("anpr");

@@ -1,0 +1,214 @@
+//! The configuration routes, fed real API Gateway events, against moto's IoT data plane: the
+//! desired state is written with UpdateThingShadow to the named shadow `config`, and moto
+//! computes the pending delta.
+
+use anpr_aws::{DynamoCameraRegistry, IotConfigShadows};
+use anpr_core::CameraConfigs;
+use anpr_core::model::Camera;
+use anpr_protocol::CameraId;
+use anpr_test_support::moto;
+use aws_sdk_iotdataplane::primitives::Blob;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+struct Api {
+    router: axum::Router,
+    iot: aws_sdk_iotdataplane::Client,
+    camera: String,
+}
+
+async fn api() -> Api {
+    let clients = moto::clients();
+    let table = moto::fresh_table(&clients.dynamo).await;
+    let camera = anpr_test_support::unique("cfg").replace('-', "");
+    let camera = camera[..camera.len().min(20)].to_owned();
+    DynamoCameraRegistry::new(clients.dynamo.clone(), &table)
+        .register(&Camera {
+            camera_id: CameraId::parse(&camera).unwrap(),
+            name: None,
+            registered_at: 1,
+        })
+        .await
+        .unwrap();
+    moto::create_thing(&camera).await;
+    let configs = CameraConfigs::new(
+        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+        IotConfigShadows::new(clients.iot.clone()),
+    );
+    Api {
+        router: request_api::config::routes(configs),
+        iot: clients.iot,
+        camera,
+    }
+}
+
+fn event(method: &str, camera: &str, body: Option<&str>, if_match: Option<&str>) -> Value {
+    let path = format!("/cameras/{camera}/config");
+    let fixture = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/post_file_request.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut e: Value = serde_json::from_str(&fixture).unwrap();
+    e["rawPath"] = json!(path);
+    e["routeKey"] = json!(format!("{method} /cameras/{{camera_id}}/config"));
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["pathParameters"]["camera_id"] = json!(camera);
+    match body {
+        Some(b) => {
+            e["body"] = json!(b);
+            e["headers"]["content-length"] = json!(b.len().to_string());
+        }
+        None => {
+            e["body"] = Value::Null;
+            e["headers"]["content-length"] = json!("0");
+        }
+    }
+    if let Some(v) = if_match {
+        e["headers"]["if-match"] = json!(v);
+    }
+    e
+}
+
+impl Api {
+    async fn call(&self, event: Value) -> (u16, Value) {
+        let req = lambda_http::request::from_str(&event.to_string()).expect("an API event");
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn put(&self, body: &str, if_match: Option<&str>) -> (u16, Value) {
+        self.call(event("PUT", &self.camera, Some(body), if_match))
+            .await
+    }
+
+    async fn get(&self) -> (u16, Value) {
+        self.call(event("GET", &self.camera, None, None)).await
+    }
+
+    /// What the camera does: reports through UpdateThingShadow.
+    async fn report(&self, reported: Value) {
+        let body = json!({"state": {"reported": reported}}).to_string();
+        self.iot
+            .update_thing_shadow()
+            .thing_name(&self.camera)
+            .shadow_name("config")
+            .payload(Blob::new(body))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_camera_without_a_shadow_has_an_empty_configuration() {
+    let api = api().await;
+    let (status, body) = api.get().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 0);
+    assert_eq!(body["desired"], json!({}));
+    assert_eq!(body["pending"], json!({}));
+}
+
+#[tokio::test]
+async fn a_partial_update_writes_desired_and_shows_it_pending_until_reported() {
+    let api = api().await;
+    let (status, body) = api
+        .put(r#"{"keep_alive_secs":600,"recognizer_region":"eu"}"#, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["pending"],
+        json!({"keep_alive_secs":600,"recognizer_region":"eu"})
+    );
+    let (_, body) = api.put(r#"{"upload_max_bytes_per_sec":50000}"#, None).await;
+    assert_eq!(
+        body["desired"],
+        json!({"keep_alive_secs":600,"recognizer_region":"eu","upload_max_bytes_per_sec":50000}),
+        "the second update kept the first's settings"
+    );
+    api.report(
+        json!({"keep_alive_secs":600,"recognizer_region":"eu","health_interval_secs":21600}),
+    )
+    .await;
+    let (status, body) = api.get().await;
+    assert_eq!(status, 200);
+    assert_eq!(body["pending"], json!({"upload_max_bytes_per_sec":50000}));
+    assert_eq!(body["reported"]["health_interval_secs"], 21600);
+}
+
+#[tokio::test]
+async fn an_invalid_setting_is_refused_with_400_naming_it_and_nothing_is_written() {
+    let api = api().await;
+    for (body, named) in [
+        (r#"{"keep_alive_secs":5}"#, "keep_alive_secs"),
+        (r#"{"mqtt_port":"8883"}"#, "mqtt_port"),
+        (r#"{"certificate":"x"}"#, "certificate"),
+        (r#"{"recognizer_region":"mars"}"#, "recognizer_region"),
+    ] {
+        let (status, resp) = api.put(body, None).await;
+        assert_eq!(status, 400, "{body}: {resp}");
+        assert!(
+            resp["error"]["message"].as_str().unwrap().contains(named),
+            "{body}: {resp}"
+        );
+    }
+    let (status, resp) = api.put("[1,2]", None).await;
+    assert_eq!(status, 400, "{resp}");
+    let (_, body) = api.get().await;
+    assert_eq!(body["version"], 0, "no shadow was written: {body}");
+}
+
+#[tokio::test]
+async fn a_conditional_update_on_a_stale_version_is_a_409_conflict() {
+    let api = api().await;
+    let (_, first) = api.put(r#"{"keep_alive_secs":600}"#, None).await;
+    let v = first["version"].as_u64().unwrap();
+    let (status, _) = api
+        .put(r#"{"keep_alive_secs":900}"#, Some(&format!("\"{v}\"")))
+        .await;
+    assert_eq!(status, 200, "the current version is accepted");
+    let (status, body) = api
+        .put(r#"{"keep_alive_secs":300}"#, Some(&format!("\"{v}\"")))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (_, body) = api.get().await;
+    assert_eq!(body["desired"]["keep_alive_secs"], 900);
+    let (status, body) = api.put(r#"{"keep_alive_secs":300}"#, Some("soon")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "If-Match");
+}
+
+#[tokio::test]
+async fn a_camera_error_is_shown_apart_from_the_reported_settings() {
+    let api = api().await;
+    api.put(r#"{"mqtt_port":9999}"#, None).await;
+    api.report(json!({"mqtt_port":8883,"config_error":{"version":1,"setting":"mqtt_port","reason":"no connection within 300 s","rolled_back":true}}))
+        .await;
+    let (_, body) = api.get().await;
+    assert_eq!(body["reported"], json!({"mqtt_port":8883}));
+    assert_eq!(body["error"]["rolled_back"], true);
+    assert_eq!(body["pending"], json!({"mqtt_port":9999}));
+}
+
+#[tokio::test]
+async fn an_unregistered_camera_is_a_404() {
+    let api = api().await;
+    let (status, body) = api
+        .call(event(
+            "PUT",
+            "nosuchcam",
+            Some(r#"{"keep_alive_secs":600}"#),
+            None,
+        ))
+        .await;
+    assert_eq!(status, 404, "{body}");
+}
