@@ -192,11 +192,83 @@ async function search(ev) {
   }
 }
 
+// ---- camera configuration (device shadow `config`: GET/PUT /cameras/{id}/config)
+// The settings of anpr_protocol::config::RemoteConfig.
+const SETTINGS = ['keep_alive_secs', 'health_interval_secs', 'upload_max_bytes_per_sec',
+  'upload_progress_step_pct', 'outbox_batch_max_reads', 'outbox_batch_max_age_secs',
+  'recognizer_min_confidence', 'recognizer_region', 'recognizer_group_gap_ms',
+  'media_quota_bytes', 'mqtt_port', 'mqtt_alpn'];
+
+async function loadConfig() {
+  const cam = $('#config-camera').value;
+  if (!cam) return;
+  try {
+    const view = await api(`/cameras/${encodeURIComponent(cam)}/config`);
+    state.configVersion = view.version;
+    renderConfig(view);
+  } catch (e) {
+    $('#config-status').textContent = `Could not read the configuration: ${e.message}`;
+  }
+}
+
+function renderConfig(view) {
+  const keys = new Set([...Object.keys(view.desired), ...Object.keys(view.reported)]);
+  keys.delete('config_error');
+  const body = $('#config-table tbody');
+  body.replaceChildren();
+  const show = (v) => (v === undefined ? '' : JSON.stringify(v));
+  for (const k of [...keys].sort()) {
+    const pending = k in view.pending;
+    body.append(el('tr', { 'data-setting': k, 'data-pending': String(pending) },
+      el('th', { scope: 'row' }, k), el('td', { class: 'desired' }, show(view.desired[k])),
+      el('td', { class: 'reported' }, show(view.reported[k])),
+      el('td', {}, pending ? 'waiting for the camera' : '')));
+  }
+  $('#config-error').textContent = view.error
+    ? `The camera refused its configuration: ${JSON.stringify(view.error)}` : '';
+  const n = Object.keys(view.pending).length;
+  $('#config-status').textContent = `Version ${view.version}: ` +
+    (n ? `${n} setting(s) waiting for the camera` : 'the camera runs what is desired');
+}
+
+function parseValue(raw) {
+  try { return JSON.parse(raw); } catch (_) { return raw; } // a bare word is a string (e.g. a region)
+}
+
+async function saveConfig(ev) {
+  ev.preventDefault();
+  const cam = $('#config-camera').value;
+  const setting = $('#config-setting').value;
+  const value = parseValue($('#config-value').value.trim());
+  const headers = { 'content-type': 'application/json' };
+  if (state.configVersion != null) headers['if-match'] = `"${state.configVersion}"`;
+  try {
+    const view = await api(`/cameras/${encodeURIComponent(cam)}/config`, {
+      method: 'PUT', headers, body: JSON.stringify({ [setting]: value }),
+    });
+    state.configVersion = view.version;
+    renderConfig(view);
+  } catch (e) {
+    $('#config-status').textContent = `Not saved: ${e.message}`;
+    loadConfig();
+  }
+}
+
+function shadowCamera(topic) {
+  const m = /^\$aws\/things\/([^/]+)\/shadow\/name\/config\/update\/accepted$/.exec(topic);
+  return m ? m[1] : null;
+}
+
 // ---- live updates
 function onMessage(topic, payload) {
   let msg;
   try { msg = JSON.parse(new TextDecoder().decode(payload)); } catch (_) { return; }
-  if (!msg || typeof msg !== 'object' || msg.v !== 1) return;
+  if (!msg || typeof msg !== 'object') return;
+  if (shadowCamera(topic)) { // shadow service messages have no protocol version
+    if (shadowCamera(topic) === $('#config-camera').value) loadConfig();
+    return;
+  }
+  if (msg.v !== 1) return;
   if (topic === state.cfg.notifications_topic && typeof msg.request_id === 'string' && msg.state in RANK) {
     upsertRequest(msg, true);
   } else if (topicMatches('+/presence', topic) && typeof msg.on === 'boolean') {
@@ -211,6 +283,10 @@ async function main() {
   const select = $('#camera-select');
   for (const c of state.cfg.cameras) select.append(el('option', { value: c.id }, `${c.id} ${c.name ? '– ' + c.name : ''}`));
   for (const f of state.cfg.sample_files || []) $('#sample-files').append(el('option', { value: f }));
+  for (const c of state.cfg.cameras) $('#config-camera').append(el('option', { value: c.id }, c.id));
+  for (const k of SETTINGS) $('#config-setting').append(el('option', { value: k }, k));
+  $('#config-camera').addEventListener('change', () => { state.configVersion = null; loadConfig(); });
+  $('#config-form').addEventListener('submit', saveConfig);
   renderCameras();
   $('#request-form').addEventListener('submit', submitRequest);
   $('#search-form').addEventListener('submit', search);
@@ -222,10 +298,14 @@ async function main() {
   });
   mqtt.subscribe(state.cfg.notifications_topic, 1);
   mqtt.subscribe('+/presence', 1);
+  // The shadow service's accepted updates (the camera's reports among them). In AWS the web
+  // identity's policy must allow this filter; otherwise the editor refreshes on save only.
+  mqtt.subscribe('$aws/things/+/shadow/name/config/update/accepted', 1);
   mqtt.connect();
 
   await loadRequests();
   await loadLatestReads();
+  await loadConfig();
   setInterval(loadLatestReads, 5000);
   document.body.dataset.ready = 'true';
 }

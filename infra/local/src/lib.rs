@@ -9,6 +9,7 @@
 //! | IoT rules → file-status, plate-ingest Lambdas | broker link → the functions' own `handle` ([`rules`]) |
 //! | S3 + ObjectCreated → upload-completed Lambda | s3s-fs on the data folder, wrapped to emit events → `upload_completed::handle` ([`s3`]) |
 //! | IoT credentials provider | mutual-TLS HTTPS stand-in ([`creds`]) |
+//! | IoT Device Shadow service (named shadow `config`) | shadow rules of `anpr_core::shadow` on the broker's `$aws/things/…` topics and behind `GET/PUT /cameras/{id}/config` ([`shadow`]) |
 //! | DynamoDB | an append-only, fsynced log replayed at start ([`store`]) |
 //! | API Gateway + request-api Lambda | `request_api::router_with_plate_reads` over local HTTP, identity from `x-demo-user` |
 //! | the web console (S3/CloudFront) | the same HTTP port ([`console`]) |
@@ -24,6 +25,7 @@ pub mod creds;
 pub mod pki;
 pub mod rules;
 pub mod s3;
+pub mod shadow;
 pub mod store;
 
 use anpr_core::model::Camera;
@@ -255,11 +257,17 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             cert: pki.server_cert().display().to_string(),
             key: pki.server_key().display().to_string(),
         },
-        &["anpr-local-iot-data", "anpr-local-iot-rules"],
+        &[
+            "anpr-local-iot-data",
+            "anpr-local-iot-rules",
+            "anpr-local-shadows",
+        ],
     )
     .await?
     .into_iter();
-    let (Some((pub_tx, pub_rx)), Some((rules_tx, rules_rx))) = (links.next(), links.next()) else {
+    let (Some((pub_tx, pub_rx)), Some((rules_tx, rules_rx)), Some((shadow_tx, shadow_rx))) =
+        (links.next(), links.next(), links.next())
+    else {
         return Err(StartError::Broker(broker::BrokerError::Listener(
             SocketAddr::from(([127, 0, 0, 1], mqtt_port)),
         )));
@@ -333,13 +341,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             .collect(),
         sample_files: vec![cameras::CLIP.into(), cameras::IMAGE.into()],
     };
-    let app = request_api::router_with_plate_reads(requests, db.clone())
+    let shadows = shadow::LocalShadows::new(db.clone(), publisher.clone());
+    let configs = anpr_core::CameraConfigs::new(db.clone(), shadows.clone());
+    let app = request_api::app(requests, db.clone(), configs)
         .merge(console::routes(console_cfg))
         .layer(axum::middleware::from_fn(demo_identity));
 
     let mut services = vec![
         tokio::spawn(s3::serve(s3_listener, s3_service)),
         tokio::spawn(rules::drain(pub_rx)),
+        tokio::spawn(shadow::run_device_side(shadow_tx, shadow_rx, shadows)),
         tokio::spawn(creds::serve(
             creds_listener,
             acceptor,

@@ -1,5 +1,6 @@
 //! Embedded persistence for the local stack: file requests (with idempotency keys), the camera
-//! registry and plate reads, in one append-only JSON-lines log under the data folder.
+//! registry, plate reads and the cameras' configuration shadows, in one append-only JSON-lines
+//! log under the data folder.
 //!
 //! Each write is applied to the domain's in-memory adapters (`anpr_core::memory`,
 //! `anpr_core::plates::MemoryPlateReadStore`), so the semantics (conditional replace,
@@ -13,6 +14,8 @@ use anpr_core::memory::MemoryRequestStore;
 use anpr_core::model::{Camera, FileRequestRecord, Page};
 use anpr_core::plates::{MemoryPlateReadStore, PlateReadStore, PutOutcome, StoredRead, TimeRange};
 use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
+use anpr_core::shadow::{Shadow, Updated};
+use anpr_protocol::shadow::Rejected;
 use anpr_protocol::{CameraId, RequestId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -56,6 +59,13 @@ enum Op {
     Reads {
         reads: Vec<StoredRead>,
     },
+    /// The whole shadow after an accepted update.
+    Shadow {
+        camera: String,
+        desired: serde_json::Map<String, serde_json::Value>,
+        reported: serde_json::Map<String, serde_json::Value>,
+        version: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -64,6 +74,7 @@ struct Inner {
     requests: MemoryRequestStore,
     reads: MemoryPlateReadStore,
     cameras: std::sync::Mutex<BTreeMap<String, Camera>>,
+    shadows: std::sync::Mutex<BTreeMap<String, Shadow>>,
 }
 
 /// The local database; cheap to clone. Implements [`RequestStore`], [`CameraRegistry`] and
@@ -106,6 +117,7 @@ impl LocalDb {
                 requests: MemoryRequestStore::default(),
                 reads: MemoryPlateReadStore::default(),
                 cameras: std::sync::Mutex::new(BTreeMap::new()),
+                shadows: std::sync::Mutex::new(BTreeMap::new()),
             }),
         };
         let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(err)?);
@@ -148,6 +160,25 @@ impl LocalDb {
                 Ok(())
             }
             Op::Reads { reads } => i.reads.put_reads(&reads).await.map(|_| ()),
+            Op::Shadow {
+                camera,
+                desired,
+                reported,
+                version,
+            } => {
+                i.shadows
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(
+                        camera,
+                        Shadow {
+                            desired,
+                            reported,
+                            version,
+                        },
+                    );
+                Ok(())
+            }
         };
     }
 
@@ -177,6 +208,49 @@ impl LocalDb {
         )?;
         self.put_camera(camera);
         Ok(())
+    }
+
+    /// Applies a shadow `update` request payload to the camera's configuration shadow with the
+    /// shadow service's rules (`anpr_core::shadow::Shadow`), logging the result; `Err` is the
+    /// shadow service's refusal (`update/rejected`), or the log failing (500).
+    pub async fn update_shadow(
+        &self,
+        camera: &str,
+        payload: &serde_json::Value,
+        now_secs: u64,
+    ) -> Result<Updated, Rejected> {
+        let mut log = self.inner.log.lock().await;
+        let mut next = self.shadow(camera).unwrap_or_default();
+        let updated = next.update(payload, now_secs)?;
+        Self::append(
+            &mut log,
+            &Op::Shadow {
+                camera: camera.to_owned(),
+                desired: next.desired.clone(),
+                reported: next.reported.clone(),
+                version: next.version,
+            },
+        )
+        .map_err(|e| Rejected {
+            code: 500,
+            message: format!("storing the shadow failed: {e}"),
+        })?;
+        self.inner
+            .shadows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(camera.to_owned(), next);
+        Ok(updated)
+    }
+
+    /// The camera's configuration shadow, if it has one.
+    pub fn shadow(&self, camera: &str) -> Option<Shadow> {
+        self.inner
+            .shadows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(camera)
+            .cloned()
     }
 
     /// Every registered camera, by id.

@@ -3,61 +3,26 @@
 //! as `ready` with a URL that downloads exactly the camera's file; plate reads arrive; the
 //! state survives a restart.
 
+mod common;
+
 use anpr_local::{Options, Running};
 use anpr_protocol::{Notification, RequestState, decode, topics};
+use common::subscriber;
+use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Subscribes to the demo user's notifications over the broker's TLS listener, as a client
 /// with a certificate of the local CA.
 async fn notifications(stack: &Running) -> (AsyncClient, mpsc::UnboundedReceiver<Vec<u8>>) {
-    let (cert, key) = stack
-        .pki
-        .camera("test-observer")
-        .expect("observer certificate");
-    let tls = anpr_camera::tls::client_config(
-        &std::fs::read(stack.pki.ca_path()).expect("CA"),
-        &std::fs::read(cert).expect("cert"),
-        &std::fs::read(key).expect("key"),
-        None,
+    subscriber(
+        stack,
+        "test-observer",
+        &topics::web_notifications(anpr_local::DEMO_USER),
     )
-    .expect("TLS config");
-    let mut o = MqttOptions::new("test-observer", "localhost", stack.mqtt_port);
-    o.set_transport(rumqttc::Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
-    ));
-    o.set_max_packet_size(Some(256 * 1024));
-    let (client, mut ev) = AsyncClient::new(o, 16);
-    client
-        .subscribe(
-            topics::web_notifications(anpr_local::DEMO_USER),
-            QoS::AtLeastOnce,
-        )
-        .await
-        .expect("subscribe");
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ev.poll()).await {
-            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
-            Ok(Ok(_)) => {}
-            other => panic!("connecting to the local broker: {other:?}"),
-        }
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(e) = ev.poll().await {
-            if let Event::Incoming(Packet::Publish(p)) = e
-                && tx.send(p.payload.to_vec()).is_err()
-            {
-                return;
-            }
-        }
-    });
-    (client, rx)
+    .await
 }
 
 async fn request(http: &reqwest::Client, stack: &Running, file: &str) -> String {
@@ -222,5 +187,93 @@ async fn the_console_and_its_configuration_are_served_from_the_api_origin() {
     assert_eq!(cfg["mqtt_url"], stack.ws_url.as_str());
     assert_eq!(cfg["cameras"][0]["id"], "cam-001");
     assert_eq!(cfg["notifications_topic"], "web/demo-user/notifications");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_desired_setting_reaches_the_camera_as_a_shadow_delta_and_its_report_clears_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = Options::ephemeral(dir.path().to_owned());
+    opts.plate_interval_secs = 0;
+    let stack = anpr_local::start(opts).await.expect("start");
+    let camera = anpr_protocol::CameraId::parse("cam-001").expect("id");
+    let delta_topic = topics::config_shadow(&camera, anpr_protocol::shadow::UPDATE_DELTA);
+    let (client, mut deltas) = subscriber(&stack, "test-shadow-side", &delta_topic).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/cameras/cam-001/config", stack.api_url);
+
+    let resp = http
+        .put(&url)
+        .json(&json!({"keep_alive_secs": 600}))
+        .send()
+        .await
+        .expect("PUT config");
+    assert_eq!(resp.status(), 200);
+    let view: Value = resp.json().await.expect("JSON");
+    assert_eq!(view["pending"]["keep_alive_secs"], 600, "{view}");
+
+    let delta = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let bytes = deltas.recv().await.expect("connection open");
+            let d: anpr_protocol::shadow::Delta =
+                serde_json::from_slice(&bytes).expect("a shadow delta");
+            if d.state.contains_key("keep_alive_secs") {
+                return d;
+            }
+        }
+    })
+    .await
+    .expect("a delta within 10 s");
+    assert_eq!(delta.state["keep_alive_secs"], 600);
+
+    // The camera applies it and reports, as the agent does.
+    client
+        .publish(
+            topics::config_shadow(&camera, anpr_protocol::shadow::UPDATE),
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&json!({"state": {"reported": {"keep_alive_secs": 600}}}))
+                .expect("JSON"),
+        )
+        .await
+        .expect("publish report");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let view: Value = http
+            .get(&url)
+            .send()
+            .await
+            .expect("GET config")
+            .json()
+            .await
+            .expect("JSON");
+        if view["reported"]["keep_alive_secs"] == 600 {
+            assert_eq!(view["pending"], json!({}), "{view}");
+            assert_eq!(view["desired"]["keep_alive_secs"], 600);
+            break;
+        }
+        assert!(Instant::now() < deadline, "report not seen: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A stale If-Match is a conflict, and a bad value names its setting.
+    let stale = http
+        .put(&url)
+        .header("if-match", "\"1\"")
+        .json(&json!({"keep_alive_secs": 900}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(stale.status(), 409);
+    let bad: Value = http
+        .put(&url)
+        .json(&json!({"keep_alive_secs": 5}))
+        .send()
+        .await
+        .expect("PUT")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(bad.to_string().contains("keep_alive_secs"), "{bad}");
     stack.stop().await;
 }

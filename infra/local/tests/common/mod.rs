@@ -1,0 +1,53 @@
+//! Helpers shared by the local stack's tests.
+
+use anpr_local::Running;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A client of the broker's TLS listener (certificate of the local CA) subscribed to `filter`.
+pub async fn subscriber(
+    stack: &Running,
+    client_id: &str,
+    filter: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<Vec<u8>>) {
+    let (cert, key) = stack.pki.camera(client_id).expect("client certificate");
+    let tls = anpr_camera::tls::client_config(
+        &std::fs::read(stack.pki.ca_path()).expect("CA"),
+        &std::fs::read(cert).expect("cert"),
+        &std::fs::read(key).expect("key"),
+        None,
+    )
+    .expect("TLS config");
+    let mut o = MqttOptions::new(client_id, "localhost", stack.mqtt_port);
+    o.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
+    ));
+    o.set_max_packet_size(Some(256 * 1024));
+    let (client, mut ev) = AsyncClient::new(o, 16);
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("connecting to the local broker: {other:?}"),
+        }
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(e) = ev.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = e
+                && tx.send(p.payload.to_vec()).is_err()
+            {
+                return;
+            }
+        }
+    });
+    (client, rx)
+}
