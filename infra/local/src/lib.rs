@@ -171,8 +171,13 @@ async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, u16), StartE
     Ok((l, port))
 }
 
+/// `port` if it is free (checked, so that the broker does not silently share it with another
+/// process), or any free port for 0.
 fn free_port(port: u16) -> Result<u16, StartError> {
     if port != 0 {
+        std::net::TcpListener::bind(("127.0.0.1", port)).map_err(io_err(format!(
+            "port {port} (in use? see --help for the port options)"
+        )))?;
         return Ok(port);
     }
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io_err("finding a free port"))?;
