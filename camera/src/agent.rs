@@ -60,9 +60,14 @@ pub fn now_secs() -> u64 {
 /// the agent (publishes batches, acknowledges them on PUBACK).
 pub type OutboxHandle = Arc<Mutex<Outbox>>;
 
-/// Opens the outbox at `{state_dir}/outbox` with the default thresholds.
+/// Opens the outbox at `{state_dir}/outbox` with the configured batching.
 pub fn open_outbox(cfg: &Config) -> Result<OutboxHandle, AgentError> {
-    let ob = Outbox::open(&cfg.state_dir.join("outbox"), OutboxConfig::default())?;
+    let oc = OutboxConfig {
+        batch_max_reads: cfg.outbox.batch_max_reads as usize,
+        batch_max_age_ms: u64::from(cfg.outbox.batch_max_age_secs) * 1000,
+        ..OutboxConfig::default()
+    };
+    let ob = Outbox::open(&cfg.state_dir.join("outbox"), oc)?;
     Ok(Arc::new(Mutex::new(ob)))
 }
 
