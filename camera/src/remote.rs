@@ -11,8 +11,8 @@
 //!   queued delta re-delivered after a newer `get` cannot undo it.
 //! - A desired document that does not parse, or gives a configuration the camera's own
 //!   validation refuses, is refused as a whole: the previous configuration stays and the
-//!   reason is reported under `config_error`. The refused values are not tried again until
-//!   the cloud changes them.
+//!   reason is reported under `config_error`. The refused values are not tried again while
+//!   they stay desired (the rest of a later document is); the error is cleared once none is.
 //! - A change to the MQTT port, ALPN or keep-alive is a *trial*: applied by reconnecting, and
 //!   rolled back if no connection is made within `remote.rollback_secs` (also across a
 //!   restart: the trial is in the persisted state). Its report waits for the connection.
@@ -215,10 +215,17 @@ pub fn on_delta(file: &Config, st: &RemoteState, version: u64, delta: &Map<Strin
     if version <= st.version {
         return nothing;
     }
-    // Values refused before are not tried again; the rest of the document is.
+    // Values refused before and still desired are not tried again; the rest of the
+    // document is. Refused values no longer desired are forgotten.
+    let still_refused: Map<String, Value> = st
+        .refused
+        .iter()
+        .filter(|(k, v)| delta.get(*k) == Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let fresh: Map<String, Value> = delta
         .iter()
-        .filter(|(k, v)| st.refused.get(*k) != Some(*v))
+        .filter(|(k, _)| !still_refused.contains_key(*k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if fresh.is_empty() {
@@ -227,6 +234,7 @@ pub fn on_delta(file: &Config, st: &RemoteState, version: u64, delta: &Map<Strin
     let refuse = |e: ConfigError| {
         let mut next = st.clone();
         next.version = version;
+        next.refused = still_refused.clone();
         next.refused.extend(fresh.clone());
         let mut report = Map::new();
         report.insert(CONFIG_ERROR.into(), error_value(&e));
@@ -258,9 +266,7 @@ pub fn on_delta(file: &Config, st: &RemoteState, version: u64, delta: &Map<Strin
     let mut next = st.clone();
     next.version = version;
     next.applied = merged;
-    for k in asked.to_object().keys() {
-        next.refused.remove(k);
-    }
+    next.refused = still_refused;
     let mut report = asked.to_object();
     if next.refused.is_empty() && next.error.is_some() {
         next.error = None;

@@ -109,10 +109,10 @@ impl Shadow {
         if state.keys().any(|k| k != "desired" && k != "reported") {
             return Err(rejected(400, "State contains an invalid node"));
         }
-        if let Some(v) = obj.get("version") {
-            if v.as_u64() != Some(self.version) {
-                return Err(rejected(409, "Version conflict"));
-            }
+        if let Some(v) = obj.get("version")
+            && v.as_u64() != Some(self.version)
+        {
+            return Err(rejected(409, "Version conflict"));
         }
         let desired = state_part(state, "desired")?;
         let reported = state_part(state, "reported")?;
@@ -135,7 +135,7 @@ impl Shadow {
         accepted.insert("timestamp".into(), now_secs.into());
         let delta = desired.and_then(|_| {
             let d = delta(&self.desired, &self.reported);
-            (!d.is_empty()).then(|| Delta {
+            (!d.is_empty()).then_some(Delta {
                 version: self.version,
                 state: d,
                 timestamp: now_secs,
