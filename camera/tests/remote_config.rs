@@ -228,3 +228,42 @@ async fn a_configuration_that_cannot_reach_the_broker_is_rolled_back() {
     assert!(st.trial.is_none());
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_connection_trial_still_rolls_it_back() {
+    let mut stack = Stack::new("cfg-rs").await;
+    stack.extra_config = "[remote]\nrollback_secs = 4".into();
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+    let port = stack.mqtt_proxy.port;
+    let agent = Running::start(stack.config());
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| !s.reported.is_empty())
+        .await;
+    let dead = anpr_test_support::free_port();
+    shadows
+        .desire(&cam, SHADOW, json!({"mqtt_port": dead}))
+        .await;
+    // The trial is persisted before the agent reconnects; then the power goes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while persisted(&stack).trial.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "trial not persisted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agent.stop().await;
+    assert_eq!(persisted(&stack).applied.mqtt_port, Some(dead));
+
+    // Restarted on the unreachable port, the agent still goes back within its deadline.
+    let agent = Running::start(stack.config());
+    let s = shadows
+        .wait_for(&cam, SHADOW, 30, |s| {
+            reported(s, "config_error")["rolled_back"] == json!(true)
+        })
+        .await;
+    assert_eq!(reported(&s, "mqtt_port"), json!(port));
+    assert_eq!(persisted(&stack).applied.mqtt_port, None);
+    agent.stop().await;
+}
