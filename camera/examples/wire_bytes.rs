@@ -59,6 +59,9 @@ async fn main() {
         .unwrap_or(95);
     let stack = Stack::new("cam-measure").await;
     let mut cloud = stack.cloud().await;
+    // The device shadow service's stand-in: the agent fetches its configuration shadow on a
+    // new session (404 the first time, then it reports what it runs).
+    let shadows = anpr_test_support::shadow::ShadowService::start(&stack.broker).await;
 
     // 1. First connect: no session on the broker (TLS, CONNECT, SUBSCRIBE, presence, health).
     let mut agent = spawn(&stack, &bin);
@@ -110,6 +113,34 @@ async fn main() {
         "file request round trip (request in, accepted + uploaded out, PUBACKs), MQTT side: {} bytes",
         stack.mqtt_proxy.total_bytes()
     );
+
+    // 4b. Configuration change round trip: the delta in, the report out, their PUBACKs.
+    stack.mqtt_proxy.reset_counts();
+    shadows
+        .desire(
+            "cam-measure",
+            "config",
+            serde_json::json!({"upload_max_bytes_per_sec": 250000}),
+        )
+        .await;
+    shadows
+        .wait_for("cam-measure", "config", 30, |s| {
+            s.reported.get("upload_max_bytes_per_sec") == Some(&serde_json::json!(250000))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!(
+        "configuration change round trip (delta in, report out, PUBACKs): {} bytes",
+        stack.mqtt_proxy.total_bytes()
+    );
+    shadows
+        .desire(
+            "cam-measure",
+            "config",
+            serde_json::json!({"upload_max_bytes_per_sec": 0}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // 5. A 50 MB upload: all bytes to and from S3 over the file's bytes; memory meanwhile.
     let size = 50 * 1000 * 1000;

@@ -12,11 +12,14 @@ use crate::machine;
 use crate::media;
 use crate::mqtt::{self, MqttSetupError};
 use crate::outbox::{Outbox, OutboxConfig, OutboxError};
+use crate::remote::{self, RemoteState, RemoteStore, Step};
 use crate::upload::{Progress, UploadError, Uploader};
+use anpr_protocol::shadow::{self as shadow_msg, ReportedUpdate};
 use anpr_protocol::{FileStatus, FileStatusKind, Health, ReasonCode, topics};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event};
+use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,9 +63,14 @@ pub fn now_secs() -> u64 {
 /// the agent (publishes batches, acknowledges them on PUBACK).
 pub type OutboxHandle = Arc<Mutex<Outbox>>;
 
-/// Opens the outbox at `{state_dir}/outbox` with the default thresholds.
+/// Opens the outbox at `{state_dir}/outbox` with the configured batching.
 pub fn open_outbox(cfg: &Config) -> Result<OutboxHandle, AgentError> {
-    let ob = Outbox::open(&cfg.state_dir.join("outbox"), OutboxConfig::default())?;
+    let oc = OutboxConfig {
+        batch_max_reads: cfg.outbox.batch_max_reads as usize,
+        batch_max_age_ms: u64::from(cfg.outbox.batch_max_age_secs) * 1000,
+        ..OutboxConfig::default()
+    };
+    let ob = Outbox::open(&cfg.state_dir.join("outbox"), oc)?;
     Ok(Arc::new(Mutex::new(ob)))
 }
 
@@ -145,6 +153,8 @@ pub async fn run_with_outbox(
         path: cfg.state_dir.clone(),
         source,
     })?;
+    let mut rc = RemoteCtl::open(cfg.clone());
+    let cfg = rc.running.clone();
     std::fs::read_dir(&cfg.media_dir).map_err(|source| AgentError::Media {
         path: cfg.media_dir.clone(),
         source,
@@ -164,6 +174,12 @@ pub async fn run_with_outbox(
         &mqtt::read(&cfg.mqtt.key_file)?,
     )?;
     let uploader = Uploader::new(Uploader::client(&cfg.upload, creds), cfg.upload.clone());
+    if let Ok(mut ob) = outbox.lock() {
+        ob.set_batching(
+            cfg.outbox.batch_max_reads as usize,
+            u64::from(cfg.outbox.batch_max_age_secs) * 1000,
+        );
+    }
     let (client, mut ev) = AsyncClient::new(opts, 64);
     let shared = Arc::new(Shared::default());
     let ctx = Arc::new(Ctx {
@@ -230,8 +246,25 @@ pub async fn run_with_outbox(
         topics::FILE_REQUEST,
         dispatch::file_request_handler(journal),
     );
+    if ctx.cfg.remote.enabled {
+        for suffix in [
+            shadow_msg::UPDATE_DELTA,
+            shadow_msg::GET_ACCEPTED,
+            shadow_msg::GET_REJECTED,
+            shadow_msg::UPDATE_REJECTED,
+        ] {
+            dispatcher.register_topic(
+                topics::config_shadow(&cam, suffix),
+                dispatch::shadow_handler(suffix),
+            );
+        }
+    }
+    let subs_file = ctx.cfg.state_dir.join("subscriptions");
+    let mut get_after_suback = false;
+    let mut reconnect_to: Option<Config> = None;
+    let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
 
-    let health_every = Duration::from_secs(ctx.cfg.health.interval_secs);
+    let mut health_every = Duration::from_secs(ctx.cfg.health.interval_secs);
     let mut health_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + health_every, health_every);
     health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -243,6 +276,34 @@ pub async fn run_with_outbox(
                 if *shutdown.borrow() { break; }
             }
             _ = health_tick.tick() => publish_health(&ctx, &outbox).await,
+            // A connection change waits for the loop to send the acknowledgement of the
+            // message that caused it; then the session reconnects with the new settings.
+            _ = tokio::time::sleep(Duration::from_millis(200)), if reconnect_to.is_some() => {
+                if let Some(c) = reconnect_to.take() {
+                    match mqtt::options(&c) {
+                        Ok(o) => {
+                            tracing::info!(port = c.mqtt.port, keep_alive = c.mqtt.keep_alive_secs, "reconnecting with the new configuration");
+                            ev.options = o;
+                            ev.clean();
+                            connected = false;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "new MQTT settings unusable");
+                            shared.error(e.to_string());
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(rc.deadline.unwrap_or_else(far)), if rc.deadline.is_some() && !connected => {
+                if let Some(report) = rc.roll_back(&shared) {
+                    match mqtt::options(&rc.running) {
+                        Ok(o) => { ev.options = o; ev.clean(); }
+                        Err(e) => shared.error(e.to_string()),
+                    }
+                    failures = 0;
+                    if publish_report(&client, &cam, report).await { tracker.expect.push_back(Tag::Other); }
+                }
+            }
             Some(s) = status_rx.recv() => {
                 if publish_status(&client, &cam, &s).await {
                     tracker.expect.push_back(Tag::Other);
@@ -290,13 +351,27 @@ pub async fn run_with_outbox(
                     failures = 0;
                     connected = true;
                     tracing::info!(session_present = ack.session_present, "connected");
-                    if !ack.session_present {
+                    // Subscribe on a new session, and when this build subscribes to other
+                    // topics than the one that made the session (an upgrade).
+                    let want = dispatcher.topics().join("\n");
+                    let had = std::fs::read_to_string(&subs_file).unwrap_or_default();
+                    if !ack.session_present || had != want {
                         let subs = dispatcher.topics().into_iter().map(|t| {
                             rumqttc::v5::mqttbytes::v5::Filter::new(t, QoS::AtLeastOnce)
                         });
-                        if let Err(e) = client.subscribe_many(subs).await {
-                            tracing::error!(error = %e, "subscribe request failed");
+                        match client.subscribe_many(subs).await {
+                            Ok(()) => {
+                                let _ = std::fs::write(&subs_file, &want);
+                                // A change made while the session was gone is in the shadow.
+                                get_after_suback = ctx.cfg.remote.enabled;
+                            }
+                            Err(e) => tracing::error!(error = %e, "subscribe request failed"),
                         }
+                    }
+                    if let Some(report) = rc.confirm(&shared)
+                        && publish_report(&client, &cam, report).await
+                    {
+                        tracker.expect.push_back(Tag::Other);
                     }
                     let _ = client
                         .publish(topics::presence(&cam), QoS::AtMostOnce, true, mqtt::presence_payload(true))
@@ -312,6 +387,28 @@ pub async fn run_with_outbox(
                                     Effect::Status(s) => if publish_status(&client, &cam, &s).await { tracker.expect.push_back(Tag::Other); },
                                     Effect::Upload(entry) => { let _ = jobs_tx.send(entry); }
                                     Effect::Error(msg) => shared.error(msg),
+                                    Effect::Shadow { suffix, payload } => {
+                                        let step = rc.on_message(suffix, &payload, &shared);
+                                        let act = rc.carry_out(step, &shared);
+                                        if let Some(c) = &act.hot {
+                                            ctx.uploader.tune(c.upload.max_bytes_per_sec, c.upload.progress_step_pct);
+                                            if let Ok(mut ob) = outbox.lock() {
+                                                ob.set_batching(c.outbox.batch_max_reads as usize, u64::from(c.outbox.batch_max_age_secs) * 1000);
+                                            }
+                                            let every = Duration::from_secs(c.health.interval_secs);
+                                            if every != health_every {
+                                                health_every = every;
+                                                health_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                                                health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                                            }
+                                        }
+                                        if act.reconnect.is_some() { reconnect_to = act.reconnect; }
+                                        if let Some(report) = act.report
+                                            && publish_report(&client, &cam, report).await
+                                        {
+                                            tracker.expect.push_back(Tag::Other);
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -328,11 +425,16 @@ pub async fn run_with_outbox(
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(s))) => {
-                    for rc in &s.return_codes {
-                        if !matches!(rc, SubscribeReasonCode::Success(_)) {
-                            tracing::error!(code = ?rc, "subscription refused by the broker");
-                            shared.error(format!("subscribe refused: {rc:?}"));
+                    for code in &s.return_codes {
+                        if !matches!(code, SubscribeReasonCode::Success(_)) {
+                            tracing::error!(code = ?code, "subscription refused by the broker");
+                            shared.error(format!("subscribe refused: {code:?}"));
                         }
+                    }
+                    if std::mem::take(&mut get_after_suback) {
+                        let _ = client
+                            .publish(topics::config_shadow(&cam, shadow_msg::GET), QoS::AtMostOnce, false, Vec::new())
+                            .await;
                     }
                 }
                 Ok(Event::Incoming(Packet::Disconnect(d))) => {
@@ -352,6 +454,8 @@ pub async fn run_with_outbox(
                     shared.error(format!("mqtt: {e}"));
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                        // A connection trial's deadline cuts the back-off short.
+                        _ = tokio::time::sleep_until(rc.deadline.unwrap_or_else(far)), if rc.deadline.is_some() => {}
                         _ = shutdown.changed() => if *shutdown.borrow() { break; },
                     }
                 }
@@ -454,6 +558,225 @@ async fn publish_health(ctx: &Ctx, outbox: &OutboxHandle) {
                 bytes,
             )
             .await;
+    }
+}
+
+/// Publishes reported configuration keys (QoS 1) to the shadow's `update`; true if queued.
+async fn publish_report(
+    client: &AsyncClient,
+    cam: &anpr_protocol::CameraId,
+    report: Map<String, Value>,
+) -> bool {
+    let Ok(bytes) = serde_json::to_vec(&ReportedUpdate::new(report)) else {
+        return false;
+    };
+    client
+        .publish(
+            topics::config_shadow(cam, shadow_msg::UPDATE),
+            QoS::AtLeastOnce,
+            false,
+            bytes,
+        )
+        .await
+        .map_err(|e| tracing::error!(error = %e, "configuration report not queued"))
+        .is_ok()
+}
+
+/// What the loop must do after a remote configuration step.
+#[derive(Debug, Default)]
+struct Actions {
+    /// Apply these settings to the running parts (uploader, outbox, health).
+    hot: Option<Config>,
+    /// Reconnect with these settings.
+    reconnect: Option<Config>,
+    /// Report these keys now.
+    report: Option<Map<String, Value>>,
+}
+
+/// The remote configuration's state in the loop: the file, what runs, the persisted state,
+/// and the deadline of a connection trial.
+#[derive(Debug)]
+struct RemoteCtl {
+    file: Config,
+    running: Config,
+    state: RemoteState,
+    store: RemoteStore,
+    deadline: Option<tokio::time::Instant>,
+    trial_started: Instant,
+}
+
+impl RemoteCtl {
+    /// Loads the persisted state; what cannot be used is set aside with an error logged, and
+    /// the camera runs its file. A trial left by a restart gets a new deadline.
+    fn open(file: Config) -> Self {
+        let store = RemoteStore::new(&file.state_dir);
+        let mut state = match store.load() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "remote configuration state unusable; running the file");
+                if let Err(e) = store.quarantine() {
+                    tracing::error!(error = %e, "cannot set the state aside");
+                }
+                RemoteState::default()
+            }
+        };
+        let running = match remote::effective(&file, &state.applied) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(reason = %e.reason, "remote settings invalid over this file; running the file");
+                state.applied = Default::default();
+                state.trial = None;
+                file.clone()
+            }
+        };
+        let deadline = state.trial.as_ref().map(|_| {
+            tracing::warn!("a connection trial was in progress at the last stop; it continues");
+            tokio::time::Instant::now() + Duration::from_secs(file.remote.rollback_secs)
+        });
+        Self {
+            file,
+            running,
+            state,
+            store,
+            deadline,
+            trial_started: Instant::now(),
+        }
+    }
+
+    /// Parses a shadow message into a step.
+    fn on_message(&self, suffix: &str, payload: &[u8], shared: &Shared) -> Step {
+        let ignore = Step::Ignore { report: Map::new() };
+        match suffix {
+            shadow_msg::UPDATE_DELTA => {
+                match serde_json::from_slice::<shadow_msg::Delta>(payload) {
+                    Ok(d) => remote::on_delta(&self.file, &self.state, d.version, &d.state),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "malformed shadow delta ignored");
+                        shared.error(format!("malformed shadow delta: {e}"));
+                        ignore
+                    }
+                }
+            }
+            shadow_msg::GET_ACCEPTED => {
+                match serde_json::from_slice::<shadow_msg::Document>(payload) {
+                    Ok(doc) => remote::on_document(&self.file, &self.state, &doc),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "malformed shadow document ignored");
+                        shared.error(format!("malformed shadow document: {e}"));
+                        ignore
+                    }
+                }
+            }
+            shadow_msg::GET_REJECTED => {
+                match serde_json::from_slice::<shadow_msg::Rejected>(payload) {
+                    // No shadow yet: create it with what the camera runs.
+                    Ok(r) if r.code == 404 => {
+                        remote::on_document(&self.file, &self.state, &Default::default())
+                    }
+                    other => {
+                        tracing::warn!(rejected = ?other, "shadow get refused");
+                        ignore
+                    }
+                }
+            }
+            _ => {
+                let r = serde_json::from_slice::<shadow_msg::Rejected>(payload);
+                tracing::warn!(rejected = ?r, "configuration report refused by the shadow");
+                shared.error(format!("shadow {suffix}: {r:?}"));
+                ignore
+            }
+        }
+    }
+
+    fn save(&mut self, next: RemoteState, shared: &Shared) -> bool {
+        match self.store.save(&next) {
+            Ok(()) => {
+                self.state = next;
+                true
+            }
+            Err(e) => {
+                // Not persisted, not applied: the shadow will deliver it again.
+                tracing::error!(error = %e, "remote configuration not saved; not applied");
+                shared.error(e.to_string());
+                false
+            }
+        }
+    }
+
+    fn carry_out(&mut self, step: Step, shared: &Shared) -> Actions {
+        match step {
+            Step::Ignore { report } => Actions {
+                report: (!report.is_empty()).then_some(report),
+                ..Actions::default()
+            },
+            Step::Refuse { next, report } => {
+                tracing::warn!(error = ?next.error, "desired configuration refused");
+                if !self.save(next, shared) {
+                    return Actions::default();
+                }
+                Actions {
+                    report: Some(report),
+                    ..Actions::default()
+                }
+            }
+            Step::Apply {
+                next,
+                cfg,
+                reconnect,
+                report,
+            } => {
+                if !self.save(next, shared) {
+                    return Actions::default();
+                }
+                tracing::info!(
+                    version = self.state.version,
+                    reconnect,
+                    "remote configuration applied"
+                );
+                self.running = *cfg;
+                let mut act = Actions {
+                    hot: Some(self.running.clone()),
+                    ..Actions::default()
+                };
+                if reconnect {
+                    self.deadline = Some(
+                        tokio::time::Instant::now()
+                            + Duration::from_secs(self.file.remote.rollback_secs),
+                    );
+                    self.trial_started = Instant::now();
+                    act.reconnect = Some(self.running.clone());
+                } else {
+                    act.report = Some(report);
+                }
+                act
+            }
+        }
+    }
+
+    /// Connected: a trial in progress is confirmed; returns its report.
+    fn confirm(&mut self, shared: &Shared) -> Option<Map<String, Value>> {
+        self.deadline = None;
+        self.state.trial.as_ref()?;
+        let (next, report) = remote::confirm(&self.state);
+        self.save(next, shared);
+        tracing::info!("connection trial confirmed");
+        Some(report)
+    }
+
+    /// The trial's deadline passed without a connection: back to the previous settings.
+    fn roll_back(&mut self, shared: &Shared) -> Option<Map<String, Value>> {
+        self.deadline = None;
+        self.state.trial.as_ref()?;
+        let waited = self.trial_started.elapsed().as_secs();
+        let (next, report) = remote::rollback(&self.state, &self.file, waited);
+        if !self.save(next, shared) {
+            return None;
+        }
+        self.running = remote::effective(&self.file, &self.state.applied)
+            .unwrap_or_else(|_| self.file.clone());
+        tracing::warn!(waited, "no connection with the new settings; rolled back");
+        shared.error("configuration rolled back: no connection");
+        Some(report)
     }
 }
 

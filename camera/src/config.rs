@@ -69,6 +69,68 @@ pub struct Config {
     /// Health reports.
     #[serde(default)]
     pub health: HealthConfig,
+    /// Plate-read batching.
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+    /// Remote configuration through the device shadow.
+    #[serde(default)]
+    pub remote: RemoteSettings,
+}
+
+/// `[outbox]`: when plate-read batches are sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// A batch is sent when this many reads wait (1..=10000).
+    #[serde(default = "default_batch_reads")]
+    pub batch_max_reads: u32,
+    /// …or when its oldest read has waited this many seconds (1..=86400).
+    #[serde(default = "default_batch_age")]
+    pub batch_max_age_secs: u32,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            batch_max_reads: default_batch_reads(),
+            batch_max_age_secs: default_batch_age(),
+        }
+    }
+}
+
+/// `[remote]`: configuration changes from the cloud (the named shadow `config`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSettings {
+    /// Follow the shadow (subscribe to its delta, fetch it on a new session, report).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A change of MQTT port, ALPN or keep-alive is undone if the agent cannot reach the
+    /// broker within this many seconds of applying it (1..=86400).
+    #[serde(default = "default_rollback")]
+    pub rollback_secs: u64,
+}
+
+impl Default for RemoteSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rollback_secs: default_rollback(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_rollback() -> u64 {
+    300
+}
+fn default_batch_reads() -> u32 {
+    1000
+}
+fn default_batch_age() -> u32 {
+    30
 }
 
 /// `[mqtt]`: the one MQTT session.
@@ -335,8 +397,17 @@ impl Config {
                 "must be a non-empty name without '/'",
             ));
         }
-        if self.health.interval_secs < 60 {
-            return Err(invalid("health.interval_secs", "must be at least 60"));
+        if !(60..=604_800).contains(&self.health.interval_secs) {
+            return Err(invalid("health.interval_secs", "must be 60..=604800"));
+        }
+        if !(1..=10_000).contains(&self.outbox.batch_max_reads) {
+            return Err(invalid("outbox.batch_max_reads", "must be 1..=10000"));
+        }
+        if !(1..=86_400).contains(&self.outbox.batch_max_age_secs) {
+            return Err(invalid("outbox.batch_max_age_secs", "must be 1..=86400"));
+        }
+        if !(1..=86_400).contains(&self.remote.rollback_secs) {
+            return Err(invalid("remote.rollback_secs", "must be 1..=86400"));
         }
         Ok(())
     }

@@ -18,6 +18,14 @@ pub enum Effect {
     Upload(Entry),
     /// Something went wrong that the next health report should mention.
     Error(String),
+    /// A message of the configuration shadow (`suffix`: `update/delta`, `get/accepted`, …),
+    /// for the agent's remote configuration.
+    Shadow {
+        /// Topic suffix under the shadow, one of [`anpr_protocol::shadow`]'s.
+        suffix: &'static str,
+        /// The payload.
+        payload: Vec<u8>,
+    },
 }
 
 /// A handler: payload and current time (Unix seconds) in, effects out.
@@ -91,6 +99,16 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// The configuration shadow's handler for messages on `suffix`: handed to the agent as is.
+pub fn shadow_handler(suffix: &'static str) -> Handler {
+    Box::new(move |payload, _| {
+        vec![Effect::Shadow {
+            suffix,
+            payload: payload.to_vec(),
+        }]
+    })
 }
 
 /// The file request handler: parse, consult the journal, decide, journal, answer.

@@ -5,7 +5,8 @@
 //! (persisted request state and upload checkpoints), [`dispatch`] (handlers by topic),
 //! [`media`] (safe name resolution), [`upload`] (S3, resumable), [`creds`] (the IoT
 //! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
-//! camera role's IAM policy and a small evaluator), [`agent`] (the I/O loop).
+//! camera role's IAM policy and a small evaluator), [`remote`] (configuration from the
+//! device shadow), [`agent`] (the I/O loop).
 
 pub mod agent;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod media;
 pub mod mqtt;
 pub mod outbox;
 pub mod policy;
+pub mod remote;
 pub mod tls;
 pub mod upload;
 

@@ -204,6 +204,12 @@ fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
 }
 
 impl Outbox {
+    /// Changes when a batch is due (remote configuration); applies from the next batch.
+    pub fn set_batching(&mut self, max_reads: usize, max_age_ms: u64) {
+        self.cfg.batch_max_reads = max_reads.max(1);
+        self.cfg.batch_max_age_ms = max_age_ms;
+    }
+
     /// Opens (or creates) the outbox in `dir`, recovering what a crash left: torn tails are
     /// cut, acknowledged segments deleted, every read not acknowledged queued again.
     pub fn open(dir: &Path, cfg: OutboxConfig) -> Result<Outbox, OutboxError> {

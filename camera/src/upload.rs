@@ -71,6 +71,16 @@ pub struct Uploader {
     s3: aws_sdk_s3::Client,
     bucket: String,
     cfg: UploadConfig,
+    tuning: std::sync::Arc<Tuning>,
+}
+
+/// The settings that may change while the agent runs (remote configuration); read at each
+/// part, so a new cap applies to the upload in progress.
+#[derive(Debug, Default)]
+struct Tuning {
+    /// Bytes per second, 0 = no cap.
+    max_bytes_per_sec: std::sync::atomic::AtomicU64,
+    progress_step_pct: std::sync::atomic::AtomicU8,
 }
 
 /// What the uploader reports while it works.
@@ -84,11 +94,33 @@ pub trait Progress: Send {
 impl Uploader {
     /// An uploader with its S3 client.
     pub fn new(s3: aws_sdk_s3::Client, cfg: UploadConfig) -> Self {
-        Self {
+        let tuning = Tuning::default();
+        let me = Self {
             s3,
             bucket: cfg.bucket.clone(),
             cfg,
-        }
+            tuning: std::sync::Arc::new(tuning),
+        };
+        me.tune(me.cfg.max_bytes_per_sec, me.cfg.progress_step_pct);
+        me
+    }
+
+    /// Changes the rate cap (`None`: no cap) and the progress step of this uploader and its
+    /// clones, the upload in progress included.
+    pub fn tune(&self, max_bytes_per_sec: Option<u64>, progress_step_pct: u8) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.tuning
+            .max_bytes_per_sec
+            .store(max_bytes_per_sec.unwrap_or(0), Relaxed);
+        self.tuning
+            .progress_step_pct
+            .store(progress_step_pct.clamp(1, 100), Relaxed);
+    }
+
+    fn progress_step(&self) -> u8 {
+        self.tuning
+            .progress_step_pct
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The S3 client for the configured region/endpoint, with the given credentials provider.
@@ -228,7 +260,7 @@ impl Uploader {
                 .sum()
         };
         let mut gate = ProgressGate::new(
-            self.cfg.progress_step_pct,
+            self.progress_step(),
             machine::percent(done_bytes(&mp), size),
         );
         for n in machine::parts_to_send(parts, &done_nums) {
@@ -297,9 +329,13 @@ impl Uploader {
 
     /// Sleeps so that the average rate stays under the cap (bytes about to be sent).
     async fn pace(&self, bytes: usize) {
-        let Some(cap) = self.cfg.max_bytes_per_sec else {
+        let cap = self
+            .tuning
+            .max_bytes_per_sec
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if cap == 0 {
             return;
-        };
+        }
         let secs = u64::try_from(bytes).unwrap_or(u64::MAX) as f64 / cap.max(1) as f64;
         let start = Instant::now();
         tokio::time::sleep(Duration::from_secs_f64(secs.min(3600.0))).await;

@@ -16,6 +16,7 @@ pub mod broker;
 pub mod creds;
 pub mod moto;
 pub mod proxy;
+pub mod shadow;
 
 /// Installs aws-lc-rs as the process's rustls crypto provider (the one the AWS SDK uses), so
 /// that rustls never has to guess when several providers are compiled in. Idempotent.

@@ -1,0 +1,683 @@
+//! Remote configuration through the device shadow `config`: what the camera runs is its
+//! configuration file with the settings the cloud desired laid over it
+//! ([`anpr_protocol::RemoteConfig`]).
+//!
+//! Every decision here is pure ([`on_delta`], [`on_document`], [`rollback`], [`confirm`]);
+//! the agent loop carries them out. The state that must survive a restart, [`RemoteState`],
+//! is written atomically by [`RemoteStore`] (temporary file, fsync, rename, fsync of the
+//! directory) *before* anything is applied, so a power cut never leaves half a configuration.
+//!
+//! - A delta older than the last one acted on is ignored (shadow versions only grow), so a
+//!   queued delta re-delivered after a newer `get` cannot undo it.
+//! - A desired document that does not parse, or gives a configuration the camera's own
+//!   validation refuses, is refused as a whole: the previous configuration stays and the
+//!   reason is reported under `config_error`. The refused values are not tried again while
+//!   they stay desired (the rest of a later document is); the error is cleared once none is.
+//! - A change to the MQTT port, ALPN or keep-alive is a *trial*: applied by reconnecting, and
+//!   rolled back if no connection is made within `remote.rollback_secs` (also across a
+//!   restart: the trial is in the persisted state). Its report waits for the connection.
+
+use crate::config::Config;
+use anpr_protocol::RemoteConfig;
+use anpr_protocol::config::{CONFIG_ERROR, ConfigDocError, ConfigError};
+use anpr_protocol::shadow::Document;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// File name of the persisted state, in `state_dir`.
+pub const STATE_FILE: &str = "remote-config.json";
+
+/// What the camera keeps about its remote configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteState {
+    /// Shadow version of the last desired document acted on (applied or refused).
+    pub version: u64,
+    /// The settings in force over the configuration file.
+    pub applied: RemoteConfig,
+    /// A connectivity change being tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
+    /// Desired values refused (or rolled back), not tried again until the cloud changes them.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub refused: Map<String, Value>,
+    /// The error reported for them (cleared, and reported `null`, once none is left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ConfigError>,
+}
+
+/// An applied connectivity change not yet confirmed by a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trial {
+    /// The settings to go back to.
+    pub previous: RemoteConfig,
+    /// Shadow version of the desired document tried.
+    pub version: u64,
+    /// The desired values tried.
+    pub tried: Map<String, Value>,
+    /// The report to send once connected.
+    pub report: Map<String, Value>,
+}
+
+/// What to do with a desired document.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Nothing (stale, already applied, or already refused); report `report` if not empty.
+    Ignore {
+        /// Keys to report anyway (e.g. what the camera runs, when the shadow lacks it).
+        report: Map<String, Value>,
+    },
+    /// Persist `next`, run `cfg`; reconnect first if `reconnect`, and report `report` (now,
+    /// or once connected when it is a trial).
+    Apply {
+        /// The new state.
+        next: RemoteState,
+        /// The configuration to run.
+        cfg: Box<Config>,
+        /// The MQTT connection settings changed.
+        reconnect: bool,
+        /// The reported keys.
+        report: Map<String, Value>,
+    },
+    /// Persist `next` (the previous configuration stays) and report `report`.
+    Refuse {
+        /// The new state.
+        next: RemoteState,
+        /// The reported keys (`config_error`).
+        report: Map<String, Value>,
+    },
+}
+
+/// Why the persisted state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// Reading, writing, syncing or renaming failed.
+    #[error("remote configuration state {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a state this build wrote.
+    #[error("remote configuration state {path} is corrupt: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The persisted settings no longer give a valid configuration with this file.
+    #[error("remote configuration no longer valid over the configuration file: {0}")]
+    Invalid(String),
+}
+
+/// The configuration the camera runs: `file` with `applied` laid over it, validated.
+pub fn effective(file: &Config, applied: &RemoteConfig) -> Result<Config, ConfigError> {
+    let mut c = file.clone();
+    let r = applied;
+    if let Some(v) = r.mqtt_port {
+        c.mqtt.port = v;
+    }
+    if let Some(v) = r.mqtt_alpn {
+        c.mqtt.alpn = v;
+    }
+    if let Some(v) = r.keep_alive_secs {
+        c.mqtt.keep_alive_secs = v;
+    }
+    if let Some(v) = r.health_interval_secs {
+        c.health.interval_secs = v;
+    }
+    if let Some(v) = r.upload_max_bytes_per_sec {
+        c.upload.max_bytes_per_sec = (v > 0).then_some(v);
+    }
+    if let Some(v) = r.upload_progress_step_pct {
+        c.upload.progress_step_pct = v;
+    }
+    if let Some(v) = r.outbox_batch_max_reads {
+        c.outbox.batch_max_reads = v;
+    }
+    if let Some(v) = r.outbox_batch_max_age_secs {
+        c.outbox.batch_max_age_secs = v;
+    }
+    for (name, given) in [
+        (
+            "recognizer_min_confidence",
+            r.recognizer_min_confidence.is_some(),
+        ),
+        ("recognizer_region", r.recognizer_region.is_some()),
+        (
+            "recognizer_group_gap_ms",
+            r.recognizer_group_gap_ms.is_some(),
+        ),
+        ("media_quota_bytes", r.media_quota_bytes.is_some()),
+    ] {
+        if given {
+            return Err(error(
+                0,
+                Some(name),
+                "this camera runs no recognizer feed to apply it to",
+            ));
+        }
+    }
+    c.validate().map_err(|e| {
+        let setting = match &e {
+            crate::config::ConfigError::Invalid { setting, .. } => Some(*setting),
+            _ => None,
+        };
+        error(0, setting, &e.to_string())
+    })?;
+    Ok(c)
+}
+
+/// The remotely settable values `cfg` runs (every setting this camera has).
+pub fn running(cfg: &Config) -> RemoteConfig {
+    RemoteConfig {
+        mqtt_port: Some(cfg.mqtt.port),
+        mqtt_alpn: Some(cfg.mqtt.alpn),
+        keep_alive_secs: Some(cfg.mqtt.keep_alive_secs),
+        health_interval_secs: Some(cfg.health.interval_secs),
+        upload_max_bytes_per_sec: Some(cfg.upload.max_bytes_per_sec.unwrap_or(0)),
+        upload_progress_step_pct: Some(cfg.upload.progress_step_pct),
+        outbox_batch_max_reads: Some(cfg.outbox.batch_max_reads),
+        outbox_batch_max_age_secs: Some(cfg.outbox.batch_max_age_secs),
+        ..RemoteConfig::default()
+    }
+}
+
+/// Whether going from `a` to `b` changes the MQTT connection.
+pub fn connection_changes(a: &Config, b: &Config) -> bool {
+    a.mqtt.port != b.mqtt.port
+        || a.mqtt.alpn != b.mqtt.alpn
+        || a.mqtt.keep_alive_secs != b.mqtt.keep_alive_secs
+}
+
+fn error(version: u64, setting: Option<&str>, reason: &str) -> ConfigError {
+    ConfigError {
+        version,
+        setting: setting.map(str::to_owned),
+        reason: reason.chars().take(200).collect(),
+        rolled_back: false,
+    }
+}
+
+fn error_value(e: &ConfigError) -> Value {
+    serde_json::to_value(e).unwrap_or(Value::Null)
+}
+
+/// Decides what to do with a desired document (a delta's `state`, or a document's `delta`)
+/// of shadow version `version`, given the file and the current state.
+pub fn on_delta(file: &Config, st: &RemoteState, version: u64, delta: &Map<String, Value>) -> Step {
+    let nothing = Step::Ignore { report: Map::new() };
+    if version <= st.version {
+        return nothing;
+    }
+    // Values refused before and still desired are not tried again; the rest of the
+    // document is. Refused values no longer desired are forgotten.
+    let still_refused: Map<String, Value> = st
+        .refused
+        .iter()
+        .filter(|(k, v)| delta.get(*k) == Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let fresh: Map<String, Value> = delta
+        .iter()
+        .filter(|(k, _)| !still_refused.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if fresh.is_empty() {
+        return nothing;
+    }
+    let refuse = |e: ConfigError| {
+        let mut next = st.clone();
+        next.version = version;
+        next.refused = still_refused.clone();
+        next.refused.extend(fresh.clone());
+        let mut report = Map::new();
+        report.insert(CONFIG_ERROR.into(), error_value(&e));
+        next.error = Some(e);
+        Step::Refuse { next, report }
+    };
+    let asked = match RemoteConfig::from_object(&fresh) {
+        Ok(a) => a,
+        Err(e) => {
+            let setting = match &e {
+                ConfigDocError::UnknownSetting(s) => Some(s.as_str()),
+                ConfigDocError::Invalid(v) => Some(v.field),
+                ConfigDocError::NotAnObject => None,
+            };
+            return refuse(error(version, setting, &e.to_string()));
+        }
+    };
+    let mut merged = st.applied.clone();
+    merged.merge(&asked);
+    let cfg = match effective(file, &merged) {
+        Ok(c) => c,
+        Err(mut e) => {
+            e.version = version;
+            return refuse(e);
+        }
+    };
+    let before = effective(file, &st.applied).unwrap_or_else(|_| file.clone());
+    let reconnect = connection_changes(&before, &cfg);
+    let mut next = st.clone();
+    next.version = version;
+    next.applied = merged;
+    next.refused = still_refused;
+    let mut report = asked.to_object();
+    if next.refused.is_empty() && next.error.is_some() {
+        next.error = None;
+        report.insert(CONFIG_ERROR.into(), Value::Null);
+    }
+    if reconnect {
+        next.trial = Some(Trial {
+            previous: st.applied.clone(),
+            version,
+            tried: fresh,
+            report: report.clone(),
+        });
+    }
+    Step::Apply {
+        next,
+        cfg: Box::new(cfg),
+        reconnect,
+        report,
+    }
+}
+
+/// Decides what to do with the whole document (`get/accepted`): its delta as [`on_delta`],
+/// and the running values the shadow's `reported` lacks or has wrong, reported so the cloud
+/// sees what the camera runs.
+pub fn on_document(file: &Config, st: &RemoteState, doc: &Document) -> Step {
+    let step = match &doc.state.delta {
+        Some(d) if !d.is_empty() => on_delta(file, st, doc.version, d),
+        _ => Step::Ignore { report: Map::new() },
+    };
+    let cfg_now = match &step {
+        Step::Apply { cfg, .. } => (**cfg).clone(),
+        _ => effective(file, &st.applied).unwrap_or_else(|_| file.clone()),
+    };
+    let shadow_reported = doc.state.reported.clone().unwrap_or_default();
+    let mut missing: Map<String, Value> = running(&cfg_now)
+        .to_object()
+        .into_iter()
+        .filter(|(k, v)| shadow_reported.get(k) != Some(v))
+        .collect();
+    let error_now = match &step {
+        Step::Refuse { next, .. } | Step::Apply { next, .. } => next.error.clone(),
+        Step::Ignore { .. } => st.error.clone(),
+    };
+    let shadow_error = shadow_reported.get(CONFIG_ERROR).cloned();
+    let want_error = error_now.as_ref().map(error_value);
+    if shadow_error != want_error {
+        missing.insert(CONFIG_ERROR.into(), want_error.unwrap_or(Value::Null));
+    }
+    match step {
+        Step::Ignore { .. } => Step::Ignore { report: missing },
+        Step::Apply {
+            mut next,
+            cfg,
+            reconnect,
+            mut report,
+        } => {
+            if let Some(t) = &mut next.trial {
+                // Connection settings are reported only once a connection proves them.
+                t.report.extend(missing);
+                t.report.extend(report.clone());
+                report = t.report.clone();
+            } else {
+                report.extend(missing);
+            }
+            Step::Apply {
+                next,
+                cfg,
+                reconnect,
+                report,
+            }
+        }
+        Step::Refuse { next, mut report } => {
+            for (k, v) in missing {
+                report.entry(k).or_insert(v);
+            }
+            Step::Refuse { next, report }
+        }
+    }
+}
+
+/// The trial failed to connect within its deadline: back to the previous settings, the tried
+/// values refused. Returns the state and the report to send once connected again.
+pub fn rollback(
+    st: &RemoteState,
+    file: &Config,
+    waited_secs: u64,
+) -> (RemoteState, Map<String, Value>) {
+    let Some(t) = &st.trial else {
+        return (st.clone(), Map::new());
+    };
+    let mut next = st.clone();
+    next.applied = t.previous.clone();
+    next.trial = None;
+    next.refused.extend(t.tried.clone());
+    let setting = t.tried.keys().next().cloned();
+    let e = ConfigError {
+        version: t.version,
+        setting,
+        reason: format!("no connection to the broker within {waited_secs} s; rolled back"),
+        rolled_back: true,
+    };
+    let cfg = effective(file, &next.applied).unwrap_or_else(|_| file.clone());
+    let mut report: Map<String, Value> = running(&cfg)
+        .to_object()
+        .into_iter()
+        .filter(|(k, _)| t.tried.contains_key(k) || t.report.contains_key(k))
+        .collect();
+    report.insert(CONFIG_ERROR.into(), error_value(&e));
+    next.error = Some(e);
+    (next, report)
+}
+
+/// The trial connected: it stays. Returns the state and the report it was holding.
+pub fn confirm(st: &RemoteState) -> (RemoteState, Map<String, Value>) {
+    let mut next = st.clone();
+    let report = next.trial.take().map(|t| t.report).unwrap_or_default();
+    (next, report)
+}
+
+/// Reads and writes [`RemoteState`] in `state_dir`.
+#[derive(Debug, Clone)]
+pub struct RemoteStore {
+    path: PathBuf,
+}
+
+impl RemoteStore {
+    /// The store of `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            path: state_dir.join(STATE_FILE),
+        }
+    }
+
+    /// The persisted state; the default if there is none yet.
+    pub fn load(&self) -> Result<RemoteState, RemoteError> {
+        match std::fs::read(&self.path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| RemoteError::Corrupt {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RemoteState::default()),
+            Err(source) => Err(RemoteError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Moves an unreadable state aside (kept for inspection) so the camera runs its file.
+    pub fn quarantine(&self) -> Result<PathBuf, RemoteError> {
+        let aside = self.path.with_extension("json.corrupt");
+        std::fs::rename(&self.path, &aside).map_err(|source| RemoteError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(aside)
+    }
+
+    /// Writes atomically: temporary file, fsync, rename over, fsync of the directory.
+    pub fn save(&self, st: &RemoteState) -> Result<(), RemoteError> {
+        let io = |source| RemoteError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(st).map_err(|e| io(std::io::Error::other(e)))?;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn file() -> Config {
+        Config::parse(
+            r#"
+camera_id = "cam-1"
+media_dir = "/var/lib/anpr/media"
+state_dir = "/var/lib/anpr/state"
+[mqtt]
+host = "abc-ats.iot.eu-west-1.amazonaws.com"
+ca_file = "/etc/anpr/ca.pem"
+cert_file = "/etc/anpr/cert.pem"
+key_file = "/etc/anpr/key.pem"
+[upload]
+bucket = "media"
+region = "eu-west-1"
+[credentials]
+host = "abc.credentials.iot.eu-west-1.amazonaws.com"
+role_alias = "anpr-camera"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn apply(
+        st: &RemoteState,
+        version: u64,
+        delta: Value,
+    ) -> (RemoteState, Config, bool, Map<String, Value>) {
+        match on_delta(&file(), st, version, &map(delta)) {
+            Step::Apply {
+                next,
+                cfg,
+                reconnect,
+                report,
+            } => (next, *cfg, reconnect, report),
+            other => panic!("not applied: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_partial_delta_changes_only_its_settings_and_reports_them() {
+        let (st, cfg, reconnect, report) = apply(
+            &RemoteState::default(),
+            3,
+            json!({"upload_max_bytes_per_sec": 50000}),
+        );
+        assert!(!reconnect);
+        assert_eq!(cfg.upload.max_bytes_per_sec, Some(50000));
+        assert_eq!(cfg.mqtt.keep_alive_secs, 1200, "untouched");
+        assert_eq!(report, map(json!({"upload_max_bytes_per_sec": 50000})));
+        let (st, cfg, _, _) = apply(&st, 5, json!({"health_interval_secs": 3600}));
+        assert_eq!(
+            cfg.upload.max_bytes_per_sec,
+            Some(50000),
+            "the earlier one stays"
+        );
+        assert_eq!(cfg.health.interval_secs, 3600);
+        assert_eq!(st.version, 5);
+        let (_, cfg, _, _) = apply(&st, 6, json!({"upload_max_bytes_per_sec": 0}));
+        assert_eq!(cfg.upload.max_bytes_per_sec, None, "0 lifts the cap");
+    }
+
+    #[test]
+    fn a_stale_or_repeated_delta_is_ignored() {
+        let (st, ..) = apply(&RemoteState::default(), 5, json!({"keep_alive_secs": 600}));
+        for v in [5, 4] {
+            let s = on_delta(&file(), &st, v, &map(json!({"keep_alive_secs": 300})));
+            assert!(
+                matches!(s, Step::Ignore { report } if report.is_empty()),
+                "version {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_document_is_refused_with_its_reason_and_the_previous_configuration_stays() {
+        let (st, ..) = apply(
+            &RemoteState::default(),
+            2,
+            json!({"health_interval_secs": 3600}),
+        );
+        for (delta, setting) in [
+            (json!({"keep_alive_secs": 5}), "keep_alive_secs"),
+            (json!({"keep_alive_secs": "soon"}), "keep_alive_secs"),
+            (json!({"colour": "red"}), "colour"),
+            (json!({"mqtt_port": 443}), "mqtt.alpn"),
+            (json!({"recognizer_region": "eu"}), "recognizer_region"),
+        ] {
+            match on_delta(&file(), &st, 3, &map(delta.clone())) {
+                Step::Refuse { next, report } => {
+                    assert_eq!(next.applied, st.applied, "{delta}");
+                    let e = &report[CONFIG_ERROR];
+                    assert_eq!(e["setting"], setting, "{delta}: {e}");
+                    assert_eq!(e["version"], 3);
+                    // The same values are not tried again, even under a newer version…
+                    assert!(
+                        matches!(
+                            on_delta(&file(), &next, 4, &map(delta.clone())),
+                            Step::Ignore { .. }
+                        ),
+                        "{delta}"
+                    );
+                    // …but a corrected value is, and clears the error.
+                    let (fixed, _, _, report) =
+                        match on_delta(&file(), &next, 5, &map(json!({"keep_alive_secs": 900}))) {
+                            Step::Apply {
+                                next,
+                                cfg,
+                                reconnect,
+                                report,
+                            } => (next, cfg, reconnect, report),
+                            other => panic!("{other:?}"),
+                        };
+                    if setting == "keep_alive_secs" {
+                        assert!(fixed.error.is_none());
+                        assert_eq!(report[CONFIG_ERROR], Value::Null);
+                    }
+                }
+                other => panic!("{delta}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_connection_change_is_a_trial_reported_only_when_confirmed() {
+        let (st, cfg, reconnect, _) = apply(
+            &RemoteState::default(),
+            4,
+            json!({"mqtt_port": 443, "mqtt_alpn": true}),
+        );
+        assert!(reconnect);
+        assert_eq!(cfg.mqtt.port, 443);
+        let t = st.trial.clone().unwrap();
+        assert_eq!(t.previous, RemoteConfig::default());
+        let (confirmed, report) = confirm(&st);
+        assert!(confirmed.trial.is_none());
+        assert_eq!(report, map(json!({"mqtt_port": 443, "mqtt_alpn": true})));
+        assert_eq!(confirmed.applied.mqtt_port, Some(443));
+    }
+
+    #[test]
+    fn a_trial_that_cannot_connect_is_rolled_back_and_not_retried() {
+        let (st, ..) = apply(&RemoteState::default(), 2, json!({"keep_alive_secs": 600}));
+        let (st, ..) = apply(&st, 4, json!({"mqtt_port": 9999}));
+        let (back, report) = rollback(&st, &file(), 300);
+        assert_eq!(back.applied.mqtt_port, None);
+        assert_eq!(
+            back.applied.keep_alive_secs,
+            Some(600),
+            "earlier settings stay"
+        );
+        assert_eq!(effective(&file(), &back.applied).unwrap().mqtt.port, 8883);
+        assert_eq!(report["mqtt_port"], 8883);
+        assert_eq!(report[CONFIG_ERROR]["rolled_back"], true);
+        assert_eq!(report[CONFIG_ERROR]["version"], 4);
+        // The shadow still desires 9999; a later document with another change applies that
+        // change only.
+        match on_delta(
+            &file(),
+            &back,
+            9,
+            &map(json!({"mqtt_port": 9999, "health_interval_secs": 120})),
+        ) {
+            Step::Apply { cfg, reconnect, .. } => {
+                assert!(!reconnect);
+                assert_eq!(cfg.mqtt.port, 8883);
+                assert_eq!(cfg.health.interval_secs, 120);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_document_reports_what_the_shadow_lacks_and_applies_its_delta() {
+        let doc: Document = serde_json::from_value(json!({
+            "state": {
+                "desired": {"keep_alive_secs": 600},
+                "reported": {"keep_alive_secs": 1200, "mqtt_port": 8883},
+                "delta": {"keep_alive_secs": 600}
+            },
+            "version": 7
+        }))
+        .unwrap();
+        match on_document(&file(), &RemoteState::default(), &doc) {
+            Step::Apply {
+                next,
+                reconnect,
+                report,
+                ..
+            } => {
+                assert!(reconnect, "keep-alive is negotiated at connect");
+                assert_eq!(next.version, 7);
+                assert_eq!(report["keep_alive_secs"], 600);
+                assert_eq!(
+                    report["health_interval_secs"], 21600,
+                    "missing in the shadow"
+                );
+                assert!(
+                    !report.contains_key("mqtt_port"),
+                    "already right in the shadow"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let empty = Document::default();
+        match on_document(&file(), &RemoteState::default(), &empty) {
+            Step::Ignore { report } => assert_eq!(report.len(), 8, "{report:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_state_is_saved_atomically_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RemoteStore::new(dir.path());
+        assert_eq!(store.load().unwrap(), RemoteState::default());
+        let (st, ..) = apply(&RemoteState::default(), 4, json!({"mqtt_port": 9999}));
+        store.save(&st).unwrap();
+        assert_eq!(store.load().unwrap(), st);
+        assert!(!dir.path().join("remote-config.json.tmp").exists());
+        std::fs::write(dir.path().join(STATE_FILE), b"{not json").unwrap();
+        assert!(matches!(store.load(), Err(RemoteError::Corrupt { .. })));
+        store.quarantine().unwrap();
+        assert_eq!(store.load().unwrap(), RemoteState::default());
+    }
+}

@@ -1,0 +1,269 @@
+//! Remote configuration end to end: the agent in this process against Mosquitto configured
+//! like AWS IoT Core, with the device shadow service's topics answered by the shadow
+//! stand-in (`anpr_test_support::shadow`, the same document rules as the cloud's in-memory
+//! adapter). The cloud changes `desired`; the camera applies, persists and reports.
+
+mod common;
+
+use anpr_camera::remote::{RemoteState, RemoteStore};
+use anpr_test_support::shadow::ShadowService;
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SHADOW: &str = "config";
+
+fn persisted(stack: &Stack) -> RemoteState {
+    RemoteStore::new(stack.state.path()).load().unwrap()
+}
+
+fn reported(s: &anpr_test_support::shadow::Shadow, key: &str) -> Value {
+    s.reported.get(key).cloned().unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_the_camera_is_offline_are_applied_when_it_connects() {
+    let stack = Stack::new("cfg-off").await;
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+
+    // Desired before the camera ever connected: it fetches the shadow on its first session.
+    shadows
+        .desire(&cam, SHADOW, json!({"upload_max_bytes_per_sec": 100000}))
+        .await;
+    let agent = Running::start(stack.config());
+    let s = shadows
+        .wait_for(&cam, SHADOW, 20, |s| {
+            reported(s, "upload_max_bytes_per_sec") == json!(100000)
+        })
+        .await;
+    assert_eq!(
+        reported(&s, "keep_alive_secs"),
+        json!(30),
+        "it also reports what it runs"
+    );
+    assert_eq!(
+        persisted(&stack).applied.upload_max_bytes_per_sec,
+        Some(100000)
+    );
+    agent.stop().await;
+
+    // Changed while it is offline: the delta waits in its persistent session.
+    shadows
+        .desire(&cam, SHADOW, json!({"health_interval_secs": 3600}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let agent = Running::start(stack.config());
+    let s = shadows
+        .wait_for(&cam, SHADOW, 20, |s| {
+            reported(s, "health_interval_secs") == json!(3600)
+        })
+        .await;
+    assert!(
+        anpr_test_support::shadow::delta(&s.desired, &s.reported).is_empty(),
+        "nothing pending: {s:?}"
+    );
+    let st = persisted(&stack);
+    assert_eq!(st.applied.health_interval_secs, Some(3600));
+    assert_eq!(
+        st.applied.upload_max_bytes_per_sec,
+        Some(100000),
+        "a partial update keeps the earlier settings"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_desired_document_is_refused_with_its_reason_and_the_previous_one_stays() {
+    let stack = Stack::new("cfg-bad").await;
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+    let agent = Running::start(stack.config());
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| !s.reported.is_empty())
+        .await;
+    let before = persisted(&stack);
+
+    // The shadow service, like AWS's, does not know our rules: the camera is the last check.
+    let v = shadows
+        .desire(&cam, SHADOW, json!({"keep_alive_secs": 5}))
+        .await;
+    let s = shadows
+        .wait_for(&cam, SHADOW, 20, |s| {
+            s.reported.contains_key("config_error")
+        })
+        .await;
+    let err = reported(&s, "config_error");
+    assert_eq!(err["setting"], "keep_alive_secs", "{err}");
+    assert_eq!(err["version"], v);
+    assert!(
+        err["reason"].as_str().unwrap().contains("30..=1200"),
+        "{err}"
+    );
+    assert_eq!(reported(&s, "keep_alive_secs"), json!(30));
+    assert_eq!(persisted(&stack).applied, before.applied, "nothing applied");
+
+    // An unknown setting (a newer cloud) is refused by name as well.
+    shadows
+        .desire(&cam, SHADOW, json!({"keep_alive_secs": 5, "colour": "red"}))
+        .await;
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| {
+            reported(s, "config_error")["setting"] == "colour"
+        })
+        .await;
+
+    // A corrected document is applied and clears the error.
+    shadows
+        .desire(
+            &cam,
+            SHADOW,
+            json!({"keep_alive_secs": null, "colour": null, "health_interval_secs": 600}),
+        )
+        .await;
+    let s = shadows
+        .wait_for(&cam, SHADOW, 20, |s| {
+            reported(s, "health_interval_secs") == json!(600)
+                && !s.reported.contains_key("config_error")
+        })
+        .await;
+    assert_eq!(reported(&s, "keep_alive_secs"), json!(30));
+    assert!(agent.is_running());
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_delta_delivered_late_does_not_undo_a_newer_one() {
+    let stack = Stack::new("cfg-ver").await;
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+    let cloud = stack.cloud().await;
+    let agent = Running::start(stack.config());
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| !s.reported.is_empty())
+        .await;
+    let v = shadows
+        .desire(&cam, SHADOW, json!({"health_interval_secs": 900}))
+        .await;
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| {
+            reported(s, "health_interval_secs") == json!(900)
+        })
+        .await;
+    // An older delta (e.g. re-delivered from a queue after a newer get) arrives now.
+    let stale = json!({"version": v - 1, "state": {"health_interval_secs": 7200}});
+    cloud
+        .client
+        .publish(
+            format!("$aws/things/{cam}/shadow/name/{SHADOW}/update/delta"),
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&stale).unwrap(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = shadows.document(&cam, SHADOW).unwrap();
+    assert_eq!(reported(&s, "health_interval_secs"), json!(900));
+    assert_eq!(persisted(&stack).applied.health_interval_secs, Some(900));
+    assert_eq!(persisted(&stack).version, v);
+    // A conditional update with the wrong version is refused by the shadow, nothing changes.
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_that_cannot_reach_the_broker_is_rolled_back() {
+    let mut stack = Stack::new("cfg-rb").await;
+    stack.extra_config = "[remote]\nrollback_secs = 3".into();
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+    let port = stack.mqtt_proxy.port;
+    let mut cloud = stack.cloud().await;
+    let agent = Running::start(stack.config());
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| !s.reported.is_empty())
+        .await;
+
+    // A port nothing listens on.
+    let dead = anpr_test_support::free_port();
+    let v = shadows
+        .desire(&cam, SHADOW, json!({"mqtt_port": dead}))
+        .await;
+    let s = shadows
+        .wait_for(&cam, SHADOW, 30, |s| {
+            reported(s, "config_error")["rolled_back"] == json!(true)
+        })
+        .await;
+    let err = reported(&s, "config_error");
+    assert_eq!(err["version"], v, "{err}");
+    assert_eq!(err["setting"], "mqtt_port", "{err}");
+    assert_eq!(
+        reported(&s, "mqtt_port"),
+        json!(port),
+        "back on the old port"
+    );
+    let st = persisted(&stack);
+    assert_eq!(st.applied.mqtt_port, None);
+    assert!(st.trial.is_none());
+    // The camera is back in service: its health report reaches the cloud.
+    cloud.wait_health(20).await;
+    assert!(agent.is_running());
+
+    // A working port change is confirmed by the connection and stays.
+    let v2 = shadows
+        .desire(&cam, SHADOW, json!({"mqtt_port": stack.broker.port}))
+        .await;
+    let s = shadows
+        .wait_for(&cam, SHADOW, 30, |s| {
+            reported(s, "mqtt_port") == json!(stack.broker.port)
+        })
+        .await;
+    assert!(
+        reported(&s, "config_error").is_null(),
+        "the error is cleared: {s:?}"
+    );
+    let st = persisted(&stack);
+    assert_eq!(st.applied.mqtt_port, Some(stack.broker.port));
+    assert_eq!(st.version, v2);
+    assert!(st.trial.is_none());
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_connection_trial_still_rolls_it_back() {
+    let mut stack = Stack::new("cfg-rs").await;
+    stack.extra_config = "[remote]\nrollback_secs = 4".into();
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+    let port = stack.mqtt_proxy.port;
+    let agent = Running::start(stack.config());
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| !s.reported.is_empty())
+        .await;
+    let dead = anpr_test_support::free_port();
+    shadows
+        .desire(&cam, SHADOW, json!({"mqtt_port": dead}))
+        .await;
+    // The trial is persisted before the agent reconnects; then the power goes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while persisted(&stack).trial.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "trial not persisted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agent.stop().await;
+    assert_eq!(persisted(&stack).applied.mqtt_port, Some(dead));
+
+    // Restarted on the unreachable port, the agent still goes back within its deadline.
+    let agent = Running::start(stack.config());
+    let s = shadows
+        .wait_for(&cam, SHADOW, 30, |s| {
+            reported(s, "config_error")["rolled_back"] == json!(true)
+        })
+        .await;
+    assert_eq!(reported(&s, "mqtt_port"), json!(port));
+    assert_eq!(persisted(&stack).applied.mqtt_port, None);
+    agent.stop().await;
+}
