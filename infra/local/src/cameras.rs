@@ -181,6 +181,8 @@ part_size_bytes = 5242880
 progress_step_pct = 10
 retry_initial_secs = 1
 retry_max_secs = 5
+[outbox]
+batch_max_age_secs = 1
 [credentials]
 host = "localhost"
 port = {cport}
@@ -211,8 +213,9 @@ pub fn spawn(
     let outbox = Outbox::open(
         &cfg.state_dir.join("outbox"),
         OutboxConfig {
-            // Reads reach the console within about a second.
-            batch_max_age_ms: 500,
+            // Reads reach the console within about a second (the `[outbox]` setting above,
+            // which the agent applies as it starts).
+            batch_max_age_ms: 1000,
             ..OutboxConfig::default()
         },
     )?;

@@ -144,12 +144,31 @@ pub struct Running {
     pub db: store::LocalDb,
     /// The PKI (to connect as a camera in tests).
     pub pki: pki::Pki,
+    camera_ids: Vec<String>,
+    shadows: shadow::LocalShadows,
     shutdown: watch::Sender<bool>,
     cameras: Vec<tokio::task::JoinHandle<()>>,
     services: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
+    /// Waits until every simulated camera has subscribed to its topics (it then asks for its
+    /// configuration shadow: [`shadow::LocalShadows::heard_from`]); `false` if that did not
+    /// happen within `timeout`. A file request published before a camera's first
+    /// subscription is lost, as it would be on AWS IoT.
+    pub async fn cameras_ready(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.camera_ids.iter().all(|c| self.shadows.heard_from(c)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the simulated cameras gracefully and the HTTP, S3, credentials and rule tasks.
     /// (rumqttd has no shutdown: its listener threads end with the process.)
     pub async fn stop(self) {
@@ -348,6 +367,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     };
     let shadows = shadow::LocalShadows::new(db.clone(), publisher.clone());
     let configs = anpr_core::CameraConfigs::new(db.clone(), shadows.clone());
+    let shadows_handle = shadows.clone();
     let app = request_api::app(requests, db.clone(), configs)
         .merge(console::routes(console_cfg))
         .layer(axum::middleware::from_fn(demo_identity));
@@ -355,7 +375,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let mut services = vec![
         tokio::spawn(s3::serve(s3_listener, s3_service)),
         tokio::spawn(rules::drain(pub_rx)),
-        tokio::spawn(shadow::run_device_side(shadow_tx, shadow_rx, shadows)),
+        tokio::spawn(shadow::run_device_side(
+            shadow_tx,
+            shadow_rx,
+            shadows.clone(),
+        )),
         tokio::spawn(creds::serve(
             creds_listener,
             acceptor,
@@ -414,6 +438,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         data_dir: data,
         db,
         pki,
+        camera_ids: opts.cameras.clone(),
+        shadows: shadows_handle,
         shutdown,
         cameras: camera_tasks,
         services,

@@ -64,6 +64,12 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("starting the local stack")?;
+    if !running
+        .cameras_ready(std::time::Duration::from_secs(15))
+        .await
+    {
+        eprintln!("anpr-local: a simulated camera has not connected yet (see the log)");
+    }
     println!(
         "anpr-local ready in {} ms: console {}  (data in {}; cameras {})",
         started.elapsed().as_millis(),

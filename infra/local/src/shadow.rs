@@ -17,6 +17,8 @@ use anpr_protocol::{CameraId, topics};
 use rumqttd::Notification;
 use rumqttd::local::{LinkRx, LinkTx};
 use serde_json::{Map, Value, json};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// `update/accepted` (not in `anpr_protocol::shadow`: the camera does not subscribe to it).
 pub const UPDATE_ACCEPTED: &str = "update/accepted";
@@ -30,12 +32,27 @@ fn now_secs() -> u64 {
 pub struct LocalShadows {
     db: LocalDb,
     publisher: LinkPublisher,
+    heard_from: Arc<Mutex<HashSet<String>>>,
 }
 
 impl LocalShadows {
     /// The service over `db`, publishing to cameras through `publisher`.
     pub fn new(db: LocalDb, publisher: LinkPublisher) -> Self {
-        Self { db, publisher }
+        Self {
+            db,
+            publisher,
+            heard_from: Arc::default(),
+        }
+    }
+
+    /// Whether `camera` has sent a shadow message since this process started. The agent asks
+    /// for its shadow right after the SUBACK of a new session (and the embedded broker's
+    /// sessions do not outlive the process), so this says the camera is subscribed.
+    pub fn heard_from(&self, camera: &str) -> bool {
+        self.heard_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(camera)
     }
 
     /// Applies an update payload and publishes what the shadow service publishes.
@@ -145,6 +162,11 @@ pub async fn run_device_side(mut tx: LinkTx, mut rx: LinkRx, shadows: LocalShado
         let Some((camera, op)) = parse(&topic) else {
             continue;
         };
+        shadows
+            .heard_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(camera.to_string());
         match op {
             msgs::UPDATE => {
                 let payload = match serde_json::from_slice::<Value>(&fwd.publish.payload) {

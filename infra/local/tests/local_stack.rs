@@ -9,7 +9,6 @@ use anpr_local::{Options, Running};
 use anpr_protocol::{Notification, RequestState, decode, topics};
 use common::subscriber;
 use rumqttc::v5::AsyncClient;
-use rumqttc::v5::mqttbytes::QoS;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -67,6 +66,10 @@ async fn a_requested_clip_is_announced_ready_with_a_url_that_downloads_the_camer
     let stack = anpr_local::start(Options::ephemeral(dir.path().to_owned()))
         .await
         .expect("local stack starts");
+    assert!(
+        stack.cameras_ready(Duration::from_secs(30)).await,
+        "the simulated camera subscribed"
+    );
     let (_client, mut rx) = notifications(&stack).await;
     let http = reqwest::Client::new();
 
@@ -113,6 +116,10 @@ async fn requests_and_plate_reads_survive_a_restart_of_the_stack() {
     let stack = anpr_local::start(Options::ephemeral(dir.path().to_owned()))
         .await
         .expect("first start");
+    assert!(
+        stack.cameras_ready(Duration::from_secs(30)).await,
+        "the simulated camera subscribed"
+    );
     let (_client, mut rx) = notifications(&stack).await;
     let id = request(&http, &stack, anpr_local::cameras::IMAGE).await;
     until_ready(&mut rx, &id).await;
@@ -139,6 +146,10 @@ async fn requests_and_plate_reads_survive_a_restart_of_the_stack() {
     let mut opts = Options::ephemeral(dir.path().to_owned());
     opts.plate_interval_secs = 0;
     let again = anpr_local::start(opts).await.expect("second start");
+    assert!(
+        again.cameras_ready(Duration::from_secs(30)).await,
+        "the simulated camera subscribed"
+    );
     let got: Value = http
         .get(format!("{}/file-requests/{id}", again.api_url))
         .send()
@@ -172,6 +183,10 @@ async fn the_console_and_its_configuration_are_served_from_the_api_origin() {
     let mut opts = Options::ephemeral(dir.path().to_owned());
     opts.plate_interval_secs = 0;
     let stack = anpr_local::start(opts).await.expect("start");
+    assert!(
+        stack.cameras_ready(Duration::from_secs(30)).await,
+        "the simulated camera subscribed"
+    );
     let http = reqwest::Client::new();
     let page = http.get(&stack.console_url).send().await.expect("GET /");
     assert_eq!(page.status(), 200);
@@ -191,54 +206,49 @@ async fn the_console_and_its_configuration_are_served_from_the_api_origin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_desired_setting_reaches_the_camera_as_a_shadow_delta_and_its_report_clears_it() {
+async fn a_desired_setting_reaches_the_simulated_camera_through_its_shadow_and_is_reported_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = Options::ephemeral(dir.path().to_owned());
     opts.plate_interval_secs = 0;
     let stack = anpr_local::start(opts).await.expect("start");
+    assert!(
+        stack.cameras_ready(Duration::from_secs(30)).await,
+        "the simulated camera subscribed"
+    );
     let camera = anpr_protocol::CameraId::parse("cam-001").expect("id");
+    // What the shadow service sends the camera, observed on the broker.
     let delta_topic = topics::config_shadow(&camera, anpr_protocol::shadow::UPDATE_DELTA);
-    let (client, mut deltas) = subscriber(&stack, "test-shadow-side", &delta_topic).await;
+    let (_observer, mut deltas) = subscriber(&stack, "test-observer", &delta_topic).await;
     let http = reqwest::Client::new();
     let url = format!("{}/cameras/cam-001/config", stack.api_url);
 
     let resp = http
         .put(&url)
-        .json(&json!({"keep_alive_secs": 600}))
+        .json(&json!({"upload_progress_step_pct": 20}))
         .send()
         .await
         .expect("PUT config");
     assert_eq!(resp.status(), 200);
     let view: Value = resp.json().await.expect("JSON");
-    assert_eq!(view["pending"]["keep_alive_secs"], 600, "{view}");
+    assert_eq!(view["desired"]["upload_progress_step_pct"], 20, "{view}");
 
     let delta = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let bytes = deltas.recv().await.expect("connection open");
             let d: anpr_protocol::shadow::Delta =
                 serde_json::from_slice(&bytes).expect("a shadow delta");
-            if d.state.contains_key("keep_alive_secs") {
+            if d.state.contains_key("upload_progress_step_pct") {
                 return d;
             }
         }
     })
     .await
     .expect("a delta within 10 s");
-    assert_eq!(delta.state["keep_alive_secs"], 600);
+    assert_eq!(delta.state["upload_progress_step_pct"], 20);
 
-    // The camera applies it and reports, as the agent does.
-    client
-        .publish(
-            topics::config_shadow(&camera, anpr_protocol::shadow::UPDATE),
-            QoS::AtLeastOnce,
-            false,
-            serde_json::to_vec(&json!({"state": {"reported": {"keep_alive_secs": 600}}}))
-                .expect("JSON"),
-        )
-        .await
-        .expect("publish report");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    // The agent applies it and reports what it runs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let version = loop {
         let view: Value = http
             .get(&url)
             .send()
@@ -247,20 +257,19 @@ async fn a_desired_setting_reaches_the_camera_as_a_shadow_delta_and_its_report_c
             .json()
             .await
             .expect("JSON");
-        if view["reported"]["keep_alive_secs"] == 600 {
+        if view["reported"]["upload_progress_step_pct"] == 20 {
             assert_eq!(view["pending"], json!({}), "{view}");
-            assert_eq!(view["desired"]["keep_alive_secs"], 600);
-            break;
+            break view["version"].as_u64().expect("version");
         }
         assert!(Instant::now() < deadline, "report not seen: {view}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
 
     // A stale If-Match is a conflict, and a bad value names its setting.
     let stale = http
         .put(&url)
-        .header("if-match", "\"1\"")
-        .json(&json!({"keep_alive_secs": 900}))
+        .header("if-match", format!("\"{}\"", version - 1))
+        .json(&json!({"upload_progress_step_pct": 50}))
         .send()
         .await
         .expect("PUT");
