@@ -18,6 +18,7 @@ pub mod media;
 pub mod mqtt;
 pub mod outbox;
 pub mod policy;
+pub mod quota;
 pub mod tls;
 pub mod upload;
 
