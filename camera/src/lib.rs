@@ -5,12 +5,16 @@
 //! (persisted request state and upload checkpoints), [`dispatch`] (handlers by topic),
 //! [`media`] (safe name resolution), [`upload`] (S3, resumable), [`creds`] (the IoT
 //! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
-//! camera role's IAM policy and a small evaluator), [`agent`] (the I/O loop).
+//! camera role's IAM policy and a small evaluator), [`agent`] (the I/O loop), `frames` (the
+//! frame feed: watched directory → recognizer → outbox; feature `recognizer`) and [`quota`]
+//! (the media directory's disk quota).
 
 pub mod agent;
 pub mod config;
 pub mod creds;
 pub mod dispatch;
+#[cfg(feature = "recognizer")]
+pub mod frames;
 pub mod health;
 pub mod journal;
 pub mod machine;

@@ -30,6 +30,9 @@ use std::time::Instant;
 use image::{DynamicImage, RgbImage};
 use serde::Serialize;
 
+/// The image crate the recognizer decodes with (frames, crops).
+pub use image;
+
 pub use config::{CHARSET_FILE, DETECTOR_FILE, READER_FILE, RecognizerConfig, default_models_dir};
 pub use detect::{DetectorSettings, PlateDetector, PpOcrDetector, TextRegion};
 pub use error::{BoxError, RecognizerError};
