@@ -37,6 +37,8 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
@@ -95,6 +97,31 @@ pub struct FeedStats {
     pub quota_deleted: u64,
     /// Reads the outbox refused (logged).
     pub outbox_errors: u64,
+}
+
+/// The running feed.
+#[derive(Debug)]
+pub struct FeedHandle {
+    thread: std::thread::JoinHandle<FeedStats>,
+    frames: Arc<AtomicU64>,
+}
+
+impl FeedHandle {
+    /// Frames recognised so far (files that did not decode not included).
+    pub fn frames_read(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Whether the feed's thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the feed to stop (after `shutdown` turned true); what it did, or `None` if
+    /// its thread panicked.
+    pub fn join(self) -> Option<FeedStats> {
+        self.thread.join().ok()
+    }
 }
 
 /// A candidate frame file in the watch directory.
@@ -268,7 +295,7 @@ pub fn spawn(
     cfg: &Config,
     outbox: OutboxHandle,
     shutdown: watch::Receiver<bool>,
-) -> Result<std::thread::JoinHandle<FeedStats>, FramesError> {
+) -> Result<FeedHandle, FramesError> {
     let section = cfg.recognizer.clone().ok_or(FramesError::NotConfigured)?;
     let rc = recognizer_config(&section)?;
     let dir_err = |path: &Path| {
@@ -297,7 +324,9 @@ pub fn spawn(
         clock_ms: 0,
         stats: FeedStats::default(),
         quota_due: true,
+        progress: Arc::new(AtomicU64::new(0)),
     };
+    let frames = feed.progress.clone();
     tracing::info!(
         watch_dir = %section.watch_dir.display(),
         models = %rc.models_dir.display(),
@@ -305,10 +334,11 @@ pub fn spawn(
         region = %section.region,
         "frame feed starting"
     );
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("frames".into())
         .spawn(move || feed.run(shutdown))
-        .map_err(FramesError::Thread)
+        .map_err(FramesError::Thread)?;
+    Ok(FeedHandle { thread, frames })
 }
 
 fn now_ms() -> u64 {
@@ -336,6 +366,8 @@ struct Feed {
     clock_ms: u64,
     stats: FeedStats,
     quota_due: bool,
+    /// `stats.frames`, readable while the feed runs.
+    progress: Arc<AtomicU64>,
 }
 
 impl Feed {
@@ -463,6 +495,7 @@ impl Feed {
         };
         drop(img);
         self.stats.frames += 1;
+        self.progress.store(self.stats.frames, Ordering::Relaxed);
         self.stats.reads += reads.len() as u64;
         tracing::debug!(file = %f.name, reads = reads.len(), "frame read");
         let closed = self.grouper.push(at, &reads);

@@ -74,7 +74,7 @@ fn start_feed(
     cfg: &anpr_camera::Config,
     outbox: &anpr_camera::agent::OutboxHandle,
     rx: &tokio::sync::watch::Receiver<bool>,
-) -> Option<std::thread::JoinHandle<anpr_camera::frames::FeedStats>> {
+) -> Option<anpr_camera::frames::FeedHandle> {
     cfg.recognizer.as_ref()?;
     match anpr_camera::frames::spawn(cfg, outbox.clone(), rx.clone()) {
         Ok(h) => Some(h),
@@ -87,16 +87,6 @@ fn start_feed(
             None
         }
     }
-}
-
-/// Agent-only build: the configuration refuses `[recognizer]`, so there is no feed.
-#[cfg(not(feature = "recognizer"))]
-fn start_feed(
-    _cfg: &anpr_camera::Config,
-    _outbox: &anpr_camera::agent::OutboxHandle,
-    _rx: &tokio::sync::watch::Receiver<bool>,
-) -> Option<std::thread::JoinHandle<()>> {
-    None
 }
 
 fn main() -> anyhow::Result<()> {
@@ -149,6 +139,8 @@ fn main() -> anyhow::Result<()> {
             let cfg = anpr_camera::Config::load(&config)?;
             let (tx, rx) = tokio::sync::watch::channel(false);
             let outbox = anpr_camera::agent::open_outbox(&cfg)?;
+            // An agent-only build refuses a `[recognizer]` section in the configuration.
+            #[cfg(feature = "recognizer")]
             let feed = start_feed(&cfg, &outbox, &rx);
             // One thread: the camera is small and the agent is I/O-bound (less memory); the
             // frame feed has its own thread.
@@ -179,8 +171,9 @@ fn main() -> anyhow::Result<()> {
             });
             // The agent stopped (or could not start): stop the feed too, let it flush.
             let _ = stop.send(true);
+            #[cfg(feature = "recognizer")]
             if let Some(feed) = feed
-                && feed.join().is_err()
+                && feed.join().is_none()
             {
                 tracing::error!("the frame feed thread panicked");
             }
