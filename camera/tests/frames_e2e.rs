@@ -12,11 +12,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn spawn(stack: &Stack, log: &str) -> Child {
+    spawn_with(stack, log, &[])
+}
+
+fn spawn_with(stack: &Stack, log: &str, env: &[(&str, &str)]) -> Child {
     let cfg = stack.write_config();
     let log = std::fs::File::create(stack.state.path().join(log)).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_anpr-camera"))
         .args(["run", "--config"])
         .arg(cfg)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log file"))
@@ -92,4 +97,27 @@ async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_c
     let log = std::fs::read_to_string(stack.state.path().join("agent.log")).unwrap();
     assert!(log.contains("frame feed stopped"), "{log}");
     assert!(log.contains("plate_reads: 1"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_models_are_missing_still_serves_and_logs_how_to_fetch_them() {
+    let mut stack = Stack::new("cam-nomodels").await;
+    stack.recognizer = Some(String::new());
+    stack.media_file("a.jpg", 1000);
+    let mut cloud = stack.cloud().await;
+    let mut agent = spawn_with(
+        &stack,
+        "agent.log",
+        &[("ANPR_MODELS_DIR", "/nonexistent/models")],
+    );
+    cloud.wait_health(30).await;
+    cloud.request("01NOMODELS0000000000000000", "a.jpg").await;
+    cloud
+        .wait_status("01NOMODELS0000000000000000", 60, is_uploaded)
+        .await;
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let log = std::fs::read_to_string(stack.state.path().join("agent.log")).unwrap();
+    assert!(log.contains("frame feed not started"), "{log}");
+    assert!(log.contains("scripts/fetch-models"), "{log}");
 }
