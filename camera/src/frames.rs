@@ -11,9 +11,9 @@
 //! - **Nothing read twice, nothing lost.** A frame without a plate is deleted once read; a
 //!   frame with one is kept until every group it may belong to has been written to the
 //!   outbox (see [`TemporalGrouper::oldest_open_ms`]), then deleted. After a crash or restart
-//!   the frames still there are read again, so a passage in progress is not lost (a read
-//!   already in the outbox may be sent a second time; the cloud keeps it once when its best
-//!   frame is the same, since the read id is derived from that frame).
+//!   the frames still there are read again, so a passage in progress is not lost. A read
+//!   already in the outbox may come out a second time; the read id is derived from its best
+//!   frame, so when that frame was still there the cloud stores it once.
 //! - **Bad frames.** A file that does not decode is logged, counted and deleted; the feed goes
 //!   on.
 //! - The recognizer runs on this feed's own thread (the agent's runtime is single-threaded);
