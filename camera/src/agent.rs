@@ -146,14 +146,27 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<(), Age
 pub async fn run_with_outbox(
     cfg: Config,
     outbox: OutboxHandle,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), AgentError> {
+    let (running, _) = watch::channel(cfg.clone());
+    run_with_settings(cfg, outbox, shutdown, running).await
+}
+
+/// [`run_with_outbox`], telling `running` the configuration in force (the file with the
+/// remote settings over it) at start and after every remote change, for the parts the agent
+/// does not run itself (the frame feed).
+pub async fn run_with_settings(
+    cfg: Config,
+    outbox: OutboxHandle,
     mut shutdown: watch::Receiver<bool>,
+    running: watch::Sender<Config>,
 ) -> Result<(), AgentError> {
     let cam = cfg.camera();
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::Media {
         path: cfg.state_dir.clone(),
         source,
     })?;
-    let mut rc = RemoteCtl::open(cfg.clone());
+    let mut rc = RemoteCtl::open(cfg.clone(), running);
     let cfg = rc.running.clone();
     std::fs::read_dir(&cfg.media_dir).map_err(|source| AgentError::Media {
         path: cfg.media_dir.clone(),
@@ -603,12 +616,14 @@ struct RemoteCtl {
     store: RemoteStore,
     deadline: Option<tokio::time::Instant>,
     trial_started: Instant,
+    /// Where the configuration in force is published (the frame feed follows it).
+    publish: watch::Sender<Config>,
 }
 
 impl RemoteCtl {
     /// Loads the persisted state; what cannot be used is set aside with an error logged, and
     /// the camera runs its file. A trial left by a restart gets a new deadline.
-    fn open(file: Config) -> Self {
+    fn open(file: Config, publish: watch::Sender<Config>) -> Self {
         let store = RemoteStore::new(&file.state_dir);
         let mut state = match store.load() {
             Ok(s) => s,
@@ -633,6 +648,7 @@ impl RemoteCtl {
             tracing::warn!("a connection trial was in progress at the last stop; it continues");
             tokio::time::Instant::now() + Duration::from_secs(file.remote.rollback_secs)
         });
+        publish.send_replace(running.clone());
         Self {
             file,
             running,
@@ -640,6 +656,7 @@ impl RemoteCtl {
             store,
             deadline,
             trial_started: Instant::now(),
+            publish,
         }
     }
 
@@ -734,6 +751,7 @@ impl RemoteCtl {
                     "remote configuration applied"
                 );
                 self.running = *cfg;
+                self.publish.send_replace(self.running.clone());
                 let mut act = Actions {
                     hot: Some(self.running.clone()),
                     ..Actions::default()
@@ -774,6 +792,7 @@ impl RemoteCtl {
         }
         self.running = remote::effective(&self.file, &self.state.applied)
             .unwrap_or_else(|_| self.file.clone());
+        self.publish.send_replace(self.running.clone());
         tracing::warn!(waited, "no connection with the new settings; rolled back");
         shared.error("configuration rolled back: no connection");
         Some(report)

@@ -75,6 +75,13 @@ pub struct Config {
     /// Remote configuration through the device shadow.
     #[serde(default)]
     pub remote: RemoteSettings,
+    /// Largest total size of `media_dir`, bytes; beyond it the oldest files are deleted after
+    /// each saved crop or frame, never one an unfinished request refers to. None: no quota.
+    #[serde(default)]
+    pub media_quota_bytes: Option<u64>,
+    /// On-device recognition of the frames dropped in a watched directory; absent: none.
+    #[serde(default)]
+    pub recognizer: Option<RecognizerSection>,
 }
 
 /// `[outbox]`: when plate-read batches are sent.
@@ -131,6 +138,54 @@ fn default_batch_reads() -> u32 {
 }
 fn default_batch_age() -> u32 {
     30
+}
+
+/// The plate regions `recognizer.region` accepts (`anpr_recognizer::Region`).
+pub const REGIONS: &[&str] = &["auto", "us", "eu", "br"];
+
+/// What is kept in the media directory for each plate read (`recognizer.save`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaveMode {
+    /// The plate with a margin around it, as a JPEG (a few kB).
+    #[default]
+    Crop,
+    /// The whole frame of the best read, as dropped in the watch directory.
+    Frame,
+    /// Nothing: the read carries no image name.
+    None,
+}
+
+/// `[recognizer]`: the frame feed (watched directory → recognizer → grouping → outbox).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognizerSection {
+    /// Directory the camera drops JPEG frames into (absolute; write `NAME.jpg.tmp` then rename,
+    /// or write in place: a file is taken once it has not changed for half a second).
+    /// Processed frames are deleted. Must not overlap `media_dir` or `state_dir`.
+    pub watch_dir: PathBuf,
+    /// Folder of the model files; default: `$ANPR_MODELS_DIR`, else `.local/models`.
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
+    /// Threads per frame (1..=16).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Reads scoring below this (0..=1) are dropped.
+    #[serde(default = "default_min_score")]
+    pub min_score: f32,
+    /// Plate formats to expect: `auto`, `us`, `eu` or `br`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
+    /// this are one plate read (the most confident).
+    #[serde(default = "default_group_gap")]
+    pub group_gap_ms: u64,
+    /// Longest time one group stays open, ms (a parked car is reported once per window).
+    #[serde(default = "default_group_window")]
+    pub group_window_ms: u64,
+    /// What to keep in `media_dir` for each read: `crop`, `frame` or `none`.
+    #[serde(default)]
+    pub save: SaveMode,
 }
 
 /// `[mqtt]`: the one MQTT session.
@@ -283,6 +338,33 @@ fn default_attempts() -> u32 {
 fn default_health_interval() -> u64 {
     6 * 3600
 }
+fn default_threads() -> usize {
+    1
+}
+fn default_min_score() -> f32 {
+    0.2
+}
+fn default_region() -> String {
+    "auto".to_owned()
+}
+fn default_group_gap() -> u64 {
+    2000
+}
+fn default_group_window() -> u64 {
+    30_000
+}
+
+/// `a` and `b` are the same directory or one is inside the other (compared as written, and
+/// canonicalised when both exist).
+fn overlaps(a: &Path, b: &Path) -> bool {
+    if a.starts_with(b) || b.starts_with(a) {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a.starts_with(&b) || b.starts_with(&a),
+        _ => false,
+    }
+}
 
 impl Config {
     /// Reads and validates a configuration file.
@@ -409,6 +491,69 @@ impl Config {
         if !(1..=86_400).contains(&self.remote.rollback_secs) {
             return Err(invalid("remote.rollback_secs", "must be 1..=86400"));
         }
+        if self.media_quota_bytes == Some(0) {
+            return Err(invalid(
+                "media_quota_bytes",
+                "must be positive (omit for no quota)",
+            ));
+        }
+        if let Some(r) = &self.recognizer {
+            self.validate_recognizer(r)?;
+        }
+        Ok(())
+    }
+
+    fn validate_recognizer(&self, r: &RecognizerSection) -> Result<(), ConfigError> {
+        if !r.watch_dir.is_absolute() {
+            return Err(invalid("recognizer.watch_dir", "must be an absolute path"));
+        }
+        if overlaps(&r.watch_dir, &self.media_dir) {
+            return Err(invalid(
+                "recognizer.watch_dir",
+                "must not be media_dir, inside it or around it (frames are deleted once read)",
+            ));
+        }
+        if overlaps(&r.watch_dir, &self.state_dir) {
+            return Err(invalid(
+                "recognizer.watch_dir",
+                "must not be state_dir, inside it or around it",
+            ));
+        }
+        if r.models_dir.as_ref().is_some_and(|m| !m.is_absolute()) {
+            return Err(invalid("recognizer.models_dir", "must be an absolute path"));
+        }
+        if !(1..=16).contains(&r.threads) {
+            return Err(invalid("recognizer.threads", "must be 1..=16"));
+        }
+        if !(0.0..=1.0).contains(&r.min_score) {
+            return Err(invalid("recognizer.min_score", "must be 0..=1"));
+        }
+        if !REGIONS.contains(&r.region.as_str()) {
+            return Err(invalid(
+                "recognizer.region",
+                format!(
+                    "unknown region {:?}: one of {}",
+                    r.region,
+                    REGIONS.join(", ")
+                ),
+            ));
+        }
+        if r.group_gap_ms == 0 {
+            return Err(invalid("recognizer.group_gap_ms", "must be positive"));
+        }
+        if r.group_window_ms < r.group_gap_ms {
+            return Err(invalid(
+                "recognizer.group_window_ms",
+                "must be at least recognizer.group_gap_ms",
+            ));
+        }
+        if !cfg!(feature = "recognizer") {
+            return Err(invalid(
+                "recognizer",
+                "this anpr-camera was built without the recognizer (cargo feature `recognizer`): \
+                 remove the [recognizer] section or install the full build",
+            ));
+        }
         Ok(())
     }
 
@@ -460,6 +605,137 @@ role_alias = "anpr-camera"
         assert_eq!(c.upload.part_size_bytes, 8 * 1024 * 1024);
         assert_eq!(c.health.interval_secs, 6 * 3600);
         assert_eq!(c.plate_topic(), "$aws/rules/anpr_plate_reads/cam-1/plates");
+    }
+
+    const RECOGNIZER: &str = "\n[recognizer]\nwatch_dir = \"/var/lib/anpr/frames\"\n";
+
+    #[test]
+    fn without_a_recognizer_section_nothing_is_recognized_and_there_is_no_quota() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert!(c.recognizer.is_none());
+        assert_eq!(c.media_quota_bytes, None);
+    }
+
+    #[test]
+    fn a_zero_media_quota_is_refused_naming_the_setting() {
+        let text = MINIMAL.replacen("camera_id", "media_quota_bytes = 0\ncamera_id", 1);
+        let e = Config::parse(&text).unwrap_err();
+        assert!(e.to_string().contains("media_quota_bytes"), "{e}");
+        let ok = MINIMAL.replacen("camera_id", "media_quota_bytes = 1000000\ncamera_id", 1);
+        assert_eq!(
+            Config::parse(&ok).unwrap().media_quota_bytes,
+            Some(1_000_000)
+        );
+    }
+
+    #[cfg(feature = "recognizer")]
+    #[test]
+    fn a_recognizer_section_with_only_the_watch_dir_gets_the_defaults() {
+        let c = Config::parse(&format!("{MINIMAL}{RECOGNIZER}")).unwrap();
+        let r = c.recognizer.unwrap();
+        assert_eq!(r.watch_dir, PathBuf::from("/var/lib/anpr/frames"));
+        assert_eq!(r.models_dir, None);
+        assert_eq!(r.threads, 1);
+        assert_eq!(r.min_score, 0.2);
+        assert_eq!(r.region, "auto");
+        assert_eq!((r.group_gap_ms, r.group_window_ms), (2000, 30_000));
+        assert_eq!(r.save, SaveMode::Crop);
+    }
+
+    #[cfg(feature = "recognizer")]
+    #[test]
+    fn every_recognizer_setting_is_read() {
+        let text = format!(
+            "{MINIMAL}{RECOGNIZER}models_dir = \"/opt/models\"\nthreads = 2\nmin_score = 0.5\n\
+             region = \"br\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n"
+        );
+        let r = Config::parse(&text).unwrap().recognizer.unwrap();
+        assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
+        assert_eq!((r.threads, r.min_score), (2, 0.5));
+        assert_eq!(r.region, "br");
+        assert_eq!((r.group_gap_ms, r.group_window_ms), (500, 4000));
+        assert_eq!(r.save, SaveMode::Frame);
+        let none = format!("{MINIMAL}{RECOGNIZER}save = \"none\"\n");
+        assert_eq!(
+            Config::parse(&none).unwrap().recognizer.unwrap().save,
+            SaveMode::None
+        );
+    }
+
+    #[cfg(feature = "recognizer")]
+    #[test]
+    fn every_accepted_region_is_one_the_recognizer_knows() {
+        for r in REGIONS {
+            assert!(r.parse::<anpr_recognizer::Region>().is_ok(), "{r}");
+        }
+    }
+
+    #[cfg(feature = "recognizer")]
+    #[test]
+    fn bad_recognizer_settings_are_refused_naming_the_setting() {
+        let cases = [
+            ("watch_dir = \"frames\"", "recognizer.watch_dir"),
+            (
+                "watch_dir = \"/var/lib/anpr/media\"",
+                "recognizer.watch_dir",
+            ),
+            (
+                "watch_dir = \"/var/lib/anpr/media/in\"",
+                "recognizer.watch_dir",
+            ),
+            ("watch_dir = \"/var/lib/anpr\"", "recognizer.watch_dir"),
+            (
+                "watch_dir = \"/var/lib/anpr/state/f\"",
+                "recognizer.watch_dir",
+            ),
+            (
+                "watch_dir = \"/f\"\nmodels_dir = \"m\"",
+                "recognizer.models_dir",
+            ),
+            ("watch_dir = \"/f\"\nthreads = 0", "recognizer.threads"),
+            ("watch_dir = \"/f\"\nthreads = 64", "recognizer.threads"),
+            (
+                "watch_dir = \"/f\"\nmin_score = 1.5",
+                "recognizer.min_score",
+            ),
+            (
+                "watch_dir = \"/f\"\nmin_score = -0.1",
+                "recognizer.min_score",
+            ),
+            (
+                "watch_dir = \"/f\"\nmin_score = nan",
+                "recognizer.min_score",
+            ),
+            ("watch_dir = \"/f\"\nregion = \"mars\"", "recognizer.region"),
+            (
+                "watch_dir = \"/f\"\ngroup_gap_ms = 0",
+                "recognizer.group_gap_ms",
+            ),
+            (
+                "watch_dir = \"/f\"\ngroup_gap_ms = 5000\ngroup_window_ms = 1000",
+                "recognizer.group_window_ms",
+            ),
+            ("watch_dir = \"/f\"\nsave = \"video\"", "save"),
+            ("watch_dir = \"/f\"\nbogus = 1", "bogus"),
+            ("threads = 1", "watch_dir"),
+        ];
+        for (lines, setting) in cases {
+            let e = Config::parse(&format!("{MINIMAL}\n[recognizer]\n{lines}\n")).unwrap_err();
+            assert!(e.to_string().contains(setting), "{lines}: {e}");
+        }
+    }
+
+    #[cfg(not(feature = "recognizer"))]
+    #[test]
+    fn an_agent_only_build_refuses_a_recognizer_section_saying_why() {
+        let e = Config::parse(&format!("{MINIMAL}{RECOGNIZER}")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("`recognizer`"), "{msg}");
+        assert!(msg.contains("built without the recognizer"), "{msg}");
+        // Its settings are still checked first, naming the bad one.
+        let bad = format!("{MINIMAL}{RECOGNIZER}threads = 0\n");
+        let e = Config::parse(&bad).unwrap_err();
+        assert!(e.to_string().contains("recognizer.threads"), "{e}");
     }
 
     #[test]

@@ -6,12 +6,15 @@
 //! [`media`] (safe name resolution), [`upload`] (S3, resumable), [`creds`] (the IoT
 //! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
 //! camera role's IAM policy and a small evaluator), [`remote`] (configuration from the
-//! device shadow), [`agent`] (the I/O loop).
+//! device shadow), [`agent`] (the I/O loop), `frames` (the frame feed: watched directory →
+//! recognizer → outbox; feature `recognizer`) and [`quota`] (the media directory's disk quota).
 
 pub mod agent;
 pub mod config;
 pub mod creds;
 pub mod dispatch;
+#[cfg(feature = "recognizer")]
+pub mod frames;
 pub mod health;
 pub mod journal;
 pub mod machine;
@@ -19,6 +22,7 @@ pub mod media;
 pub mod mqtt;
 pub mod outbox;
 pub mod policy;
+pub mod quota;
 pub mod remote;
 pub mod tls;
 pub mod upload;

@@ -67,6 +67,29 @@ fn init_logs() {
     }
 }
 
+/// Starts the frame feed when `[recognizer]` is configured. If it cannot start (models
+/// missing, directory unusable) the agent still runs, so the camera stays reachable.
+#[cfg(feature = "recognizer")]
+fn start_feed(
+    cfg: &anpr_camera::Config,
+    outbox: &anpr_camera::agent::OutboxHandle,
+    rx: &tokio::sync::watch::Receiver<bool>,
+    settings: tokio::sync::watch::Receiver<anpr_camera::Config>,
+) -> Option<anpr_camera::frames::FeedHandle> {
+    cfg.recognizer.as_ref()?;
+    match anpr_camera::frames::spawn_with_settings(cfg, outbox.clone(), rx.clone(), settings) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            tracing::error!(
+                error = format!("{e:#}"),
+                "frame feed not started; the agent runs without it"
+            );
+            None
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logs();
@@ -115,13 +138,22 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Run { config } => {
             let cfg = anpr_camera::Config::load(&config)?;
-            // One thread: the camera is small and the agent is I/O-bound (less memory).
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let outbox = anpr_camera::agent::open_outbox(&cfg)?;
+            // The configuration in force (the file with the remote settings over it): the agent
+            // sends it at start and on every remote change; the frame feed follows it.
+            let (running_tx, _running_rx) = tokio::sync::watch::channel(cfg.clone());
+            // An agent-only build refuses a `[recognizer]` section in the configuration.
+            #[cfg(feature = "recognizer")]
+            let feed = start_feed(&cfg, &outbox, &rx, _running_rx);
+            // One thread: the camera is small and the agent is I/O-bound (less memory); the
+            // frame feed has its own thread.
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("tokio runtime")?;
-            rt.block_on(async move {
-                let (tx, rx) = tokio::sync::watch::channel(false);
+            let stop = tx.clone();
+            let result = rt.block_on(async move {
                 tokio::spawn(async move {
                     let mut term = match tokio::signal::unix::signal(
                         tokio::signal::unix::SignalKind::terminate(),
@@ -139,8 +171,17 @@ fn main() -> anyhow::Result<()> {
                     tracing::info!("signal received");
                     let _ = tx.send(true);
                 });
-                anpr_camera::agent::run(cfg, rx).await
-            })?;
+                anpr_camera::agent::run_with_settings(cfg, outbox, rx, running_tx).await
+            });
+            // The agent stopped (or could not start): stop the feed too, let it flush.
+            let _ = stop.send(true);
+            #[cfg(feature = "recognizer")]
+            if let Some(feed) = feed
+                && feed.join().is_none()
+            {
+                tracing::error!("the frame feed thread panicked");
+            }
+            result?;
             Ok(())
         }
     }

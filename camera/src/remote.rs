@@ -143,24 +143,41 @@ pub fn effective(file: &Config, applied: &RemoteConfig) -> Result<Config, Config
     if let Some(v) = r.outbox_batch_max_age_secs {
         c.outbox.batch_max_age_secs = v;
     }
-    for (name, given) in [
-        (
-            "recognizer_min_confidence",
-            r.recognizer_min_confidence.is_some(),
-        ),
-        ("recognizer_region", r.recognizer_region.is_some()),
-        (
-            "recognizer_group_gap_ms",
-            r.recognizer_group_gap_ms.is_some(),
-        ),
-        ("media_quota_bytes", r.media_quota_bytes.is_some()),
-    ] {
-        if given {
-            return Err(error(
-                0,
-                Some(name),
-                "this camera runs no recognizer feed to apply it to",
-            ));
+    match c.recognizer.as_mut() {
+        Some(rec) => {
+            if let Some(v) = r.recognizer_min_confidence {
+                rec.min_score = f32::from(v) / 100.0;
+            }
+            if let Some(v) = r.recognizer_region {
+                rec.region = v.as_str().to_owned();
+            }
+            if let Some(v) = r.recognizer_group_gap_ms {
+                rec.group_gap_ms = u64::from(v);
+            }
+            if let Some(v) = r.media_quota_bytes {
+                c.media_quota_bytes = (v > 0).then_some(v);
+            }
+        }
+        None => {
+            let given = [
+                (
+                    "recognizer_min_confidence",
+                    r.recognizer_min_confidence.is_some(),
+                ),
+                ("recognizer_region", r.recognizer_region.is_some()),
+                (
+                    "recognizer_group_gap_ms",
+                    r.recognizer_group_gap_ms.is_some(),
+                ),
+                ("media_quota_bytes", r.media_quota_bytes.is_some()),
+            ];
+            if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(error(
+                    0,
+                    Some(name),
+                    "this camera runs no recognizer feed to apply it to",
+                ));
+            }
         }
     }
     c.validate().map_err(|e| {
@@ -175,7 +192,14 @@ pub fn effective(file: &Config, applied: &RemoteConfig) -> Result<Config, Config
 
 /// The remotely settable values `cfg` runs (every setting this camera has).
 pub fn running(cfg: &Config) -> RemoteConfig {
+    let rec = cfg.recognizer.as_ref();
     RemoteConfig {
+        recognizer_min_confidence: rec
+            .map(|r| (r.min_score * 100.0).round().clamp(0.0, 100.0) as u8),
+        recognizer_region: rec
+            .and_then(|r| serde_json::from_value(Value::String(r.region.clone())).ok()),
+        recognizer_group_gap_ms: rec.map(|r| u32::try_from(r.group_gap_ms).unwrap_or(u32::MAX)),
+        media_quota_bytes: rec.map(|_| cfg.media_quota_bytes.unwrap_or(0)),
         mqtt_port: Some(cfg.mqtt.port),
         mqtt_alpn: Some(cfg.mqtt.alpn),
         keep_alive_secs: Some(cfg.mqtt.keep_alive_secs),
@@ -184,7 +208,6 @@ pub fn running(cfg: &Config) -> RemoteConfig {
         upload_progress_step_pct: Some(cfg.upload.progress_step_pct),
         outbox_batch_max_reads: Some(cfg.outbox.batch_max_reads),
         outbox_batch_max_age_secs: Some(cfg.outbox.batch_max_age_secs),
-        ..RemoteConfig::default()
     }
 }
 
@@ -452,9 +475,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn file() -> Config {
-        Config::parse(
-            r#"
+    const FILE_TEXT: &str = r#"
 camera_id = "cam-1"
 media_dir = "/var/lib/anpr/media"
 state_dir = "/var/lib/anpr/state"
@@ -469,9 +490,10 @@ region = "eu-west-1"
 [credentials]
 host = "abc.credentials.iot.eu-west-1.amazonaws.com"
 role_alias = "anpr-camera"
-"#,
-        )
-        .unwrap()
+"#;
+
+    fn file() -> Config {
+        Config::parse(FILE_TEXT).unwrap()
     }
 
     fn map(v: Value) -> Map<String, Value> {
@@ -664,6 +686,45 @@ role_alias = "anpr-camera"
             Step::Ignore { report } => assert_eq!(report.len(), 8, "{report:?}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn recognizer_settings_apply_only_to_a_camera_with_a_recognizer_feed() {
+        let delta = json!({"recognizer_min_confidence": 70, "recognizer_region": "eu",
+                           "recognizer_group_gap_ms": 900, "media_quota_bytes": 1000000});
+        assert!(matches!(
+            on_delta(&file(), &RemoteState::default(), 2, &map(delta.clone())),
+            Step::Refuse { .. }
+        ));
+        let mut with_feed = file();
+        with_feed.recognizer = Some(
+            Config::parse(&format!(
+                "{}\n[recognizer]\nwatch_dir = \"/var/lib/anpr/frames\"\n",
+                FILE_TEXT
+            ))
+            .unwrap()
+            .recognizer
+            .unwrap(),
+        );
+        match on_delta(&with_feed, &RemoteState::default(), 2, &map(delta)) {
+            Step::Apply { cfg, reconnect, .. } => {
+                assert!(!reconnect);
+                let r = cfg.recognizer.unwrap();
+                assert!((r.min_score - 0.7).abs() < 1e-6);
+                assert_eq!(r.region, "eu");
+                assert_eq!(r.group_gap_ms, 900);
+                assert_eq!(cfg.media_quota_bytes, Some(1_000_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        let shown = running(&with_feed);
+        assert_eq!(shown.recognizer_min_confidence, Some(20));
+        assert_eq!(
+            shown.recognizer_region,
+            Some(anpr_protocol::PlateRegion::Auto)
+        );
+        assert_eq!(shown.media_quota_bytes, Some(0));
+        assert_eq!(running(&file()).recognizer_region, None);
     }
 
     #[test]

@@ -30,6 +30,9 @@ use std::time::Instant;
 use image::{DynamicImage, RgbImage};
 use serde::Serialize;
 
+/// The image crate the recognizer decodes with (frames, crops).
+pub use image;
+
 pub use config::{CHARSET_FILE, DETECTOR_FILE, READER_FILE, RecognizerConfig, default_models_dir};
 pub use detect::{DetectorSettings, PlateDetector, PpOcrDetector, TextRegion};
 pub use error::{BoxError, RecognizerError};
@@ -176,6 +179,13 @@ impl Recognizer {
     /// The settings in force.
     pub fn config(&self) -> &RecognizerConfig {
         &self.config
+    }
+
+    /// Changes what needs no reloading: the score below which reads are dropped and the plate
+    /// formats expected (remote configuration).
+    pub fn tune(&mut self, min_score: f32, region: format::Region) {
+        self.config.min_score = min_score.clamp(0.0, 1.0);
+        self.config.region = region;
     }
 
     /// The plates in a frame, most confident first.

@@ -108,6 +108,12 @@ impl TemporalGrouper {
         closed
     }
 
+    /// When the oldest open group was first seen, if any group is open: a caller holding on to
+    /// frames until their reads are emitted may let go of every frame older than this.
+    pub fn oldest_open_ms(&self) -> Option<u64> {
+        self.open.iter().map(|g| g.group.first_seen_ms).min()
+    }
+
     /// Emits every open group (end of stream).
     pub fn flush(&mut self) -> Vec<GroupedRead> {
         self.open.drain(..).map(|g| g.group).collect()
@@ -198,6 +204,21 @@ mod tests {
             out.extend(g.push(t, &[read("ABC1234", 0.9)]));
         }
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn the_oldest_open_group_tells_which_frames_are_still_needed() {
+        let mut g = TemporalGrouper::new(500, 10_000);
+        assert_eq!(g.oldest_open_ms(), None);
+        g.push(100, &[read("ABC1234", 0.9)]);
+        g.push(300, &[read("XYZ9876", 0.9)]);
+        assert_eq!(g.oldest_open_ms(), Some(100));
+        // ABC1234 falls silent and is emitted; XYZ9876 is still seen.
+        let closed = g.push(700, &[read("XYZ9876", 0.9)]);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(g.oldest_open_ms(), Some(300));
+        g.flush();
+        assert_eq!(g.oldest_open_ms(), None);
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub struct Stack {
     pub mqtt_proxy: Proxy,
     pub s3_proxy: Proxy,
     pub extra_config: String,
+    /// Frames directory of the `[recognizer]` section, written when `recognizer` is set.
+    pub frames: tempfile::TempDir,
+    /// More `[recognizer]` lines; `None`: no `[recognizer]` section.
+    pub recognizer: Option<String>,
+    /// `media_quota_bytes` (with `recognizer` only).
+    pub media_quota_bytes: Option<u64>,
 }
 
 fn moto_port() -> u16 {
@@ -65,6 +71,9 @@ impl Stack {
             mqtt_proxy,
             s3_proxy,
             extra_config: String::new(),
+            frames: tempfile::tempdir().unwrap(),
+            recognizer: None,
+            media_quota_bytes: None,
         }
     }
 
@@ -77,7 +86,7 @@ impl Stack {
             "retry_initial_secs = 1\nretry_max_secs = 2\n{}",
             self.extra_config
         );
-        anpr_test_support::agent_config::AgentConfig {
+        let cfg = anpr_test_support::agent_config::AgentConfig {
             camera: &self.cam.cn,
             media: self.media.path(),
             state: self.state.path(),
@@ -90,8 +99,18 @@ impl Stack {
             creds_port: self.creds.port,
             mqtt_extra: &plate_topic,
             upload_extra: &upload_extra,
+        };
+        match &self.recognizer {
+            None => cfg.toml(),
+            Some(extra) => {
+                cfg.toml_with_recognizer(&anpr_test_support::agent_config::RecognizerToml {
+                    watch_dir: self.frames.path(),
+                    models_dir: None,
+                    media_quota_bytes: self.media_quota_bytes,
+                    extra,
+                })
+            }
         }
-        .toml()
     }
 
     pub fn config(&self) -> Config {

@@ -33,7 +33,38 @@ pub struct AgentConfig<'a> {
     pub upload_extra: &'a str,
 }
 
+/// The agent's frame feed: a `[recognizer]` section and the media quota.
+#[derive(Debug, Clone)]
+pub struct RecognizerToml<'a> {
+    /// Directory frames are dropped into.
+    pub watch_dir: &'a Path,
+    /// Model files; default: the agent's (`ANPR_MODELS_DIR`, else `.local/models`).
+    pub models_dir: Option<&'a Path>,
+    /// `media_quota_bytes`, if any.
+    pub media_quota_bytes: Option<u64>,
+    /// More `[recognizer]` lines (`group_gap_ms = 500`, `save = "frame"`, …).
+    pub extra: &'a str,
+}
+
 impl AgentConfig<'_> {
+    /// The TOML text with a `[recognizer]` section (and `media_quota_bytes`).
+    pub fn toml_with_recognizer(&self, r: &RecognizerToml<'_>) -> String {
+        let quota = r
+            .media_quota_bytes
+            .map(|q| format!("media_quota_bytes = {q}\n"))
+            .unwrap_or_default();
+        let models = r
+            .models_dir
+            .map(|m| format!("models_dir = \"{}\"\n", m.display()))
+            .unwrap_or_default();
+        format!(
+            "{quota}{}\n[recognizer]\nwatch_dir = \"{}\"\n{models}{}\n",
+            self.toml(),
+            r.watch_dir.display(),
+            r.extra
+        )
+    }
+
     /// The TOML text (multipart from 5 MiB, 5 MiB parts, role alias `anpr-camera`).
     pub fn toml(&self) -> String {
         format!(

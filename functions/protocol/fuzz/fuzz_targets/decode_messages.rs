@@ -43,6 +43,15 @@ fuzz_target!(|data: &[u8]| {
         assert!(good.iter().all(|r| r.c <= 100));
         let _ = bad.len();
     }
+    // The configuration shadow's messages and the configuration document they carry.
+    if let Ok(d) = serde_json::from_slice::<anpr_protocol::shadow::Delta>(data)
+        && let Ok(c) = anpr_protocol::RemoteConfig::from_object(&d.state)
+    {
+        assert!(c.validate().is_ok());
+        let again = anpr_protocol::RemoteConfig::from_object(&c.to_object()).expect("re-parses");
+        assert_eq!(again, c);
+    }
+    let _ = serde_json::from_slice::<anpr_protocol::shadow::Document>(data);
     if let Ok(s) = std::str::from_utf8(data) {
         if let Ok((cam, rest)) = topics::parse_camera_topic(s) {
             assert!(s.ends_with(&format!("{}/{}", cam.as_str(), rest)));

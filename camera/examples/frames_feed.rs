@@ -1,0 +1,151 @@
+//! Measures the frame feed through the whole agent (`anpr-camera run` with a `[recognizer]`
+//! section, recognizer threads = 1, against the real stand-ins; moto started and
+//! `ANPR_MOTO_URL` set, like the tests): a backlog of frames is dropped in the watch
+//! directory at once, as if captured at 5 frames/s, and the agent drains it. Prints frames/s
+//! from the first drop until the watch directory is empty again (every frame recognised,
+//! grouped, its read in the outbox and its crop saved), and the agent's memory idle (models
+//! loaded) and while feeding. Not a test: it prints figures.
+//!
+//! ```sh
+//! ANPR_CAMERA_BIN=/path/to/release/anpr-camera [ANPR_MEASURE_FRAMES=DIR] [ANPR_MEASURE_COPIES=N] \
+//!   cargo run -p anpr-camera --example frames_feed
+//! ```
+//!
+//! `ANPR_MEASURE_FRAMES`: a directory of JPEGs (default: `camera/tests/data`); each is dropped
+//! `ANPR_MEASURE_COPIES` times (default 1 for a directory given, 30 for the default).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+fn spawn(stack: &Stack, bin: &str) -> Child {
+    let cfg = stack.write_config();
+    let log = std::fs::File::create(stack.state.path().join("agent.log")).expect("log");
+    Command::new(bin)
+        .args(["run", "--config"])
+        .arg(cfg)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start anpr-camera")
+}
+
+/// Fields of /proc/{pid}/status, in KiB (0 when absent), read at one instant.
+fn status_kib<const N: usize>(pid: u32, keys: [&str; N]) -> [u64; N] {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    keys.map(|k| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let bin = std::env::var("ANPR_CAMERA_BIN").unwrap_or_else(|_| {
+        let t = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        format!("{t}/release/anpr-camera")
+    });
+    let given = std::env::var_os("ANPR_MEASURE_FRAMES").map(PathBuf::from);
+    let copies: usize = std::env::var("ANPR_MEASURE_COPIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if given.is_some() { 1 } else { 30 });
+    let src_dir =
+        given.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data"));
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&src_dir)
+        .expect("frames directory")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
+        .collect();
+    photos.sort();
+    assert!(!photos.is_empty(), "no .jpg in {}", src_dir.display());
+    let frames: Vec<&PathBuf> = (0..copies).flat_map(|_| photos.iter()).collect();
+
+    let mut stack = Stack::new("cam-feed-measure").await;
+    stack.recognizer = Some("threads = 1\ngroup_gap_ms = 1000\ngroup_window_ms = 30000".into());
+    let mut cloud = stack.cloud().await;
+    let mut agent = spawn(&stack, &bin);
+    let pid = agent.id();
+    cloud.wait_health(60).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let [idle_rss, idle_anon] = status_kib(pid, ["VmRSS:", "RssAnon:"]);
+
+    // Written beside the watch directory, then renamed in, with capture times 200 ms apart
+    // ending 1 s ago.
+    let staging = tempfile::tempdir().expect("staging");
+    let n = frames.len();
+    let first = SystemTime::now() - Duration::from_millis(1000 + 200 * n as u64);
+    let mut staged = Vec::new();
+    for (i, src) in frames.iter().enumerate() {
+        let name = format!("{i:05}.jpg");
+        let tmp = staging.path().join(&name);
+        std::fs::copy(src, &tmp).expect("copy");
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .and_then(|f| f.set_modified(first + Duration::from_millis(200 * i as u64)))
+            .expect("mtime");
+        staged.push((tmp, stack.frames.path().join(name)));
+    }
+    let bytes: u64 = staged
+        .iter()
+        .map(|(p, _)| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let start = Instant::now();
+    for (tmp, dest) in &staged {
+        std::fs::rename(tmp, dest).expect("rename into the watch directory");
+    }
+    let mut peak_rss = 0;
+    let mut peak_anon = 0;
+    let deadline = start + Duration::from_secs(1800);
+    loop {
+        let [rss, anon] = status_kib(pid, ["VmRSS:", "RssAnon:"]);
+        peak_rss = peak_rss.max(rss);
+        peak_anon = peak_anon.max(anon);
+        let left = std::fs::read_dir(stack.frames.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} frames still there");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let [hwm] = status_kib(pid, ["VmHWM:"]);
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = agent.wait();
+    let log = std::fs::read_to_string(stack.state.path().join("agent.log")).unwrap_or_default();
+    let stats = log
+        .lines()
+        .find(|l| l.contains("frame feed stopped"))
+        .unwrap_or("(no stats line in the log)");
+    println!(
+        "frames: {n} ({} photos x {copies}) from {}, {:.1} kB on average",
+        photos.len(),
+        src_dir.display(),
+        bytes as f64 / n as f64 / 1000.0
+    );
+    println!(
+        "feed: {secs:.2} s for {n} frames = {:.2} frames/s ({:.0} ms/frame), drop to empty watch dir",
+        n as f64 / secs,
+        secs * 1000.0 / n as f64
+    );
+    println!("agent RSS idle, models loaded: {idle_rss} KiB ({idle_anon} KiB anonymous)");
+    println!(
+        "agent RSS while feeding: peak sampled {peak_rss} KiB ({peak_anon} KiB anonymous), VmHWM {hwm} KiB"
+    );
+    println!("{stats}");
+}
