@@ -143,8 +143,10 @@ pub struct CameraEnv {
     pub role_alias: String,
     /// Shared media folder.
     pub media: PathBuf,
-    /// Seconds between simulated plate reads (0: none).
+    /// Seconds between simulated plate reads or frames (0: none).
     pub plate_interval_secs: u64,
+    /// The recognizer's models: frames are fed to the real recognizer (feature `recognizer`).
+    pub models_dir: Option<PathBuf>,
 }
 
 /// Writes the camera's configuration file (a camera's real TOML) and loads it.
@@ -199,6 +201,16 @@ role_alias = "{alias}"
         cport = env.creds_port,
         alias = env.role_alias,
     );
+    let mut text = text;
+    if cfg!(feature = "recognizer")
+        && let Some(models) = &env.models_dir
+    {
+        text.push_str(&format!(
+            "[recognizer]\nwatch_dir = \"{}\"\nmodels_dir = \"{}\"\nthreads = 1\n",
+            dir.join("frames").display(),
+            models.display()
+        ));
+    }
     let path = dir.join("camera.toml");
     std::fs::write(&path, text).map_err(io(&path))?;
     Ok(Config::load(&path)?)
@@ -221,6 +233,15 @@ pub fn spawn(
     )?;
     let outbox = Arc::new(Mutex::new(outbox));
     let camera = cfg.camera();
+    #[cfg(feature = "recognizer")]
+    if cfg.recognizer.is_some() {
+        return Ok(spawn_with_recognizer(
+            cfg,
+            outbox,
+            plate_interval_secs,
+            shutdown,
+        ));
+    }
     if plate_interval_secs > 0 {
         let (outbox, mut stop) = (outbox.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -246,6 +267,63 @@ pub fn spawn(
             tracing::error!(camera = %camera, error = %e, "simulated camera could not start");
         }
     }))
+}
+
+/// The agent with the real frame feed: the sample plate photo is dropped into the watched
+/// folder every `interval_secs` as a new frame (written aside, then renamed, as a camera's
+/// capture would appear), and the recognizer's reads go through the agent's outbox.
+#[cfg(feature = "recognizer")]
+fn spawn_with_recognizer(
+    cfg: Config,
+    outbox: anpr_camera::agent::OutboxHandle,
+    interval_secs: u64,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let camera = cfg.camera();
+    let (running_tx, running_rx) = watch::channel(cfg.clone());
+    let feed = match anpr_camera::frames::spawn_with_settings(
+        &cfg,
+        outbox.clone(),
+        shutdown.clone(),
+        running_rx,
+    ) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!(camera = %camera, error = %e, "frame feed not started");
+            None
+        }
+    };
+    if let (Some(section), true) = (cfg.recognizer.clone(), interval_secs > 0) {
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(interval_secs));
+            let mut n: u64 = 0;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                n += 1;
+                let tmp = section.watch_dir.join(format!(".frame-{n:08}.part"));
+                let frame = section.watch_dir.join(format!("frame-{n:08}.jpg"));
+                if let Err(e) =
+                    std::fs::write(&tmp, PLATE_JPG).and_then(|()| std::fs::rename(&tmp, &frame))
+                {
+                    tracing::warn!(error = %e, "frame not written");
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        if let Err(e) =
+            anpr_camera::agent::run_with_settings(cfg, outbox, shutdown, running_tx).await
+        {
+            tracing::error!(camera = %camera, error = %e, "simulated camera could not start");
+        }
+        if let Some(feed) = feed {
+            let _ = tokio::task::spawn_blocking(move || feed.join()).await;
+        }
+    })
 }
 
 /// Plates the simulated detector cycles through.

@@ -105,8 +105,12 @@ pub struct Options {
     pub creds_port: u16,
     /// Simulated camera ids.
     pub cameras: Vec<String>,
-    /// Seconds between simulated plate reads per camera (0: none).
+    /// Seconds between simulated plate reads (or, with the `recognizer` feature, frames) per
+    /// camera (0: none).
     pub plate_interval_secs: u64,
+    /// With the `recognizer` feature: the recognizer's model folder (`scripts/fetch-models`
+    /// puts them in `.local/models`); the cameras then read plates from frames.
+    pub models_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -121,6 +125,7 @@ impl Options {
             creds_port: 0,
             cameras: vec!["cam-001".into()],
             plate_interval_secs: 2,
+            models_dir: None,
         }
     }
 }
@@ -417,6 +422,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         role_alias: ROLE_ALIAS.into(),
         media,
         plate_interval_secs: opts.plate_interval_secs,
+        models_dir: opts.models_dir.clone(),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut camera_tasks = Vec::new();

@@ -33,9 +33,13 @@ struct Args {
     /// Simulated cameras (ids).
     #[arg(long = "camera", default_values_t = ["cam-001".to_owned(), "cam-002".to_owned()])]
     cameras: Vec<String>,
-    /// Seconds between simulated plate reads per camera (0: none).
+    /// Seconds between simulated plate reads (with --models-dir: frames) per camera (0: none).
     #[arg(long, default_value_t = 5)]
     plate_interval: u64,
+    /// Feed frames to the real recognizer with these models (`scripts/fetch-models` puts them
+    /// in .local/models); needs a build with `--features recognizer`.
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -49,6 +53,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if args.models_dir.is_some() && !cfg!(feature = "recognizer") {
+        anyhow::bail!(
+            "--models-dir needs a build with the recognizer: cargo run -p anpr-local --features recognizer -- --models-dir …"
+        );
+    }
     if args.reset {
         anpr_local::reset(&args.data_dir)?;
     }
@@ -61,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         creds_port: args.creds_port,
         cameras: args.cameras.clone(),
         plate_interval_secs: args.plate_interval,
+        models_dir: args.models_dir.clone(),
     })
     .await
     .context("starting the local stack")?;

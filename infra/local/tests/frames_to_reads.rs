@@ -1,0 +1,58 @@
+//! With the `recognizer` feature: the simulated camera's frames (the sample plate photo dropped
+//! into its watched folder) go through the real frame feed and on-device recognizer, and the
+//! reads arrive in the cloud's plate-read store through the agent's outbox and the plate rule.
+//! `scripts/test` runs the workspace with `--features anpr-local/recognizer`; the models come
+//! from `scripts/fetch-models` (`.local/models`, or `ANPR_MODELS_DIR`).
+#![cfg(feature = "recognizer")]
+
+use anpr_local::Options;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("ANPR_MODELS_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.local/models")
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn frames_dropped_into_the_simulated_camera_become_plate_reads_in_the_cloud() {
+    let models = models_dir();
+    assert!(
+        models.join("ch_PP-OCRv4_det_infer.onnx").exists(),
+        "no models in {}: run scripts/fetch-models (scripts/test does)",
+        models.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = Options::ephemeral(dir.path().to_owned());
+    opts.plate_interval_secs = 1;
+    opts.models_dir = Some(models);
+    let stack = anpr_local::start(opts).await.expect("start");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let read = loop {
+        let page: Value = http
+            .get(format!("{}/cameras/cam-001/plate-reads", stack.api_url))
+            .send()
+            .await
+            .expect("GET reads")
+            .json()
+            .await
+            .expect("JSON");
+        if let Some(r) = page["items"].as_array().and_then(|i| i.first()) {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "no plate read within 120 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // The sample photo's plate, as the recognizer reads it, with the saved crop named.
+    assert!(
+        read["plate"].as_str().is_some_and(|p| p.len() >= 4),
+        "{read}"
+    );
+    let img = read["img"].as_str().expect("the read names its crop");
+    assert!(dir.path().join("media").join(img).exists(), "{img}");
+    stack.stop().await;
+}
