@@ -9,7 +9,7 @@ use anpr_protocol::shadow::Document;
 use anpr_protocol::topics::CONFIG_SHADOW;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_iotdataplane::primitives::Blob;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// [`ConfigShadows`] over the IoT data plane.
 #[derive(Debug, Clone)]
@@ -42,10 +42,7 @@ impl ConfigShadows for IotConfigShadows {
         desired: &Map<String, Value>,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        let mut payload = json!({ "state": { "desired": desired } });
-        if let Some(v) = expected_version {
-            payload["version"] = v.into();
-        }
+        let payload = anpr_core::shadow::desired_update(desired, expected_version);
         let body = serde_json::to_vec(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match self
             .client

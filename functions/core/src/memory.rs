@@ -6,7 +6,7 @@ use crate::model::{Camera, FileRequestRecord, Page};
 use crate::ports::{
     CameraRegistry, ConfigShadows, Created, DevicePublisher, IdempotencyKey, RequestStore,
 };
-use crate::shadow::Shadow;
+use crate::shadow::{Shadow, desired_update};
 use anpr_protocol::shadow::Document;
 use anpr_protocol::{CameraId, RequestId};
 use serde_json::{Map, Value};
@@ -235,12 +235,9 @@ impl MemoryShadows {
     pub fn report(&self, camera: &str, reported: Map<String, Value>) {
         let mut g = lock(&self.shadows);
         let s = g.entry(camera.to_owned()).or_default();
-        let mut state = Map::new();
-        state.insert("reported".into(), Value::Object(reported));
-        let mut payload = Map::new();
-        payload.insert("state".into(), Value::Object(state));
+        let payload = serde_json::json!({ "state": { "reported": reported } });
         // A reported-only update of a well-formed payload cannot be refused.
-        let _ = s.update(&Value::Object(payload), 0);
+        let _ = s.update(&payload, 0);
     }
 }
 
@@ -253,14 +250,7 @@ impl ConfigShadows for MemoryShadows {
     ) -> Result<(), StoreError> {
         let mut g = lock(&self.shadows);
         let s = g.entry(camera.to_string()).or_default();
-        let mut state = Map::new();
-        state.insert("desired".into(), Value::Object(desired.clone()));
-        let mut payload = Map::new();
-        payload.insert("state".into(), Value::Object(state));
-        if let Some(v) = expected_version {
-            payload.insert("version".into(), v.into());
-        }
-        s.update(&Value::Object(payload), 0)?;
+        s.update(&desired_update(desired, expected_version), 0)?;
         Ok(())
     }
 

@@ -83,6 +83,16 @@ pub fn delta(desired: &Map<String, Value>, reported: &Map<String, Value>) -> Map
     out
 }
 
+/// The `update` payload that sets `desired` (what UpdateThingShadow is given); with
+/// `expected_version`, accepted only if the shadow is still at that version.
+pub fn desired_update(desired: &Map<String, Value>, expected_version: Option<u64>) -> Value {
+    let mut payload = serde_json::json!({ "state": { "desired": desired } });
+    if let Some(v) = expected_version {
+        payload["version"] = v.into();
+    }
+    payload
+}
+
 fn state_part<'a>(
     state: &'a Map<String, Value>,
     name: &str,

@@ -100,10 +100,7 @@ impl ConfigShadows for LocalShadows {
         desired: &Map<String, Value>,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        let mut payload = json!({ "state": { "desired": desired } });
-        if let Some(v) = expected_version {
-            payload["version"] = v.into();
-        }
+        let payload = anpr_core::shadow::desired_update(desired, expected_version);
         self.apply(camera, &payload).await.map_err(StoreError::from)
     }
 
