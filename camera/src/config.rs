@@ -577,9 +577,10 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// The smallest valid file (also the base of other modules' tests).
     pub(crate) const MINIMAL: &str = r#"
 camera_id = "cam-1"
 media_dir = "/var/lib/anpr/media"

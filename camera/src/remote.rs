@@ -475,22 +475,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const FILE_TEXT: &str = r#"
-camera_id = "cam-1"
-media_dir = "/var/lib/anpr/media"
-state_dir = "/var/lib/anpr/state"
-[mqtt]
-host = "abc-ats.iot.eu-west-1.amazonaws.com"
-ca_file = "/etc/anpr/ca.pem"
-cert_file = "/etc/anpr/cert.pem"
-key_file = "/etc/anpr/key.pem"
-[upload]
-bucket = "media"
-region = "eu-west-1"
-[credentials]
-host = "abc.credentials.iot.eu-west-1.amazonaws.com"
-role_alias = "anpr-camera"
-"#;
+    use crate::config::tests::MINIMAL as FILE_TEXT;
 
     fn file() -> Config {
         Config::parse(FILE_TEXT).unwrap()
