@@ -19,34 +19,8 @@ mod common;
 
 use common::*;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
-
-fn spawn(stack: &Stack, bin: &str) -> Child {
-    let cfg = stack.write_config();
-    let log = std::fs::File::create(stack.state.path().join("agent.log")).expect("log");
-    Command::new(bin)
-        .args(["run", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start anpr-camera")
-}
-
-/// Fields of /proc/{pid}/status, in KiB (0 when absent), read at one instant.
-fn status_kib<const N: usize>(pid: u32, keys: [&str; N]) -> [u64; N] {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    keys.map(|k| {
-        s.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    })
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -74,7 +48,7 @@ async fn main() {
     let mut stack = Stack::new("cam-feed-measure").await;
     stack.recognizer = Some("threads = 1\ngroup_gap_ms = 1000\ngroup_window_ms = 30000".into());
     let mut cloud = stack.cloud().await;
-    let mut agent = spawn(&stack, &bin);
+    let mut agent = spawn_agent(&stack, &bin, "agent.log", "info", &[]);
     let pid = agent.id();
     cloud.wait_health(60).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

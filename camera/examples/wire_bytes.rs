@@ -12,34 +12,8 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
-
-fn spawn(stack: &Stack, bin: &str) -> Child {
-    let cfg = stack.write_config();
-    let log = std::fs::File::create(stack.state.path().join("agent.log")).expect("log");
-    Command::new(bin)
-        .args(["run", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start anpr-camera")
-}
-
-/// Fields of /proc/{pid}/status, in KiB (0 when absent), read at one instant.
-fn status_kib<const N: usize>(pid: u32, keys: [&str; N]) -> [u64; N] {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    keys.map(|k| {
-        s.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    })
-}
 
 /// (VmRSS, VmHWM) in KiB.
 fn rss(pid: u32) -> (u64, u64) {
@@ -64,7 +38,7 @@ async fn main() {
     let shadows = anpr_test_support::shadow::ShadowService::start(&stack.broker).await;
 
     // 1. First connect: no session on the broker (TLS, CONNECT, SUBSCRIBE, presence, health).
-    let mut agent = spawn(&stack, &bin);
+    let mut agent = spawn_agent(&stack, &bin, "agent.log", "warn", &[]);
     cloud.wait_health(30).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let first = stack.mqtt_proxy.total_bytes();

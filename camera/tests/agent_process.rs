@@ -4,22 +4,8 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn spawn(stack: &Stack, log: &str) -> Child {
-    let cfg = stack.write_config();
-    let log = std::fs::File::create(stack.state.path().join(log)).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_anpr-camera"))
-        .args(["run", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("start anpr-camera")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_killed_at_half_resumes_after_restart_and_resends_at_most_one_part() {
@@ -29,7 +15,13 @@ async fn an_upload_killed_at_half_resumes_after_restart_and_resends_at_most_one_
     let size = 30 * MIB;
     let body = stack.media_file("clip.mp4", size);
     let mut cloud = stack.cloud().await;
-    let mut agent = spawn(&stack, "first.log");
+    let mut agent = spawn_agent(
+        &stack,
+        env!("CARGO_BIN_EXE_anpr-camera"),
+        "first.log",
+        "info",
+        &[],
+    );
     cloud.wait_health(30).await;
 
     let before = stack.s3_proxy.up_bytes();
@@ -52,7 +44,13 @@ async fn an_upload_killed_at_half_resumes_after_restart_and_resends_at_most_one_
         .count();
     assert_eq!(journal, 1, "the request is journaled");
 
-    let mut agent = spawn(&stack, "second.log");
+    let mut agent = spawn_agent(
+        &stack,
+        env!("CARGO_BIN_EXE_anpr-camera"),
+        "second.log",
+        "info",
+        &[],
+    );
     cloud.wait_status(id, 120, is_uploaded).await;
     let sent = stack.s3_proxy.up_bytes() - before;
     let part = 5 * MIB as u64;
@@ -74,24 +72,15 @@ async fn an_upload_killed_at_half_resumes_after_restart_and_resends_at_most_one_
 async fn sigterm_stops_the_agent_cleanly_and_marks_it_offline() {
     let stack = Stack::new("cam-term").await;
     let mut cloud = stack.cloud().await;
-    let mut agent = spawn(&stack, "agent.log");
+    let mut agent = spawn_agent(
+        &stack,
+        env!("CARGO_BIN_EXE_anpr-camera"),
+        "agent.log",
+        "info",
+        &[],
+    );
     cloud.wait_health(30).await;
-    let status = Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(s) = agent.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the agent did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = sigterm_and_wait(&mut agent, 20).await;
     assert!(exit.success(), "clean exit: {exit:?}");
     let log = std::fs::read_to_string(stack.state.path().join("agent.log")).unwrap();
     assert!(log.contains("stopped"), "{log}");

@@ -8,27 +8,7 @@ mod common;
 
 use anpr_protocol::PlateReadBatch;
 use common::*;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn spawn(stack: &Stack, log: &str) -> Child {
-    spawn_with(stack, log, &[])
-}
-
-fn spawn_with(stack: &Stack, log: &str, env: &[(&str, &str)]) -> Child {
-    let cfg = stack.write_config();
-    let log = std::fs::File::create(stack.state.path().join(log)).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_anpr-camera"))
-        .args(["run", "--config"])
-        .arg(cfg)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("start anpr-camera")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_can_be_requested() {
@@ -41,7 +21,13 @@ async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_c
     let mut stack = Stack::new("cam-feed").await;
     stack.recognizer = Some("group_gap_ms = 500\ngroup_window_ms = 10000".into());
     let mut cloud = stack.cloud().await;
-    let mut agent = spawn(&stack, "agent.log");
+    let mut agent = spawn_agent(
+        &stack,
+        env!("CARGO_BIN_EXE_anpr-camera"),
+        "agent.log",
+        "info",
+        &[],
+    );
     cloud.wait_health(30).await;
 
     let photo =
@@ -77,22 +63,7 @@ async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_c
         "the crop in S3 is the one saved"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(s) = agent.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the agent did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = sigterm_and_wait(&mut agent, 30).await;
     assert!(exit.success(), "clean exit: {exit:?}");
     let log = std::fs::read_to_string(stack.state.path().join("agent.log")).unwrap();
     assert!(log.contains("frame feed stopped"), "{log}");
@@ -105,9 +76,11 @@ async fn an_agent_whose_models_are_missing_still_serves_and_logs_how_to_fetch_th
     stack.recognizer = Some(String::new());
     stack.media_file("a.jpg", 1000);
     let mut cloud = stack.cloud().await;
-    let mut agent = spawn_with(
+    let mut agent = spawn_agent(
         &stack,
+        env!("CARGO_BIN_EXE_anpr-camera"),
         "agent.log",
+        "info",
         &[("ANPR_MODELS_DIR", "/nonexistent/models")],
     );
     cloud.wait_health(30).await;

@@ -356,3 +356,61 @@ impl Cloud {
 pub fn is_uploaded(k: &FileStatusKind) -> bool {
     matches!(k, FileStatusKind::Uploaded { .. })
 }
+
+/// Starts the `anpr-camera` binary `bin` as `run --config` on the stack's configuration, its
+/// output in `{state_dir}/{log}`, with `RUST_LOG=rust_log` and `env` added.
+pub fn spawn_agent(
+    stack: &Stack,
+    bin: &str,
+    log: &str,
+    rust_log: &str,
+    env: &[(&str, &str)],
+) -> std::process::Child {
+    let cfg = stack.write_config();
+    let log = std::fs::File::create(stack.state.path().join(log)).expect("log file");
+    std::process::Command::new(bin)
+        .args(["run", "--config"])
+        .arg(cfg)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", rust_log)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .expect("start anpr-camera")
+}
+
+/// Sends SIGTERM to `agent` and waits for it to exit, failing after `secs` seconds.
+pub async fn sigterm_and_wait(
+    agent: &mut std::process::Child,
+    secs: u64,
+) -> std::process::ExitStatus {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = agent.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Fields of /proc/{pid}/status, in KiB (0 when absent), read at one instant.
+pub fn status_kib<const N: usize>(pid: u32, keys: [&str; N]) -> [u64; N] {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    keys.map(|k| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
+}
