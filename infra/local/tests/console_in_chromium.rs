@@ -6,6 +6,8 @@
 //! Like every test that needs a stand-in, it fails (never skips) when chromedriver is missing:
 //! run it through `scripts/test`. `ANPR_CHROMEDRIVER` and `ANPR_CHROMIUM` override the paths.
 
+mod common;
+
 use anpr_local::{Options, Running};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
@@ -171,12 +173,7 @@ impl Browser {
 async fn start_stack(dir: &std::path::Path) -> Running {
     let mut opts = Options::ephemeral(dir.to_owned());
     opts.plate_interval_secs = 1;
-    let stack = anpr_local::start(opts).await.expect("local stack starts");
-    assert!(
-        stack.cameras_ready(Duration::from_secs(30)).await,
-        "the simulated camera subscribed"
-    );
-    stack
+    common::start_ready(opts).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,8 +5,9 @@
 //! from `scripts/fetch-models` (`.local/models`, or `ANPR_MODELS_DIR`).
 #![cfg(feature = "recognizer")]
 
+mod common;
+
 use anpr_local::Options;
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 fn models_dir() -> std::path::PathBuf {
@@ -33,14 +34,11 @@ async fn frames_dropped_into_the_simulated_camera_become_plate_reads_in_the_clou
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let read = loop {
-        let page: Value = http
-            .get(format!("{}/cameras/cam-001/plate-reads", stack.api_url))
-            .send()
-            .await
-            .expect("GET reads")
-            .json()
-            .await
-            .expect("JSON");
+        let page = common::get_json(
+            &http,
+            &format!("{}/cameras/cam-001/plate-reads", stack.api_url),
+        )
+        .await;
         if let Some(r) = page["items"].as_array().and_then(|i| i.first()) {
             break r.clone();
         }

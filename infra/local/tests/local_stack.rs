@@ -7,7 +7,7 @@ mod common;
 
 use anpr_local::{Options, Running};
 use anpr_protocol::{Notification, RequestState, decode, topics};
-use common::subscriber;
+use common::{get_json, start_ready, subscriber};
 use rumqttc::v5::AsyncClient;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -63,13 +63,7 @@ async fn until_ready(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_requested_clip_is_announced_ready_with_a_url_that_downloads_the_cameras_exact_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let stack = anpr_local::start(Options::ephemeral(dir.path().to_owned()))
-        .await
-        .expect("local stack starts");
-    assert!(
-        stack.cameras_ready(Duration::from_secs(30)).await,
-        "the simulated camera subscribed"
-    );
+    let stack = start_ready(Options::ephemeral(dir.path().to_owned())).await;
     let (_client, mut rx) = notifications(&stack).await;
     let http = reqwest::Client::new();
 
@@ -89,14 +83,7 @@ async fn a_requested_clip_is_announced_ready_with_a_url_that_downloads_the_camer
         "downloaded bytes differ"
     );
 
-    let got: Value = http
-        .get(format!("{}/file-requests/{id}", stack.api_url))
-        .send()
-        .await
-        .expect("GET request")
-        .json()
-        .await
-        .expect("JSON");
+    let got: Value = get_json(&http, &format!("{}/file-requests/{id}", stack.api_url)).await;
     assert_eq!(got["state"], "ready");
     let states: Vec<&str> = got["history"]
         .as_array()
@@ -113,27 +100,18 @@ async fn a_requested_clip_is_announced_ready_with_a_url_that_downloads_the_camer
 async fn requests_and_plate_reads_survive_a_restart_of_the_stack() {
     let dir = tempfile::tempdir().expect("tempdir");
     let http = reqwest::Client::new();
-    let stack = anpr_local::start(Options::ephemeral(dir.path().to_owned()))
-        .await
-        .expect("first start");
-    assert!(
-        stack.cameras_ready(Duration::from_secs(30)).await,
-        "the simulated camera subscribed"
-    );
+    let stack = start_ready(Options::ephemeral(dir.path().to_owned())).await;
     let (_client, mut rx) = notifications(&stack).await;
     let id = request(&http, &stack, anpr_local::cameras::IMAGE).await;
     until_ready(&mut rx, &id).await;
     // The simulated detector reads a plate every 2 s.
     let deadline = Instant::now() + Duration::from_secs(30);
     let reads_before = loop {
-        let page: Value = http
-            .get(format!("{}/cameras/cam-001/plate-reads", stack.api_url))
-            .send()
-            .await
-            .expect("GET reads")
-            .json()
-            .await
-            .expect("JSON");
+        let page: Value = get_json(
+            &http,
+            &format!("{}/cameras/cam-001/plate-reads", stack.api_url),
+        )
+        .await;
         let n = page["items"].as_array().map_or(0, Vec::len);
         if n > 0 {
             break n;
@@ -145,31 +123,14 @@ async fn requests_and_plate_reads_survive_a_restart_of_the_stack() {
 
     let mut opts = Options::ephemeral(dir.path().to_owned());
     opts.plate_interval_secs = 0;
-    let again = anpr_local::start(opts).await.expect("second start");
-    assert!(
-        again.cameras_ready(Duration::from_secs(30)).await,
-        "the simulated camera subscribed"
-    );
-    let got: Value = http
-        .get(format!("{}/file-requests/{id}", again.api_url))
-        .send()
-        .await
-        .expect("GET request")
-        .json()
-        .await
-        .expect("JSON");
+    let again = start_ready(opts).await;
+    let got: Value = get_json(&http, &format!("{}/file-requests/{id}", again.api_url)).await;
     assert_eq!(got["state"], "ready", "{got}");
-    let page: Value = http
-        .get(format!(
-            "{}/cameras/cam-001/plate-reads?limit=100",
-            again.api_url
-        ))
-        .send()
-        .await
-        .expect("GET reads")
-        .json()
-        .await
-        .expect("JSON");
+    let page: Value = get_json(
+        &http,
+        &format!("{}/cameras/cam-001/plate-reads?limit=100", again.api_url),
+    )
+    .await;
     assert!(
         page["items"].as_array().map_or(0, Vec::len) >= reads_before,
         "{page}"
@@ -182,23 +143,12 @@ async fn the_console_and_its_configuration_are_served_from_the_api_origin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = Options::ephemeral(dir.path().to_owned());
     opts.plate_interval_secs = 0;
-    let stack = anpr_local::start(opts).await.expect("start");
-    assert!(
-        stack.cameras_ready(Duration::from_secs(30)).await,
-        "the simulated camera subscribed"
-    );
+    let stack = start_ready(opts).await;
     let http = reqwest::Client::new();
     let page = http.get(&stack.console_url).send().await.expect("GET /");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("text").contains("<html"));
-    let cfg: Value = http
-        .get(format!("{}/config.json", stack.api_url))
-        .send()
-        .await
-        .expect("GET config")
-        .json()
-        .await
-        .expect("JSON");
+    let cfg: Value = get_json(&http, &format!("{}/config.json", stack.api_url)).await;
     assert_eq!(cfg["mqtt_url"], stack.ws_url.as_str());
     assert_eq!(cfg["cameras"][0]["id"], "cam-001");
     assert_eq!(cfg["notifications_topic"], "web/demo-user/notifications");
@@ -210,11 +160,7 @@ async fn a_desired_setting_reaches_the_simulated_camera_through_its_shadow_and_i
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = Options::ephemeral(dir.path().to_owned());
     opts.plate_interval_secs = 0;
-    let stack = anpr_local::start(opts).await.expect("start");
-    assert!(
-        stack.cameras_ready(Duration::from_secs(30)).await,
-        "the simulated camera subscribed"
-    );
+    let stack = start_ready(opts).await;
     let camera = anpr_protocol::CameraId::parse("cam-001").expect("id");
     // What the shadow service sends the camera, observed on the broker.
     let delta_topic = topics::config_shadow(&camera, anpr_protocol::shadow::UPDATE_DELTA);
@@ -249,14 +195,7 @@ async fn a_desired_setting_reaches_the_simulated_camera_through_its_shadow_and_i
     // The agent applies it and reports what it runs.
     let deadline = Instant::now() + Duration::from_secs(20);
     let version = loop {
-        let view: Value = http
-            .get(&url)
-            .send()
-            .await
-            .expect("GET config")
-            .json()
-            .await
-            .expect("JSON");
+        let view: Value = get_json(&http, &url).await;
         if view["reported"]["upload_progress_step_pct"] == 20 {
             assert_eq!(view["pending"], json!({}), "{view}");
             break view["version"].as_u64().expect("version");

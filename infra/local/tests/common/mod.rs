@@ -1,4 +1,5 @@
 //! Helpers shared by the local stack's tests.
+#![allow(dead_code)] // each test file uses some of them
 
 use anpr_local::Running;
 use rumqttc::v5::mqttbytes::QoS;
@@ -50,4 +51,25 @@ pub async fn subscriber(
         }
     });
     (client, rx)
+}
+
+/// Starts the stack on `opts` and waits until every simulated camera has subscribed.
+pub async fn start_ready(opts: anpr_local::Options) -> Running {
+    let stack = anpr_local::start(opts).await.expect("local stack starts");
+    assert!(
+        stack.cameras_ready(Duration::from_secs(30)).await,
+        "the simulated camera subscribed"
+    );
+    stack
+}
+
+/// `GET url` answered with JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
