@@ -790,8 +790,7 @@ impl RemoteCtl {
         if !self.save(next, shared) {
             return None;
         }
-        self.running = remote::effective(&self.file, &self.state.applied)
-            .unwrap_or_else(|_| self.file.clone());
+        self.running = remote::in_force(&self.file, &self.state.applied);
         self.publish.send_replace(self.running.clone());
         tracing::warn!(waited, "no connection with the new settings; rolled back");
         shared.error("configuration rolled back: no connection");

@@ -190,6 +190,12 @@ pub fn effective(file: &Config, applied: &RemoteConfig) -> Result<Config, Config
     Ok(c)
 }
 
+/// What runs with `applied` over `file`: [`effective`], or the file alone when the settings
+/// no longer validate over it (as the agent does at start).
+pub fn in_force(file: &Config, applied: &RemoteConfig) -> Config {
+    effective(file, applied).unwrap_or_else(|_| file.clone())
+}
+
 /// The remotely settable values `cfg` runs (every setting this camera has).
 pub fn running(cfg: &Config) -> RemoteConfig {
     let rec = cfg.recognizer.as_ref();
@@ -284,7 +290,7 @@ pub fn on_delta(file: &Config, st: &RemoteState, version: u64, delta: &Map<Strin
             return refuse(e);
         }
     };
-    let before = effective(file, &st.applied).unwrap_or_else(|_| file.clone());
+    let before = in_force(file, &st.applied);
     let reconnect = connection_changes(&before, &cfg);
     let mut next = st.clone();
     next.version = version;
@@ -321,7 +327,7 @@ pub fn on_document(file: &Config, st: &RemoteState, doc: &Document) -> Step {
     };
     let cfg_now = match &step {
         Step::Apply { cfg, .. } => (**cfg).clone(),
-        _ => effective(file, &st.applied).unwrap_or_else(|_| file.clone()),
+        _ => in_force(file, &st.applied),
     };
     let shadow_reported = doc.state.reported.clone().unwrap_or_default();
     let mut missing: Map<String, Value> = running(&cfg_now)
@@ -391,7 +397,7 @@ pub fn rollback(
         reason: format!("no connection to the broker within {waited_secs} s; rolled back"),
         rolled_back: true,
     };
-    let cfg = effective(file, &next.applied).unwrap_or_else(|_| file.clone());
+    let cfg = in_force(file, &next.applied);
     let mut report: Map<String, Value> = running(&cfg)
         .to_object()
         .into_iter()
