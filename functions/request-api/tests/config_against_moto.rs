@@ -2,6 +2,8 @@
 //! desired state is written with UpdateThingShadow to the named shadow `config`, and moto
 //! computes the pending delta.
 
+mod common;
+
 use anpr_aws::{DynamoCameraRegistry, IotConfigShadows};
 use anpr_core::CameraConfigs;
 use anpr_core::model::Camera;
@@ -9,7 +11,6 @@ use anpr_protocol::CameraId;
 use anpr_test_support::moto;
 use aws_sdk_iotdataplane::primitives::Blob;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 struct Api {
     router: axum::Router,
@@ -73,16 +74,7 @@ fn event(method: &str, camera: &str, body: Option<&str>, if_match: Option<&str>)
 
 impl Api {
     async fn call(&self, event: Value) -> (u16, Value) {
-        let req = lambda_http::request::from_str(&event.to_string()).expect("an API event");
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::call(&self.router, event).await
     }
 
     async fn put(&self, body: &str, if_match: Option<&str>) -> (u16, Value) {

@@ -1,13 +1,14 @@
 //! The plate read queries, fed real API Gateway HTTP API v2 events (`fixtures/*plate_reads*`),
 //! against reads stored in moto's DynamoDB by the same adapter plate-ingest uses.
 
+mod common;
+
 use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, IotDataPublisher};
 use anpr_core::plates::{IngestPolicy, PlateReadStore, prepare};
 use anpr_core::{FileRequests, RequestsConfig};
 use anpr_protocol::{CameraId, FileName, PlateRead, ReadId};
 use anpr_test_support::moto;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 /// 13:00 UTC on 2025-11-25, the fixtures' time window start.
 const T0: u64 = 1_764_086_400_000;
@@ -27,16 +28,7 @@ struct Api {
 
 impl Api {
     async fn call(&self, event: Value) -> (u16, Value) {
-        let req = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event");
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::call(&self.router, event).await
     }
 }
 
