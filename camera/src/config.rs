@@ -1,6 +1,11 @@
 //! The agent's configuration file (TOML): every setting, its default, and its validation at
 //! start with an error that names the setting. `docs/camera.md` is the reference; the doc
 //! comments here are the same text.
+//!
+//! Paths follow the project's one rule for paths a user gives (docs/camera.md, "Paths"): a
+//! relative path is resolved once, against the current directory of the command that reads
+//! it, when the file is read ([`Config::load`], [`Config::parse`]); from then on every path in a
+//! `Config` is absolute, and [`Config::validate`] refuses one that is not.
 
 use anpr_protocol::{CameraId, topics};
 use serde::Deserialize;
@@ -33,6 +38,13 @@ pub enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
+    /// A relative path could not be resolved: the current directory is unknown.
+    #[error("config: cannot resolve relative paths against the current directory: {source}")]
+    CurrentDir {
+        /// The I/O error of `getcwd`.
+        #[source]
+        source: std::io::Error,
+    },
     /// A setting is out of range or inconsistent.
     #[error("config setting `{setting}`: {reason}")]
     Invalid {
@@ -42,6 +54,10 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+/// A `Config` built in code with a relative path (files are resolved when read).
+const NOT_RESOLVED: &str =
+    "must be an absolute path (call Config::resolve_paths, as Config::load and Config::parse do)";
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -382,23 +398,80 @@ impl Config {
         })
     }
 
-    /// Parses and validates configuration text.
+    /// Parses and validates configuration text; relative paths in it are resolved against the
+    /// current directory (once, here).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: PathBuf::new(),
             source,
         })?;
+        if cfg.paths_mut().iter().any(|p| p.is_relative()) {
+            let cwd =
+                std::env::current_dir().map_err(|source| ConfigError::CurrentDir { source })?;
+            cfg.resolve_paths(&cwd);
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Makes every relative path of the configuration absolute against `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in self.paths_mut() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Every path setting, by name, as the command resolved it (`anpr-camera check-config`
+    /// prints them so an installer sees what the agent will use).
+    pub fn paths(&self) -> Vec<(&'static str, &Path)> {
+        let mut out = vec![
+            ("media_dir", self.media_dir.as_path()),
+            ("state_dir", self.state_dir.as_path()),
+            ("mqtt.ca_file", self.mqtt.ca_file.as_path()),
+            ("mqtt.cert_file", self.mqtt.cert_file.as_path()),
+            ("mqtt.key_file", self.mqtt.key_file.as_path()),
+        ];
+        if let Some(ca) = &self.credentials.ca_file {
+            out.push(("credentials.ca_file", ca.as_path()));
+        }
+        if let Some(r) = &self.recognizer {
+            out.push(("recognizer.watch_dir", r.watch_dir.as_path()));
+            if let Some(m) = &r.models_dir {
+                out.push(("recognizer.models_dir", m.as_path()));
+            }
+        }
+        out
+    }
+
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        let mut out = vec![
+            &mut self.media_dir,
+            &mut self.state_dir,
+            &mut self.mqtt.ca_file,
+            &mut self.mqtt.cert_file,
+            &mut self.mqtt.key_file,
+        ];
+        if let Some(ca) = &mut self.credentials.ca_file {
+            out.push(ca);
+        }
+        if let Some(r) = &mut self.recognizer {
+            out.push(&mut r.watch_dir);
+            if let Some(m) = &mut r.models_dir {
+                out.push(m);
+            }
+        }
+        out
     }
 
     /// Checks ranges and consistency; the error names the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.media_dir.is_absolute() {
-            return Err(invalid("media_dir", "must be an absolute path"));
+            return Err(invalid("media_dir", NOT_RESOLVED));
         }
         if !self.state_dir.is_absolute() {
-            return Err(invalid("state_dir", "must be an absolute path"));
+            return Err(invalid("state_dir", NOT_RESOLVED));
         }
         if self.state_dir.starts_with(&self.media_dir) {
             return Err(invalid("state_dir", "must not be inside media_dir"));
@@ -505,7 +578,7 @@ impl Config {
 
     fn validate_recognizer(&self, r: &RecognizerSection) -> Result<(), ConfigError> {
         if !r.watch_dir.is_absolute() {
-            return Err(invalid("recognizer.watch_dir", "must be an absolute path"));
+            return Err(invalid("recognizer.watch_dir", NOT_RESOLVED));
         }
         if overlaps(&r.watch_dir, &self.media_dir) {
             return Err(invalid(
@@ -520,7 +593,7 @@ impl Config {
             ));
         }
         if r.models_dir.as_ref().is_some_and(|m| !m.is_absolute()) {
-            return Err(invalid("recognizer.models_dir", "must be an absolute path"));
+            return Err(invalid("recognizer.models_dir", NOT_RESOLVED));
         }
         if !(1..=16).contains(&r.threads) {
             return Err(invalid("recognizer.threads", "must be 1..=16"));
@@ -675,7 +748,6 @@ role_alias = "anpr-camera"
     #[test]
     fn bad_recognizer_settings_are_refused_naming_the_setting() {
         let cases = [
-            ("watch_dir = \"frames\"", "recognizer.watch_dir"),
             (
                 "watch_dir = \"/var/lib/anpr/media\"",
                 "recognizer.watch_dir",
@@ -688,10 +760,6 @@ role_alias = "anpr-camera"
             (
                 "watch_dir = \"/var/lib/anpr/state/f\"",
                 "recognizer.watch_dir",
-            ),
-            (
-                "watch_dir = \"/f\"\nmodels_dir = \"m\"",
-                "recognizer.models_dir",
             ),
             ("watch_dir = \"/f\"\nthreads = 0", "recognizer.threads"),
             ("watch_dir = \"/f\"\nthreads = 64", "recognizer.threads"),
@@ -777,15 +845,31 @@ role_alias = "anpr-camera"
                 "camera_id = \"cam/1\"",
                 "camera_id",
             ),
-            (
-                "media_dir = \"/var/lib/anpr/media\"",
-                "media_dir = \"media\"",
-                "media_dir",
-            ),
         ];
         for (from, to, setting) in cases {
             let e = Config::parse(&MINIMAL.replace(from, to)).unwrap_err();
             assert!(e.to_string().contains(setting), "{setting}: {e}");
         }
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_once_against_the_current_directory() {
+        let text = MINIMAL
+            .replace("\"/var/lib/anpr/media\"", "\"data/media\"")
+            .replace("\"/etc/anpr/key.pem\"", "\"../keys/key.pem\"");
+        let cwd = std::env::current_dir().unwrap();
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.media_dir, cwd.join("data/media"));
+        assert_eq!(c.mqtt.key_file, cwd.join("../keys/key.pem"));
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/anpr/state"));
+        assert!(c.paths().iter().all(|(_, p)| p.is_absolute()));
+
+        let mut built = c.clone();
+        built.media_dir = PathBuf::from("media");
+        let e = built.validate().unwrap_err();
+        assert!(e.to_string().contains("media_dir"), "{e}");
+        built.resolve_paths(Path::new("/srv/cam"));
+        assert_eq!(built.media_dir, PathBuf::from("/srv/cam/media"));
+        built.validate().unwrap();
     }
 }

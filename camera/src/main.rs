@@ -132,8 +132,12 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::CheckConfig { config } => {
-            anpr_camera::Config::load(&config)?;
+            let cfg = anpr_camera::Config::load(&config)?;
             println!("{}: valid", config.display());
+            // Relative paths were resolved against this directory: show what the agent uses.
+            for (setting, path) in cfg.paths() {
+                println!("  {setting} = {}", path.display());
+            }
             Ok(())
         }
         Cmd::Run { config } => {

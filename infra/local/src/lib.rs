@@ -50,6 +50,16 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// A folder given as a relative path (the `anpr-local` command resolves them first).
+    #[error(
+        "{what} must be an absolute path (the anpr-local command resolves a relative one against the current directory): {path}"
+    )]
+    RelativePath {
+        /// Which option.
+        what: &'static str,
+        /// The path given.
+        path: std::path::PathBuf,
+    },
     /// The local CA.
     #[error("local CA")]
     Pki(#[from] pki::PkiError),
@@ -245,6 +255,18 @@ pub fn reset(data_dir: &std::path::Path) -> Result<(), StartError> {
 pub async fn start(opts: Options) -> Result<Running, StartError> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let data = opts.data_dir.clone();
+    if !data.is_absolute() {
+        return Err(StartError::RelativePath {
+            what: "data_dir",
+            path: data,
+        });
+    }
+    if let Some(m) = opts.models_dir.as_ref().filter(|m| !m.is_absolute()) {
+        return Err(StartError::RelativePath {
+            what: "models_dir",
+            path: m.clone(),
+        });
+    }
     std::fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
     let pki = pki::Pki::open(&data.join("pki"))?;
     let db = store::LocalDb::open(&data.join("db").join("anpr.log")).await?;

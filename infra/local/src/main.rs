@@ -9,7 +9,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(about = "The whole ANPR system in one process: broker, S3, API, console, cameras")]
 struct Args {
-    /// The data folder (state survives restarts).
+    /// The data folder (state survives restarts); a relative path is taken from the current
+    /// directory.
     #[arg(long, default_value = ".local/anpr-local")]
     data_dir: PathBuf,
     /// Delete the data folder first.
@@ -37,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     plate_interval: u64,
     /// Feed frames to the real recognizer with these models (`scripts/fetch-models` puts them
-    /// in .local/models); needs a build with `--features recognizer`.
+    /// in .local/models); needs the `recognizer` feature (on by default).
     #[arg(long)]
     models_dir: Option<PathBuf>,
 }
@@ -52,10 +53,18 @@ async fn main() -> anyhow::Result<()> {
             }),
         )
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // The one rule for paths a user gives: a relative path is resolved once, here, against the
+    // current directory; everything below sees absolute paths only.
+    args.data_dir = std::path::absolute(&args.data_dir)
+        .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
+    if let Some(m) = &args.models_dir {
+        args.models_dir =
+            Some(std::path::absolute(m).with_context(|| format!("--models-dir {}", m.display()))?);
+    }
     if args.models_dir.is_some() && !cfg!(feature = "recognizer") {
         anyhow::bail!(
-            "--models-dir needs a build with the recognizer: cargo run -p anpr-local --features recognizer -- --models-dir …"
+            "--models-dir needs a build with the recognizer (a default feature): cargo run -p anpr-local -- --models-dir …"
         );
     }
     if args.reset {

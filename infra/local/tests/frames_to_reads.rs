@@ -1,7 +1,7 @@
 //! With the `recognizer` feature: the simulated camera's frames (the sample plate photo dropped
 //! into its watched folder) go through the real frame feed and on-device recognizer, and the
 //! reads arrive in the cloud's plate-read store through the agent's outbox and the plate rule.
-//! `scripts/test` runs the workspace with `--features anpr-local/recognizer`; the models come
+//! The feature is on by default, so `scripts/test` (`cargo test --workspace`) runs it; the models come
 //! from `scripts/fetch-models` (`.local/models`, or `ANPR_MODELS_DIR`).
 #![cfg(feature = "recognizer")]
 
