@@ -193,11 +193,11 @@ fn the_media_bucket_is_named_by_one_expression_everywhere() {
     while let Some(v) = walk.pop() {
         match v {
             Value::Object(m) => {
-                if let Some(Value::Array(a)) = m.get("Fn::Sub") {
-                    if let Some(b) = a.get(1).and_then(|vars| vars.get("Bucket")) {
-                        assert_eq!(b, name, "{}", a[0]);
-                        subs += 1;
-                    }
+                if let Some(Value::Array(a)) = m.get("Fn::Sub")
+                    && let Some(b) = a.get(1).and_then(|vars| vars.get("Bucket"))
+                {
+                    assert_eq!(b, name, "{}", a[0]);
+                    subs += 1;
                 }
                 walk.extend(m.values());
             }

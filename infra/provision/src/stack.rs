@@ -410,10 +410,10 @@ pub async fn teardown(
                 .await
                 .map_err(aws_err(format!("DetachPolicy {policy} {target}"), &report))?;
             report.detached.push((policy.clone(), target.clone()));
-            if what.delete_certificates {
-                if let Some(id) = certificate_id(&target) {
-                    delete_certificate(iot, &target, id, &mut report).await?;
-                }
+            if what.delete_certificates
+                && let Some(id) = certificate_id(&target)
+            {
+                delete_certificate(iot, &target, id, &mut report).await?;
             }
         }
     }
@@ -451,7 +451,7 @@ mod tests {
         for ok in ["anpr", "Fleet_2", "a"] {
             assert!(rule_prefix(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "anpr-2", "an pr", "anpr/x", &"a".repeat(101)] {
+        for bad in ["", "anpr-2", "an pr", "anpr/x", "a".repeat(101).as_str()] {
             assert!(rule_prefix(bad).is_err(), "{bad}");
         }
     }
