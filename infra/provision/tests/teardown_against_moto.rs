@@ -258,19 +258,20 @@ async fn asked_to_it_deletes_the_cameras_certificates_and_things_and_empties_and
 }
 
 #[tokio::test]
-async fn the_endpoint_deploy_params_looks_up_is_the_accounts_data_ats_endpoint_as_a_url() {
+async fn the_endpoint_deploy_params_looks_up_is_an_ats_data_endpoint_url_the_template_accepts() {
     let iot = aws_sdk_iot::Client::new(&moto::sdk_config());
     let url = anpr_provision::stack::data_endpoint_url(&iot)
         .await
         .expect("looked up");
-    let host = iot
-        .describe_endpoint()
-        .endpoint_type("iot:Data-ATS")
-        .send()
-        .await
-        .expect("describe endpoint")
-        .endpoint_address
-        .expect("address");
-    assert_eq!(url, format!("https://{host}"));
+    // moto makes up a new host on each call: the shape is what can be checked, the pattern of
+    // the template's IotDataEndpoint parameter (^https://[a-z0-9.-]+$) and an ATS data host.
+    let host = url.strip_prefix("https://").expect("an https URL");
+    assert!(
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'),
+        "{url}"
+    );
     assert!(host.contains("-ats.iot."), "{host}");
 }
