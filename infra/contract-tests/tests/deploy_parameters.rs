@@ -212,8 +212,13 @@ fn the_media_bucket_is_named_by_one_expression_everywhere() {
 fn download_urls_are_not_valid_longer_than_the_credentials_that_sign_them() {
     let t = template();
     let p = parameter(&t, "DownloadUrlSecs");
-    let max = p["MaxValue"].as_u64().expect("DownloadUrlSecs has a MaxValue");
-    assert!(max <= 3600, "MaxValue {max}: a Lambda role session may end within the hour");
+    let max = p["MaxValue"]
+        .as_u64()
+        .expect("DownloadUrlSecs has a MaxValue");
+    assert!(
+        max <= 3600,
+        "MaxValue {max}: a Lambda role session may end within the hour"
+    );
     assert!(p["Default"].as_u64().expect("default") <= max);
 }
 
@@ -239,7 +244,8 @@ fn samconfig_builds_without_a_prompt_and_asks_for_the_required_parameters() {
             .is_none()
     );
     // scripts/deploy is what fills them in.
-    let deploy = std::fs::read_to_string(repo_root().join("scripts/deploy")).expect("scripts/deploy");
+    let deploy =
+        std::fs::read_to_string(repo_root().join("scripts/deploy")).expect("scripts/deploy");
     assert!(deploy.contains("deploy-params"));
 }
 
@@ -253,7 +259,10 @@ fn scripts_deploy_without_a_web_origin_and_no_terminal_stops_and_says_what_to_pa
         .expect("run scripts/deploy");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("WebOrigin is required: pass --web-origin"), "{err}");
+    assert!(
+        err.contains("WebOrigin is required: pass --web-origin"),
+        "{err}"
+    );
     // It stopped before building or deploying anything.
     assert!(String::from_utf8_lossy(&out.stdout).is_empty());
 }

@@ -4,12 +4,13 @@
 
 use anpr_aws::schema;
 use anpr_infra_tests::{
-    iam_report, load_template, prop, repo_root, resource, resources, sam_transform,
-    template_path, text,
+    iam_report, load_template, prop, repo_root, resource, resources, sam_transform, template_path,
+    text,
 };
 use serde_json::Value;
 
-const BEGIN: &str = "<!-- iam-report:begin (generated: cargo run -p anpr-infra-tests --bin iam-report) -->\n";
+const BEGIN: &str =
+    "<!-- iam-report:begin (generated: cargo run -p anpr-infra-tests --bin iam-report) -->\n";
 const END: &str = "<!-- iam-report:end -->";
 
 fn doc() -> String {

@@ -216,7 +216,10 @@ impl TeardownReport {
     fn summary(&self) -> Vec<String> {
         let mut s = Vec::new();
         if !self.detached.is_empty() {
-            s.push(format!("{} policy attachments removed", self.detached.len()));
+            s.push(format!(
+                "{} policy attachments removed",
+                self.detached.len()
+            ));
         }
         if !self.certificates_deleted.is_empty() {
             s.push(format!(
@@ -225,7 +228,10 @@ impl TeardownReport {
             ));
         }
         if !self.things_deleted.is_empty() {
-            s.push(format!("things deleted: {}", self.things_deleted.join(", ")));
+            s.push(format!(
+                "things deleted: {}",
+                self.things_deleted.join(", ")
+            ));
         }
         if self.objects_deleted > 0 {
             s.push(format!("{} objects deleted", self.objects_deleted));
@@ -308,7 +314,10 @@ async fn delete_certificate(
         .new_status(aws_sdk_iot::types::CertificateStatus::Inactive)
         .send()
         .await
-        .map_err(aws_err(format!("UpdateCertificate {cert_id} INACTIVE"), report))?;
+        .map_err(aws_err(
+            format!("UpdateCertificate {cert_id} INACTIVE"),
+            report,
+        ))?;
     iot.delete_certificate()
         .certificate_id(cert_id)
         .send()
@@ -504,9 +513,7 @@ mod tests {
                 "MediaBucketName=fleet2-media",
             ]
         );
-        assert!(
-            DeployParams::new("https://x".into(), "https://a.b/", None, None, None).is_err()
-        );
+        assert!(DeployParams::new("https://x".into(), "https://a.b/", None, None, None).is_err());
     }
 
     #[test]

@@ -154,7 +154,10 @@ async fn detaching_the_policies_lets_them_be_deleted_and_leaves_cameras_and_medi
             .expect("certificate kept")
             .certificate_description
             .expect("description");
-        assert_eq!(d.status.map(|s| s.as_str().to_owned()).as_deref(), Some("ACTIVE"));
+        assert_eq!(
+            d.status.map(|s| s.as_str().to_owned()).as_deref(),
+            Some("ACTIVE")
+        );
         iot.describe_thing()
             .thing_name(&cam.thing)
             .send()
@@ -168,7 +171,7 @@ async fn detaching_the_policies_lets_them_be_deleted_and_leaves_cameras_and_medi
 
 #[tokio::test]
 async fn asked_to_it_deletes_the_cameras_certificates_and_things_and_empties_and_deletes_the_bucket()
-{
+ {
     let sdk = moto::sdk_config();
     let iot = aws_sdk_iot::Client::new(&sdk);
     let s3 = moto::clients().s3;

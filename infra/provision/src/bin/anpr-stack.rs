@@ -126,7 +126,9 @@ async fn main() -> anyhow::Result<()> {
                     println!("deleted bucket {b}");
                 }
             }
-            println!("next: sam delete (the table, user pool and bucket are retained: docs/infra.md)");
+            println!(
+                "next: sam delete (the table, user pool and bucket are retained: docs/infra.md)"
+            );
         }
     }
     Ok(())
