@@ -412,6 +412,46 @@ pub fn managed_policies(template: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every permission the template grants, per principal, as the Markdown table `docs/infra.md`
+/// holds (call it on the SAM transform, so the roles and permissions SAM generates are in it):
+/// policy statements, managed policies, and who may invoke which function.
+pub fn iam_report(template: &Value) -> String {
+    let mut out = String::from(
+        "| principal (policy) | kind | effect | actions | resources |\n|---|---|---|---|---|\n",
+    );
+    for s in statements(template) {
+        out.push_str(&format!(
+            "| {} | {} | {}{} | {} | {} |\n",
+            s.principal,
+            s.carrier,
+            s.effect,
+            if s.conditional { " (conditional)" } else { "" },
+            s.actions.join(", "),
+            s.resources
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        ));
+    }
+    for (role, arn) in managed_policies(template) {
+        out.push_str(&format!(
+            "| {role} | managed policy | Allow | (see AWS) | `{arn}` |\n"
+        ));
+    }
+    for (id, p) in resources(template, "AWS::Lambda::Permission") {
+        let one = |k: &str| texts(prop(p, &[k])).join(" ");
+        out.push_str(&format!(
+            "| {} (`{id}`) | AWS::Lambda::Permission | Allow | {} | function `{}`, source `{}` |\n",
+            one("Principal"),
+            one("Action"),
+            one("FunctionName"),
+            one("SourceArn"),
+        ));
+    }
+    out
+}
+
 /// Allow statements with a wildcard action (see [`Statement::wildcard_actions`]), as
 /// `principal: actions` lines. A `Deny` with a wildcard narrows access and is not reported.
 pub fn wildcard_grants(statements: &[Statement]) -> Vec<String> {

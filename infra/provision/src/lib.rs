@@ -6,6 +6,14 @@
 //! Nothing is overwritten: the output directory must be new or empty, and the private key is
 //! written (mode 0600) the moment AWS returns it, before any later step can fail, since AWS
 //! never returns it again.
+//!
+//! # Layout
+//!
+//! - this module: [`provision`] (the `provision-camera` binary, `src/main.rs`);
+//! - [`stack`]: deploy parameters, rule names per stack, and the teardown before `sam delete`
+//!   (the `anpr-stack` binary, `src/bin/anpr-stack.rs`).
+
+pub mod stack;
 
 use anpr_aws::DynamoCameraRegistry;
 use anpr_core::Camera;
@@ -70,6 +78,9 @@ pub enum ProvisionError {
         #[source]
         source: anpr_core::StoreError,
     },
+    /// A stack setting (the rule prefix) is not one the template allows.
+    #[error(transparent)]
+    Stack(#[from] stack::StackError),
     /// The config file could not be produced.
     #[error("cannot encode the camera config: {0}")]
     Encode(#[from] toml::ser::Error),
@@ -113,6 +124,9 @@ pub struct Request {
     pub bucket: String,
     /// The region of the stack.
     pub region: String,
+    /// The stack's `RulePrefix` (default [`stack::DEFAULT_RULE_PREFIX`]): names the plate
+    /// rule whose Basic Ingest topic the camera publishes to.
+    pub rule_prefix: String,
     /// The IoT data endpoint host; looked up (`iot:Data-ATS`) when `None`.
     pub data_endpoint: Option<String>,
     /// The credentials provider endpoint host; looked up when `None`.
@@ -167,6 +181,8 @@ pub struct MqttSection {
     pub cert_file: PathBuf,
     /// The camera's key.
     pub key_file: PathBuf,
+    /// Basic Ingest topic of the stack's plate rule ([`stack::plate_topic`]).
+    pub plate_topic: String,
 }
 
 /// `[upload]` of [`CameraConfigFile`].
@@ -201,6 +217,7 @@ impl CameraConfigFile {
                 ca_file: dir.join(CA_FILE),
                 cert_file: dir.join(CERT_FILE),
                 key_file: dir.join(KEY_FILE),
+                plate_topic: stack::plate_topic(&req.rule_prefix, &req.camera_id),
             },
             upload: UploadSection {
                 bucket: req.bucket.clone(),
@@ -264,7 +281,7 @@ fn prepare_out_dir(dir: &Path) -> Result<(), ProvisionError> {
     })
 }
 
-async fn endpoint(
+pub(crate) async fn endpoint(
     iot: &aws_sdk_iot::Client,
     given: Option<&str>,
     kind: &'static str,
@@ -295,6 +312,7 @@ pub async fn provision(
     registry: &DynamoCameraRegistry,
     req: &Request,
 ) -> Result<Provisioned, ProvisionError> {
+    stack::rule_prefix(&req.rule_prefix)?;
     prepare_out_dir(&req.out_dir)?;
     // Everything that can fail without side effects first.
     iot.get_policy()

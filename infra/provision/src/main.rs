@@ -30,6 +30,10 @@ struct Args {
     /// IoT role alias (stack output CameraRoleAlias).
     #[arg(long, default_value = "anpr-camera-upload")]
     role_alias: String,
+    /// The stack's RulePrefix parameter: the camera publishes plate reads to
+    /// `$aws/rules/{prefix}_plate_reads/{camera}/plates`.
+    #[arg(long, default_value = anpr_provision::stack::DEFAULT_RULE_PREFIX)]
+    rule_prefix: String,
     /// Region of the stack; default: the AWS CLI/SDK configuration.
     #[arg(long)]
     region: Option<String>,
@@ -80,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         table: args.table,
         bucket: args.bucket,
         region,
+        rule_prefix: args.rule_prefix,
         data_endpoint: args.data_endpoint,
         credentials_endpoint: args.credentials_endpoint,
         device: DevicePaths {

@@ -47,6 +47,7 @@ fn request(env: &Env, camera: &CameraId, root: &Path) -> Request {
         table: env.table.clone(),
         bucket: "anpr-media-123456789012-us-east-1".into(),
         region: "us-east-1".into(),
+        rule_prefix: "anpr".into(),
         data_endpoint: None,
         credentials_endpoint: None,
         device: DevicePaths {
@@ -167,6 +168,51 @@ async fn a_provisioned_camera_has_a_thing_an_attached_certificate_a_registry_ent
     assert_eq!(config.upload.bucket, req.bucket);
     assert_eq!(config.upload.region, "us-east-1");
     assert_eq!(config.mqtt.port, 8883);
+    assert_eq!(
+        config.plate_topic(),
+        format!("$aws/rules/anpr_plate_reads/{cam}/plates")
+    );
+}
+
+#[tokio::test]
+async fn a_camera_of_a_second_stack_publishes_plate_reads_to_that_stacks_rule() {
+    let env = env().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cam = camera();
+    let mut req = request(&env, &cam, dir.path());
+    req.rule_prefix = "fleet_2".into();
+    let done = provision(&env.iot, &env.registry, &req)
+        .await
+        .expect("provisioned");
+    let config =
+        anpr_camera::config::Config::load(&done.config_path).expect("camera accepts the config");
+    assert_eq!(
+        config.plate_topic(),
+        format!("$aws/rules/fleet_2_plate_reads/{cam}/plates")
+    );
+}
+
+#[tokio::test]
+async fn a_rule_prefix_outside_the_rule_name_alphabet_is_refused_before_anything_is_created() {
+    let env = env().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cam = camera();
+    let mut req = request(&env, &cam, dir.path());
+    req.rule_prefix = "fleet-2".into();
+    let err = provision(&env.iot, &env.registry, &req)
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("letters, digits and _"), "{err}");
+    assert!(
+        env.iot
+            .describe_thing()
+            .thing_name(cam.as_str())
+            .send()
+            .await
+            .is_err(),
+        "thing created"
+    );
+    assert!(!req.out_dir.join(KEY_FILE).exists());
 }
 
 #[tokio::test]
