@@ -294,7 +294,10 @@ pub async fn run_with_settings(
     let boot = link.boot(clock(), rand::random::<f64>());
     let mut stopping = false;
     if boot > 0 {
-        tracing::info!(delay_ms = boot, "first connection after a random boot delay");
+        tracing::info!(
+            delay_ms = boot,
+            "first connection after a random boot delay"
+        );
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(boot)) => {}
             _ = shutdown.changed() => stopping = *shutdown.borrow(),

@@ -468,7 +468,10 @@ impl Config {
         let m = &self.mqtt;
         // Anything in the media directory can be requested (and so uploaded): never the
         // camera's private key or certificate.
-        for (name, path) in [("mqtt.key_file", &m.key_file), ("mqtt.cert_file", &m.cert_file)] {
+        for (name, path) in [
+            ("mqtt.key_file", &m.key_file),
+            ("mqtt.cert_file", &m.cert_file),
+        ] {
             if inside(path, &self.media_dir) {
                 return Err(invalid(
                     name,

@@ -218,7 +218,8 @@ pub struct ReconnectPolicy {
     /// A connection that stayed up this long resets the back-off; a shorter one does not.
     pub stable_ms: u64,
     /// Least wait after a refusal that means "not allowed" or "slow down", or after a drop
-    /// that follows CONNACK within `immediate_drop_ms`; the jittered back-off comes on top.
+    /// that follows CONNACK within `immediate_drop_ms` (never more than `max_ms`); the
+    /// jittered back-off comes on top.
     pub refused_ms: u64,
     /// A drop this soon after CONNACK counts as a refusal (duplicate client id, policy).
     pub immediate_drop_ms: u64,
@@ -283,14 +284,12 @@ impl Reconnect {
 
     /// The link went down (or the attempt failed) at `now_ms`: the delay before the next
     /// CONNECT. Full jitter; the back-off resets only if the connection had stayed up for
-    /// `stable_ms`; a slow-down refusal or an immediate drop waits at least `refused_ms`;
+    /// `stable_ms`; a slow-down refusal or an immediate drop waits at least `refused_ms`
+    /// (capped at `max_ms`);
     /// never two CONNECTs closer than `min_interval_ms`.
     pub fn down(&mut self, now_ms: u64, why: LinkDown, unit: f64) -> u64 {
         let p = self.policy;
-        let up_for = self
-            .up_since_ms
-            .take()
-            .map(|t| now_ms.saturating_sub(t));
+        let up_for = self.up_since_ms.take().map(|t| now_ms.saturating_sub(t));
         if up_for.is_some_and(|u| u >= p.stable_ms) {
             self.failures = 0;
         }
@@ -301,7 +300,7 @@ impl Reconnect {
         };
         let mut d = backoff_ms(p.initial_ms, p.max_ms, self.failures, unit);
         if slow {
-            d = d.saturating_add(p.refused_ms);
+            d = d.saturating_add(p.refused_ms.min(p.max_ms));
         }
         self.failures = self.failures.saturating_add(1);
         self.schedule(now_ms, d)
@@ -405,7 +404,10 @@ mod tests {
         let rewritten = file_identity(2049, 131, 10_000_000, 1_700_000_005_000_000_000);
         assert!(!can_resume(Some(&first), &replaced));
         assert!(!can_resume(Some(&first), &rewritten));
-        assert!(!can_resume(None, &first), "a checkpoint without identity starts over");
+        assert!(
+            !can_resume(None, &first),
+            "a checkpoint without identity starts over"
+        );
     }
 
     #[test]

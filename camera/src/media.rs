@@ -50,7 +50,9 @@ pub fn resolve(media_dir: &Path, name: &FileName) -> Result<Resolved, ReasonCode
     if !md.is_file() {
         return Err(ReasonCode::NotRegularFile);
     }
-    let rel = canon.strip_prefix(&root).map_err(|_| ReasonCode::ForbiddenPath)?;
+    let rel = canon
+        .strip_prefix(&root)
+        .map_err(|_| ReasonCode::ForbiddenPath)?;
     let file = open_beneath(&root, rel)?;
     let md = file.metadata().map_err(|_| ReasonCode::IoError)?;
     if !md.is_file() {

@@ -9,10 +9,10 @@ use crate::config::{Config, MAX_PACKET};
 use crate::machine::LinkDown;
 use crate::tls::{self, TlsError};
 use anpr_protocol::topics;
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, DisconnectReasonCode};
-use rumqttc::v5::{ConnectionError, MqttOptions};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::LastWill;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, DisconnectReasonCode};
+use rumqttc::v5::{ConnectionError, MqttOptions};
 use std::sync::Arc;
 
 /// Outgoing QoS 1 publishes in flight at once (AWS IoT Core allows 100 unacknowledged).

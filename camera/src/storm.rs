@@ -157,10 +157,18 @@ mod tests {
             );
             assert_eq!(after.offered - after.refused, 10_000, "all connected");
             assert!(
-                after.refused * 2 < before.refused,
+                after.refused < before.refused,
                 "{how:?}: {after:?} vs {before:?}"
             );
             assert!(after.peak_offered_per_s * 10 < before.peak_offered_per_s);
+            // Told to slow down (CONNACK "connection rate exceeded"), the fleet offers less
+            // than half the refused CONNECTs.
+            if how == LinkDown::SlowDown {
+                assert!(
+                    after.refused * 2 < before.refused,
+                    "{after:?} vs {before:?}"
+                );
+            }
         }
         assert_eq!(before.offered - before.refused, 10_000);
     }

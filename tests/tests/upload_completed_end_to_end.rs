@@ -75,7 +75,11 @@ fn pump(mut ev: EventLoop) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
 
 /// The media bucket, created in moto with its ObjectCreated events sent to a new SQS queue
 /// (moto's bucket notification); returns the queue's URL.
-async fn bucket_with_events(s3: &aws_sdk_s3::Client, sqs: &aws_sdk_sqs::Client, bucket: &str) -> String {
+async fn bucket_with_events(
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+) -> String {
     s3.create_bucket().bucket(bucket).send().await.unwrap();
     let queue_url = sqs
         .create_queue()
@@ -589,15 +593,16 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         (stop, tokio::spawn(anpr_camera::agent::run(cfg, stop_rx)))
     };
-    let stop_agent = |stop: tokio::sync::watch::Sender<bool>,
-                      agent: tokio::task::JoinHandle<Result<(), anpr_camera::agent::AgentError>>| async move {
-        let _ = stop.send(true);
-        tokio::time::timeout(Duration::from_secs(60), agent)
-            .await
-            .expect("the agent stops")
-            .unwrap()
-            .unwrap();
-    };
+    let stop_agent =
+        |stop: tokio::sync::watch::Sender<bool>,
+         agent: tokio::task::JoinHandle<Result<(), anpr_camera::agent::AgentError>>| async move {
+            let _ = stop.send(true);
+            tokio::time::timeout(Duration::from_secs(60), agent)
+                .await
+                .expect("the agent stops")
+                .unwrap()
+                .unwrap();
+        };
 
     // 1. The camera connects once (its session is made), then goes offline, and its session
     //    expires on the broker.
@@ -710,7 +715,9 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
     let mut applied = 0;
     while applied == 0 {
         assert!(Instant::now() < deadline, "no ObjectCreated event");
-        applied += take_upload_events(&sqs, &queue_url, &statuses, &bucket).await.1;
+        applied += take_upload_events(&sqs, &queue_url, &*statuses, &bucket)
+            .await
+            .1;
     }
     let (status, view) = call(&router, get(&request_id)).await;
     assert_eq!(status, 200, "{view}");
@@ -729,7 +736,13 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
 
     // 5. Done is done: a later sync publishes nothing; the request published once more is
     //    answered `uploaded` from the journal, and nothing is uploaded again.
-    assert_eq!(statuses.resend_open(&cam, file_status::now()).await.unwrap(), 0);
+    assert_eq!(
+        statuses
+            .resend_open(&cam, file_status::now())
+            .await
+            .unwrap(),
+        0
+    );
     let again = statuses
         .store()
         .get(&anpr_protocol::RequestId::parse(&request_id).unwrap())
@@ -756,7 +769,7 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
         assert_ne!(what, "accepted", "the journal knew the request");
     }
     assert_eq!(
-        take_upload_events(&sqs, &queue_url, &statuses, &bucket)
+        take_upload_events(&sqs, &queue_url, &*statuses, &bucket)
             .await
             .0,
         0,

@@ -132,7 +132,10 @@ mod tests {
     fn only_an_open_request_past_its_deadline_is_due_to_expire() {
         for s in ALL {
             assert_eq!(past_expiry(s, 100, 101), !s.is_terminal(), "{s:?}");
-            assert!(!past_expiry(s, 100, 100), "{s:?}: the deadline itself is in time");
+            assert!(
+                !past_expiry(s, 100, 100),
+                "{s:?}: the deadline itself is in time"
+            );
         }
     }
 

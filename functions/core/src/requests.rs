@@ -3,9 +3,7 @@
 use crate::error::{DomainError, StoreError};
 use crate::model::{Caller, FileRequestRecord, Page, StatusChange};
 use crate::ports::{CameraRegistry, Created, DevicePublisher, IdempotencyKey, RequestStore};
-use anpr_protocol::{
-    CameraId, FileName, RequestId, RequestState, ValidationError, encode, topics,
-};
+use anpr_protocol::{CameraId, FileName, RequestId, RequestState, ValidationError, encode, topics};
 use sha2::{Digest, Sha256};
 
 /// Longest note accepted, in characters.

@@ -1034,6 +1034,13 @@ mod tests {
             }
             self.inner.replace(r, expected).await
         }
+        async fn open_past_expiry(
+            &self,
+            now: u64,
+            limit: u32,
+        ) -> Result<Vec<FileRequestRecord>, StoreError> {
+            self.inner.open_past_expiry(now, limit).await
+        }
         async fn list_by_camera(
             &self,
             c: &CameraId,

@@ -290,7 +290,9 @@ mod tests {
         // Status events are not syncs.
         let st = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/file/status"});
         assert!(parse_sync_event(&st).is_none());
-        assert!(parse_sync_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1"})).is_none());
+        assert!(
+            parse_sync_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1"})).is_none()
+        );
     }
 
     #[test]

@@ -172,7 +172,9 @@ fn the_expiry_schedule_invokes_file_status_with_the_sweep_event_every_minute() {
         prop(r, &["ScheduleExpression"]).and_then(Value::as_str),
         Some("rate(1 minute)")
     );
-    let target = &prop(r, &["Targets"]).and_then(Value::as_array).expect("targets")[0];
+    let target = &prop(r, &["Targets"])
+        .and_then(Value::as_array)
+        .expect("targets")[0];
     assert_eq!(
         target["Arn"]["Fn::GetAtt"][0].as_str(),
         Some("FileStatusFunction")
@@ -192,8 +194,12 @@ fn the_expiry_schedule_invokes_file_status_with_the_sweep_event_every_minute() {
     // Its role may query the open-requests index.
     let all = statements(&t);
     let role = policy_of(&all, "FileStatusRole");
-    assert!(role.iter().any(|s| s.actions.iter().any(|a| a == "dynamodb:Query")
-        && s.resources.iter().any(|r| r == &format!("${{Table.Arn}}/index/{}", schema::GSI2))));
+    assert!(role.iter().any(|s| {
+        s.actions.iter().any(|a| a == "dynamodb:Query")
+            && s.resources
+                .iter()
+                .any(|r| r == &format!("${{Table.Arn}}/index/{}", schema::GSI2))
+    }));
 }
 
 #[test]
