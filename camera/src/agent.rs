@@ -905,6 +905,7 @@ async fn serve(
     let cam = ctx.cfg.camera();
     let key = topics::upload_key(&cam, &id, &entry.req.file);
     let mut attempt: u32 = 0;
+    let mut restarted = false;
     loop {
         // Never start an upload for a request that expired while it waited.
         if let Some(status) = machine::recover(&entry.phase, &entry.req, now_secs()) {
@@ -936,6 +937,13 @@ async fn serve(
             statuses: statuses.clone(),
         };
         let started = Instant::now();
+        let resumed = matches!(
+            entry.phase,
+            Phase::Uploading {
+                multipart: Some(_),
+                ..
+            }
+        );
         let r = ctx
             .uploader
             .upload(
@@ -958,6 +966,16 @@ async fn serve(
             }
             Err(UploadError::FileChanged) => {
                 tracing::warn!(%id, "file changed during upload; starting over");
+                entry.phase = Phase::Accepted;
+                if let Err(e) = ctx.journal.put(&entry) {
+                    ctx.shared.error(e.to_string());
+                }
+            }
+            Err(UploadError::S3 { refused: true, .. })
+                if machine::start_afresh(resumed, true, restarted) =>
+            {
+                tracing::warn!(%id, "resumed upload refused by S3; starting it afresh");
+                restarted = true;
                 entry.phase = Phase::Accepted;
                 if let Err(e) = ctx.journal.put(&entry) {
                     ctx.shared.error(e.to_string());

@@ -113,6 +113,15 @@ pub fn can_resume(recorded: Option<&str>, current: &str) -> bool {
     recorded == Some(current)
 }
 
+/// After a failed attempt: whether to start the upload afresh (a new multipart upload) rather
+/// than resume it. S3 refused the resumed upload (`AccessDenied`: say a store that binds an
+/// upload to the credentials that created it, and the credentials changed since): resuming
+/// again would be refused again, so it starts over, once per request; a refusal after that
+/// counts as a failed attempt.
+pub fn start_afresh(resumed: bool, refused: bool, restarted_once: bool) -> bool {
+    resumed && refused && !restarted_once
+}
+
 /// How a file of `size` bytes is uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
@@ -408,6 +417,17 @@ mod tests {
             !can_resume(None, &first),
             "a checkpoint without identity starts over"
         );
+    }
+
+    #[test]
+    fn a_refused_resumed_upload_starts_afresh_once_then_counts_as_a_failure() {
+        assert!(start_afresh(true, true, false));
+        assert!(!start_afresh(true, true, true), "only once");
+        assert!(
+            !start_afresh(false, true, false),
+            "a fresh upload refused is a failure"
+        );
+        assert!(!start_afresh(true, false, false), "other errors resume");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum UploadError {
         upload_gone: bool,
         /// Credentials could not be obtained.
         no_credentials: bool,
+        /// S3 refused the call (`AccessDenied`).
+        refused: bool,
     },
     /// The file changed size since the upload started; it is restarted from scratch.
     #[error("the file changed size during the upload")]
@@ -49,6 +51,7 @@ where
 {
     let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
     let upload_gone = code == "NoSuchUpload";
+    let refused = code == "AccessDenied";
     let mut message = format!("{e}");
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -62,6 +65,7 @@ where
         message: message.chars().take(400).collect(),
         upload_gone,
         no_credentials,
+        refused,
     }
 }
 
