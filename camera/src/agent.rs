@@ -304,7 +304,11 @@ pub async fn run_with_settings(
         }
     }
 
-    while !stopping {
+    loop {
+        // Asked to stop during the boot delay: straight to the shutdown.
+        if stopping {
+            break;
+        }
         tokio::select! {
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { break; }

@@ -552,7 +552,7 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
                     .unwrap();
                 let what = match rest {
                     topics::FILE_SYNC => format!("sync {handled:?}"),
-                    _ => format!("{}", event["s"].as_str().unwrap_or_default()),
+                    _ => event["s"].as_str().unwrap_or_default().to_owned(),
                 };
                 let _ = seen_tx.send((topic, what, Instant::now()));
             }
