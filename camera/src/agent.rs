@@ -1,6 +1,7 @@
-//! The thin I/O loop: drives the MQTT session (reconnect with capped, jittered back-off;
-//! subscribe only when the broker has no session), hands messages to the dispatcher, carries
-//! out the effects, runs uploads one at a time in a worker task, sends the health report on
+//! The thin I/O loop: drives the MQTT session (reconnects by the fleet-safe rules of
+//! `machine::Reconnect`; subscribe only when the broker has no session; the outbox backlog
+//! drains paced, from a random start), hands messages to the dispatcher, carries out the
+//! effects, runs uploads one at a time in a worker task, sends the health report on
 //! connect and on its interval, and shuts down gracefully (the upload stops at a part
 //! boundary with its checkpoint saved).
 
@@ -274,6 +275,7 @@ pub async fn run_with_settings(
     }
     let subs_file = ctx.cfg.state_dir.join("subscriptions");
     let mut get_after_suback = false;
+    let mut sync_after_suback = false;
     let mut reconnect_to: Option<Config> = None;
     let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
 
@@ -281,9 +283,32 @@ pub async fn run_with_settings(
     let mut health_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + health_every, health_every);
     health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failures: u32 = 0;
+    // The reconnect rules (`machine::Reconnect`) on the loop's clock, in milliseconds.
+    let t0 = tokio::time::Instant::now();
+    let clock = move || u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut link = machine::Reconnect::new(ctx.cfg.reconnect_policy());
+    let drain_start_max_ms = u64::from(ctx.cfg.outbox.drain_start_max_secs) * 1000;
+    let mut up = false;
+    let mut told: Option<rumqttc::v5::mqttbytes::v5::DisconnectReasonCode> = None;
+    // A fleet powered on together does not connect in lockstep.
+    let boot = link.boot(clock(), rand::random::<f64>());
+    let mut stopping = false;
+    if boot > 0 {
+        tracing::info!(
+            delay_ms = boot,
+            "first connection after a random boot delay"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(boot)) => {}
+            _ = shutdown.changed() => stopping = *shutdown.borrow(),
+        }
+    }
 
     loop {
+        // Asked to stop during the boot delay: straight to the shutdown.
+        if stopping {
+            break;
+        }
         tokio::select! {
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { break; }
@@ -299,6 +324,9 @@ pub async fn run_with_settings(
                             ev.options = o;
                             ev.clean();
                             connected = false;
+                            up = false;
+                            let wait = link.redial(clock());
+                            tokio::time::sleep(Duration::from_millis(wait)).await;
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "new MQTT settings unusable");
@@ -313,7 +341,6 @@ pub async fn run_with_settings(
                         Ok(o) => { ev.options = o; ev.clean(); }
                         Err(e) => shared.error(e.to_string()),
                     }
-                    failures = 0;
                     if publish_report(&client, &cam, report).await { tracker.expect.push_back(Tag::Other); }
                 }
             }
@@ -361,8 +388,14 @@ pub async fn run_with_settings(
                     }
                 }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    failures = 0;
+                    link.connected(clock());
+                    up = true;
+                    told = None;
                     connected = true;
+                    // A backlog starts draining at a random point, not with the whole fleet.
+                    let start = tokio::time::Instant::now()
+                        + Duration::from_millis(machine::drain_start_ms(drain_start_max_ms, rand::random::<f64>()));
+                    batch_hold_until = batch_hold_until.max(start);
                     tracing::info!(session_present = ack.session_present, "connected");
                     // Subscribe on a new session, and when this build subscribes to other
                     // topics than the one that made the session (an upgrade).
@@ -375,6 +408,9 @@ pub async fn run_with_settings(
                         match client.subscribe_many(subs).await {
                             Ok(()) => {
                                 let _ = std::fs::write(&subs_file, &want);
+                                // A new session lost what was queued in the old one: once
+                                // subscribed, ask the cloud for the requests still open.
+                                sync_after_suback = !ack.session_present;
                                 // A change made while the session was gone is in the shadow.
                                 get_after_suback = ctx.cfg.remote.enabled;
                             }
@@ -444,6 +480,9 @@ pub async fn run_with_settings(
                             shared.error(format!("subscribe refused: {code:?}"));
                         }
                     }
+                    if std::mem::take(&mut sync_after_suback) && publish_sync(&client, &cam).await {
+                        tracker.expect.push_back(Tag::Other);
+                    }
                     if std::mem::take(&mut get_after_suback) {
                         let _ = client
                             .publish(topics::config_shadow(&cam, shadow_msg::GET), QoS::AtMostOnce, false, Vec::new())
@@ -452,18 +491,14 @@ pub async fn run_with_settings(
                 }
                 Ok(Event::Incoming(Packet::Disconnect(d))) => {
                     tracing::warn!(reason = ?d.reason_code, "broker disconnected us");
+                    told = Some(d.reason_code);
                 }
                 Ok(_) => {}
                 Err(e) => {
                     connected = false;
-                    let delay = machine::backoff_ms(
-                        ctx.cfg.mqtt.reconnect_initial_ms,
-                        ctx.cfg.mqtt.reconnect_max_secs.saturating_mul(1000),
-                        failures,
-                        rand::random::<f64>(),
-                    );
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(error = %e, delay_ms = delay, "MQTT connection lost; reconnecting after back-off");
+                    let why = mqtt::link_down(&e, std::mem::take(&mut up), told.take());
+                    let delay = link.down(clock(), why, rand::random::<f64>());
+                    tracing::warn!(error = %e, ?why, delay_ms = delay, "MQTT connection lost; reconnecting after back-off");
                     shared.error(format!("mqtt: {e}"));
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
@@ -550,6 +585,20 @@ async fn publish_status(
             false
         }
     }
+}
+
+/// Publishes the sync message (QoS 1) that asks the cloud for the open requests; true if
+/// queued.
+pub async fn publish_sync(client: &AsyncClient, cam: &anpr_protocol::CameraId) -> bool {
+    let Ok(bytes) = anpr_protocol::encode(&anpr_protocol::FileSync {}) else {
+        return false;
+    };
+    tracing::info!("new session: asking for the open requests");
+    client
+        .publish(topics::file_sync(cam), QoS::AtLeastOnce, false, bytes)
+        .await
+        .map_err(|e| tracing::error!(error = %e, "sync not queued"))
+        .is_ok()
 }
 
 /// The health report: small (about 60 bytes), QoS 0.
@@ -860,7 +909,13 @@ async fn serve(
     let cam = ctx.cfg.camera();
     let key = topics::upload_key(&cam, &id, &entry.req.file);
     let mut attempt: u32 = 0;
+    let mut restarted = false;
     loop {
+        // Never start an upload for a request that expired while it waited.
+        if let Some(status) = machine::recover(&entry.phase, &entry.req, now_secs()) {
+            tracing::info!(%id, "request expired before its upload started");
+            return finish(ctx, statuses, entry, status).await;
+        }
         let mut resolved = match media::resolve(&ctx.cfg.media_dir, &entry.req.file) {
             Ok(r) => r,
             Err(reason) => {
@@ -886,6 +941,13 @@ async fn serve(
             statuses: statuses.clone(),
         };
         let started = Instant::now();
+        let resumed = matches!(
+            entry.phase,
+            Phase::Uploading {
+                multipart: Some(_),
+                ..
+            }
+        );
         let r = ctx
             .uploader
             .upload(
@@ -908,6 +970,16 @@ async fn serve(
             }
             Err(UploadError::FileChanged) => {
                 tracing::warn!(%id, "file changed during upload; starting over");
+                entry.phase = Phase::Accepted;
+                if let Err(e) = ctx.journal.put(&entry) {
+                    ctx.shared.error(e.to_string());
+                }
+            }
+            Err(UploadError::S3 { refused: true, .. })
+                if machine::start_afresh(resumed, true, restarted) =>
+            {
+                tracing::warn!(%id, "resumed upload refused by S3; starting it afresh");
+                restarted = true;
                 entry.phase = Phase::Accepted;
                 if let Err(e) = ctx.journal.put(&entry) {
                     ctx.shared.error(e.to_string());

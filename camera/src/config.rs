@@ -16,6 +16,9 @@ use std::time::Duration;
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// The largest MQTT packet AWS IoT Core accepts.
 pub const MAX_PACKET: u32 = 128 * 1024;
+/// A connection lost this soon after CONNACK counts as a refusal (duplicate client id,
+/// policy), milliseconds.
+pub const IMMEDIATE_DROP_MS: u64 = 10_000;
 
 /// Why the configuration file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +113,10 @@ pub struct OutboxSettings {
     /// …or when its oldest read has waited this many seconds (1..=86400).
     #[serde(default = "default_batch_age")]
     pub batch_max_age_secs: u32,
+    /// After a reconnect, the backlog starts draining after a random delay up to this,
+    /// seconds (0..=3600); then one batch at a time, at most one per second.
+    #[serde(default = "default_drain_start")]
+    pub drain_start_max_secs: u32,
 }
 
 impl Default for OutboxSettings {
@@ -117,6 +124,7 @@ impl Default for OutboxSettings {
         Self {
             batch_max_reads: default_batch_reads(),
             batch_max_age_secs: default_batch_age(),
+            drain_start_max_secs: default_drain_start(),
         }
     }
 }
@@ -153,6 +161,9 @@ fn default_batch_reads() -> u32 {
     1000
 }
 fn default_batch_age() -> u32 {
+    30
+}
+fn default_drain_start() -> u32 {
     30
 }
 
@@ -235,6 +246,19 @@ pub struct MqttConfig {
     /// Longest reconnect delay, seconds.
     #[serde(default = "default_backoff_max")]
     pub reconnect_max_secs: u64,
+    /// A connection that stayed up this long resets the back-off, seconds.
+    #[serde(default = "default_reconnect_stable")]
+    pub reconnect_stable_secs: u64,
+    /// Least wait after a "not allowed" or "slow down" refusal (not authorized, quota or
+    /// connection rate exceeded, server busy) or a drop within 10 s of CONNACK, seconds.
+    #[serde(default = "default_reconnect_refused")]
+    pub reconnect_refused_secs: u64,
+    /// Least time between two CONNECTs, milliseconds (AWS allows 1 per second per client id).
+    #[serde(default = "default_connect_interval")]
+    pub connect_min_interval_ms: u64,
+    /// The first CONNECT after start waits a random delay up to this, seconds.
+    #[serde(default = "default_boot_jitter")]
+    pub boot_jitter_secs: u64,
     /// Topic plate-read batches are published to; default: Basic Ingest of the plate rule
     /// (`$aws/rules/anpr_plate_reads/{camera_id}/plates`).
     #[serde(default)]
@@ -333,6 +357,33 @@ fn default_backoff_initial() -> u64 {
 fn default_backoff_max() -> u64 {
     300
 }
+fn default_reconnect_stable() -> u64 {
+    60
+}
+fn default_reconnect_refused() -> u64 {
+    60
+}
+fn default_connect_interval() -> u64 {
+    2000
+}
+fn default_boot_jitter() -> u64 {
+    30
+}
+/// The reconnect rules of an `[mqtt]` section that sets none of them.
+impl Default for crate::machine::ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            initial_ms: default_backoff_initial(),
+            max_ms: default_backoff_max() * 1000,
+            stable_ms: default_reconnect_stable() * 1000,
+            refused_ms: default_reconnect_refused() * 1000,
+            immediate_drop_ms: IMMEDIATE_DROP_MS,
+            min_interval_ms: default_connect_interval(),
+            boot_jitter_ms: default_boot_jitter() * 1000,
+        }
+    }
+}
+
 fn default_threshold() -> u64 {
     8 * 1024 * 1024
 }
@@ -378,6 +429,17 @@ fn overlaps(a: &Path, b: &Path) -> bool {
     }
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a.starts_with(&b) || b.starts_with(&a),
+        _ => false,
+    }
+}
+
+/// `file` is inside `dir` (compared as written, and canonicalised when both exist).
+fn inside(file: &Path, dir: &Path) -> bool {
+    if file.starts_with(dir) {
+        return true;
+    }
+    match (std::fs::canonicalize(file), std::fs::canonicalize(dir)) {
+        (Ok(f), Ok(d)) => f.starts_with(&d),
         _ => false,
     }
 }
@@ -477,6 +539,19 @@ impl Config {
             return Err(invalid("state_dir", "must not be inside media_dir"));
         }
         let m = &self.mqtt;
+        // Anything in the media directory can be requested (and so uploaded): never the
+        // camera's private key or certificate.
+        for (name, path) in [
+            ("mqtt.key_file", &m.key_file),
+            ("mqtt.cert_file", &m.cert_file),
+        ] {
+            if inside(path, &self.media_dir) {
+                return Err(invalid(
+                    name,
+                    "must not be inside media_dir (any file there can be requested)",
+                ));
+            }
+        }
         if m.host.trim().is_empty() {
             return Err(invalid("mqtt.host", "must not be empty"));
         }
@@ -502,6 +577,21 @@ impl Config {
             return Err(invalid(
                 "mqtt.reconnect_initial_ms",
                 "must not exceed mqtt.reconnect_max_secs",
+            ));
+        }
+        if m.connect_min_interval_ms < 1000 {
+            return Err(invalid(
+                "mqtt.connect_min_interval_ms",
+                "must be at least 1000 (AWS allows one CONNECT per second per client id)",
+            ));
+        }
+        if m.reconnect_stable_secs == 0 {
+            return Err(invalid("mqtt.reconnect_stable_secs", "must be positive"));
+        }
+        if m.reconnect_refused_secs > 86_400 || m.boot_jitter_secs > 86_400 {
+            return Err(invalid(
+                "mqtt.reconnect_refused_secs",
+                "reconnect_refused_secs and boot_jitter_secs must be at most 86400",
             ));
         }
         let u = &self.upload;
@@ -560,6 +650,9 @@ impl Config {
         }
         if !(1..=86_400).contains(&self.outbox.batch_max_age_secs) {
             return Err(invalid("outbox.batch_max_age_secs", "must be 1..=86400"));
+        }
+        if self.outbox.drain_start_max_secs > 3600 {
+            return Err(invalid("outbox.drain_start_max_secs", "must be 0..=3600"));
         }
         if !(1..=86_400).contains(&self.remote.rollback_secs) {
             return Err(invalid("remote.rollback_secs", "must be 1..=86400"));
@@ -643,7 +736,21 @@ impl Config {
             .unwrap_or_else(|| topics::plate_reads_basic_ingest(topics::PLATE_RULE, &self.camera()))
     }
 
-    /// Keep-alive as a duration.
+    /// The reconnect rules of the `[mqtt]` settings.
+    pub fn reconnect_policy(&self) -> crate::machine::ReconnectPolicy {
+        let m = &self.mqtt;
+        crate::machine::ReconnectPolicy {
+            initial_ms: m.reconnect_initial_ms,
+            max_ms: m.reconnect_max_secs.saturating_mul(1000),
+            stable_ms: m.reconnect_stable_secs.saturating_mul(1000),
+            refused_ms: m.reconnect_refused_secs.saturating_mul(1000),
+            immediate_drop_ms: IMMEDIATE_DROP_MS,
+            min_interval_ms: m.connect_min_interval_ms,
+            boot_jitter_ms: m.boot_jitter_secs.saturating_mul(1000),
+        }
+    }
+
+    /// MQTT keep-alive as a duration.
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.mqtt.keep_alive_secs)
     }
@@ -674,6 +781,10 @@ role_alias = "anpr-camera"
     #[test]
     fn a_minimal_file_gets_the_thrifty_defaults() {
         let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(
+            c.reconnect_policy(),
+            crate::machine::ReconnectPolicy::default()
+        );
         assert_eq!(c.mqtt.port, 8883);
         assert_eq!(c.mqtt.keep_alive_secs, 1200);
         assert_eq!(c.upload.part_size_bytes, 8 * 1024 * 1024);
@@ -805,6 +916,42 @@ role_alias = "anpr-camera"
         let bad = format!("{MINIMAL}{RECOGNIZER}threads = 0\n");
         let e = Config::parse(&bad).unwrap_err();
         assert!(e.to_string().contains("recognizer.threads"), "{e}");
+    }
+
+    /// A key or certificate the media directory holds could be requested by anyone who may
+    /// request files: refused at load, as written or through a symlinked path.
+    #[test]
+    fn a_key_or_certificate_inside_the_media_directory_is_refused() {
+        for (from, to, setting) in [
+            (
+                "key_file = \"/etc/anpr/key.pem\"",
+                "key_file = \"/var/lib/anpr/media/keys/key.pem\"",
+                "mqtt.key_file",
+            ),
+            (
+                "cert_file = \"/etc/anpr/cert.pem\"",
+                "cert_file = \"/var/lib/anpr/media/cert.pem\"",
+                "mqtt.cert_file",
+            ),
+        ] {
+            assert!(MINIMAL.contains(from));
+            let e = Config::parse(&MINIMAL.replace(from, to)).unwrap_err();
+            assert!(e.to_string().contains(setting), "{e}");
+        }
+        // The same directory reached through a symlink.
+        let dir = tempfile::tempdir().unwrap();
+        let media = dir.path().join("media");
+        std::fs::create_dir(&media).unwrap();
+        std::fs::write(media.join("key.pem"), "k").unwrap();
+        std::os::unix::fs::symlink(&media, dir.path().join("alias")).unwrap();
+        let text = MINIMAL
+            .replace("/var/lib/anpr/media", &media.display().to_string())
+            .replace(
+                "/etc/anpr/key.pem",
+                &dir.path().join("alias/key.pem").display().to_string(),
+            );
+        let e = Config::parse(&text).unwrap_err();
+        assert!(e.to_string().contains("mqtt.key_file"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub struct Multipart {
     pub part_size: u64,
     /// Parts S3 confirmed, in any order.
     pub parts: Vec<DonePart>,
+    /// Identity of the file the parts were read from (`machine::file_identity`): a file
+    /// replaced since, even by one of the same size, restarts the upload. Absent in entries
+    /// written before it was recorded (they restart too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
 }
 
 /// Where a request stands.
@@ -224,6 +229,7 @@ mod tests {
                         etag: "\"e\"".into(),
                         sha256: "x".into(),
                     }],
+                    file_id: Some("1:2:3".into()),
                 }),
             },
         );

@@ -6,7 +6,7 @@
 //! [`media`] (safe name resolution), [`upload`] (S3, resumable), [`creds`] (the IoT
 //! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
 //! camera role's IAM policy and a small evaluator), [`remote`] (configuration from the
-//! device shadow), [`agent`] (the I/O loop), `frames` (the frame feed: watched directory →
+//! device shadow), [`storm`] (a fleet's reconnect storm, simulated), [`agent`] (the I/O loop), `frames` (the frame feed: watched directory →
 //! recognizer → outbox; feature `recognizer`) and [`quota`] (the media directory's disk quota).
 
 pub mod agent;
@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod policy;
 pub mod quota;
 pub mod remote;
+pub mod storm;
 pub mod tls;
 pub mod upload;
 

@@ -3,9 +3,11 @@
 //! The protocol already refuses absolute names, `..`, backslashes and control characters. Here
 //! the file system is asked: the name is joined to the media directory and canonicalised
 //! (following symlinks); the result must still be inside the canonical media directory and be
-//! a regular file, not a directory, device, FIFO or socket. The file is then opened without
-//! following a final symlink and checked again on the open handle, so a swap between the
-//! check and the open is caught.
+//! a regular file, not a directory, device, FIFO or socket. The file is then opened with
+//! `openat2` relative to the media directory's handle, `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`
+//! (the kernel refuses any path that leaves the directory or meets a symlink, atomically with
+//! the open), and checked again on the open handle: a file or a directory swapped for a
+//! symlink between the check and the open is refused, never followed.
 
 use anpr_protocol::{FileName, ReasonCode};
 use std::fs::File;
@@ -48,21 +50,10 @@ pub fn resolve(media_dir: &Path, name: &FileName) -> Result<Resolved, ReasonCode
     if !md.is_file() {
         return Err(ReasonCode::NotRegularFile);
     }
-    use std::os::unix::fs::OpenOptionsExt;
-    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(i32::try_from(flags.bits()).unwrap_or(0))
-        .open(&canon)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-                ReasonCode::ForbiddenPath
-            } else if e.kind() == std::io::ErrorKind::NotFound {
-                ReasonCode::NotFound
-            } else {
-                ReasonCode::IoError
-            }
-        })?;
+    let rel = canon
+        .strip_prefix(&root)
+        .map_err(|_| ReasonCode::ForbiddenPath)?;
+    let file = open_beneath(&root, rel)?;
     let md = file.metadata().map_err(|_| ReasonCode::IoError)?;
     if !md.is_file() {
         return Err(ReasonCode::NotRegularFile);
@@ -72,6 +63,33 @@ pub fn resolve(media_dir: &Path, name: &FileName) -> Result<Resolved, ReasonCode
         size: md.len(),
         file,
     })
+}
+
+/// Opens `rel` (relative, no symlink expected) beneath the directory `root`, for reading,
+/// atomically refusing a path that leaves `root` or meets a symlink on the way.
+fn open_beneath(root: &Path, rel: &Path) -> Result<File, ReasonCode> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|_| ReasonCode::IoError)?;
+    let fd = rustix::fs::openat2(
+        &dir,
+        rel,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| match e {
+        // EXDEV: the path leaves the directory; ELOOP: a symlink on the way.
+        Errno::XDEV | Errno::LOOP => ReasonCode::ForbiddenPath,
+        Errno::NOENT | Errno::NOTDIR => ReasonCode::NotFound,
+        _ => ReasonCode::IoError,
+    })?;
+    Ok(File::from(fd))
 }
 
 #[cfg(test)]
@@ -108,6 +126,44 @@ mod tests {
                 "{n}"
             );
         }
+    }
+
+    /// The race `resolve` closes: its check saw `clips/` as a real directory inside, then an
+    /// attacker with write access to the media directory swaps `clips` for a symlink to
+    /// elsewhere before the open. An open by path (what the agent did before) follows it and
+    /// reads the outside file; the open beneath the media directory refuses.
+    #[test]
+    fn a_directory_swapped_for_a_symlink_after_the_check_is_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("a.mp4"), b"secret").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir(root.join("clips")).unwrap();
+        std::fs::write(root.join("clips/a.mp4"), b"mine").unwrap();
+        let checked = std::fs::canonicalize(root.join("clips/a.mp4")).unwrap();
+        assert!(checked.starts_with(&root));
+        // The swap.
+        std::fs::rename(root.join("clips"), root.join("old")).unwrap();
+        symlink(outside.path(), root.join("clips")).unwrap();
+        let by_path = std::fs::read(&checked).unwrap();
+        assert_eq!(by_path, b"secret", "an open by path escapes");
+        assert_eq!(
+            open_beneath(&root, Path::new("clips/a.mp4")).unwrap_err(),
+            ReasonCode::ForbiddenPath
+        );
+        // A file swapped for a symlink is refused the same way.
+        std::fs::remove_file(root.join("clips")).unwrap();
+        std::fs::create_dir(root.join("clips")).unwrap();
+        symlink(outside.path().join("a.mp4"), root.join("clips/a.mp4")).unwrap();
+        assert_eq!(
+            open_beneath(&root, Path::new("clips/a.mp4")).unwrap_err(),
+            ReasonCode::ForbiddenPath
+        );
+        std::fs::write(root.join("old/b.mp4"), b"ok").unwrap();
+        let mut f = open_beneath(&root, Path::new("old/b.mp4")).unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut got).unwrap();
+        assert_eq!(got, b"ok");
     }
 
     #[test]

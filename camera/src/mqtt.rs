@@ -6,11 +6,13 @@
 //! last will on the presence topic so the cloud sees the camera go offline.
 
 use crate::config::{Config, MAX_PACKET};
+use crate::machine::LinkDown;
 use crate::tls::{self, TlsError};
 use anpr_protocol::topics;
-use rumqttc::v5::MqttOptions;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::LastWill;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, DisconnectReasonCode};
+use rumqttc::v5::{ConnectionError, MqttOptions};
 use std::sync::Arc;
 
 /// Outgoing QoS 1 publishes in flight at once (AWS IoT Core allows 100 unacknowledged).
@@ -86,4 +88,80 @@ pub fn options(cfg: &Config) -> Result<MqttOptions, MqttSetupError> {
         properties: None,
     });
     Ok(o)
+}
+
+/// How a connection ended, for the reconnect rules: a CONNACK refusal or a DISCONNECT from the
+/// broker that means "not allowed" or "slow down" is [`LinkDown::SlowDown`]; a connection that
+/// had its CONNACK and was lost is [`LinkDown::Dropped`]; anything else [`LinkDown::Failed`].
+pub fn link_down(
+    err: &ConnectionError,
+    was_up: bool,
+    disconnect: Option<DisconnectReasonCode>,
+) -> LinkDown {
+    use ConnectReturnCode as C;
+    use DisconnectReasonCode as D;
+    let refused = matches!(
+        err,
+        ConnectionError::ConnectionRefused(
+            C::NotAuthorized
+                | C::BadUserNamePassword
+                | C::Banned
+                | C::QuotaExceeded
+                | C::ConnectionRateExceeded
+                | C::ServerBusy
+                | C::ServerUnavailable
+                | C::ServiceUnavailable
+        )
+    );
+    let told_off = matches!(
+        disconnect,
+        Some(
+            D::NotAuthorized
+                | D::ServerBusy
+                | D::QuotaExceeded
+                | D::ConnectionRateExceeded
+                | D::MessageRateTooHigh
+                | D::AdministrativeAction
+        )
+    );
+    if refused || told_off {
+        LinkDown::SlowDown
+    } else if was_up {
+        LinkDown::Dropped
+    } else {
+        LinkDown::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_that_mean_slow_down_are_told_apart_from_plain_failures() {
+        let refused = |c| ConnectionError::ConnectionRefused(c);
+        for c in [
+            ConnectReturnCode::NotAuthorized,
+            ConnectReturnCode::QuotaExceeded,
+            ConnectReturnCode::ConnectionRateExceeded,
+            ConnectReturnCode::ServerBusy,
+        ] {
+            assert_eq!(link_down(&refused(c), false, None), LinkDown::SlowDown);
+        }
+        let io = || ConnectionError::Io(std::io::Error::other("reset"));
+        assert_eq!(
+            link_down(&refused(ConnectReturnCode::MalformedPacket), false, None),
+            LinkDown::Failed
+        );
+        assert_eq!(link_down(&io(), false, None), LinkDown::Failed);
+        assert_eq!(link_down(&io(), true, None), LinkDown::Dropped);
+        assert_eq!(
+            link_down(&io(), true, Some(DisconnectReasonCode::SessionTakenOver)),
+            LinkDown::Dropped
+        );
+        assert_eq!(
+            link_down(&io(), true, Some(DisconnectReasonCode::ServerBusy)),
+            LinkDown::SlowDown
+        );
+    }
 }

@@ -34,6 +34,8 @@ pub enum UploadError {
         upload_gone: bool,
         /// Credentials could not be obtained.
         no_credentials: bool,
+        /// S3 refused the call (`AccessDenied`).
+        refused: bool,
     },
     /// The file changed size since the upload started; it is restarted from scratch.
     #[error("the file changed size during the upload")]
@@ -49,6 +51,7 @@ where
 {
     let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
     let upload_gone = code == "NoSuchUpload";
+    let refused = code == "AccessDenied";
     let mut message = format!("{e}");
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -62,7 +65,16 @@ where
         message: message.chars().take(400).collect(),
         upload_gone,
         no_credentials,
+        refused,
     }
+}
+
+/// The identity of the open file (`machine::file_identity`).
+fn identity(file: &std::fs::File, size: u64) -> Result<String, UploadError> {
+    use std::os::unix::fs::MetadataExt;
+    let md = file.metadata().map_err(UploadError::Read)?;
+    let mtime_ns = i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec());
+    Ok(machine::file_identity(md.dev(), md.ino(), size, mtime_ns))
 }
 
 /// The S3 side of the agent: client, bucket and settings.
@@ -153,12 +165,16 @@ impl Uploader {
         key: &str,
         progress: &mut dyn Progress,
     ) -> Result<u64, UploadError> {
-        // A checkpoint for a file of another size is stale: start over.
+        // A checkpoint for another file (another size, or a replacement of the same size) is
+        // stale: start over.
+        let file_id = identity(file, size)?;
         let resumed = match &entry.phase {
             Phase::Uploading {
                 size: s,
                 multipart: Some(m),
-            } if *s == size => Some(m.clone()),
+            } if *s == size && machine::can_resume(m.file_id.as_deref(), &file_id) => {
+                Some(m.clone())
+            }
             _ => None,
         };
         match machine::plan(
@@ -193,6 +209,7 @@ impl Uploader {
                             upload_id: out.upload_id().unwrap_or_default().to_owned(),
                             part_size,
                             parts: Vec::new(),
+                            file_id: Some(file_id),
                         };
                         entry.phase = Phase::Uploading {
                             size,

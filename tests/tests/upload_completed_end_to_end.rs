@@ -12,7 +12,7 @@
 
 use anpr_aws::{DynamoCameraRegistry, DynamoRequestStore, IotDataPublisher, S3UrlSigner};
 use anpr_core::model::Camera;
-use anpr_core::ports::DevicePublisher;
+use anpr_core::ports::{DevicePublisher, RequestStore};
 use anpr_core::status::{StatusConfig, StatusUpdates};
 use anpr_core::{FileRequests, PublishError, RequestsConfig};
 use anpr_protocol::{CameraId, Notification, RequestState, decode, topics};
@@ -71,6 +71,52 @@ fn pump(mut ev: EventLoop) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
         }
     });
     rx
+}
+
+/// The media bucket, created in moto with its ObjectCreated events sent to a new SQS queue
+/// (moto's bucket notification); returns the queue's URL.
+async fn bucket_with_events(
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+) -> String {
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(anpr_test_support::unique("uploads"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .id("anpr-upload-completed")
+                        .queue_arn(queue_arn)
+                        .events(S3Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    queue_url
 }
 
 async fn connect_and_subscribe(
@@ -135,50 +181,7 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
         })
         .await
         .unwrap();
-    clients
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(anpr_test_support::unique("uploads"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    clients
-        .s3
-        .put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(
-                    QueueConfiguration::builder()
-                        .id("anpr-upload-completed")
-                        .queue_arn(queue_arn)
-                        .events(S3Event::from("s3:ObjectCreated:*"))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let queue_url = bucket_with_events(&clients.s3, &sqs, &bucket).await;
 
     let broker = Broker::start();
     let cloud_id = broker.identity(CLOUD_IDENTITY);
@@ -448,4 +451,364 @@ fn s3_event_times_convert_to_unix_milliseconds() {
     assert_eq!(iso_ms("1970-01-01T00:00:00.000Z"), 0);
     assert_eq!(iso_ms("2026-11-25T16:00:00.123Z"), 1_795_622_400_123);
     assert_eq!(iso_ms("2000-03-01T00:00:01Z"), 951_868_801_000);
+}
+
+/// The IoT data plane towards everyone: web notifications to moto's IoT data plane (read back
+/// with `moto::iot_published`), camera topics through the broker.
+#[derive(Clone)]
+struct DataPlane {
+    web: IotDataPublisher,
+    devices: BrokerPublisher,
+}
+
+impl DevicePublisher for DataPlane {
+    async fn publish(&self, topic: &str, payload: Vec<u8>, qos: u8) -> Result<(), PublishError> {
+        if topic.starts_with(&format!("{}/", topics::WEB_PREFIX)) {
+            self.web.publish(topic, payload, qos).await
+        } else {
+            self.devices.publish(topic, payload, qos).await
+        }
+    }
+}
+
+/// Waits for the camera's retained presence to say `on`.
+async fn wait_online(rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    loop {
+        let (_, payload) = recv(rx, "camera online").await;
+        if decode::<anpr_protocol::Presence>(&payload).is_ok_and(|p| p.on) {
+            return;
+        }
+    }
+}
+
+/// A camera offline longer than its broker session: the requests made meanwhile were
+/// published into nothing (no session, no subscription). One expires while the camera is away:
+/// the API shows it `expired`, the sweep writes it and notifies the user. On reconnect the
+/// broker has no session, the camera sends its sync message, the file-status handler (through
+/// the sync rule's stand-in) publishes the open request again — not the expired one, which is
+/// never uploaded — and the file becomes `ready`. A later sync publishes nothing (the request
+/// is done), and the request published once more is answered from the camera's journal with
+/// its final status, not uploaded again.
+#[tokio::test]
+async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_reconnects() {
+    let clients = moto::clients();
+    let sqs = aws_sdk_sqs::Client::new(&moto::sdk_config());
+    let table = moto::fresh_table(&clients.dynamo).await;
+    let bucket = anpr_test_support::unique("media");
+    let user = anpr_test_support::unique("user");
+    let camera = "gate-sync";
+    let cam = CameraId::parse(camera).unwrap();
+    DynamoCameraRegistry::new(clients.dynamo.clone(), &table)
+        .register(&Camera {
+            camera_id: cam.clone(),
+            name: None,
+            registered_at: 1,
+        })
+        .await
+        .unwrap();
+    let queue_url = bucket_with_events(&clients.s3, &sqs, &bucket).await;
+    let broker = Broker::start();
+    let cloud_id = broker.identity(CLOUD_IDENTITY);
+    let cam_id = broker.identity(camera);
+
+    // The cloud: the request API, and the rules' stand-in on `+/file/+` (statuses and syncs;
+    // the requests the cloud itself publishes there are not for it).
+    let (cloud, mut rule_rx) =
+        connect_and_subscribe(broker.v5_options(&cloud_id), "+/file/+").await;
+    let router = request_api::router(FileRequests::new(
+        DynamoRequestStore::new(clients.dynamo.clone(), &table),
+        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+        BrokerPublisher(cloud.clone()),
+        RequestsConfig::default(),
+    ));
+    let statuses = std::sync::Arc::new(StatusUpdates::new(
+        DynamoRequestStore::new(clients.dynamo.clone(), &table),
+        DataPlane {
+            web: IotDataPublisher::new(clients.iot.clone()),
+            devices: BrokerPublisher(cloud.clone()),
+        },
+        S3UrlSigner::new(clients.s3.clone(), &bucket),
+        StatusConfig::default(),
+    ));
+    let (seen_tx, mut seen) = mpsc::unbounded_channel::<(String, String, Instant)>();
+    let rule = {
+        let statuses = statuses.clone();
+        tokio::spawn(async move {
+            while let Some((topic, payload)) = rule_rx.recv().await {
+                let Ok((_, rest)) = topics::parse_camera_topic(&topic) else {
+                    continue;
+                };
+                // Each rule's SQL: the status rule adds the topic to the payload's fields, the
+                // sync rule selects the topic only.
+                let mut event = match rest {
+                    topics::FILE_STATUS => serde_json::from_slice(&payload).unwrap(),
+                    topics::FILE_SYNC => json!({}),
+                    _ => continue,
+                };
+                event["camera_id"] = json!(topic.split('/').next().unwrap());
+                event["mqtt_topic"] = json!(topic);
+                let handled = file_status::handle(&*statuses, &event, file_status::now())
+                    .await
+                    .unwrap();
+                let what = match rest {
+                    topics::FILE_SYNC => format!("sync {handled:?}"),
+                    _ => event["s"].as_str().unwrap_or_default().to_owned(),
+                };
+                let _ = seen_tx.send((topic, what, Instant::now()));
+            }
+        })
+    };
+    let mut watch_opts = broker.v5_options(&cloud_id);
+    watch_opts.set_client_id(anpr_test_support::unique("presence-watch"));
+    let (_watch, mut presence_rx) =
+        connect_and_subscribe(watch_opts, &topics::presence(&cam)).await;
+
+    // The camera: a session that expires one second after it goes offline.
+    let media = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let file = "clips/while away.mp4";
+    let video: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(media.path().join("clips")).unwrap();
+    std::fs::write(media.path().join(file), &video).unwrap();
+    let creds = CredsServer::start(&broker, "anpr-camera");
+    let agent_config = anpr_camera::Config::parse(
+        &anpr_test_support::agent_config::AgentConfig {
+            camera,
+            media: media.path(),
+            state: state.path(),
+            mqtt_port: broker.port,
+            ca: &broker.pki.ca_path(),
+            cert: &cam_id.cert_path,
+            key: &cam_id.key_path,
+            bucket: &bucket,
+            s3_endpoint: &moto::url(),
+            creds_port: creds.port,
+            mqtt_extra: "reconnect_initial_ms = 200\nreconnect_max_secs = 2\nsession_expiry_secs = 1",
+            upload_extra: "",
+        }
+        .toml(),
+    )
+    .expect("the camera config is valid");
+    let run = |cfg: anpr_camera::Config| {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        (stop, tokio::spawn(anpr_camera::agent::run(cfg, stop_rx)))
+    };
+    let stop_agent =
+        |stop: tokio::sync::watch::Sender<bool>,
+         agent: tokio::task::JoinHandle<Result<(), anpr_camera::agent::AgentError>>| async move {
+            let _ = stop.send(true);
+            tokio::time::timeout(Duration::from_secs(60), agent)
+                .await
+                .expect("the agent stops")
+                .unwrap()
+                .unwrap();
+        };
+
+    // 1. The camera connects once (its session is made), then goes offline, and its session
+    //    expires on the broker.
+    let (stop, agent) = run(agent_config.clone());
+    wait_online(&mut presence_rx).await;
+    // Its first session was new too: it synced, with nothing open.
+    let (_, first, _) = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("a sync on the first session")
+        .unwrap();
+    assert_eq!(first, "sync Resent(0)");
+    stop_agent(stop, agent).await;
+
+    // 2. While it is away, a request that expires after a second (an API with a 1 s expiry),
+    //    then, once its session is gone, one that does not: both published into nothing.
+    let post = |file: &str| {
+        let mut post = api_event("post_file_request.json");
+        let path = format!("/cameras/{camera}/file-requests");
+        post["rawPath"] = json!(path);
+        post["requestContext"]["http"]["path"] = json!(path);
+        post["pathParameters"]["camera_id"] = json!(camera);
+        post["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(user);
+        let body = json!({ "file": file }).to_string();
+        post["headers"]["content-length"] = json!(body.len().to_string());
+        post["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("idempotency-key");
+        post["body"] = json!(body);
+        post
+    };
+    let short_lived = request_api::router(FileRequests::new(
+        DynamoRequestStore::new(clients.dynamo.clone(), &table),
+        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+        BrokerPublisher(cloud.clone()),
+        RequestsConfig {
+            request_expiry_secs: 1,
+            ..RequestsConfig::default()
+        },
+    ));
+    let (status, created) = call(&short_lived, post(file)).await;
+    assert_eq!(status, 202, "{created}");
+    let stale_id = created["request_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, created) = call(&router, post(file)).await;
+    assert_eq!(status, 202, "{created}");
+    let request_id = created["request_id"].as_str().unwrap().to_owned();
+    let get = |id: &str| {
+        let mut get = api_event("get_file_request.json");
+        let path = format!("/file-requests/{id}");
+        get["rawPath"] = json!(path);
+        get["requestContext"]["http"]["path"] = json!(path);
+        get["pathParameters"]["request_id"] = json!(id);
+        get
+    };
+    // Past its deadline the API already says `expired`; the sweep writes it and tells the
+    // user.
+    let (_, view) = call(&router, get(&stale_id)).await;
+    assert_eq!(view["state"], "expired", "{view}");
+    let sweep: Value = serde_json::from_str(file_status::SWEEP_INPUT).unwrap();
+    let swept = file_status::handle(&*statuses, &sweep, file_status::now())
+        .await
+        .unwrap();
+    assert_eq!(swept, file_status::Handled::Expired(1));
+    let stored = statuses
+        .store()
+        .get(&anpr_protocol::RequestId::parse(&stale_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, RequestState::Expired);
+    let told: Vec<Notification> = moto::iot_published(&topics::web_notifications(&user))
+        .into_iter()
+        .map(|p| decode(&p.payload).unwrap())
+        .filter(|n: &Notification| n.request_id.as_str() == stale_id)
+        .collect();
+    assert_eq!(
+        told.iter().map(|n| n.state).collect::<Vec<_>>(),
+        vec![RequestState::Expired]
+    );
+
+    // 3. The camera comes back: no session on the broker; it syncs, gets the request again,
+    //    accepts and uploads it.
+    let (stop, agent) = run(agent_config.clone());
+    wait_online(&mut presence_rx).await;
+    let online = Instant::now();
+    let mut trail = Vec::new();
+    let accepted_at = loop {
+        let (topic, what, at) = tokio::time::timeout(Duration::from_secs(20), seen.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the request never reached the camera: {trail:?}"))
+            .unwrap();
+        trail.push(format!("{topic} {what}"));
+        if what == "accepted" {
+            break at;
+        }
+    };
+    assert_eq!(
+        trail.first().map(String::as_str),
+        Some("gate-sync/file/sync sync Resent(1)"),
+        "{trail:?}"
+    );
+    eprintln!(
+        "measured: reconnect without a session (presence seen) -> recovered request accepted (upload starts): {} ms",
+        accepted_at.saturating_duration_since(online).as_millis()
+    );
+
+    // 4. S3's event makes it ready.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut applied = 0;
+    while applied == 0 {
+        assert!(Instant::now() < deadline, "no ObjectCreated event");
+        applied += take_upload_events(&sqs, &queue_url, &*statuses, &bucket)
+            .await
+            .1;
+    }
+    let (status, view) = call(&router, get(&request_id)).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["state"], "ready", "{view}");
+    assert_eq!(view["size"], json!(video.len()));
+    // The expired request was never sent again, so never uploaded.
+    let stale_objects = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(format!("media/{camera}/{stale_id}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale_objects.key_count(), Some(0));
+
+    // 5. Done is done: a later sync publishes nothing; the request published once more is
+    //    answered `uploaded` from the journal, and nothing is uploaded again.
+    assert_eq!(
+        statuses
+            .resend_open(&cam, file_status::now())
+            .await
+            .unwrap(),
+        0
+    );
+    let again = statuses
+        .store()
+        .get(&anpr_protocol::RequestId::parse(&request_id).unwrap())
+        .await
+        .unwrap()
+        .expect("the request is stored");
+    cloud
+        .publish(
+            topics::file_request(&cam),
+            QoS::AtLeastOnce,
+            false,
+            anpr_protocol::encode(&again.message()).unwrap(),
+        )
+        .await
+        .unwrap();
+    loop {
+        let (_, what, _) = tokio::time::timeout(Duration::from_secs(20), seen.recv())
+            .await
+            .expect("the repeated request is answered")
+            .unwrap();
+        if what == "uploaded" {
+            break;
+        }
+        assert_ne!(what, "accepted", "the journal knew the request");
+    }
+    assert_eq!(
+        take_upload_events(&sqs, &queue_url, &*statuses, &bucket)
+            .await
+            .0,
+        0,
+        "uploaded once only (one PUT, one event, taken above)"
+    );
+    stop_agent(stop, agent).await;
+    rule.abort();
+}
+
+/// Feeds the ObjectCreated events waiting in the queue (one long poll of a second) to the
+/// upload-completed handler; returns how many events came and how many applied.
+async fn take_upload_events<P: DevicePublisher>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    statuses: &StatusUpdates<DynamoRequestStore, P, S3UrlSigner>,
+    bucket: &str,
+) -> (usize, usize) {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .wait_time_seconds(1)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let (mut events, mut applied) = (0, 0);
+    for m in out.messages.unwrap_or_default() {
+        events += 1;
+        let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+        applied += upload_completed::handle(statuses, bucket, &event)
+            .await
+            .unwrap()
+            .applied;
+        sqs.delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    (events, applied)
 }

@@ -2,7 +2,9 @@
 //! serde_dynamo; keys follow the design in `anpr_core`'s crate docs.
 
 use crate::errors::is_retryable;
-use crate::schema::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL_ATTR};
+use crate::schema::{
+    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, OPEN_PARTITION, PK, SK, TTL_ATTR, open_sort_key,
+};
 use anpr_core::StoreError;
 use anpr_core::model::{Camera, FileRequestRecord, Page};
 use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
@@ -55,6 +57,11 @@ struct RequestItem {
     gsi1pk: String,
     #[serde(rename = "GSI1SK")]
     gsi1sk: String,
+    /// Open-requests index keys, only while the request is not terminal (a sparse index).
+    #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(rename = "GSI2SK", default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
     #[serde(rename = "ttl")]
     ttl: u64,
     #[serde(flatten)]
@@ -62,11 +69,14 @@ struct RequestItem {
 }
 
 fn to_item(r: &FileRequestRecord) -> Result<Item, StoreError> {
+    let open = !r.state.is_terminal();
     serde_dynamo::to_item(RequestItem {
         pk: format!("REQ#{}", r.request_id),
         sk: "REQ".into(),
         gsi1pk: format!("CAMREQ#{}", r.camera_id),
         gsi1sk: r.request_id.to_string(),
+        gsi2pk: open.then(|| OPEN_PARTITION.to_owned()),
+        gsi2sk: open.then(|| open_sort_key(r.expires_at, r.request_id.as_str())),
         ttl: r.retain_until,
         record: r.clone(),
     })
@@ -276,6 +286,33 @@ impl RequestStore for DynamoRequestStore {
             }
             Err(e) => Err(backend(e)),
         }
+    }
+
+    async fn open_past_expiry(
+        &self,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<FileRequestRecord>, StoreError> {
+        // Sort keys below `{now}#` are those of requests expiring before `now`.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI2)
+            .key_condition_expression("#pk = :pk AND #sk < :sk")
+            .expression_attribute_names("#pk", GSI2PK)
+            .expression_attribute_names("#sk", GSI2SK)
+            .expression_attribute_values(":pk", AttributeValue::S(OPEN_PARTITION.to_owned()))
+            .expression_attribute_values(":sk", AttributeValue::S(open_sort_key(now, "")))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     async fn list_by_camera(

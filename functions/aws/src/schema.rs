@@ -11,12 +11,28 @@ use aws_sdk_dynamodb::types::{
 pub const PK: &str = "PK";
 /// Sort key attribute.
 pub const SK: &str = "SK";
-/// The one global secondary index.
+/// The global secondary index of camera listings (requests, plate reads).
 pub const GSI1: &str = "GSI1";
 /// Its partition key attribute.
 pub const GSI1PK: &str = "GSI1PK";
 /// Its sort key attribute.
 pub const GSI1SK: &str = "GSI1SK";
+/// The sparse index of open requests by expiry (only requests not terminal carry its keys),
+/// which the expiry sweep queries.
+pub const GSI2: &str = "GSI2";
+/// Its partition key attribute: [`OPEN_PARTITION`].
+pub const GSI2PK: &str = "GSI2PK";
+/// Its sort key attribute: `{expires_at, 20 digits}#{request id}`.
+pub const GSI2SK: &str = "GSI2SK";
+/// The one partition of the open-requests index: open requests are few (web users' requests
+/// still being served), written at human rate, far under a partition's 1,000 writes/s.
+pub const OPEN_PARTITION: &str = "OPEN";
+
+/// The open-requests index sort key of a request expiring at `expires_at`.
+pub fn open_sort_key(expires_at: u64, id: &str) -> String {
+    format!("{expires_at:020}#{id}")
+}
+
 /// TTL attribute (Unix seconds).
 pub const TTL_ATTR: &str = "ttl";
 
@@ -48,6 +64,8 @@ pub async fn create_table(
         .attribute_definitions(attr(SK))
         .attribute_definitions(attr(GSI1PK))
         .attribute_definitions(attr(GSI1SK))
+        .attribute_definitions(attr(GSI2PK))
+        .attribute_definitions(attr(GSI2SK))
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range))
         .global_secondary_indexes(
@@ -55,6 +73,19 @@ pub async fn create_table(
                 .index_name(GSI1)
                 .key_schema(key(GSI1PK, KeyType::Hash))
                 .key_schema(key(GSI1SK, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index name and keys are set"),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(GSI2)
+                .key_schema(key(GSI2PK, KeyType::Hash))
+                .key_schema(key(GSI2SK, KeyType::Range))
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)

@@ -12,6 +12,11 @@
 //!   reported a failure on a later retry.
 //! - Repeating the current state is a duplicate (no change), except `uploading` with more
 //!   progress, which updates the percentage.
+//! - Expiry is a hard deadline: a request not terminal once the cloud clock is past its
+//!   `expires_at` is `expired` ([`past_expiry`]), whatever event comes next — a camera status,
+//!   S3's event for an object created after the deadline, the sweep, or a read. So a request
+//!   seen `expired` never becomes anything else (no flip-flop); an object uploaded after the
+//!   deadline stays in the bucket unannounced until the bucket's retention removes it.
 
 use anpr_protocol::RequestState;
 
@@ -67,6 +72,13 @@ pub fn decide(
     }
 }
 
+/// Whether a request in `state` with `expires_at` is past its expiry at `now` (all Unix
+/// seconds) and so must be `expired`: not terminal and `now > expires_at` (the camera's rule
+/// too).
+pub fn past_expiry(state: RequestState, expires_at: u64, now: u64) -> bool {
+    !state.is_terminal() && now > expires_at
+}
+
 /// Orders two S3 event `sequencer` values of the same object key, as S3 documents: left-pad the
 /// shorter hexadecimal string with zeros, then compare. `None` (a stand-in or an event type
 /// without a sequencer) is older than any value.
@@ -115,6 +127,17 @@ mod tests {
     const ALL: [RequestState; 7] = [
         Requested, Accepted, Uploading, Ready, Failed, Rejected, Expired,
     ];
+
+    #[test]
+    fn only_an_open_request_past_its_deadline_is_due_to_expire() {
+        for s in ALL {
+            assert_eq!(past_expiry(s, 100, 101), !s.is_terminal(), "{s:?}");
+            assert!(
+                !past_expiry(s, 100, 100),
+                "{s:?}: the deadline itself is in time"
+            );
+        }
+    }
 
     #[test]
     fn the_happy_path_is_allowed_step_by_step() {

@@ -89,6 +89,23 @@ impl RequestStore for MemoryRequestStore {
         }
     }
 
+    async fn open_past_expiry(
+        &self,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<FileRequestRecord>, StoreError> {
+        let g = lock(&self.inner);
+        let mut due: Vec<FileRequestRecord> = g
+            .by_id
+            .values()
+            .filter(|r| !r.state.is_terminal() && r.expires_at < now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|r| r.expires_at);
+        due.truncate(limit as usize);
+        Ok(due)
+    }
+
     async fn list_by_camera(
         &self,
         camera: &CameraId,

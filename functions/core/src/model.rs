@@ -1,6 +1,6 @@
 //! Domain records.
 
-use anpr_protocol::{CameraId, FileName, ReasonCode, RequestId, RequestState};
+use anpr_protocol::{CameraId, FileName, FileRequest, ReasonCode, RequestId, RequestState};
 use serde::{Deserialize, Serialize};
 
 /// Who is calling the API: the `sub` claim of the JWT the API Gateway authorizer verified.
@@ -82,6 +82,18 @@ pub struct FileRequestRecord {
     pub version: u64,
     /// Retention: the store deletes the item after this (Unix seconds, DynamoDB TTL).
     pub retain_until: u64,
+}
+
+impl FileRequestRecord {
+    /// The message that asks the camera for the file (on its `file/request` topic).
+    pub fn message(&self) -> FileRequest {
+        FileRequest {
+            id: self.request_id.clone(),
+            file: self.file.clone(),
+            at: self.requested_at,
+            exp: self.expires_at,
+        }
+    }
 }
 
 /// A page of results and the cursor for the next one.

@@ -55,6 +55,14 @@ pub trait RequestStore: Send + Sync {
         expected_version: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Requests not terminal whose `expires_at` is before `now`, most overdue first, at most
+    /// `limit` (the expiry sweep; an index of open requests in DynamoDB).
+    fn open_past_expiry(
+        &self,
+        now: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<FileRequestRecord>, StoreError>> + Send;
+
     /// A camera's requests, newest first.
     fn list_by_camera(
         &self,

@@ -3,9 +3,7 @@
 use crate::error::{DomainError, StoreError};
 use crate::model::{Caller, FileRequestRecord, Page, StatusChange};
 use crate::ports::{CameraRegistry, Created, DevicePublisher, IdempotencyKey, RequestStore};
-use anpr_protocol::{
-    CameraId, FileName, FileRequest, RequestId, RequestState, ValidationError, encode, topics,
-};
+use anpr_protocol::{CameraId, FileName, RequestId, RequestState, ValidationError, encode, topics};
 use sha2::{Digest, Sha256};
 
 /// Longest note accepted, in characters.
@@ -206,34 +204,32 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
     }
 
     async fn publish_request(&self, record: &FileRequestRecord) -> Result<(), DomainError> {
-        let msg = FileRequest {
-            id: record.request_id.clone(),
-            file: record.file.clone(),
-            at: record.requested_at,
-            exp: record.expires_at,
-        };
-        let payload = encode(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let payload = encode(&record.message()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.publisher
             .publish(&topics::file_request(&record.camera_id), payload, 1)
             .await?;
         Ok(())
     }
 
-    /// One request with its history.
-    pub async fn get(&self, id: &str) -> Result<FileRequestRecord, DomainError> {
+    /// One request with its history, as seen at `now` (past its expiry and still open:
+    /// `expired`, [`crate::status::as_seen`]).
+    pub async fn get(&self, id: &str, now: u64) -> Result<FileRequestRecord, DomainError> {
         let id = RequestId::parse(id)?;
         self.store
             .get(&id)
             .await?
+            .map(|r| crate::status::as_seen(r, now))
             .ok_or_else(|| DomainError::RequestNotFound(id.to_string()))
     }
 
-    /// A camera's requests, newest first. An unregistered camera is `CameraNotFound`.
+    /// A camera's requests, newest first, as seen at `now` (like [`Self::get`]). An
+    /// unregistered camera is `CameraNotFound`.
     pub async fn list(
         &self,
         camera: &str,
         limit: Option<u32>,
         cursor: Option<&str>,
+        now: u64,
     ) -> Result<Page<FileRequestRecord>, DomainError> {
         let camera_id = CameraId::parse(camera)?;
         let limit = page_size(limit)?;
@@ -246,7 +242,15 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
                 reason: "not a cursor this API issued".into(),
             }
             .into()),
-            other => Ok(other?),
+            other => {
+                let mut page = other?;
+                page.items = page
+                    .items
+                    .into_iter()
+                    .map(|r| crate::status::as_seen(r, now))
+                    .collect();
+                Ok(page)
+            }
         }
     }
 }
@@ -256,7 +260,7 @@ mod tests {
     use super::*;
     use crate::memory::{MemoryCameraRegistry, MemoryPublisher, MemoryRequestStore};
     use crate::model::Camera;
-    use anpr_protocol::decode;
+    use anpr_protocol::{FileRequest, decode};
 
     type Svc = FileRequests<MemoryRequestStore, MemoryCameraRegistry, MemoryPublisher>;
 
@@ -429,7 +433,7 @@ mod tests {
         let mut cursor = None;
         loop {
             let page = svc
-                .list("123456", Some(2), cursor.as_deref())
+                .list("123456", Some(2), cursor.as_deref(), 0)
                 .await
                 .unwrap();
             got.extend(page.items.into_iter().map(|r| r.request_id));
@@ -449,7 +453,7 @@ mod tests {
             (Some(101), None, "limit"),
             (None, Some("../x"), "cursor"),
         ] {
-            match svc.list("123456", limit, cursor).await.unwrap_err() {
+            match svc.list("123456", limit, cursor, 0).await.unwrap_err() {
                 DomainError::Invalid(v) => assert_eq!(v.field, field),
                 other => panic!("{other:?}"),
             }

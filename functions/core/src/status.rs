@@ -23,6 +23,11 @@ use anpr_protocol::{
 };
 use std::future::Future;
 
+/// How many of a camera's newest requests a sync looks through at most.
+pub const SYNC_SCAN_MAX: usize = 1000;
+/// Page size of the sync's scan.
+const SYNC_PAGE: u32 = 100;
+
 /// How many times a write that lost a race is decided again before giving up (retryably).
 pub const MAX_CONFLICT_RETRIES: u32 = 5;
 
@@ -183,6 +188,29 @@ pub fn requested_change(kind: &FileStatusKind) -> (RequestState, Option<u8>, Opt
     }
 }
 
+/// Moves an open record to `expired` at `at` (the caller checked it is due).
+fn expire(rec: &mut FileRequestRecord, at: u64) -> Result<(Decision, RequestState), Outcome> {
+    rec.history.push(StatusChange {
+        state: RequestState::Expired,
+        at,
+        progress: None,
+        reason: None,
+    });
+    rec.state = RequestState::Expired;
+    Ok((Decision::Apply, RequestState::Expired))
+}
+
+/// The record as a reader must see it at `now`: an open request past its expiry is shown
+/// `expired` (the sweep or the next event writes the same within minutes; nothing can make it
+/// anything else, see `lifecycle`).
+pub fn as_seen(mut rec: FileRequestRecord, now: u64) -> FileRequestRecord {
+    if lifecycle::past_expiry(rec.state, rec.expires_at, now) {
+        let at = rec.expires_at.saturating_add(1);
+        let _ = expire(&mut rec, at);
+    }
+    rec
+}
+
 impl<S: RequestStore, P: DevicePublisher, U: UrlSigner> StatusUpdates<S, P, U> {
     /// Builds the service from its ports.
     pub fn new(store: S, publisher: P, signer: U, config: StatusConfig) -> Self {
@@ -201,6 +229,7 @@ impl<S: RequestStore, P: DevicePublisher, U: UrlSigner> StatusUpdates<S, P, U> {
 
     /// Applies a camera's status message. `camera` comes from the MQTT topic (the broker's
     /// policy ties it to the certificate), never from the payload; `now` is the cloud clock.
+    /// A request past its expiry becomes `expired` whatever the status says.
     pub async fn apply_camera_status(
         &self,
         camera: &CameraId,
@@ -209,6 +238,9 @@ impl<S: RequestStore, P: DevicePublisher, U: UrlSigner> StatusUpdates<S, P, U> {
     ) -> Result<Outcome, StatusError> {
         let (to, to_progress, reason) = requested_change(&status.kind);
         self.update(&status.id, camera, |rec| {
+            if lifecycle::past_expiry(rec.state, rec.expires_at, now) {
+                return expire(rec, now);
+            }
             let decision = lifecycle::decide(rec.state, rec.progress, to, to_progress);
             if decision == Decision::Apply {
                 if rec.state != to {
@@ -233,13 +265,19 @@ impl<S: RequestStore, P: DevicePublisher, U: UrlSigner> StatusUpdates<S, P, U> {
     }
 
     /// Applies S3's object-created event: the request becomes `ready` with the object's size,
-    /// checksum and sequencer. A duplicate or older event (by sequencer) changes nothing.
+    /// checksum and sequencer. A duplicate or older event (by sequencer) changes nothing. An
+    /// object created (S3's event time) after the request's expiry makes it `expired`, not
+    /// `ready` (see `lifecycle`).
     pub async fn apply_object_created(&self, obj: &ObjectCreated) -> Result<Outcome, StatusError> {
         self.update(&obj.request_id, &obj.camera_id, |rec| {
             if rec.file.as_str() != obj.file {
                 return Err(Outcome::WrongFile {
                     expected: rec.file.to_string(),
                 });
+            }
+            // An object created after the deadline does not revive the request.
+            if lifecycle::past_expiry(rec.state, rec.expires_at, obj.at) {
+                return expire(rec, obj.at);
             }
             let decision = lifecycle::decide_object(
                 rec.state,
@@ -267,6 +305,72 @@ impl<S: RequestStore, P: DevicePublisher, U: UrlSigner> StatusUpdates<S, P, U> {
             Ok((decision, RequestState::Ready))
         })
         .await
+    }
+
+    /// A camera started a new broker session (its `file/sync` message): the requests queued
+    /// for it in the old session are gone, so every request of `camera` still open
+    /// (`requested`, `accepted`, `uploading`) and not expired at `now` is published to it
+    /// again, oldest first. The camera's journal makes this idempotent: a request it has in
+    /// hand is ignored, one it finished is answered with its final status again (never
+    /// uploaded twice). Looks through the camera's newest [`SYNC_SCAN_MAX`] requests, and no
+    /// further than the first one already expired (newest first, expiry follows creation).
+    /// Returns how many were published.
+    pub async fn resend_open(&self, camera: &CameraId, now: u64) -> Result<usize, StatusError> {
+        let mut open = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen = 0usize;
+        loop {
+            let page = self
+                .store
+                .list_by_camera(camera, SYNC_PAGE, cursor.as_deref())
+                .await?;
+            let mut past = false;
+            for rec in page.items {
+                seen += 1;
+                if now > rec.expires_at {
+                    past = true;
+                } else if !rec.state.is_terminal() {
+                    open.push(rec);
+                }
+            }
+            match page.next_cursor {
+                Some(c) if !past && seen < SYNC_SCAN_MAX => cursor = Some(c),
+                _ => break,
+            }
+        }
+        for rec in open.iter().rev() {
+            let payload = encode(&rec.message()).map_err(|e| StatusError::Encode(e.to_string()))?;
+            self.publisher
+                .publish(&topics::file_request(&rec.camera_id), payload, 1)
+                .await?;
+        }
+        Ok(open.len())
+    }
+
+    /// The sweep: every open request the store lists as past its expiry at `now` (at most
+    /// `limit`, most overdue first) becomes `expired`, and its user is notified. A request that
+    /// changed meanwhile (finished, or not due) is left alone. Returns how many expired.
+    pub async fn expire_due(&self, now: u64, limit: u32) -> Result<usize, StatusError> {
+        let due = self.store.open_past_expiry(now, limit).await?;
+        let mut expired = 0;
+        for rec in due {
+            let out = self
+                .update(&rec.request_id, &rec.camera_id, |r| {
+                    if lifecycle::past_expiry(r.state, r.expires_at, now) {
+                        expire(r, now)
+                    } else {
+                        Err(Outcome::Refused {
+                            from: r.state,
+                            to: RequestState::Expired,
+                        })
+                    }
+                })
+                .await?;
+            if matches!(out, Outcome::Applied { .. }) {
+                expired += 1;
+            }
+        }
+        Ok(expired)
     }
 
     /// Read, decide (`change` mutates the record and says what it decided, or returns the
@@ -463,6 +567,141 @@ mod tests {
                 decode(&m.payload).unwrap()
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn the_sweep_expires_an_open_request_past_its_deadline_and_notifies_its_user() {
+        let (svc, store, publisher) = service().await;
+        // Not due yet at the deadline itself.
+        assert_eq!(svc.expire_due(2000, 100).await.unwrap(), 0);
+        assert_eq!(stored(&store).await.state, RequestState::Requested);
+        assert_eq!(svc.expire_due(2001, 100).await.unwrap(), 1);
+        let rec = stored(&store).await;
+        assert_eq!(rec.state, RequestState::Expired);
+        assert_eq!(
+            rec.history.last().map(|h| (h.state, h.at)),
+            Some((RequestState::Expired, 2001))
+        );
+        let n = notifications(&publisher);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].state, RequestState::Expired);
+        // Terminal now: the next sweep has nothing to do.
+        assert_eq!(svc.expire_due(5000, 100).await.unwrap(), 0);
+        assert_eq!(notifications(&publisher).len(), 1);
+    }
+
+    /// Expiry is final: an upload finishing after the deadline does not make the request
+    /// `ready`, before or after the sweep ran (no flip-flop), and a read after the deadline
+    /// already says `expired`.
+    #[tokio::test]
+    async fn after_its_deadline_a_request_is_expired_whatever_event_comes_and_stays_so() {
+        let (svc, store, _) = service().await;
+        assert_eq!(
+            as_seen(stored(&store).await, 2001).state,
+            RequestState::Expired
+        );
+        assert_eq!(
+            as_seen(stored(&store).await, 2000).state,
+            RequestState::Requested
+        );
+        // A late camera status: the request expires instead.
+        let out = svc
+            .apply_camera_status(
+                &cam("123456"),
+                &status(FileStatusKind::Uploading { pct: 50 }),
+                2100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            Outcome::Applied {
+                state: RequestState::Expired
+            }
+        );
+        // The object created after the deadline: refused, still expired.
+        let mut late = object(Some("0A"), 9);
+        late.at = 2200;
+        let out = svc.apply_object_created(&late).await.unwrap();
+        assert!(matches!(out, Outcome::Refused { .. }), "{out:?}");
+        assert_eq!(stored(&store).await.state, RequestState::Expired);
+    }
+
+    #[tokio::test]
+    async fn an_object_created_before_the_deadline_makes_the_request_ready_even_if_handled_after() {
+        let (svc, store, _) = service().await;
+        let mut late = object(Some("0A"), 9);
+        late.at = 1999;
+        svc.apply_object_created(&late).await.unwrap();
+        assert_eq!(stored(&store).await.state, RequestState::Ready);
+        // Without the object: created after the deadline, the request expires.
+        let (svc, store, _) = service().await;
+        late.at = 2001;
+        let out = svc.apply_object_created(&late).await.unwrap();
+        assert_eq!(
+            out,
+            Outcome::Applied {
+                state: RequestState::Expired
+            }
+        );
+        assert_eq!(stored(&store).await.state, RequestState::Expired);
+    }
+
+    /// A sync publishes again exactly the camera's open requests that have not expired,
+    /// oldest first, on the camera's request topic; nothing terminal, expired or foreign.
+    #[tokio::test]
+    async fn a_sync_republishes_the_open_unexpired_requests_of_that_camera_only() {
+        let store = MemoryRequestStore::default();
+        let publisher = MemoryPublisher::default();
+        let svc = StatusUpdates::new(
+            store.clone(),
+            publisher.clone(),
+            MemoryUrlSigner::default(),
+            StatusConfig::default(),
+        );
+        // Ids in creation order (ULIDs); (suffix, camera, state, requested_at).
+        let rows = [
+            ("0A", "123456", RequestState::Requested, 100), // expired at 1100
+            ("0B", "123456", RequestState::Requested, 1000),
+            ("0C", "123456", RequestState::Ready, 1100),
+            ("0D", "999999", RequestState::Requested, 1200),
+            ("0E", "123456", RequestState::Uploading, 1300),
+            ("0F", "123456", RequestState::Accepted, 1400),
+        ];
+        for (sfx, c, state, at) in rows {
+            let mut r = record();
+            r.request_id = RequestId::parse(&format!("01JDQ2Y7ZK8M3W5T0G9H4N6P{sfx}")).unwrap();
+            r.camera_id = cam(c);
+            r.state = state;
+            r.requested_at = at;
+            r.expires_at = at + 1000;
+            store.create(&r, None).await.unwrap();
+        }
+        let n = svc.resend_open(&cam("123456"), 1500).await.unwrap();
+        assert_eq!(n, 3);
+        let sent: Vec<(String, String)> = publisher
+            .sent()
+            .iter()
+            .map(|m| {
+                assert_eq!(m.qos, 1);
+                let r: anpr_protocol::FileRequest = decode(&m.payload).unwrap();
+                (m.topic.clone(), r.id.to_string())
+            })
+            .collect();
+        let want: Vec<(String, String)> = ["0B", "0E", "0F"]
+            .iter()
+            .map(|s| {
+                (
+                    "123456/file/request".to_owned(),
+                    format!("01JDQ2Y7ZK8M3W5T0G9H4N6P{s}"),
+                )
+            })
+            .collect();
+        assert_eq!(sent, want);
+        // Nothing open: nothing published.
+        let before = publisher.sent().len();
+        assert_eq!(svc.resend_open(&cam("555555"), 1500).await.unwrap(), 0);
+        assert_eq!(publisher.sent().len(), before);
     }
 
     #[tokio::test]
@@ -794,6 +1033,13 @@ mod tests {
                 self.inner.replace(&other, other.version - 1).await?;
             }
             self.inner.replace(r, expected).await
+        }
+        async fn open_past_expiry(
+            &self,
+            now: u64,
+            limit: u32,
+        ) -> Result<Vec<FileRequestRecord>, StoreError> {
+            self.inner.open_past_expiry(now, limit).await
         }
         async fn list_by_camera(
             &self,

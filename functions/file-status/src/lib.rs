@@ -1,6 +1,19 @@
 //! The file-status function: the IoT rule on `+/file/status` invokes it with each camera status
 //! message, which it applies to the file request and tells the web UI about
-//! (`anpr_core::status`, through `anpr_core::lifecycle`).
+//! (`anpr_core::status`, through `anpr_core::lifecycle`). The rule on `+/file/sync` invokes it
+//! when a camera starts a new broker session: the requests still open for that camera are
+//! published to it again (`StatusUpdates::resend_open`).
+//!
+//! The sync rule (name `anpr_protocol::topics::SYNC_RULE`):
+//!
+//! ```sql
+//! SELECT topic(1) AS camera_id, topic() AS mqtt_topic FROM '+/file/sync'
+//! ```
+//!
+//! Every minute a schedule (`ExpirySweepSchedule`) invokes it with [`SWEEP_INPUT`]: the open
+//! requests past their `expires_at` (the sparse index of open requests) become `expired` and
+//! their users are notified (`StatusUpdates::expire_due`), so a request to a camera that never
+//! comes back does not hang.
 //!
 //! The rule (name `anpr_protocol::topics::STATUS_RULE`):
 //!
@@ -30,6 +43,17 @@
 use anpr_core::ports::{DevicePublisher, RequestStore};
 use anpr_core::status::{Outcome, StatusError, StatusUpdates, UrlSigner};
 use anpr_protocol::{CameraId, FileStatus, ProtocolError, ValidationError, decode, topics};
+
+/// The expiry schedule's event (its fixed input in the template).
+pub const SWEEP_INPUT: &str = r#"{"sweep":"expiry"}"#;
+/// Requests one sweep expires at most; the next sweep, a minute later, continues.
+pub const SWEEP_LIMIT: u32 = 500;
+
+/// Whether the event is the expiry schedule's: exactly [`SWEEP_INPUT`] (an IoT rule event
+/// always carries the camera and topic fields, so a camera cannot pass for the schedule).
+pub fn is_sweep(event: &serde_json::Value) -> bool {
+    serde_json::from_str::<serde_json::Value>(SWEEP_INPUT).is_ok_and(|s| &s == event)
+}
 
 /// Field the rule adds with the topic's first level.
 pub const CAMERA_FIELD: &str = "camera_id";
@@ -69,6 +93,10 @@ pub struct RetryLater(#[source] pub StatusError);
 /// What handling one rule event came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
+    /// A sync: this many open requests were published to the camera again.
+    Resent(usize),
+    /// The expiry sweep: this many requests expired.
+    Expired(usize),
     /// The status was applied (or was a duplicate, or refused): the service's outcome.
     Outcome(Outcome),
     /// The event was malformed: logged and dropped.
@@ -103,6 +131,29 @@ pub fn parse_event(event: &serde_json::Value) -> Result<(CameraId, FileStatus), 
     Ok((camera, status))
 }
 
+/// The camera of a sync event (the rule on `+/file/sync`), `None` if the event is not a sync
+/// (no `mqtt_topic`, or another topic). The camera id must agree with the topic.
+pub fn parse_sync_event(event: &serde_json::Value) -> Option<Result<CameraId, EventError>> {
+    let obj = event.as_object()?;
+    let topic = obj.get(TOPIC_FIELD)?.as_str()?;
+    let (from_topic, rest) = match topics::parse_camera_topic(topic) {
+        Ok(x) => x,
+        Err(_) => return None,
+    };
+    if rest != topics::FILE_SYNC {
+        return None;
+    }
+    let camera_field = obj.get(CAMERA_FIELD).and_then(serde_json::Value::as_str);
+    Some(match camera_field {
+        None => Err(EventError::NoCamera),
+        Some(c) if c != from_topic.as_str() => Err(EventError::TopicMismatch {
+            topic: topic.to_owned(),
+            camera: c.to_owned(),
+        }),
+        Some(_) => Ok(from_topic),
+    })
+}
+
 /// Handles one rule event at cloud time `now` (Unix seconds).
 pub async fn handle<S, P, U>(
     service: &StatusUpdates<S, P, U>,
@@ -114,6 +165,44 @@ where
     P: DevicePublisher,
     U: UrlSigner,
 {
+    if is_sweep(event) {
+        return match service.expire_due(now, SWEEP_LIMIT).await {
+            Ok(n) => {
+                tracing::info!(expired = n, "expiry sweep");
+                Ok(Handled::Expired(n))
+            }
+            // A sweep that failed is the next one's work; retrying now would double the load.
+            Err(e) => {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "expiry sweep failed; the next one continues");
+                Ok(Handled::Failed)
+            }
+        };
+    }
+    match parse_sync_event(event) {
+        None => {}
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "sync message dropped");
+            return Ok(Handled::Dropped);
+        }
+        Some(Ok(camera)) => {
+            return match service.resend_open(&camera, now).await {
+                Ok(n) => {
+                    tracing::info!(camera = %camera, resent = n, "new camera session: open requests published again");
+                    Ok(Handled::Resent(n))
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(camera = %camera, error = %e,
+                        source = ?std::error::Error::source(&e), "sync failed transiently: will be retried");
+                    Err(RetryLater(e))
+                }
+                Err(e) => {
+                    tracing::error!(camera = %camera, error = %e,
+                        source = ?std::error::Error::source(&e), "sync failed permanently: dropped");
+                    Ok(Handled::Failed)
+                }
+            };
+        }
+    }
     let (camera, status) = match parse_event(event) {
         Ok(x) => x,
         Err(e) => {
@@ -187,6 +276,32 @@ mod tests {
         ));
         let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/file/status"});
         assert!(parse_event(&e).is_ok());
+    }
+
+    #[test]
+    fn a_sync_event_names_its_camera_by_the_topic_and_a_disagreeing_one_is_refused() {
+        let ok = json!({"camera_id":"cam1","mqtt_topic":"cam1/file/sync"});
+        assert_eq!(parse_sync_event(&ok).unwrap().unwrap().as_str(), "cam1");
+        let bad = json!({"camera_id":"cam2","mqtt_topic":"cam1/file/sync"});
+        assert!(matches!(
+            parse_sync_event(&bad),
+            Some(Err(EventError::TopicMismatch { .. }))
+        ));
+        // Status events are not syncs.
+        let st = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/file/status"});
+        assert!(parse_sync_event(&st).is_none());
+        assert!(
+            parse_sync_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1"})).is_none()
+        );
+    }
+
+    #[test]
+    fn only_the_schedules_exact_input_is_a_sweep() {
+        assert!(is_sweep(&json!({"sweep":"expiry"})));
+        assert!(!is_sweep(
+            &json!({"sweep":"expiry","camera_id":"cam1","mqtt_topic":"cam1/file/status"})
+        ));
+        assert!(!is_sweep(&json!({"sweep":"other"})));
     }
 
     #[test]

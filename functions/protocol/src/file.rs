@@ -231,3 +231,14 @@ impl Message for FileStatus {
         Ok(())
     }
 }
+
+/// Camera → cloud on `{camera_id}/file/sync`, once per new broker session (CONNACK without a
+/// session): the requests queued for the camera while it was away were lost with the old
+/// session, so the cloud publishes those still open and not expired again.
+///
+/// Wire: `{"v":1}`. Nothing else: the camera id comes from the topic, and the cloud knows which
+/// requests are open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSync {}
+
+impl Message for FileSync {}

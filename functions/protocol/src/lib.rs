@@ -28,7 +28,7 @@ pub mod topics;
 
 pub use codec::{ProtocolError, SCHEMA_VERSION, decode, encode};
 pub use config::{ConfigDocError, PlateRegion, RemoteConfig};
-pub use file::{FileName, FileRequest, FileStatus, FileStatusKind, ReasonCode};
+pub use file::{FileName, FileRequest, FileStatus, FileStatusKind, FileSync, ReasonCode};
 pub use health::{Health, Presence};
 pub use ids::{CameraId, ReadId, RequestId};
 pub use notify::{Notification, RequestState};

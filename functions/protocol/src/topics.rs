@@ -9,6 +9,8 @@ use crate::ids::{CameraId, RequestId};
 pub const FILE_REQUEST: &str = "file/request";
 /// Suffix of the file status topic (camera → cloud).
 pub const FILE_STATUS: &str = "file/status";
+/// Suffix of the sync topic (camera → cloud: "new session, send my open requests again").
+pub const FILE_SYNC: &str = "file/sync";
 /// Suffix of the plate-reads topic (camera → cloud, through the plate-reads rule).
 pub const PLATE_READS: &str = "plates";
 /// Suffix of the health topic (camera → cloud).
@@ -19,6 +21,8 @@ pub const PRESENCE: &str = "presence";
 pub const PLATE_RULE: &str = "anpr_plate_reads";
 /// Default name of the IoT rule that ingests file statuses.
 pub const STATUS_RULE: &str = "anpr_file_status";
+/// Default name of the IoT rule that answers sync messages.
+pub const SYNC_RULE: &str = "anpr_file_sync";
 /// Name of the camera's configuration shadow.
 pub const CONFIG_SHADOW: &str = "config";
 /// First level of the web UI notification topics.
@@ -33,6 +37,10 @@ pub fn file_request(cam: &CameraId) -> String {
 /// `{camera_id}/file/status`
 pub fn file_status(cam: &CameraId) -> String {
     format!("{cam}/{FILE_STATUS}")
+}
+/// `{camera_id}/file/sync`
+pub fn file_sync(cam: &CameraId) -> String {
+    format!("{cam}/{FILE_SYNC}")
 }
 /// `{camera_id}/plates`: the topic the plate-reads rule sees (and, locally, the one published).
 pub fn plate_reads(cam: &CameraId) -> String {

@@ -146,3 +146,9 @@ fn the_camera_messages_stay_small() {
 fn a_presence_message_matches_its_golden_fixture() {
     assert_golden("presence_offline.json", Presence { on: false });
 }
+
+#[test]
+fn a_sync_message_matches_its_golden_fixture_and_is_seven_bytes() {
+    assert_golden("file_sync.json", FileSync {});
+    assert_eq!(fixture("file_sync.json").len(), 7);
+}

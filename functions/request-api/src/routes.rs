@@ -249,7 +249,7 @@ where
     P: DevicePublisher,
 {
     let id = path(id, "request_id")?;
-    Ok(Json(svc.get(&id).await?.into()))
+    Ok(Json(svc.get(&id, now()).await?.into()))
 }
 
 /// Query parameters of list endpoints.
@@ -301,7 +301,9 @@ where
 {
     let camera = path(camera, "camera_id")?;
     let q = parse_page_query(raw.as_deref())?;
-    let Page { items, next_cursor } = svc.list(&camera, q.limit, q.cursor.as_deref()).await?;
+    let Page { items, next_cursor } = svc
+        .list(&camera, q.limit, q.cursor.as_deref(), now())
+        .await?;
     Ok(Json(PageView {
         items: items.into_iter().map(Into::into).collect(),
         next_cursor,

@@ -137,7 +137,10 @@ fn functions_get_only_the_table_actions_their_code_uses() {
             "UploadCompletedRole/",
             &["dynamodb:GetItem", "dynamodb:PutItem"],
         ),
-        ("FileStatusRole/", &["dynamodb:GetItem", "dynamodb:PutItem"]),
+        (
+            "FileStatusRole/",
+            &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+        ),
         ("PlateIngestRole/", &["dynamodb:BatchWriteItem"]),
     ];
     let t = load_template(&template_path()).expect("template");

@@ -135,6 +135,82 @@ fn a_camera_status_through_the_template_rule_is_an_event_file_status_accepts() {
 }
 
 #[test]
+fn a_camera_sync_through_the_template_rule_is_an_event_file_status_answers() {
+    let t = template();
+    let r = rule(&t, topics::SYNC_RULE);
+    assert_eq!(function_for_rule(&t, r), "FileStatusFunction");
+    assert!(
+        prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(),
+        "no error action"
+    );
+    let me = cam("cam-1");
+    let event = rule_event(&sql(r), &topics::file_sync(&me), &fixture("file_sync.json"))
+        .expect("rule SQL readable")
+        .expect("the rule matches the sync topic");
+    let camera = file_status::parse_sync_event(&event)
+        .expect("file-status sees a sync")
+        .expect("file-status accepts the rule's event");
+    assert_eq!(camera, me);
+    // A payload cannot name another camera: the rule takes only the topic.
+    let spoof = rule_event(
+        &sql(r),
+        &topics::file_sync(&me),
+        br#"{"v":1,"camera_id":"cam-2","mqtt_topic":"cam-2/file/sync"}"#,
+    )
+    .expect("readable")
+    .expect("matches");
+    assert_eq!(file_status::parse_sync_event(&spoof).unwrap().unwrap(), me);
+    for other in [topics::file_status(&me), topics::health(&me)] {
+        assert!(
+            rule_event(&sql(r), &other, b"{}")
+                .expect("readable")
+                .is_none(),
+            "{other}"
+        );
+    }
+}
+
+#[test]
+fn the_expiry_schedule_invokes_file_status_with_the_sweep_event_every_minute() {
+    let t = template();
+    let rules = resources(&t, "AWS::Events::Rule");
+    assert_eq!(rules.len(), 1);
+    let (id, r) = rules[0];
+    assert_eq!(
+        prop(r, &["ScheduleExpression"]).and_then(Value::as_str),
+        Some("rate(1 minute)")
+    );
+    let target = &prop(r, &["Targets"])
+        .and_then(Value::as_array)
+        .expect("targets")[0];
+    assert_eq!(
+        target["Arn"]["Fn::GetAtt"][0].as_str(),
+        Some("FileStatusFunction")
+    );
+    let input: Value =
+        serde_json::from_str(target["Input"].as_str().expect("fixed input")).expect("JSON");
+    assert!(file_status::is_sweep(&input), "{input}");
+    let perm = resources(&t, "AWS::Lambda::Permission")
+        .into_iter()
+        .map(|(_, p)| p)
+        .find(|p| prop(p, &["SourceArn", "Fn::GetAtt"]).and_then(|v| v[0].as_str()) == Some(id))
+        .expect("EventBridge may invoke file-status");
+    assert_eq!(
+        prop(perm, &["Principal"]).and_then(Value::as_str),
+        Some("events.amazonaws.com")
+    );
+    // Its role may query the open-requests index.
+    let all = statements(&t);
+    let role = policy_of(&all, "FileStatusRole");
+    assert!(role.iter().any(|s| {
+        s.actions.iter().any(|a| a == "dynamodb:Query")
+            && s.resources
+                .iter()
+                .any(|r| r == &format!("${{Table.Arn}}/index/{}", schema::GSI2))
+    }));
+}
+
+#[test]
 fn a_plate_batch_through_the_basic_ingest_rule_is_an_event_plate_ingest_accepts() {
     let t = template();
     let r = rule(&t, topics::PLATE_RULE);
@@ -170,6 +246,7 @@ fn iot_may_invoke_each_rule_function_and_only_from_its_rule() {
     let perms = resources(&t, "AWS::Lambda::Permission");
     for (rule_id, function) in [
         ("FileStatusRule", "FileStatusFunction"),
+        ("FileSyncRule", "FileStatusFunction"),
         ("PlateReadsRule", "PlateIngestFunction"),
     ] {
         let p = perms
@@ -178,6 +255,8 @@ fn iot_may_invoke_each_rule_function_and_only_from_its_rule() {
             .find(|p| {
                 prop(p, &["FunctionName", "Fn::GetAtt"]).and_then(|v| v[0].as_str())
                     == Some(function)
+                    && prop(p, &["SourceArn", "Fn::GetAtt"]).and_then(|v| v[0].as_str())
+                        == Some(rule_id)
             })
             .unwrap_or_else(|| panic!("no invoke permission for {function}"));
         assert_eq!(
@@ -202,6 +281,7 @@ fn a_camera_may_publish_and_receive_its_own_topics_only() {
     let vars = with_vars(&[("iot:Connection.Thing.ThingName", "cam-1")]);
     let publish = [
         topics::file_status(&me),
+        topics::file_sync(&me),
         topics::health(&me),
         topics::presence(&me),
         topics::plate_reads_basic_ingest(topics::PLATE_RULE, &me),
@@ -433,9 +513,21 @@ fn functions_publish_only_to_the_topics_the_code_builds() {
             grants(&p, "iot:Publish", &web, &vars),
             "{f} cannot notify the web UI"
         );
+        // file-status answers a camera's sync with its open requests; upload-completed never
+        // talks to cameras.
+        assert_eq!(
+            grants(&p, "iot:Publish", &request, &vars),
+            f == "FileStatusRole",
+            "{f} and camera requests"
+        );
         assert!(
-            !grants(&p, "iot:Publish", &request, &vars),
-            "{f} may publish camera requests"
+            !grants(
+                &p,
+                "iot:Publish",
+                &iot_arn("topic", &topics::file_status(&cam("cam-1"))),
+                &vars
+            ),
+            "{f} may speak for a camera"
         );
     }
     // Configuration: the named shadow `config` of any camera, never a classic shadow or
@@ -595,13 +687,19 @@ fn the_table_has_the_keys_index_and_ttl_the_code_uses() {
     let gsis = prop(table, &["GlobalSecondaryIndexes"])
         .and_then(Value::as_array)
         .expect("indexes");
-    assert_eq!(gsis.len(), 1);
+    assert_eq!(gsis.len(), 2);
     assert_eq!(gsis[0]["IndexName"], schema::GSI1);
     assert_eq!(
         key(&gsis[0]["KeySchema"]),
         hash_range(schema::GSI1PK, schema::GSI1SK)
     );
     assert_eq!(gsis[0]["Projection"]["ProjectionType"], "ALL");
+    assert_eq!(gsis[1]["IndexName"], schema::GSI2);
+    assert_eq!(
+        key(&gsis[1]["KeySchema"]),
+        hash_range(schema::GSI2PK, schema::GSI2SK)
+    );
+    assert_eq!(gsis[1]["Projection"]["ProjectionType"], "ALL");
     let mut attrs: Vec<_> = prop(table, &["AttributeDefinitions"])
         .and_then(Value::as_array)
         .expect("attributes")
@@ -617,6 +715,8 @@ fn the_table_has_the_keys_index_and_ttl_the_code_uses() {
     let mut want = vec![
         (schema::GSI1PK, "S"),
         (schema::GSI1SK, "S"),
+        (schema::GSI2PK, "S"),
+        (schema::GSI2SK, "S"),
         (schema::PK, "S"),
         (schema::SK, "S"),
     ];
@@ -648,13 +748,14 @@ fn the_table_has_the_keys_index_and_ttl_the_code_uses() {
         prop(table, &["DeletionProtectionEnabled"]),
         Some(&serde_json::json!({"Fn::If": ["ProtectData", true, false]}))
     );
-    // Functions reach the index through the table's ARN + `/index/GSI1`.
+    // Functions reach the indexes through the table's ARN + `/index/{name}`.
     for s in statements(&t) {
         for r in s.resources.iter().filter(|r| r.contains("/index/")) {
-            assert_eq!(
-                r,
-                &format!("${{Table.Arn}}/index/{}", schema::GSI1),
-                "{}",
+            assert!(
+                [schema::GSI1, schema::GSI2]
+                    .iter()
+                    .any(|i| r == &format!("${{Table.Arn}}/index/{i}")),
+                "{}: {r}",
                 s.principal
             );
         }

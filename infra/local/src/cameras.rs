@@ -172,6 +172,7 @@ cert_file = "{cert}"
 key_file = "{key}"
 keep_alive_secs = 30
 reconnect_max_secs = 5
+boot_jitter_secs = 0
 plate_topic = "{camera}/plates"
 [upload]
 bucket = "{bucket}"
@@ -185,6 +186,7 @@ retry_initial_secs = 1
 retry_max_secs = 5
 [outbox]
 batch_max_age_secs = 1
+drain_start_max_secs = 0
 [credentials]
 host = "localhost"
 port = {cport}

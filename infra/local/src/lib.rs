@@ -421,6 +421,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             db.clone(),
             IngestPolicy::default(),
         )),
+        tokio::spawn(rules::run_expiry_sweep(status.clone())),
         tokio::spawn(rules::run_s3_notifications(
             created_rx,
             status,

@@ -1,9 +1,12 @@
 //! What AWS wires between services, done in-process with the functions' own handler code:
 //! - the IoT rule on `+/file/status` → `file_status::handle` (event: the payload's fields plus
 //!   `camera_id = topic(1)` and `mqtt_topic = topic()`, as the rule SQL builds it);
+//! - the sync rule on `+/file/sync` → `file_status::handle` (event: `camera_id` and
+//!   `mqtt_topic` only, as its rule SQL builds it);
 //! - the plate-reads rule (on `{camera}/plates`; see [`filters`] for Basic Ingest) → `plate_ingest::handle` (event: `camera_id`, `topic`, base64
 //!   `payload`, as the rule SQL builds it);
-//! - S3 ObjectCreated notifications → `upload_completed::handle`.
+//! - S3 ObjectCreated notifications → `upload_completed::handle`;
+//! - the expiry schedule, every minute → `file_status::handle` ([`run_expiry_sweep`]).
 //!
 //! A handler's "retry later" is retried twice after a short pause, as Lambda retries an
 //! asynchronous invocation; then the event is dropped with an error log (the on-failure
@@ -28,6 +31,7 @@ const RETRIES: u32 = 2;
 pub fn filters() -> Vec<String> {
     vec![
         format!("+/{}", topics::FILE_STATUS),
+        format!("+/{}", topics::FILE_SYNC),
         format!("+/{}", topics::PLATE_READS),
     ]
 }
@@ -82,10 +86,13 @@ pub async fn run_iot_rules<P, U>(
             tracing::warn!(%topic, "message on a rule topic without a valid camera id: dropped");
             continue;
         };
-        if rest == topics::FILE_STATUS {
+        if rest == topics::FILE_STATUS || rest == topics::FILE_SYNC {
             let status = status.clone();
+            let sync = rest == topics::FILE_SYNC;
             tokio::spawn(async move {
                 let mut event = match serde_json::from_slice::<serde_json::Value>(&payload) {
+                    // The sync rule selects the topic only.
+                    _ if sync => serde_json::Map::new(),
                     Ok(serde_json::Value::Object(m)) => m,
                     _ => {
                         tracing::warn!(%topic, "file status is not a JSON object: dropped");
@@ -129,6 +136,25 @@ pub async fn run_iot_rules<P, U>(
                     }
                 }
             });
+        }
+    }
+}
+
+/// The expiry schedule (`ExpirySweepSchedule` in the template): every minute, the sweep
+/// event to `file_status::handle`.
+pub async fn run_expiry_sweep<P, U>(status: Arc<StatusUpdates<LocalDb, P, U>>)
+where
+    P: DevicePublisher + 'static,
+    U: UrlSigner + 'static,
+{
+    let Ok(event) = serde_json::from_str::<serde_json::Value>(file_status::SWEEP_INPUT) else {
+        return;
+    };
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(e) = file_status::handle(&status, &event, now_ms() / 1000).await {
+            tracing::warn!(error = %e, "expiry sweep failed");
         }
     }
 }

@@ -312,6 +312,14 @@ impl RequestStore for LocalDb {
         )
     }
 
+    async fn open_past_expiry(
+        &self,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<FileRequestRecord>, StoreError> {
+        self.inner.requests.open_past_expiry(now, limit).await
+    }
+
     async fn list_by_camera(
         &self,
         camera: &CameraId,

@@ -77,6 +77,7 @@ port = {mport}
 ca_file = "{ca}"
 cert_file = "{cert}"
 key_file = "{key}"
+boot_jitter_secs = 0
 {mqtt_extra}
 [upload]
 bucket = "{bucket}"
@@ -90,6 +91,8 @@ part_size_bytes = 5242880
 host = "localhost"
 port = {cport}
 role_alias = "anpr-camera"
+[outbox]
+drain_start_max_secs = 0
 "#,
             camera = self.camera,
             media = self.media.display(),
