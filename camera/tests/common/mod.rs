@@ -192,6 +192,8 @@ impl Running {
 pub struct Cloud {
     pub client: AsyncClient,
     cam: String,
+    /// PUBACKs the broker sent for the cloud's own publishes.
+    pubacks: watch::Receiver<u64>,
     rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     pub seen: Vec<FileStatus>,
     pub health: Vec<Vec<u8>>,
@@ -208,9 +210,13 @@ impl Cloud {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready = Some(ready_tx);
+        let (puback_tx, pubacks) = watch::channel(0u64);
         tokio::spawn(async move {
             loop {
                 match ev.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        puback_tx.send_modify(|n| *n += 1);
+                    }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         if let Some(r) = ready.take() {
                             let _ = r.send(());
@@ -249,6 +255,7 @@ impl Cloud {
         Self {
             client,
             cam: cam.to_owned(),
+            pubacks,
             rx,
             seen: Vec::new(),
             health: Vec::new(),
@@ -257,7 +264,10 @@ impl Cloud {
         }
     }
 
+    /// Publishes a request and returns once the broker has it (its PUBACK).
     pub async fn request_raw(&self, payload: impl Into<Vec<u8>>) {
+        let mut acks = self.pubacks.clone();
+        let before = *acks.borrow_and_update();
         self.client
             .publish(
                 format!("{}/file/request", self.cam),
@@ -266,6 +276,10 @@ impl Cloud {
                 payload.into(),
             )
             .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), acks.wait_for(|n| *n > before))
+            .await
+            .expect("the broker acknowledged the request")
             .unwrap();
     }
 
@@ -335,12 +349,49 @@ impl Cloud {
         self.health.last().cloned().unwrap()
     }
 
+    /// Collects whatever arrives for `d`.
+    pub async fn collect_for(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        while let Ok(Some((t, p))) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.take(t, p);
+        }
+    }
+
     /// Collects whatever arrives for `secs` seconds.
     pub async fn drain(&mut self, secs: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         while let Ok(Some((t, p))) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
             self.take(t, p);
         }
+    }
+
+    /// Collects messages until `done` holds, failing after `secs` seconds with `what`.
+    pub async fn wait_until(&mut self, secs: u64, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} not seen within {secs} s; statuses: {:?}",
+                self.seen
+            );
+            let step = tokio::time::Instant::now() + Duration::from_millis(100);
+            if let Ok(Some((t, p))) = tokio::time::timeout_at(step.min(deadline), self.rx.recv()).await {
+                self.take(t, p);
+            }
+        }
+    }
+
+    /// The ids of every plate read received, in arrival order (a redelivered batch twice).
+    pub fn plate_ids(&self) -> Vec<String> {
+        self.plates
+            .iter()
+            .flat_map(|p| {
+                anpr_protocol::decode::<anpr_protocol::PlateReadBatch>(p)
+                    .expect("a plate batch")
+                    .r
+            })
+            .map(|r| r.id.to_string())
+            .collect()
     }
 
     pub fn statuses_of(&self, id: &str) -> Vec<FileStatusKind> {

@@ -439,4 +439,40 @@ mod tests {
             Err(StoreError::Conflict)
         ));
     }
+
+    /// A crash mid-write leaves a fragment without its newline; the first write after the
+    /// restart must not be glued to it (and lost at the next replay).
+    #[tokio::test]
+    async fn the_first_write_after_a_torn_line_survives_the_next_replay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.log");
+        let (first, second) = (
+            RequestId::parse(&ulid::Ulid::new().to_string()).expect("request id"),
+            RequestId::parse(&ulid::Ulid::new().to_string()).expect("request id"),
+        );
+        {
+            let db = LocalDb::open(&path).await.expect("open");
+            db.create(&record(&first), None).await.expect("create");
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{\"op\":\"repl"))
+            .expect("torn write");
+        {
+            let db = LocalDb::open(&path).await.expect("reopen after the crash");
+            db.create(&record(&second), None)
+                .await
+                .expect("create after the crash");
+        }
+        let db = LocalDb::open(&path).await.expect("reopen again");
+        assert!(db.get(&first).await.expect("get").is_some());
+        assert!(
+            db.get(&second).await.expect("get").is_some(),
+            "the write after the torn line was lost at replay; log:\n{}",
+            std::fs::read_to_string(&path).unwrap_or_default()
+        );
+        let log = std::fs::read_to_string(&path).expect("log");
+        assert!(log.ends_with('\n') && !log.contains("\"repl"), "log:\n{log}");
+    }
 }
