@@ -109,7 +109,10 @@ impl Cloud {
         }
     }
 
+    /// Messages stored and acknowledged so far; fails if the rule stand-in stopped (a panic
+    /// in it would otherwise be lost when the task is aborted).
     fn handled(&self) -> usize {
+        assert!(!self.task.is_finished(), "the rule stand-in stopped");
         self.reports.lock().unwrap().len()
     }
 }

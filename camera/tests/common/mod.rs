@@ -299,8 +299,15 @@ impl Cloud {
             self.plates.push(payload);
         } else if topic.ends_with("/presence") {
             self.presence.push(payload);
-        } else if let Ok(s) = anpr_protocol::decode::<FileStatus>(&payload) {
-            self.seen.push(s);
+        } else {
+            // Only statuses are left: one the protocol cannot read is a failure, not noise.
+            match anpr_protocol::decode::<FileStatus>(&payload) {
+                Ok(s) => self.seen.push(s),
+                Err(e) => panic!(
+                    "undecodable message on {topic}: {e}: {}",
+                    String::from_utf8_lossy(&payload)
+                ),
+            }
         }
     }
 
