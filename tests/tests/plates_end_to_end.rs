@@ -245,6 +245,33 @@ async fn camera_process_for_the_kill_test() {
     publish_with_the_agent(cfg, outbox).await;
 }
 
+fn spawn_camera(
+    broker: &Broker,
+    cn: &str,
+    dir: &std::path::Path,
+    append: u64,
+) -> std::process::Child {
+    let id = broker.identity(cn);
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "camera_process_for_the_kill_test",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PLATES_CHILD_DIR", dir)
+        .env("PLATES_CHILD_APPEND", append.to_string())
+        .env("PLATES_CHILD_CAMERA", cn)
+        .env("PLATES_CHILD_PORT", broker.port.to_string())
+        .env("PLATES_CHILD_CA", broker.pki.ca_path())
+        .env("PLATES_CHILD_CERT", &id.cert_path)
+        .env("PLATES_CHILD_KEY", &id.key_path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver_every_read_once() {
     const N: u64 = 3000;

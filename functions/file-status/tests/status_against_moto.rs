@@ -404,7 +404,7 @@ async fn two_status_writers_at_once_never_lose_an_update() {
     // The service: "accepted" and "uploading 40 %" handled at once, on fresh requests, many
     // times over so that the writes really race.
     for round in 0..10 {
-        let (env, _) = env("gate-7").await;
+        let (env, _) = self::env("gate-7").await;
         let (accepted, uploading) = (fixture("accepted.json"), fixture("uploading_40.json"));
         let (ha, hu) = tokio::join!(
             handle(&env.svc, &accepted, 1100),

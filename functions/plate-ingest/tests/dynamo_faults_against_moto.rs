@@ -82,25 +82,27 @@ impl Intercept for Injector {
         }
         f.attempts.fetch_add(1, Ordering::SeqCst);
         let mut body: Value = serde_json::from_slice(req.body().bytes().ok_or("a streaming body")?)?;
-        let items = body["RequestItems"]
-            .as_object_mut()
-            .ok_or("no RequestItems")?;
-        let (table, writes) = items.iter_mut().next().ok_or("no table")?;
-        let writes = writes.as_array_mut().ok_or("RequestItems not a list")?;
-        let held: Vec<Value> = if take_one(&f.throttle) {
+        if take_one(&f.throttle) {
             // Nothing of it reaches moto; the answer is replaced below.
             *attempt = Attempt::Throttled;
             body = json!({"RequestItems": {}});
-            Vec::new()
-        } else if take_one(&f.hold_half) {
-            let keep = writes.len().div_ceil(2);
-            writes.split_off(keep)
-        } else if f.hold_one_always.load(Ordering::SeqCst) && !writes.is_empty() {
-            writes.split_off(writes.len() - 1)
         } else {
-            return Ok(());
-        };
-        if !held.is_empty() {
+            let items = body["RequestItems"]
+                .as_object_mut()
+                .ok_or("no RequestItems")?;
+            let (table, writes) = items.iter_mut().next().ok_or("no table")?;
+            let writes = writes.as_array_mut().ok_or("RequestItems not a list")?;
+            let held = if take_one(&f.hold_half) {
+                let keep = writes.len().div_ceil(2);
+                writes.split_off(keep)
+            } else if f.hold_one_always.load(Ordering::SeqCst) && !writes.is_empty() {
+                writes.split_off(writes.len() - 1)
+            } else {
+                return Ok(());
+            };
+            if held.is_empty() {
+                return Ok(());
+            }
             f.held.fetch_add(held.len() as u32, Ordering::SeqCst);
             *attempt = Attempt::Held(table.clone(), held);
         }
@@ -281,7 +283,7 @@ async fn throttled_calls_are_retried_by_the_sdk_and_a_throttled_invocation_fails
 
     // Throttled beyond the SDK's attempts: the invocation fails retryably, and its
     // redelivery later stores everything.
-    let env = env().await;
+    let env = self::env().await;
     let store = env.store(quick());
     env.faults.throttle.store(3, Ordering::SeqCst);
     let e = handle(&store, &IngestPolicy::default(), &event(60), now_ms())
