@@ -250,7 +250,8 @@ async fn items_never_processed_fail_the_invocation_and_its_redelivery_writes_the
     let env = env().await;
     let store = env.store(quick());
     env.faults.hold_one_always.store(true, Ordering::SeqCst);
-    let e = handle(&store, &IngestPolicy::default(), &event(60), now_ms())
+    let ev = event(60);
+    let e = handle(&store, &IngestPolicy::default(), &ev, now_ms())
         .await
         .expect_err("items left unprocessed must fail the invocation");
     let plate_ingest::IngestError::Store(anpr_core::StoreError::Backend { retryable, .. }) = &e
@@ -261,7 +262,7 @@ async fn items_never_processed_fail_the_invocation_and_its_redelivery_writes_the
     assert!(env.items().await < 60, "some reads really were missing");
     // The rule delivers the event again once DynamoDB recovers: nothing lost, nothing twice.
     env.faults.hold_one_always.store(false, Ordering::SeqCst);
-    let report = handle(&store, &IngestPolicy::default(), &event(60), now_ms())
+    let report = handle(&store, &IngestPolicy::default(), &ev, now_ms())
         .await
         .unwrap();
     assert_eq!(report.stored, 60);
@@ -286,7 +287,8 @@ async fn throttled_calls_are_retried_by_the_sdk_and_a_throttled_invocation_fails
     let env = self::env().await;
     let store = env.store(quick());
     env.faults.throttle.store(3, Ordering::SeqCst);
-    let e = handle(&store, &IngestPolicy::default(), &event(60), now_ms())
+    let ev = event(60);
+    let e = handle(&store, &IngestPolicy::default(), &ev, now_ms())
         .await
         .expect_err("throttled three times in a row");
     assert!(
@@ -300,7 +302,7 @@ async fn throttled_calls_are_retried_by_the_sdk_and_a_throttled_invocation_fails
         "{e:?}"
     );
     assert_eq!(env.items().await, 0, "the throttled calls wrote nothing");
-    let report = handle(&store, &IngestPolicy::default(), &event(60), now_ms())
+    let report = handle(&store, &IngestPolicy::default(), &ev, now_ms())
         .await
         .unwrap();
     assert_eq!(report.stored, 60);
