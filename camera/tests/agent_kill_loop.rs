@@ -87,13 +87,28 @@ async fn the_agent_killed_at_random_points_loses_no_read_and_no_request() {
     }
 
     // The last start runs until everything is through, then stops cleanly.
+    let health_before = cloud.health.len();
     let mut agent = spawn_agent(&stack, bin, "final.log", "info", &[]);
-    cloud
-        .wait_until(120, "every read and every upload", |c| {
-            c.plate_ids().into_iter().collect::<HashSet<_>>().len() >= expected_reads.len()
-                && (0..ITERATIONS).all(|i| c.statuses_of(&request_id(i)).iter().any(is_uploaded))
-        })
-        .await;
+    let log = stack.state.path().join("final.log");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let reads = cloud.plate_ids().into_iter().collect::<HashSet<_>>().len();
+        let answered = (0..ITERATIONS)
+            .filter(|&i| cloud.statuses_of(&request_id(i)).iter().any(is_uploaded))
+            .count();
+        // Connected (a health report) also means past installing its SIGTERM handler.
+        let connected = cloud.health.len() > health_before;
+        if connected && reads >= expected_reads.len() && answered == ITERATIONS as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 120 s: connected {connected}, {reads} of {} reads, {answered} of {ITERATIONS} requests (seed {seed}); agent log:\n{}",
+            expected_reads.len(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        cloud.collect_for(Duration::from_millis(200)).await;
+    }
     let status = sigterm_and_wait(&mut agent, 60).await;
     assert!(status.success(), "{status}");
     cloud.drain(0).await;
