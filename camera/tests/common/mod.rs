@@ -206,14 +206,27 @@ impl Cloud {
         let id = broker.identity(CLOUD_IDENTITY);
         let mut o = broker.v5_options(&id);
         o.set_client_id(anpr_test_support::unique("cloud"));
+        // A persistent session: what arrives while it reconnects waits for it.
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(3600));
+        // Plate batches reach the 128 KiB of AWS IoT; rumqttc's default is 10 KiB.
+        o.set_max_packet_size(Some(256 * 1024));
         let (client, mut ev) = AsyncClient::new(o, 64);
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready = Some(ready_tx);
         let (puback_tx, pubacks) = watch::channel(0u64);
+        let filters = ["file/status", "health", "presence", "plates"]
+            .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/{t}"), QoS::AtLeastOnce));
+        let subscriber = client.clone();
         tokio::spawn(async move {
             loop {
                 match ev.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        if !ack.session_present {
+                            let _ = subscriber.subscribe_many(filters.clone()).await;
+                        }
+                    }
                     Ok(Event::Incoming(Packet::PubAck(_))) => {
                         puback_tx.send_modify(|n| *n += 1);
                     }
@@ -229,25 +242,13 @@ impl Cloud {
                         }
                     }
                     Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        eprintln!("test cloud: connection lost ({e}); reconnecting");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
             }
         });
-        client
-            .subscribe_many([
-                rumqttc::v5::mqttbytes::v5::Filter::new(
-                    format!("{cam}/file/status"),
-                    QoS::AtLeastOnce,
-                ),
-                rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/health"), QoS::AtLeastOnce),
-                rumqttc::v5::mqttbytes::v5::Filter::new(
-                    format!("{cam}/presence"),
-                    QoS::AtLeastOnce,
-                ),
-                rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/plates"), QoS::AtLeastOnce),
-            ])
-            .await
-            .unwrap();
         tokio::time::timeout(Duration::from_secs(10), ready_rx)
             .await
             .expect("cloud subscribed")
