@@ -250,7 +250,8 @@ impl Outbox {
                 Err(e) => {
                     let aside = dir.join(CORRUPT_STATE_FILE);
                     tracing::error!(error = %e, kept = %aside.display(), "outbox: the state file is corrupt; every read on disk will be sent again and the drop counter restarts");
-                    std::fs::rename(&state_path, &aside).map_err(io("keep corrupt state", &aside))?;
+                    std::fs::rename(&state_path, &aside)
+                        .map_err(io("keep corrupt state", &aside))?;
                     (State::default(), true)
                 }
             },
@@ -541,7 +542,10 @@ impl Outbox {
                     None => {
                         corrupt += 1;
                         if self.corrupt.insert(r.seq) {
-                            tracing::error!(seq = r.seq, "outbox: an unreadable read skipped; it will be counted as dropped");
+                            tracing::error!(
+                                seq = r.seq,
+                                "outbox: an unreadable read skipped; it will be counted as dropped"
+                            );
                         }
                     }
                 }
@@ -876,7 +880,11 @@ mod tests {
         assert_eq!((ob.depth(), ob.dropped()), (0, 1));
         drop(ob);
         let ob = Outbox::open(dir.path(), cfg()).unwrap();
-        assert_eq!((ob.depth(), ob.dropped()), (0, 1), "counted once, persisted");
+        assert_eq!(
+            (ob.depth(), ob.dropped()),
+            (0, 1),
+            "counted once, persisted"
+        );
     }
 
     #[test]

@@ -76,7 +76,10 @@ async fn the_agent_killed_at_random_points_loses_no_read_and_no_request() {
             }
         }
         let file = format!("clips/k{i:02}.mp4");
-        bodies.insert(request_id(i), (file.clone(), stack.media_file(&file, FILE_BYTES)));
+        bodies.insert(
+            request_id(i),
+            (file.clone(), stack.media_file(&file, FILE_BYTES)),
+        );
         let mut agent = spawn_agent(&stack, bin, &format!("run{i:02}.log"), "info", &[]);
         cloud.request(&request_id(i), &file).await;
         // Killed anywhere from before it connected to well after it drained.

@@ -51,11 +51,7 @@ impl Agent {
         }
         let outbox = anpr_camera::agent::open_outbox(&cfg).unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(anpr_camera::agent::run_with_outbox(
-            cfg,
-            outbox.clone(),
-            rx,
-        ));
+        let task = tokio::spawn(anpr_camera::agent::run_with_outbox(cfg, outbox.clone(), rx));
         Self { outbox, stop, task }
     }
 
@@ -145,11 +141,7 @@ async fn a_cut_while_plate_batches_and_upload_statuses_are_in_flight_loses_nothi
         .iter()
         .filter(|k| is_uploaded(k))
         .count();
-    assert!(
-        (1..=2).contains(&uploaded),
-        "{:?}",
-        cloud.statuses_of(id)
-    );
+    assert!((1..=2).contains(&uploaded), "{:?}", cloud.statuses_of(id));
     eprintln!(
         "cut at byte {cut_at}: {} reads, {twice} redelivered, {uploaded} uploaded statuses",
         expected.len()

@@ -276,7 +276,9 @@ async fn a_restart_in_the_middle_of_a_connection_trial_still_rolls_it_back() {
 /// deadline and serves again on the old port.
 async fn rolls_back(stack: &Stack, shadows: &ShadowService, bad: u16) {
     let cam = stack.cam.cn.clone();
-    let v = shadows.desire(&cam, SHADOW, json!({"mqtt_port": bad})).await;
+    let v = shadows
+        .desire(&cam, SHADOW, json!({"mqtt_port": bad}))
+        .await;
     let s = shadows
         .wait_for(&cam, SHADOW, 30, |s| {
             let e = reported(s, "config_error");

@@ -225,9 +225,14 @@ async fn a_camera_connecting_with_another_cameras_client_id_gets_nothing_of_it()
         .unwrap();
     assert!(matches!(next_packet(&mut cev).await, Packet::SubAck(_)));
     let mut cloud_saw = Vec::new();
-    cc.publish("cam-b/file/request", QoS::AtLeastOnce, false, "queued-for-b")
-        .await
-        .unwrap();
+    cc.publish(
+        "cam-b/file/request",
+        QoS::AtLeastOnce,
+        false,
+        "queued-for-b",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         until_puback(&mut cev, &mut cloud_saw).await,
         PubAckReason::Success
@@ -273,9 +278,14 @@ async fn a_camera_connecting_with_another_cameras_client_id_gets_nothing_of_it()
     // request published afterwards reaches cam-b on the same connection.
     // (It resumes the session of cam-a that the first attempt made: its own.)
     let (_ac2, _aev2, _) = connect(attacker).await;
-    cc.publish("cam-b/file/request", QoS::AtLeastOnce, false, "second-for-b")
-        .await
-        .unwrap();
+    cc.publish(
+        "cam-b/file/request",
+        QoS::AtLeastOnce,
+        false,
+        "second-for-b",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         until_puback(&mut cev, &mut cloud_saw).await,
         PubAckReason::Success

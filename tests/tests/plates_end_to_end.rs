@@ -126,7 +126,14 @@ impl Drop for Cloud {
 /// The agent's configuration for camera `cn` against the broker on `port`, with its state
 /// (and outbox) under `dir`; from files, so a child process can build it too. Nothing is
 /// uploaded here: S3 and the credentials provider point at a closed port.
-fn agent_config(cn: &str, port: u16, ca: &Path, cert: &Path, key: &Path, dir: &Path) -> anpr_camera::Config {
+fn agent_config(
+    cn: &str,
+    port: u16,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    dir: &Path,
+) -> anpr_camera::Config {
     let media = dir.join("media");
     std::fs::create_dir_all(&media).unwrap();
     let text = anpr_test_support::agent_config::AgentConfig {
@@ -157,7 +164,10 @@ async fn publish_with_the_agent(cfg: anpr_camera::Config, outbox: OutboxHandle) 
     let task = tokio::spawn(anpr_camera::agent::run_with_outbox(cfg, outbox.clone(), rx));
     let deadline = Instant::now() + Duration::from_secs(120);
     while outbox.lock().unwrap().depth() > 0 {
-        assert!(Instant::now() < deadline, "the agent did not drain its outbox");
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not drain its outbox"
+        );
         assert!(!task.is_finished(), "the agent stopped: {:?}", task.await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -313,7 +323,10 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
     let handled = cloud.handled();
     let deadline = Instant::now() + Duration::from_secs(60);
     while cloud.handled() == handled {
-        assert!(Instant::now() < deadline, "the restarted agent published nothing");
+        assert!(
+            Instant::now() < deadline,
+            "the restarted agent published nothing"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let before_restart = stored_ids(&store, &camera).await.len();

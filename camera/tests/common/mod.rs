@@ -216,8 +216,9 @@ impl Cloud {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready = Some(ready_tx);
         let (puback_tx, pubacks) = watch::channel(0u64);
-        let filters = ["file/status", "health", "presence", "plates"]
-            .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/{t}"), QoS::AtLeastOnce));
+        let filters = ["file/status", "health", "presence", "plates"].map(|t| {
+            rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/{t}"), QoS::AtLeastOnce)
+        });
         let subscriber = client.clone();
         tokio::spawn(async move {
             loop {
@@ -383,7 +384,9 @@ impl Cloud {
                 self.seen
             );
             let step = tokio::time::Instant::now() + Duration::from_millis(100);
-            if let Ok(Some((t, p))) = tokio::time::timeout_at(step.min(deadline), self.rx.recv()).await {
+            if let Ok(Some((t, p))) =
+                tokio::time::timeout_at(step.min(deadline), self.rx.recv()).await
+            {
                 self.take(t, p);
             }
         }

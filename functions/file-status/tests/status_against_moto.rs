@@ -427,6 +427,10 @@ async fn two_status_writers_at_once_never_lose_an_update() {
             .filter(|h| matches!(h, Handled::Outcome(Outcome::Applied { .. })))
             .count() as u64;
         assert_eq!(rec.version, 1 + applied, "round {round}: {rec:?}");
-        assert_eq!(rec.history.len() as u64, rec.version, "round {round}: {rec:?}");
+        assert_eq!(
+            rec.history.len() as u64,
+            rec.version,
+            "round {round}: {rec:?}"
+        );
     }
 }

@@ -81,7 +81,8 @@ impl Intercept for Injector {
             return Ok(());
         }
         f.attempts.fetch_add(1, Ordering::SeqCst);
-        let mut body: Value = serde_json::from_slice(req.body().bytes().ok_or("a streaming body")?)?;
+        let mut body: Value =
+            serde_json::from_slice(req.body().bytes().ok_or("a streaming body")?)?;
         if take_one(&f.throttle) {
             // Nothing of it reaches moto; the answer is replaced below.
             *attempt = Attempt::Throttled;
@@ -238,11 +239,21 @@ async fn unprocessed_items_are_retried_until_every_read_is_in_the_table() {
         .await
         .unwrap();
     assert_eq!(report.stored, 60, "{report:?}");
-    assert!(env.faults.held.load(Ordering::SeqCst) > 0, "faults injected");
+    assert!(
+        env.faults.held.load(Ordering::SeqCst) > 0,
+        "faults injected"
+    );
     assert_eq!(env.items().await, 60, "every read in the table, once");
     let attempts = env.faults.attempts.load(Ordering::SeqCst);
-    assert!(attempts > 3, "unprocessed items were sent again: {attempts} calls");
-    assert_eq!(u64::from(attempts), store.calls(), "the store counts its retries");
+    assert!(
+        attempts > 3,
+        "unprocessed items were sent again: {attempts} calls"
+    );
+    assert_eq!(
+        u64::from(attempts),
+        store.calls(),
+        "the store counts its retries"
+    );
 }
 
 #[tokio::test]

@@ -239,7 +239,10 @@ fn cfn_lint_and_the_sam_transform_refuse_a_broken_template() {
     // Refused by the tool itself: a missing tool (`TemplateError::Tool`) is a failure here.
     let lint = cfn_lint(&bad);
     assert!(
-        matches!(lint, Err(anpr_infra_tests::TemplateError::ToolFailed { .. })),
+        matches!(
+            lint,
+            Err(anpr_infra_tests::TemplateError::ToolFailed { .. })
+        ),
         "cfn-lint accepted a dangling !Ref (or did not run): {lint:?}"
     );
     let sam = sam_transform(&bad);

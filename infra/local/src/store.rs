@@ -127,9 +127,11 @@ impl LocalDb {
         let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if complete < data.len() {
             tracing::warn!(path = %path.display(), bytes = data.len() - complete, "cutting a torn last line off the database log");
-            let log = db.inner.log.try_lock().map_err(|_| {
-                err(std::io::Error::other("the log is in use while opening"))
-            })?;
+            let log = db
+                .inner
+                .log
+                .try_lock()
+                .map_err(|_| err(std::io::Error::other("the log is in use while opening")))?;
             log.set_len(complete as u64).map_err(err)?;
             log.sync_data().map_err(err)?;
         }
@@ -485,6 +487,9 @@ mod tests {
             std::fs::read_to_string(&path).unwrap_or_default()
         );
         let log = std::fs::read_to_string(&path).expect("log");
-        assert!(log.ends_with('\n') && !log.contains("\"repl"), "log:\n{log}");
+        assert!(
+            log.ends_with('\n') && !log.contains("\"repl"),
+            "log:\n{log}"
+        );
     }
 }

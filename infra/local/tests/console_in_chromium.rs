@@ -222,7 +222,10 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
     let seen = browser.js("return window.__seen.join('\\n')").await;
     let seen = seen.as_str().unwrap_or_default();
     // Each status shown, in the order the request went through them.
-    let first = |step: &str| seen.lines().position(|l| l.ends_with(step) || l.contains(&format!(": {step} ")));
+    let first = |step: &str| {
+        seen.lines()
+            .position(|l| l.ends_with(step) || l.contains(&format!(": {step} ")))
+    };
     let order: Vec<Option<usize>> = ["accepted", "uploading", "ready"]
         .iter()
         .map(|s| first(s))
@@ -233,7 +236,9 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
     );
 
     // A file the camera does not have: the request fails, and the page says why.
-    browser.type_into("#file-input", "clips/no-such-clip.png").await;
+    browser
+        .type_into("#file-input", "clips/no-such-clip.png")
+        .await;
     browser.click("#request-submit").await;
     browser
         .until(
