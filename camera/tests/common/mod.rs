@@ -209,8 +209,6 @@ impl Cloud {
         // A persistent session: what arrives while it reconnects waits for it.
         o.set_clean_start(false);
         o.set_session_expiry_interval(Some(3600));
-        // Plate batches reach the 128 KiB of AWS IoT; rumqttc's default is 10 KiB.
-        o.set_max_packet_size(Some(256 * 1024));
         let (client, mut ev) = AsyncClient::new(o, 64);
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

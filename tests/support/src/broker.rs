@@ -314,6 +314,8 @@ impl Broker {
         let mut o = rumqttc::v5::MqttOptions::new(&id.cn, "localhost", self.port_for(id));
         o.set_transport(rumqttc::Transport::tls_with_config(self.tls(id)));
         o.set_keep_alive(Duration::from_secs(30));
+        // Messages up to the broker's 128 KiB (AWS IoT's limit); rumqttc's default is 10 KiB.
+        o.set_max_packet_size(Some(256 * 1024));
         o
     }
 
