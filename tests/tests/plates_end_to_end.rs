@@ -57,10 +57,8 @@ impl Cloud {
         let mut opts = broker.v5_options(&id);
         opts.set_clean_start(false);
         opts.set_manual_acks(true);
-        opts.set_connect_properties(rumqttc::v5::mqttbytes::v5::ConnectProperties {
-            session_expiry_interval: Some(3600),
-            ..Default::default()
-        });
+        // (Not `set_connect_properties`: it would drop the packet size limit of the options.)
+        opts.set_session_expiry_interval(Some(3600));
         let reports = Arc::new(Mutex::new(Vec::new()));
         let out = reports.clone();
         let subscribed = Arc::new(std::sync::atomic::AtomicBool::new(false));
