@@ -16,13 +16,20 @@
 //!   flight as one batch (due by count, age or the 128 KB message limit); only
 //!   [`Outbox::ack`] removes them, and the position is persisted (`fsync` + rename). After a
 //!   crash every read not acknowledged is sent again; the cloud drops duplicates by read id.
-//! - **Torn tails are cut.** On [`Outbox::open`] a last line without its newline, or one that
-//!   does not parse (power loss mid-write), is truncated away.
+//! - **Torn tails are cut, corrupt lines counted.** On [`Outbox::open`] a last line without
+//!   its newline (power loss mid-write) is truncated away. A complete line that does not parse
+//!   (a bad sector) keeps its place: the reads after it are kept and sent, and it is counted in
+//!   [`Outbox::dropped`] when the position passes it, never lost silently.
+//! - **A corrupt position is recovered conservatively.** A `state` file that does not parse is
+//!   kept aside as `state.corrupt`, logged, and counted ([`Outbox::state_losses`], persisted):
+//!   every read still on disk is sent again (the cloud drops duplicates by read id); the drop
+//!   counter restarts from zero, which `state_losses` makes visible.
 //!
 //! # On disk
 //! `dir/seg-{first_seq:020}.log`: one compact JSON [`PlateRead`] per line, exactly the bytes
-//! that go on the wire inside the batch's `r` array. `dir/state`: `{"head":N,"dropped":M}`,
-//! the first read sequence number not yet acknowledged and the drop counter.
+//! that go on the wire inside the batch's `r` array. `dir/state`: `{"head":N,"dropped":M}`
+//! (plus `"lost":K` once a corrupt state was recovered), the first read sequence number not
+//! yet acknowledged, the drop counter and the number of state recoveries.
 
 use anpr_protocol::{MAX_MQTT_PAYLOAD, PlateRead, PlateReadBatch, ProtocolError, ReadId, encode};
 use std::collections::{BTreeMap, VecDeque};
@@ -34,6 +41,7 @@ use std::path::{Path, PathBuf};
 /// Bytes of an empty batch envelope, `{"v":1,"r":[]}`.
 const ENVELOPE_BYTES: usize = 14;
 const STATE_FILE: &str = "state";
+const CORRUPT_STATE_FILE: &str = "state.corrupt";
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".log";
 
@@ -175,6 +183,13 @@ struct Segment {
 struct State {
     head: u64,
     dropped: u64,
+    /// Times a corrupt state file was recovered (the drop counter restarted then).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    lost: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The disk-backed plate read queue (see the module docs).
@@ -189,6 +204,9 @@ pub struct Outbox {
     sent_upto: u64,
     /// start seq → (end seq, acknowledged)
     in_flight: BTreeMap<u64, (u64, bool)>,
+    /// Sequence numbers at or past `head` whose line does not parse: counted as dropped when
+    /// the position passes them.
+    corrupt: std::collections::BTreeSet<u64>,
     unsynced: u32,
     total_bytes: u64,
 }
@@ -226,9 +244,18 @@ impl Outbox {
         }
         std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
         let state_path = dir.join(STATE_FILE);
-        let state: State = match std::fs::read(&state_path) {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+        let (state, state_corrupt): (State, bool) = match std::fs::read(&state_path) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(state) => (state, false),
+                Err(e) => {
+                    let aside = dir.join(CORRUPT_STATE_FILE);
+                    tracing::error!(error = %e, kept = %aside.display(), "outbox: the state file is corrupt; every read on disk will be sent again and the drop counter restarts");
+                    std::fs::rename(&state_path, &aside)
+                        .map_err(io("keep corrupt state", &aside))?;
+                    (State::default(), true)
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (State::default(), false),
             Err(e) => return Err(io("read state", &state_path)(e)),
         };
         let mut firsts: Vec<u64> = std::fs::read_dir(dir)
@@ -244,6 +271,12 @@ impl Outbox {
             })
             .collect();
         firsts.sort_unstable();
+        let mut state = state;
+        if state_corrupt {
+            // The oldest read still on disk: nothing older can be unacknowledged.
+            state.head = firsts.first().copied().unwrap_or(0);
+            state.lost = 1;
+        }
         let mut ob = Outbox {
             dir: dir.to_owned(),
             cfg,
@@ -253,6 +286,7 @@ impl Outbox {
             sent_upto: state.head,
             state,
             in_flight: BTreeMap::new(),
+            corrupt: std::collections::BTreeSet::new(),
             unsynced: 0,
             total_bytes: 0,
         };
@@ -262,6 +296,10 @@ impl Outbox {
         }
         ob.next_seq = ob.next_seq.max(ob.state.head);
         ob.sent_upto = ob.state.head;
+        if state_corrupt {
+            // Persist the recovered position and the recovery count at once.
+            ob.settle()?;
+        }
         Ok(ob)
     }
 
@@ -276,8 +314,11 @@ impl Outbox {
                 break; // torn tail: no newline
             };
             let line = &data[off..off + nl];
-            if serde_json::from_slice::<PlateRead>(line).is_err() {
-                break; // torn or corrupt: cut here
+            if serde_json::from_slice::<PlateRead>(line).is_err() && seq >= self.state.head {
+                // A complete line that does not parse: its place is kept (the reads after it
+                // are good) and it is counted as dropped once the position passes it.
+                tracing::error!(path = %path.display(), offset = off, seq, "outbox: a corrupt read line; it will be counted as dropped");
+                self.corrupt.insert(seq);
             }
             recs.push(Rec {
                 seq,
@@ -424,6 +465,8 @@ impl Outbox {
         if seg.end_seq > self.state.head {
             self.state.dropped += live;
             self.state.head = seg.end_seq;
+            // Counted in `live` already.
+            self.corrupt = self.corrupt.split_off(&seg.end_seq);
             tracing::warn!(
                 dropped = live,
                 total_dropped = self.state.dropped,
@@ -440,6 +483,11 @@ impl Outbox {
     /// After `head` moved: forget what is below it and persist the position.
     fn settle(&mut self) -> Result<(), OutboxError> {
         let head = self.state.head;
+        let passed = self.corrupt.range(..head).count() as u64;
+        if passed > 0 {
+            self.corrupt = self.corrupt.split_off(&head);
+            self.state.dropped += passed;
+        }
         while self.index.front().is_some_and(|r| r.seq < head) {
             self.index.pop_front();
         }
@@ -487,20 +535,24 @@ impl Outbox {
             let recs: Vec<Rec> = self.index.range(start..start + take).copied().collect();
             let end = recs.last().map_or(oldest.seq, |r| r.seq) + 1;
             let mut reads = Vec::with_capacity(recs.len());
-            let mut corrupt = 0;
+            let mut corrupt = 0usize;
             for r in &recs {
                 match self.load(r) {
                     Some(read) => reads.push(read),
-                    None => corrupt += 1,
+                    None => {
+                        corrupt += 1;
+                        if self.corrupt.insert(r.seq) {
+                            tracing::error!(
+                                seq = r.seq,
+                                "outbox: an unreadable read skipped; it will be counted as dropped"
+                            );
+                        }
+                    }
                 }
             }
             let batch_seq = self.sent_upto;
             self.sent_upto = end;
             self.in_flight.insert(batch_seq, (end, false));
-            if corrupt > 0 {
-                tracing::error!(corrupt, "outbox: unreadable reads skipped");
-                self.state.dropped += corrupt;
-            }
             if reads.is_empty() {
                 // Nothing readable: settle the range at once and look further.
                 let _ = self.ack(batch_seq);
@@ -511,7 +563,7 @@ impl Outbox {
                     return Some(Batch {
                         seq: batch_seq,
                         payload,
-                        count: recs.len() - corrupt as usize,
+                        count: recs.len() - corrupt,
                     });
                 }
                 Err(e) => {
@@ -576,14 +628,21 @@ impl Outbox {
         self.sent_upto = self.state.head;
     }
 
-    /// Reads queued and not yet acknowledged.
+    /// Reads queued and not yet acknowledged (corrupt lines waiting to be counted excluded).
     pub fn depth(&self) -> u64 {
-        self.index.len() as u64
+        (self.index.len() - self.corrupt.len()) as u64
     }
 
-    /// Reads dropped because the queue was full (or unreadable), since the outbox was created.
+    /// Reads dropped because the queue was full (or unreadable), since the outbox was created
+    /// (or since its state file was last recovered, see [`Outbox::state_losses`]).
     pub fn dropped(&self) -> u64 {
         self.state.dropped
+    }
+
+    /// Times a corrupt state file was recovered: non-zero means [`Outbox::dropped`] is a lower
+    /// bound and some reads may have been sent twice (the cloud drops duplicates by read id).
+    pub fn state_losses(&self) -> u64 {
+        self.state.lost
     }
 
     /// Bytes of segment files on disk.
@@ -775,6 +834,86 @@ mod tests {
                 "r000000", "r000001", "r000002", "r000003", "r000004", "r000006"
             ]
         );
+    }
+
+    /// Overwrites line `n` (0-based) of segment 0 with garbage of the same length.
+    fn corrupt_line(dir: &Path, n: usize) {
+        let seg = segment_path(dir, 0);
+        let mut data = std::fs::read(&seg).unwrap();
+        let start = data
+            .split(|&b| b == b'\n')
+            .take(n)
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        let end = start + data[start..].iter().position(|&b| b == b'\n').unwrap();
+        data[start..end].fill(b'#');
+        std::fs::write(&seg, data).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_middle_line_keeps_the_reads_after_it_and_is_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        for i in 0..8 {
+            ob.append(read(i)).unwrap();
+        }
+        drop(ob);
+        corrupt_line(dir.path(), 3);
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        assert_eq!(ob.depth(), 7, "the seven good reads are queued");
+        ob.append(read(8)).unwrap();
+        let b = ob.next_batch(NOW + 10_000).unwrap();
+        assert_eq!(
+            ids(&b),
+            [
+                "r000000", "r000001", "r000002", "r000004", "r000005", "r000006", "r000007",
+                "r000008"
+            ]
+        );
+        assert_eq!(b.count, 8);
+        // A new session hands the same batch out again: the bad line is not counted twice.
+        ob.reset_in_flight();
+        let again = ob.next_batch(NOW + 10_000).unwrap();
+        assert_eq!(ids(&again), ids(&b));
+        assert_eq!(ob.dropped(), 0, "counted when the position passes it");
+        ob.ack(again.seq).unwrap();
+        assert_eq!((ob.depth(), ob.dropped()), (0, 1));
+        drop(ob);
+        let ob = Outbox::open(dir.path(), cfg()).unwrap();
+        assert_eq!(
+            (ob.depth(), ob.dropped()),
+            (0, 1),
+            "counted once, persisted"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_state_file_resends_everything_on_disk_and_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        for i in 0..15 {
+            ob.append(read(i)).unwrap();
+        }
+        let b = ob.next_batch(NOW).unwrap();
+        ob.ack(b.seq).unwrap();
+        assert_eq!(ob.depth(), 5);
+        drop(ob);
+        std::fs::write(dir.path().join(STATE_FILE), b"{\"head\":1\x00\x00").unwrap();
+        let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+        assert_eq!(ob.state_losses(), 1, "the recovery is counted");
+        assert!(dir.path().join(CORRUPT_STATE_FILE).exists(), "kept aside");
+        // Conservative: the acknowledged reads still on disk are sent again, none is skipped.
+        assert_eq!(ob.depth(), 15);
+        let mut got = Vec::new();
+        while let Some(b) = ob.next_batch(NOW + 10_000) {
+            got.extend(ids(&b));
+            ob.ack(b.seq).unwrap();
+        }
+        let all: Vec<String> = (0..15).map(|i| format!("r{i:06}")).collect();
+        assert_eq!(got, all);
+        drop(ob);
+        let ob = Outbox::open(dir.path(), cfg()).unwrap();
+        assert_eq!((ob.depth(), ob.state_losses()), (0, 1), "persisted");
     }
 
     #[test]

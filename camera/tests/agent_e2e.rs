@@ -20,10 +20,10 @@ async fn a_request_published_while_the_camera_is_offline_is_served_when_it_recon
     cloud.wait_health(20).await;
     agent.stop().await;
 
+    // Returns once the broker has queued it for the offline session (its PUBACK).
     cloud
         .request("01OFFLINE0000000000000000A", "clips/gate 1.mp4")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let agent = Running::start(stack.config());
     let done = cloud
@@ -61,9 +61,15 @@ async fn the_same_request_delivered_twice_uploads_once() {
     cloud.request_raw(payload.clone()).await;
     cloud.request_raw(payload.clone()).await;
     cloud.wait_status(id, 60, is_uploaded).await;
-    // A third copy after completion: the final status is repeated, nothing uploaded.
+    // A third copy after completion: the final status is repeated, nothing uploaded. The
+    // repeated status is the agent's answer to that copy: anything it would upload is counted
+    // by then (the status follows the upload).
     cloud.request_raw(payload).await;
-    cloud.drain(2).await;
+    cloud
+        .wait_until(20, "the final status repeated", |c| {
+            c.statuses_of(id).iter().filter(|k| is_uploaded(k)).count() >= 2
+        })
+        .await;
 
     let sent = stack.s3_proxy.up_bytes() - before;
     assert!(

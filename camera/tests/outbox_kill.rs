@@ -1,18 +1,27 @@
 //! Every read whose `append` returned survives kill -9 of the process, and the outbox reopens
-//! cleanly (a torn last line is cut). The appending process is this test binary re-executed.
+//! cleanly (a torn last line is cut). The appending process is this test binary re-executed,
+//! once with the agent's policy (`EveryAppend`: fsync before `append` returns) and once with
+//! `OnDemand` (the data is in the kernel only).
 
 use anpr_camera::outbox::{Outbox, OutboxConfig, SyncPolicy};
 use anpr_protocol::{PlateRead, PlateReadBatch, ReadId, decode};
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-fn cfg() -> OutboxConfig {
+fn cfg(sync: SyncPolicy) -> OutboxConfig {
     OutboxConfig {
         // Small segments so the kill also lands around segment rolls and drops nothing.
         segment_bytes: 16 * 1024,
         max_bytes: 64 * 1024 * 1024,
-        sync: SyncPolicy::OnDemand,
+        sync,
         ..OutboxConfig::default()
+    }
+}
+
+fn policy(name: &str) -> SyncPolicy {
+    match name {
+        "every-append" => SyncPolicy::EveryAppend,
+        _ => SyncPolicy::OnDemand,
     }
 }
 
@@ -23,7 +32,8 @@ fn appender_process_for_the_kill_test() {
     let Ok(dir) = std::env::var("OUTBOX_CHILD_DIR") else {
         return;
     };
-    let mut ob = Outbox::open(dir.as_ref(), cfg()).unwrap();
+    let sync = policy(&std::env::var("OUTBOX_CHILD_SYNC").unwrap_or_default());
+    let mut ob = Outbox::open(dir.as_ref(), cfg(sync)).unwrap();
     for i in 0u64.. {
         ob.append(PlateRead {
             id: ReadId::parse(&format!("n{i:08}")).unwrap(),
@@ -40,6 +50,17 @@ fn appender_process_for_the_kill_test() {
 
 #[test]
 fn every_acknowledged_append_survives_kill_9() {
+    kill_and_check("on-demand", 5_000);
+}
+
+#[test]
+fn every_acknowledged_append_survives_kill_9_with_fsync_on_every_append() {
+    kill_and_check("every-append", 500);
+}
+
+/// Starts the appender with sync policy `sync`, kills it (SIGKILL) once it appended `at` reads
+/// and checks the outbox it left.
+fn kill_and_check(sync: &str, at: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -50,6 +71,7 @@ fn every_acknowledged_append_survives_kill_9() {
             "--test-threads=1",
         ])
         .env("OUTBOX_CHILD_DIR", dir.path())
+        .env("OUTBOX_CHILD_SYNC", sync)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -58,7 +80,7 @@ fn every_acknowledged_append_survives_kill_9() {
     for line in lines.by_ref() {
         if let Ok(i) = line.unwrap().trim().parse::<u64>() {
             last = Some(i);
-            if i >= 5_000 {
+            if i >= at {
                 break;
             }
         }
@@ -73,7 +95,7 @@ fn every_acknowledged_append_survives_kill_9() {
     }
     let acknowledged = last.expect("the child appended") + 1;
 
-    let mut ob = Outbox::open(dir.path(), cfg()).unwrap();
+    let mut ob = Outbox::open(dir.path(), cfg(policy(sync))).unwrap();
     assert!(
         ob.depth() >= acknowledged,
         "{} < {acknowledged}",

@@ -52,7 +52,6 @@ async fn changes_made_while_the_camera_is_offline_are_applied_when_it_connects()
     shadows
         .desire(&cam, SHADOW, json!({"health_interval_secs": 3600}))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let agent = Running::start(stack.config());
     let s = shadows
         .wait_for(&cam, SHADOW, 20, |s| {
@@ -137,7 +136,8 @@ async fn a_stale_delta_delivered_late_does_not_undo_a_newer_one() {
     let stack = Stack::new("cfg-ver").await;
     let shadows = ShadowService::start(&stack.broker).await;
     let cam = stack.cam.cn.clone();
-    let cloud = stack.cloud().await;
+    let mut cloud = stack.cloud().await;
+    stack.media_file("present.jpg", 10);
     let agent = Running::start(stack.config());
     shadows
         .wait_for(&cam, SHADOW, 20, |s| !s.reported.is_empty())
@@ -162,7 +162,11 @@ async fn a_stale_delta_delivered_late_does_not_undo_a_newer_one() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A request published after it on the same connection reaches the agent after it (one
+    // session, in order); its answer proves the stale delta was handled by then.
+    let after = "01AFTERSTALE00000000000000";
+    cloud.request(after, "present.jpg").await;
+    cloud.wait_status(after, 20, is_uploaded).await;
     let s = shadows.document(&cam, SHADOW).unwrap();
     assert_eq!(reported(&s, "health_interval_secs"), json!(900));
     assert_eq!(persisted(&stack).applied.health_interval_secs, Some(900));
@@ -266,4 +270,94 @@ async fn a_restart_in_the_middle_of_a_connection_trial_still_rolls_it_back() {
     assert_eq!(reported(&s, "mqtt_port"), json!(port));
     assert_eq!(persisted(&stack).applied.mqtt_port, None);
     agent.stop().await;
+}
+
+/// Desires `mqtt_port = bad` and checks the agent in `stack` rolls it back within its
+/// deadline and serves again on the old port.
+async fn rolls_back(stack: &Stack, shadows: &ShadowService, bad: u16) {
+    let cam = stack.cam.cn.clone();
+    let v = shadows
+        .desire(&cam, SHADOW, json!({"mqtt_port": bad}))
+        .await;
+    let s = shadows
+        .wait_for(&cam, SHADOW, 30, |s| {
+            let e = reported(s, "config_error");
+            e["rolled_back"] == json!(true) && e["version"] == json!(v)
+        })
+        .await;
+    assert_eq!(reported(&s, "mqtt_port"), json!(stack.mqtt_proxy.port));
+    let st = persisted(stack);
+    assert_eq!(st.applied.mqtt_port, None);
+    assert!(st.trial.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_that_silently_drops_or_fails_tls_is_rolled_back() {
+    let mut stack = Stack::new("cfg-sil").await;
+    stack.extra_config = "[remote]\nrollback_secs = 3".into();
+    let shadows = ShadowService::start(&stack.broker).await;
+    let mut cloud = stack.cloud().await;
+    let agent = Running::start(stack.config());
+    shadows
+        .wait_for(&stack.cam.cn, SHADOW, 20, |s| !s.reported.is_empty())
+        .await;
+
+    // Accepts the connection, then answers nothing (a firewall that drops): the TLS handshake
+    // hangs, only the trial's deadline ends it.
+    let silent = anpr_test_support::proxy::Proxy::to_port(stack.broker.port);
+    silent.set_silent(true);
+    rolls_back(&stack, &shadows, silent.port).await;
+    assert!(silent.connections() >= 1, "the agent tried the silent port");
+    cloud.wait_health(20).await;
+
+    // Something that is not the broker: plain HTTP (moto), the TLS handshake fails.
+    let http = anpr_test_support::moto::url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("moto port");
+    rolls_back(&stack, &shadows, http).await;
+    cloud.wait_health(20).await;
+    assert!(agent.is_running());
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_killed_with_sigkill_during_a_connection_trial_rolls_it_back_after_restart() {
+    let mut stack = Stack::new("cfg-k9").await;
+    stack.extra_config = "[remote]\nrollback_secs = 4".into();
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+    let bin = env!("CARGO_BIN_EXE_anpr-camera");
+    let mut agent = spawn_agent(&stack, bin, "first.log", "info", &[]);
+    shadows
+        .wait_for(&cam, SHADOW, 30, |s| !s.reported.is_empty())
+        .await;
+    let dead = anpr_test_support::free_port();
+    shadows
+        .desire(&cam, SHADOW, json!({"mqtt_port": dead}))
+        .await;
+    // The trial is persisted before the agent reconnects; then the power goes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while persisted(&stack).trial.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "trial not persisted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    agent.kill().unwrap(); // SIGKILL in the middle of the trial
+    agent.wait().unwrap();
+    assert_eq!(persisted(&stack).applied.mqtt_port, Some(dead));
+
+    let mut agent = spawn_agent(&stack, bin, "second.log", "info", &[]);
+    let s = shadows
+        .wait_for(&cam, SHADOW, 30, |s| {
+            reported(s, "config_error")["rolled_back"] == json!(true)
+        })
+        .await;
+    assert_eq!(reported(&s, "mqtt_port"), json!(stack.mqtt_proxy.port));
+    assert_eq!(persisted(&stack).applied.mqtt_port, None);
+    let exit = sigterm_and_wait(&mut agent, 30).await;
+    assert!(exit.success(), "{exit:?}");
 }

@@ -175,3 +175,149 @@ async fn qos1_messages_for_an_offline_persistent_session_survive_a_broker_restar
         other => panic!("{other:?}"),
     }
 }
+
+/// Polls `ev` until a PUBACK arrives, keeping the payloads of publishes seen meanwhile.
+async fn until_puback(ev: &mut EventLoop, seen: &mut Vec<String>) -> PubAckReason {
+    loop {
+        match next_packet(ev).await {
+            Packet::PubAck(a) => return a.reason,
+            Packet::Publish(p) => seen.push(String::from_utf8_lossy(&p.payload).into_owned()),
+            _ => {}
+        }
+    }
+}
+
+fn persistent(mut o: rumqttc::v5::MqttOptions) -> rumqttc::v5::MqttOptions {
+    o.set_clean_start(false);
+    o.set_connect_properties(rumqttc::v5::mqttbytes::v5::ConnectProperties {
+        session_expiry_interval: Some(3600),
+        ..Default::default()
+    });
+    o
+}
+
+/// The attacker holds camera A's real certificate and connects with camera B's client id,
+/// asking to resume B's session: the broker gives it A's client id (as IoT Core refuses a
+/// client id other than the thing name), so it neither gets B's queued request, nor knocks B
+/// off, nor writes anything under B's topics.
+#[tokio::test]
+async fn a_camera_connecting_with_another_cameras_client_id_gets_nothing_of_it() {
+    let broker = Broker::start();
+    let a = broker.identity("cam-a");
+    let b = broker.identity("cam-b");
+    let cloud = broker.identity(CLOUD_IDENTITY);
+    let b_opts = persistent(broker.v5_options(&b));
+    {
+        let (c, mut ev, _) = connect(b_opts.clone()).await;
+        c.subscribe("cam-b/file/request", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        assert!(matches!(next_packet(&mut ev).await, Packet::SubAck(_)));
+        c.disconnect().await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(2), ev.poll()).await;
+    }
+    // The cloud watches everything of cam-b's and queues a request for it while it is offline.
+    let (cc, mut cev, _) = connect(broker.v5_options(&cloud)).await;
+    cc.subscribe("cam-b/#", QoS::AtLeastOnce).await.unwrap();
+    assert!(matches!(next_packet(&mut cev).await, Packet::SubAck(_)));
+    cc.subscribe("$aws/rules/+/cam-b/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert!(matches!(next_packet(&mut cev).await, Packet::SubAck(_)));
+    let mut cloud_saw = Vec::new();
+    cc.publish(
+        "cam-b/file/request",
+        QoS::AtLeastOnce,
+        false,
+        "queued-for-b",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        until_puback(&mut cev, &mut cloud_saw).await,
+        PubAckReason::Success
+    );
+
+    let mut attacker = persistent(broker.v5_options(&a));
+    attacker.set_client_id("cam-b".to_owned());
+    let (ac, mut aev, ack) = connect(attacker.clone()).await;
+    assert!(
+        !ack.session_present,
+        "cam-b's session must not be handed to cam-a's certificate"
+    );
+    ac.subscribe("cam-b/file/request", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert!(matches!(next_packet(&mut aev).await, Packet::SubAck(_)));
+    let mut attacker_saw = Vec::new();
+    for topic in [
+        "cam-b/file/status",
+        "cam-b/presence",
+        "$aws/rules/anpr_plate_reads/cam-b/plates",
+        "$aws/things/cam-b/shadow/update",
+    ] {
+        ac.publish(topic, QoS::AtLeastOnce, false, "evil")
+            .await
+            .unwrap();
+        assert_eq!(
+            until_puback(&mut aev, &mut attacker_saw).await,
+            PubAckReason::NotAuthorized,
+            "{topic}"
+        );
+    }
+
+    // The real cam-b comes back while the attacker is connected: its session and its queued
+    // request are there.
+    let (bc, mut bev, back) = connect(b_opts).await;
+    assert!(back.session_present, "cam-b's session survived");
+    match next_packet(&mut bev).await {
+        Packet::Publish(p) => assert_eq!(&p.payload[..], b"queued-for-b"),
+        other => panic!("{other:?}"),
+    }
+    // A second impersonation while cam-b is online does not take its connection over: a
+    // request published afterwards reaches cam-b on the same connection.
+    // (It resumes the session of cam-a that the first attempt made: its own.)
+    let (_ac2, _aev2, _) = connect(attacker).await;
+    cc.publish(
+        "cam-b/file/request",
+        QoS::AtLeastOnce,
+        false,
+        "second-for-b",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        until_puback(&mut cev, &mut cloud_saw).await,
+        PubAckReason::Success
+    );
+    match next_packet(&mut bev).await {
+        Packet::Publish(p) => assert_eq!(&p.payload[..], b"second-for-b"),
+        other => panic!("cam-b lost its connection: {other:?}"),
+    }
+    // cam-b's own status reaches the cloud: had any of the attacker's earlier publishes been
+    // let through, it would have arrived before this one.
+    bc.publish("cam-b/file/status", QoS::AtLeastOnce, false, "from-b")
+        .await
+        .unwrap();
+    assert_eq!(
+        until_puback(&mut bev, &mut Vec::new()).await,
+        PubAckReason::Success
+    );
+    while !cloud_saw.iter().any(|p| p == "from-b") {
+        if let Packet::Publish(p) = next_packet(&mut cev).await {
+            cloud_saw.push(String::from_utf8_lossy(&p.payload).into_owned());
+        }
+    }
+    assert!(
+        !cloud_saw.iter().any(|p| p == "evil"),
+        "the attacker wrote under cam-b: {cloud_saw:?}"
+    );
+    // And nothing of cam-b's reached the attacker's first connection (polled last; the second
+    // attempt, being cam-a too, took it over, which ends it).
+    while let Ok(Ok(ev)) = tokio::time::timeout(Duration::from_millis(200), aev.poll()).await {
+        if let Event::Incoming(Packet::Publish(p)) = ev {
+            attacker_saw.push(String::from_utf8_lossy(&p.payload).into_owned());
+        }
+    }
+    assert!(attacker_saw.is_empty(), "{attacker_saw:?}");
+}

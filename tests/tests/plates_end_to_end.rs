@@ -1,21 +1,23 @@
-//! Plate reads end to end: the camera's outbox → MQTT through the real Mosquitto (Basic Ingest
+//! Plate reads end to end: the camera agent's own outbox publisher
+//! (`anpr_camera::agent::run_with_outbox`) → MQTT through the real Mosquitto (Basic Ingest
 //! topic, camera certificate) → a `cloud-backend` subscriber that routes the rule topic to the
 //! plate-ingest handler the way the IoT rule does (`topic(1)` as camera id, payload base64) →
-//! moto's DynamoDB. Every read must be there exactly once after an offline period, a kill -9 in
-//! the middle of publishing and a broker restart.
+//! moto's DynamoDB. Every read must be there exactly once after an offline period, a kill -9 of
+//! the agent's process in the middle of publishing and a broker restart while it publishes.
 
 use anpr_aws::DynamoPlateReadStore;
+use anpr_camera::agent::OutboxHandle;
 use anpr_camera::outbox::{Outbox, OutboxConfig, SyncPolicy};
 use anpr_core::plates::{IngestPolicy, PlateReadStore, TimeRange};
 use anpr_protocol::{CameraId, PlateRead, ReadId, topics};
 use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
 use anpr_test_support::moto;
 use plate_ingest::IngestReport;
-use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use std::collections::{HashMap, HashSet, VecDeque};
+use rumqttc::v5::{AsyncClient, Event};
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,10 +57,8 @@ impl Cloud {
         let mut opts = broker.v5_options(&id);
         opts.set_clean_start(false);
         opts.set_manual_acks(true);
-        opts.set_connect_properties(rumqttc::v5::mqttbytes::v5::ConnectProperties {
-            session_expiry_interval: Some(3600),
-            ..Default::default()
-        });
+        // (Not `set_connect_properties`: it would drop the packet size limit of the options.)
+        opts.set_session_expiry_interval(Some(3600));
         let reports = Arc::new(Mutex::new(Vec::new()));
         let out = reports.clone();
         let subscribed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -107,7 +107,10 @@ impl Cloud {
         }
     }
 
+    /// Messages stored and acknowledged so far; fails if the rule stand-in stopped (a panic
+    /// in it would otherwise be lost when the task is aborted).
     fn handled(&self) -> usize {
+        assert!(!self.task.is_finished(), "the rule stand-in stopped");
         self.reports.lock().unwrap().len()
     }
 }
@@ -118,74 +121,60 @@ impl Drop for Cloud {
     }
 }
 
-/// Options of a camera connection (client id = CN), from files, so a child process can build
-/// them too.
-fn camera_options(cn: &str, port: u16, ca: &str, cert: &str, key: &str) -> MqttOptions {
-    anpr_test_support::init_crypto();
-    let mut o = MqttOptions::new(cn, "localhost", port);
-    o.set_transport(rumqttc::Transport::tls_with_config(
-        rumqttc::TlsConfiguration::Simple {
-            ca: std::fs::read(ca).unwrap(),
-            alpn: None,
-            client_auth: Some((std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())),
-        },
-    ));
-    o.set_keep_alive(Duration::from_secs(30));
-    o
+/// The agent's configuration for camera `cn` against the broker on `port`, with its state
+/// (and outbox) under `dir`; from files, so a child process can build it too. Nothing is
+/// uploaded here: S3 and the credentials provider point at a closed port.
+fn agent_config(
+    cn: &str,
+    port: u16,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    dir: &Path,
+) -> anpr_camera::Config {
+    let media = dir.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let text = anpr_test_support::agent_config::AgentConfig {
+        camera: cn,
+        media: &media,
+        state: dir,
+        mqtt_port: port,
+        ca,
+        cert,
+        key,
+        bucket: "unused",
+        s3_endpoint: "http://127.0.0.1:9",
+        creds_port: 9,
+        mqtt_extra: "reconnect_initial_ms = 200\nreconnect_max_secs = 2",
+        upload_extra: "",
+    }
+    .toml();
+    let mut cfg = anpr_camera::Config::parse(&text).unwrap();
+    cfg.outbox.batch_max_reads = 500;
+    cfg.outbox.batch_max_age_secs = 1;
+    cfg
 }
 
-/// The camera's publishing loop over its outbox (what the agent does): publish due batches
-/// with QoS 1 (at most `window` unacknowledged), ack the outbox on PUBACK only, reconnect
-/// with a fresh session and re-send everything unacknowledged after a connection error.
-/// Returns when the outbox is empty.
-async fn drain(outbox: &mut Outbox, opts: MqttOptions, topic: &str, window: usize, pace: Duration) {
-    let mut session = AsyncClient::new(opts.clone(), 64);
-    let mut connected = false;
-    let mut queued: VecDeque<u64> = VecDeque::new();
-    let mut by_pkid: HashMap<u16, u64> = HashMap::new();
-    while outbox.depth() > 0 {
-        if connected
-            && queued.len() + by_pkid.len() < window
-            && let Some(b) = outbox.next_batch(now_ms())
-        {
-            session
-                .0
-                .publish(topic, QoS::AtLeastOnce, false, b.payload)
-                .await
-                .unwrap();
-            queued.push_back(b.seq);
-            tokio::time::sleep(pace).await;
-        }
-        match tokio::time::timeout(Duration::from_millis(50), session.1.poll()).await {
-            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => connected = true,
-            Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                if let Some(seq) = queued.pop_front() {
-                    by_pkid.insert(pkid, seq);
-                }
-            }
-            Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                assert_eq!(
-                    ack.reason,
-                    PubAckReason::Success,
-                    "publish refused: {ack:?}"
-                );
-                if let Some(seq) = by_pkid.remove(&ack.pkid) {
-                    outbox.ack(seq).unwrap();
-                }
-            }
-            Ok(Ok(_)) | Err(_) => {}
-            Ok(Err(_)) => {
-                // A new session: what was in flight is handed out again.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                session = AsyncClient::new(opts.clone(), 64);
-                connected = false;
-                queued.clear();
-                by_pkid.clear();
-                outbox.reset_in_flight();
-            }
-        }
+/// Runs the agent (its own publisher: QoS 1, one batch in flight, ack on PUBACK, re-sent after
+/// a new session) until its outbox is empty, then stops it.
+async fn publish_with_the_agent(cfg: anpr_camera::Config, outbox: OutboxHandle) {
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(anpr_camera::agent::run_with_outbox(cfg, outbox.clone(), rx));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while outbox.lock().unwrap().depth() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not drain its outbox"
+        );
+        assert!(!task.is_finished(), "the agent stopped: {:?}", task.await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = session.0.disconnect().await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the agent stops")
+        .unwrap()
+        .unwrap();
 }
 
 fn read(i: u64, t: u64) -> PlateRead {
@@ -233,17 +222,8 @@ async fn table_store() -> DynamoPlateReadStore {
     DynamoPlateReadStore::new(clients.dynamo, table)
 }
 
-fn outbox_cfg() -> OutboxConfig {
-    OutboxConfig {
-        batch_max_reads: 50,
-        batch_max_age_ms: 200,
-        sync: SyncPolicy::EveryN(50),
-        ..OutboxConfig::default()
-    }
-}
-
 /// Not a test: the camera process that `an_offline_camera_killed_mid_publish…` starts (and
-/// kills). It runs only when that test sets `PLATES_CHILD_DIR`.
+/// kills): the agent on its outbox. It runs only when that test sets `PLATES_CHILD_DIR`.
 #[tokio::test]
 #[ignore = "helper process of the kill -9 test"]
 async fn camera_process_for_the_kill_test() {
@@ -251,25 +231,26 @@ async fn camera_process_for_the_kill_test() {
         return;
     };
     let env = |k: &str| std::env::var(k).unwrap();
-    let mut outbox = Outbox::open(dir.as_ref(), outbox_cfg()).unwrap();
-    let n: u64 = env("PLATES_CHILD_APPEND").parse().unwrap();
-    let base = now_ms() - 3 * 3600 * 1000;
-    for i in 0..n {
-        // Three hours offline: one read every 3.6 s.
-        outbox.append(read(i, base + i * 3600)).unwrap();
-    }
-    outbox.sync().unwrap();
-    let cn = env("PLATES_CHILD_CAMERA");
-    let opts = camera_options(
-        &cn,
+    anpr_test_support::init_crypto();
+    let cfg = agent_config(
+        &env("PLATES_CHILD_CAMERA"),
         env("PLATES_CHILD_PORT").parse().unwrap(),
-        &env("PLATES_CHILD_CA"),
-        &env("PLATES_CHILD_CERT"),
-        &env("PLATES_CHILD_KEY"),
+        env("PLATES_CHILD_CA").as_ref(),
+        env("PLATES_CHILD_CERT").as_ref(),
+        env("PLATES_CHILD_KEY").as_ref(),
+        dir.as_ref(),
     );
-    let topic =
-        topics::plate_reads_basic_ingest(topics::PLATE_RULE, &CameraId::parse(&cn).unwrap());
-    drain(&mut outbox, opts, &topic, 1, Duration::from_millis(100)).await;
+    let outbox = anpr_camera::agent::open_outbox(&cfg).unwrap();
+    let n: u64 = env("PLATES_CHILD_APPEND").parse().unwrap();
+    {
+        let mut ob = outbox.lock().unwrap();
+        let base = now_ms() - 3 * 3600 * 1000;
+        for i in 0..n {
+            // Three hours offline: one read every 3.6 s.
+            ob.append(read(i, base + i * 3600)).unwrap();
+        }
+    }
+    publish_with_the_agent(cfg, outbox).await;
 }
 
 fn spawn_camera(
@@ -309,11 +290,11 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
     let camera = CameraId::parse("cam-kill").unwrap();
     let dir = tempfile::tempdir().unwrap();
 
-    // The camera was offline: 3,000 reads queued (60 batches, one every 100 ms at most), then
-    // it starts publishing.
+    // The camera was offline: 3,000 reads queued (6 batches, one in flight at a time), then
+    // its agent starts publishing.
     let mut child = spawn_camera(&broker, camera.as_str(), dir.path(), N);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while cloud.handled() < 3 {
+    while cloud.handled() < 2 {
         assert!(
             Instant::now() < deadline,
             "no batch arrived; broker log:\n{}",
@@ -334,10 +315,20 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
         "the kill must come before everything was sent ({before})"
     );
 
-    broker.restart();
-
-    // The camera comes back on the same outbox and sends what was not acknowledged.
+    // The camera comes back on the same outbox and sends what was not acknowledged; the
+    // broker restarts under it once it published again.
     let mut child = spawn_camera(&broker, camera.as_str(), dir.path(), 0);
+    let handled = cloud.handled();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cloud.handled() == handled {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted agent published nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before_restart = stored_ids(&store, &camera).await.len();
+    broker.restart();
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -357,7 +348,11 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
     let expected: HashSet<String> = (0..N).map(|i| format!("k{i:06}")).collect();
     let got: HashSet<String> = ids.into_iter().collect();
     assert_eq!(got, expected, "every read exactly once");
-    let outbox = Outbox::open(dir.path(), outbox_cfg()).unwrap();
+    assert!(
+        before_restart < N as usize,
+        "the broker restarted before everything was sent ({before_restart})"
+    );
+    let outbox = Outbox::open(&dir.path().join("outbox"), OutboxConfig::default()).unwrap();
     assert_eq!(outbox.depth(), 0);
     assert_eq!(outbox.dropped(), 0);
 }
@@ -370,13 +365,26 @@ async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest(
     cloud.wait_subscribed().await;
     let camera = CameraId::parse("cam-full").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = OutboxConfig {
-        max_bytes: 32 * 1024,
-        segment_bytes: 4 * 1024,
-        sync: SyncPolicy::OnDemand,
-        ..outbox_cfg()
-    };
-    let mut outbox = Outbox::open(dir.path(), cfg).unwrap();
+    let id = broker.identity(camera.as_str());
+    let cfg = agent_config(
+        camera.as_str(),
+        broker.port,
+        &broker.pki.ca_path(),
+        &id.cert_path,
+        &id.key_path,
+        dir.path(),
+    );
+    // A small outbox where the agent keeps it.
+    let mut outbox = Outbox::open(
+        &dir.path().join("outbox"),
+        OutboxConfig {
+            max_bytes: 32 * 1024,
+            segment_bytes: 4 * 1024,
+            sync: SyncPolicy::OnDemand,
+            ..OutboxConfig::default()
+        },
+    )
+    .unwrap();
     let n = 2000u64;
     let base = now_ms() - 3_600_000;
     for i in 0..n {
@@ -391,17 +399,13 @@ async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest(
         "every read is queued or counted as dropped"
     );
 
-    let id = broker.identity(camera.as_str());
-    let topic = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &camera);
-    drain(
-        &mut outbox,
-        broker.v5_options(&id),
-        &topic,
-        4,
-        Duration::ZERO,
-    )
-    .await;
-    assert_eq!(outbox.dropped(), dropped, "publishing drops nothing");
+    let outbox: OutboxHandle = std::sync::Arc::new(std::sync::Mutex::new(outbox));
+    publish_with_the_agent(cfg, outbox.clone()).await;
+    assert_eq!(
+        outbox.lock().unwrap().dropped(),
+        dropped,
+        "publishing drops nothing"
+    );
 
     let ids: HashSet<String> = wait_for_count(&store, &camera, kept as usize)
         .await

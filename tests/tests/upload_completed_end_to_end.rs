@@ -422,7 +422,13 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
         creds.granted() >= 1,
         "S3 credentials came from the provider"
     );
-    rule.abort();
+    // A panic in the rule stand-in (a status it could not decode or apply) fails the test
+    // here instead of vanishing with the aborted task.
+    if rule.is_finished() {
+        rule.await.expect("the rule stand-in failed");
+    } else {
+        rule.abort();
+    }
     let applied = applied.lock().unwrap().clone();
     assert!(
         applied.iter().any(|a| a.starts_with("\"accepted\"")),

@@ -192,6 +192,8 @@ impl Running {
 pub struct Cloud {
     pub client: AsyncClient,
     cam: String,
+    /// PUBACKs the broker sent for the cloud's own publishes.
+    pubacks: watch::Receiver<u64>,
     rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     pub seen: Vec<FileStatus>,
     pub health: Vec<Vec<u8>>,
@@ -204,13 +206,29 @@ impl Cloud {
         let id = broker.identity(CLOUD_IDENTITY);
         let mut o = broker.v5_options(&id);
         o.set_client_id(anpr_test_support::unique("cloud"));
+        // A persistent session: what arrives while it reconnects waits for it.
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(3600));
         let (client, mut ev) = AsyncClient::new(o, 64);
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready = Some(ready_tx);
+        let (puback_tx, pubacks) = watch::channel(0u64);
+        let filters = ["file/status", "health", "presence", "plates"].map(|t| {
+            rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/{t}"), QoS::AtLeastOnce)
+        });
+        let subscriber = client.clone();
         tokio::spawn(async move {
             loop {
                 match ev.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        if !ack.session_present {
+                            let _ = subscriber.subscribe_many(filters.clone()).await;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        puback_tx.send_modify(|n| *n += 1);
+                    }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         if let Some(r) = ready.take() {
                             let _ = r.send(());
@@ -223,25 +241,13 @@ impl Cloud {
                         }
                     }
                     Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        eprintln!("test cloud: connection lost ({e}); reconnecting");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
             }
         });
-        client
-            .subscribe_many([
-                rumqttc::v5::mqttbytes::v5::Filter::new(
-                    format!("{cam}/file/status"),
-                    QoS::AtLeastOnce,
-                ),
-                rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/health"), QoS::AtLeastOnce),
-                rumqttc::v5::mqttbytes::v5::Filter::new(
-                    format!("{cam}/presence"),
-                    QoS::AtLeastOnce,
-                ),
-                rumqttc::v5::mqttbytes::v5::Filter::new(format!("{cam}/plates"), QoS::AtLeastOnce),
-            ])
-            .await
-            .unwrap();
         tokio::time::timeout(Duration::from_secs(10), ready_rx)
             .await
             .expect("cloud subscribed")
@@ -249,6 +255,7 @@ impl Cloud {
         Self {
             client,
             cam: cam.to_owned(),
+            pubacks,
             rx,
             seen: Vec::new(),
             health: Vec::new(),
@@ -257,7 +264,10 @@ impl Cloud {
         }
     }
 
+    /// Publishes a request and returns once the broker has it (its PUBACK).
     pub async fn request_raw(&self, payload: impl Into<Vec<u8>>) {
+        let mut acks = self.pubacks.clone();
+        let before = *acks.borrow_and_update();
         self.client
             .publish(
                 format!("{}/file/request", self.cam),
@@ -266,6 +276,10 @@ impl Cloud {
                 payload.into(),
             )
             .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), acks.wait_for(|n| *n > before))
+            .await
+            .expect("the broker acknowledged the request")
             .unwrap();
     }
 
@@ -285,8 +299,15 @@ impl Cloud {
             self.plates.push(payload);
         } else if topic.ends_with("/presence") {
             self.presence.push(payload);
-        } else if let Ok(s) = anpr_protocol::decode::<FileStatus>(&payload) {
-            self.seen.push(s);
+        } else {
+            // Only statuses are left: one the protocol cannot read is a failure, not noise.
+            match anpr_protocol::decode::<FileStatus>(&payload) {
+                Ok(s) => self.seen.push(s),
+                Err(e) => panic!(
+                    "undecodable message on {topic}: {e}: {}",
+                    String::from_utf8_lossy(&payload)
+                ),
+            }
         }
     }
 
@@ -335,12 +356,51 @@ impl Cloud {
         self.health.last().cloned().unwrap()
     }
 
+    /// Collects whatever arrives for `d`.
+    pub async fn collect_for(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        while let Ok(Some((t, p))) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.take(t, p);
+        }
+    }
+
     /// Collects whatever arrives for `secs` seconds.
     pub async fn drain(&mut self, secs: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         while let Ok(Some((t, p))) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
             self.take(t, p);
         }
+    }
+
+    /// Collects messages until `done` holds, failing after `secs` seconds with `what`.
+    pub async fn wait_until(&mut self, secs: u64, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} not seen within {secs} s; statuses: {:?}",
+                self.seen
+            );
+            let step = tokio::time::Instant::now() + Duration::from_millis(100);
+            if let Ok(Some((t, p))) =
+                tokio::time::timeout_at(step.min(deadline), self.rx.recv()).await
+            {
+                self.take(t, p);
+            }
+        }
+    }
+
+    /// The ids of every plate read received, in arrival order (a redelivered batch twice).
+    pub fn plate_ids(&self) -> Vec<String> {
+        self.plates
+            .iter()
+            .flat_map(|p| {
+                anpr_protocol::decode::<anpr_protocol::PlateReadBatch>(p)
+                    .expect("a plate batch")
+                    .r
+            })
+            .map(|r| r.id.to_string())
+            .collect()
     }
 
     pub fn statuses_of(&self, id: &str) -> Vec<FileStatusKind> {

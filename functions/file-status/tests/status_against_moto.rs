@@ -380,3 +380,57 @@ async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its
         ("cam-b", Some(30))
     );
 }
+
+/// Two writers of the same request at the same time against moto's DynamoDB: the conditional
+/// write lets exactly one of two replaces from the same version through and tells the other;
+/// two status handlers racing on one request both finish, and no update is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_status_writers_at_once_never_lose_an_update() {
+    let (env, r) = env("gate-7").await;
+    let mut a = r.clone();
+    a.state = RequestState::Accepted;
+    a.version = 2;
+    let mut b = r.clone();
+    b.state = RequestState::Rejected;
+    b.version = 2;
+    let (ra, rb) = tokio::join!(env.store.replace(&a, 1), env.store.replace(&b, 1));
+    let winner = match (&ra, &rb) {
+        (Ok(()), Err(anpr_core::StoreError::Conflict)) => &a,
+        (Err(anpr_core::StoreError::Conflict), Ok(())) => &b,
+        other => panic!("exactly one conditional write must win: {other:?}"),
+    };
+    assert_eq!(&env.get().await, winner);
+
+    // The service: "accepted" and "uploading 40 %" handled at once, on fresh requests, many
+    // times over so that the writes really race.
+    for round in 0..10 {
+        let (env, _) = self::env("gate-7").await;
+        let (accepted, uploading) = (fixture("accepted.json"), fixture("uploading_40.json"));
+        let (ha, hu) = tokio::join!(
+            handle(&env.svc, &accepted, 1100),
+            handle(&env.svc, &uploading, 1110)
+        );
+        let (ha, hu) = (ha.unwrap(), hu.unwrap());
+        let rec = env.get().await;
+        assert_eq!(
+            (rec.state, rec.progress),
+            (RequestState::Uploading, Some(40)),
+            "round {round}: {ha:?} {hu:?}"
+        );
+        assert!(
+            matches!(hu, Handled::Outcome(Outcome::Applied { .. })),
+            "round {round}: the newer status is applied: {hu:?}"
+        );
+        // Every applied change is in the history: the version counts them.
+        let applied = [&ha, &hu]
+            .iter()
+            .filter(|h| matches!(h, Handled::Outcome(Outcome::Applied { .. })))
+            .count() as u64;
+        assert_eq!(rec.version, 1 + applied, "round {round}: {rec:?}");
+        assert_eq!(
+            rec.history.len() as u64,
+            rec.version,
+            "round {round}: {rec:?}"
+        );
+    }
+}

@@ -239,10 +239,19 @@ fn cfn_lint_and_the_sam_transform_refuse_a_broken_template() {
         .replacen("Type: HttpApi\n", "Type: HttpApiX\n", 1)
         .replacen("!Ref MediaRetentionDays", "!Ref NoSuchParameter", 1);
     std::fs::write(&bad, text).expect("write");
-    assert!(cfn_lint(&bad).is_err(), "cfn-lint accepted a dangling !Ref");
+    // Refused by the tool itself: a missing tool (`TemplateError::Tool`) is a failure here.
+    let lint = cfn_lint(&bad);
     assert!(
-        sam_transform(&bad).is_err(),
-        "SAM accepted an unknown event type"
+        matches!(
+            lint,
+            Err(anpr_infra_tests::TemplateError::ToolFailed { .. })
+        ),
+        "cfn-lint accepted a dangling !Ref (or did not run): {lint:?}"
+    );
+    let sam = sam_transform(&bad);
+    assert!(
+        matches!(sam, Err(anpr_infra_tests::TemplateError::ToolFailed { .. })),
+        "SAM accepted an unknown event type (or did not run): {sam:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

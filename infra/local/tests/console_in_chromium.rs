@@ -221,9 +221,39 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
     );
     let seen = browser.js("return window.__seen.join('\\n')").await;
     let seen = seen.as_str().unwrap_or_default();
-    for step in ["accepted", "uploading", "ready"] {
-        assert!(seen.contains(step), "the page never showed {step}: {seen}");
-    }
+    // Each status shown, in the order the request went through them.
+    let first = |step: &str| {
+        seen.lines()
+            .position(|l| l.ends_with(step) || l.contains(&format!(": {step} ")))
+    };
+    let order: Vec<Option<usize>> = ["accepted", "uploading", "ready"]
+        .iter()
+        .map(|s| first(s))
+        .collect();
+    assert!(
+        order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]),
+        "accepted, uploading, ready in this order: {order:?} in\n{seen}"
+    );
+
+    // A file the camera does not have: the request fails, and the page says why.
+    browser
+        .type_into("#file-input", "clips/no-such-clip.png")
+        .await;
+    browser.click("#request-submit").await;
+    browser
+        .until(
+            "the missing file's request shown failed",
+            60,
+            "document.querySelector('#requests tr[data-state=\"failed\"]') !== null",
+        )
+        .await;
+    let seen = browser.js("return window.__seen.join('\\n')").await;
+    let seen = seen.as_str().unwrap_or_default();
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("clips/no-such-clip.png from cam-001: failed (")),
+        "the failure and its reason announced: {seen}"
+    );
 
     let original = std::fs::read(dir.path().join("media").join(anpr_local::cameras::CLIP))
         .expect("the camera's file");

@@ -1,4 +1,12 @@
 //! Mosquitto configured like AWS IoT Core, started per test.
+//!
+//! Two TLS listeners, as AWS has two sides: the camera endpoint ([`Broker::port`]) takes
+//! certificates of the camera CA only and forces the MQTT client id to the certificate CN
+//! (`use_identity_as_username` + `use_username_as_clientid`: a camera that connects with
+//! another camera's client id gets its own, so it can neither take over that camera's session
+//! nor read what is queued for it); the cloud endpoint ([`Broker::cloud_port`], standing in
+//! for IoT rules and the data plane) takes certificates of a separate cloud CA only, so the
+//! cloud side may run several clients under [`CLOUD_IDENTITY`] with their own client ids.
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -138,10 +146,14 @@ pub fn mosquitto_bin() -> PathBuf {
 /// A running Mosquitto with TLS client auth, the IoT-like ACL and persistence.
 #[derive(Debug)]
 pub struct Broker {
-    /// TLS port on 127.0.0.1.
+    /// The camera endpoint: TLS port on 127.0.0.1 (camera CA; client id forced to the CN).
     pub port: u16,
-    /// The CA and the issued identities.
+    /// The cloud endpoint: TLS port on 127.0.0.1 for [`CLOUD_IDENTITY`] (cloud CA).
+    pub cloud_port: u16,
+    /// The CA of the cameras (and of the broker's server certificate) and its identities.
     pub pki: Pki,
+    /// The CA of the cloud side, trusted on [`Broker::cloud_port`] only.
+    cloud_pki: Pki,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -160,7 +172,11 @@ impl Broker {
             let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777));
         }
         let pki = Pki::new(dir.path());
+        let cloud_dir = dir.path().join("cloud");
+        std::fs::create_dir(&cloud_dir).expect("cloud CA dir");
+        let cloud_pki = Pki::new(&cloud_dir);
         let port = crate::free_port();
+        let cloud_port = crate::free_port();
         std::fs::write(dir.path().join("acl"), acl()).expect("write acl");
         let d = dir.path().display();
         let conf = format!(
@@ -180,6 +196,13 @@ impl Broker {
              certfile {d}/server.pem\n\
              keyfile {d}/server.key\n\
              require_certificate true\n\
+             use_identity_as_username true\n\
+             use_username_as_clientid true\n\
+             listener {cloud_port} 127.0.0.1\n\
+             cafile {d}/cloud/ca.pem\n\
+             certfile {d}/server.pem\n\
+             keyfile {d}/server.key\n\
+             require_certificate true\n\
              use_identity_as_username true\n"
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write conf");
@@ -189,10 +212,13 @@ impl Broker {
             for e in std::fs::read_dir(dir.path()).expect("list").flatten() {
                 let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
             }
+            let _ = std::fs::set_permissions(&cloud_dir, std::fs::Permissions::from_mode(0o755));
         }
         let mut b = Self {
             port,
+            cloud_port,
             pki,
+            cloud_pki,
             dir,
             child: None,
         };
@@ -217,7 +243,9 @@ impl Broker {
             });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", self.cloud_port)).is_err()
+        {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("mosquitto exited with {status}; log:\n{}", self.log());
             }
@@ -251,9 +279,23 @@ impl Broker {
         self.spawn();
     }
 
-    /// Issues a client identity (certificate CN = `cn`).
+    /// Issues a client identity (certificate CN = `cn`): [`CLOUD_IDENTITY`] from the cloud CA
+    /// (for [`Broker::cloud_port`]), any other name from the camera CA.
     pub fn identity(&self, cn: &str) -> ClientIdentity {
-        self.pki.issue(cn)
+        if cn == CLOUD_IDENTITY {
+            self.cloud_pki.issue(cn)
+        } else {
+            self.pki.issue(cn)
+        }
+    }
+
+    /// The endpoint `id` connects to: the cloud's for [`CLOUD_IDENTITY`], else the cameras'.
+    pub fn port_for(&self, id: &ClientIdentity) -> u16 {
+        if id.cn == CLOUD_IDENTITY {
+            self.cloud_port
+        } else {
+            self.port
+        }
     }
 
     /// The broker's log so far (for failure messages).
@@ -266,17 +308,20 @@ impl Broker {
         std::fs::read(self.pki.ca_path()).expect("read CA")
     }
 
-    /// rumqttc MQTT 5 options for `id` (client id = CN), TLS with its certificate.
+    /// rumqttc MQTT 5 options for `id` (client id = CN) on its endpoint, TLS with its
+    /// certificate.
     pub fn v5_options(&self, id: &ClientIdentity) -> rumqttc::v5::MqttOptions {
-        let mut o = rumqttc::v5::MqttOptions::new(&id.cn, "localhost", self.port);
+        let mut o = rumqttc::v5::MqttOptions::new(&id.cn, "localhost", self.port_for(id));
         o.set_transport(rumqttc::Transport::tls_with_config(self.tls(id)));
         o.set_keep_alive(Duration::from_secs(30));
+        // Messages up to the broker's 128 KiB (AWS IoT's limit); rumqttc's default is 10 KiB.
+        o.set_max_packet_size(Some(256 * 1024));
         o
     }
 
     /// rumqttc MQTT 3.1.1 options for `id`.
     pub fn v4_options(&self, id: &ClientIdentity) -> rumqttc::MqttOptions {
-        let mut o = rumqttc::MqttOptions::new(&id.cn, "localhost", self.port);
+        let mut o = rumqttc::MqttOptions::new(&id.cn, "localhost", self.port_for(id));
         o.set_transport(rumqttc::Transport::tls_with_config(self.tls(id)));
         o.set_keep_alive(Duration::from_secs(30));
         o

@@ -1,6 +1,13 @@
-//! A loopback TCP proxy that counts the bytes each way and can cut every connection on
-//! demand (or once a number of upstream bytes went through), refusing new ones until
-//! restored: the "lost mobile link" and the byte meter of the camera tests.
+//! A loopback TCP proxy that counts the bytes each way and injects the faults of real
+//! networks into the connections through it:
+//! - a clean cut of every connection, on demand ([`Proxy::cut`]) or at an exact upstream
+//!   byte ([`Proxy::cut_when_up_reaches`]), refusing new ones until restored;
+//! - a silent drop ([`Proxy::blackhole`]): the connections open so far stay open but carry
+//!   nothing more either way, as when a cellular NAT forgets a mapping (half-open link);
+//!   only the endpoints' own time-outs (MQTT keep-alive) can notice;
+//! - a silent link ([`Proxy::set_silent`]): new connections are accepted, nothing is
+//!   forwarded (a port that drops packets instead of refusing);
+//! - a delay on every chunk forwarded ([`Proxy::set_delay`]).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -16,6 +23,13 @@ struct Inner {
     cut: AtomicBool,
     cut_at_up: AtomicU64,
     stopped: AtomicBool,
+    /// Connections numbered below this carry nothing more (blackholed).
+    dead_below: AtomicU64,
+    /// New connections carry nothing.
+    silent: AtomicBool,
+    delay_ms: AtomicU64,
+    /// Bytes discarded by a blackhole or a silent link.
+    swallowed: AtomicU64,
     conns: Mutex<Vec<TcpStream>>,
 }
 
@@ -62,7 +76,10 @@ impl Proxy {
                 else {
                     continue;
                 };
-                i.accepted.fetch_add(1, Ordering::SeqCst);
+                let n = i.accepted.fetch_add(1, Ordering::SeqCst);
+                if i.silent.load(Ordering::SeqCst) {
+                    i.dead_below.fetch_max(n + 1, Ordering::SeqCst);
+                }
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
                 if let (Ok(c2), Ok(s2), Ok(mut conns)) =
@@ -71,8 +88,8 @@ impl Proxy {
                     conns.push(c2);
                     conns.push(s2);
                 }
-                pump(i.clone(), &client, &server, true);
-                pump(i.clone(), &server, &client, false);
+                pump(i.clone(), n, &client, &server, true);
+                pump(i.clone(), n, &server, &client, false);
             }
         });
         Self { port, inner }
@@ -108,18 +125,42 @@ impl Proxy {
     pub fn cut(&self) {
         self.inner.cut_all();
     }
-    /// Accepts connections again.
+    /// Accepts connections again (and forwards on new ones: ends [`Proxy::set_silent`]).
     pub fn restore(&self) {
         self.inner.cut_at_up.store(u64::MAX, Ordering::SeqCst);
+        self.inner.silent.store(false, Ordering::SeqCst);
         self.inner.cut.store(false, Ordering::SeqCst);
     }
     /// Whether the link is cut.
     pub fn is_cut(&self) -> bool {
         self.inner.cut.load(Ordering::SeqCst)
     }
-    /// Cuts (as [`Proxy::cut`]) once the upstream byte count reaches `total` bytes.
+    /// Cuts (as [`Proxy::cut`]) once the upstream byte count reaches `total` bytes exactly:
+    /// the bytes up to `total` are forwarded, the rest of that chunk is not.
     pub fn cut_when_up_reaches(&self, total: u64) {
         self.inner.cut_at_up.store(total, Ordering::SeqCst);
+    }
+    /// Half-open link: every connection open now stays open but forwards nothing more, either
+    /// way, and is never closed by the proxy; connections made afterwards work.
+    pub fn blackhole(&self) {
+        let n = self.inner.accepted.load(Ordering::SeqCst);
+        self.inner.dead_below.fetch_max(n, Ordering::SeqCst);
+    }
+    /// While `on`, new connections are accepted but forward nothing (a port that silently
+    /// drops); connections made while silent stay dead after [`Proxy::restore`].
+    pub fn set_silent(&self, on: bool) {
+        self.inner.silent.store(on, Ordering::SeqCst);
+    }
+    /// Delays every chunk forwarded, either way, by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.inner.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+    /// Bytes a blackholed or silent connection swallowed.
+    pub fn swallowed_bytes(&self) -> u64 {
+        self.inner.swallowed.load(Ordering::SeqCst)
     }
 }
 
@@ -132,7 +173,7 @@ impl Drop for Proxy {
     }
 }
 
-fn pump(i: Arc<Inner>, from: &TcpStream, to: &TcpStream, up: bool) {
+fn pump(i: Arc<Inner>, conn: u64, from: &TcpStream, to: &TcpStream, up: bool) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
         return;
     };
@@ -146,17 +187,40 @@ fn pump(i: Arc<Inner>, from: &TcpStream, to: &TcpStream, up: bool) {
             if i.cut.load(Ordering::SeqCst) {
                 break;
             }
+            if conn < i.dead_below.load(Ordering::SeqCst) {
+                // Swallowed: the sender believes it went out, nothing arrives, nothing closes.
+                i.swallowed.fetch_add(n as u64, Ordering::SeqCst);
+                continue;
+            }
+            let delay = i.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_millis(delay));
+            }
             let counter = if up { &i.up } else { &i.down };
-            let total = counter.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
-            if to.write_all(&buf[..n]).is_err() {
+            let limit = if up {
+                i.cut_at_up.load(Ordering::SeqCst)
+            } else {
+                u64::MAX
+            };
+            let before = counter.load(Ordering::SeqCst);
+            let send = if before.saturating_add(n as u64) >= limit {
+                usize::try_from(limit.saturating_sub(before)).unwrap_or(n)
+            } else {
+                n
+            };
+            counter.fetch_add(send as u64, Ordering::SeqCst);
+            if to.write_all(&buf[..send]).is_err() {
                 break;
             }
-            if up && total >= i.cut_at_up.load(Ordering::SeqCst) {
+            if send < n || before + send as u64 >= limit {
                 i.cut_all();
                 break;
             }
         }
-        let _ = to.shutdown(Shutdown::Write);
-        let _ = from.shutdown(Shutdown::Read);
+        // A blackholed connection is never closed by the proxy: its peers must find out.
+        if conn >= i.dead_below.load(Ordering::SeqCst) || i.cut.load(Ordering::SeqCst) {
+            let _ = to.shutdown(Shutdown::Write);
+            let _ = from.shutdown(Shutdown::Read);
+        }
     });
 }

@@ -22,6 +22,8 @@ type Docs = Arc<Mutex<HashMap<(String, String), Shadow>>>;
 pub struct ShadowService {
     client: AsyncClient,
     docs: Docs,
+    /// PUBACKs received for the service's publishes.
+    pubacks: tokio::sync::watch::Receiver<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -59,10 +61,14 @@ impl ShadowService {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready_tx = Some(ready_tx);
         let (c2, d2) = (client.clone(), docs.clone());
+        let (puback_tx, pubacks) = tokio::sync::watch::channel(0u64);
         let task = tokio::spawn(async move {
             let mut subacks = 0;
             loop {
                 match ev.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        puback_tx.send_modify(|n| *n += 1);
+                    }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         subacks += 1;
                         if subacks == 2
@@ -89,11 +95,17 @@ impl ShadowService {
             .await
             .expect("shadow service subscribed in 10 s")
             .expect("shadow service task");
-        Self { client, docs, task }
+        Self {
+            client,
+            docs,
+            pubacks,
+            task,
+        }
     }
 
     /// What the cloud does through UpdateThingShadow: merges `desired` into the named shadow
-    /// and publishes the delta. Returns the shadow's new version.
+    /// and publishes the delta, returning once the broker has it (queued for an offline
+    /// camera's session). Returns the shadow's new version.
     pub async fn desire(&self, thing: &str, name: &str, desired: Value) -> u64 {
         let payload = json!({"state": {"desired": desired}});
         let (version, delta) = {
@@ -104,6 +116,8 @@ impl ShadowService {
         };
         if let Some(d) = delta {
             let topic = format!("$aws/things/{thing}/shadow/name/{name}/update/delta");
+            let mut acks = self.pubacks.clone();
+            let before = *acks.borrow_and_update();
             self.client
                 .publish(
                     topic,
@@ -113,6 +127,11 @@ impl ShadowService {
                 )
                 .await
                 .expect("publish delta");
+            // The service's own answers are acknowledged too: wait for one more than before.
+            tokio::time::timeout(Duration::from_secs(10), acks.wait_for(|n| *n > before))
+                .await
+                .expect("the broker acknowledged the delta")
+                .expect("shadow service task");
         }
         version
     }
