@@ -132,6 +132,7 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
             camera_id: CameraId::parse(camera).unwrap(),
             name: Some("gate".into()),
             registered_at: 1,
+            org: None,
         })
         .await
         .unwrap();

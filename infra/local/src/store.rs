@@ -11,6 +11,8 @@
 
 use anpr_core::StoreError;
 use anpr_core::memory::MemoryRequestStore;
+use anpr_core::OrgId;
+use anpr_core::audit::{AuditLog, AuditRecord, MemoryAuditLog};
 use anpr_core::model::{Camera, FileRequestRecord, Page};
 use anpr_core::plates::{MemoryPlateReadStore, PlateReadStore, PutOutcome, StoredRead, TimeRange};
 use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
@@ -59,6 +61,9 @@ enum Op {
     Reads {
         reads: Vec<StoredRead>,
     },
+    Audit {
+        record: Box<AuditRecord>,
+    },
     /// The whole shadow after an accepted update.
     Shadow {
         camera: String,
@@ -73,6 +78,7 @@ struct Inner {
     log: tokio::sync::Mutex<std::fs::File>,
     requests: MemoryRequestStore,
     reads: MemoryPlateReadStore,
+    audit: MemoryAuditLog,
     cameras: std::sync::Mutex<BTreeMap<String, Camera>>,
     shadows: std::sync::Mutex<BTreeMap<String, Shadow>>,
 }
@@ -116,6 +122,7 @@ impl LocalDb {
                 log: tokio::sync::Mutex::new(file),
                 requests: MemoryRequestStore::default(),
                 reads: MemoryPlateReadStore::default(),
+                audit: MemoryAuditLog::default(),
                 cameras: std::sync::Mutex::new(BTreeMap::new()),
                 shadows: std::sync::Mutex::new(BTreeMap::new()),
             }),
@@ -160,6 +167,7 @@ impl LocalDb {
                 Ok(())
             }
             Op::Reads { reads } => i.reads.put_reads(&reads).await.map(|_| ()),
+            Op::Audit { record } => i.audit.append(&record).await,
             Op::Shadow {
                 camera,
                 desired,
@@ -325,6 +333,28 @@ impl RequestStore for LocalDb {
     }
 }
 
+impl AuditLog for LocalDb {
+    async fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut log = self.inner.log.lock().await;
+        Self::append(
+            &mut log,
+            &Op::Audit {
+                record: Box::new(record.clone()),
+            },
+        )?;
+        self.inner.audit.append(record).await
+    }
+
+    async fn list(
+        &self,
+        org: &OrgId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        self.inner.audit.list(org, limit, cursor).await
+    }
+}
+
 impl CameraRegistry for LocalDb {
     async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
         Ok(self
@@ -401,6 +431,7 @@ mod tests {
             history: vec![],
             version: 1,
             retain_until: 3,
+            org: None,
         }
     }
 
@@ -420,6 +451,7 @@ mod tests {
                 camera_id: CameraId::parse("cam-1").expect("id"),
                 name: Some("one".into()),
                 registered_at: 0,
+                org: None,
             })
             .await
             .expect("camera");
