@@ -330,6 +330,14 @@ mod tests {
         assert_eq!(s.version, 2);
     }
 
+    fn admin() -> Caller {
+        Caller {
+            sub: "ada".into(),
+            org: crate::OrgId::parse("acme").unwrap(),
+            role: Role::Admin,
+        }
+    }
+
     async fn service() -> CameraConfigs<MemoryCameraRegistry, MemoryShadows> {
         let cams = MemoryCameraRegistry::default();
         cams.register(Camera {
@@ -362,6 +370,25 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, DomainError::CameraNotFound(_)), "{e}");
         assert_eq!(svc.shadows().get("cam-1"), None, "nothing written");
+        let operator = Caller {
+            role: Role::Operator,
+            ..admin()
+        };
+        let e = svc
+            .update(&operator, "cam-1", &json!({"keep_alive_secs": 600}), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DomainError::Forbidden(Role::Admin)), "{e}");
+        let stranger = Caller {
+            org: crate::OrgId::parse("globex").unwrap(),
+            ..admin()
+        };
+        let e = svc
+            .update(&stranger, "cam-1", &json!({"keep_alive_secs": 600}), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DomainError::CameraNotFound(_)), "{e}");
+        assert_eq!(svc.shadows().get("cam-1"), None, "still nothing written");
     }
 
     #[tokio::test]

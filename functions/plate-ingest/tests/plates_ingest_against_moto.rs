@@ -174,7 +174,7 @@ async fn future_ancient_and_malformed_reads_are_reported_and_the_valid_ones_stor
 
 #[tokio::test]
 async fn a_batch_naming_another_camera_in_its_payload_is_stored_under_the_topics_camera() {
-    let (_dynamo, _table, store) = setup().await;
+    let (_dynamo, _table, store, cameras) = setup().await;
     let publisher = CameraId::parse("cam-honest").unwrap();
     let now = now_ms();
     let body = format!(

@@ -3,8 +3,9 @@
 //!   only.
 //!
 //! Configuration changes (accepted or refused) and plate searches are recorded by their
-//! routes with [`record`]; an accepted change or a search whose record cannot be written is
-//! answered `503` (nothing is done or shown unrecorded).
+//! routes with [`record`]. A search whose record cannot be written is answered `503` without
+//! its results; a change (already written to the shadow) too, telling the caller its record
+//! is missing.
 
 use crate::error::ApiError;
 use crate::identity::Authenticated;
