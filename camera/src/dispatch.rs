@@ -286,7 +286,10 @@ mod tests {
         let j = Journal::open(dir.path()).unwrap();
         let p = |i: usize| format!(r#"{{"v":1,"id":"q{i}","file":"a.mp4","at":10,"exp":100}}"#);
         for i in 0..machine::MAX_OPEN_REQUESTS {
-            assert!(matches!(on_file_request(&j, p(i).as_bytes(), 20)[1], Effect::Upload(_)));
+            assert!(matches!(
+                on_file_request(&j, p(i).as_bytes(), 20)[1],
+                Effect::Upload(_)
+            ));
         }
         let over = on_file_request(&j, p(999).as_bytes(), 20);
         assert_eq!(
@@ -304,7 +307,10 @@ mod tests {
             status: FileStatusKind::Uploaded { size: 1 },
         };
         j.put(&e).unwrap();
-        assert!(matches!(on_file_request(&j, p(999).as_bytes(), 21)[1], Effect::Upload(_)));
+        assert!(matches!(
+            on_file_request(&j, p(999).as_bytes(), 21)[1],
+            Effect::Upload(_)
+        ));
     }
 
     #[test]

@@ -224,7 +224,10 @@ mod tests {
         let n = MAX_OPEN_REQUESTS;
         assert_eq!(decide(None, &req(200), 150, n - 1), Decision::Accept);
         assert_eq!(decide(None, &req(200), 150, n), Decision::Busy);
-        assert_eq!(decide(Some(&Phase::Accepted), &req(200), 150, n), Decision::Ignore);
+        assert_eq!(
+            decide(Some(&Phase::Accepted), &req(200), 150, n),
+            Decision::Ignore
+        );
     }
 
     #[test]

@@ -281,7 +281,11 @@ async fn dangerous_values_are_refused_by_the_camera_with_the_protocols_bounds() 
     // Written straight to the shadow (as a cloud without the checks would): the camera is the
     // last line and refuses each, naming the setting and the bound.
     for (doc, setting, bound) in [
-        (json!({"upload_max_bytes_per_sec": 1}), "upload_max_bytes_per_sec", "at least 32768"),
+        (
+            json!({"upload_max_bytes_per_sec": 1}),
+            "upload_max_bytes_per_sec",
+            "at least 32768",
+        ),
         (
             json!({"upload_max_bytes_per_sec": null, "media_quota_bytes": 1}),
             "media_quota_bytes",

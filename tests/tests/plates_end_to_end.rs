@@ -77,7 +77,9 @@ impl Cloud {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let topic = String::from_utf8_lossy(&p.topic).into_owned();
                         let event = rule_event(&topic, &p.payload);
-                        match plate_ingest::handle(&store, &cameras, &policy, &event, now_ms()).await {
+                        match plate_ingest::handle(&store, &cameras, &policy, &event, now_ms())
+                            .await
+                        {
                             Ok(report) => {
                                 out.lock().unwrap().push(report);
                                 let _ = client.ack(&p).await;

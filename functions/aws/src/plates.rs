@@ -10,9 +10,9 @@
 use crate::dynamo::{decode_cursor, encode_cursor};
 use crate::errors::is_retryable;
 use crate::schema::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL_ATTR};
-use anpr_core::{OrgId, StoreError};
 use anpr_core::model::Page;
 use anpr_core::plates::{PlateReadStore, PutOutcome, StoredRead, TimeRange};
+use anpr_core::{OrgId, StoreError};
 use anpr_protocol::CameraId;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde::{Deserialize, Serialize};

@@ -230,9 +230,17 @@ mod tests {
         );
         for bad in [
             vec![("sub", "u"), ("cognito:groups", "admin")],
-            vec![("sub", "u"), ("custom:org", "ac#me"), ("cognito:groups", "admin")],
+            vec![
+                ("sub", "u"),
+                ("custom:org", "ac#me"),
+                ("cognito:groups", "admin"),
+            ],
             vec![("sub", "u"), ("custom:org", "acme")],
-            vec![("sub", "u"), ("custom:org", "acme"), ("cognito:groups", "[root]")],
+            vec![
+                ("sub", "u"),
+                ("custom:org", "acme"),
+                ("cognito:groups", "[root]"),
+            ],
         ] {
             assert!(
                 matches!(from(&bad), Err(ClaimsError::Forbidden(_))),
@@ -243,8 +251,12 @@ mod tests {
 
     #[test]
     fn roles_include_the_lower_ones() {
-        let c = from(&[("sub", "u"), ("custom:org", "a"), ("cognito:groups", "operator")])
-            .unwrap();
+        let c = from(&[
+            ("sub", "u"),
+            ("custom:org", "a"),
+            ("cognito:groups", "operator"),
+        ])
+        .unwrap();
         assert!(c.require(Role::Viewer).is_ok());
         assert!(c.require(Role::Operator).is_ok());
         assert!(matches!(

@@ -136,10 +136,7 @@ impl AuditLog for MemoryAuditLog {
         self.records
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                (record.org.to_string(), record.sort_key()),
-                record.clone(),
-            );
+            .insert((record.org.to_string(), record.sort_key()), record.clone());
         Ok(())
     }
 

@@ -502,7 +502,9 @@ mod tests {
             to_ms: NOW + 3,
         };
         let sightings = store
-            .reads_by_plate(&acme, "AB1", range, 10, None).await.unwrap();
+            .reads_by_plate(&acme, "AB1", range, 10, None)
+            .await
+            .unwrap();
         let ids: Vec<_> = sightings.items.iter().map(|r| r.read_id.as_str()).collect();
         assert_eq!(ids, ["r3", "r2", "r1"]);
         assert!(sightings.next_cursor.is_none());

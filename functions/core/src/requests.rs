@@ -293,8 +293,8 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{MemoryCameraRegistry, MemoryPublisher, MemoryRequestStore};
     use crate::access::OrgId;
+    use crate::memory::{MemoryCameraRegistry, MemoryPublisher, MemoryRequestStore};
     use crate::model::Camera;
     use anpr_protocol::decode;
 
@@ -398,7 +398,10 @@ mod tests {
             svc.create(&viewer, "123456", req("b.mp4", None), 2).await,
             Err(DomainError::Forbidden(Role::Operator))
         ));
-        assert_eq!(svc.get(&viewer, &id).await.unwrap().request_id, rec.request_id);
+        assert_eq!(
+            svc.get(&viewer, &id).await.unwrap().request_id,
+            rec.request_id
+        );
         assert_eq!(store.len(), 1);
         assert_eq!(publisher.sent().len(), 1);
     }
@@ -419,7 +422,10 @@ mod tests {
             .create(&caller(), "123456", req("more.mp4", None), 100)
             .await
             .unwrap_err();
-        assert!(matches!(err, DomainError::TooManyOpenRequests { max: m } if m == max), "{err}");
+        assert!(
+            matches!(err, DomainError::TooManyOpenRequests { max: m } if m == max),
+            "{err}"
+        );
         assert_eq!(store.len(), max as usize);
         assert_eq!(publisher.sent().len(), max as usize);
         // One finishes: there is room again.
@@ -579,7 +585,11 @@ mod tests {
             (Some(101), None, "limit"),
             (None, Some("../x"), "cursor"),
         ] {
-            match svc.list(&caller(), "123456", limit, cursor).await.unwrap_err() {
+            match svc
+                .list(&caller(), "123456", limit, cursor)
+                .await
+                .unwrap_err()
+            {
                 DomainError::Invalid(v) => assert_eq!(v.field, field),
                 other => panic!("{other:?}"),
             }

@@ -362,7 +362,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
-        let e = svc.update(&admin(), "cam-1", &json!({}), None).await.unwrap_err();
+        let e = svc
+            .update(&admin(), "cam-1", &json!({}), None)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("no setting"), "{e}");
         let e = svc
             .update(&admin(), "cam-9", &json!({"keep_alive_secs": 600}), None)

@@ -319,7 +319,9 @@ mod tests {
         let payload = format!(
             r#"{{"v":1,"r":[{{"id":"a1","t":{NOW},"p":"ab 12","c":90}},{{"id":"a2","p":"X"}},{{"id":"a3","t":{NOW},"p":"CD-34","c":70,"img":"reads/a3.jpg"}}]}}"#
         );
-        let report = handle(&store, &cams(),
+        let report = handle(
+            &store,
+            &cams(),
             &IngestPolicy::default(),
             &event("cam1", &payload),
             NOW,
@@ -341,7 +343,9 @@ mod tests {
         let payload = format!(
             r#"{{"v":1,"camera_id":"victim","cam":"victim","r":[{{"id":"a1","t":{NOW},"p":"AB12","c":90}}]}}"#
         );
-        let report = handle(&store, &cams(),
+        let report = handle(
+            &store,
+            &cams(),
             &IngestPolicy::default(),
             &event("cam1", &payload),
             NOW,

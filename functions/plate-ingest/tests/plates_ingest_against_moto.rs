@@ -3,8 +3,8 @@
 //! and the number of DynamoDB calls per 1,000 reads.
 
 use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore};
-use anpr_core::{Camera, OrgId};
 use anpr_core::plates::{IngestPolicy, RejectReason};
+use anpr_core::{Camera, OrgId};
 use anpr_protocol::{CameraId, PlateRead, PlateReadBatch, ReadId, encode};
 use anpr_test_support::moto;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -125,7 +125,10 @@ async fn a_thousand_reads_take_forty_batch_writes_and_redelivery_adds_no_item() 
     let policy = IngestPolicy::default();
     let mut stored = 0;
     for ev in &events {
-        stored += handle(&store, &cameras, &policy, ev, now).await.unwrap().stored;
+        stored += handle(&store, &cameras, &policy, ev, now)
+            .await
+            .unwrap()
+            .stored;
     }
     assert_eq!(stored, 1000);
     let calls = store.calls();

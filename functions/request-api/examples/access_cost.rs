@@ -19,7 +19,7 @@ use anpr_aws::{
 use anpr_core::model::Camera;
 use anpr_core::plates::{IngestPolicy, PlateReadStore, prepare};
 use anpr_core::ports::{CameraRegistry, RequestStore};
-use anpr_core::{CameraConfigs, Caller, FileRequests, OrgId, RequestsConfig, Role};
+use anpr_core::{Caller, CameraConfigs, FileRequests, OrgId, RequestsConfig, Role};
 use anpr_protocol::{CameraId, PlateRead, ReadId};
 use anpr_test_support::moto;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -155,7 +155,14 @@ async fn main() -> anyhow::Result<()> {
     let c = cam.as_str();
     // One request to read back.
     assert_eq!(
-        call(&app, &operator, "POST", &format!("/cameras/{c}/file-requests"), r#"{"file":"a.mp4"}"#).await,
+        call(
+            &app,
+            &operator,
+            "POST",
+            &format!("/cameras/{c}/file-requests"),
+            r#"{"file":"a.mp4"}"#
+        )
+        .await,
         202
     );
     let id = requests
@@ -169,8 +176,7 @@ async fn main() -> anyhow::Result<()> {
     // The added calls alone, timed right after their route (same table state), to price them.
     let audit = DynamoAuditLog::new(dynamo.clone(), &table);
     let price = |added: Added| {
-        let (registry, requests, audit, cam, admin) =
-            (&registry, &requests, &audit, &cam, &admin);
+        let (registry, requests, audit, cam, admin) = (&registry, &requests, &audit, &cam, &admin);
         mean(n, move || async move {
             match added {
                 Added::None => {}
@@ -178,7 +184,10 @@ async fn main() -> anyhow::Result<()> {
                     registry.get_camera(cam).await.expect("GetItem");
                 }
                 Added::Query => {
-                    requests.list_by_camera(cam, 100, None).await.expect("Query");
+                    requests
+                        .list_by_camera(cam, 100, None)
+                        .await
+                        .expect("Query");
                 }
                 Added::PutItem => {
                     let r = anpr_core::audit::AuditRecord::new(
@@ -203,13 +212,53 @@ async fn main() -> anyhow::Result<()> {
     let cfg = format!("/cameras/{c}/config");
     // (route, method, uri, body, caller, calls before, the added call)
     let routes: Vec<(&str, &str, &str, &str, &Caller, u64, Added)> = vec![
-        ("POST file request", "POST", &file_requests, r#"{"file":"a.mp4"}"#, &operator, 2, Added::Query),
+        (
+            "POST file request",
+            "POST",
+            &file_requests,
+            r#"{"file":"a.mp4"}"#,
+            &operator,
+            2,
+            Added::Query,
+        ),
         ("GET one request", "GET", &one, "", &viewer, 1, Added::None),
-        ("GET camera's requests", "GET", &file_requests, "", &viewer, 2, Added::None),
-        ("GET camera's plate reads", "GET", &plate_reads, "", &viewer, 1, Added::GetItem),
-        ("GET plate search", "GET", "/plate-reads?plate=AB123CD", "", &viewer, 1, Added::PutItem),
+        (
+            "GET camera's requests",
+            "GET",
+            &file_requests,
+            "",
+            &viewer,
+            2,
+            Added::None,
+        ),
+        (
+            "GET camera's plate reads",
+            "GET",
+            &plate_reads,
+            "",
+            &viewer,
+            1,
+            Added::GetItem,
+        ),
+        (
+            "GET plate search",
+            "GET",
+            "/plate-reads?plate=AB123CD",
+            "",
+            &viewer,
+            1,
+            Added::PutItem,
+        ),
         ("GET config", "GET", &cfg, "", &viewer, 1, Added::None),
-        ("PUT config", "PUT", &cfg, r#"{"keep_alive_secs":600}"#, &admin, 1, Added::PutItem),
+        (
+            "PUT config",
+            "PUT",
+            &cfg,
+            r#"{"keep_alive_secs":600}"#,
+            &admin,
+            1,
+            Added::PutItem,
+        ),
     ];
     println!("N = {n} calls per route; mean latencies against moto");
     println!(

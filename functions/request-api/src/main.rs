@@ -1,8 +1,8 @@
 //! Lambda entry point of the request API: read config, build clients once, serve the router.
 
 use anpr_aws::{
-    AwsClients, DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, FunctionConfig,
-    IotConfigShadows, IotDataPublisher,
+    AwsClients, DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore,
+    FunctionConfig, IotConfigShadows, IotDataPublisher,
 };
 use anpr_core::{CameraConfigs, FileRequests};
 

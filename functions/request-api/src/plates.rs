@@ -43,7 +43,10 @@ where
     A: AuditLog + 'static,
 {
     Router::new()
-        .route("/cameras/{camera_id}/plate-reads", get(by_camera::<R, C, A>))
+        .route(
+            "/cameras/{camera_id}/plate-reads",
+            get(by_camera::<R, C, A>),
+        )
         .route("/plate-reads", get(by_plate::<R, C, A>))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(Arc::new(Reads {

@@ -314,7 +314,8 @@ where
     let camera = path(camera, "camera_id")?;
     let q = parse_page_query(raw.as_deref())?;
     let Page { items, next_cursor } = svc
-        .list(&caller, &camera, q.limit, q.cursor.as_deref()).await?;
+        .list(&caller, &camera, q.limit, q.cursor.as_deref())
+        .await?;
     Ok(Json(PageView {
         items: items.into_iter().map(Into::into).collect(),
         next_cursor,

@@ -7,8 +7,8 @@
 mod common;
 
 use anpr_aws::{
-    DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, IotConfigShadows,
-    IotDataPublisher,
+    DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore,
+    IotConfigShadows, IotDataPublisher,
 };
 use anpr_core::model::Camera;
 use anpr_core::plates::{IngestPolicy, PlateReadStore, prepare};
@@ -253,7 +253,14 @@ async fn every_route_refuses_other_organisations_low_roles_bad_claims_and_no_tok
         ("GET", &reads, "", None, NoOrg, 403),
         ("GET", &reads, "", None, Anonymous, 401),
         // plate search
-        ("GET", "/plate-reads", "plate=AB123CD", None, Own("viewer"), 200),
+        (
+            "GET",
+            "/plate-reads",
+            "plate=AB123CD",
+            None,
+            Own("viewer"),
+            200,
+        ),
         ("GET", "/plate-reads", "plate=AB123CD", None, NoOrg, 403),
         ("GET", "/plate-reads", "plate=AB123CD", None, Anonymous, 401),
         // configuration: read by any role, changed by admins
@@ -303,7 +310,9 @@ async fn every_route_refuses_other_organisations_low_roles_bad_claims_and_no_tok
         .await;
     assert_eq!(s, 404);
     // And the allowed change goes through.
-    let (s, b) = w.call(event("PUT", &config, "", setting, Own("admin"))).await;
+    let (s, b) = w
+        .call(event("PUT", &config, "", setting, Own("admin")))
+        .await;
     assert_eq!(s, 200, "{b}");
 }
 
@@ -346,8 +355,14 @@ async fn dangerous_settings_are_refused_with_400_naming_the_setting_and_nothing_
     let version = w.shadow_version().await;
     for (doc, setting) in [
         (r#"{"media_quota_bytes": 1}"#, "media_quota_bytes"),
-        (r#"{"upload_max_bytes_per_sec": 1}"#, "upload_max_bytes_per_sec"),
-        (r#"{"recognizer_min_confidence": 100}"#, "recognizer_min_confidence"),
+        (
+            r#"{"upload_max_bytes_per_sec": 1}"#,
+            "upload_max_bytes_per_sec",
+        ),
+        (
+            r#"{"recognizer_min_confidence": 100}"#,
+            "recognizer_min_confidence",
+        ),
     ] {
         let (s, b) = w
             .call(event("PUT", &path, "", Some(doc), Who::Own("admin")))
@@ -399,16 +414,50 @@ async fn answers_are_consistent_405_json_unknown_camera_404_and_a_doubled_key_re
 }
 
 #[tokio::test]
-async fn config_changes_and_plate_searches_are_audited_and_read_by_the_organisations_admins_only()
-{
+async fn config_changes_and_plate_searches_are_audited_and_read_by_the_organisations_admins_only() {
     let w = world().await;
     let config = format!("/cameras/{}/config", w.cam);
     let calls = [
-        ("PUT", config.as_str(), "", Some(r#"{"keep_alive_secs": 600}"#), Who::Own("admin"), 200),
-        ("PUT", &config, "", Some(r#"{"keep_alive_secs": 600}"#), Who::Own("operator"), 403),
-        ("PUT", &config, "", Some(r#"{"media_quota_bytes": 1}"#), Who::Own("admin"), 400),
-        ("GET", "/plate-reads", "plate=ab123cd", None, Who::Own("viewer"), 200),
-        ("GET", "/plate-reads", "plate=AB123CD", None, Who::OtherOrgAdmin, 200),
+        (
+            "PUT",
+            config.as_str(),
+            "",
+            Some(r#"{"keep_alive_secs": 600}"#),
+            Who::Own("admin"),
+            200,
+        ),
+        (
+            "PUT",
+            &config,
+            "",
+            Some(r#"{"keep_alive_secs": 600}"#),
+            Who::Own("operator"),
+            403,
+        ),
+        (
+            "PUT",
+            &config,
+            "",
+            Some(r#"{"media_quota_bytes": 1}"#),
+            Who::Own("admin"),
+            400,
+        ),
+        (
+            "GET",
+            "/plate-reads",
+            "plate=ab123cd",
+            None,
+            Who::Own("viewer"),
+            200,
+        ),
+        (
+            "GET",
+            "/plate-reads",
+            "plate=AB123CD",
+            None,
+            Who::OtherOrgAdmin,
+            200,
+        ),
     ];
     for (method, path, query, body, who, want) in calls {
         let (s, b) = w.call(event(method, path, query, body, who)).await;
@@ -460,13 +509,20 @@ async fn config_changes_and_plate_searches_are_audited_and_read_by_the_organisat
         .items
         .unwrap();
     assert_eq!(stored.len(), 4);
-    assert!(stored.iter().all(|i| i.contains_key(anpr_aws::schema::TTL_ATTR)));
+    assert!(
+        stored
+            .iter()
+            .all(|i| i.contains_key(anpr_aws::schema::TTL_ATTR))
+    );
 
     // Paginated.
     let (_, first) = w
         .call(event("GET", "/audit", "limit=3", None, Who::Own("admin")))
         .await;
-    let cursor = first["next_cursor"].as_str().expect("a second page").to_owned();
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
     let (s, second) = w
         .call(event(
             "GET",

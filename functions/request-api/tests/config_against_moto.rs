@@ -38,10 +38,7 @@ async fn api() -> Api {
         IotConfigShadows::new(clients.iot.clone()),
     );
     Api {
-        router: request_api::config::routes(
-            configs,
-            anpr_core::audit::MemoryAuditLog::default(),
-        ),
+        router: request_api::config::routes(configs, anpr_core::audit::MemoryAuditLog::default()),
         iot: clients.iot,
         camera,
     }

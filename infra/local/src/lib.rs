@@ -424,7 +424,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                     format!("{id} (registered, not simulated)")
                 }),
                 registered_at: cameras::now_secs(),
-                org: Some(anpr_core::OrgId::parse(org).map_err(|_| StartError::CameraId(id.clone()))?),
+                org: Some(
+                    anpr_core::OrgId::parse(org).map_err(|_| StartError::CameraId(id.clone()))?,
+                ),
             })
             .await?;
         }

@@ -9,10 +9,10 @@
 //! same adapters. A torn last line (a crash mid-write) or a corrupt line is skipped with a
 //! warning; it never stops the stack.
 
-use anpr_core::StoreError;
-use anpr_core::memory::MemoryRequestStore;
 use anpr_core::OrgId;
+use anpr_core::StoreError;
 use anpr_core::audit::{AuditLog, AuditRecord, MemoryAuditLog};
+use anpr_core::memory::MemoryRequestStore;
 use anpr_core::model::{Camera, FileRequestRecord, Page};
 use anpr_core::plates::{MemoryPlateReadStore, PlateReadStore, PutOutcome, StoredRead, TimeRange};
 use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
@@ -395,6 +395,7 @@ impl PlateReadStore for LocalDb {
 
     async fn reads_by_plate(
         &self,
+        org: &OrgId,
         plate: &str,
         range: TimeRange,
         limit: u32,
@@ -402,7 +403,7 @@ impl PlateReadStore for LocalDb {
     ) -> Result<Page<StoredRead>, StoreError> {
         self.inner
             .reads
-            .reads_by_plate(plate, range, limit, cursor)
+            .reads_by_plate(org, plate, range, limit, cursor)
             .await
     }
 }

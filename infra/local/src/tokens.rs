@@ -142,8 +142,11 @@ impl Issuer {
         if !path.exists() {
             let dir = path.parent().unwrap_or(data_dir);
             std::fs::create_dir_all(dir).map_err(io(dir))?;
-            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .map_err(|e| TokenError::Key(e.to_string()))?;
+            let doc = EcdsaKeyPair::generate_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &SystemRandom::new(),
+            )
+            .map_err(|e| TokenError::Key(e.to_string()))?;
             crate::pki::write_secret(&path, doc.as_ref()).map_err(|e| match e {
                 crate::pki::PkiError::Io { path, source } => TokenError::Io { path, source },
                 other => TokenError::Key(other.to_string()),
@@ -267,8 +270,14 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let t = issuer.token_for("otto", 1000).unwrap();
         let c = caller(&issuer.verify(&t, 1001).unwrap()).unwrap();
-        assert_eq!((c.sub.as_str(), c.org.as_str(), c.role), ("otto", "acme", Role::Operator));
-        assert!(matches!(issuer.verify(&t, 1000 + TOKEN_TTL_SECS), Err(TokenError::Expired)));
+        assert_eq!(
+            (c.sub.as_str(), c.org.as_str(), c.role),
+            ("otto", "acme", Role::Operator)
+        );
+        assert!(matches!(
+            issuer.verify(&t, 1000 + TOKEN_TTL_SECS),
+            Err(TokenError::Expired)
+        ));
         // The same key after a restart.
         let again = Issuer::open(dir.path()).unwrap();
         assert!(again.verify(&t, 1001).is_ok());
@@ -276,15 +285,30 @@ mod tests {
         let g = issuer.token_for("gil", 1000).unwrap();
         let mut parts: Vec<&str> = t.split('.').collect();
         parts[1] = g.split('.').nth(1).unwrap();
-        assert!(matches!(issuer.verify(&parts.join("."), 1001), Err(TokenError::Signature)));
+        assert!(matches!(
+            issuer.verify(&parts.join("."), 1001),
+            Err(TokenError::Signature)
+        ));
         let other = Issuer::open(tempfile::tempdir().unwrap().path()).unwrap();
         let foreign = other.token_for("ada", 1000).unwrap();
-        assert!(matches!(issuer.verify(&foreign, 1001), Err(TokenError::Signature)));
+        assert!(matches!(
+            issuer.verify(&foreign, 1001),
+            Err(TokenError::Signature)
+        ));
         let wrong_aud = issuer
             .sign(&json!({"sub":"ada","iss":ISSUER,"aud":"other","exp":5000}))
             .unwrap();
-        assert!(matches!(issuer.verify(&wrong_aud, 1001), Err(TokenError::Audience)));
-        assert!(matches!(issuer.verify("a.b", 1), Err(TokenError::Malformed)));
-        assert!(matches!(issuer.token_for("mallory", 1), Err(TokenError::UnknownUser(_))));
+        assert!(matches!(
+            issuer.verify(&wrong_aud, 1001),
+            Err(TokenError::Audience)
+        ));
+        assert!(matches!(
+            issuer.verify("a.b", 1),
+            Err(TokenError::Malformed)
+        ));
+        assert!(matches!(
+            issuer.token_for("mallory", 1),
+            Err(TokenError::UnknownUser(_))
+        ));
     }
 }

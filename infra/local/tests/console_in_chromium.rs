@@ -185,7 +185,11 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
     browser.goto(&stack.console_url).await;
     // Signed in as the viewer, a request is refused (403) with the API's message.
     browser
-        .until("the console loaded", 20, "document.body.dataset.ready === 'true'")
+        .until(
+            "the console loaded",
+            20,
+            "document.body.dataset.ready === 'true'",
+        )
         .await;
     browser.click("#user-select option[value=\"vic\"]").await;
     browser

@@ -244,7 +244,8 @@ async fn tokens_are_verified_and_every_route_answers_only_the_callers_organisati
     let mut opts = Options::ephemeral(dir.path().to_owned());
     opts.plate_interval_secs = 0;
     let stack = start_ready(opts).await;
-    let (_observer, mut published) = subscriber(&stack, "test-observer", "cam-001/file/request").await;
+    let (_observer, mut published) =
+        subscriber(&stack, "test-observer", "cam-001/file/request").await;
     let mut t = std::collections::HashMap::new();
     for u in ["ada", "otto", "vic", "gil"] {
         t.insert(u, common::token(&stack, u).await);
@@ -270,7 +271,8 @@ async fn tokens_are_verified_and_every_route_answers_only_the_callers_organisati
         .expect("sign");
     let tampered = {
         let parts: Vec<&str> = t["vic"].split('.').collect();
-        let mut c: Value = serde_json::from_slice(&b64.decode(parts[1]).expect("b64")).expect("json");
+        let mut c: Value =
+            serde_json::from_slice(&b64.decode(parts[1]).expect("b64")).expect("json");
         c["cognito:groups"] = json!(["admin"]);
         let payload = b64.encode(serde_json::to_vec(&c).expect("json"));
         format!("{}.{payload}.{}", parts[0], parts[2])
@@ -293,37 +295,151 @@ async fn tokens_are_verified_and_every_route_answers_only_the_callers_organisati
         }
     };
     let file = || Some(json!({"file": anpr_local::cameras::IMAGE}));
-    let (s, b) = send("POST", "/cameras/cam-001/file-requests", file(), Some(&t["otto"])).await;
+    let (s, b) = send(
+        "POST",
+        "/cameras/cam-001/file-requests",
+        file(),
+        Some(&t["otto"]),
+    )
+    .await;
     assert_eq!(s, 202, "{b}");
     let id = b["request_id"].as_str().expect("id").to_owned();
     let one = format!("/file-requests/{id}");
     let setting = || Some(json!({"upload_progress_step_pct": 25}));
     let cases: Vec<(&str, &str, Option<Value>, Option<&str>, u16)> = vec![
-        ("POST", "/cameras/cam-001/file-requests", file(), Some(&t["vic"]), 403),
-        ("POST", "/cameras/cam-001/file-requests", file(), Some(&t["gil"]), 404),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&t["vic"]),
+            403,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&t["gil"]),
+            404,
+        ),
         ("POST", "/cameras/cam-001/file-requests", file(), None, 401),
-        ("POST", "/cameras/cam-001/file-requests", file(), Some(&expired), 401),
-        ("POST", "/cameras/cam-001/file-requests", file(), Some(&foreign), 401),
-        ("POST", "/cameras/cam-001/file-requests", file(), Some(&tampered), 401),
-        ("POST", "/cameras/cam-001/file-requests", file(), Some(&no_org), 403),
-        ("POST", "/cameras/cam-001/file-requests", file(), Some("not-a-token"), 401),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&expired),
+            401,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&foreign),
+            401,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&tampered),
+            401,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&no_org),
+            403,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some("not-a-token"),
+            401,
+        ),
         ("GET", &one, None, Some(&t["vic"]), 200),
         ("GET", &one, None, Some(&t["gil"]), 404),
         ("GET", &one, None, None, 401),
-        ("GET", "/cameras/cam-001/file-requests", None, Some(&t["vic"]), 200),
-        ("GET", "/cameras/cam-001/file-requests", None, Some(&t["gil"]), 404),
-        ("GET", "/cameras/cam-001/plate-reads", None, Some(&t["vic"]), 200),
-        ("GET", "/cameras/cam-001/plate-reads", None, Some(&t["gil"]), 404),
-        ("GET", "/cameras/cam-001/plate-reads", None, Some(&expired), 401),
-        ("GET", "/cameras/cam-101/plate-reads", None, Some(&t["gil"]), 200),
-        ("GET", "/cameras/cam-101/plate-reads", None, Some(&t["ada"]), 404),
-        ("GET", "/plate-reads?plate=AB12CDE", None, Some(&t["vic"]), 200),
+        (
+            "GET",
+            "/cameras/cam-001/file-requests",
+            None,
+            Some(&t["vic"]),
+            200,
+        ),
+        (
+            "GET",
+            "/cameras/cam-001/file-requests",
+            None,
+            Some(&t["gil"]),
+            404,
+        ),
+        (
+            "GET",
+            "/cameras/cam-001/plate-reads",
+            None,
+            Some(&t["vic"]),
+            200,
+        ),
+        (
+            "GET",
+            "/cameras/cam-001/plate-reads",
+            None,
+            Some(&t["gil"]),
+            404,
+        ),
+        (
+            "GET",
+            "/cameras/cam-001/plate-reads",
+            None,
+            Some(&expired),
+            401,
+        ),
+        (
+            "GET",
+            "/cameras/cam-101/plate-reads",
+            None,
+            Some(&t["gil"]),
+            200,
+        ),
+        (
+            "GET",
+            "/cameras/cam-101/plate-reads",
+            None,
+            Some(&t["ada"]),
+            404,
+        ),
+        (
+            "GET",
+            "/plate-reads?plate=AB12CDE",
+            None,
+            Some(&t["vic"]),
+            200,
+        ),
         ("GET", "/plate-reads?plate=AB12CDE", None, None, 401),
         ("GET", "/cameras/cam-001/config", None, Some(&t["vic"]), 200),
         ("GET", "/cameras/cam-001/config", None, Some(&t["gil"]), 404),
-        ("PUT", "/cameras/cam-001/config", setting(), Some(&t["otto"]), 403),
-        ("PUT", "/cameras/cam-001/config", setting(), Some(&t["gil"]), 404),
-        ("PUT", "/cameras/cam-001/config", setting(), Some(&tampered), 401),
+        (
+            "PUT",
+            "/cameras/cam-001/config",
+            setting(),
+            Some(&t["otto"]),
+            403,
+        ),
+        (
+            "PUT",
+            "/cameras/cam-001/config",
+            setting(),
+            Some(&t["gil"]),
+            404,
+        ),
+        (
+            "PUT",
+            "/cameras/cam-001/config",
+            setting(),
+            Some(&tampered),
+            401,
+        ),
         ("PUT", "/cameras/cam-001/config", setting(), None, 401),
     ];
     for (method, path, body, token, want) in cases {
@@ -335,10 +451,19 @@ async fn tokens_are_verified_and_every_route_answers_only_the_callers_organisati
     }
     // Nothing written or sent by the refused calls: one request, one publish, no desired
     // setting.
-    let (_, list) = send("GET", "/cameras/cam-001/file-requests", None, Some(&t["ada"])).await;
+    let (_, list) = send(
+        "GET",
+        "/cameras/cam-001/file-requests",
+        None,
+        Some(&t["ada"]),
+    )
+    .await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
     let (_, cfg) = send("GET", "/cameras/cam-001/config", None, Some(&t["ada"])).await;
-    assert!(cfg["desired"].get("upload_progress_step_pct").is_none(), "{cfg}");
+    assert!(
+        cfg["desired"].get("upload_progress_step_pct").is_none(),
+        "{cfg}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut n = 0;
     while published.try_recv().is_ok() {
