@@ -211,7 +211,8 @@ async fn main() -> anyhow::Result<()> {
     let one = format!("/file-requests/{id}");
     let cfg = format!("/cameras/{c}/config");
     // (route, method, uri, body, caller, calls before, the added call)
-    let routes: Vec<(&str, &str, &str, &str, &Caller, u64, Added)> = vec![
+    type Route<'a> = (&'a str, &'a str, &'a str, &'a str, &'a Caller, u64, Added);
+    let routes: Vec<Route> = vec![
         (
             "POST file request",
             "POST",

@@ -230,7 +230,8 @@ async fn every_route_refuses_other_organisations_low_roles_bad_claims_and_no_tok
     let setting = Some(r#"{"keep_alive_secs": 600}"#);
     use Who::*;
     // (method, path, query, body, who, expected status)
-    let cases: Vec<(&str, &str, &str, Option<&str>, Who, u16)> = vec![
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Who, u16);
+    let cases: Vec<Case> = vec![
         // create a file request: operator and up, own organisation
         ("POST", &create, "", file, OtherOrgAdmin, 404),
         ("POST", &create, "", file, Own("viewer"), 403),

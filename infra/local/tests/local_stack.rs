@@ -306,7 +306,9 @@ async fn tokens_are_verified_and_every_route_answers_only_the_callers_organisati
     let id = b["request_id"].as_str().expect("id").to_owned();
     let one = format!("/file-requests/{id}");
     let setting = || Some(json!({"upload_progress_step_pct": 25}));
-    let cases: Vec<(&str, &str, Option<Value>, Option<&str>, u16)> = vec![
+    // (method, path, body, token, expected status)
+    type Case<'a> = (&'a str, &'a str, Option<Value>, Option<&'a str>, u16);
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/cameras/cam-001/file-requests",
