@@ -288,8 +288,9 @@ pub struct UploadConfig {
     /// Average upload rate cap, bytes per second; none by default.
     #[serde(default)]
     pub max_bytes_per_sec: Option<u64>,
-    /// Larger files are refused with `failed: too_large`; none by default.
-    #[serde(default)]
+    /// Larger files are refused with `failed: too_large`; [`DEFAULT_MAX_FILE_BYTES`] unless
+    /// set (one request cannot send an unbounded file over a metered link).
+    #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: Option<u64>,
     /// Progress is reported each time this many percent more are done (1..=100; 100 = never).
     #[serde(default = "default_progress_step")]
@@ -384,6 +385,12 @@ impl Default for crate::machine::ReconnectPolicy {
     }
 }
 
+/// Default of `upload.max_file_bytes`: 2 GiB, a long clip; set a larger value to allow more.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+fn default_max_file_bytes() -> Option<u64> {
+    Some(DEFAULT_MAX_FILE_BYTES)
+}
 fn default_threshold() -> u64 {
     8 * 1024 * 1024
 }
@@ -788,6 +795,7 @@ role_alias = "anpr-camera"
         assert_eq!(c.mqtt.port, 8883);
         assert_eq!(c.mqtt.keep_alive_secs, 1200);
         assert_eq!(c.upload.part_size_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.upload.max_file_bytes, Some(DEFAULT_MAX_FILE_BYTES));
         assert_eq!(c.health.interval_secs, 6 * 3600);
         assert_eq!(c.plate_topic(), "$aws/rules/anpr_plate_reads/cam-1/plates");
     }

@@ -144,8 +144,18 @@ pub fn on_file_request(journal: &Journal, payload: &[u8], now: u64) -> Vec<Effec
             None
         }
     };
+    let open = match known {
+        Some(_) => 0,
+        None => match journal.unfinished() {
+            Ok((entries, _)) => entries.len(),
+            Err(e) => {
+                tracing::error!(error = %e, "journal read failed; counting no request in hand");
+                0
+            }
+        },
+    };
     let mut effects = Vec::new();
-    match machine::decide(known.as_ref(), &req, now) {
+    match machine::decide(known.as_ref(), &req, now, open) {
         Decision::Accept => {
             let entry = Entry {
                 req,
@@ -191,6 +201,15 @@ pub fn on_file_request(journal: &Journal, payload: &[u8], now: u64) -> Vec<Effec
         }
         Decision::Ignore => {
             tracing::info!(id = %req.id, "duplicate of a request in hand: ignored");
+        }
+        Decision::Busy => {
+            tracing::warn!(id = %req.id, open, "request refused: too many in hand");
+            effects.push(Effect::Status(FileStatus {
+                id: req.id,
+                kind: FileStatusKind::Rejected {
+                    reason: ReasonCode::Busy,
+                },
+            }));
         }
     }
     effects
@@ -259,6 +278,39 @@ mod tests {
                 kind: FileStatusKind::Uploaded { size: 3 }
             })]
         );
+    }
+
+    #[test]
+    fn requests_beyond_the_open_limit_are_rejected_busy_until_one_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let p = |i: usize| format!(r#"{{"v":1,"id":"q{i}","file":"a.mp4","at":10,"exp":100}}"#);
+        for i in 0..machine::MAX_OPEN_REQUESTS {
+            assert!(matches!(
+                on_file_request(&j, p(i).as_bytes(), 20)[1],
+                Effect::Upload(_)
+            ));
+        }
+        let over = on_file_request(&j, p(999).as_bytes(), 20);
+        assert_eq!(
+            over,
+            vec![Effect::Status(FileStatus {
+                id: anpr_protocol::RequestId::parse("q999").unwrap(),
+                kind: FileStatusKind::Rejected {
+                    reason: ReasonCode::Busy
+                },
+            })]
+        );
+        let id = anpr_protocol::RequestId::parse("q0").unwrap();
+        let mut e = j.get(&id).unwrap().unwrap();
+        e.phase = Phase::Done {
+            status: FileStatusKind::Uploaded { size: 1 },
+        };
+        j.put(&e).unwrap();
+        assert!(matches!(
+            on_file_request(&j, p(999).as_bytes(), 21)[1],
+            Effect::Upload(_)
+        ));
     }
 
     #[test]

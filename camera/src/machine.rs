@@ -64,6 +64,11 @@ fn is_traversal(f: &str) -> bool {
     f.starts_with('/') || f.starts_with('\\') || f.split(['/', '\\']).any(|c| c == "..")
 }
 
+/// Most requests the camera holds unfinished (accepted or uploading) at once. A new request
+/// beyond it is rejected `busy`: the job queue is bounded, so no one can queue unlimited
+/// uploads over a metered link (the cloud has its own, lower, per-camera limit).
+pub const MAX_OPEN_REQUESTS: usize = 32;
+
 /// What to do with a well-formed request, given what the journal knows about its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -76,14 +81,19 @@ pub enum Decision {
     Repeat(FileStatusKind),
     /// Already in hand (accepted or uploading): nothing to do; the upload under way answers.
     Ignore,
+    /// New, but [`MAX_OPEN_REQUESTS`] are already in hand: answer `rejected` (`busy`), journal
+    /// nothing (a later delivery may find room).
+    Busy,
 }
 
-/// Decides on a request: duplicates never upload twice, expired requests never upload.
-pub fn decide(known: Option<&Phase>, req: &FileRequest, now_secs: u64) -> Decision {
+/// Decides on a request: duplicates never upload twice, expired requests never upload, and
+/// no more than [`MAX_OPEN_REQUESTS`] are in hand (`open`: how many are now).
+pub fn decide(known: Option<&Phase>, req: &FileRequest, now_secs: u64, open: usize) -> Decision {
     match known {
         Some(Phase::Done { status }) => Decision::Repeat(status.clone()),
         Some(Phase::Accepted | Phase::Uploading { .. }) => Decision::Ignore,
         None if now_secs > req.exp => Decision::Expire,
+        None if open >= MAX_OPEN_REQUESTS => Decision::Busy,
         None => Decision::Accept,
     }
 }
@@ -353,12 +363,23 @@ mod tests {
 
     #[test]
     fn a_new_request_in_time_is_accepted() {
-        assert_eq!(decide(None, &req(200), 150), Decision::Accept);
+        assert_eq!(decide(None, &req(200), 150, 0), Decision::Accept);
+    }
+
+    #[test]
+    fn a_new_request_beyond_the_open_limit_is_busy_but_duplicates_are_still_answered() {
+        let n = MAX_OPEN_REQUESTS;
+        assert_eq!(decide(None, &req(200), 150, n - 1), Decision::Accept);
+        assert_eq!(decide(None, &req(200), 150, n), Decision::Busy);
+        assert_eq!(
+            decide(Some(&Phase::Accepted), &req(200), 150, n),
+            Decision::Ignore
+        );
     }
 
     #[test]
     fn a_request_past_its_expiry_is_expired_not_uploaded() {
-        assert_eq!(decide(None, &req(200), 201), Decision::Expire);
+        assert_eq!(decide(None, &req(200), 201, 0), Decision::Expire);
     }
 
     #[test]
@@ -367,12 +388,12 @@ mod tests {
             status: FileStatusKind::Uploaded { size: 9 },
         };
         assert_eq!(
-            decide(Some(&done), &req(200), 150),
+            decide(Some(&done), &req(200), 150, 0),
             Decision::Repeat(FileStatusKind::Uploaded { size: 9 })
         );
         // Even once it has expired: the journal wins over the clock.
         assert_eq!(
-            decide(Some(&done), &req(200), 999),
+            decide(Some(&done), &req(200), 999, 0),
             Decision::Repeat(FileStatusKind::Uploaded { size: 9 })
         );
     }
@@ -384,10 +405,10 @@ mod tests {
             size: 10,
         };
         assert_eq!(
-            decide(Some(&Phase::Accepted), &req(200), 150),
+            decide(Some(&Phase::Accepted), &req(200), 150, 0),
             Decision::Ignore
         );
-        assert_eq!(decide(Some(&up), &req(200), 150), Decision::Ignore);
+        assert_eq!(decide(Some(&up), &req(200), 150, 0), Decision::Ignore);
     }
 
     #[test]

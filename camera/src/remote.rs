@@ -682,7 +682,7 @@ mod tests {
     #[test]
     fn recognizer_settings_apply_only_to_a_camera_with_a_recognizer_feed() {
         let delta = json!({"recognizer_min_confidence": 70, "recognizer_region": "eu",
-                           "recognizer_group_gap_ms": 900, "media_quota_bytes": 1000000});
+                           "recognizer_group_gap_ms": 900, "media_quota_bytes": 300000000});
         assert!(matches!(
             on_delta(&file(), &RemoteState::default(), 2, &map(delta.clone())),
             Step::Refuse { .. }
@@ -704,7 +704,7 @@ mod tests {
                 assert!((r.min_score - 0.7).abs() < 1e-6);
                 assert_eq!(r.region, "eu");
                 assert_eq!(r.group_gap_ms, 900);
-                assert_eq!(cfg.media_quota_bytes, Some(1_000_000));
+                assert_eq!(cfg.media_quota_bytes, Some(300_000_000));
             }
             other => panic!("{other:?}"),
         }

@@ -361,3 +361,45 @@ async fn the_agent_killed_with_sigkill_during_a_connection_trial_rolls_it_back_a
     let exit = sigterm_and_wait(&mut agent, 30).await;
     assert!(exit.success(), "{exit:?}");
 }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dangerous_values_are_refused_by_the_camera_with_the_protocols_bounds() {
+    let stack = Stack::new("cfg-bounds").await;
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+    let agent = Running::start(stack.config());
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| !s.reported.is_empty())
+        .await;
+    let before = persisted(&stack);
+    // Written straight to the shadow (as a cloud without the checks would): the camera is the
+    // last line and refuses each, naming the setting and the bound.
+    for (doc, setting, bound) in [
+        (
+            json!({"upload_max_bytes_per_sec": 1}),
+            "upload_max_bytes_per_sec",
+            "at least 32768",
+        ),
+        (
+            json!({"upload_max_bytes_per_sec": null, "media_quota_bytes": 1}),
+            "media_quota_bytes",
+            "at least 268435456",
+        ),
+        (
+            json!({"media_quota_bytes": null, "recognizer_min_confidence": 100}),
+            "recognizer_min_confidence",
+            "0..=95",
+        ),
+    ] {
+        let v = shadows.desire(&cam, SHADOW, doc.clone()).await;
+        let s = shadows
+            .wait_for(&cam, SHADOW, 20, |s| {
+                reported(s, "config_error")["version"] == json!(v)
+            })
+            .await;
+        let err = reported(&s, "config_error");
+        assert_eq!(err["setting"], setting, "{doc}: {err}");
+        assert!(err["reason"].as_str().unwrap().contains(bound), "{err}");
+    }
+    assert_eq!(persisted(&stack).applied, before.applied, "nothing applied");
+    agent.stop().await;
+}

@@ -5,7 +5,7 @@
 //! moto's DynamoDB. Every read must be there exactly once after an offline period, a kill -9 of
 //! the agent's process in the middle of publishing and a broker restart while it publishes.
 
-use anpr_aws::DynamoPlateReadStore;
+use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore};
 use anpr_camera::agent::OutboxHandle;
 use anpr_camera::outbox::{Outbox, OutboxConfig, SyncPolicy};
 use anpr_core::plates::{IngestPolicy, PlateReadStore, TimeRange};
@@ -52,7 +52,7 @@ struct Cloud {
 }
 
 impl Cloud {
-    fn start(broker: &Broker, store: DynamoPlateReadStore) -> Self {
+    fn start(broker: &Broker, store: DynamoPlateReadStore, cameras: DynamoCameraRegistry) -> Self {
         let id = broker.identity(CLOUD_IDENTITY);
         let mut opts = broker.v5_options(&id);
         opts.set_clean_start(false);
@@ -77,7 +77,9 @@ impl Cloud {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let topic = String::from_utf8_lossy(&p.topic).into_owned();
                         let event = rule_event(&topic, &p.payload);
-                        match plate_ingest::handle(&store, &policy, &event, now_ms()).await {
+                        match plate_ingest::handle(&store, &cameras, &policy, &event, now_ms())
+                            .await
+                        {
                             Ok(report) => {
                                 out.lock().unwrap().push(report);
                                 let _ = client.ack(&p).await;
@@ -216,10 +218,14 @@ async fn wait_for_count(store: &DynamoPlateReadStore, camera: &CameraId, n: usiz
     }
 }
 
-async fn table_store() -> DynamoPlateReadStore {
+/// A fresh table: the read store and the camera registry plate-ingest reads organisations from.
+async fn table_store() -> (DynamoPlateReadStore, DynamoCameraRegistry) {
     let clients = moto::clients();
     let table = moto::fresh_table(&clients.dynamo).await;
-    DynamoPlateReadStore::new(clients.dynamo, table)
+    (
+        DynamoPlateReadStore::new(clients.dynamo.clone(), &table),
+        DynamoCameraRegistry::new(clients.dynamo, table),
+    )
 }
 
 /// Not a test: the camera process that `an_offline_camera_killed_mid_publish…` starts (and
@@ -284,8 +290,8 @@ fn spawn_camera(
 async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver_every_read_once() {
     const N: u64 = 3000;
     let mut broker = Broker::start();
-    let store = table_store().await;
-    let cloud = Cloud::start(&broker, store.clone());
+    let (store, cameras) = table_store().await;
+    let cloud = Cloud::start(&broker, store.clone(), cameras.clone());
     cloud.wait_subscribed().await;
     let camera = CameraId::parse("cam-kill").unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -360,8 +366,8 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest() {
     let broker = Broker::start();
-    let store = table_store().await;
-    let cloud = Cloud::start(&broker, store.clone());
+    let (store, cameras) = table_store().await;
+    let cloud = Cloud::start(&broker, store.clone(), cameras.clone());
     cloud.wait_subscribed().await;
     let camera = CameraId::parse("cam-full").unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -419,11 +425,21 @@ async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_batches_and_another_cameras_id_are_refused_and_nothing_else_is_lost() {
     let broker = Broker::start();
-    let store = table_store().await;
-    let cloud = Cloud::start(&broker, store.clone());
+    let (store, cameras) = table_store().await;
+    let cloud = Cloud::start(&broker, store.clone(), cameras.clone());
     cloud.wait_subscribed().await;
     let cam = CameraId::parse("cam-a").unwrap();
     let victim = CameraId::parse("cam-b").unwrap();
+    let acme = anpr_core::OrgId::parse("acme").unwrap();
+    cameras
+        .register(&anpr_core::Camera {
+            camera_id: cam.clone(),
+            name: None,
+            registered_at: 1,
+            org: Some(acme.clone()),
+        })
+        .await
+        .unwrap();
     let id = broker.identity(cam.as_str());
     broker.identity(victim.as_str());
     let (client, mut ev) = AsyncClient::new(broker.v5_options(&id), 16);
@@ -515,7 +531,7 @@ async fn bad_batches_and_another_cameras_id_are_refused_and_nothing_else_is_lost
     assert_eq!(ids, ["ok1", "ok3"]);
     assert!(stored_ids(&store, &victim).await.is_empty());
     let sightings = store
-        .reads_by_plate("CD9", TimeRange::ALL, 10, None)
+        .reads_by_plate(&acme, "CD9", TimeRange::ALL, 10, None)
         .await
         .unwrap();
     assert_eq!(sightings.items.len(), 1);
@@ -525,6 +541,7 @@ async fn bad_batches_and_another_cameras_id_are_refused_and_nothing_else_is_lost
     let big = vec![b' '; anpr_protocol::MAX_MQTT_PAYLOAD + 1];
     let report = plate_ingest::handle(
         &store,
+        &cameras,
         &IngestPolicy::default(),
         &rule_event(&own, &big),
         now,

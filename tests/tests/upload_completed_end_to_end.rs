@@ -178,6 +178,7 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
             camera_id: CameraId::parse(camera).unwrap(),
             name: Some("gate".into()),
             registered_at: 1,
+            org: Some(anpr_core::OrgId::parse("acme").unwrap()),
         })
         .await
         .unwrap();
@@ -288,6 +289,8 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
     post["requestContext"]["http"]["path"] = json!(path);
     post["pathParameters"]["camera_id"] = json!(camera);
     post["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(user);
+    post["requestContext"]["authorizer"]["jwt"]["claims"]["custom:org"] = json!("acme");
+    post["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] = json!("[operator]");
     let body = json!({ "file": file }).to_string();
     post["headers"]["content-length"] = json!(body.len().to_string());
     post["headers"]

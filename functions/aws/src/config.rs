@@ -95,6 +95,7 @@ impl FunctionConfig {
                 request_expiry_secs: secs(ENV_REQUEST_EXPIRY, d.request_expiry_secs)?,
                 retention_secs: secs(ENV_RETENTION, d.retention_secs)?,
                 idempotency_secs: d.idempotency_secs,
+                max_open_per_camera: d.max_open_per_camera,
             },
             read_retention_secs: secs(ENV_READ_RETENTION, 90 * 24 * 3600)?,
             download_url_secs: secs(ENV_URL_VALIDITY, 900)?,

@@ -6,10 +6,12 @@
 //!   stack and the SAM template's contract test.
 //! - [`iot`]: `IotDataPublisher`, publishing through the IoT data plane.
 //! - [`shadow`]: `IotConfigShadows`, the cameras' configuration shadows.
+//! - [`audit`]: `DynamoAuditLog`, the organisations' audit trails.
 //! - [`s3`]: `S3UrlSigner`, presigned download URLs of the media bucket.
 //! - [`config`]: environment → typed config → SDK clients.
 //! - [`http`]: the HTTPS client (Amazon roots compiled in) and the SDK config built on it.
 
+pub mod audit;
 pub mod config;
 pub mod dynamo;
 pub mod errors;
@@ -21,6 +23,7 @@ pub mod s3;
 pub mod schema;
 pub mod shadow;
 
+pub use audit::DynamoAuditLog;
 pub use config::{AwsClients, ConfigError, FunctionConfig};
 pub use dynamo::{DynamoCameraRegistry, DynamoRequestStore};
 pub use iot::IotDataPublisher;

@@ -2,16 +2,17 @@
 //! unprocessed items retried with back-off and never dropped silently) and queried by key only.
 //!
 //! Items (keys from `anpr_core`'s crate docs): `PK=READS#{camera}`, `SK={t_ms:013}#{read}`,
-//! `GSI1PK=PLATE#{plate}`, `GSI1SK={t_ms:013}#{camera}#{read}`, the table's TTL attribute
+//! `GSI1PK=PLATE#{org}#{plate}`, `GSI1SK={t_ms:013}#{camera}#{read}` (no index keys for a
+//! read of a camera without organisation: the index is sparse), the table's TTL attribute
 //! ([`TTL_ATTR`]) set to the read's `expires_at`, and the read's fields. The key is derived
 //! from the read, so writing a read twice leaves one item.
 
 use crate::dynamo::{decode_cursor, encode_cursor};
 use crate::errors::is_retryable;
 use crate::schema::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL_ATTR};
-use anpr_core::StoreError;
 use anpr_core::model::Page;
 use anpr_core::plates::{PlateReadStore, PutOutcome, StoredRead, TimeRange};
+use anpr_core::{OrgId, StoreError};
 use anpr_protocol::CameraId;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde::{Deserialize, Serialize};
@@ -63,10 +64,10 @@ struct ReadItem {
     pk: String,
     #[serde(rename = "SK")]
     sk: String,
-    #[serde(rename = "GSI1PK")]
-    gsi1pk: String,
-    #[serde(rename = "GSI1SK")]
-    gsi1sk: String,
+    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
     #[serde(flatten)]
     read: StoredRead,
 }
@@ -76,9 +77,9 @@ pub fn camera_reads_pk(camera: &CameraId) -> String {
     format!("READS#{camera}")
 }
 
-/// GSI1 partition key of a plate's sightings.
-pub fn plate_pk(plate: &str) -> String {
-    format!("PLATE#{plate}")
+/// GSI1 partition key of a plate's sightings in one organisation.
+pub fn plate_pk(org: &OrgId, plate: &str) -> String {
+    format!("PLATE#{org}#{plate}")
 }
 
 /// The item of a read, with its keys.
@@ -86,8 +87,8 @@ pub fn to_item(r: &StoredRead) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(ReadItem {
         pk: camera_reads_pk(&r.camera_id),
         sk: r.camera_sort_key(),
-        gsi1pk: plate_pk(&r.plate),
-        gsi1sk: r.plate_sort_key(),
+        gsi1pk: r.org.as_ref().map(|o| plate_pk(o, &r.plate)),
+        gsi1sk: r.org.as_ref().map(|_| r.plate_sort_key()),
         read: r.clone(),
     })
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -284,6 +285,7 @@ impl PlateReadStore for DynamoPlateReadStore {
 
     async fn reads_by_plate(
         &self,
+        org: &OrgId,
         plate: &str,
         range: TimeRange,
         limit: u32,
@@ -291,7 +293,7 @@ impl PlateReadStore for DynamoPlateReadStore {
     ) -> Result<Page<StoredRead>, StoreError> {
         self.query_page(
             Some(GSI1),
-            (GSI1PK, plate_pk(plate)),
+            (GSI1PK, plate_pk(org, plate)),
             GSI1SK,
             range,
             limit,

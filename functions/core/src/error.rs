@@ -53,6 +53,15 @@ pub enum DomainError {
     /// The camera is not registered.
     #[error("camera {0} is not registered")]
     CameraNotFound(String),
+    /// The camera already has its maximum of open requests.
+    #[error("the camera already has {max} open file requests; wait for one to finish")]
+    TooManyOpenRequests {
+        /// The limit.
+        max: u32,
+    },
+    /// The caller's role is below the one the operation needs.
+    #[error("this needs the {} role", .0.as_str())]
+    Forbidden(crate::access::Role),
     /// No such request.
     #[error("file request {0} not found")]
     RequestNotFound(String),

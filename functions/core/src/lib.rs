@@ -10,16 +10,22 @@
 //! | camera registry entry | `CAM#{camera}` | `CAM` | – | – |
 //! | file request | `REQ#{request}` | `REQ` | `CAMREQ#{camera}` | `{request}` (ULID: time order) |
 //! | idempotency key | `IDEM#{caller}#{key}` | `IDEM` | – | – |
-//! | plate read | `READS#{camera}` | `{t_ms:013}#{read}` | `PLATE#{plate}` | `{t_ms:013}#{camera}#{read}` |
+//! | audit record | `AUDIT#{org}` | `{at_ms:013}#{ulid}` | – | – |
+//! | plate read | `READS#{camera}` | `{t_ms:013}#{read}` | `PLATE#{org}#{plate}` | `{t_ms:013}#{camera}#{read}` |
 //!
 //! - request by id: `GetItem(REQ#id, REQ)`;
 //! - requests of a camera, newest first: `Query GSI1 GSI1PK=CAMREQ#cam, ScanIndexForward=false`;
 //! - plate reads of a camera by time: `Query PK=READS#cam, SK BETWEEN from AND to`;
-//! - sightings of one plate across cameras, newest first: `Query GSI1 GSI1PK=PLATE#p, SK range`.
+//! - sightings of one plate across one organisation's cameras, newest first:
+//!   `Query GSI1 GSI1PK=PLATE#{org}#p, SK range`. The organisation is part of the partition
+//!   key, so a query cannot reach another organisation's reads; reads of a camera without an
+//!   organisation get no index keys and are found by no plate search.
 //!
 //! A read's key is derived from the read itself (camera, time, id), so a re-delivered read
 //! overwrites itself instead of adding a second item. Items carry `ttl` (the TTL attribute, Unix seconds).
 
+pub mod access;
+pub mod audit;
 pub mod error;
 pub mod lifecycle;
 pub mod memory;
@@ -30,7 +36,8 @@ pub mod requests;
 pub mod shadow;
 pub mod status;
 
+pub use access::{Caller, ClaimsError, OrgId, Role};
 pub use error::{DomainError, PublishError, StoreError};
-pub use model::{Caller, Camera, FileRequestRecord, Page, StatusChange};
+pub use model::{Camera, FileRequestRecord, Page, StatusChange};
 pub use requests::{FileRequests, NewFileRequest, RequestsConfig};
 pub use shadow::{CameraConfigs, ConfigView, Shadow};

@@ -3,12 +3,8 @@
 use anpr_protocol::{CameraId, FileName, FileRequest, ReasonCode, RequestId, RequestState};
 use serde::{Deserialize, Serialize};
 
-/// Who is calling the API: the `sub` claim of the JWT the API Gateway authorizer verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Caller {
-    /// Subject of the token.
-    pub sub: String,
-}
+pub use crate::access::Caller;
+use crate::access::OrgId;
 
 /// A registered camera (written by provisioning).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +17,10 @@ pub struct Camera {
     /// When it was provisioned (Unix seconds).
     #[serde(default)]
     pub registered_at: u64,
+    /// The organisation it belongs to; `None` (an item from before organisations): visible
+    /// to nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<OrgId>,
 }
 
 /// One entry of a request's status history.
@@ -52,6 +52,10 @@ pub struct FileRequestRecord {
     pub note: Option<String>,
     /// `sub` of the user who asked.
     pub requested_by: String,
+    /// The organisation of the camera (and of the user) when it was asked; `None` (an item
+    /// from before organisations): visible to nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<OrgId>,
     /// When (Unix seconds).
     pub requested_at: u64,
     /// After this the camera answers `expired` (Unix seconds).

@@ -16,6 +16,7 @@
 //! - A read's key is `(camera, t_ms, read id)`, so a re-delivered read overwrites itself:
 //!   exactly once in effect.
 
+use crate::access::OrgId;
 use crate::error::StoreError;
 use crate::model::Page;
 use anpr_protocol::{CameraId, FileName, PlateRead, ReadId, normalize_plate};
@@ -49,6 +50,10 @@ pub struct StoredRead {
     pub received_ms: u64,
     /// When the store deletes it (Unix seconds, DynamoDB TTL).
     pub expires_at: u64,
+    /// The camera's organisation when the read arrived; part of the plate index's partition
+    /// key. `None` (a camera without organisation): found by no plate search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<OrgId>,
 }
 
 impl StoredRead {
@@ -115,9 +120,12 @@ pub trait PlateReadStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<StoredRead>, StoreError>> + Send;
 
-    /// Sightings of one (normalised) plate across all cameras in `range`, newest first.
+    /// Sightings of one (normalised) plate across the cameras of organisation `org` in
+    /// `range`, newest first. The organisation is part of the query's key: no other
+    /// organisation's read is ever read.
     fn reads_by_plate(
         &self,
+        org: &OrgId,
         plate: &str,
         range: TimeRange,
         limit: u32,
@@ -180,6 +188,16 @@ pub struct Prepared {
     pub accepted: Vec<StoredRead>,
     /// Refused reads.
     pub rejected: Vec<RejectedRead>,
+}
+
+impl Prepared {
+    /// Stamps the accepted reads with the camera's organisation (from the registry, looked up
+    /// after the CPU-only checks of [`prepare`]).
+    pub fn assign_org(&mut self, org: Option<&OrgId>) {
+        for r in &mut self.accepted {
+            r.org = org.cloned();
+        }
+    }
 }
 
 /// Applies the ingestion rules to reads that parsed. `parse_failures` are reads that did not
@@ -266,6 +284,7 @@ pub fn prepare(
             bb: read.bb,
             received_ms: now_ms,
             expires_at: read.t / 1000 + policy.retention_secs,
+            org: None,
         });
     }
     out.rejected.sort_by_key(|r| r.index);
@@ -352,6 +371,7 @@ impl PlateReadStore for MemoryPlateReadStore {
 
     async fn reads_by_plate(
         &self,
+        org: &OrgId,
         plate: &str,
         range: TimeRange,
         limit: u32,
@@ -360,7 +380,7 @@ impl PlateReadStore for MemoryPlateReadStore {
         let (lo, hi) = (range.low_key(), range.high_key());
         let items = lock(&self.by_camera)
             .values()
-            .filter(|r| r.plate == plate)
+            .filter(|r| r.plate == plate && r.org.as_ref() == Some(org))
             .map(|r| (r.plate_sort_key(), r.clone()))
             .filter(|(k, _)| *k >= lo && *k <= hi)
             .collect();
@@ -448,13 +468,15 @@ mod tests {
         let reads: Vec<_> = (0..5)
             .map(|i| (i, read(&format!("r{i}"), NOW + i as u64, "AB1")))
             .collect();
-        let p = prepare(
+        let mut p = prepare(
             &cam("c1"),
             reads,
             vec![],
             NOW + 10,
             &IngestPolicy::default(),
         );
+        let acme = OrgId::parse("acme").unwrap();
+        p.assign_org(Some(&acme));
         store.put_reads(&p.accepted).await.unwrap();
         store.put_reads(&p.accepted).await.unwrap();
         assert_eq!(store.len(), 5);
@@ -479,9 +501,15 @@ mod tests {
             from_ms: NOW + 1,
             to_ms: NOW + 3,
         };
-        let sightings = store.reads_by_plate("AB1", range, 10, None).await.unwrap();
+        let sightings = store
+            .reads_by_plate(&acme, "AB1", range, 10, None)
+            .await
+            .unwrap();
         let ids: Vec<_> = sightings.items.iter().map(|r| r.read_id.as_str()).collect();
         assert_eq!(ids, ["r3", "r2", "r1"]);
         assert!(sightings.next_cursor.is_none());
+        let globex = OrgId::parse("globex").unwrap();
+        let none = store.reads_by_plate(&globex, "AB1", range, 10, None);
+        assert!(none.await.unwrap().items.is_empty());
     }
 }

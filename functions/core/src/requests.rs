@@ -1,5 +1,6 @@
 //! The file request service: create (validate, record, publish), get, list.
 
+use crate::access::{Role, visible_camera};
 use crate::error::{DomainError, StoreError};
 use crate::model::{Caller, FileRequestRecord, Page, StatusChange};
 use crate::ports::{CameraRegistry, Created, DevicePublisher, IdempotencyKey, RequestStore};
@@ -14,6 +15,9 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 pub const MAX_PAGE: u32 = 100;
 /// Page size when none is asked for.
 pub const DEFAULT_PAGE: u32 = 20;
+/// Default of [`RequestsConfig::max_open_per_camera`]: ten 20 MB clips (200 MB) at most
+/// waiting on one camera's link.
+pub const DEFAULT_MAX_OPEN_PER_CAMERA: u32 = 10;
 
 /// Tunables of the service, read once at cold start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,9 @@ pub struct RequestsConfig {
     pub retention_secs: u64,
     /// How long an idempotency key is remembered (seconds).
     pub idempotency_secs: u64,
+    /// Most requests a camera may have open (not finished, not expired) at once: one user
+    /// cannot queue unlimited uploads over a metered link.
+    pub max_open_per_camera: u32,
 }
 
 impl Default for RequestsConfig {
@@ -32,6 +39,7 @@ impl Default for RequestsConfig {
             request_expiry_secs: 24 * 3600,
             retention_secs: 30 * 24 * 3600,
             idempotency_secs: 24 * 3600,
+            max_open_per_camera: DEFAULT_MAX_OPEN_PER_CAMERA,
         }
     }
 }
@@ -77,13 +85,17 @@ fn validate_note(note: Option<String>) -> Result<Option<String>, ValidationError
 }
 
 fn validate_key(key: &str) -> Result<(), ValidationError> {
+    // A comma cannot be told apart from the header sent twice (API Gateway joins repeated
+    // headers with ','), so it is refused rather than taken as a second, new key.
     if key.is_empty()
         || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.bytes().all(|b| b.is_ascii_graphic())
+        || !key.bytes().all(|b| b.is_ascii_graphic() && b != b',')
     {
         return Err(ValidationError {
             field: "Idempotency-Key",
-            reason: format!("must be 1..={MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            reason: format!(
+                "must be one key of 1..={MAX_IDEMPOTENCY_KEY} visible ASCII characters other than ',' (sent once)"
+            ),
         });
     }
     Ok(())
@@ -143,14 +155,17 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
         new: NewFileRequest,
         now: u64,
     ) -> Result<(FileRequestRecord, bool), DomainError> {
+        caller.require(Role::Operator)?;
         let camera_id = CameraId::parse(camera)?;
         let file = FileName::parse(&new.file)?;
         let note = validate_note(new.note)?;
         if let Some(k) = &new.idempotency_key {
             validate_key(k)?;
         }
-        if self.cameras.get_camera(&camera_id).await?.is_none() {
-            return Err(DomainError::CameraNotFound(camera_id.to_string()));
+        let org = visible_camera(&self.cameras, caller, &camera_id).await?.org;
+        let max = self.config.max_open_per_camera;
+        if self.open_requests(&camera_id, now).await? >= max {
+            return Err(DomainError::TooManyOpenRequests { max });
         }
         let fp = fingerprint(&camera_id, &file, note.as_deref());
         let key = new.idempotency_key.as_ref().map(|k| IdempotencyKey {
@@ -164,6 +179,7 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
             file,
             note,
             requested_by: caller.sub.clone(),
+            org,
             requested_at: now,
             expires_at: now + self.config.request_expiry_secs,
             state: RequestState::Requested,
@@ -203,6 +219,20 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
         Ok((record, created))
     }
 
+    /// How many of the camera's requests are open (not terminal, not expired), among its
+    /// [`MAX_PAGE`] newest: one `Query`, whatever the camera's history. An open request older
+    /// than a hundred newer ones is not counted: the limit guards against queuing cheaply, it
+    /// is not an exact count.
+    async fn open_requests(&self, camera: &CameraId, now: u64) -> Result<u32, DomainError> {
+        let page = self.store.list_by_camera(camera, MAX_PAGE, None).await?;
+        let open = page
+            .items
+            .iter()
+            .filter(|r| !r.state.is_terminal() && r.expires_at > now)
+            .count();
+        Ok(u32::try_from(open).unwrap_or(u32::MAX))
+    }
+
     async fn publish_request(&self, record: &FileRequestRecord) -> Result<(), DomainError> {
         let payload = encode(&record.message()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.publisher
@@ -212,20 +242,34 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
     }
 
     /// One request with its history, as seen at `now` (past its expiry and still open:
-    /// `expired`, [`crate::status::as_seen`]).
-    pub async fn get(&self, id: &str, now: u64) -> Result<FileRequestRecord, DomainError> {
+    /// `expired`, [`crate::status::as_seen`]), if it belongs to the caller's organisation
+    /// (else not found).
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        id: &str,
+        now: u64,
+    ) -> Result<FileRequestRecord, DomainError> {
+        caller.require(Role::Viewer)?;
         let id = RequestId::parse(id)?;
         self.store
             .get(&id)
             .await?
+            .filter(|r| caller.owns(r.org.as_ref()))
             .map(|r| crate::status::as_seen(r, now))
             .ok_or_else(|| DomainError::RequestNotFound(id.to_string()))
     }
 
+    /// The camera registry.
+    pub fn cameras(&self) -> &C {
+        &self.cameras
+    }
+
     /// A camera's requests, newest first, as seen at `now` (like [`Self::get`]). An
-    /// unregistered camera is `CameraNotFound`.
+    /// unregistered camera, or one of another organisation, is `CameraNotFound`.
     pub async fn list(
         &self,
+        caller: &Caller,
         camera: &str,
         limit: Option<u32>,
         cursor: Option<&str>,
@@ -233,9 +277,8 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
     ) -> Result<Page<FileRequestRecord>, DomainError> {
         let camera_id = CameraId::parse(camera)?;
         let limit = page_size(limit)?;
-        if self.cameras.get_camera(&camera_id).await?.is_none() {
-            return Err(DomainError::CameraNotFound(camera_id.to_string()));
-        }
+        caller.require(Role::Viewer)?;
+        visible_camera(&self.cameras, caller, &camera_id).await?;
         match self.store.list_by_camera(&camera_id, limit, cursor).await {
             Err(StoreError::BadCursor) => Err(ValidationError {
                 field: "cursor",
@@ -258,6 +301,7 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::OrgId;
     use crate::memory::{MemoryCameraRegistry, MemoryPublisher, MemoryRequestStore};
     use crate::model::Camera;
     use anpr_protocol::{FileRequest, decode};
@@ -271,6 +315,7 @@ mod tests {
             camera_id: CameraId::parse("123456").unwrap(),
             name: None,
             registered_at: 0,
+            org: Some(OrgId::parse("acme").unwrap()),
         });
         let publisher = MemoryPublisher::default();
         let svc = FileRequests::new(
@@ -285,6 +330,8 @@ mod tests {
     fn caller() -> Caller {
         Caller {
             sub: "user-1".into(),
+            org: OrgId::parse("acme").unwrap(),
+            role: Role::Operator,
         }
     }
 
@@ -324,6 +371,98 @@ mod tests {
         assert!(matches!(err, DomainError::CameraNotFound(_)));
         assert!(store.is_empty());
         assert!(publisher.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn another_organisation_sees_nothing_and_a_viewer_creates_nothing() {
+        let (svc, store, publisher) = service();
+        let (rec, _) = svc
+            .create(&caller(), "123456", req("a.mp4", None), 1)
+            .await
+            .unwrap();
+        let stranger = Caller {
+            sub: "user-9".into(),
+            org: OrgId::parse("globex").unwrap(),
+            role: Role::Admin,
+        };
+        let id = rec.request_id.to_string();
+        assert!(matches!(
+            svc.get(&stranger, &id).await,
+            Err(DomainError::RequestNotFound(_))
+        ));
+        assert!(matches!(
+            svc.list(&stranger, "123456", None, None).await,
+            Err(DomainError::CameraNotFound(_))
+        ));
+        assert!(matches!(
+            svc.create(&stranger, "123456", req("b.mp4", None), 2).await,
+            Err(DomainError::CameraNotFound(_))
+        ));
+        let viewer = Caller {
+            role: Role::Viewer,
+            ..caller()
+        };
+        assert!(matches!(
+            svc.create(&viewer, "123456", req("b.mp4", None), 2).await,
+            Err(DomainError::Forbidden(Role::Operator))
+        ));
+        assert_eq!(
+            svc.get(&viewer, &id).await.unwrap().request_id,
+            rec.request_id
+        );
+        assert_eq!(store.len(), 1);
+        assert_eq!(publisher.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_camera_with_its_maximum_of_open_requests_refuses_more_until_one_finishes() {
+        let (svc, store, publisher) = service();
+        let max = RequestsConfig::default().max_open_per_camera;
+        let mut first = None;
+        for i in 0..max {
+            let (r, _) = svc
+                .create(&caller(), "123456", req(&format!("f{i}.mp4"), None), 100)
+                .await
+                .unwrap();
+            first.get_or_insert(r);
+        }
+        let err = svc
+            .create(&caller(), "123456", req("more.mp4", None), 100)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DomainError::TooManyOpenRequests { max: m } if m == max),
+            "{err}"
+        );
+        assert_eq!(store.len(), max as usize);
+        assert_eq!(publisher.sent().len(), max as usize);
+        // One finishes: there is room again.
+        let mut done = first.unwrap();
+        let v = done.version;
+        done.state = RequestState::Ready;
+        done.version = v + 1;
+        store.replace(&done, v).await.unwrap();
+        svc.create(&caller(), "123456", req("more.mp4", None), 101)
+            .await
+            .unwrap();
+        // And expired ones do not count.
+        let later = 100 + RequestsConfig::default().request_expiry_secs + 1;
+        svc.create(&caller(), "123456", req("late.mp4", None), later)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_repeated_key_joined_with_a_comma_is_refused() {
+        let (svc, store, _) = service();
+        match svc
+            .create(&caller(), "123456", req("a.mp4", Some("k1,k1")), 1)
+            .await
+        {
+            Err(DomainError::Invalid(v)) => assert_eq!(v.field, "Idempotency-Key"),
+            other => panic!("{other:?}"),
+        }
+        assert!(store.is_empty());
     }
 
     #[tokio::test]
@@ -387,6 +526,7 @@ mod tests {
             .unwrap();
         let other = Caller {
             sub: "user-2".into(),
+            ..caller()
         };
         let (_, created) = svc
             .create(&other, "123456", req("a.mp4", Some("k1")), 1)
@@ -433,7 +573,7 @@ mod tests {
         let mut cursor = None;
         loop {
             let page = svc
-                .list("123456", Some(2), cursor.as_deref(), 0)
+                .list(&caller(), "123456", Some(2), cursor.as_deref(), 0)
                 .await
                 .unwrap();
             got.extend(page.items.into_iter().map(|r| r.request_id));
@@ -453,7 +593,11 @@ mod tests {
             (Some(101), None, "limit"),
             (None, Some("../x"), "cursor"),
         ] {
-            match svc.list("123456", limit, cursor, 0).await.unwrap_err() {
+            match svc
+                .list(&caller(), "123456", limit, cursor, 0)
+                .await
+                .unwrap_err()
+            {
                 DomainError::Invalid(v) => assert_eq!(v.field, field),
                 other => panic!("{other:?}"),
             }

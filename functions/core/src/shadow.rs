@@ -3,6 +3,7 @@
 //! code — what the in-memory adapter and the local and test stand-ins of the AWS IoT shadow
 //! service run, so they behave alike.
 
+use crate::access::{Caller, Role, visible_camera};
 use crate::error::{DomainError, StoreError};
 use crate::ports::{CameraRegistry, ConfigShadows};
 use anpr_protocol::config::{CONFIG_ERROR, ConfigError};
@@ -227,30 +228,36 @@ impl<C: CameraRegistry, S: ConfigShadows> CameraConfigs<C, S> {
         &self.shadows
     }
 
-    async fn camera(&self, camera: &str) -> Result<CameraId, DomainError> {
+    async fn camera(
+        &self,
+        caller: &Caller,
+        needed: Role,
+        camera: &str,
+    ) -> Result<CameraId, DomainError> {
         let id = CameraId::parse(camera)?;
-        match self.cameras.get_camera(&id).await? {
-            Some(_) => Ok(id),
-            None => Err(DomainError::CameraNotFound(id.to_string())),
-        }
+        caller.require(needed)?;
+        visible_camera(&self.cameras, caller, &id).await?;
+        Ok(id)
     }
 
-    /// The camera's desired, reported and pending settings.
-    pub async fn get(&self, camera: &str) -> Result<ConfigView, DomainError> {
-        let id = self.camera(camera).await?;
+    /// The camera's desired, reported and pending settings (any role of its organisation).
+    pub async fn get(&self, caller: &Caller, camera: &str) -> Result<ConfigView, DomainError> {
+        let id = self.camera(caller, Role::Viewer, camera).await?;
         let doc = self.shadows.read(&id).await?;
         Ok(ConfigView::new(&id, doc))
     }
 
     /// Sets desired settings (a partial document: only the given settings change); with
-    /// `expected_version`, only if the shadow is still at that version.
+    /// `expected_version`, only if the shadow is still at that version. Admins of the
+    /// camera's organisation only.
     pub async fn update(
         &self,
+        caller: &Caller,
         camera: &str,
         doc: &Value,
         expected_version: Option<u64>,
     ) -> Result<ConfigView, DomainError> {
-        let id = self.camera(camera).await?;
+        let id = self.camera(caller, Role::Admin, camera).await?;
         let settings = RemoteConfig::from_value(doc)?;
         if settings.is_empty() {
             return Err(DomainError::Invalid(anpr_protocol::ValidationError {
@@ -323,12 +330,21 @@ mod tests {
         assert_eq!(s.version, 2);
     }
 
+    fn admin() -> Caller {
+        Caller {
+            sub: "ada".into(),
+            org: crate::OrgId::parse("acme").unwrap(),
+            role: Role::Admin,
+        }
+    }
+
     async fn service() -> CameraConfigs<MemoryCameraRegistry, MemoryShadows> {
         let cams = MemoryCameraRegistry::default();
         cams.register(Camera {
             camera_id: CameraId::parse("cam-1").unwrap(),
             name: None,
             registered_at: 0,
+            org: Some(crate::OrgId::parse("acme").unwrap()),
         });
         CameraConfigs::new(cams, MemoryShadows::default())
     }
@@ -337,30 +353,52 @@ mod tests {
     async fn an_update_is_validated_with_the_protocol_types_and_names_the_setting() {
         let svc = service().await;
         let e = svc
-            .update("cam-1", &json!({"keep_alive_secs": 5}), None)
+            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 5}), None)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("keep_alive_secs"), "{e}");
         let e = svc
-            .update("cam-1", &json!({"colour": "red"}), None)
+            .update(&admin(), "cam-1", &json!({"colour": "red"}), None)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
-        let e = svc.update("cam-1", &json!({}), None).await.unwrap_err();
+        let e = svc
+            .update(&admin(), "cam-1", &json!({}), None)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("no setting"), "{e}");
         let e = svc
-            .update("cam-9", &json!({"keep_alive_secs": 600}), None)
+            .update(&admin(), "cam-9", &json!({"keep_alive_secs": 600}), None)
             .await
             .unwrap_err();
         assert!(matches!(e, DomainError::CameraNotFound(_)), "{e}");
         assert_eq!(svc.shadows().get("cam-1"), None, "nothing written");
+        let operator = Caller {
+            role: Role::Operator,
+            ..admin()
+        };
+        let e = svc
+            .update(&operator, "cam-1", &json!({"keep_alive_secs": 600}), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DomainError::Forbidden(Role::Admin)), "{e}");
+        let stranger = Caller {
+            org: crate::OrgId::parse("globex").unwrap(),
+            ..admin()
+        };
+        let e = svc
+            .update(&stranger, "cam-1", &json!({"keep_alive_secs": 600}), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DomainError::CameraNotFound(_)), "{e}");
+        assert_eq!(svc.shadows().get("cam-1"), None, "still nothing written");
     }
 
     #[tokio::test]
     async fn the_view_shows_desired_reported_pending_and_the_cameras_error() {
         let svc = service().await;
         let v = svc
-            .update("cam-1", &json!({"keep_alive_secs": 600}), None)
+            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 600}), None)
             .await
             .unwrap();
         assert_eq!(v.pending, map(json!({"keep_alive_secs": 600})));
@@ -370,16 +408,16 @@ mod tests {
             map(json!({"keep_alive_secs": 1200, "config_error":
                 {"version": 1, "setting": "keep_alive_secs", "reason": "no"}})),
         );
-        let v = svc.get("cam-1").await.unwrap();
+        let v = svc.get(&admin(), "cam-1").await.unwrap();
         assert_eq!(v.reported, map(json!({"keep_alive_secs": 1200})));
         assert_eq!(v.error.unwrap().setting.as_deref(), Some("keep_alive_secs"));
         let e = svc
-            .update("cam-1", &json!({"keep_alive_secs": 900}), Some(1))
+            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 900}), Some(1))
             .await
             .unwrap_err();
         assert!(matches!(e, DomainError::Store(StoreError::Conflict)), "{e}");
         let v = svc
-            .update("cam-1", &json!({"keep_alive_secs": 900}), Some(2))
+            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 900}), Some(2))
             .await
             .unwrap();
         assert_eq!(v.desired, map(json!({"keep_alive_secs": 900})));

@@ -510,6 +510,7 @@ mod tests {
             }],
             version: 1,
             retain_until: 9999,
+            org: None,
         }
     }
 

@@ -69,6 +69,7 @@ async fn env(camera: &str) -> (Env, FileRequestRecord) {
         }],
         version: 1,
         retain_until: 99_999,
+        org: None,
     };
     store.create(&r, None).await.unwrap();
     (Env { svc, store, user }, r)

@@ -31,6 +31,7 @@
 
 use anpr_core::StoreError;
 use anpr_core::plates::{IngestPolicy, PlateReadStore, Prepared, RejectedRead, prepare};
+use anpr_core::ports::CameraRegistry;
 use anpr_protocol::{CameraId, MAX_MQTT_PAYLOAD, PlateReadBatch, ProtocolError, topics};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -147,7 +148,7 @@ pub struct IngestReport {
     /// Why the whole batch was refused, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
-    /// DynamoDB calls made.
+    /// DynamoDB calls made (the registry read included).
     pub calls: u32,
 }
 
@@ -216,14 +217,18 @@ pub fn prepare_payload(
     Ok(prepare(camera, parsed, failures, now_ms, policy))
 }
 
-/// Handles one rule event: prepare, store the valid reads, report.
-pub async fn handle<S: PlateReadStore>(
+/// Handles one rule event: prepare, look up the camera's organisation (one registry read,
+/// only when there is something to store), store the valid reads under it, report. Reads of
+/// a camera that is not registered or has no organisation are stored without one: kept, but
+/// found by no plate search and shown to nobody until the camera is given an organisation.
+pub async fn handle<S: PlateReadStore, C: CameraRegistry>(
     store: &S,
+    cameras: &C,
     policy: &IngestPolicy,
     event: &serde_json::Value,
     now_ms: u64,
 ) -> Result<IngestReport, IngestError> {
-    let (camera, prepared) = match prepare_event(event, now_ms, policy) {
+    let (camera, mut prepared) = match prepare_event(event, now_ms, policy) {
         Ok(p) => p,
         Err(refusal) => {
             let mut chain = refusal.to_string();
@@ -244,10 +249,15 @@ pub async fn handle<S: PlateReadStore>(
             });
         }
     };
-    let outcome = if prepared.accepted.is_empty() {
-        Default::default()
+    let (outcome, lookups) = if prepared.accepted.is_empty() {
+        (Default::default(), 0)
     } else {
-        store.put_reads(&prepared.accepted).await?
+        let org = cameras.get_camera(&camera).await?.and_then(|c| c.org);
+        if org.is_none() {
+            tracing::warn!(camera = %camera, "camera has no organisation: its reads are stored but found by no one");
+        }
+        prepared.assign_org(org.as_ref());
+        (store.put_reads(&prepared.accepted).await?, 1)
     };
     if !prepared.rejected.is_empty() {
         tracing::warn!(
@@ -263,7 +273,7 @@ pub async fn handle<S: PlateReadStore>(
         stored: outcome.written,
         rejected: prepared.rejected,
         refused: None,
-        calls: outcome.calls,
+        calls: outcome.calls + lookups,
     })
 }
 
@@ -278,7 +288,19 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anpr_core::memory::MemoryCameraRegistry;
     use anpr_core::plates::{MemoryPlateReadStore, RejectReason};
+
+    fn cams() -> MemoryCameraRegistry {
+        let c = MemoryCameraRegistry::default();
+        c.register(anpr_core::Camera {
+            camera_id: CameraId::parse("cam1").unwrap(),
+            name: None,
+            registered_at: 0,
+            org: Some(anpr_core::OrgId::parse("acme").unwrap()),
+        });
+        c
+    }
     use serde_json::json;
 
     const NOW: u64 = 1_764_086_400_000;
@@ -299,6 +321,7 @@ mod tests {
         );
         let report = handle(
             &store,
+            &cams(),
             &IngestPolicy::default(),
             &event("cam1", &payload),
             NOW,
@@ -322,6 +345,7 @@ mod tests {
         );
         let report = handle(
             &store,
+            &cams(),
             &IngestPolicy::default(),
             &event("cam1", &payload),
             NOW,
@@ -330,6 +354,8 @@ mod tests {
         .unwrap();
         assert_eq!(report.stored, 1);
         assert_eq!(store.all()[0].camera_id.as_str(), "cam1");
+        let org = store.all()[0].org.clone().map(String::from);
+        assert_eq!(org.as_deref(), Some("acme"), "the registry's organisation");
     }
 
     #[tokio::test]
@@ -352,7 +378,7 @@ mod tests {
             event("cam1", &big),
         ];
         for ev in cases {
-            let report = handle(&store, &policy, &ev, NOW).await.unwrap();
+            let report = handle(&store, &cams(), &policy, &ev, NOW).await.unwrap();
             assert!(report.refused.is_some(), "{ev} should be refused");
             assert_eq!(report.stored, 0);
         }

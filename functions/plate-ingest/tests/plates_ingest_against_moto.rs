@@ -2,8 +2,9 @@
 //! DynamoDB: items with the keys of the design, one item per read whatever the re-deliveries,
 //! and the number of DynamoDB calls per 1,000 reads.
 
-use anpr_aws::DynamoPlateReadStore;
+use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore};
 use anpr_core::plates::{IngestPolicy, RejectReason};
+use anpr_core::{Camera, OrgId};
 use anpr_protocol::{CameraId, PlateRead, PlateReadBatch, ReadId, encode};
 use anpr_test_support::moto;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -28,11 +29,17 @@ fn event(camera: &CameraId, reads: Vec<PlateRead>) -> serde_json::Value {
     .unwrap()
 }
 
-async fn setup() -> (aws_sdk_dynamodb::Client, String, DynamoPlateReadStore) {
+async fn setup() -> (
+    aws_sdk_dynamodb::Client,
+    String,
+    DynamoPlateReadStore,
+    DynamoCameraRegistry,
+) {
     let clients = moto::clients();
     let table = moto::fresh_table(&clients.dynamo).await;
     let store = DynamoPlateReadStore::new(clients.dynamo.clone(), &table);
-    (clients.dynamo, table, store)
+    let cameras = DynamoCameraRegistry::new(clients.dynamo.clone(), &table);
+    (clients.dynamo, table, store, cameras)
 }
 
 async fn count_items(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> usize {
@@ -56,12 +63,21 @@ async fn count_items(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> usize {
 
 #[tokio::test]
 async fn the_fixture_event_of_the_rule_is_stored_with_the_keys_of_the_design() {
-    let (dynamo, table, store) = setup().await;
+    let (dynamo, table, store, cameras) = setup().await;
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/rule_event.json")).unwrap();
     // The fixture's reads are from 2025-11-25; judge them from an hour later.
     let now = 1_764_086_400_123 + 3_600_000;
-    let report = handle(&store, &IngestPolicy::default(), &fixture, now)
+    cameras
+        .register(&Camera {
+            camera_id: CameraId::parse("123456").unwrap(),
+            name: None,
+            registered_at: 1,
+            org: Some(OrgId::parse("acme").unwrap()),
+        })
+        .await
+        .unwrap();
+    let report = handle(&store, &cameras, &IngestPolicy::default(), &fixture, now)
         .await
         .unwrap();
     assert_eq!(report.stored, 2, "{report:?}");
@@ -75,7 +91,8 @@ async fn the_fixture_event_of_the_rule_is_stored_with_the_keys_of_the_design() {
         .unwrap()
         .item
         .expect("the read's item");
-    assert_eq!(item["GSI1PK"].as_s().unwrap(), "PLATE#AB123CD");
+    assert_eq!(item["GSI1PK"].as_s().unwrap(), "PLATE#acme#AB123CD");
+    assert_eq!(item["org"].as_s().unwrap(), "acme");
     assert_eq!(
         item["GSI1SK"].as_s().unwrap(),
         "1764086400123#123456#0kq3h7x2m1"
@@ -92,7 +109,7 @@ async fn the_fixture_event_of_the_rule_is_stored_with_the_keys_of_the_design() {
 
 #[tokio::test]
 async fn a_thousand_reads_take_forty_batch_writes_and_redelivery_adds_no_item() {
-    let (dynamo, table, store) = setup().await;
+    let (dynamo, table, store, cameras) = setup().await;
     let camera = CameraId::parse("cam-thousand").unwrap();
     let now = now_ms();
     let events: Vec<_> = (0..4)
@@ -108,7 +125,10 @@ async fn a_thousand_reads_take_forty_batch_writes_and_redelivery_adds_no_item() 
     let policy = IngestPolicy::default();
     let mut stored = 0;
     for ev in &events {
-        stored += handle(&store, &policy, ev, now).await.unwrap().stored;
+        stored += handle(&store, &cameras, &policy, ev, now)
+            .await
+            .unwrap()
+            .stored;
     }
     assert_eq!(stored, 1000);
     let calls = store.calls();
@@ -118,14 +138,14 @@ async fn a_thousand_reads_take_forty_batch_writes_and_redelivery_adds_no_item() 
 
     // The camera re-sends everything (it lost the PUBACKs): still 1,000 items.
     for ev in &events {
-        handle(&store, &policy, ev, now).await.unwrap();
+        handle(&store, &cameras, &policy, ev, now).await.unwrap();
     }
     assert_eq!(count_items(&dynamo, &table).await, 1000);
 }
 
 #[tokio::test]
 async fn future_ancient_and_malformed_reads_are_reported_and_the_valid_ones_stored() {
-    let (dynamo, table, store) = setup().await;
+    let (dynamo, table, store, cameras) = setup().await;
     let camera = CameraId::parse("cam-mixed").unwrap();
     let now = now_ms();
     let policy = IngestPolicy {
@@ -141,7 +161,7 @@ async fn future_ancient_and_malformed_reads_are_reported_and_the_valid_ones_stor
             read("noplate", now, " - "),
         ],
     );
-    let report = handle(&store, &policy, &ev, now).await.unwrap();
+    let report = handle(&store, &cameras, &policy, &ev, now).await.unwrap();
     assert_eq!(report.stored, 1);
     let reasons: Vec<_> = report.rejected.iter().map(|r| r.reason).collect();
     assert_eq!(
@@ -157,14 +177,14 @@ async fn future_ancient_and_malformed_reads_are_reported_and_the_valid_ones_stor
 
 #[tokio::test]
 async fn a_batch_naming_another_camera_in_its_payload_is_stored_under_the_topics_camera() {
-    let (_dynamo, _table, store) = setup().await;
+    let (_dynamo, _table, store, cameras) = setup().await;
     let publisher = CameraId::parse("cam-honest").unwrap();
     let now = now_ms();
     let body = format!(
         r#"{{"v":1,"camera_id":"cam-victim","r":[{{"id":"x1","t":{now},"p":"ZZ9","c":80}}]}}"#
     );
     let ev = serde_json::to_value(RuleEvent::new(&publisher, body.as_bytes())).unwrap();
-    handle(&store, &IngestPolicy::default(), &ev, now)
+    handle(&store, &cameras, &IngestPolicy::default(), &ev, now)
         .await
         .unwrap();
     use anpr_core::plates::{PlateReadStore, TimeRange};
@@ -179,4 +199,34 @@ async fn a_batch_naming_another_camera_in_its_payload_is_stored_under_the_topics
         .await
         .unwrap();
     assert_eq!(own.items.len(), 1);
+}
+
+#[tokio::test]
+async fn reads_of_a_camera_without_organisation_are_kept_but_not_in_the_plate_index() {
+    let (dynamo, table, store, cameras) = setup().await;
+    let camera = CameraId::parse("cam-orphan").unwrap();
+    let now = now_ms();
+    let report = handle(
+        &store,
+        &cameras,
+        &IngestPolicy::default(),
+        &event(&camera, vec![read("o1", now - 1000, "AB 123")]),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.stored, 1);
+    let item = dynamo
+        .query()
+        .table_name(&table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("READS#cam-orphan".into()))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap()
+        .remove(0);
+    assert!(!item.contains_key("GSI1PK"), "{item:?}");
+    assert!(!item.contains_key("org"), "{item:?}");
 }

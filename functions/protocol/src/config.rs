@@ -20,6 +20,18 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Smallest media quota that may be set remotely (bytes; `0`, no quota, is allowed): 256 MiB
+/// keeps a dozen 20 MB clips. Below it the frame feed's quota deletes clips before anyone can
+/// request them (`{"media_quota_bytes": 1}` would delete every stored clip).
+pub const MIN_MEDIA_QUOTA_BYTES: u64 = 256 * 1024 * 1024;
+/// Slowest upload rate cap that may be set remotely (bytes per second; `0`, no cap, is
+/// allowed): 32 KiB/s (about 256 kbit/s, a poor cellular uplink) still moves a 20 MB clip in
+/// about 11 minutes. Below it every upload stalls past its request's expiry.
+pub const MIN_UPLOAD_BYTES_PER_SEC: u64 = 32 * 1024;
+/// Highest minimum confidence that may be set remotely (percent): above 95 the recognizer's
+/// real reads rarely pass, so plate reads would silently stop.
+pub const MAX_MIN_CONFIDENCE: u8 = 95;
+
 /// Key of the reported state under which the camera explains a refused or rolled back
 /// desired document (`null` once a later one is applied).
 pub const CONFIG_ERROR: &str = "config_error";
@@ -132,7 +144,8 @@ remote_config! {
     keep_alive_secs: u64,
     /// Seconds between health reports, 60..=604800.
     health_interval_secs: u64,
-    /// Average upload rate cap, bytes per second; 0 = no cap.
+    /// Average upload rate cap, bytes per second; 0 = no cap, else at least
+    /// [`MIN_UPLOAD_BYTES_PER_SEC`].
     upload_max_bytes_per_sec: u64,
     /// Upload progress is reported every this many percent, 1..=100.
     upload_progress_step_pct: u8,
@@ -140,14 +153,14 @@ remote_config! {
     outbox_batch_max_reads: u32,
     /// …or when its oldest read has waited this long, seconds, 1..=86400.
     outbox_batch_max_age_secs: u32,
-    /// Plate reads below this confidence (percent, 0..=100) are not kept.
+    /// Plate reads below this confidence (percent, 0..=[`MAX_MIN_CONFIDENCE`]) are not kept.
     recognizer_min_confidence: u8,
     /// Plate formats to expect.
     recognizer_region: PlateRegion,
     /// Frames of one vehicle closer than this (milliseconds, 100..=60000) give one read.
     recognizer_group_gap_ms: u32,
-    /// Disk quota of the media directory, bytes; 0 = none. Oldest files go first, never one
-    /// being uploaded.
+    /// Disk quota of the media directory, bytes; 0 = none, else at least
+    /// [`MIN_MEDIA_QUOTA_BYTES`]. Oldest files go first, never one being uploaded.
     media_quota_bytes: u64,
 }
 
@@ -193,6 +206,17 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(
     }
 }
 
+/// `0` ("none") or at least `floor`.
+fn zero_or_at_least(v: Option<u64>, name: &'static str, floor: u64) -> Result<(), ValidationError> {
+    match v {
+        Some(x) if x != 0 && x < floor => Err(ValidationError::new(
+            name,
+            format!("must be 0 (none) or at least {floor}, got {x}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl RemoteConfig {
     /// Checks every given setting's range, and the rules between settings given together.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -226,7 +250,17 @@ impl RemoteConfig {
             self.recognizer_min_confidence,
             "recognizer_min_confidence",
             0,
-            100,
+            MAX_MIN_CONFIDENCE,
+        )?;
+        zero_or_at_least(
+            self.media_quota_bytes,
+            "media_quota_bytes",
+            MIN_MEDIA_QUOTA_BYTES,
+        )?;
+        zero_or_at_least(
+            self.upload_max_bytes_per_sec,
+            "upload_max_bytes_per_sec",
+            MIN_UPLOAD_BYTES_PER_SEC,
         )?;
         range(
             self.recognizer_group_gap_ms,
@@ -330,6 +364,19 @@ mod tests {
                 "recognizer_min_confidence",
             ),
             (json!({"mqtt_port": 0}), "mqtt_port"),
+            (json!({"media_quota_bytes": 1}), "media_quota_bytes"),
+            (
+                json!({"media_quota_bytes": MIN_MEDIA_QUOTA_BYTES - 1}),
+                "media_quota_bytes",
+            ),
+            (
+                json!({"upload_max_bytes_per_sec": 1}),
+                "upload_max_bytes_per_sec",
+            ),
+            (
+                json!({"recognizer_min_confidence": 100}),
+                "recognizer_min_confidence",
+            ),
             (json!({"mqtt_port": 70000}), "mqtt_port"),
             (json!({"mqtt_port": 443, "mqtt_alpn": false}), "mqtt_alpn"),
             (json!({"keep_alive_secs": null}), "keep_alive_secs"),
@@ -337,6 +384,19 @@ mod tests {
             let e = RemoteConfig::from_object(&obj(doc.clone())).unwrap_err();
             assert_eq!(e.setting(), Some(setting), "{doc}: {e}");
         }
+    }
+
+    #[test]
+    fn the_bounds_themselves_and_none_are_accepted() {
+        let c = RemoteConfig::from_object(&obj(json!({
+            "media_quota_bytes": MIN_MEDIA_QUOTA_BYTES,
+            "upload_max_bytes_per_sec": MIN_UPLOAD_BYTES_PER_SEC,
+            "recognizer_min_confidence": MAX_MIN_CONFIDENCE,
+        })))
+        .unwrap();
+        assert_eq!(c.media_quota_bytes, Some(MIN_MEDIA_QUOTA_BYTES));
+        let none = json!({"media_quota_bytes": 0, "upload_max_bytes_per_sec": 0});
+        assert!(RemoteConfig::from_object(&obj(none)).is_ok());
     }
 
     #[test]

@@ -141,6 +141,8 @@ pub enum ReasonCode {
     NoCredentials,
     /// The request payload itself was invalid.
     BadRequest,
+    /// The camera already has its maximum of requests in hand; ask again later.
+    Busy,
     /// A code this build does not know.
     #[serde(other)]
     Other,
@@ -158,6 +160,7 @@ impl ReasonCode {
             Self::UploadFailed => "upload_failed",
             Self::NoCredentials => "no_credentials",
             Self::BadRequest => "bad_request",
+            Self::Busy => "busy",
             Self::Other => "other",
         }
     }

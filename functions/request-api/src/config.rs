@@ -2,37 +2,44 @@
 //! - `GET /cameras/{camera_id}/config` → desired, reported, pending and the camera's error;
 //! - `PUT /cameras/{camera_id}/config` with a partial document (only the given settings
 //!   change) → `200` and the same view. `If-Match: "{version}"` (the `version` of a previous
-//!   view) makes it conditional: `409` if the configuration changed since.
+//!   view) makes it conditional: `409` if the configuration changed since. Admins only;
+//!   every `PUT` (accepted or refused) is recorded in the audit trail.
 
 use crate::error::ApiError;
 use crate::identity::Authenticated;
 use crate::routes::{MAX_BODY_BYTES, require_json};
+use anpr_core::audit::{AuditAction, AuditLog};
 use anpr_core::ports::{CameraRegistry, ConfigShadows};
 use anpr_core::{CameraConfigs, ConfigView};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
 
-/// The configuration routes.
-pub fn routes<C, S>(configs: CameraConfigs<C, S>) -> Router
+/// The routes' state: the configuration service and the audit trail.
+struct Configs<C, S, A> {
+    configs: CameraConfigs<C, S>,
+    audit: A,
+}
+
+/// The configuration routes; every `PUT`, accepted or refused, is recorded in the audit trail.
+pub fn routes<C, S, A>(configs: CameraConfigs<C, S>, audit: A) -> Router
 where
     C: CameraRegistry + 'static,
     S: ConfigShadows + 'static,
+    A: AuditLog + 'static,
 {
     Router::new()
         .route(
             "/cameras/{camera_id}/config",
-            get(read::<C, S>).put(update::<C, S>),
+            get(read::<C, S, A>).put(update::<C, S, A>),
         )
-        .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, ApiError::NoRoute.parts().1)
-        })
-        .with_state(Arc::new(configs))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(Arc::new(Configs { configs, audit }))
 }
 
 fn camera(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -67,32 +74,57 @@ pub fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         })
 }
 
-async fn read<C: CameraRegistry, S: ConfigShadows>(
-    State(svc): State<Arc<CameraConfigs<C, S>>>,
-    Authenticated(_): Authenticated,
+async fn read<C: CameraRegistry, S: ConfigShadows, A: AuditLog>(
+    State(st): State<Arc<Configs<C, S, A>>>,
+    Authenticated(caller): Authenticated,
     cam: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let cam = camera(cam)?;
-    Ok(with_etag(svc.get(&cam).await?))
+    Ok(with_etag(st.configs.get(&caller, &cam).await?))
 }
 
-async fn update<C: CameraRegistry, S: ConfigShadows>(
-    State(svc): State<Arc<CameraConfigs<C, S>>>,
-    Authenticated(_): Authenticated,
+async fn update<C: CameraRegistry, S: ConfigShadows, A: AuditLog>(
+    State(st): State<Arc<Configs<C, S, A>>>,
+    Authenticated(caller): Authenticated,
     cam: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let target = cam.as_ref().map(|Path(c)| c.clone()).unwrap_or_default();
+    let asked = serde_json::from_slice(&body).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&body).chars().take(256).collect())
+    });
+    let outcome = apply(&st.configs, &caller, cam, &headers, &body).await;
+    let view = crate::audit::record(
+        &st.audit,
+        &caller,
+        AuditAction::ConfigChange,
+        &target,
+        asked,
+        outcome,
+        |_| None,
+    )
+    .await?;
+    Ok(with_etag(view))
+}
+
+async fn apply<C: CameraRegistry, S: ConfigShadows>(
+    svc: &CameraConfigs<C, S>,
+    caller: &anpr_core::Caller,
+    cam: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<ConfigView, ApiError> {
     let cam = camera(cam)?;
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::TooLarge(MAX_BODY_BYTES));
     }
-    require_json(&headers)?;
-    let expected = parse_if_match(&headers)?;
+    require_json(headers)?;
+    let expected = parse_if_match(headers)?;
     let doc: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
             message: format!("body is not valid JSON: {e}"),
             field: None,
         })?;
-    Ok(with_etag(svc.update(&cam, &doc, expected).await?))
+    Ok(svc.update(caller, &cam, &doc, expected).await?)
 }

@@ -1,7 +1,7 @@
 //! Every API error and its HTTP mapping, in one place. Responses are
 //! `{"error":{"code","message","field"?}}` and never carry internals.
 
-use anpr_core::{DomainError, StoreError};
+use anpr_core::{ClaimsError, DomainError, StoreError};
 use anpr_protocol::ConfigDocError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -30,9 +30,24 @@ pub enum ApiError {
     /// No verified identity in the request context.
     #[error("missing or invalid authorization")]
     Unauthorized,
+    /// The verified identity names no valid organisation or role.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// No such route.
     #[error("no such resource")]
     NoRoute,
+    /// The route exists, the method does not.
+    #[error("method not allowed on this resource")]
+    MethodNotAllowed,
+}
+
+impl From<ClaimsError> for ApiError {
+    fn from(e: ClaimsError) -> Self {
+        match e {
+            ClaimsError::Unauthenticated => Self::Unauthorized,
+            ClaimsError::Forbidden(why) => Self::Forbidden(why),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -57,6 +72,8 @@ impl ApiError {
                 DomainError::Invalid(v) => (S::BAD_REQUEST, "invalid_field", v.to_string(), Some(v.field)),
                 DomainError::Config(ConfigDocError::Invalid(v)) => (S::BAD_REQUEST, "invalid_field", v.to_string(), Some(v.field)),
                 DomainError::Config(c) => (S::BAD_REQUEST, "invalid_setting", c.to_string(), None),
+                DomainError::TooManyOpenRequests { .. } => (S::TOO_MANY_REQUESTS, "too_many_open_requests", d.to_string(), None),
+                DomainError::Forbidden(_) => (S::FORBIDDEN, "forbidden", d.to_string(), None),
                 DomainError::CameraNotFound(_) => (S::NOT_FOUND, "camera_not_found", d.to_string(), None),
                 DomainError::RequestNotFound(_) => (S::NOT_FOUND, "request_not_found", d.to_string(), None),
                 DomainError::IdempotencyMismatch => (S::CONFLICT, "idempotency_key_reused", d.to_string(), Some("Idempotency-Key")),
@@ -74,7 +91,9 @@ impl ApiError {
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", self.to_string(), None),
             Self::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "too_large", self.to_string(), None),
             Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized", self.to_string(), None),
+            Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", self.to_string(), None),
             Self::NoRoute => (S::NOT_FOUND, "not_found", self.to_string(), None),
+            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", self.to_string(), None),
         }
     }
 }

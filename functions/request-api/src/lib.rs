@@ -11,7 +11,12 @@
 //! - `GET /cameras/{camera_id}/plate-reads?from=&to=&limit=&cursor=` and
 //!   `GET /plate-reads?plate=&from=&to=&limit=&cursor=` → plate reads, newest first ([`plates`])
 //! - `GET|PUT /cameras/{camera_id}/config` → the camera's remote configuration ([`config`])
+//! - `GET /audit?limit=&cursor=` → the organisation's audit trail, admins only ([`audit`])
+//!
+//! Every route takes the caller (organisation and role) from the verified claims
+//! ([`identity`]); see `docs/access.md`.
 
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod identity;

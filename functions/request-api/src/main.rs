@@ -1,8 +1,8 @@
 //! Lambda entry point of the request API: read config, build clients once, serve the router.
 
 use anpr_aws::{
-    AwsClients, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, FunctionConfig,
-    IotConfigShadows, IotDataPublisher,
+    AwsClients, DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore,
+    FunctionConfig, IotConfigShadows, IotDataPublisher,
 };
 use anpr_core::{CameraConfigs, FileRequests};
 
@@ -22,5 +22,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table),
         IotConfigShadows::new(clients.iot.clone()),
     );
-    lambda_http::run(request_api::app(service, reads, configs)).await
+    let audit = DynamoAuditLog::new(clients.dynamo.clone(), &config.table);
+    lambda_http::run(request_api::app(service, reads, configs, audit)).await
 }

@@ -1,5 +1,7 @@
 //! Plate read queries: a camera's reads by time and one plate's sightings across cameras, both
-//! newest first, paginated, each a single DynamoDB `Query` on a key (never a scan).
+//! newest first, paginated, each a single DynamoDB `Query` on a key (never a scan), and only
+//! within the caller's organisation: a camera of another organisation (or none) is `404` (one
+//! registry read), and a plate search's key holds the caller's organisation.
 //!
 //! - `GET /cameras/{camera_id}/plate-reads?from=&to=&limit=&cursor=`
 //! - `GET /plate-reads?plate=AB123CD&from=&to=&limit=&cursor=`
@@ -11,27 +13,47 @@
 
 use crate::error::ApiError;
 use crate::identity::Authenticated;
+use anpr_core::access::visible_camera;
+use anpr_core::audit::{AuditAction, AuditLog};
 use anpr_core::plates::{PlateReadStore, StoredRead, TimeRange};
+use anpr_core::ports::CameraRegistry;
 use anpr_core::requests::{DEFAULT_PAGE, MAX_PAGE};
-use anpr_core::{DomainError, Page, StoreError};
+use anpr_core::{DomainError, Page, Role, StoreError};
 use anpr_protocol::{CameraId, normalize_plate};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
 
-/// The plate read routes over a store.
-pub fn routes<R: PlateReadStore + 'static>(reads: R) -> Router {
+/// The routes' state: the read store, the camera registry and the audit trail.
+struct Reads<R, C, A> {
+    reads: R,
+    cameras: C,
+    audit: A,
+}
+
+/// The plate read routes over a store, the camera registry and the audit trail (every plate
+/// search is recorded).
+pub fn routes<R, C, A>(reads: R, cameras: C, audit: A) -> Router
+where
+    R: PlateReadStore + 'static,
+    C: CameraRegistry + 'static,
+    A: AuditLog + 'static,
+{
     Router::new()
-        .route("/cameras/{camera_id}/plate-reads", get(by_camera::<R>))
-        .route("/plate-reads", get(by_plate::<R>))
-        .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, ApiError::NoRoute.parts().1)
-        })
-        .with_state(Arc::new(reads))
+        .route(
+            "/cameras/{camera_id}/plate-reads",
+            get(by_camera::<R, C, A>),
+        )
+        .route("/plate-reads", get(by_plate::<R, C, A>))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(Arc::new(Reads {
+            reads,
+            cameras,
+            audit,
+        }))
 }
 
 /// A stored read as the API shows it.
@@ -155,9 +177,9 @@ fn page(p: Page<StoredRead>) -> Json<ReadPage> {
     })
 }
 
-async fn by_camera<R: PlateReadStore>(
-    State(reads): State<Arc<R>>,
-    Authenticated(_): Authenticated,
+async fn by_camera<R: PlateReadStore, C: CameraRegistry, A: AuditLog>(
+    State(st): State<Arc<Reads<R, C, A>>>,
+    Authenticated(caller): Authenticated,
     camera: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ReadPage>, ApiError> {
@@ -166,7 +188,10 @@ async fn by_camera<R: PlateReadStore>(
         .map_err(|_| bad("invalid camera_id in path", "camera_id"))?;
     let camera = CameraId::parse(&camera).map_err(|e| ApiError::Domain(e.into()))?;
     let q = parse_read_query(raw.as_deref())?;
-    let p = reads
+    caller.require(Role::Viewer)?;
+    visible_camera(&st.cameras, &caller, &camera).await?;
+    let p = st
+        .reads
         .reads_by_camera(
             &camera,
             q.range.unwrap_or(TimeRange::ALL),
@@ -178,19 +203,52 @@ async fn by_camera<R: PlateReadStore>(
     Ok(page(p))
 }
 
-async fn by_plate<R: PlateReadStore>(
-    State(reads): State<Arc<R>>,
-    Authenticated(_): Authenticated,
+async fn by_plate<R: PlateReadStore, C: CameraRegistry, A: AuditLog>(
+    State(st): State<Arc<Reads<R, C, A>>>,
+    Authenticated(caller): Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ReadPage>, ApiError> {
-    let q = parse_read_query(raw.as_deref())?;
+    let asked: serde_json::Map<String, serde_json::Value> =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k != "cursor")
+            .map(|(k, v)| (k, serde_json::Value::String(v.chars().take(64).collect())))
+            .collect();
+    let target = asked
+        .get("plate")
+        .and_then(|p| p.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let outcome = search(&st.reads, &caller, raw.as_deref()).await;
+    crate::audit::record(
+        &st.audit,
+        &caller,
+        AuditAction::PlateSearch,
+        &target,
+        serde_json::Value::Object(asked),
+        outcome,
+        |p| u32::try_from(p.items.len()).ok(),
+    )
+    .await
+    .map(Json)
+}
+
+async fn search<R: PlateReadStore>(
+    reads: &R,
+    caller: &anpr_core::Caller,
+    raw: Option<&str>,
+) -> Result<ReadPage, ApiError> {
+    let q = parse_read_query(raw)?;
     let plate = q
         .plate
         .as_deref()
         .ok_or_else(|| bad("plate is required", "plate"))?;
     let plate = normalize_plate(plate).map_err(|e| ApiError::Domain(e.into()))?;
+    caller.require(Role::Viewer)?;
     let p = reads
         .reads_by_plate(
+            &caller.org,
             &plate,
             q.range.unwrap_or(TimeRange::ALL),
             q.limit,
@@ -198,7 +256,7 @@ async fn by_plate<R: PlateReadStore>(
         )
         .await
         .map_err(store_error)?;
-    Ok(page(p))
+    Ok(page(p).0)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::identity::Authenticated;
+use anpr_core::audit::AuditLog;
 use anpr_core::model::{FileRequestRecord, StatusChange};
 use anpr_core::ports::{CameraRegistry, DevicePublisher, RequestStore};
 use anpr_core::{FileRequests, NewFileRequest, Page};
@@ -35,40 +36,48 @@ where
         )
         .route("/file-requests/{request_id}", get(get_one::<S, C, P>))
         .fallback(|| async { ApiError::NoRoute })
-        .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, ApiError::NoRoute.parts().1)
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(Arc::new(service))
 }
 
 /// Builds the router over a file request service and a plate read store: the routes of
 /// [`router`] plus the plate read queries of [`crate::plates`].
-pub fn router_with_plate_reads<S, C, P, R>(service: FileRequests<S, C, P>, reads: R) -> Router
-where
-    S: RequestStore + 'static,
-    C: CameraRegistry + 'static,
-    P: DevicePublisher + 'static,
-    R: anpr_core::plates::PlateReadStore + 'static,
-{
-    router(service).merge(crate::plates::routes(reads))
-}
-
-/// The whole API as the Lambda serves it: [`router_with_plate_reads`] plus the camera
-/// configuration routes of [`crate::config`].
-pub fn app<S, C, P, R, C2, H>(
+pub fn router_with_plate_reads<S, C, P, R, A>(
     service: FileRequests<S, C, P>,
     reads: R,
-    configs: anpr_core::CameraConfigs<C2, H>,
+    audit: A,
 ) -> Router
 where
     S: RequestStore + 'static,
-    C: CameraRegistry + 'static,
+    C: CameraRegistry + Clone + 'static,
+    P: DevicePublisher + 'static,
+    R: anpr_core::plates::PlateReadStore + 'static,
+    A: AuditLog + 'static,
+{
+    let cameras = service.cameras().clone();
+    router(service).merge(crate::plates::routes(reads, cameras, audit))
+}
+
+/// The whole API as the Lambda serves it: [`router_with_plate_reads`] plus the camera
+/// configuration routes of [`crate::config`] and the audit trail of [`crate::audit`].
+pub fn app<S, C, P, R, C2, H, A>(
+    service: FileRequests<S, C, P>,
+    reads: R,
+    configs: anpr_core::CameraConfigs<C2, H>,
+    audit: A,
+) -> Router
+where
+    S: RequestStore + 'static,
+    C: CameraRegistry + Clone + 'static,
     P: DevicePublisher + 'static,
     R: anpr_core::plates::PlateReadStore + 'static,
     C2: CameraRegistry + 'static,
     H: anpr_core::ports::ConfigShadows + 'static,
+    A: AuditLog + Clone + 'static,
 {
-    router_with_plate_reads(service, reads).merge(crate::config::routes(configs))
+    router_with_plate_reads(service, reads, audit.clone())
+        .merge(crate::config::routes(configs, audit.clone()))
+        .merge(crate::audit::routes(audit))
 }
 
 fn now() -> u64 {
@@ -94,6 +103,8 @@ pub struct RequestView {
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
     requested_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org: Option<String>,
     requested_at: u64,
     expires_at: u64,
     state: &'static str,
@@ -124,6 +135,7 @@ impl From<FileRequestRecord> for RequestView {
             file: r.file.to_string(),
             note: r.note,
             requested_by: r.requested_by,
+            org: r.org.map(String::from),
             requested_at: r.requested_at,
             expires_at: r.expires_at,
             state: r.state.as_str(),
@@ -240,7 +252,7 @@ where
 
 async fn get_one<S, C, P>(
     State(svc): State<Svc<S, C, P>>,
-    Authenticated(_): Authenticated,
+    Authenticated(caller): Authenticated,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RequestView>, ApiError>
 where
@@ -249,7 +261,7 @@ where
     P: DevicePublisher,
 {
     let id = path(id, "request_id")?;
-    Ok(Json(svc.get(&id, now()).await?.into()))
+    Ok(Json(svc.get(&caller, &id, now()).await?.into()))
 }
 
 /// Query parameters of list endpoints.
@@ -290,7 +302,7 @@ struct PageView {
 
 async fn list<S, C, P>(
     State(svc): State<Svc<S, C, P>>,
-    Authenticated(_): Authenticated,
+    Authenticated(caller): Authenticated,
     camera: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<PageView>, ApiError>
@@ -302,7 +314,7 @@ where
     let camera = path(camera, "camera_id")?;
     let q = parse_page_query(raw.as_deref())?;
     let Page { items, next_cursor } = svc
-        .list(&camera, q.limit, q.cursor.as_deref(), now())
+        .list(&caller, &camera, q.limit, q.cursor.as_deref(), now())
         .await?;
     Ok(Json(PageView {
         items: items.into_iter().map(Into::into).collect(),

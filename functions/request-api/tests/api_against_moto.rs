@@ -29,6 +29,7 @@ async fn api() -> Api {
             camera_id: CameraId::parse(&camera).unwrap(),
             name: Some("gate".into()),
             registered_at: 1,
+            org: Some(anpr_core::OrgId::parse("acme").unwrap()),
         })
         .await
         .unwrap();

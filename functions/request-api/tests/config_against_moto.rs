@@ -28,6 +28,7 @@ async fn api() -> Api {
             camera_id: CameraId::parse(&camera).unwrap(),
             name: None,
             registered_at: 1,
+            org: Some(anpr_core::OrgId::parse("acme").unwrap()),
         })
         .await
         .unwrap();
@@ -37,7 +38,7 @@ async fn api() -> Api {
         IotConfigShadows::new(clients.iot.clone()),
     );
     Api {
-        router: request_api::config::routes(configs),
+        router: request_api::config::routes(configs, anpr_core::audit::MemoryAuditLog::default()),
         iot: clients.iot,
         camera,
     }

@@ -4,8 +4,9 @@
 mod common;
 
 use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, IotDataPublisher};
-use anpr_core::plates::{IngestPolicy, PlateReadStore, prepare};
-use anpr_core::{FileRequests, RequestsConfig};
+use anpr_core::model::Camera;
+use anpr_core::plates::{IngestPolicy, PlateReadStore, Prepared, prepare};
+use anpr_core::{FileRequests, OrgId, RequestsConfig};
 use anpr_protocol::{CameraId, FileName, PlateRead, ReadId};
 use anpr_test_support::moto;
 use serde_json::{Value, json};
@@ -52,6 +53,23 @@ async fn api(other: &str) -> Api {
     let policy = IngestPolicy::default();
     let now = T0 + 10 * 3_600_000;
     let cam = CameraId::parse("123456").unwrap();
+    let acme = OrgId::parse("acme").unwrap();
+    let registry = DynamoCameraRegistry::new(clients.dynamo.clone(), &table);
+    for id in ["123456", other] {
+        registry
+            .register(&Camera {
+                camera_id: CameraId::parse(id).unwrap(),
+                name: None,
+                registered_at: 1,
+                org: Some(acme.clone()),
+            })
+            .await
+            .unwrap();
+    }
+    let stamped = |mut p: Prepared| {
+        p.assign_org(Some(&acme));
+        p.accepted
+    };
     let reads = vec![
         (0, read("a0", T0 - 1, "AB123CD")), // before the fixture's window
         (1, read("a1", T0 + 1_000, "AB123CD")),
@@ -60,13 +78,13 @@ async fn api(other: &str) -> Api {
         (4, read("a4", T0 + 3_600_001, "AB123CD")), // after it
     ];
     store
-        .put_reads(&prepare(&cam, reads, vec![], now, &policy).accepted)
+        .put_reads(&stamped(prepare(&cam, reads, vec![], now, &policy)))
         .await
         .unwrap();
     let other = CameraId::parse(other).unwrap();
     let reads = vec![(0, read("b1", T0 + 2_500, "AB-123-CD"))];
     store
-        .put_reads(&prepare(&other, reads, vec![], now, &policy).accepted)
+        .put_reads(&stamped(prepare(&other, reads, vec![], now, &policy)))
         .await
         .unwrap();
 
@@ -77,7 +95,11 @@ async fn api(other: &str) -> Api {
         RequestsConfig::default(),
     );
     Api {
-        router: request_api::router_with_plate_reads(svc, store),
+        router: request_api::router_with_plate_reads(
+            svc,
+            store,
+            anpr_core::audit::MemoryAuditLog::default(),
+        ),
     }
 }
 

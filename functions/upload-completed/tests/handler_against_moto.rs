@@ -80,6 +80,7 @@ impl Env {
             }],
             version: 1,
             retain_until: EVENT_T + 86_400,
+            org: None,
         };
         self.store.create(&r, None).await.unwrap();
         r

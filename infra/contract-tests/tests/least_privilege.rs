@@ -141,7 +141,10 @@ fn functions_get_only_the_table_actions_their_code_uses() {
             "FileStatusRole/",
             &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
         ),
-        ("PlateIngestRole/", &["dynamodb:BatchWriteItem"]),
+        (
+            "PlateIngestRole/",
+            &["dynamodb:BatchWriteItem", "dynamodb:GetItem"],
+        ),
     ];
     let t = load_template(&template_path()).expect("template");
     let all = statements(&t);
@@ -220,6 +223,50 @@ fn the_http_api_checks_jwts_limits_cors_to_the_web_origin_and_throttles() {
             );
         }
     }
+}
+
+#[test]
+fn the_organisation_claim_is_set_by_administrators_only_and_the_roles_are_groups() {
+    use anpr_core::Role;
+    use anpr_core::access::{GROUPS_CLAIM, ORG_CLAIM};
+    let t = load_template(&template_path()).expect("template");
+    let pool = resource(&t, "UserPool").expect("user pool");
+    let attr = ORG_CLAIM
+        .strip_prefix("custom:")
+        .expect("a custom attribute");
+    let schema = pool["Properties"]["Schema"].as_array().expect("schema");
+    assert!(
+        schema.iter().any(|a| a["Name"] == attr),
+        "{ORG_CLAIM} is not declared"
+    );
+    assert_eq!(
+        pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"],
+        true
+    );
+    let client = resource(&t, "UserPoolClient").expect("client");
+    let writable = client["Properties"]["WriteAttributes"]
+        .as_array()
+        .expect("WriteAttributes must be listed (absent: every attribute is writable)");
+    assert!(
+        !writable.iter().any(|a| a == ORG_CLAIM),
+        "the app client may write {ORG_CLAIM}"
+    );
+    let readable = client["Properties"]["ReadAttributes"]
+        .as_array()
+        .expect("read");
+    assert!(readable.iter().any(|a| a == ORG_CLAIM));
+    assert_eq!(GROUPS_CLAIM, "cognito:groups");
+    let mut groups: Vec<String> = resources(&t, "AWS::Cognito::UserPoolGroup")
+        .into_iter()
+        .filter_map(|(_, g)| text(&g["Properties"]["GroupName"]))
+        .collect();
+    groups.sort();
+    let mut roles: Vec<String> = [Role::Viewer, Role::Operator, Role::Admin]
+        .iter()
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    roles.sort();
+    assert_eq!(groups, roles);
 }
 
 #[test]

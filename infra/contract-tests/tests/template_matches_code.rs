@@ -935,6 +935,7 @@ fn every_route_of_the_template_is_served_by_the_request_api() {
             MemoryCameraRegistry::default(),
             anpr_core::memory::MemoryShadows::default(),
         ),
+        anpr_core::audit::MemoryAuditLog::default(),
     );
     assert!(!events.is_empty());
     for (name, e) in events {

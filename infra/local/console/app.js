@@ -5,7 +5,10 @@
 //    progress?, size?, url?, reason?, at}
 //  - presence on {camera}/presence (retained): {v, on}
 // Configuration comes from config.json next to this file: {api_url, mqtt_url, user,
-// notifications_topic, cameras: [{id, name}], sample_files: [..]}.
+// notifications_topic, users: [{name, org, role}], cameras: [{id, name, org}],
+// sample_files: [..]}. With `users` (the local stack only) the person picks a demo user and the
+// console gets a signed token for it from the local-only POST /local/token; every API call
+// carries it as `Authorization: Bearer`.
 import { MqttClient, topicMatches } from './mqtt.js';
 
 const RANK = { requested: 0, accepted: 1, uploading: 2, ready: 3, failed: 3, rejected: 3, expired: 3 };
@@ -23,14 +26,17 @@ const el = (tag, props = {}, ...children) => {
   return e;
 };
 
-const state = { cfg: null, requests: new Map(), presence: new Map(), searching: null };
+const state = { cfg: null, token: null, requests: new Map(), presence: new Map(), searching: null };
 
 async function api(path, init = {}) {
-  const resp = await fetch(state.cfg.api_url + path, init);
+  const headers = { ...(init.headers || {}) };
+  if (state.token) headers.authorization = `Bearer ${state.token}`;
+  const resp = await fetch(state.cfg.api_url + path, { ...init, headers });
   let body = null;
   try { body = await resp.json(); } catch (_) { /* empty or not JSON */ }
   if (!resp.ok) {
-    const msg = body && body.message ? body.message : `HTTP ${resp.status}`;
+    const err = body && (body.error || body);
+    const msg = err && err.message ? err.message : `HTTP ${resp.status}`;
     throw new Error(msg);
   }
   return body;
@@ -277,8 +283,38 @@ function onMessage(topic, payload) {
   }
 }
 
+// Signs in as a demo user (local stack): a token from POST /local/token; only the user's
+// organisation's cameras are listed (the API refuses the others anyway).
+async function signIn() {
+  const users = state.cfg.users || [];
+  if (!users.length) return;
+  const picked = sessionStorage.getItem('anpr-user');
+  const user = users.find((u) => u.name === picked) || users.find((u) => u.name === state.cfg.user) || users[0];
+  const resp = await fetch(`${state.cfg.api_url}/local/token`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user: user.name }),
+  });
+  if (!resp.ok) throw new Error(`signing in as ${user.name}: HTTP ${resp.status}`);
+  const t = await resp.json();
+  state.token = t.token;
+  state.cfg.user = t.user;
+  state.cfg.notifications_topic = t.notifications_topic;
+  state.cfg.cameras = state.cfg.cameras.filter((c) => c.org === t.org);
+  const select = $('#user-select');
+  for (const u of users) {
+    select.append(el('option', { value: u.name, selected: u.name === t.user }, `${u.name} (${u.role}, ${u.org})`));
+  }
+  select.hidden = false;
+  select.addEventListener('change', () => {
+    sessionStorage.setItem('anpr-user', select.value);
+    location.reload();
+  });
+  document.body.dataset.user = t.user;
+}
+
 async function main() {
   state.cfg = await (await fetch('config.json', { cache: 'no-store' })).json();
+  await signIn();
   $('#user').textContent = state.cfg.user;
   const select = $('#camera-select');
   for (const c of state.cfg.cameras) select.append(el('option', { value: c.id }, `${c.id} ${c.name ? '– ' + c.name : ''}`));

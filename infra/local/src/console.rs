@@ -17,6 +17,19 @@ pub struct ConsoleCamera {
     pub id: String,
     /// Label.
     pub name: String,
+    /// Its organisation (the console lists the signed-in user's; the API enforces it).
+    pub org: String,
+}
+
+/// A demo user the local console offers to sign in as (local stack only).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleUser {
+    /// Name (the token's `sub`).
+    pub name: String,
+    /// Organisation.
+    pub org: String,
+    /// Role.
+    pub role: String,
 }
 
 /// `config.json`.
@@ -26,10 +39,13 @@ pub struct ConsoleConfig {
     pub api_url: String,
     /// MQTT over WebSocket URL.
     pub mqtt_url: String,
-    /// The user (the JWT `sub` in AWS).
+    /// The user signed in by default (the JWT `sub` in AWS).
     pub user: String,
-    /// The user's notification topic.
+    /// That user's notification topic.
     pub notifications_topic: String,
+    /// Local stack only: the demo users to pick from; the console gets a token for the one
+    /// picked from `POST /local/token`.
+    pub users: Vec<ConsoleUser>,
     /// Cameras.
     pub cameras: Vec<ConsoleCamera>,
     /// Files the simulated cameras have, offered in the request form.

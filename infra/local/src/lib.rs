@@ -11,7 +11,8 @@
 //! | IoT credentials provider | mutual-TLS HTTPS stand-in ([`creds`]) |
 //! | IoT Device Shadow service (named shadow `config`) | shadow rules of `anpr_core::shadow` on the broker's `$aws/things/…` topics and behind `GET/PUT /cameras/{id}/config` ([`shadow`]) |
 //! | DynamoDB | an append-only, fsynced log replayed at start ([`store`]) |
-//! | API Gateway + request-api Lambda | `request_api::router_with_plate_reads` over local HTTP, identity from `x-demo-user` |
+//! | Cognito user pool | a local token issuer: ES256 ID tokens for the demo users, key generated on first run ([`tokens`]) |
+//! | API Gateway (JWT authorizer) + request-api Lambda | `request_api::app` over local HTTP; `Authorization: Bearer` tokens verified by [`tokens`] and mapped to the caller by the cloud's mapping |
 //! | the web console (S3/CloudFront) | the same HTTP port ([`console`]) |
 //! | cameras | the real `anpr-camera` agent, simulated over generated media ([`cameras`]) |
 //!
@@ -27,6 +28,7 @@ pub mod rules;
 pub mod s3;
 pub mod shadow;
 pub mod store;
+pub mod tokens;
 
 use anpr_core::model::Camera;
 use anpr_core::plates::IngestPolicy;
@@ -81,6 +83,9 @@ pub enum StartError {
     /// A simulated camera.
     #[error("simulated camera")]
     Camera(#[from] cameras::CameraSetupError),
+    /// The local token issuer.
+    #[error("token issuer")]
+    Tokens(#[from] tokens::TokenError),
     /// A camera id given is not valid.
     #[error("camera id {0:?} is not valid")]
     CameraId(String),
@@ -95,8 +100,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError 
 pub const BUCKET: &str = "anpr-media";
 /// The credentials provider role alias.
 pub const ROLE_ALIAS: &str = "anpr-camera";
-/// The web user the console acts as (the JWT `sub` in AWS).
-pub const DEMO_USER: &str = "demo-user";
+/// The demo user the console signs in as unless another is picked (an admin of `acme`).
+pub const DEMO_USER: &str = "ada";
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -227,19 +232,79 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
-async fn demo_identity(
+/// API Gateway's JWT authorizer, locally: a request with `Authorization: Bearer {token}` is
+/// answered `401` unless the token verifies, and `403` unless its claims make a caller; the
+/// caller is then handed to the request API. A request without the header goes on without a
+/// caller (the console's files; the API's routes answer `401`).
+async fn verify_token(
+    axum::extract::State(issuer): axum::extract::State<Arc<tokens::Issuer>>,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let sub = req
-        .headers()
-        .get("x-demo-user")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or(DEMO_USER)
-        .to_owned();
-    req.extensions_mut().insert(Caller { sub });
-    next.run(req).await
+    use axum::response::IntoResponse as _;
+    let Some(h) = req.headers().get(axum::http::header::AUTHORIZATION) else {
+        return next.run(req).await;
+    };
+    let token = h
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let claims = match token.map(|t| issuer.verify(t, cameras::now_secs())) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            tracing::info!(error = %e, "token refused");
+            return request_api::ApiError::Unauthorized.into_response();
+        }
+        None => return request_api::ApiError::Unauthorized.into_response(),
+    };
+    match tokens::caller(&claims) {
+        Ok(caller) => {
+            req.extensions_mut().insert::<Caller>(caller);
+            next.run(req).await
+        }
+        Err(e) => request_api::ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /local/token {"user":"ada"}` → `{"token","user","org","role","notifications_topic"}`:
+/// signs a token for a demo user. Exists only in the local stack (the console's user picker
+/// and scripts use it); in AWS, users sign in to Cognito.
+fn token_route(issuer: Arc<tokens::Issuer>) -> axum::Router {
+    use axum::response::IntoResponse as _;
+    axum::Router::new().route(
+        "/local/token",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let issuer = issuer.clone();
+            async move {
+                let user = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("user").and_then(|u| u.as_str()).map(str::to_owned))
+                    .unwrap_or_default();
+                let Some(u) = tokens::demo_user(&user) else {
+                    return request_api::ApiError::BadRequest {
+                        message: "user must be one of the demo users: ada, otto, vic, gil".into(),
+                        field: Some("user"),
+                    }
+                    .into_response();
+                };
+                match issuer.token_for(u.name, cameras::now_secs()) {
+                    Ok(token) => axum::Json(serde_json::json!({
+                        "token": token,
+                        "user": u.name,
+                        "org": u.org,
+                        "role": u.role.as_str(),
+                        "notifications_topic": anpr_protocol::topics::web_notifications(u.name),
+                    }))
+                    .into_response(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "signing a token failed");
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    }
+                }
+            }
+        }),
+    )
 }
 
 /// Deletes the data folder (`--reset`).
@@ -355,16 +420,35 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         RequestsConfig::default(),
     );
 
-    for id in &opts.cameras {
-        let camera_id = CameraId::parse(id).map_err(|_| StartError::CameraId(id.clone()))?;
-        if anpr_core::ports::CameraRegistry::get_camera(&db, &camera_id)
-            .await?
-            .is_none()
-        {
+    // Demo data: the demo organisations' cameras and the simulated ones, each with its
+    // organisation (also given to a camera registered before organisations existed).
+    let issuer = Arc::new(tokens::Issuer::open(&data)?);
+    let demo = tokens::DEMO_CAMERAS
+        .iter()
+        .map(|(id, org)| (id.to_string(), *org))
+        .chain(opts.cameras.iter().map(|id| {
+            let org = tokens::DEMO_CAMERAS
+                .iter()
+                .find(|(c, _)| c == id)
+                .map_or(tokens::DEFAULT_ORG, |(_, o)| *o);
+            (id.clone(), org)
+        }));
+    for (id, org) in demo {
+        let camera_id = CameraId::parse(&id).map_err(|_| StartError::CameraId(id.clone()))?;
+        let existing = anpr_core::ports::CameraRegistry::get_camera(&db, &camera_id).await?;
+        if existing.as_ref().is_none_or(|c| c.org.is_none()) {
+            let simulated = opts.cameras.contains(&id);
             db.register_camera(Camera {
                 camera_id,
-                name: Some(format!("simulated camera {id}")),
+                name: Some(if simulated {
+                    format!("simulated camera {id}")
+                } else {
+                    format!("{id} (registered, not simulated)")
+                }),
                 registered_at: cameras::now_secs(),
+                org: Some(
+                    anpr_core::OrgId::parse(org).map_err(|_| StartError::CameraId(id.clone()))?,
+                ),
             })
             .await?;
         }
@@ -382,12 +466,21 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         mqtt_url: ws_url.clone(),
         user: DEMO_USER.into(),
         notifications_topic: anpr_protocol::topics::web_notifications(DEMO_USER),
+        users: tokens::DEMO_USERS
+            .iter()
+            .map(|u| console::ConsoleUser {
+                name: u.name.into(),
+                org: u.org.into(),
+                role: u.role.as_str().into(),
+            })
+            .collect(),
         cameras: db
             .cameras()
             .into_iter()
             .map(|c| console::ConsoleCamera {
                 id: c.camera_id.to_string(),
                 name: c.name.unwrap_or_default(),
+                org: c.org.map(String::from).unwrap_or_default(),
             })
             .collect(),
         sample_files: vec![cameras::CLIP.into(), cameras::IMAGE.into()],
@@ -395,9 +488,13 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let shadows = shadow::LocalShadows::new(db.clone(), publisher.clone());
     let configs = anpr_core::CameraConfigs::new(db.clone(), shadows.clone());
     let shadows_handle = shadows.clone();
-    let app = request_api::app(requests, db.clone(), configs)
+    let app = request_api::app(requests, db.clone(), configs, db.clone())
         .merge(console::routes(console_cfg))
-        .layer(axum::middleware::from_fn(demo_identity));
+        .merge(token_route(issuer.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            issuer.clone(),
+            verify_token,
+        ));
 
     let mut services = vec![
         tokio::spawn(s3::serve(s3_listener, s3_service)),

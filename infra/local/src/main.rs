@@ -41,6 +41,18 @@ struct Args {
     /// in .local/models); needs the `recognizer` feature (on by default).
     #[arg(long)]
     models_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print a valid token (1 h) for a demo user (ada, otto, vic, gil) signed with the data
+    /// folder's key, for `Authorization: Bearer` (e.g. `anpr-local --data-dir D token ada`).
+    Token {
+        /// The demo user.
+        user: String,
+    },
 }
 
 #[tokio::main]
@@ -61,6 +73,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(m) = &args.models_dir {
         args.models_dir =
             Some(std::path::absolute(m).with_context(|| format!("--models-dir {}", m.display()))?);
+    }
+    if let Some(Command::Token { user }) = &args.command {
+        let issuer = anpr_local::tokens::Issuer::open(&args.data_dir)
+            .context("opening the data folder's token signing key")?;
+        println!(
+            "{}",
+            issuer.token_for(user, anpr_local::cameras::now_secs())?
+        );
+        return Ok(());
     }
     if args.models_dir.is_some() && !cfg!(feature = "recognizer") {
         anyhow::bail!(

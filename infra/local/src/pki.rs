@@ -3,7 +3,7 @@
 //! listener and the credentials provider stand-in) and one client certificate per camera
 //! (CN = camera id = thing name, like AWS IoT). No Organization is set in client subjects:
 //! the embedded broker would take it for a tenant id and move the camera's topics under a
-//! tenant prefix.
+//! tenant prefix. Every private key is written owner-only (0600).
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -41,6 +41,39 @@ fn write(path: &Path, text: &str) -> Result<(), PkiError> {
     })
 }
 
+/// Writes a private key owner-only (0600), also tightening a file that already exists.
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io = |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// Makes an existing key file owner-only (keys written before they were).
+fn tighten(path: &Path) -> Result<(), PkiError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PkiError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn read(path: &Path) -> Result<String, PkiError> {
     std::fs::read_to_string(path).map_err(|source| PkiError::Io {
         path: path.to_owned(),
@@ -68,7 +101,7 @@ impl Pki {
             p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
             let ca = p.self_signed(&key)?;
-            write(&dir.join("ca.key"), &key.serialize_pem())?;
+            write_secret(&dir.join("ca.key"), key.serialize_pem().as_bytes())?;
             write(&pki.ca_path(), &ca.pem())?;
             let _ = std::fs::remove_file(pki.server_cert());
         }
@@ -79,9 +112,11 @@ impl Pki {
                 CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
             p.distinguished_name.push(DnType::CommonName, "localhost");
             let cert = p.signed_by(&key, &ca, &ca_key)?;
-            write(&pki.server_key(), &key.serialize_pem())?;
+            write_secret(&pki.server_key(), key.serialize_pem().as_bytes())?;
             write(&pki.server_cert(), &cert.pem())?;
         }
+        tighten(&dir.join("ca.key"))?;
+        tighten(&pki.server_key())?;
         Ok(pki)
     }
 
@@ -119,7 +154,7 @@ impl Pki {
             let mut p = CertificateParams::new(Vec::<String>::new())?;
             p.distinguished_name.push(DnType::CommonName, camera);
             let cert = p.signed_by(&key, &ca, &ca_key)?;
-            write(&key_path, &key.serialize_pem())?;
+            write_secret(&key_path, key.serialize_pem().as_bytes())?;
             write(&cert_path, &cert.pem())?;
         }
         Ok((cert_path, key_path))

@@ -123,7 +123,7 @@ pub async fn run_iot_rules<P, U>(
                 let event = serde_json::to_value(plate_ingest::RuleEvent::new(&camera, &payload))
                     .unwrap_or_default();
                 for attempt in 0..=RETRIES {
-                    match plate_ingest::handle(&db, &policy, &event, now_ms()).await {
+                    match plate_ingest::handle(&db, &db, &policy, &event, now_ms()).await {
                         Ok(report) => {
                             tracing::info!(camera = %camera, stored = report.stored, rejected = report.rejected.len(), "plate reads ingested");
                             return;

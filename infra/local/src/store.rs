@@ -10,7 +10,9 @@
 //! so the next write starts on a line of its own; a corrupt complete line is skipped with a
 //! warning. Neither stops the stack.
 
+use anpr_core::OrgId;
 use anpr_core::StoreError;
+use anpr_core::audit::{AuditLog, AuditRecord, MemoryAuditLog};
 use anpr_core::memory::MemoryRequestStore;
 use anpr_core::model::{Camera, FileRequestRecord, Page};
 use anpr_core::plates::{MemoryPlateReadStore, PlateReadStore, PutOutcome, StoredRead, TimeRange};
@@ -60,6 +62,9 @@ enum Op {
     Reads {
         reads: Vec<StoredRead>,
     },
+    Audit {
+        record: Box<AuditRecord>,
+    },
     /// The whole shadow after an accepted update.
     Shadow {
         camera: String,
@@ -74,6 +79,7 @@ struct Inner {
     log: tokio::sync::Mutex<std::fs::File>,
     requests: MemoryRequestStore,
     reads: MemoryPlateReadStore,
+    audit: MemoryAuditLog,
     cameras: std::sync::Mutex<BTreeMap<String, Camera>>,
     shadows: std::sync::Mutex<BTreeMap<String, Shadow>>,
 }
@@ -117,6 +123,7 @@ impl LocalDb {
                 log: tokio::sync::Mutex::new(file),
                 requests: MemoryRequestStore::default(),
                 reads: MemoryPlateReadStore::default(),
+                audit: MemoryAuditLog::default(),
                 cameras: std::sync::Mutex::new(BTreeMap::new()),
                 shadows: std::sync::Mutex::new(BTreeMap::new()),
             }),
@@ -174,6 +181,7 @@ impl LocalDb {
                 Ok(())
             }
             Op::Reads { reads } => i.reads.put_reads(&reads).await.map(|_| ()),
+            Op::Audit { record } => i.audit.append(&record).await,
             Op::Shadow {
                 camera,
                 desired,
@@ -347,6 +355,28 @@ impl RequestStore for LocalDb {
     }
 }
 
+impl AuditLog for LocalDb {
+    async fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut log = self.inner.log.lock().await;
+        Self::append(
+            &mut log,
+            &Op::Audit {
+                record: Box::new(record.clone()),
+            },
+        )?;
+        self.inner.audit.append(record).await
+    }
+
+    async fn list(
+        &self,
+        org: &OrgId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        self.inner.audit.list(org, limit, cursor).await
+    }
+}
+
 impl CameraRegistry for LocalDb {
     async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
         Ok(self
@@ -387,6 +417,7 @@ impl PlateReadStore for LocalDb {
 
     async fn reads_by_plate(
         &self,
+        org: &OrgId,
         plate: &str,
         range: TimeRange,
         limit: u32,
@@ -394,7 +425,7 @@ impl PlateReadStore for LocalDb {
     ) -> Result<Page<StoredRead>, StoreError> {
         self.inner
             .reads
-            .reads_by_plate(plate, range, limit, cursor)
+            .reads_by_plate(org, plate, range, limit, cursor)
             .await
     }
 }
@@ -423,6 +454,7 @@ mod tests {
             history: vec![],
             version: 1,
             retain_until: 3,
+            org: None,
         }
     }
 
@@ -442,6 +474,7 @@ mod tests {
                 camera_id: CameraId::parse("cam-1").expect("id"),
                 name: Some("one".into()),
                 registered_at: 0,
+                org: None,
             })
             .await
             .expect("camera");

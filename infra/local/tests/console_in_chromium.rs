@@ -183,11 +183,40 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
     let stack = start_stack(dir.path()).await;
     let browser = Browser::start().await;
     browser.goto(&stack.console_url).await;
+    // Signed in as the viewer, a request is refused (403) with the API's message.
     browser
         .until(
-            "the console connected to MQTT over WebSocket",
+            "the console loaded",
             20,
-            "document.body.dataset.ready === 'true' && document.body.dataset.mqtt === 'online'",
+            "document.body.dataset.ready === 'true'",
+        )
+        .await;
+    browser.click("#user-select option[value=\"vic\"]").await;
+    browser
+        .until(
+            "signed in as vic",
+            20,
+            "document.body.dataset.user === 'vic' && document.body.dataset.ready === 'true'",
+        )
+        .await;
+    browser
+        .type_into("#file-input", anpr_local::cameras::CLIP)
+        .await;
+    browser.click("#request-submit").await;
+    browser
+        .until(
+            "the viewer's request refused",
+            10,
+            "document.querySelector('#request-error').textContent.includes('operator')",
+        )
+        .await;
+    // Then as the admin of the camera's organisation.
+    browser.click("#user-select option[value=\"ada\"]").await;
+    browser
+        .until(
+            "the console signed in as ada and connected to MQTT over WebSocket",
+            20,
+            "document.body.dataset.user === 'ada' && document.body.dataset.ready === 'true' && document.body.dataset.mqtt === 'online'",
         )
         .await;
     browser

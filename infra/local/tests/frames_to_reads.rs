@@ -31,7 +31,7 @@ async fn frames_dropped_into_the_simulated_camera_become_plate_reads_in_the_clou
     opts.plate_interval_secs = 1;
     opts.models_dir = Some(models);
     let stack = anpr_local::start(opts).await.expect("start");
-    let http = reqwest::Client::new();
+    let http = common::signed_in(&stack, "vic").await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let read = loop {
         let page = common::get_json(

@@ -7,7 +7,7 @@ mod common;
 
 use anpr_local::{Options, Running};
 use anpr_protocol::{Notification, RequestState, decode, topics};
-use common::{get_json, start_ready, subscriber};
+use common::{get_json, signed_in, start_ready, subscriber};
 use rumqttc::v5::AsyncClient;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ async fn a_requested_clip_is_announced_ready_with_a_url_that_downloads_the_camer
     let dir = tempfile::tempdir().expect("tempdir");
     let stack = start_ready(Options::ephemeral(dir.path().to_owned())).await;
     let (_client, mut rx) = notifications(&stack).await;
-    let http = reqwest::Client::new();
+    let http = signed_in(&stack, anpr_local::DEMO_USER).await;
 
     let id = request(&http, &stack, anpr_local::cameras::CLIP).await;
     let (ready, seen) = until_ready(&mut rx, &id).await;
@@ -99,8 +99,9 @@ async fn a_requested_clip_is_announced_ready_with_a_url_that_downloads_the_camer
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_and_plate_reads_survive_a_restart_of_the_stack() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let http = reqwest::Client::new();
     let stack = start_ready(Options::ephemeral(dir.path().to_owned())).await;
+    // The token stays valid across the restart: the signing key is kept in the data folder.
+    let http = signed_in(&stack, anpr_local::DEMO_USER).await;
     let (_client, mut rx) = notifications(&stack).await;
     let id = request(&http, &stack, anpr_local::cameras::IMAGE).await;
     until_ready(&mut rx, &id).await;
@@ -151,7 +152,15 @@ async fn the_console_and_its_configuration_are_served_from_the_api_origin() {
     let cfg: Value = get_json(&http, &format!("{}/config.json", stack.api_url)).await;
     assert_eq!(cfg["mqtt_url"], stack.ws_url.as_str());
     assert_eq!(cfg["cameras"][0]["id"], "cam-001");
-    assert_eq!(cfg["notifications_topic"], "web/demo-user/notifications");
+    assert_eq!(cfg["cameras"][0]["org"], "acme");
+    assert_eq!(cfg["notifications_topic"], "web/ada/notifications");
+    let users: Vec<&str> = cfg["users"]
+        .as_array()
+        .expect("demo users")
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    assert_eq!(users, ["ada", "otto", "vic", "gil"]);
     stack.stop().await;
 }
 
@@ -165,7 +174,7 @@ async fn a_desired_setting_reaches_the_simulated_camera_through_its_shadow_and_i
     // What the shadow service sends the camera, observed on the broker.
     let delta_topic = topics::config_shadow(&camera, anpr_protocol::shadow::UPDATE_DELTA);
     let (_observer, mut deltas) = subscriber(&stack, "test-observer", &delta_topic).await;
-    let http = reqwest::Client::new();
+    let http = signed_in(&stack, "ada").await;
     let url = format!("{}/cameras/cam-001/config", stack.api_url);
 
     let resp = http
@@ -223,5 +232,247 @@ async fn a_desired_setting_reaches_the_simulated_camera_through_its_shadow_and_i
         .await
         .expect("JSON");
     assert!(bad.to_string().contains("keep_alive_secs"), "{bad}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_are_verified_and_every_route_answers_only_the_callers_organisation() {
+    use anpr_local::tokens::{AUDIENCE, ISSUER, Issuer};
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = Options::ephemeral(dir.path().to_owned());
+    opts.plate_interval_secs = 0;
+    let stack = start_ready(opts).await;
+    let (_observer, mut published) =
+        subscriber(&stack, "test-observer", "cam-001/file/request").await;
+    let mut t = std::collections::HashMap::new();
+    for u in ["ada", "otto", "vic", "gil"] {
+        t.insert(u, common::token(&stack, u).await);
+    }
+    // Tokens the stack must refuse: signed with its key but expired or without organisation,
+    // signed with another key, and vic's token with the role changed after signing.
+    let issuer = Issuer::open(dir.path()).expect("the stack's key");
+    let now = anpr_local::cameras::now_secs();
+    let claims = |exp: u64, org: bool| {
+        let mut c = json!({"sub": "ada", "cognito:groups": ["admin"], "iss": ISSUER,
+                           "aud": AUDIENCE, "iat": now, "exp": exp});
+        if org {
+            c["custom:org"] = json!("acme");
+        }
+        c
+    };
+    let expired = issuer.sign(&claims(now - 1, true)).expect("sign");
+    let no_org = issuer.sign(&claims(now + 600, false)).expect("sign");
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let foreign = Issuer::open(other_dir.path())
+        .expect("another key")
+        .token_for("ada", now)
+        .expect("sign");
+    let tampered = {
+        let parts: Vec<&str> = t["vic"].split('.').collect();
+        let mut c: Value =
+            serde_json::from_slice(&b64.decode(parts[1]).expect("b64")).expect("json");
+        c["cognito:groups"] = json!(["admin"]);
+        let payload = b64.encode(serde_json::to_vec(&c).expect("json"));
+        format!("{}.{payload}.{}", parts[0], parts[2])
+    };
+
+    let http = reqwest::Client::new();
+    let api = stack.api_url.clone();
+    let send = |method: &str, path: &str, body: Option<Value>, token: Option<&str>| {
+        let mut r = http.request(method.parse().expect("method"), format!("{api}{path}"));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        if let Some(tok) = token {
+            r = r.bearer_auth(tok);
+        }
+        async move {
+            let resp = r.send().await.expect("HTTP");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let file = || Some(json!({"file": anpr_local::cameras::IMAGE}));
+    let (s, b) = send(
+        "POST",
+        "/cameras/cam-001/file-requests",
+        file(),
+        Some(&t["otto"]),
+    )
+    .await;
+    assert_eq!(s, 202, "{b}");
+    let id = b["request_id"].as_str().expect("id").to_owned();
+    let one = format!("/file-requests/{id}");
+    let setting = || Some(json!({"upload_progress_step_pct": 25}));
+    // (method, path, body, token, expected status)
+    type Case<'a> = (&'a str, &'a str, Option<Value>, Option<&'a str>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&t["vic"]),
+            403,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&t["gil"]),
+            404,
+        ),
+        ("POST", "/cameras/cam-001/file-requests", file(), None, 401),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&expired),
+            401,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&foreign),
+            401,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&tampered),
+            401,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some(&no_org),
+            403,
+        ),
+        (
+            "POST",
+            "/cameras/cam-001/file-requests",
+            file(),
+            Some("not-a-token"),
+            401,
+        ),
+        ("GET", &one, None, Some(&t["vic"]), 200),
+        ("GET", &one, None, Some(&t["gil"]), 404),
+        ("GET", &one, None, None, 401),
+        (
+            "GET",
+            "/cameras/cam-001/file-requests",
+            None,
+            Some(&t["vic"]),
+            200,
+        ),
+        (
+            "GET",
+            "/cameras/cam-001/file-requests",
+            None,
+            Some(&t["gil"]),
+            404,
+        ),
+        (
+            "GET",
+            "/cameras/cam-001/plate-reads",
+            None,
+            Some(&t["vic"]),
+            200,
+        ),
+        (
+            "GET",
+            "/cameras/cam-001/plate-reads",
+            None,
+            Some(&t["gil"]),
+            404,
+        ),
+        (
+            "GET",
+            "/cameras/cam-001/plate-reads",
+            None,
+            Some(&expired),
+            401,
+        ),
+        (
+            "GET",
+            "/cameras/cam-101/plate-reads",
+            None,
+            Some(&t["gil"]),
+            200,
+        ),
+        (
+            "GET",
+            "/cameras/cam-101/plate-reads",
+            None,
+            Some(&t["ada"]),
+            404,
+        ),
+        (
+            "GET",
+            "/plate-reads?plate=AB12CDE",
+            None,
+            Some(&t["vic"]),
+            200,
+        ),
+        ("GET", "/plate-reads?plate=AB12CDE", None, None, 401),
+        ("GET", "/cameras/cam-001/config", None, Some(&t["vic"]), 200),
+        ("GET", "/cameras/cam-001/config", None, Some(&t["gil"]), 404),
+        (
+            "PUT",
+            "/cameras/cam-001/config",
+            setting(),
+            Some(&t["otto"]),
+            403,
+        ),
+        (
+            "PUT",
+            "/cameras/cam-001/config",
+            setting(),
+            Some(&t["gil"]),
+            404,
+        ),
+        (
+            "PUT",
+            "/cameras/cam-001/config",
+            setting(),
+            Some(&tampered),
+            401,
+        ),
+        ("PUT", "/cameras/cam-001/config", setting(), None, 401),
+    ];
+    for (method, path, body, token, want) in cases {
+        let (s, b) = send(method, path, body, token).await;
+        assert_eq!(s, want, "{method} {path}: {b}");
+        if s >= 400 {
+            assert!(b["error"]["code"].is_string(), "{method} {path}: {b}");
+        }
+    }
+    // Nothing written or sent by the refused calls: one request, one publish, no desired
+    // setting.
+    let (_, list) = send(
+        "GET",
+        "/cameras/cam-001/file-requests",
+        None,
+        Some(&t["ada"]),
+    )
+    .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    let (_, cfg) = send("GET", "/cameras/cam-001/config", None, Some(&t["ada"])).await;
+    assert!(
+        cfg["desired"].get("upload_progress_step_pct").is_none(),
+        "{cfg}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut n = 0;
+    while published.try_recv().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 1, "only otto's request reached the camera");
+    let (s, _) = send("PUT", "/cameras/cam-001/config", setting(), Some(&t["ada"])).await;
+    assert_eq!(s, 200);
     stack.stop().await;
 }

@@ -17,6 +17,7 @@ pub mod stack;
 
 use anpr_aws::DynamoCameraRegistry;
 use anpr_core::Camera;
+use anpr_core::OrgId;
 use anpr_protocol::CameraId;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -114,6 +115,8 @@ pub struct Request {
     pub camera_id: CameraId,
     /// Human label stored in the registry.
     pub name: Option<String>,
+    /// The organisation the camera belongs to (only its users see it).
+    pub org: OrgId,
     /// The camera IoT policy (stack output `CameraPolicyName`).
     pub policy: String,
     /// The role alias (stack output `CameraRoleAlias`).
@@ -415,6 +418,7 @@ pub async fn provision(
             camera_id: req.camera_id.clone(),
             name: req.name.clone(),
             registered_at: now,
+            org: Some(req.org.clone()),
         })
         .await
         .map_err(|source| ProvisionError::Register {

@@ -2,6 +2,7 @@
 //! certificate, private key and config file. See `docs/infra.md`.
 
 use anpr_aws::DynamoCameraRegistry;
+use anpr_core::OrgId;
 use anpr_protocol::CameraId;
 use anpr_provision::{DevicePaths, Request, provision};
 use anyhow::Context as _;
@@ -18,6 +19,10 @@ struct Args {
     /// Human label stored with the camera.
     #[arg(long)]
     name: Option<String>,
+    /// Organisation the camera belongs to (a-z, 0-9, `-`, `_`): only its users see the camera,
+    /// its requests and its plate reads.
+    #[arg(long)]
+    org: String,
     /// DynamoDB table (stack output TableName).
     #[arg(long)]
     table: String,
@@ -61,6 +66,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let camera_id = CameraId::parse(&args.camera_id).context("--camera-id")?;
+    let org = OrgId::parse(&args.org).context("--org")?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(r) = &args.region {
         loader = loader.region(aws_config::Region::new(r.clone()));
@@ -79,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let req = Request {
         camera_id,
         name: args.name,
+        org,
         policy: args.policy,
         role_alias: args.role_alias,
         table: args.table,

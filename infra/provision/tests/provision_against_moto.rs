@@ -42,6 +42,7 @@ fn request(env: &Env, camera: &CameraId, root: &Path) -> Request {
     Request {
         camera_id: camera.clone(),
         name: Some("Gate 3".into()),
+        org: anpr_core::OrgId::parse("acme").expect("org"),
         policy: env.policy.clone(),
         role_alias: "anpr-camera-upload".into(),
         table: env.table.clone(),
@@ -140,6 +141,7 @@ async fn a_provisioned_camera_has_a_thing_an_attached_certificate_a_registry_ent
         .expect("lookup")
         .expect("registered");
     assert_eq!(registered.name.as_deref(), Some("Gate 3"));
+    assert_eq!(registered.org.as_ref().map(|o| o.as_str()), Some("acme"));
     assert!(registered.registered_at > 0);
 
     // The camera agent accepts the config as written, and it points at the files written.

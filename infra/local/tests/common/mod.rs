@@ -73,3 +73,32 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
         .await
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
+
+/// A token for demo user `user` from the stack's local-only `POST /local/token`.
+pub async fn token(stack: &Running, user: &str) -> String {
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/local/token", stack.api_url))
+        .json(&serde_json::json!({ "user": user }))
+        .send()
+        .await
+        .expect("POST /local/token")
+        .json()
+        .await
+        .expect("JSON");
+    v["token"].as_str().expect("a token").to_owned()
+}
+
+/// An HTTP client signed in as demo user `user` (every request carries its bearer token).
+pub async fn signed_in(stack: &Running, user: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token(stack, user).await)
+            .parse()
+            .expect("header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .expect("client")
+}

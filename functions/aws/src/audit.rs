@@ -1,0 +1,118 @@
+//! DynamoDB adapter of [`AuditLog`]: items `PK=AUDIT#{org}`, `SK={at_ms:013}#{id}`, the
+//! table's TTL attribute set to the record's `expires_at`. One organisation's trail is one
+//! partition: a `Query` on it never reads another organisation's records.
+
+use crate::dynamo::{decode_cursor, encode_cursor};
+use crate::errors::is_retryable;
+use crate::schema::{PK, SK, TTL_ATTR};
+use anpr_core::audit::{AuditLog, AuditRecord};
+use anpr_core::model::Page;
+use anpr_core::{OrgId, StoreError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct AuditItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(flatten)]
+    record: AuditRecord,
+}
+
+/// Partition key of an organisation's trail.
+pub fn audit_pk(org: &OrgId) -> String {
+    format!("AUDIT#{org}")
+}
+
+fn backend<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Backend {
+        retryable: is_retryable(&e),
+        source: Box::new(e),
+    }
+}
+
+/// [`AuditLog`] on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoAuditLog {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoAuditLog {
+    /// Wraps a client built at cold start.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl AuditLog for DynamoAuditLog {
+    async fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut item: std::collections::HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(AuditItem {
+                pk: audit_pk(&record.org),
+                sk: record.sort_key(),
+                record: record.clone(),
+            })
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.insert(
+            TTL_ATTR.to_owned(),
+            AttributeValue::N(record.expires_at.to_string()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        org: &OrgId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        let pk = audit_pk(org);
+        let start = cursor
+            .map(|c| decode_cursor(c, &[PK, SK], &[(PK, &pk)]))
+            .transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(backend)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| {
+                serde_dynamo::from_item::<_, AuditItem>(i)
+                    .map(|a| a.record)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
+        })
+    }
+}
