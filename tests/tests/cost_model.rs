@@ -20,7 +20,16 @@ fn root() -> PathBuf {
 #[test]
 fn cost_model_arithmetic_is_right_for_hand_checked_inputs() {
     let out = Command::new("python3")
-        .args(["-m", "unittest", "discover", "-s", "scripts/cost", "-p", "test_*.py", "-v"])
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "scripts/cost",
+            "-p",
+            "test_*.py",
+            "-v",
+        ])
         .current_dir(root())
         .output()
         .expect("python3 runs");
@@ -36,10 +45,16 @@ fn cost_model_command_prints_profiles_and_fleets() {
         .current_dir(root())
         .output()
         .expect("scripts/cost-model runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     for p in ["idle", "quiet", "busy"] {
-        let total = v["profiles"][p]["total"].as_f64().expect("a total per profile");
+        let total = v["profiles"][p]["total"]
+            .as_f64()
+            .expect("a total per profile");
         assert!(total > 0.0, "{p}");
     }
     let idle = v["profiles"]["idle"]["total"].as_f64().unwrap();

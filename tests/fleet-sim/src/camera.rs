@@ -117,7 +117,14 @@ impl Tracker {
 type Done = (RequestId, FileStatusKind);
 
 const PLATES: [&str; 8] = [
-    "AB123CD", "7CID930", "KA01AB1234", "WX62YTR", "B123XYZ", "LD19ABC", "9ZZZ999", "M4RK3",
+    "AB123CD",
+    "7CID930",
+    "KA01AB1234",
+    "WX62YTR",
+    "B123XYZ",
+    "LD19ABC",
+    "9ZZZ999",
+    "M4RK3",
 ];
 
 fn read(now_ms: u64) -> PlateRead {
@@ -140,9 +147,9 @@ async fn publish(
     retain: bool,
     body: Vec<u8>,
 ) {
+    // try_publish: never wait on the request channel inside the loop that drains it
     if client
-        .publish(topic, QoS::AtLeastOnce, retain, body)
-        .await
+        .try_publish(topic, QoS::AtLeastOnce, retain, body)
         .is_ok()
     {
         tracker.expect.push_back(Tag::Other);
@@ -188,7 +195,7 @@ fn upload(ctx: &FleetCtx, cam: &CameraId, req: FileRequest, done: mpsc::Sender<D
 pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
     let cam = spec.id.clone();
     let c = ctx.counters.clone();
-    let (client, mut ev) = AsyncClient::new(spec.options, 16);
+    let (client, mut ev) = AsyncClient::new(spec.options, 256);
     let mut outbox = spec.outbox_dir.as_ref().and_then(|d| {
         Outbox::open(
             d,
@@ -242,7 +249,7 @@ pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
             _ = batch_tick.tick(), if reads && connected && batch_in_flight.is_none() => {
                 let batch = outbox.as_mut().and_then(|ob| ob.next_batch(crate::now_ms()));
                 if let Some(b) = batch
-                    && client.publish(plate_topic.as_str(), QoS::AtLeastOnce, false, b.payload).await.is_ok()
+                    && client.try_publish(plate_topic.as_str(), QoS::AtLeastOnce, false, b.payload).is_ok()
                 {
                     tracker.expect.push_back(Tag::Batch(b.seq));
                     batch_in_flight = Some(b.seq);
@@ -260,7 +267,7 @@ pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
                     Counters::inc(&c.connacks);
                     if !ack.session_present {
                         // a new session: what was in flight is gone with the old one
-                        let _ = client.subscribe(request_topic.as_str(), QoS::AtLeastOnce).await;
+                        let _ = client.try_subscribe(request_topic.as_str(), QoS::AtLeastOnce);
                         if let Some(ob) = outbox.as_mut() { ob.reset_in_flight(); }
                         tracker = Tracker::default();
                         batch_in_flight = None;
@@ -278,7 +285,7 @@ pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let _ = client.ack(&p).await;
+                    let _ = client.try_ack(&p);
                     if p.topic[..] == *request_topic.as_bytes() {
                         Counters::inc(&c.requests_received);
                         match anpr_protocol::decode::<FileRequest>(&p.payload) {
@@ -309,4 +316,3 @@ pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
     }
     let _ = client.disconnect().await;
 }
-

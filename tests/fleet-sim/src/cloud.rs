@@ -7,7 +7,9 @@
 use crate::camera::S3Target;
 use crate::stats::Counters;
 use anpr_core::plates::{IngestPolicy, MemoryPlateReadStore};
-use anpr_protocol::{CameraId, FileName, FileRequest, FileStatus, FileStatusKind, RequestId, topics};
+use anpr_protocol::{
+    CameraId, FileName, FileRequest, FileStatus, FileStatusKind, RequestId, topics,
+};
 use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
 use plate_ingest::RuleEvent;
 use rumqttc::v5::mqttbytes::QoS;
@@ -221,7 +223,13 @@ fn on_status(
             let key = topics::upload_key(&camera, &status.id, &t.file);
             let (state, counters, id) = (state.clone(), counters.clone(), status.id);
             tokio::spawn(async move {
-                let head = s3.client.head_object().bucket(&s3.bucket).key(key).send().await;
+                let head = s3
+                    .client
+                    .head_object()
+                    .bucket(&s3.bucket)
+                    .key(key)
+                    .send()
+                    .await;
                 let found = head.ok().and_then(|h| h.content_length()) == Some(size as i64);
                 let mut s = lock(&state);
                 if let Some(t) = s.requests.get_mut(&id).filter(|t| t.ready.is_none()) {
@@ -234,7 +242,9 @@ fn on_status(
                 }
             });
         }
-        FileStatusKind::Failed { .. } | FileStatusKind::Rejected { .. } | FileStatusKind::Expired
+        FileStatusKind::Failed { .. }
+        | FileStatusKind::Rejected { .. }
+        | FileStatusKind::Expired
             if t.ready.is_none() =>
         {
             Counters::inc(&counters.failed);

@@ -77,6 +77,8 @@ pub struct Summary {
     pub sim_rss_kib: u64,
     /// File requests published, `accepted`, ready, failed.
     pub requests: [u64; 4],
+    /// File requests the cameras received (see docs/capacity.md: fewer than published).
+    pub requests_received: u64,
     /// Request → `accepted`, p50 and p99 (ms).
     pub accepted_ms: [Option<f64>; 2],
     /// Request → ready (object in S3), p50 and p99 (ms).
@@ -133,13 +135,14 @@ fn sample(pid: Option<&str>) -> ProcSample {
 
 fn progress(c: &Counters, n: usize, start: Instant, store: usize) {
     eprintln!(
-        "[{:>7.1}s] sessions {}/{n} refused {} | reads {} stored {} | requests {} accepted {} ready {} failed {}",
+        "[{:>7.1}s] sessions {}/{n} refused {} | reads {} stored {} | requests {} received {} accepted {} ready {} failed {}",
         start.elapsed().as_secs_f64(),
         c.connected_now(),
         Counters::get(&c.refused),
         Counters::get(&c.reads_generated),
         store,
         Counters::get(&c.requests_sent),
+        Counters::get(&c.requests_received),
         Counters::get(&c.accepted),
         Counters::get(&c.ready),
         Counters::get(&c.failed),
@@ -225,14 +228,23 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
     } else {
         None
     };
-    let dir = tempfile::Builder::new().prefix("anpr-fleet-sim-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("anpr-fleet-sim-")
+        .tempdir()?;
     std::fs::create_dir_all(dir.path().join("media"))?;
     let mut broker = Broker::start();
     let broker_pid = stats::child_pid("mosquitto");
     let empty = sample(broker_pid.as_deref());
     let counters = Arc::new(Counters::default());
     let cloud = Arc::new(Cloud::start(&broker, counters.clone(), s3.clone()));
-    wait_for("cloud subscribe", o.timeout, o.progress, || {}, || cloud.subscribed()).await;
+    wait_for(
+        "cloud subscribe",
+        o.timeout,
+        o.progress,
+        || {},
+        || cloud.subscribed(),
+    )
+    .await;
 
     eprintln!("issuing {} certificates…", o.cameras);
     let mut specs = Vec::with_capacity(o.cameras);
@@ -348,9 +360,9 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
     let sim_rss = sample(Some("self")).rss_kib;
     wait_for("drain", o.timeout, o.progress, tick, || {
         let gen_reads = Counters::get(&c.reads_generated) as usize;
-        let reqs = Counters::get(&c.requests_sent);
+        let accepted = Counters::get(&c.accepted);
         cloud.store.len() >= gen_reads
-            && Counters::get(&c.ready) + Counters::get(&c.failed) >= reqs
+            && Counters::get(&c.ready) + Counters::get(&c.failed) >= accepted
     })
     .await;
     tick();
@@ -377,7 +389,11 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
             Counters::get(&c.ready),
             Counters::get(&c.failed),
         ],
-        accepted_ms: [percentile_ms(&accepted, 50.0), percentile_ms(&accepted, 99.0)],
+        requests_received: Counters::get(&c.requests_received),
+        accepted_ms: [
+            percentile_ms(&accepted, 50.0),
+            percentile_ms(&accepted, 99.0),
+        ],
         ready_ms: [percentile_ms(&ready, 50.0), percentile_ms(&ready, 99.0)],
         reads_generated: generated,
         reads_stored: stored,
@@ -402,28 +418,78 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
 pub fn table(s: &Summary) -> String {
     let f = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
     let mut rows = vec![
-        ("cameras / profile / compression".to_owned(), format!("{} / {:?} / {}×", s.cameras, s.profile, s.compress)),
-        ("connect-rate limit (CONNECT/s)".into(), if s.connect_rate > 0.0 { format!("{}", s.connect_rate) } else { "none".into() }),
+        (
+            "cameras / profile / compression".to_owned(),
+            format!("{} / {:?} / {}×", s.cameras, s.profile, s.compress),
+        ),
+        (
+            "connect-rate limit (CONNECT/s)".into(),
+            if s.connect_rate > 0.0 {
+                format!("{}", s.connect_rate)
+            } else {
+                "none".into()
+            },
+        ),
         ("sessions held".into(), s.sessions_held.to_string()),
         ("start → all connected (s)".into(), f(s.connect_all_secs)),
-        ("broker RSS empty → full (KiB)".into(), format!("{} → {}", s.broker_rss_empty_kib, s.broker_rss_full_kib)),
+        (
+            "broker RSS empty → full (KiB)".into(),
+            format!("{} → {}", s.broker_rss_empty_kib, s.broker_rss_full_kib),
+        ),
         ("broker KiB per session".into(), f(s.broker_kib_per_session)),
         ("simulator RSS (KiB)".into(), s.sim_rss_kib.to_string()),
-        ("requests sent / accepted / ready / failed".into(), format!("{} / {} / {} / {}", s.requests[0], s.requests[1], s.requests[2], s.requests[3])),
-        ("request → accepted p50 / p99 (ms)".into(), format!("{} / {}", f(s.accepted_ms[0]), f(s.accepted_ms[1]))),
-        ("request → ready p50 / p99 (ms)".into(), format!("{} / {}", f(s.ready_ms[0]), f(s.ready_ms[1]))),
-        ("reads generated / stored / written / lost".into(), format!("{} / {} / {} / {}", s.reads_generated, s.reads_stored, s.reads_written, s.reads_lost)),
+        (
+            "requests sent / received / accepted / ready / failed".into(),
+            format!(
+                "{} / {} / {} / {} / {}",
+                s.requests[0], s.requests_received, s.requests[1], s.requests[2], s.requests[3]
+            ),
+        ),
+        (
+            "request → accepted p50 / p99 (ms)".into(),
+            format!("{} / {}", f(s.accepted_ms[0]), f(s.accepted_ms[1])),
+        ),
+        (
+            "request → ready p50 / p99 (ms)".into(),
+            format!("{} / {}", f(s.ready_ms[0]), f(s.ready_ms[1])),
+        ),
+        (
+            "reads generated / stored / written / lost".into(),
+            format!(
+                "{} / {} / {} / {}",
+                s.reads_generated, s.reads_stored, s.reads_written, s.reads_lost
+            ),
+        ),
         ("plate batches".into(), s.batches.to_string()),
-        ("reads/s end to end (traffic phase)".into(), format!("{:.0}", s.reads_per_sec)),
-        ("CPU s per 1,000 reads (sim + broker)".into(), s.cpu_secs_per_1000_reads.map_or("–".into(), |v| format!("{v:.3}"))),
-        ("CPU s sim / broker (traffic phase)".into(), format!("{:.2} / {:.2}", s.cpu_secs_sim_broker[0], s.cpu_secs_sim_broker[1])),
+        (
+            "reads/s end to end (traffic phase)".into(),
+            format!("{:.0}", s.reads_per_sec),
+        ),
+        (
+            "CPU s per 1,000 reads (sim + broker)".into(),
+            s.cpu_secs_per_1000_reads
+                .map_or("–".into(), |v| format!("{v:.3}")),
+        ),
+        (
+            "CPU s sim / broker (traffic phase)".into(),
+            format!(
+                "{:.2} / {:.2}",
+                s.cpu_secs_sim_broker[0], s.cpu_secs_sim_broker[1]
+            ),
+        ),
     ];
     if let Some(st) = &s.storm {
-        rows.push(("storm: broker down (s)".into(), format!("{:.1}", st.down_secs)));
+        rows.push((
+            "storm: broker down (s)".into(),
+            format!("{:.1}", st.down_secs),
+        ));
         rows.push(("storm: restart → all back (s)".into(), f(st.all_back_secs)));
         rows.push(("storm: connects refused".into(), st.refused.to_string()));
         rows.push(("storm: sessions back".into(), st.sessions_back.to_string()));
-        rows.push(("storm: requests created during outage".into(), st.requests_during_outage.to_string()));
+        rows.push((
+            "storm: requests created during outage".into(),
+            st.requests_during_outage.to_string(),
+        ));
     }
     let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     rows.iter()

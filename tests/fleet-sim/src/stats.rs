@@ -125,7 +125,11 @@ mod tests {
 
     #[test]
     fn nearest_rank_percentiles() {
-        let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|&m| Duration::from_millis(m))
+                .collect::<Vec<_>>()
+        };
         let s = ms(&[5, 1, 4, 2, 3, 6, 7, 8, 9, 10]);
         assert_eq!(percentile_ms(&s, 50.0), Some(5.0));
         assert_eq!(percentile_ms(&s, 99.0), Some(10.0));
