@@ -1,0 +1,254 @@
+//! The cloud side: one persistent `cloud-backend` session that sends file requests (as the
+//! request API's IoT data-plane publish does) and plays the two IoT rules: plate batches go to
+//! `plate_ingest::handle` (the Lambda's own code) into the in-memory store; statuses are timed,
+//! and a request is `ready` when its object is in S3 with the size the camera announced (what
+//! upload-completed checks on the S3 event).
+
+use crate::camera::S3Target;
+use crate::stats::Counters;
+use anpr_core::plates::{IngestPolicy, MemoryPlateReadStore};
+use anpr_protocol::{
+    CameraId, FileName, FileRequest, FileStatus, FileStatusKind, RequestId, topics,
+};
+use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
+use plate_ingest::RuleEvent;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::{AsyncClient, Event};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const RULE_PREFIX: &str = "$aws/rules/anpr_plate_reads/";
+
+/// One request's times since it was published.
+#[derive(Debug, Clone)]
+struct Timing {
+    camera: CameraId,
+    file: FileName,
+    sent: Instant,
+    accepted: Option<Duration>,
+    ready: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    requests: HashMap<RequestId, Timing>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The running cloud side.
+#[derive(Debug)]
+pub struct Cloud {
+    client: AsyncClient,
+    state: Arc<Mutex<State>>,
+    subscribed: Arc<AtomicBool>,
+    /// Where the ingest rule stores reads.
+    pub store: MemoryPlateReadStore,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cloud {
+    /// Connects and subscribes to statuses and the plate rule's topic.
+    pub fn start(broker: &Broker, counters: Arc<Counters>, s3: Option<S3Target>) -> Self {
+        let id = broker.identity(CLOUD_IDENTITY);
+        let mut opts = broker.v5_options(&id);
+        opts.set_clean_start(false);
+        opts.set_session_expiry_interval(Some(3600));
+        opts.set_manual_acks(true);
+        let (client, mut ev) = AsyncClient::new(opts, 65_536);
+        let state = Arc::new(Mutex::new(State::default()));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let store = MemoryPlateReadStore::default();
+        let (st, sub, db, cl) = (
+            state.clone(),
+            subscribed.clone(),
+            store.clone(),
+            client.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let policy = IngestPolicy::default();
+            let mut subacks = 0;
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
+                        let _ = cl.subscribe("+/file/status", QoS::AtLeastOnce).await;
+                        let _ = cl
+                            .subscribe(format!("{RULE_PREFIX}+/plates"), QoS::AtLeastOnce)
+                            .await;
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        subacks += 1;
+                        sub.store(subacks >= 2, Ordering::SeqCst);
+                    }
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => sub.store(true, Ordering::SeqCst),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                        if let Some(rest) = topic.strip_prefix(RULE_PREFIX) {
+                            ingest(&db, &policy, &counters, rest, &p.payload).await;
+                        } else {
+                            on_status(&st, &counters, s3.as_ref(), &topic, &p.payload);
+                        }
+                        let _ = cl.ack(&p).await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Self {
+            client,
+            state,
+            subscribed,
+            store,
+            task,
+        }
+    }
+
+    /// True once the subscriptions are in place.
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::SeqCst)
+    }
+
+    /// Publishes a file request to `camera` (queued in the client while the broker is down).
+    pub async fn request(&self, camera: &CameraId, counters: &Counters) {
+        let Ok(id) = RequestId::parse(&ulid::Ulid::new().to_string()) else {
+            return;
+        };
+        let Ok(file) = FileName::parse("clips/sim.mp4") else {
+            return;
+        };
+        let at = crate::now_ms() / 1000;
+        let req = FileRequest {
+            id: id.clone(),
+            file: file.clone(),
+            at,
+            exp: at + 3600,
+        };
+        let Ok(body) = anpr_protocol::encode(&req) else {
+            return;
+        };
+        lock(&self.state).requests.insert(
+            id,
+            Timing {
+                camera: camera.clone(),
+                file,
+                sent: Instant::now(),
+                accepted: None,
+                ready: None,
+            },
+        );
+        if self
+            .client
+            .publish(topics::file_request(camera), QoS::AtLeastOnce, false, body)
+            .await
+            .is_ok()
+        {
+            Counters::inc(&counters.requests_sent);
+        }
+    }
+
+    /// Request → `accepted` and request → ready latencies so far.
+    pub fn latencies(&self) -> (Vec<Duration>, Vec<Duration>) {
+        let s = lock(&self.state);
+        let accepted = s.requests.values().filter_map(|t| t.accepted).collect();
+        let ready = s.requests.values().filter_map(|t| t.ready).collect();
+        (accepted, ready)
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The plate rule: the event AWS would build (`topic(1)` is the camera) handed to the
+/// Lambda's handler.
+async fn ingest(
+    store: &MemoryPlateReadStore,
+    policy: &IngestPolicy,
+    counters: &Counters,
+    rule_topic: &str,
+    payload: &[u8],
+) {
+    let Ok((camera, _)) = topics::parse_camera_topic(rule_topic) else {
+        return;
+    };
+    let Ok(event) = serde_json::to_value(RuleEvent::new(&camera, payload)) else {
+        return;
+    };
+    match plate_ingest::handle(store, policy, &event, crate::now_ms()).await {
+        Ok(report) => {
+            counters
+                .reads_written
+                .fetch_add(report.stored as u64, Ordering::Relaxed);
+            Counters::inc(&counters.batches_ingested);
+        }
+        Err(e) => eprintln!("cloud: batch of {camera} not stored: {e}"),
+    }
+}
+
+fn on_status(
+    state: &Arc<Mutex<State>>,
+    counters: &Arc<Counters>,
+    s3: Option<&S3Target>,
+    topic: &str,
+    payload: &[u8],
+) {
+    let Ok((camera, "file/status")) = topics::parse_camera_topic(topic) else {
+        return;
+    };
+    let Ok(status) = anpr_protocol::decode::<FileStatus>(payload) else {
+        return;
+    };
+    let mut s = lock(state);
+    let Some(t) = s.requests.get_mut(&status.id) else {
+        return;
+    };
+    if t.camera != camera {
+        return; // another camera's request: ignored (the broker's ACL already prevents it)
+    }
+    match status.kind {
+        FileStatusKind::Accepted if t.accepted.is_none() => {
+            t.accepted = Some(t.sent.elapsed());
+            Counters::inc(&counters.accepted);
+        }
+        FileStatusKind::Uploaded { size } if t.ready.is_none() => {
+            let Some(s3) = s3.cloned() else { return };
+            let key = topics::upload_key(&camera, &status.id, &t.file);
+            let (state, counters, id) = (state.clone(), counters.clone(), status.id);
+            tokio::spawn(async move {
+                let head = s3
+                    .client
+                    .head_object()
+                    .bucket(&s3.bucket)
+                    .key(key)
+                    .send()
+                    .await;
+                let found = head.ok().and_then(|h| h.content_length()) == Some(size as i64);
+                let mut s = lock(&state);
+                if let Some(t) = s.requests.get_mut(&id).filter(|t| t.ready.is_none()) {
+                    if found {
+                        t.ready = Some(t.sent.elapsed());
+                        Counters::inc(&counters.ready);
+                    } else {
+                        Counters::inc(&counters.failed);
+                    }
+                }
+            });
+        }
+        FileStatusKind::Failed { .. }
+        | FileStatusKind::Rejected { .. }
+        | FileStatusKind::Expired
+            if t.ready.is_none() =>
+        {
+            Counters::inc(&counters.failed);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,65 @@
+//! `anpr-fleet-sim`: see the crate docs and docs/capacity.md for the measurement commands.
+
+use anpr_fleet_sim::profile::Profile;
+use anpr_fleet_sim::run::{Options, run, table};
+use clap::Parser;
+use std::time::Duration;
+
+/// N simulated cameras against the Mosquitto stand-in of AWS IoT Core.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Simulated cameras (one MQTT session and certificate each).
+    #[arg(long, default_value_t = 100)]
+    cameras: usize,
+    /// What each camera does.
+    #[arg(long, value_enum, default_value_t = Profile::Busy)]
+    profile: Profile,
+    /// Simulated seconds per wall-clock second (a day in 86.4 s at 1000).
+    #[arg(long, default_value_t = 100.0)]
+    compress: f64,
+    /// Seconds of traffic once every camera is connected.
+    #[arg(long, default_value_t = 30)]
+    duration_secs: u64,
+    /// CONNECTs per second admitted (the account quota scaled to the fleet; 0 = unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    connect_rate: f64,
+    /// Bytes of each uploaded file.
+    #[arg(long, default_value_t = 16 * 1024)]
+    file_bytes: usize,
+    /// After the traffic phase, stop the broker for this many seconds and restart it.
+    #[arg(long)]
+    storm_down_secs: Option<u64>,
+    /// Seconds between progress lines on stderr.
+    #[arg(long, default_value_t = 5)]
+    progress_secs: u64,
+    /// Give up waiting for sessions or the drain after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout_secs: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    anpr_test_support::init_crypto();
+    let o = Options {
+        cameras: a.cameras,
+        profile: a.profile,
+        compress: a.compress,
+        duration: Duration::from_secs(a.duration_secs),
+        connect_rate: a.connect_rate,
+        file_bytes: a.file_bytes,
+        storm_down: a.storm_down_secs.map(Duration::from_secs),
+        progress: Duration::from_secs(a.progress_secs.max(1)),
+        timeout: Duration::from_secs(a.timeout_secs),
+    };
+    let s = run(&o).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!("{}", table(&s));
+    }
+    Ok(())
+}
