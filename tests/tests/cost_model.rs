@@ -79,6 +79,7 @@ fn workload_item_attributes() -> BTreeSet<String> {
 fn sized_plate_item_has_the_attributes_the_store_writes() {
     let read = StoredRead {
         camera_id: CameraId::parse("cam-000001").unwrap(),
+        org: Some(anpr_core::OrgId::parse("acme").unwrap()),
         read_id: ReadId::parse("0kq3h7x2m1k2").unwrap(),
         t_ms: 1_764_086_400_123,
         plate: "AB123CD".into(),

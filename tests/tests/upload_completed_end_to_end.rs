@@ -512,6 +512,7 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
             camera_id: cam.clone(),
             name: None,
             registered_at: 1,
+            org: Some(anpr_core::OrgId::parse("acme").unwrap()),
         })
         .await
         .unwrap();
@@ -634,6 +635,9 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
         post["requestContext"]["http"]["path"] = json!(path);
         post["pathParameters"]["camera_id"] = json!(camera);
         post["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(user);
+        post["requestContext"]["authorizer"]["jwt"]["claims"]["custom:org"] = json!("acme");
+        post["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] =
+            json!("[operator]");
         let body = json!({ "file": file }).to_string();
         post["headers"]["content-length"] = json!(body.len().to_string());
         post["headers"]
@@ -665,6 +669,9 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
         get["rawPath"] = json!(path);
         get["requestContext"]["http"]["path"] = json!(path);
         get["pathParameters"]["request_id"] = json!(id);
+        get["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(user);
+        get["requestContext"]["authorizer"]["jwt"]["claims"]["custom:org"] = json!("acme");
+        get["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] = json!("[viewer]");
         get
     };
     // Past its deadline the API already says `expired`; the sweep writes it and tells the

@@ -387,11 +387,11 @@ mod tests {
         };
         let id = rec.request_id.to_string();
         assert!(matches!(
-            svc.get(&stranger, &id).await,
+            svc.get(&stranger, &id, 0).await,
             Err(DomainError::RequestNotFound(_))
         ));
         assert!(matches!(
-            svc.list(&stranger, "123456", None, None).await,
+            svc.list(&stranger, "123456", None, None, 0).await,
             Err(DomainError::CameraNotFound(_))
         ));
         assert!(matches!(
@@ -407,7 +407,7 @@ mod tests {
             Err(DomainError::Forbidden(Role::Operator))
         ));
         assert_eq!(
-            svc.get(&viewer, &id).await.unwrap().request_id,
+            svc.get(&viewer, &id, 0).await.unwrap().request_id,
             rec.request_id
         );
         assert_eq!(store.len(), 1);

@@ -235,9 +235,15 @@ async fn unprocessed_items_are_retried_until_every_read_is_in_the_table() {
     let env = env().await;
     let store = env.store(quick());
     env.faults.hold_half.store(4, Ordering::SeqCst);
-    let report = handle(&store, &IngestPolicy::default(), &event(60), now_ms())
-        .await
-        .unwrap();
+    let report = handle(
+        &store,
+        &anpr_core::memory::MemoryCameraRegistry::default(),
+        &IngestPolicy::default(),
+        &event(60),
+        now_ms(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.stored, 60, "{report:?}");
     assert!(
         env.faults.held.load(Ordering::SeqCst) > 0,
@@ -262,9 +268,15 @@ async fn items_never_processed_fail_the_invocation_and_its_redelivery_writes_the
     let store = env.store(quick());
     env.faults.hold_one_always.store(true, Ordering::SeqCst);
     let ev = event(60);
-    let e = handle(&store, &IngestPolicy::default(), &ev, now_ms())
-        .await
-        .expect_err("items left unprocessed must fail the invocation");
+    let e = handle(
+        &store,
+        &anpr_core::memory::MemoryCameraRegistry::default(),
+        &IngestPolicy::default(),
+        &ev,
+        now_ms(),
+    )
+    .await
+    .expect_err("items left unprocessed must fail the invocation");
     let plate_ingest::IngestError::Store(anpr_core::StoreError::Backend { retryable, .. }) = &e
     else {
         panic!("{e:?}");
@@ -273,9 +285,15 @@ async fn items_never_processed_fail_the_invocation_and_its_redelivery_writes_the
     assert!(env.items().await < 60, "some reads really were missing");
     // The rule delivers the event again once DynamoDB recovers: nothing lost, nothing twice.
     env.faults.hold_one_always.store(false, Ordering::SeqCst);
-    let report = handle(&store, &IngestPolicy::default(), &ev, now_ms())
-        .await
-        .unwrap();
+    let report = handle(
+        &store,
+        &anpr_core::memory::MemoryCameraRegistry::default(),
+        &IngestPolicy::default(),
+        &ev,
+        now_ms(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.stored, 60);
     assert_eq!(env.items().await, 60);
 }
@@ -286,9 +304,15 @@ async fn throttled_calls_are_retried_by_the_sdk_and_a_throttled_invocation_fails
     let store = env.store(quick());
     // Two throttled attempts: the SDK's third attempt goes through.
     env.faults.throttle.store(2, Ordering::SeqCst);
-    let report = handle(&store, &IngestPolicy::default(), &event(60), now_ms())
-        .await
-        .unwrap();
+    let report = handle(
+        &store,
+        &anpr_core::memory::MemoryCameraRegistry::default(),
+        &IngestPolicy::default(),
+        &event(60),
+        now_ms(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.stored, 60);
     assert_eq!(env.items().await, 60);
     assert_eq!(env.faults.attempts.load(Ordering::SeqCst), 3 + 2);
@@ -299,9 +323,15 @@ async fn throttled_calls_are_retried_by_the_sdk_and_a_throttled_invocation_fails
     let store = env.store(quick());
     env.faults.throttle.store(3, Ordering::SeqCst);
     let ev = event(60);
-    let e = handle(&store, &IngestPolicy::default(), &ev, now_ms())
-        .await
-        .expect_err("throttled three times in a row");
+    let e = handle(
+        &store,
+        &anpr_core::memory::MemoryCameraRegistry::default(),
+        &IngestPolicy::default(),
+        &ev,
+        now_ms(),
+    )
+    .await
+    .expect_err("throttled three times in a row");
     assert!(
         matches!(
             &e,
@@ -313,9 +343,15 @@ async fn throttled_calls_are_retried_by_the_sdk_and_a_throttled_invocation_fails
         "{e:?}"
     );
     assert_eq!(env.items().await, 0, "the throttled calls wrote nothing");
-    let report = handle(&store, &IngestPolicy::default(), &ev, now_ms())
-        .await
-        .unwrap();
+    let report = handle(
+        &store,
+        &anpr_core::memory::MemoryCameraRegistry::default(),
+        &IngestPolicy::default(),
+        &ev,
+        now_ms(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.stored, 60);
     assert_eq!(env.items().await, 60);
 }

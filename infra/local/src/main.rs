@@ -11,7 +11,7 @@ use std::path::PathBuf;
 struct Args {
     /// The data folder (state survives restarts); a relative path is taken from the current
     /// directory.
-    #[arg(long, default_value = ".local/anpr-local")]
+    #[arg(long, global = true, default_value = ".local/anpr-local")]
     data_dir: PathBuf,
     /// Delete the data folder first.
     #[arg(long)]

@@ -67,10 +67,32 @@ async fn the_readme_run_command_works_from_a_fresh_working_directory() {
 
     // The simulated camera is online once it has reported its configuration (it does so after
     // its first subscription, through its shadow): the API shows what the camera reported.
+    // The README's way to get a token: `anpr-local token USER`, same working directory, so the
+    // same default data folder and its signing key.
+    let token = std::process::Command::new(env!("CARGO_BIN_EXE_anpr-local"))
+        .current_dir(cwd.path())
+        .args(["token", "ada"])
+        .output()
+        .expect("anpr-local token runs");
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+
     let api = console.trim_end_matches('/');
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let cfg = common::get_json(&http, &format!("{api}/cameras/cam-001/config")).await;
+        let cfg: serde_json::Value = http
+            .get(format!("{api}/cameras/cam-001/config"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("GET config")
+            .json()
+            .await
+            .expect("JSON");
         if cfg["reported"]
             .as_object()
             .is_some_and(|r| r.contains_key("keep_alive_secs"))

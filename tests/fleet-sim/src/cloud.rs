@@ -182,7 +182,10 @@ async fn ingest(
     let Ok(event) = serde_json::to_value(RuleEvent::new(&camera, payload)) else {
         return;
     };
-    match plate_ingest::handle(store, policy, &event, crate::now_ms()).await {
+    // No camera is registered with an organisation here: reads are stored without one (the
+    // simulator counts them; no plate search is made).
+    let cameras = anpr_core::memory::MemoryCameraRegistry::default();
+    match plate_ingest::handle(store, &cameras, policy, &event, crate::now_ms()).await {
         Ok(report) => {
             counters
                 .reads_written
