@@ -3,7 +3,7 @@
 //! partition: a `Query` on it never reads another organisation's records.
 
 use crate::dynamo::{decode_cursor, encode_cursor};
-use crate::errors::is_retryable;
+use crate::errors::store_backend as backend;
 use crate::schema::{PK, SK, TTL_ATTR};
 use anpr_core::audit::{AuditLog, AuditRecord};
 use anpr_core::model::Page;
@@ -24,17 +24,6 @@ struct AuditItem {
 /// Partition key of an organisation's trail.
 pub fn audit_pk(org: &OrgId) -> String {
     format!("AUDIT#{org}")
-}
-
-fn backend<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    StoreError::Backend {
-        retryable: is_retryable(&e),
-        source: Box::new(e),
-    }
 }
 
 /// [`AuditLog`] on DynamoDB.

@@ -1,7 +1,7 @@
 //! DynamoDB adapters: the request store and the camera registry. Items are mapped with
 //! serde_dynamo; keys follow the design in `anpr_core`'s crate docs.
 
-use crate::errors::is_retryable;
+use crate::errors::store_backend as backend;
 use crate::schema::{
     GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, OPEN_PARTITION, PK, SK, TTL_ATTR, open_sort_key,
 };
@@ -15,17 +15,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
-
-fn backend<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    StoreError::Backend {
-        retryable: is_retryable(&e),
-        source: Box::new(e),
-    }
-}
 
 fn corrupt(e: serde_dynamo::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())

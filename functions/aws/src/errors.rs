@@ -33,3 +33,18 @@ where
         _ => false,
     }
 }
+
+/// A DynamoDB SDK error as the domain's store error, retryable or not, with its source kept
+/// (the one mapping of the DynamoDB adapters).
+pub(crate) fn store_backend<E, R>(
+    e: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> anpr_core::StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    anpr_core::StoreError::Backend {
+        retryable: is_retryable(&e),
+        source: Box::new(e),
+    }
+}

@@ -8,7 +8,7 @@
 //! from the read, so writing a read twice leaves one item.
 
 use crate::dynamo::{decode_cursor, encode_cursor};
-use crate::errors::is_retryable;
+use crate::errors::store_backend as backend;
 use crate::schema::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL_ATTR};
 use anpr_core::model::Page;
 use anpr_core::plates::{PlateReadStore, PutOutcome, StoredRead, TimeRange};
@@ -104,17 +104,6 @@ fn from_item(item: Item) -> Result<StoredRead, StoreError> {
     serde_dynamo::from_item::<_, ReadItem>(item)
         .map(|i| i.read)
         .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn backend<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    StoreError::Backend {
-        retryable: is_retryable(&e),
-        source: Box::new(e),
-    }
 }
 
 /// [`PlateReadStore`] on DynamoDB.

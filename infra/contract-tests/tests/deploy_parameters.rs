@@ -83,7 +83,11 @@ fn rule_names_come_from_a_rule_prefix_in_the_rule_name_alphabet() {
         filled.sort();
         assert_eq!(
             filled,
-            [stack::status_rule(prefix), stack::plate_rule(prefix)],
+            [
+                stack::status_rule(prefix),
+                stack::sync_rule(prefix),
+                stack::plate_rule(prefix)
+            ],
             "rule names for RulePrefix={prefix}"
         );
     }

@@ -63,6 +63,12 @@ pub fn status_rule(prefix: &str) -> String {
     format!("{prefix}_file_status")
 }
 
+/// The IoT rule a camera's sync message (new broker session) goes through for `prefix`
+/// (`{prefix}_file_sync`).
+pub fn sync_rule(prefix: &str) -> String {
+    format!("{prefix}_file_sync")
+}
+
 /// The Basic Ingest topic a camera of the stack with `prefix` publishes plate reads to.
 pub fn plate_topic(prefix: &str, camera: &CameraId) -> String {
     topics::plate_reads_basic_ingest(&plate_rule(prefix), camera)
@@ -448,6 +454,7 @@ mod tests {
     fn the_default_prefix_gives_the_rule_names_the_protocol_crate_knows() {
         assert_eq!(plate_rule(DEFAULT_RULE_PREFIX), topics::PLATE_RULE);
         assert_eq!(status_rule(DEFAULT_RULE_PREFIX), topics::STATUS_RULE);
+        assert_eq!(sync_rule(DEFAULT_RULE_PREFIX), topics::SYNC_RULE);
         let cam = CameraId::parse("cam-1").expect("valid");
         assert_eq!(
             plate_topic("second_stack", &cam),
