@@ -13,6 +13,7 @@ use crate::machine;
 use crate::media;
 use crate::mqtt::{self, MqttSetupError};
 use crate::outbox::{Outbox, OutboxConfig, OutboxError};
+use crate::pubacks::{Tag, Tracker};
 use crate::remote::{self, RemoteState, RemoteStore, Step};
 use crate::upload::{Progress, UploadError, Uploader};
 use anpr_protocol::shadow::{self as shadow_msg, ReportedUpdate};
@@ -21,7 +22,6 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
@@ -73,39 +73,6 @@ pub fn open_outbox(cfg: &Config) -> Result<OutboxHandle, AgentError> {
     };
     let ob = Outbox::open(&cfg.state_dir.join("outbox"), oc)?;
     Ok(Arc::new(Mutex::new(ob)))
-}
-
-/// What a QoS 1 publish was, to act on its PUBACK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tag {
-    /// A file status or presence: nothing to do on PUBACK.
-    Other,
-    /// A plate-read batch: acknowledge it in the outbox.
-    Batch(u64),
-}
-
-/// Matches PUBACKs to what was published: rumqttc assigns packet ids as it sends, in the order
-/// of the requests, and reports each with `Outgoing::Publish(pkid)`. Every QoS 1 publish of the
-/// agent goes through the loop, so a FIFO of tags lines up with those events.
-#[derive(Debug, Default)]
-struct Tracker {
-    expect: VecDeque<Tag>,
-    by_pkid: HashMap<u16, Tag>,
-}
-
-impl Tracker {
-    fn sent(&mut self, pkid: u16) {
-        // A retransmission after a reconnect reuses its packet id: already known.
-        if pkid != 0
-            && !self.by_pkid.contains_key(&pkid)
-            && let Some(tag) = self.expect.pop_front()
-        {
-            self.by_pkid.insert(pkid, tag);
-        }
-    }
-    fn acked(&mut self, pkid: u16) -> Option<Tag> {
-        self.by_pkid.remove(&pkid)
-    }
 }
 
 /// State shared by the loop and the upload worker.
@@ -245,9 +212,9 @@ pub async fn run_with_settings(
     let (status_tx, mut status_rx) = mpsc::unbounded_channel::<FileStatus>();
     let worker = tokio::spawn(worker(ctx.clone(), jobs_rx, stop_rx, status_tx));
     let mut tracker = Tracker::default();
-    tracker
-        .expect
-        .extend(std::iter::repeat_n(Tag::Other, early_tracker_tags));
+    for _ in 0..early_tracker_tags {
+        tracker.expect(Tag::Other);
+    }
     let plate_topic = ctx.cfg.plate_topic();
     let mut batch_in_flight: Option<u64> = None;
     let mut batch_hold_until = tokio::time::Instant::now();
@@ -341,12 +308,12 @@ pub async fn run_with_settings(
                         Ok(o) => { ev.options = o; ev.clean(); }
                         Err(e) => shared.error(e.to_string()),
                     }
-                    if publish_report(&client, &cam, report).await { tracker.expect.push_back(Tag::Other); }
+                    if publish_report(&client, &cam, report).await { tracker.expect(Tag::Other); }
                 }
             }
             Some(s) = status_rx.recv() => {
                 if publish_status(&client, &cam, &s).await {
-                    tracker.expect.push_back(Tag::Other);
+                    tracker.expect(Tag::Other);
                 }
             }
             _ = outbox_tick.tick(), if connected && batch_in_flight.is_none()
@@ -355,7 +322,7 @@ pub async fn run_with_settings(
                 if let Some(b) = batch {
                     match client.publish(plate_topic.as_str(), QoS::AtLeastOnce, false, b.payload).await {
                         Ok(()) => {
-                            tracker.expect.push_back(Tag::Batch(b.seq));
+                            tracker.expect(Tag::Batch(b.seq));
                             batch_in_flight = Some(b.seq);
                             tracing::debug!(seq = b.seq, reads = b.count, "plate batch published");
                         }
@@ -420,7 +387,7 @@ pub async fn run_with_settings(
                     if let Some(report) = rc.confirm(&shared)
                         && publish_report(&client, &cam, report).await
                     {
-                        tracker.expect.push_back(Tag::Other);
+                        tracker.expect(Tag::Other);
                     }
                     let _ = client
                         .publish(topics::presence(&cam), QoS::AtMostOnce, true, mqtt::presence_payload(true))
@@ -433,7 +400,7 @@ pub async fn run_with_settings(
                         Outcome::Handled(effects) => {
                             for e in effects {
                                 match e {
-                                    Effect::Status(s) => if publish_status(&client, &cam, &s).await { tracker.expect.push_back(Tag::Other); },
+                                    Effect::Status(s) => if publish_status(&client, &cam, &s).await { tracker.expect(Tag::Other); },
                                     Effect::Upload(entry) => { let _ = jobs_tx.send(entry); }
                                     Effect::Error(msg) => shared.error(msg),
                                     Effect::Shadow { suffix, payload } => {
@@ -455,7 +422,7 @@ pub async fn run_with_settings(
                                         if let Some(report) = act.report
                                             && publish_report(&client, &cam, report).await
                                         {
-                                            tracker.expect.push_back(Tag::Other);
+                                            tracker.expect(Tag::Other);
                                         }
                                     }
                                 }
@@ -481,7 +448,7 @@ pub async fn run_with_settings(
                         }
                     }
                     if std::mem::take(&mut sync_after_suback) && publish_sync(&client, &cam).await {
-                        tracker.expect.push_back(Tag::Other);
+                        tracker.expect(Tag::Other);
                     }
                     if std::mem::take(&mut get_after_suback) {
                         let _ = client
@@ -1020,30 +987,5 @@ async fn serve(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pubacks_are_matched_to_batches_by_packet_id_and_retransmissions_do_not_shift_them() {
-        let mut t = Tracker::default();
-        t.expect.extend([Tag::Other, Tag::Batch(7), Tag::Other]);
-        t.sent(1);
-        t.sent(2);
-        // A reconnect retransmits packet 2 before the next new publish goes out.
-        t.sent(2);
-        t.sent(3);
-        t.sent(0); // QoS 0 publishes have no packet id.
-        assert_eq!(t.acked(2), Some(Tag::Batch(7)));
-        assert_eq!(t.acked(1), Some(Tag::Other));
-        assert_eq!(t.acked(3), Some(Tag::Other));
-        assert_eq!(t.acked(2), None, "acknowledged once");
-        // A packet id is reused after its PUBACK: it maps to the new publish.
-        t.expect.push_back(Tag::Batch(8));
-        t.sent(2);
-        assert_eq!(t.acked(2), Some(Tag::Batch(8)));
     }
 }

@@ -6,7 +6,7 @@
 //! [`media`] (safe name resolution), [`upload`] (S3, resumable), [`creds`] (the IoT
 //! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
 //! camera role's IAM policy and a small evaluator), [`remote`] (configuration from the
-//! device shadow), [`storm`] (a fleet's reconnect storm, simulated), [`agent`] (the I/O loop), `frames` (the frame feed: watched directory →
+//! device shadow), [`storm`] (a fleet's reconnect storm, simulated), [`pubacks`] (PUBACKs matched to what was published), [`agent`] (the I/O loop), `frames` (the frame feed: watched directory →
 //! recognizer → outbox; feature `recognizer`) and [`quota`] (the media directory's disk quota).
 
 pub mod agent;
@@ -22,6 +22,7 @@ pub mod media;
 pub mod mqtt;
 pub mod outbox;
 pub mod policy;
+pub mod pubacks;
 pub mod quota;
 pub mod remote;
 pub mod storm;

@@ -9,6 +9,7 @@
 use crate::limiter::{Backoff, TokenBucket};
 use crate::stats::Counters;
 use anpr_camera::outbox::{Outbox, OutboxConfig, SyncPolicy, new_read_id};
+use anpr_camera::pubacks::{Tag, Tracker};
 use anpr_protocol::{
     CameraId, FileName, FileRequest, FileStatus, FileStatusKind, PlateRead, ReasonCode, RequestId,
     topics,
@@ -17,7 +18,6 @@ use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,31 +88,6 @@ pub struct FleetCtx {
     pub stop: watch::Receiver<bool>,
 }
 
-/// What a QoS 1 publish was (the agent's PUBACK matching: rumqttc reports packet ids in the
-/// order of the publishes, `Outgoing::Publish(pkid)`, and reuses them on retransmission).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tag {
-    Other,
-    Batch(u64),
-}
-
-#[derive(Debug, Default)]
-struct Tracker {
-    expect: VecDeque<Tag>,
-    by_pkid: HashMap<u16, Tag>,
-}
-
-impl Tracker {
-    fn sent(&mut self, pkid: u16) {
-        if pkid != 0
-            && !self.by_pkid.contains_key(&pkid)
-            && let Some(tag) = self.expect.pop_front()
-        {
-            self.by_pkid.insert(pkid, tag);
-        }
-    }
-}
-
 /// An upload finished (or not): the status to publish.
 type Done = (RequestId, FileStatusKind);
 
@@ -152,7 +127,7 @@ async fn publish(
         .try_publish(topic, QoS::AtLeastOnce, retain, body)
         .is_ok()
     {
-        tracker.expect.push_back(Tag::Other);
+        tracker.expect(Tag::Other);
     }
 }
 
@@ -251,7 +226,7 @@ pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
                 if let Some(b) = batch
                     && client.try_publish(plate_topic.as_str(), QoS::AtLeastOnce, false, b.payload).is_ok()
                 {
-                    tracker.expect.push_back(Tag::Batch(b.seq));
+                    tracker.expect(Tag::Batch(b.seq));
                     batch_in_flight = Some(b.seq);
                     Counters::inc(&c.batches_sent);
                 }
@@ -277,7 +252,7 @@ pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => tracker.sent(pkid),
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    if let Some(Tag::Batch(seq)) = tracker.by_pkid.remove(&ack.pkid) {
+                    if let Some(Tag::Batch(seq)) = tracker.acked(ack.pkid) {
                         batch_in_flight = None;
                         if let Some(ob) = outbox.as_mut() && ob.ack(seq).is_ok() {
                             Counters::inc(&c.batches_acked);

@@ -57,7 +57,7 @@ pub async fn subscriber(
 pub async fn start_ready(opts: anpr_local::Options) -> Running {
     let stack = anpr_local::start(opts).await.expect("local stack starts");
     assert!(
-        stack.cameras_ready(Duration::from_secs(30)).await,
+        stack.cameras_ready(Duration::from_secs(60)).await,
         "the simulated camera subscribed"
     );
     stack
