@@ -56,6 +56,20 @@ pub async fn create_table(
             .build()
             .expect("key name and type are set")
     };
+    // A global secondary index on `pk`/`sk`, projecting every attribute.
+    let index = |name: &str, pk: &str, sk: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash))
+            .key_schema(key(sk, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .expect("index name and keys are set")
+    };
     client
         .create_table()
         .table_name(name)
@@ -68,32 +82,8 @@ pub async fn create_table(
         .attribute_definitions(attr(GSI2SK))
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(GSI1)
-                .key_schema(key(GSI1PK, KeyType::Hash))
-                .key_schema(key(GSI1SK, KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .expect("index name and keys are set"),
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(GSI2)
-                .key_schema(key(GSI2PK, KeyType::Hash))
-                .key_schema(key(GSI2SK, KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .expect("index name and keys are set"),
-        )
+        .global_secondary_indexes(index(GSI1, GSI1PK, GSI1SK))
+        .global_secondary_indexes(index(GSI2, GSI2PK, GSI2SK))
         .send()
         .await?;
     client
