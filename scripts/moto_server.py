@@ -3,7 +3,14 @@
 moto accepts IoT data-plane publishes but offers no way to read them back. This launcher wraps
 moto's WSGI app: every `POST /topics/{topic}` (iotdata:Publish) is recorded with its QoS and
 payload before moto handles it, and `GET /_anpr/iot/published` returns the records as JSON
-(`[{"topic","qos","payload"(base64)}]`). Everything else is moto, untouched.
+(`[{"topic","qos","payload"(base64)}]`).
+
+S3 event notifications carry a `sequencer`, as AWS's always do and moto's do not: increasing
+hex, one value per object written, so the two events moto sends for one multipart completion
+(`ObjectCreated:Put` and `ObjectCreated:CompleteMultipartUpload`; AWS sends only the latter) carry
+the same value and read as one object event delivered twice, which AWS also allows.
+
+Everything else is moto, untouched.
 
 Usage: python moto_server.py HOST PORT
 """
@@ -15,12 +22,36 @@ import sys
 import threading
 from urllib.parse import parse_qs, unquote
 
+import time
+
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.s3 import notifications as _s3_notifications
 from werkzeug.serving import run_simple
 
 _lock = threading.Lock()
 _published = []
 _moto = DomainDispatcherApplication(create_backend_app)
+
+# Starts from the clock so that values keep increasing across a restart of this server.
+_sequencer = [time.time_ns()]
+_moto_s3_event = _s3_notifications._get_s3_event
+
+
+def _s3_event_with_sequencer(event_name, bucket, key, notification_id):
+    event = _moto_s3_event(event_name, bucket, key, notification_id)
+    with _lock:
+        seq = getattr(key, "_anpr_sequencer", None) if "ObjectCreated" in event_name else None
+        if seq is None:
+            _sequencer[0] += 1
+            seq = "%018X" % _sequencer[0]
+            if "ObjectCreated" in event_name:
+                key._anpr_sequencer = seq
+    for record in event["Records"]:
+        record["s3"]["object"]["sequencer"] = seq
+    return event
+
+
+_s3_notifications._get_s3_event = _s3_event_with_sequencer
 
 
 def app(environ, start_response):

@@ -180,20 +180,16 @@ pub async fn run_with_settings(
         tracing::error!(error = %e, "skipping corrupt journal entry");
         shared.error(e.to_string());
     }
-    let mut pending_status = Vec::new();
     for mut entry in leftover {
         match machine::recover(&entry.phase, &entry.req, now_secs()) {
             Some(status) => {
                 entry.phase = Phase::Done {
-                    status: status.clone(),
+                    status,
+                    answered: false,
                 };
                 if let Err(e) = journal.put(&entry) {
                     shared.error(e.to_string());
                 }
-                pending_status.push(FileStatus {
-                    id: entry.req.id.clone(),
-                    kind: status,
-                });
             }
             None => {
                 tracing::info!(id = %entry.req.id, "resuming request from the journal");
@@ -201,20 +197,23 @@ pub async fn run_with_settings(
             }
         }
     }
-    let mut early_tracker_tags = 0usize;
-    for s in pending_status {
-        if publish_status(&client, &cam, &s).await {
-            early_tracker_tags += 1;
+    // Statuses go out through the loop, once connected, in the order they were decided.
+    let (status_tx, mut status_rx) = mpsc::unbounded_channel::<FileStatus>();
+    // Final statuses whose PUBACK did not arrive before the last stop (a kill between the
+    // journal write and the acknowledgement) go first; the PUBACK marks them answered.
+    match journal.unanswered() {
+        Ok(statuses) => {
+            for s in statuses {
+                tracing::info!(id = %s.id, "final status not acknowledged before the restart: publishing it again");
+                let _ = status_tx.send(s);
+            }
         }
+        Err(e) => shared.error(e.to_string()),
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (status_tx, mut status_rx) = mpsc::unbounded_channel::<FileStatus>();
     let worker = tokio::spawn(worker(ctx.clone(), jobs_rx, stop_rx, status_tx));
     let mut tracker = Tracker::default();
-    for _ in 0..early_tracker_tags {
-        tracker.expect(Tag::Other);
-    }
     let plate_topic = ctx.cfg.plate_topic();
     let mut batch_in_flight: Option<u64> = None;
     let mut batch_hold_until = tokio::time::Instant::now();
@@ -241,6 +240,7 @@ pub async fn run_with_settings(
         }
     }
     let subs_file = ctx.cfg.state_dir.join("subscriptions");
+    let mut subs_granted: Option<String> = None;
     let mut get_after_suback = false;
     let mut sync_after_suback = false;
     let mut reconnect_to: Option<Config> = None;
@@ -311,9 +311,9 @@ pub async fn run_with_settings(
                     if publish_report(&client, &cam, report).await { tracker.expect(Tag::Other); }
                 }
             }
-            Some(s) = status_rx.recv() => {
+            Some(s) = status_rx.recv(), if connected => {
                 if publish_status(&client, &cam, &s).await {
-                    tracker.expect(Tag::Other);
+                    tracker.expect(status_tag(&s));
                 }
             }
             _ = outbox_tick.tick(), if connected && batch_in_flight.is_none()
@@ -336,10 +336,23 @@ pub async fn run_with_settings(
             ev = ev.poll() => match ev {
                 Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => tracker.sent(pkid),
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    if let Some(Tag::Batch(seq)) = tracker.acked(ack.pkid) {
+                    use rumqttc::v5::mqttbytes::v5::PubAckReason as R;
+                    let delivered = matches!(ack.reason, R::Success | R::NoMatchingSubscribers);
+                    match tracker.acked(ack.pkid) {
+                    Some(Tag::Final(id)) if delivered => {
+                        if let Err(e) = ctx.journal.mark_answered(&id) {
+                            tracing::error!(error = %e, "journal write failed");
+                            shared.error(e.to_string());
+                        }
+                    }
+                    Some(Tag::Final(id)) => {
+                        // Published again at the next start, not in a loop.
+                        tracing::error!(%id, reason = ?ack.reason, "final status refused by the broker");
+                        shared.error(format!("status refused: {:?}", ack.reason));
+                    }
+                    Some(Tag::Batch(seq)) => {
                         batch_in_flight = None;
-                        use rumqttc::v5::mqttbytes::v5::PubAckReason as R;
-                        if matches!(ack.reason, R::Success | R::NoMatchingSubscribers) {
+                        if delivered {
                             let r = outbox.lock().map(|mut ob| ob.ack(seq));
                             if let Ok(Err(e)) = r {
                                 tracing::error!(error = %e, "outbox ack failed");
@@ -352,6 +365,8 @@ pub async fn run_with_settings(
                             if let Ok(mut ob) = outbox.lock() { ob.reset_in_flight(); }
                             batch_hold_until = tokio::time::Instant::now() + Duration::from_secs(300);
                         }
+                    }
+                    Some(Tag::Other) | None => {}
                     }
                 }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -374,7 +389,9 @@ pub async fn run_with_settings(
                         });
                         match client.subscribe_many(subs).await {
                             Ok(()) => {
-                                let _ = std::fs::write(&subs_file, &want);
+                                // Recorded once the broker grants them (SUBACK): a kill before
+                                // that subscribes again at the next start.
+                                subs_granted = Some(want);
                                 // A new session lost what was queued in the old one: once
                                 // subscribed, ask the cloud for the requests still open.
                                 sync_after_suback = !ack.session_present;
@@ -400,7 +417,7 @@ pub async fn run_with_settings(
                         Outcome::Handled(effects) => {
                             for e in effects {
                                 match e {
-                                    Effect::Status(s) => if publish_status(&client, &cam, &s).await { tracker.expect(Tag::Other); },
+                                    Effect::Status(s) => if publish_status(&client, &cam, &s).await { tracker.expect(status_tag(&s)); },
                                     Effect::Upload(entry) => { let _ = jobs_tx.send(entry); }
                                     Effect::Error(msg) => shared.error(msg),
                                     Effect::Shadow { suffix, payload } => {
@@ -441,11 +458,19 @@ pub async fn run_with_settings(
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(s))) => {
+                    let mut granted = true;
                     for code in &s.return_codes {
                         if !matches!(code, SubscribeReasonCode::Success(_)) {
                             tracing::error!(code = ?code, "subscription refused by the broker");
                             shared.error(format!("subscribe refused: {code:?}"));
+                            granted = false;
                         }
+                    }
+                    if let Some(want) = subs_granted.take()
+                        && granted
+                        && let Err(e) = std::fs::write(&subs_file, want)
+                    {
+                        tracing::warn!(error = %e, "subscriptions not recorded; subscribing again at the next start");
                     }
                     if std::mem::take(&mut sync_after_suback) && publish_sync(&client, &cam).await {
                         tracker.expect(Tag::Other);
@@ -528,6 +553,15 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// What a status's PUBACK settles: a final status is marked answered in the journal.
+fn status_tag(s: &FileStatus) -> Tag {
+    if s.kind.is_final() {
+        Tag::Final(s.id.clone())
+    } else {
+        Tag::Other
+    }
 }
 
 /// Publishes a status with QoS 1; true if it was queued.
@@ -855,6 +889,7 @@ async fn finish(
 ) {
     entry.phase = Phase::Done {
         status: status.clone(),
+        answered: false,
     };
     if let Err(e) = ctx.journal.put(&entry) {
         tracing::error!(error = %e, "journal write failed");

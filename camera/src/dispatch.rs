@@ -185,6 +185,7 @@ pub fn on_file_request(journal: &Journal, payload: &[u8], now: u64) -> Vec<Effec
                 req,
                 phase: Phase::Done {
                     status: FileStatusKind::Expired,
+                    answered: false,
                 },
             };
             if let Err(e) = journal.put(&entry) {
@@ -268,6 +269,7 @@ mod tests {
             .unwrap();
         e.phase = Phase::Done {
             status: FileStatusKind::Uploaded { size: 3 },
+            answered: false,
         };
         j2.put(&e).unwrap();
         let again = on_file_request(&j2, p, 500);
@@ -305,6 +307,7 @@ mod tests {
         let mut e = j.get(&id).unwrap().unwrap();
         e.phase = Phase::Done {
             status: FileStatusKind::Uploaded { size: 1 },
+            answered: false,
         };
         j.put(&e).unwrap();
         assert!(matches!(

@@ -3,7 +3,7 @@
 //! and an upload resumes from its last confirmed part across a lost link, a killed process or
 //! a reboot.
 
-use anpr_protocol::{FileRequest, FileStatusKind, RequestId};
+use anpr_protocol::{FileRequest, FileStatus, FileStatusKind, RequestId};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -71,10 +71,16 @@ pub enum Phase {
         /// The multipart state, if multipart.
         multipart: Option<Multipart>,
     },
-    /// Finished: the final status sent.
+    /// Finished: the final status decided and published.
     Done {
         /// The final status.
         status: FileStatusKind,
+        /// The broker acknowledged the final status (its PUBACK arrived). Until then the status
+        /// is published again at every start: a process killed between writing this entry and
+        /// the PUBACK would otherwise leave the request unanswered for good. Entries written
+        /// before the flag existed read as unanswered and are answered once more.
+        #[serde(default)]
+        answered: bool,
     },
 }
 
@@ -145,9 +151,8 @@ impl Journal {
         Ok(())
     }
 
-    /// Every entry not yet done, oldest request first. Corrupt entries are skipped and
-    /// returned separately so the agent can log them.
-    pub fn unfinished(&self) -> Result<(Vec<Entry>, Vec<JournalError>), JournalError> {
+    /// Every readable entry, oldest request first, and the corrupt ones separately.
+    fn scan(&self) -> Result<(Vec<Entry>, Vec<JournalError>), JournalError> {
         let rd = std::fs::read_dir(&self.dir).map_err(|source| JournalError::Io {
             path: self.dir.clone(),
             source,
@@ -164,13 +169,54 @@ impl Journal {
                 continue;
             };
             match self.get(&id) {
-                Ok(Some(entry)) if !matches!(entry.phase, Phase::Done { .. }) => out.push(entry),
-                Ok(_) => {}
+                Ok(Some(entry)) => out.push(entry),
+                Ok(None) => {}
                 Err(err) => bad.push(err),
             }
         }
         out.sort_by(|a, b| (a.req.at, &a.req.id).cmp(&(b.req.at, &b.req.id)));
         Ok((out, bad))
+    }
+
+    /// Every entry not yet done, oldest request first. Corrupt entries are skipped and
+    /// returned separately so the agent can log them.
+    pub fn unfinished(&self) -> Result<(Vec<Entry>, Vec<JournalError>), JournalError> {
+        let (mut entries, bad) = self.scan()?;
+        entries.retain(|e| !matches!(e.phase, Phase::Done { .. }));
+        Ok((entries, bad))
+    }
+
+    /// The final statuses of finished requests whose PUBACK never arrived, oldest request
+    /// first: the agent publishes them again at start (corrupt entries are `unfinished`'s to
+    /// report).
+    pub fn unanswered(&self) -> Result<Vec<FileStatus>, JournalError> {
+        let (entries, _) = self.scan()?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| match e.phase {
+                Phase::Done {
+                    status,
+                    answered: false,
+                } => Some(FileStatus {
+                    id: e.req.id,
+                    kind: status,
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Records that the broker acknowledged `id`'s final status. Nothing to do for a request
+    /// not finished (a refusal that was never journaled, or a status still to come).
+    pub fn mark_answered(&self, id: &RequestId) -> Result<(), JournalError> {
+        let Some(mut entry) = self.get(id)? else {
+            return Ok(());
+        };
+        match &mut entry.phase {
+            Phase::Done { answered, .. } if !*answered => *answered = true,
+            _ => return Ok(()),
+        }
+        self.put(&entry)
     }
 
     /// Removes finished entries whose request expired more than `keep_secs` ago (a duplicate
@@ -249,6 +295,7 @@ mod tests {
             "r2",
             Phase::Done {
                 status: FileStatusKind::Expired,
+                answered: true,
             },
         );
         j.put(&done).unwrap();
@@ -268,5 +315,55 @@ mod tests {
         let (ok, bad) = j.unfinished().unwrap();
         assert_eq!(ok.len(), 1);
         assert_eq!(bad.len(), 1);
+    }
+
+    #[test]
+    fn a_final_status_stays_unanswered_until_marked_and_survives_reopening() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::open(d.path()).unwrap();
+        let status = FileStatusKind::Uploaded { size: 3 };
+        j.put(&entry("r6", Phase::Accepted)).unwrap();
+        j.put(&entry(
+            "r7",
+            Phase::Done {
+                status: status.clone(),
+                answered: false,
+            },
+        ))
+        .unwrap();
+        // Written before the flag existed: unanswered.
+        std::fs::write(
+            d.path().join("requests/r8.json"),
+            br#"{"req":{"id":"r8","file":"a.mp4","at":2,"exp":10},"phase":{"phase":"done","status":{"s":"expired"}}}"#,
+        )
+        .unwrap();
+        let ids = |j: &Journal| {
+            j.unanswered()
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&j), ["r7", "r8"]);
+        assert_eq!(j.unanswered().unwrap()[0].kind, status);
+        let r7 = RequestId::parse("r7").unwrap();
+        j.mark_answered(&r7).unwrap();
+        // Not finished, or not journaled at all: nothing to mark.
+        j.mark_answered(&RequestId::parse("r6").unwrap()).unwrap();
+        j.mark_answered(&RequestId::parse("r9").unwrap()).unwrap();
+        let j2 = Journal::open(d.path()).unwrap();
+        assert_eq!(ids(&j2), ["r8"]);
+        assert_eq!(
+            j2.get(&RequestId::parse("r6").unwrap())
+                .unwrap()
+                .unwrap()
+                .phase,
+            Phase::Accepted
+        );
+        assert!(j2.get(&RequestId::parse("r9").unwrap()).unwrap().is_none());
+        assert!(matches!(
+            j2.get(&r7).unwrap().unwrap().phase,
+            Phase::Done { answered: true, .. }
+        ));
     }
 }

@@ -90,7 +90,7 @@ pub enum Decision {
 /// no more than [`MAX_OPEN_REQUESTS`] are in hand (`open`: how many are now).
 pub fn decide(known: Option<&Phase>, req: &FileRequest, now_secs: u64, open: usize) -> Decision {
     match known {
-        Some(Phase::Done { status }) => Decision::Repeat(status.clone()),
+        Some(Phase::Done { status, .. }) => Decision::Repeat(status.clone()),
         Some(Phase::Accepted | Phase::Uploading { .. }) => Decision::Ignore,
         None if now_secs > req.exp => Decision::Expire,
         None if open >= MAX_OPEN_REQUESTS => Decision::Busy,
@@ -386,6 +386,7 @@ mod tests {
     fn a_duplicate_of_a_finished_request_repeats_its_status_and_uploads_nothing() {
         let done = Phase::Done {
             status: FileStatusKind::Uploaded { size: 9 },
+            answered: false,
         };
         assert_eq!(
             decide(Some(&done), &req(200), 150, 0),

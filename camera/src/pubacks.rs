@@ -4,13 +4,16 @@
 //! a PUBACK's packet id names what it acknowledges. Pure state, no I/O: the agent's loop (and
 //! the fleet simulator's cameras) feed it events.
 
+use anpr_protocol::RequestId;
 use std::collections::{HashMap, VecDeque};
 
 /// What a QoS 1 publish was, to act on its PUBACK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tag {
-    /// A file status or presence: nothing to do on PUBACK.
+    /// A progress status, a report or a sync: nothing to do on PUBACK.
     Other,
+    /// A request's final status: the journal records it answered.
+    Final(RequestId),
     /// A plate-read batch (its outbox sequence number): acknowledge it in the outbox.
     Batch(u64),
 }

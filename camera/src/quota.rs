@@ -299,6 +299,7 @@ mod tests {
             "reads/done.jpg",
             Phase::Done {
                 status: FileStatusKind::Uploaded { size: 100 },
+                answered: false,
             },
         ))
         .unwrap();

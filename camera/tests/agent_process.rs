@@ -1,5 +1,6 @@
 //! The `anpr-camera` binary as a process: killed with SIGKILL half-way through an upload it
-//! resumes from its checkpoint after a restart; SIGTERM stops it cleanly.
+//! resumes from its checkpoint after a restart; killed between a request's final status and
+//! that status's PUBACK it answers again at the next start; SIGTERM stops it cleanly.
 
 mod common;
 
@@ -66,6 +67,85 @@ async fn an_upload_killed_at_half_resumes_after_restart_and_resends_at_most_one_
     assert!(log.contains("resuming request from the journal"), "{log}");
     agent.kill().unwrap();
     agent.wait().unwrap();
+}
+
+/// The journal entry of request `id` as JSON (`null` while there is none).
+fn journal_entry(stack: &Stack, id: &str) -> serde_json::Value {
+    let path = stack
+        .state
+        .path()
+        .join("requests")
+        .join(format!("{id}.json"));
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_status_whose_puback_a_kill_cut_off_is_published_again_at_the_next_start() {
+    let stack = Stack::new("cam-final").await;
+    let body = stack.media_file("clip.mp4", 64 * 1024);
+    let mut cloud = stack.cloud().await;
+    let bin = env!("CARGO_BIN_EXE_anpr-camera");
+    let mut agent = spawn_agent(&stack, bin, "first.log", "info", &[]);
+    cloud.wait_health(30).await;
+
+    // From now on every chunk between the camera and the broker waits 1 s, each way, one
+    // after the other: the PUBACK of the final status cannot be back within 2 s of it.
+    stack.mqtt_proxy.set_delay(Duration::from_secs(1));
+    let id = "01FINALKILL000000000000000";
+    cloud.request(id, "clip.mp4").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal_entry(&stack, id)["phase"]["phase"] != "done" {
+        assert!(Instant::now() < deadline, "the request never finished");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    agent.kill().unwrap(); // SIGKILL as soon as the journal says done.
+    agent.wait().unwrap();
+    let at_kill = journal_entry(&stack, id);
+    assert_eq!(at_kill["phase"]["status"]["s"], "uploaded", "{at_kill}");
+    assert_eq!(
+        at_kill["phase"]["answered"], false,
+        "killed before the PUBACK: {at_kill}"
+    );
+
+    stack.mqtt_proxy.set_delay(Duration::ZERO);
+    let mut agent = spawn_agent(&stack, bin, "second.log", "info", &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while journal_entry(&stack, id)["phase"]["answered"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "the final status was not answered again; log:\n{}",
+            std::fs::read_to_string(stack.state.path().join("second.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The new process's PUBACK marked it: the status reached the broker, so the cloud has it.
+    cloud.wait_status(id, 30, is_uploaded).await;
+    let log = std::fs::read_to_string(stack.state.path().join("second.log")).unwrap();
+    assert!(
+        log.contains("final status not acknowledged before the restart"),
+        "{log}"
+    );
+    assert_eq!(
+        stack.object(&stack.key(id, "clip.mp4")).await.as_deref(),
+        Some(&body[..])
+    );
+    let exit = sigterm_and_wait(&mut agent, 20).await;
+    assert!(exit.success(), "{exit:?}");
+
+    // Answered: a third start publishes nothing more for it (its log says so; counting
+    // statuses would race the first process's delayed chunks still in the proxy).
+    let mut agent = spawn_agent(&stack, bin, "third.log", "info", &[]);
+    cloud.wait_health(30).await;
+    let exit = sigterm_and_wait(&mut agent, 20).await;
+    assert!(exit.success(), "{exit:?}");
+    let log = std::fs::read_to_string(stack.state.path().join("third.log")).unwrap();
+    assert!(
+        !log.contains("final status not acknowledged before the restart"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

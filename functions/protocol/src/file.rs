@@ -197,6 +197,12 @@ pub enum FileStatusKind {
 }
 
 impl FileStatusKind {
+    /// The last status of a request (uploaded, failed, rejected, expired), as opposed to
+    /// `accepted` and `uploading` on the way.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Accepted | Self::Uploading { .. })
+    }
+
     /// Every `s` value this build knows.
     pub const KINDS: &'static [&'static str] = &[
         "accepted",

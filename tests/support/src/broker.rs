@@ -175,10 +175,34 @@ impl Broker {
         let cloud_dir = dir.path().join("cloud");
         std::fs::create_dir(&cloud_dir).expect("cloud CA dir");
         let cloud_pki = Pki::new(&cloud_dir);
-        let port = crate::free_port();
-        let cloud_port = crate::free_port();
-        std::fs::write(dir.path().join("acl"), acl()).expect("write acl");
-        let d = dir.path().display();
+        let mut b = Self {
+            port: crate::free_port(),
+            cloud_port: crate::free_port(),
+            pki,
+            cloud_pki,
+            dir,
+            child: None,
+        };
+        // Another process may take a port between its pick and Mosquitto's bind: pick again.
+        for attempt in 1.. {
+            b.configure();
+            match b.try_spawn() {
+                Ok(()) => break,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {
+                    b.port = crate::free_port();
+                    b.cloud_port = crate::free_port();
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
+        b
+    }
+
+    /// Writes the ACL and the configuration for the current ports.
+    fn configure(&self) {
+        std::fs::write(self.dir.path().join("acl"), acl()).expect("write acl");
+        let d = self.dir.path().display();
+        let (port, cloud_port) = (self.port, self.cloud_port);
         let conf = format!(
             "per_listener_settings false\n\
              allow_anonymous false\n\
@@ -205,28 +229,29 @@ impl Broker {
              require_certificate true\n\
              use_identity_as_username true\n"
         );
-        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write conf");
+        std::fs::write(self.dir.path().join("mosquitto.conf"), conf).expect("write conf");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for e in std::fs::read_dir(dir.path()).expect("list").flatten() {
+            for e in std::fs::read_dir(self.dir.path()).expect("list").flatten() {
                 let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
             }
-            let _ = std::fs::set_permissions(&cloud_dir, std::fs::Permissions::from_mode(0o755));
+            let _ = std::fs::set_permissions(
+                self.dir.path().join("cloud"),
+                std::fs::Permissions::from_mode(0o755),
+            );
         }
-        let mut b = Self {
-            port,
-            cloud_port,
-            pki,
-            cloud_pki,
-            dir,
-            child: None,
-        };
-        b.spawn();
-        b
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("{log}");
+        }
+    }
+
+    /// Starts Mosquitto and waits until both listeners accept; on an early exit, the error
+    /// names the status and carries the log.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let conf = self.dir.path().join("mosquitto.conf");
         let child = Command::new(mosquitto_bin())
             .arg("-c")
@@ -247,7 +272,11 @@ impl Broker {
             || std::net::TcpStream::connect(("127.0.0.1", self.cloud_port)).is_err()
         {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("mosquitto exited with {status}; log:\n{}", self.log());
+                self.child = None;
+                return Err(format!(
+                    "mosquitto exited with {status}; log:\n{}",
+                    self.log()
+                ));
             }
             assert!(
                 Instant::now() < deadline,
@@ -255,6 +284,7 @@ impl Broker {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     /// Stops the broker gracefully (SIGTERM: it saves its persistence file).

@@ -29,10 +29,25 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
-/// A free TCP port on the loopback interface (bound then released).
+/// A free TCP port on the loopback interface (bound then released), never one this process
+/// has handed out before: the kernel may give a just-released port again, and two listeners of
+/// one broker on the same port make Mosquitto exit with "Address already in use".
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    // Hold every candidate until one is new, so the kernel cannot offer the same one again.
+    let mut held = Vec::new();
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = l.local_addr().expect("a bound address").port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+        held.push(l);
+        assert!(
+            held.len() < 1000,
+            "no loopback port left that was not handed out"
+        );
+    }
 }
