@@ -104,12 +104,19 @@ pub struct FeedStats {
 pub struct FeedHandle {
     thread: std::thread::JoinHandle<FeedStats>,
     frames: Arc<AtomicU64>,
+    retunes: Arc<AtomicU64>,
 }
 
 impl FeedHandle {
     /// Frames recognised so far (files that did not decode not included).
     pub fn frames_read(&self) -> u64 {
         self.frames.load(Ordering::Relaxed)
+    }
+
+    /// New settings applied so far (each value the `settings` channel of
+    /// [`spawn_with_settings`] delivered and the feed applied before its next listing).
+    pub fn retunes(&self) -> u64 {
+        self.retunes.load(Ordering::Relaxed)
     }
 
     /// Whether the feed's thread has ended.
@@ -338,8 +345,10 @@ pub fn spawn_with_settings(
         stats: FeedStats::default(),
         quota_due: true,
         progress: Arc::new(AtomicU64::new(0)),
+        retunes: Arc::new(AtomicU64::new(0)),
     };
     let frames = feed.progress.clone();
+    let retunes = feed.retunes.clone();
     tracing::info!(
         watch_dir = %section.watch_dir.display(),
         models = %rc.models_dir.display(),
@@ -351,7 +360,11 @@ pub fn spawn_with_settings(
         .name("frames".into())
         .spawn(move || feed.run(shutdown, settings))
         .map_err(FramesError::Thread)?;
-    Ok(FeedHandle { thread, frames })
+    Ok(FeedHandle {
+        thread,
+        frames,
+        retunes,
+    })
 }
 
 fn now_ms() -> u64 {
@@ -381,6 +394,8 @@ struct Feed {
     quota_due: bool,
     /// `stats.frames`, readable while the feed runs.
     progress: Arc<AtomicU64>,
+    /// Settings applied, readable while the feed runs.
+    retunes: Arc<AtomicU64>,
 }
 
 impl Feed {
@@ -411,6 +426,7 @@ impl Feed {
             if settings.has_changed().unwrap_or(false) {
                 let cfg = settings.borrow_and_update().clone();
                 self.retune(&cfg);
+                self.retunes.fetch_add(1, Ordering::Relaxed);
             }
             self.enforce_quota();
             let listing = match self.list() {

@@ -44,7 +44,7 @@ async fn a_request_published_while_the_camera_is_offline_is_served_when_it_recon
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_request_delivered_twice_uploads_once() {
+async fn the_same_request_delivered_again_uploads_once_also_across_a_restart() {
     let stack = Stack::new("cam-dup").await;
     let body = stack.media_file("big.bin", 12 * MIB);
     let mut cloud = stack.cloud().await;
@@ -64,7 +64,8 @@ async fn the_same_request_delivered_twice_uploads_once() {
     // A third copy after completion: the final status is repeated, nothing uploaded. The
     // repeated status is the agent's answer to that copy: anything it would upload is counted
     // by then (the status follows the upload).
-    cloud.request_raw(payload).await;
+    cloud.request_raw(payload.clone()).await;
+    let payload_again = payload;
     cloud
         .wait_until(20, "the final status repeated", |c| {
             c.statuses_of(id).iter().filter(|k| is_uploaded(k)).count() >= 2
@@ -99,6 +100,32 @@ async fn the_same_request_delivered_twice_uploads_once() {
     assert_eq!(
         stack.object(&stack.key(id, "big.bin")).await.as_deref(),
         Some(&body[..])
+    );
+
+    // A fourth copy after the agent restarted (a new process state; only the journal on disk
+    // remembers the request): answered from the journal, nothing uploaded.
+    agent.stop().await;
+    let sent_before_restart = stack.s3_proxy.up_bytes();
+    let agent = Running::start(stack.config());
+    cloud.wait_health(20).await;
+    cloud.request_raw(payload_again).await;
+    cloud
+        .wait_until(20, "the final status repeated after the restart", |c| {
+            c.statuses_of(id).iter().filter(|k| is_uploaded(k)).count() >= 3
+        })
+        .await;
+    assert_eq!(
+        stack.s3_proxy.up_bytes(),
+        sent_before_restart,
+        "nothing uploaded again"
+    );
+    let st = cloud.statuses_of(id);
+    assert_eq!(
+        st.iter()
+            .filter(|k| **k == FileStatusKind::Accepted)
+            .count(),
+        1,
+        "not accepted again: {st:?}"
     );
     agent.stop().await;
 }

@@ -328,9 +328,20 @@ async function main() {
   $('#search-form').addEventListener('submit', search);
   $('#search-clear').addEventListener('click', () => { state.searching = null; loadLatestReads(); });
 
+  // The notification session is clean: what was published while the link was down is gone.
+  // After a reconnect the page reloads what notifications would have changed.
+  let dropped = false;
   const mqtt = new MqttClient(state.cfg.mqtt_url, {
     onMessage,
-    onState: (s) => { $('#mqtt-state').textContent = s; document.body.dataset.mqtt = s; },
+    onState: (s) => {
+      $('#mqtt-state').textContent = s;
+      document.body.dataset.mqtt = s;
+      if (s === 'offline') dropped = true;
+      if (s === 'online' && dropped) {
+        dropped = false;
+        loadRequests().then(loadConfig).catch(() => {});
+      }
+    },
   });
   mqtt.subscribe(state.cfg.notifications_topic, 1);
   mqtt.subscribe('+/presence', 1);

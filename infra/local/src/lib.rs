@@ -114,6 +114,10 @@ pub struct Options {
     pub mqtt_port: u16,
     /// MQTT over WebSocket port for the console (0: any free port).
     pub ws_port: u16,
+    /// The MQTT-over-WebSocket URL the console is told to use, when browsers reach the
+    /// listener through something else (a reverse proxy, a forwarded port); `None`: the
+    /// listener's own `ws://{host}:{ws_port}/mqtt`.
+    pub console_ws_url: Option<String>,
     /// S3 port (0: any free port).
     pub s3_port: u16,
     /// Credentials provider port (0: any free port).
@@ -136,6 +140,7 @@ impl Options {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_port: 0,
             ws_port: 0,
+            console_ws_url: None,
             s3_port: 0,
             creds_port: 0,
             cameras: vec!["cam-001".into()],
@@ -152,7 +157,8 @@ pub struct Running {
     pub console_url: String,
     /// Base URL of the request API (same origin as the console).
     pub api_url: String,
-    /// MQTT over WebSocket URL of the console.
+    /// The MQTT-over-WebSocket listener's URL (the console's, unless
+    /// [`Options::console_ws_url`] names another).
     pub ws_url: String,
     /// S3 endpoint.
     pub s3_url: String,
@@ -463,7 +469,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let ws_url = format!("ws://{host}:{ws_port}/mqtt");
     let console_cfg = console::ConsoleConfig {
         api_url: String::new(),
-        mqtt_url: ws_url.clone(),
+        mqtt_url: opts
+            .console_ws_url
+            .clone()
+            .unwrap_or_else(|| ws_url.clone()),
         user: DEMO_USER.into(),
         notifications_topic: anpr_protocol::topics::web_notifications(DEMO_USER),
         users: tokens::DEMO_USERS

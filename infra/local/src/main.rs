@@ -25,6 +25,10 @@ struct Args {
     /// MQTT over WebSocket port (console).
     #[arg(long, default_value_t = 8083)]
     ws_port: u16,
+    /// The MQTT-over-WebSocket URL the console uses, when browsers reach the WebSocket
+    /// listener through a proxy or a forwarded port (default: the listener's own URL).
+    #[arg(long)]
+    console_ws_url: Option<String>,
     /// S3 port.
     #[arg(long, default_value_t = 9000)]
     s3_port: u16,
@@ -96,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         http: args.http,
         mqtt_port: args.mqtt_port,
         ws_port: args.ws_port,
+        console_ws_url: args.console_ws_url.clone(),
         s3_port: args.s3_port,
         creds_port: args.creds_port,
         cameras: args.cameras.clone(),

@@ -1,6 +1,7 @@
 //! The web console driven in headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! installed by `scripts/setup`) through WebDriver, against the local stack started in this
-//! process: a person's story, click by click. A screenshot of the console at the end is saved
+//! process: a person's story, click by click, including the page's WebSocket dropped and
+//! refused for a while (through a relay in front of the listener). A screenshot of the console at the end is saved
 //! as a test artifact under the target directory (`target/tmp/console-e2e.png`).
 //!
 //! Like every test that needs a stand-in, it fails (never skips) when chromedriver is missing:
@@ -11,6 +12,8 @@ mod common;
 use anpr_local::{Options, Running};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The W3C WebDriver web element identifier key.
@@ -170,17 +173,75 @@ impl Browser {
     }
 }
 
-async fn start_stack(dir: &std::path::Path) -> Running {
+/// The network between the browser and the WebSocket listener: a TCP relay that can close
+/// every connection and refuse new ones until it is restored.
+struct Relay {
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    /// Relays connections accepted on `listener` to `upstream` on the loopback interface.
+    fn start(listener: tokio::net::TcpListener, upstream: u16) -> Self {
+        let up = Arc::new(AtomicBool::new(true));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the browser sees the connection closed
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut server).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self { up, conns }
+    }
+
+    /// Closes every relayed connection and refuses new ones.
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The stack, its console told to reach the WebSocket listener through a [`Relay`].
+async fn start_stack(dir: &std::path::Path) -> (Running, Relay) {
+    let relay_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("relay port");
+    let relay_port = relay_listener.local_addr().expect("relay address").port();
     let mut opts = Options::ephemeral(dir.to_owned());
     opts.plate_interval_secs = 1;
-    common::start_ready(opts).await
+    opts.console_ws_url = Some(format!("ws://127.0.0.1:{relay_port}/mqtt"));
+    let stack = common::start_ready(opts).await;
+    let ws_port = stack
+        .ws_url
+        .trim_start_matches("ws://")
+        .split(['/', ':'])
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("the listener's port");
+    (stack, Relay::start(relay_listener, ws_port))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees_a_changed_setting_reported()
  {
     let dir = tempfile::tempdir().expect("tempdir");
-    let stack = start_stack(dir.path()).await;
+    let (stack, relay) = start_stack(dir.path()).await;
     let browser = Browser::start().await;
     browser.goto(&stack.console_url).await;
     // Signed in as the viewer, a request is refused (403) with the API's message.
@@ -344,6 +405,68 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
             "the camera's report of the new setting shown",
             20,
             "(() => { const r = document.querySelector('#config-table tr[data-setting=\"upload_progress_step_pct\"]'); return r && r.dataset.pending === 'false' && r.querySelector('td.desired').textContent === '20' && r.querySelector('td.reported').textContent === '20'; })()",
+        )
+        .await;
+
+    // The page's WebSocket drops and is refused for a while; meanwhile a request travels to
+    // `ready` without the page hearing of it. Once the link is back the page shows it ready.
+    relay.cut();
+    browser
+        .until(
+            "MQTT shown offline after the drop",
+            20,
+            "document.body.dataset.mqtt !== 'online'",
+        )
+        .await;
+    let known = browser
+        .js("return [...document.querySelectorAll('#requests tr[data-request-id]')].map(r => r.dataset.requestId)")
+        .await;
+    browser
+        .type_into("#file-input", anpr_local::cameras::CLIP)
+        .await;
+    browser.click("#request-submit").await;
+    let id = browser
+        .until(
+            "the request made while offline listed",
+            15,
+            &format!(
+                "(() => {{ const known = {known}; const r = [...document.querySelectorAll('#requests tr[data-request-id]')].find(r => !known.includes(r.dataset.requestId)); return r && r.dataset.requestId; }})()"
+            ),
+        )
+        .await;
+    let id = id.as_str().expect("a request id").to_owned();
+    let ada = common::signed_in(&stack, "ada").await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let v: Value = ada
+            .get(format!("{}/file-requests/{id}", stack.api_url))
+            .send()
+            .await
+            .expect("GET the request")
+            .json()
+            .await
+            .expect("JSON");
+        if v["state"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row_state =
+        format!("document.querySelector('#requests tr[data-request-id=\"{id}\"]')?.dataset.state");
+    let shown = browser.js(&format!("return {row_state}")).await;
+    assert_ne!(
+        shown,
+        "ready",
+        "the page cannot know yet: its link is down (mqtt {})",
+        browser.js("return document.body.dataset.mqtt").await
+    );
+    relay.restore();
+    browser
+        .until(
+            "the console back online and the request shown ready",
+            30,
+            &format!("document.body.dataset.mqtt === 'online' && {row_state} === 'ready'"),
         )
         .await;
 
