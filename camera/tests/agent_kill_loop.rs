@@ -145,6 +145,36 @@ async fn the_agent_killed_at_random_points_loses_no_read_and_no_request() {
         );
         repeated_final += finals - 1;
     }
+    // Every read lands in the store once: each batch as delivered (repeats included) through
+    // plate-ingest, the IoT rule's Lambda, into a fresh table in moto, then counted there.
+    let (store, cameras) = anpr_test_support::plates::fresh_store().await;
+    let camera = anpr_protocol::CameraId::parse(&stack.cam.cn).unwrap();
+    cameras
+        .register(&anpr_core::Camera {
+            camera_id: camera.clone(),
+            name: None,
+            registered_at: 1,
+            org: Some(anpr_core::OrgId::parse("acme").unwrap()),
+        })
+        .await
+        .unwrap();
+    let policy = anpr_core::plates::IngestPolicy::default();
+    for payload in &cloud.plates {
+        let event = anpr_test_support::plates::rule_event(&cfg.plate_topic(), payload);
+        let report =
+            plate_ingest::handle(&store, &cameras, &policy, &event, plate_ingest::now_ms())
+                .await
+                .unwrap();
+        assert!(report.refused.is_none(), "{report:?}");
+    }
+    let stored = anpr_test_support::plates::stored_ids(&store, &camera).await;
+    let stored_distinct: HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(stored.len(), stored_distinct.len(), "one item per read");
+    assert_eq!(
+        stored_distinct, expected_reads,
+        "every read stored, none other"
+    );
+
     let objects = stack
         .s3
         .list_objects_v2()
@@ -158,10 +188,11 @@ async fn the_agent_killed_at_random_points_loses_no_read_and_no_request() {
     eprintln!(
         "kill loop (seed {seed}): {ITERATIONS} iterations, {ITERATIONS} SIGKILLs, {} reads, \
          {ITERATIONS} requests; lost 0 reads, 0 requests; objects {objects}; reads delivered \
-         twice by MQTT {} (QoS 1; one item per read id in the cloud); uploaded status repeated \
-         {repeated_final}; wall {:.1} s",
+         twice by MQTT {} (QoS 1); items in the store {} (one per read); uploaded status \
+         repeated {repeated_final}; wall {:.1} s",
         expected_reads.len(),
         ids.len() - distinct.len(),
+        stored.len(),
         started.elapsed().as_secs_f64()
     );
 }

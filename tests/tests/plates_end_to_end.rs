@@ -11,7 +11,7 @@ use anpr_camera::outbox::{Outbox, OutboxConfig, SyncPolicy};
 use anpr_core::plates::{IngestPolicy, PlateReadStore, TimeRange};
 use anpr_protocol::{CameraId, PlateRead, ReadId, topics};
 use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
-use anpr_test_support::moto;
+use anpr_test_support::plates::{fresh_store, rule_event, stored_ids};
 use plate_ingest::IngestReport;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
@@ -25,22 +25,6 @@ const RULE_FILTER: &str = "$aws/rules/anpr_plate_reads/+/plates";
 
 fn now_ms() -> u64 {
     plate_ingest::now_ms()
-}
-
-/// The IoT rule, as the harness plays it: what AWS would hand the Lambda for a message on
-/// `topic`: `topic()` and `topic(1)` see the topic without the Basic Ingest prefix.
-fn rule_event(topic: &str, payload: &[u8]) -> serde_json::Value {
-    use base64::Engine as _;
-    let rule_topic = topic
-        .strip_prefix("$aws/rules/")
-        .and_then(|t| t.split_once('/'))
-        .map_or(topic, |(_, rest)| rest);
-    let camera = rule_topic.split('/').next().unwrap_or_default();
-    serde_json::json!({
-        "camera_id": camera,
-        "topic": rule_topic,
-        "payload": base64::engine::general_purpose::STANDARD.encode(payload),
-    })
 }
 
 /// The cloud side: a persistent `cloud-backend` session subscribed to the rule's topics, each
@@ -190,23 +174,6 @@ fn read(i: u64, t: u64) -> PlateRead {
     }
 }
 
-/// Every read id stored for `camera`, through the camera query (newest first, paginated).
-async fn stored_ids(store: &DynamoPlateReadStore, camera: &CameraId) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .reads_by_camera(camera, TimeRange::ALL, 500, cursor.as_deref())
-            .await
-            .unwrap();
-        ids.extend(page.items.into_iter().map(|r| r.read_id.to_string()));
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            return ids;
-        }
-    }
-}
-
 async fn wait_for_count(store: &DynamoPlateReadStore, camera: &CameraId, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -216,16 +183,6 @@ async fn wait_for_count(store: &DynamoPlateReadStore, camera: &CameraId, n: usiz
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// A fresh table: the read store and the camera registry plate-ingest reads organisations from.
-async fn table_store() -> (DynamoPlateReadStore, DynamoCameraRegistry) {
-    let clients = moto::clients();
-    let table = moto::fresh_table(&clients.dynamo).await;
-    (
-        DynamoPlateReadStore::new(clients.dynamo.clone(), &table),
-        DynamoCameraRegistry::new(clients.dynamo, table),
-    )
 }
 
 /// Not a test: the camera process that `an_offline_camera_killed_mid_publish…` starts (and
@@ -290,7 +247,7 @@ fn spawn_camera(
 async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver_every_read_once() {
     const N: u64 = 3000;
     let mut broker = Broker::start();
-    let (store, cameras) = table_store().await;
+    let (store, cameras) = fresh_store().await;
     let cloud = Cloud::start(&broker, store.clone(), cameras.clone());
     cloud.wait_subscribed().await;
     let camera = CameraId::parse("cam-kill").unwrap();
@@ -366,7 +323,7 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest() {
     let broker = Broker::start();
-    let (store, cameras) = table_store().await;
+    let (store, cameras) = fresh_store().await;
     let cloud = Cloud::start(&broker, store.clone(), cameras.clone());
     cloud.wait_subscribed().await;
     let camera = CameraId::parse("cam-full").unwrap();
@@ -425,7 +382,7 @@ async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_batches_and_another_cameras_id_are_refused_and_nothing_else_is_lost() {
     let broker = Broker::start();
-    let (store, cameras) = table_store().await;
+    let (store, cameras) = fresh_store().await;
     let cloud = Cloud::start(&broker, store.clone(), cameras.clone());
     cloud.wait_subscribed().await;
     let cam = CameraId::parse("cam-a").unwrap();

@@ -15,6 +15,7 @@ pub mod agent_config;
 pub mod broker;
 pub mod creds;
 pub mod moto;
+pub mod plates;
 pub mod proxy;
 pub mod shadow;
 
