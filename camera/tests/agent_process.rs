@@ -69,6 +69,58 @@ async fn an_upload_killed_at_half_resumes_after_restart_and_resends_at_most_one_
     agent.wait().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_replaced_by_one_of_the_same_size_between_kill_and_restart_is_uploaded_whole_not_spliced()
+ {
+    let mut stack = Stack::new("cam-splice").await;
+    stack.extra_config = "max_bytes_per_sec = 20971520".into();
+    let size = 20 * MIB;
+    let old = stack.media_file("clip.mp4", size);
+    let mut cloud = stack.cloud().await;
+    let bin = env!("CARGO_BIN_EXE_anpr-camera");
+    let mut agent = spawn_agent(&stack, bin, "first.log", "info", &[]);
+    cloud.wait_health(30).await;
+    let before = stack.s3_proxy.up_bytes();
+    let id = "01SPLICE000000000000000000";
+    cloud.request(id, "clip.mp4").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack.s3_proxy.up_bytes() - before < size as u64 / 2 {
+        assert!(Instant::now() < deadline, "the upload never reached half");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    assert_eq!(
+        journal_entry(&stack, id)["phase"]["phase"],
+        "uploading",
+        "killed with parts confirmed"
+    );
+
+    // Another recording of exactly the same size takes the name (a new file renamed over it,
+    // as a camera's recorder does).
+    let new: Vec<u8> = old.iter().map(|b| b ^ 0x5a).collect();
+    let path = stack.media.path().join("clip.mp4");
+    let tmp = stack.media.path().join("clip.mp4.tmp");
+    std::fs::write(&tmp, &new).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+
+    let mut agent = spawn_agent(&stack, bin, "second.log", "info", &[]);
+    cloud.wait_status(id, 120, is_uploaded).await;
+    let object = stack.object(&stack.key(id, "clip.mp4")).await.unwrap();
+    assert_eq!(object.len(), size);
+    assert!(
+        object == new,
+        "the object is the new file whole (parts of the old one spliced in: {})",
+        object
+            .chunks(MIB)
+            .zip(old.chunks(MIB))
+            .filter(|(a, b)| a == b)
+            .count()
+    );
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+}
+
 /// The journal entry of request `id` as JSON (`null` while there is none).
 fn journal_entry(stack: &Stack, id: &str) -> serde_json::Value {
     let path = stack
