@@ -260,24 +260,23 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
         }
     }
 
-    // The IoT rule's stand-in, in the background: `SELECT *, topic(1) AS camera_id, topic() AS
-    // mqtt_topic FROM '+/file/status'` → the file-status handler.
+    // The IoT rule's stand-in, in the background: `SELECT topic(1) AS camera_id, topic() AS
+    // mqtt_topic, encode(*, 'base64') AS payload FROM '+/file/status'` → the file-status handler.
     let statuses = std::sync::Arc::new(statuses);
     let applied = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let rule = {
         let (statuses, applied) = (statuses.clone(), applied.clone());
         tokio::spawn(async move {
             while let Some((topic, payload)) = rule_rx.recv().await {
-                let mut rule_event: Value = serde_json::from_slice(&payload).unwrap();
-                rule_event["camera_id"] = json!(topic.split('/').next().unwrap());
-                rule_event["mqtt_topic"] = json!(topic);
+                let rule_event = file_status::rule_event(&topic, &payload);
                 let handled = file_status::handle(&*statuses, &rule_event, file_status::now())
                     .await
                     .unwrap();
+                let status: Value = serde_json::from_slice(&payload).unwrap();
                 applied
                     .lock()
                     .unwrap()
-                    .push(format!("{} {handled:?}", rule_event["s"]));
+                    .push(format!("{} {handled:?}", status["s"]));
             }
         })
     };
@@ -579,21 +578,21 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
                 let Ok((_, rest)) = topics::parse_camera_topic(&topic) else {
                     continue;
                 };
-                // Each rule's SQL: the status rule adds the topic to the payload's fields, the
-                // sync rule selects the topic only.
-                let mut event = match rest {
-                    topics::FILE_STATUS => serde_json::from_slice(&payload).unwrap(),
-                    topics::FILE_SYNC => json!({}),
-                    _ => continue,
-                };
-                event["camera_id"] = json!(topic.split('/').next().unwrap());
-                event["mqtt_topic"] = json!(topic);
+                // Each rule's SQL: the status rule passes the topic and the message opaque, the
+                // sync rule the topic only.
+                if rest != topics::FILE_STATUS && rest != topics::FILE_SYNC {
+                    continue;
+                }
+                let event = file_status::rule_event(&topic, &payload);
                 let handled = file_status::handle(&*statuses, &event, file_status::now())
                     .await
                     .unwrap();
                 let what = match rest {
                     topics::FILE_SYNC => format!("sync {handled:?}"),
-                    _ => event["s"].as_str().unwrap_or_default().to_owned(),
+                    _ => serde_json::from_slice::<Value>(&payload).unwrap()["s"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                 };
                 let _ = seen_tx.send((topic, what, Instant::now()));
             }

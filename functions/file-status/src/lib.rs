@@ -18,15 +18,15 @@
 //! The rule (name `anpr_protocol::topics::STATUS_RULE`):
 //!
 //! ```sql
-//! SELECT *, topic(1) AS camera_id, topic() AS mqtt_topic FROM '+/file/status'
+//! SELECT topic(1) AS camera_id, topic() AS mqtt_topic, encode(*, 'base64') AS payload FROM '+/file/status'
 //! ```
 //!
-//! The camera id is taken from the topic, which the IoT policy ties to the connecting
-//! certificate (`${iot:Connection.Thing.ThingName}/…`), never from the payload alone: a
-//! camera cannot speak for another. When the rule also passes the whole topic (`mqtt_topic`),
-//! the camera id is parsed from it and must agree with `camera_id`, so a payload field
-//! named `camera_id` can never win over the topic whatever the rules engine does with
-//! duplicate names.
+//! The message is passed opaque (base64), as the plate rule passes its batches: none of its
+//! keys can mix with the fields the rule adds, and the protocol's decoder reads exactly what
+//! the camera sent. The camera id is taken from the topic, which the IoT policy ties to the
+//! connecting certificate (`${iot:Connection.Thing.ThingName}/…`), never from the payload: a
+//! camera cannot speak for another. The whole topic (`mqtt_topic`) must agree with
+//! `camera_id`. [`rule_event`] builds the same events for the rule's stand-ins.
 //!
 //! Why its own binary rather than one "device events" function with plate ingestion: statuses
 //! read and conditionally write request items and publish to web users (`dynamodb:GetItem`,
@@ -59,6 +59,30 @@ pub fn is_sweep(event: &serde_json::Value) -> bool {
 pub const CAMERA_FIELD: &str = "camera_id";
 /// Field the rule adds with the whole topic.
 pub const TOPIC_FIELD: &str = "mqtt_topic";
+/// Field the status rule adds with the message, base64.
+pub const PAYLOAD_FIELD: &str = "payload";
+
+/// What the rule for `topic` hands the function for a message on it, for the rules' stand-ins
+/// (the local stack, tests; the template's SQL is checked against it): on a status topic the
+/// topic's fields and the message base64, on a sync topic the topic's fields only.
+pub fn rule_event(topic: &str, payload: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    let mut event = serde_json::Map::new();
+    event.insert(
+        CAMERA_FIELD.into(),
+        topic.split('/').next().unwrap_or_default().into(),
+    );
+    event.insert(TOPIC_FIELD.into(), topic.into());
+    if !topic.ends_with(&format!("/{}", topics::FILE_SYNC)) {
+        event.insert(
+            PAYLOAD_FIELD.into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(payload)
+                .into(),
+        );
+    }
+    serde_json::Value::Object(event)
+}
 
 /// Why a rule event could not be turned into a camera status.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +91,16 @@ pub enum EventError {
     #[error("rule event is not a JSON object")]
     NotAnObject,
     /// The rule did not add the camera id (rule SQL misconfigured).
-    #[error("rule event has no `camera_id` (is the rule SQL `SELECT *, topic(1) AS camera_id …`?)")]
+    #[error("rule event has no `camera_id` (is the rule SQL `SELECT topic(1) AS camera_id …`?)")]
     NoCamera,
+    /// The rule did not add the topic (rule SQL misconfigured).
+    #[error("rule event has no `mqtt_topic` (is the rule SQL `SELECT … topic() AS mqtt_topic …`?)")]
+    NoTopic,
+    /// The rule did not add the message as base64 (rule SQL misconfigured).
+    #[error(
+        "rule event has no base64 `payload` (is the rule SQL `SELECT … encode(*, 'base64') AS payload …`?)"
+    )]
+    NoPayload,
     /// The camera id or topic is not valid.
     #[error("invalid camera topic")]
     Camera(#[source] ValidationError),
@@ -113,20 +145,25 @@ pub fn parse_event(event: &serde_json::Value) -> Result<(CameraId, FileStatus), 
         .and_then(serde_json::Value::as_str)
         .ok_or(EventError::NoCamera)?;
     let camera = CameraId::parse(camera_field).map_err(EventError::Camera)?;
-    if let Some(topic) = obj.get(TOPIC_FIELD) {
-        let topic = topic.as_str().unwrap_or_default();
-        let (from_topic, rest) = topics::parse_camera_topic(topic).map_err(EventError::Camera)?;
-        if from_topic != camera || rest != topics::FILE_STATUS {
-            return Err(EventError::TopicMismatch {
-                topic: topic.to_owned(),
-                camera: camera_field.to_owned(),
-            });
-        }
+    let topic = obj
+        .get(TOPIC_FIELD)
+        .and_then(serde_json::Value::as_str)
+        .ok_or(EventError::NoTopic)?;
+    let (from_topic, rest) = topics::parse_camera_topic(topic).map_err(EventError::Camera)?;
+    if from_topic != camera || rest != topics::FILE_STATUS {
+        return Err(EventError::TopicMismatch {
+            topic: topic.to_owned(),
+            camera: camera_field.to_owned(),
+        });
     }
-    // The protocol's decoder applies the wire rules (size, version, kind, validation); the
-    // fields the rule added are unknown fields to it, and tolerated.
-    let bytes =
-        serde_json::to_vec(event).map_err(|e| EventError::Message(ProtocolError::Malformed(e)))?;
+    let bytes = {
+        use base64::Engine as _;
+        obj.get(PAYLOAD_FIELD)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+            .ok_or(EventError::NoPayload)?
+    };
+    // The protocol's decoder applies the wire rules (size, version, kind, validation).
     let status = decode::<FileStatus>(&bytes).map_err(EventError::Message)?;
     Ok((camera, status))
 }
@@ -254,33 +291,60 @@ mod tests {
 
     const ID: &str = "01JDQ2Y7ZK8M3W5T0G9H4N6P2R";
 
+    /// The status rule's event for `payload` on `topic`, then `edit` applied to it.
+    fn status_event(
+        topic: &str,
+        payload: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> serde_json::Value {
+        let mut e = rule_event(topic, payload.as_bytes());
+        edit(&mut e);
+        e
+    }
+
+    fn accepted() -> String {
+        format!(r#"{{"v":1,"id":"{ID}","s":"accepted"}}"#)
+    }
+
     #[test]
     fn the_camera_comes_from_the_rule_not_the_message() {
         let (cam, st) =
-            parse_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1"})).unwrap();
+            parse_event(&rule_event("cam1/file/status", accepted().as_bytes())).unwrap();
         assert_eq!(cam.as_str(), "cam1");
         assert_eq!(st.id.as_str(), ID);
+        // A message naming another camera (or carrying the rule's own field names) changes
+        // nothing: it is opaque to the rule and unknown fields to the decoder.
+        let forged = format!(
+            r#"{{"v":1,"id":"{ID}","s":"accepted","camera_id":"cam2","mqtt_topic":"cam2/file/status"}}"#
+        );
+        let (cam, _) = parse_event(&rule_event("cam1/file/status", forged.as_bytes())).unwrap();
+        assert_eq!(cam.as_str(), "cam1");
     }
 
     #[test]
     fn a_topic_that_disagrees_with_camera_id_is_refused() {
-        let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam2","mqtt_topic":"cam1/file/status"});
+        let e = status_event("cam1/file/status", &accepted(), |e| {
+            e["camera_id"] = json!("cam2")
+        });
         assert!(matches!(
             parse_event(&e),
             Err(EventError::TopicMismatch { .. })
         ));
-        let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/plates"});
+        let e = status_event("cam1/plates", &accepted(), |_| {});
         assert!(matches!(
             parse_event(&e),
             Err(EventError::TopicMismatch { .. })
         ));
-        let e = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/file/status"});
-        assert!(parse_event(&e).is_ok());
+        assert!(parse_event(&status_event("cam1/file/status", &accepted(), |_| {})).is_ok());
     }
 
     #[test]
     fn a_sync_event_names_its_camera_by_the_topic_and_a_disagreeing_one_is_refused() {
-        let ok = json!({"camera_id":"cam1","mqtt_topic":"cam1/file/sync"});
+        let ok = rule_event("cam1/file/sync", b"{\"v\":1}");
+        assert_eq!(
+            ok,
+            json!({"camera_id":"cam1","mqtt_topic":"cam1/file/sync"})
+        );
         assert_eq!(parse_sync_event(&ok).unwrap().unwrap().as_str(), "cam1");
         let bad = json!({"camera_id":"cam2","mqtt_topic":"cam1/file/sync"});
         assert!(matches!(
@@ -288,11 +352,8 @@ mod tests {
             Some(Err(EventError::TopicMismatch { .. }))
         ));
         // Status events are not syncs.
-        let st = json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1","mqtt_topic":"cam1/file/status"});
-        assert!(parse_sync_event(&st).is_none());
-        assert!(
-            parse_sync_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"cam1"})).is_none()
-        );
+        assert!(parse_sync_event(&rule_event("cam1/file/status", accepted().as_bytes())).is_none());
+        assert!(parse_sync_event(&json!({"camera_id":"cam1"})).is_none());
     }
 
     #[test]
@@ -306,29 +367,50 @@ mod tests {
 
     #[test]
     fn malformed_events_name_what_is_wrong() {
+        let topic = "c/file/status";
         assert!(matches!(
             parse_event(&json!([1])),
             Err(EventError::NotAnObject)
         ));
+        let e = status_event(topic, &accepted(), |e| {
+            e.as_object_mut().unwrap().remove("camera_id");
+        });
+        assert!(matches!(parse_event(&e), Err(EventError::NoCamera)));
+        let e = status_event(topic, &accepted(), |e| {
+            e.as_object_mut().unwrap().remove("mqtt_topic");
+        });
+        assert!(matches!(parse_event(&e), Err(EventError::NoTopic)));
+        // The old rule's shape (payload keys merged with the rule's fields) is refused.
+        let merged = json!({"v":1,"id":ID,"s":"accepted","camera_id":"c","mqtt_topic":topic});
+        assert!(matches!(parse_event(&merged), Err(EventError::NoPayload)));
+        let e = status_event(topic, &accepted(), |e| e["payload"] = json!("not base64!"));
+        assert!(matches!(parse_event(&e), Err(EventError::NoPayload)));
+        let e = status_event(topic, &accepted(), |e| e["camera_id"] = json!("a/b"));
+        assert!(matches!(parse_event(&e), Err(EventError::Camera(_))));
+        let e = status_event(
+            topic,
+            &format!(r#"{{"v":1,"id":"{ID}","s":"teleported"}}"#),
+            |_| {},
+        );
         assert!(matches!(
-            parse_event(&json!({"v":1,"id":ID,"s":"accepted"})),
-            Err(EventError::NoCamera)
-        ));
-        assert!(matches!(
-            parse_event(&json!({"v":1,"id":ID,"s":"accepted","camera_id":"a/b"})),
-            Err(EventError::Camera(_))
-        ));
-        assert!(matches!(
-            parse_event(&json!({"v":1,"id":ID,"s":"teleported","camera_id":"c"})),
+            parse_event(&e),
             Err(EventError::Message(ProtocolError::UnknownKind { .. }))
         ));
+        let e = status_event(
+            topic,
+            &format!(r#"{{"v":1,"id":"{ID}","s":"uploading","pct":101}}"#),
+            |_| {},
+        );
         assert!(matches!(
-            parse_event(&json!({"v":1,"id":ID,"s":"uploading","pct":101,"camera_id":"c"})),
+            parse_event(&e),
             Err(EventError::Message(ProtocolError::Invalid(_)))
         ));
+        let e = status_event(topic, &format!(r#"{{"id":"{ID}","s":"accepted"}}"#), |_| {});
         assert!(matches!(
-            parse_event(&json!({"id":ID,"s":"accepted","camera_id":"c"})),
+            parse_event(&e),
             Err(EventError::Message(ProtocolError::MissingVersion))
         ));
+        let e = status_event(topic, "not json", |_| {});
+        assert!(matches!(parse_event(&e), Err(EventError::Message(_))));
     }
 }

@@ -1,5 +1,5 @@
-//! The file-status handler fed IoT rule events (fixtures: the camera's message with the
-//! `camera_id`/`mqtt_topic` the rule SQL adds) against moto, and fed by a stand-in rule
+//! The file-status handler fed IoT rule events (fixtures: what the rule SQL hands it, the
+//! camera's message base64 with `camera_id`/`mqtt_topic` from the topic) against moto, and fed by a stand-in rule
 //! subscribed to `+/file/status` on the real Mosquitto broker: request items read back from
 //! DynamoDB, notifications from the IoT data plane.
 
@@ -189,19 +189,21 @@ async fn failed_rejected_and_expired_are_terminal_with_their_reason() {
 #[tokio::test]
 async fn a_status_for_another_cameras_request_is_refused_and_changes_nothing() {
     let (env, before) = env("gate-7").await;
-    let h = handle(
-        &env.svc,
-        &fixture("accepted_from_another_camera.json"),
-        1100,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        h,
-        Handled::Outcome(Outcome::WrongCamera {
-            expected: CameraId::parse("gate-7").unwrap()
-        })
-    );
+    // From gate-8's topic; the second names gate-7 inside its message, which the rule passes
+    // opaque: the topic decides.
+    for name in [
+        "accepted_from_another_camera.json",
+        "camera_id_spoofed_in_payload.json",
+    ] {
+        let h = handle(&env.svc, &fixture(name), 1100).await.unwrap();
+        assert_eq!(
+            h,
+            Handled::Outcome(Outcome::WrongCamera {
+                expected: CameraId::parse("gate-7").unwrap()
+            }),
+            "{name}"
+        );
+    }
     assert_eq!(env.get().await, before);
     assert!(env.notifications().is_empty());
 }
@@ -212,7 +214,8 @@ async fn malformed_or_spoofed_events_are_dropped_without_error() {
     for name in [
         "unknown_kind.json",
         "no_camera_id.json",
-        "camera_id_spoofed_in_payload.json",
+        "topic_disagrees_with_camera_id.json",
+        "merged_fields_of_the_old_rule.json",
     ] {
         assert_eq!(
             handle(&env.svc, &fixture(name), 1100).await.unwrap(),
@@ -270,15 +273,6 @@ async fn connect(opts: rumqttc::v5::MqttOptions) -> (AsyncClient, EventLoop) {
     }
 }
 
-/// What the IoT rule `SELECT *, topic(1) AS camera_id, topic() AS mqtt_topic` hands the
-/// function, built from a message as the broker delivered it.
-fn rule_event(topic: &str, payload: &[u8]) -> Value {
-    let mut v: Value = serde_json::from_slice(payload).unwrap();
-    v["camera_id"] = Value::from(topic.split('/').next().unwrap());
-    v["mqtt_topic"] = Value::from(topic);
-    v
-}
-
 #[tokio::test]
 async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its_own_requests() {
     let broker = Broker::start();
@@ -327,9 +321,13 @@ async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its
         topic, "cam-a/file/status",
         "only the allowed publish reached the rule"
     );
-    let h = handle(&env.svc, &rule_event(&topic, &publish.payload), 1100)
-        .await
-        .unwrap();
+    let h = handle(
+        &env.svc,
+        &file_status::rule_event(&topic, &publish.payload),
+        1100,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         h,
         Handled::Outcome(Outcome::WrongCamera {
@@ -360,9 +358,13 @@ async fn statuses_published_by_a_camera_over_mqtt_reach_the_request_only_for_its
         }
     };
     let topic = String::from_utf8(publish.topic.to_vec()).unwrap();
-    let h = handle(&env.svc, &rule_event(&topic, &publish.payload), 1200)
-        .await
-        .unwrap();
+    let h = handle(
+        &env.svc,
+        &file_status::rule_event(&topic, &publish.payload),
+        1200,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         h,
         Handled::Outcome(Outcome::Applied {

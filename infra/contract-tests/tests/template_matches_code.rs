@@ -119,6 +119,19 @@ fn a_camera_status_through_the_template_rule_is_an_event_file_status_accepts() {
         status,
         anpr_protocol::decode::<anpr_protocol::FileStatus>(&payload).expect("fixture")
     );
+    // The rule's own stand-in (local stack, tests) builds the same event.
+    assert_eq!(
+        event,
+        file_status::rule_event(&topics::file_status(&me), &payload)
+    );
+    // A message naming another camera in the rule's field names: the rule passes it opaque,
+    // so the topic's camera it stays.
+    let forged = br#"{"v":1,"id":"01JDQ2Y7ZK8M3W5T0G9H4N6P2R","s":"accepted","camera_id":"cam-2","mqtt_topic":"cam-2/file/status"}"#;
+    let event = rule_event(&sql(r), &topics::file_status(&me), forged)
+        .expect("rule SQL readable")
+        .expect("the rule matches the status topic");
+    let (camera, _) = file_status::parse_event(&event).expect("a status of cam-1");
+    assert_eq!(camera, me);
     // Other camera topics do not reach it.
     for other in [
         topics::health(&me),

@@ -1,6 +1,7 @@
 //! What AWS wires between services, done in-process with the functions' own handler code:
-//! - the IoT rule on `+/file/status` → `file_status::handle` (event: the payload's fields plus
-//!   `camera_id = topic(1)` and `mqtt_topic = topic()`, as the rule SQL builds it);
+//! - the IoT rule on `+/file/status` → `file_status::handle` (event: `camera_id = topic(1)`,
+//!   `mqtt_topic = topic()` and the message base64, as the rule SQL builds it:
+//!   `file_status::rule_event`);
 //! - the sync rule on `+/file/sync` → `file_status::handle` (event: `camera_id` and
 //!   `mqtt_topic` only, as its rule SQL builds it);
 //! - the plate-reads rule (on `{camera}/plates`; see [`filters`] for Basic Ingest) → `plate_ingest::handle` (event: `camera_id`, `topic`, base64
@@ -88,23 +89,8 @@ pub async fn run_iot_rules<P, U>(
         };
         if rest == topics::FILE_STATUS || rest == topics::FILE_SYNC {
             let status = status.clone();
-            let sync = rest == topics::FILE_SYNC;
             tokio::spawn(async move {
-                let mut event = match serde_json::from_slice::<serde_json::Value>(&payload) {
-                    // The sync rule selects the topic only.
-                    _ if sync => serde_json::Map::new(),
-                    Ok(serde_json::Value::Object(m)) => m,
-                    _ => {
-                        tracing::warn!(%topic, "file status is not a JSON object: dropped");
-                        return;
-                    }
-                };
-                event.insert(
-                    file_status::CAMERA_FIELD.into(),
-                    serde_json::Value::String(camera.to_string()),
-                );
-                event.insert(file_status::TOPIC_FIELD.into(), topic.into());
-                let event = serde_json::Value::Object(event);
+                let event = file_status::rule_event(&topic, &payload);
                 for attempt in 0..=RETRIES {
                     let now = now_ms() / 1000;
                     match file_status::handle(&status, &event, now).await {
