@@ -2,7 +2,8 @@
 //! the local CA), `GET /role-aliases/{alias}/credentials` with `x-amzn-iot-thingname`, answered
 //! in AWS's JSON shape only when the header names the thing whose certificate was presented
 //! (AWS checks the thing–certificate attachment). The credentials it hands out are the ones the
-//! S3 stand-in verifies SigV4 against, generated at each start.
+//! S3 stand-in verifies SigV4 against, generated on the first start of a data folder and kept
+//! (owner-only) across restarts.
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ pub enum CredsError {
 }
 
 /// Credentials handed out to every camera.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Issued {
     /// Access key id.
     pub access_key_id: String,

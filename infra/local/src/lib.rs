@@ -36,7 +36,7 @@ use anpr_core::status::{StatusConfig, StatusUpdates};
 use anpr_core::{Caller, FileRequests, RequestsConfig};
 use anpr_protocol::CameraId;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -229,6 +229,34 @@ fn free_port(port: u16) -> Result<u16, StartError> {
     Ok(l.local_addr().map_err(io_err("local address"))?.port())
 }
 
+/// The credentials the credentials provider hands out and the S3 stand-in checks: generated on
+/// the first start and kept owner-only in the data folder (`creds/issued.json`; nothing secret
+/// is ever committed). They outlive a restart because the S3 stand-in (s3s-fs) binds a
+/// multipart upload to the access key that created it, which AWS does not: new keys at each
+/// start refused every upload resumed across a restart (`AccessDenied` on `UploadPart`).
+fn local_credentials(data: &Path) -> Result<creds::Issued, StartError> {
+    let dir = data.join("creds");
+    std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    let path = dir.join("issued.json");
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(issued) = serde_json::from_slice::<creds::Issued>(&bytes)
+    {
+        // Written before it was owner-only, or copied: tightened.
+        pki::write_secret(&path, &bytes)?;
+        return Ok(issued);
+    }
+    let issued = creds::Issued {
+        access_key_id: format!("ASIALOCAL{}", random_token(11)),
+        secret_access_key: random_token(40),
+    };
+    let bytes = serde_json::to_vec(&issued).map_err(|e| StartError::Io {
+        what: "encoding the local credentials".into(),
+        source: std::io::Error::other(e),
+    })?;
+    pki::write_secret(&path, &bytes)?;
+    Ok(issued)
+}
+
 fn random_token(len: usize) -> String {
     use rand::Rng as _;
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -342,12 +370,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let pki = pki::Pki::open(&data.join("pki"))?;
     let db = store::LocalDb::open(&data.join("db").join("anpr.log")).await?;
 
-    // Credentials the credentials provider hands out and the S3 stand-in checks: new at
-    // each start (nothing secret is ever written or committed).
-    let issued = creds::Issued {
-        access_key_id: format!("ASIALOCAL{}", random_token(11)),
-        secret_access_key: random_token(40),
-    };
+    let issued = local_credentials(&data)?;
 
     // S3 on the data folder.
     let s3_root = data.join("s3");

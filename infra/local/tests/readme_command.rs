@@ -5,51 +5,13 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 #[tokio::test]
 async fn the_readme_run_command_works_from_a_fresh_working_directory() {
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anpr-local"))
-        .current_dir(cwd.path())
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--mqtt-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--s3-port",
-            "0",
-            "--creds-port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("anpr-local starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.expect("reading stdout") {
-            if line.starts_with("anpr-local ready") {
-                return line;
-            }
-        }
-        panic!("anpr-local exited before it was ready");
-    })
-    .await
-    .expect("anpr-local ready within 120 s");
-
-    // "anpr-local ready in N ms: console URL  (data in DIR; cameras …)"
-    let console = ready
-        .split_whitespace()
-        .skip_while(|w| *w != "console")
-        .nth(1)
-        .expect("the ready line names the console URL")
-        .to_owned();
+    let (mut child, ready) = common::spawn_binary(cwd.path(), &[]).await;
+    let console = common::console_url(&ready);
     let data_dir = cwd.path().join(".local").join("anpr-local");
     assert!(
         ready.contains(&format!("(data in {};", data_dir.display())),

@@ -102,3 +102,55 @@ pub async fn signed_in(stack: &Running, user: &str) -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// The `anpr-local` binary started in `cwd` with `args` and every port free (port 0), its
+/// stdout read until its ready line: the child and that line ([`console_url`] reads it).
+/// Killed when dropped.
+pub async fn spawn_binary(cwd: &std::path::Path, args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anpr-local"))
+        .current_dir(cwd)
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--mqtt-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--s3-port",
+            "0",
+            "--creds-port",
+            "0",
+        ])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("anpr-local starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.expect("reading stdout") {
+            if line.starts_with("anpr-local ready") {
+                return line;
+            }
+        }
+        panic!("anpr-local exited before it was ready");
+    })
+    .await
+    .expect("anpr-local ready within 120 s");
+    // Its later output is not read: drained so that it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, ready)
+}
+
+/// The console's URL (`http://host:port/`, the API's origin too) in the ready line
+/// "anpr-local ready in N ms: console URL  (data in DIR; cameras …)".
+pub fn console_url(ready: &str) -> String {
+    ready
+        .split_whitespace()
+        .skip_while(|w| *w != "console")
+        .nth(1)
+        .expect("the ready line names the console URL")
+        .to_owned()
+}
