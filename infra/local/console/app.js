@@ -67,7 +67,24 @@ function statusText(r) {
   return r.state;
 }
 
+// A link from a notification is followed only if it is https:, or http: on the loopback
+// interface (the local stack's S3); anything else (javascript:, data:, …) is never a link.
+function safeUrl(u) {
+  try {
+    const url = new URL(u);
+    if (url.protocol === 'https:') return true;
+    return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  } catch (_) {
+    return false;
+  }
+}
+
 function upsertRequest(update, announce) {
+  if (update.url != null && !safeUrl(update.url)) {
+    update = { ...update };
+    delete update.url;
+    update.refusedUrl = true;
+  }
   const cur = state.requests.get(update.request_id);
   if (cur) {
     const older = RANK[update.state] < RANK[cur.state] ||
@@ -96,6 +113,8 @@ function renderRequest(r) {
         el('button', { type: 'button', class: 'view secondary', onclick: () => view(r) }, 'View'), ' ',
         el('a', { class: 'download', href: r.url, target: '_blank', rel: 'noopener' }, 'Download'),
         r.size != null ? ` (${(r.size / 1e6).toFixed(1)} MB)` : '');
+    } else if (r.refusedUrl) {
+      result.append('ready (its link was not a safe https link and is not shown)');
     } else {
       result.append('ready (the link came with the live notification; request again for a new one)');
     }

@@ -470,6 +470,47 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
         )
         .await;
 
+    // A notification whose link is `javascript:` (as a forged or buggy publisher could send)
+    // shows the request, never the link.
+    let (publisher, _rx) = common::subscriber(&stack, "forger", "forger/none").await;
+    let forged = json!({
+        "v": 1,
+        "request_id": "01JAVASCR1PT0000000000000A",
+        "camera_id": "cam-001",
+        "file": "clips/forged.mp4",
+        "state": "ready",
+        "url": "javascript:document.title='pwned'",
+        "at": 1_700_000_000u64,
+    });
+    publisher
+        .publish(
+            anpr_protocol::topics::web_notifications("ada"),
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            forged.to_string(),
+        )
+        .await
+        .expect("publish the forged notification");
+    let row =
+        "document.querySelector('#requests tr[data-request-id=\"01JAVASCR1PT0000000000000A\"]')";
+    browser
+        .until(
+            "the forged notification's request shown",
+            20,
+            &format!("{row}?.dataset.state === 'ready'"),
+        )
+        .await;
+    let links = browser
+        .js(&format!(
+            "return {row}.querySelectorAll('a').length + {row}.querySelectorAll('button').length"
+        ))
+        .await;
+    assert_eq!(
+        links,
+        json!(0),
+        "a javascript: URL rendered as a link or a view button"
+    );
+
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e.png");
     browser.screenshot(&shot).await;
     println!("screenshot: {}", shot.display());
