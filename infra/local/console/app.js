@@ -302,6 +302,17 @@ function onMessage(topic, payload) {
   }
 }
 
+// A fresh token for the signed-in user (the live connection asks for one before it expires).
+async function refreshToken() {
+  const resp = await fetch(`${state.cfg.api_url}/local/token`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user: state.cfg.user }),
+  });
+  if (!resp.ok) throw new Error(`token refresh: HTTP ${resp.status}`);
+  state.token = (await resp.json()).token;
+  state.tokenAt = Date.now();
+}
+
 // Signs in as a demo user (local stack): a token from POST /local/token; only the user's
 // organisation's cameras are listed (the API refuses the others anyway).
 async function signIn() {
@@ -316,6 +327,7 @@ async function signIn() {
   if (!resp.ok) throw new Error(`signing in as ${user.name}: HTTP ${resp.status}`);
   const t = await resp.json();
   state.token = t.token;
+  state.tokenAt = Date.now();
   state.cfg.user = t.user;
   state.cfg.notifications_topic = t.notifications_topic;
   state.cfg.cameras = state.cfg.cameras.filter((c) => c.org === t.org);
@@ -350,7 +362,16 @@ async function main() {
   // The notification session is clean: what was published while the link was down is gone.
   // After a reconnect the page reloads what notifications would have changed.
   let dropped = false;
+  // The broker admits the console with the user's token as the password, under a client id
+  // of the form web-{user}-{random}, and lets it subscribe to the user's notifications and the
+  // organisation's cameras only.
+  const userLevel = state.cfg.notifications_topic.split('/')[1];
   const mqtt = new MqttClient(state.cfg.mqtt_url, {
+    clientId: `web-${userLevel}-${Math.random().toString(36).slice(2, 10)}`,
+    credentials: async () => {
+      if (Date.now() - (state.tokenAt || 0) > 50 * 60 * 1000) await refreshToken();
+      return { username: state.cfg.user, password: state.token || '' };
+    },
     onMessage,
     onState: (s) => {
       $('#mqtt-state').textContent = s;
@@ -363,10 +384,12 @@ async function main() {
     },
   });
   mqtt.subscribe(state.cfg.notifications_topic, 1);
-  mqtt.subscribe('+/presence', 1);
-  // The shadow service's accepted updates (the camera's reports among them). In AWS the web
-  // identity's policy must allow this filter; otherwise the editor refreshes on save only.
-  mqtt.subscribe('$aws/things/+/shadow/name/config/update/accepted', 1);
+  for (const c of state.cfg.cameras) {
+    mqtt.subscribe(`${c.id}/presence`, 1);
+    // The shadow service's accepted updates (the camera's reports among them). In AWS the web
+    // identity's policy must allow these; otherwise the editor refreshes on save only.
+    mqtt.subscribe(`$aws/things/${c.id}/shadow/name/config/update/accepted`, 1);
+  }
   mqtt.connect();
 
   await loadRequests();

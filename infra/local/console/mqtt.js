@@ -1,6 +1,7 @@
 // A small MQTT 3.1.1 client over WebSocket (subprotocol "mqtt"), written for the console so that
 // nothing is fetched from a CDN at run time. It does what the console needs and no more:
-// CONNECT (clean session), SUBSCRIBE, receive PUBLISH at QoS 0/1 (PUBACK sent), PINGREQ keep-alive,
+// CONNECT (clean session; user name and password, asked afresh before every connection),
+// SUBSCRIBE, receive PUBLISH at QoS 0/1 (PUBACK sent), PINGREQ keep-alive,
 // and reconnection with capped back-off (subscriptions are made again after each connect).
 // Publishing is not needed by the console and not implemented.
 //
@@ -36,7 +37,8 @@ function packet(type, flags, body) {
 export class MqttClient {
   /**
    * @param {string} url  ws:// or wss:// URL of the broker's MQTT-over-WebSocket endpoint
-   * @param {object} opts {clientId, keepAlive (s), onMessage(topic, Uint8Array), onState(state)}
+   * @param {object} opts {clientId, keepAlive (s), onMessage(topic, Uint8Array), onState(state),
+   *   credentials: async () => {username, password} (optional)}
    */
   constructor(url, opts) {
     this.url = url;
@@ -44,6 +46,7 @@ export class MqttClient {
     this.keepAlive = opts.keepAlive || 30;
     this.onMessage = opts.onMessage || (() => {});
     this.onState = opts.onState || (() => {});
+    this.credentials = opts.credentials || null;
     this.filters = [];
     this.buffer = new Uint8Array(0);
     this.nextId = 1;
@@ -53,9 +56,18 @@ export class MqttClient {
     this.closed = false;
   }
 
-  connect() {
+  async connect() {
     this.closed = false;
     this.onState('connecting');
+    let creds = null;
+    if (this.credentials) {
+      try {
+        creds = await this.credentials();
+      } catch (e) {
+        this.retry();
+        return;
+      }
+    }
     let ws;
     try {
       ws = new WebSocket(this.url, ['mqtt']);
@@ -66,11 +78,13 @@ export class MqttClient {
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => {
+      const flags = 0x02 /* clean session */ | (creds ? 0xc0 /* user name, password */ : 0);
       const body = [
-        ...utf8('MQTT'), 4, 0x02 /* clean session */,
+        ...utf8('MQTT'), 4, flags,
         this.keepAlive >> 8, this.keepAlive & 0xff,
         ...utf8(this.clientId),
       ];
+      if (creds) body.push(...utf8(creds.username), ...utf8(creds.password));
       this.send(packet(CONNECT, 0, body));
     };
     ws.onmessage = (ev) => this.receive(new Uint8Array(ev.data));

@@ -2,17 +2,20 @@
 //! - an MQTT 5 listener over TLS that requires a client certificate issued by the local CA
 //!   (the cameras' listener, like IoT Core's port 8883), and
 //! - an MQTT 3.1.1-over-WebSocket listener for the web console (rumqttd's WebSocket listener
-//!   speaks 3.1.1 only; the AWS console path is MQTT over WSS with SigV4).
+//!   speaks 3.1.1 only), which admits a browser only with a token of the local issuer, from the
+//!   console's origin, and within [`crate::web_access`]'s topic policy.
 //!
 //! In-process links (`Broker::link`) stand in for the IoT data plane's `Publish`
 //! ([`LinkPublisher`]) and for the topic rules that invoke Lambdas ([`crate::rules`]).
-//! Not faithful in two ways, both documented: no per-camera topic ACL (IoT policies), and
-//! offline sessions are kept in memory only.
+//! Not faithful in two ways, both documented: no per-camera topic ACL for cameras (IoT
+//! policies; web clients have theirs), and offline sessions are kept in memory only.
 
 use anpr_core::PublishError;
 use anpr_core::ports::DevicePublisher;
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
+use rumqttd::{
+    Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig, TopicPolicy,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -41,6 +44,10 @@ pub struct BrokerSettings {
     pub cert: String,
     /// Server key.
     pub key: String,
+    /// The console's origins (`http://host:port`): the only ones a WebSocket handshake may name.
+    pub console_origins: Vec<String>,
+    /// Who may connect over WebSocket and what web clients may do.
+    pub web: Arc<crate::web_access::WebAccess>,
 }
 
 fn connections() -> ConnectionSettings {
@@ -69,14 +76,25 @@ pub async fn start(s: &BrokerSettings, links: &[&str]) -> Result<Vec<Link>, Brok
         }),
         next_connection_delay_ms: 1,
         connections: connections(),
+        websocket_origins: None,
     };
-    let ws = ServerSettings {
+    let mut ws = ServerSettings {
         name: "console-ws".into(),
         listen: s.ws,
         tls: None,
         next_connection_delay_ms: 1,
         connections: connections(),
+        websocket_origins: Some(s.console_origins.clone()),
     };
+    let web = s.web.clone();
+    ws.set_auth_handler(move |client_id, _user, password| {
+        let ok = web.connect(&client_id, &password, crate::cameras::now_secs());
+        async move { ok }
+    });
+    let web = s.web.clone();
+    let policy = TopicPolicy(Arc::new(move |client, topic, publish| {
+        web.allows(client, topic, publish)
+    }));
     let config = Config {
         id: 0,
         router: RouterConfig {
@@ -84,6 +102,7 @@ pub async fn start(s: &BrokerSettings, links: &[&str]) -> Result<Vec<Link>, Brok
             max_outgoing_packet_count: 200,
             max_segment_size: 100 * 1024 * 1024,
             max_segment_count: 10,
+            topic_policy: Some(policy),
             ..RouterConfig::default()
         },
         v5: Some(HashMap::from([("1".to_owned(), tls)])),

@@ -29,6 +29,7 @@ pub mod s3;
 pub mod shadow;
 pub mod store;
 pub mod tokens;
+pub mod web_access;
 
 use anpr_core::model::Camera;
 use anpr_core::plates::IngestPolicy;
@@ -391,6 +392,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         bind(SocketAddr::from(([127, 0, 0, 1], opts.creds_port))).await?;
     let acceptor = creds::acceptor(&pki)?;
 
+    // The console's origin and the token issuer: the WebSocket listener admits browsers with
+    // them.
+    let issuer = Arc::new(tokens::Issuer::open(&data)?);
+    let (http_listener, http_port) = bind(opts.http).await?;
+    let host = match opts.http.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        ip => ip.to_string(),
+    };
+    let console_url = format!("http://{host}:{http_port}/");
+
     // Broker, with links for the data-plane publisher and the rules.
     let mqtt_port = free_port(opts.mqtt_port)?;
     let ws_port = free_port(opts.ws_port)?;
@@ -401,6 +412,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             ca: pki.ca_path().display().to_string(),
             cert: pki.server_cert().display().to_string(),
             key: pki.server_key().display().to_string(),
+            // The console as the ready line names it, and as `localhost` for the loopback.
+            console_origins: if opts.http.ip().is_loopback() || opts.http.ip().is_unspecified() {
+                vec![
+                    format!("http://{host}:{http_port}"),
+                    format!("http://localhost:{http_port}"),
+                ]
+            } else {
+                vec![format!("http://{host}:{http_port}")]
+            },
+            web: web_access::WebAccess::new(issuer.clone(), db.clone()),
         },
         &[
             "anpr-local-iot-data",
@@ -451,7 +472,6 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
 
     // Demo data: the demo organisations' cameras and the simulated ones, each with its
     // organisation (also given to a camera registered before organisations existed).
-    let issuer = Arc::new(tokens::Issuer::open(&data)?);
     let demo = tokens::DEMO_CAMERAS
         .iter()
         .map(|(id, org)| (id.to_string(), *org))
@@ -483,12 +503,6 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         }
     }
 
-    let (http_listener, http_port) = bind(opts.http).await?;
-    let host = match opts.http.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-        ip => ip.to_string(),
-    };
-    let console_url = format!("http://{host}:{http_port}/");
     let ws_url = format!("ws://{host}:{ws_port}/mqtt");
     let console_cfg = console::ConsoleConfig {
         api_url: String::new(),

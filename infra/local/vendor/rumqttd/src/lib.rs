@@ -116,6 +116,10 @@ pub struct ServerSettings {
     pub tls: Option<TlsConfig>,
     pub next_connection_delay_ms: u64,
     pub connections: ConnectionSettings,
+    // anpr-fleet patch: a WebSocket handshake whose `Origin` header is not one of these is
+    // refused with 403 (`None`: any origin; no header: allowed, as non-browser clients send none).
+    #[serde(default)]
+    pub websocket_origins: Option<Vec<String>>,
 }
 
 impl ServerSettings {
@@ -191,6 +195,19 @@ pub struct ClusterSettings {
     pub seniors: Vec<(ConnectionId, String)>,
 }
 
+/// anpr-fleet patch: what a client may do, asked by the router for every PUBLISH (`publish`
+/// true, the topic) and every SUBSCRIBE filter (`publish` false): `(client_id, topic or filter,
+/// publish) -> allowed`. A refused publish disconnects the client (not authorized); a refused
+/// filter is answered with a failure return code and not subscribed.
+#[derive(Clone)]
+pub struct TopicPolicy(pub Arc<dyn Fn(&str, &str, bool) -> bool + Send + Sync>);
+
+impl fmt::Debug for TopicPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TopicPolicy")
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RouterConfig {
     pub max_connections: usize,
@@ -202,6 +219,9 @@ pub struct RouterConfig {
     // defaults to Round Robin
     #[serde(default)]
     pub shared_subscriptions_strategy: Strategy,
+    // anpr-fleet patch: see `TopicPolicy`.
+    #[serde(skip)]
+    pub topic_policy: Option<TopicPolicy>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -561,6 +561,18 @@ impl Router {
                     let span = tracing::error_span!("publish", topic = ?publish.topic, pkid = publish.pkid);
                     let _guard = span.enter();
 
+                    // anpr-fleet patch: a publish the topic policy refuses disconnects the
+                    // client, as AWS IoT Core does.
+                    if let Some(policy) = &self.config.topic_policy {
+                        let topic = String::from_utf8_lossy(&publish.topic);
+                        if !(policy.0)(&client_id, &topic, true) {
+                            warn!(%topic, "publish refused by the topic policy");
+                            disconnect = true;
+                            disconnect_reason = Some(DisconnectReasonCode::NotAuthorized);
+                            break;
+                        }
+                    }
+
                     let qos = publish.qos;
                     let pkid = publish.pkid;
 
@@ -656,6 +668,16 @@ impl Router {
                         let _guard = span.enter();
 
                         info!("Adding subscription on topic {}", f.path);
+                        // anpr-fleet patch: a filter the topic policy refuses gets a failure
+                        // return code and no subscription.
+                        if let Some(policy) = &self.config.topic_policy {
+                            if !(policy.0)(&client_id, &f.path, false) {
+                                warn!(filter = %f.path, "subscription refused by the topic policy");
+                                return_codes.push(SubscribeReasonCode::Failure);
+                                continue;
+                            }
+                        }
+
                         let connection = self.connections.get_mut(id).unwrap();
 
                         if let Err(e) = validate_subscription(connection, f) {

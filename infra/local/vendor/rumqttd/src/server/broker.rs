@@ -420,7 +420,10 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
             match link_type {
                 #[cfg(feature = "websocket")]
                 LinkType::Websocket => {
-                    let stream = match accept_hdr_async(network, WSCallback).await {
+                    let callback = WSCallback {
+                        origins: self.config.websocket_origins.clone(),
+                    };
+                    let stream = match accept_hdr_async(network, callback).await {
                         Ok(s) => Box::new(WsStream::new(s)),
                         Err(e) => {
                             error!(error=?e, "Websocket failed handshake");
@@ -469,14 +472,24 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
 /// Configures the Websocket connection to indicate the correct protocol
 /// by adding the "sec-websocket-protocol" with value of "mqtt" to the response header
 #[cfg(feature = "websocket")]
-struct WSCallback;
+struct WSCallback {
+    origins: Option<Vec<String>>,
+}
 #[cfg(feature = "websocket")]
 impl Callback for WSCallback {
     fn on_request(
         self,
-        _request: &Request,
+        request: &Request,
         mut response: Response,
     ) -> Result<Response, ErrorResponse> {
+        // anpr-fleet patch: a browser page of another origin is refused (403).
+        if let (Some(origins), Some(origin)) = (&self.origins, request.headers().get("origin")) {
+            if !origins.iter().any(|o| o.as_bytes() == origin.as_bytes()) {
+                let mut refused = ErrorResponse::new(Some("origin not allowed".into()));
+                *refused.status_mut() = async_tungstenite::tungstenite::http::StatusCode::FORBIDDEN;
+                return Err(refused);
+            }
+        }
         response
             .headers_mut()
             .insert("sec-websocket-protocol", HeaderValue::from_static("mqtt"));
