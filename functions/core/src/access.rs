@@ -160,6 +160,15 @@ impl Caller {
         })
     }
 
+    /// [`Caller::from_claims`] over a token's verified claims as JSON (the authorizers that
+    /// verify tokens themselves), flattened the way API Gateway's JWT authorizer flattens them.
+    pub fn from_json_claims(
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, ClaimsError> {
+        let flat = flatten_claims(claims);
+        Self::from_claims(|k| flat.get(k).map(String::as_str))
+    }
+
     /// `Ok` if the caller's role is at least `needed`, else [`DomainError::Forbidden`].
     pub fn require(&self, needed: Role) -> Result<(), DomainError> {
         if self.role >= needed {
@@ -188,6 +197,31 @@ pub async fn visible_camera<C: CameraRegistry>(
         Some(c) if caller.owns(c.org.as_ref()) => Ok(c),
         _ => Err(DomainError::CameraNotFound(camera.to_string())),
     }
+}
+
+/// Claims as API Gateway's JWT authorizer passes them to a function: every value a string,
+/// arrays as `[a b]`.
+pub fn flatten_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> std::collections::HashMap<String, String> {
+    use serde_json::Value;
+    claims
+        .iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Array(a) => format!(
+                    "[{}]",
+                    a.iter()
+                        .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                other => other.to_string(),
+            };
+            (k.clone(), s)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -24,7 +24,6 @@ use aws_lc_rs::signature::{
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The `iss` of local tokens.
@@ -226,32 +225,9 @@ impl Issuer {
     }
 }
 
-/// Claims as API Gateway's JWT authorizer passes them to the function: every value a
-/// string, arrays as `[a b]`.
-pub fn flatten_claims(claims: &Map<String, Value>) -> HashMap<String, String> {
-    claims
-        .iter()
-        .map(|(k, v)| {
-            let s = match v {
-                Value::String(s) => s.clone(),
-                Value::Array(a) => format!(
-                    "[{}]",
-                    a.iter()
-                        .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                other => other.to_string(),
-            };
-            (k.clone(), s)
-        })
-        .collect()
-}
-
 /// Verified claims → caller, by the cloud's mapping.
 pub fn caller(claims: &Map<String, Value>) -> Result<Caller, ClaimsError> {
-    let flat = flatten_claims(claims);
-    Caller::from_claims(|k| flat.get(k).map(String::as_str))
+    Caller::from_json_claims(claims)
 }
 
 #[cfg(test)]

@@ -1,0 +1,73 @@
+//! The IoT policy a verified user gets for the console's live connection: connect under a
+//! client id of their own (`web-{user}-…`), subscribe to and receive their notification topic
+//! (`web/{user}/notifications`, where the functions publish what concerns them), nothing else.
+//! No publish: a browser has nothing to say to a camera except through the API. Camera presence
+//! and plate reads are the API's to show, per organisation.
+
+use anpr_core::access::Caller;
+use anpr_protocol::topics;
+use serde_json::{Value, json};
+
+/// Where the policy applies: the partition, region and account of the IoT endpoint.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// `aws` (or `aws-cn`, `aws-us-gov`).
+    pub partition: String,
+    /// Region of the IoT endpoint.
+    pub region: String,
+    /// Account id.
+    pub account: String,
+}
+
+/// The level that names `user` in their notification topic: `web/{level}/notifications`.
+pub fn user_level(user: &str) -> String {
+    topics::web_notifications(user)
+        .split('/')
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The authorizer's `principalId`: the user's letters and digits (AWS allows no others), at
+/// most 128.
+pub fn principal_id(caller: &Caller) -> String {
+    let id: String = caller
+        .sub
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(128)
+        .collect();
+    if id.is_empty() { "user".into() } else { id }
+}
+
+/// The policy document for `caller`.
+pub fn document(caller: &Caller, scope: &Scope) -> Value {
+    let arn = |kind: &str, rest: &str| {
+        format!(
+            "arn:{}:iot:{}:{}:{kind}/{rest}",
+            scope.partition, scope.region, scope.account
+        )
+    };
+    let level = user_level(&caller.sub);
+    let topic = topics::web_notifications(&caller.sub);
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iot:Connect",
+                "Resource": arn("client", &format!("web-{level}-*")),
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": arn("topicfilter", &topic),
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Receive",
+                "Resource": arn("topic", &topic),
+            },
+        ],
+    })
+}
