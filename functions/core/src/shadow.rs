@@ -287,14 +287,16 @@ impl<C: CameraRegistry, S: ConfigShadows> CameraConfigs<C, S> {
             }
         }
         if let Err(e) = self.shadows.desire(&id, &asked, expected_version).await {
-            // Not written: the change did not happen, so it must not count.
+            // Not written: the change did not happen, so it must not count. If giving the
+            // claim back fails too, the caller still learns why the write failed; the claim
+            // then stands (the next change waits the hour).
             if let Some(previous) = claim
                 && let Err(r) = self
                     .cameras
                     .release_connection_change(&id, now, previous)
                     .await
             {
-                return Err(r.into());
+                tracing::error!(camera = %id, error = %r, "connection change claim not given back");
             }
             return Err(e.into());
         }
