@@ -464,8 +464,8 @@ mod tests {
     async fn at_the_limit_a_retry_replays_and_open_requests_behind_a_long_history_count() {
         let (svc, store, publisher) = service();
         let max = RequestsConfig::default().max_open_per_camera;
-        // 150 finished requests, then the open ones: the open ones are not among the newest
-        // hundred once more finished ones follow, yet they count.
+        // The open ones first, then 150 finished ones: the open ones are no longer among the
+        // newest hundred, yet they count.
         let mut open = Vec::new();
         for i in 0..max {
             let key = format!("k{i}");
