@@ -547,6 +547,16 @@ pub async fn run_with_settings(
     Ok(())
 }
 
+/// The shadow service's `timestamp` of a message (Unix seconds), or the camera's clock when
+/// the message has none: the time connection changes are rate-limited by.
+fn shadow_time(timestamp: u64) -> u64 {
+    if timestamp > 0 {
+        timestamp
+    } else {
+        now_ms() / 1000
+    }
+}
+
 /// Unix milliseconds now.
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -716,7 +726,13 @@ impl RemoteCtl {
         match suffix {
             shadow_msg::UPDATE_DELTA => {
                 match serde_json::from_slice::<shadow_msg::Delta>(payload) {
-                    Ok(d) => remote::on_delta(&self.file, &self.state, d.version, &d.state),
+                    Ok(d) => remote::on_delta(
+                        &self.file,
+                        &self.state,
+                        d.version,
+                        &d.state,
+                        shadow_time(d.timestamp),
+                    ),
                     Err(e) => {
                         tracing::warn!(error = %e, "malformed shadow delta ignored");
                         shared.error(format!("malformed shadow delta: {e}"));
@@ -726,7 +742,12 @@ impl RemoteCtl {
             }
             shadow_msg::GET_ACCEPTED => {
                 match serde_json::from_slice::<shadow_msg::Document>(payload) {
-                    Ok(doc) => remote::on_document(&self.file, &self.state, &doc),
+                    Ok(doc) => remote::on_document(
+                        &self.file,
+                        &self.state,
+                        &doc,
+                        shadow_time(doc.timestamp),
+                    ),
                     Err(e) => {
                         tracing::warn!(error = %e, "malformed shadow document ignored");
                         shared.error(format!("malformed shadow document: {e}"));
@@ -737,9 +758,12 @@ impl RemoteCtl {
             shadow_msg::GET_REJECTED => {
                 match serde_json::from_slice::<shadow_msg::Rejected>(payload) {
                     // No shadow yet: create it with what the camera runs.
-                    Ok(r) if r.code == 404 => {
-                        remote::on_document(&self.file, &self.state, &Default::default())
-                    }
+                    Ok(r) if r.code == 404 => remote::on_document(
+                        &self.file,
+                        &self.state,
+                        &Default::default(),
+                        shadow_time(0),
+                    ),
                     other => {
                         tracing::warn!(rejected = ?other, "shadow get refused");
                         ignore

@@ -140,6 +140,12 @@ pub struct RemoteSettings {
     /// broker within this many seconds of applying it (1..=86400).
     #[serde(default = "default_rollback")]
     pub rollback_secs: u64,
+    /// A change of MQTT port, ALPN or keep-alive that comes sooner than this many seconds
+    /// after the last one applied is refused (0..=604800; default
+    /// [`anpr_protocol::config::MIN_CONNECTION_CHANGE_INTERVAL_SECS`], the bound the cloud
+    /// enforces too; 0 = no limit, for tests).
+    #[serde(default = "default_min_connection_change")]
+    pub min_connection_change_secs: u64,
 }
 
 impl Default for RemoteSettings {
@@ -147,6 +153,7 @@ impl Default for RemoteSettings {
         Self {
             enabled: true,
             rollback_secs: default_rollback(),
+            min_connection_change_secs: default_min_connection_change(),
         }
     }
 }
@@ -156,6 +163,9 @@ fn default_true() -> bool {
 }
 fn default_rollback() -> u64 {
     300
+}
+fn default_min_connection_change() -> u64 {
+    anpr_protocol::config::MIN_CONNECTION_CHANGE_INTERVAL_SECS
 }
 fn default_batch_reads() -> u32 {
     1000
@@ -663,6 +673,12 @@ impl Config {
         }
         if !(1..=86_400).contains(&self.remote.rollback_secs) {
             return Err(invalid("remote.rollback_secs", "must be 1..=86400"));
+        }
+        if self.remote.min_connection_change_secs > 604_800 {
+            return Err(invalid(
+                "remote.min_connection_change_secs",
+                "must be 0..=604800",
+            ));
         }
         if self.media_quota_bytes == Some(0) {
             return Err(invalid(

@@ -16,10 +16,19 @@
 //! - A change to the MQTT port, ALPN or keep-alive is a *trial*: applied by reconnecting, and
 //!   rolled back if no connection is made within `remote.rollback_secs` (also across a
 //!   restart: the trial is in the persisted state). Its report waits for the connection.
+//! - Connection changes are rate-limited: one that comes sooner than
+//!   `remote.min_connection_change_secs` (one hour by default, the bound the cloud enforces,
+//!   [`anpr_protocol::config::MIN_CONNECTION_CHANGE_INTERVAL_SECS`]) after the last one applied
+//!   refuses the document, naming the setting and when the next change is allowed. Times are
+//!   the shadow service's (the delta's or document's `timestamp`), so the camera measures the
+//!   same interval the cloud does, with a minute of slack. The refused values are not
+//!   remembered: while they stay desired they are tried again with the next document.
 
 use crate::config::Config;
 use anpr_protocol::RemoteConfig;
-use anpr_protocol::config::{CONFIG_ERROR, ConfigDocError, ConfigError};
+use anpr_protocol::config::{
+    CONFIG_ERROR, CONNECTION_CHANGE_SLACK_SECS, ConfigDocError, ConfigError,
+};
 use anpr_protocol::shadow::Document;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -45,6 +54,10 @@ pub struct RemoteState {
     /// The error reported for them (cleared, and reported `null`, once none is left).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ConfigError>,
+    /// When the last connection change was applied (Unix seconds, the shadow service's
+    /// clock): the next one is refused until `remote.min_connection_change_secs` later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_changed_at: Option<u64>,
 }
 
 /// An applied connectivity change not yet confirmed by a connection.
@@ -237,9 +250,46 @@ fn error_value(e: &ConfigError) -> Value {
     serde_json::to_value(e).unwrap_or(Value::Null)
 }
 
+/// Why a connection change at `now` comes too soon after the one at `st.connection_changed_at`,
+/// if it does: the error names the first connection setting `asked` gives.
+fn too_soon(
+    file: &Config,
+    st: &RemoteState,
+    version: u64,
+    asked: &RemoteConfig,
+    now: u64,
+) -> Option<ConfigError> {
+    let min = file.remote.min_connection_change_secs;
+    let last = st.connection_changed_at?;
+    let next = last.saturating_add(min);
+    if min == 0 || now.saturating_add(CONNECTION_CHANGE_SLACK_SECS) >= next {
+        return None;
+    }
+    let given = asked.to_object();
+    let setting = RemoteConfig::CONNECTION_SETTINGS
+        .iter()
+        .find(|k| given.contains_key(**k))
+        .copied();
+    Some(error(
+        version,
+        setting,
+        &format!(
+            "connection settings change at most once every {min} s: the last change was at \
+             {last}, the next is allowed from {next} (Unix seconds)"
+        ),
+    ))
+}
+
 /// Decides what to do with a desired document (a delta's `state`, or a document's `delta`)
-/// of shadow version `version`, given the file and the current state.
-pub fn on_delta(file: &Config, st: &RemoteState, version: u64, delta: &Map<String, Value>) -> Step {
+/// of shadow version `version` received at `now` (Unix seconds, the shadow service's
+/// `timestamp`), given the file and the current state.
+pub fn on_delta(
+    file: &Config,
+    st: &RemoteState,
+    version: u64,
+    delta: &Map<String, Value>,
+    now: u64,
+) -> Step {
     let nothing = Step::Ignore { report: Map::new() };
     if version <= st.version {
         return nothing;
@@ -292,10 +342,24 @@ pub fn on_delta(file: &Config, st: &RemoteState, version: u64, delta: &Map<Strin
     };
     let before = in_force(file, &st.applied);
     let reconnect = connection_changes(&before, &cfg);
+    if reconnect && let Some(e) = too_soon(file, st, version, &asked, now) {
+        // Refused as a whole, like an invalid document, but not remembered as refused: the
+        // values are fine, only early.
+        let mut next = st.clone();
+        next.version = version;
+        next.refused = still_refused;
+        let mut report = Map::new();
+        report.insert(CONFIG_ERROR.into(), error_value(&e));
+        next.error = Some(e);
+        return Step::Refuse { next, report };
+    }
     let mut next = st.clone();
     next.version = version;
     next.applied = merged;
     next.refused = still_refused;
+    if reconnect {
+        next.connection_changed_at = Some(now);
+    }
     let mut report = asked.to_object();
     if next.refused.is_empty() && next.error.is_some() {
         next.error = None;
@@ -317,12 +381,12 @@ pub fn on_delta(file: &Config, st: &RemoteState, version: u64, delta: &Map<Strin
     }
 }
 
-/// Decides what to do with the whole document (`get/accepted`): its delta as [`on_delta`],
-/// and the running values the shadow's `reported` lacks or has wrong, reported so the cloud
-/// sees what the camera runs.
-pub fn on_document(file: &Config, st: &RemoteState, doc: &Document) -> Step {
+/// Decides what to do with the whole document (`get/accepted`) received at `now`: its delta
+/// as [`on_delta`], and the running values the shadow's `reported` lacks or has wrong,
+/// reported so the cloud sees what the camera runs.
+pub fn on_document(file: &Config, st: &RemoteState, doc: &Document, now: u64) -> Step {
     let step = match &doc.state.delta {
-        Some(d) if !d.is_empty() => on_delta(file, st, doc.version, d),
+        Some(d) if !d.is_empty() => on_delta(file, st, doc.version, d, now),
         _ => Step::Ignore { report: Map::new() },
     };
     let cfg_now = match &step {
@@ -491,12 +555,18 @@ mod tests {
         v.as_object().cloned().unwrap()
     }
 
+    /// When the document of shadow version `version` arrives: versions an hour apart, so
+    /// that connection changes in these tests are never too soon unless a test says so.
+    fn at(version: u64) -> u64 {
+        1_700_000_000 + version * anpr_protocol::config::MIN_CONNECTION_CHANGE_INTERVAL_SECS
+    }
+
     fn apply(
         st: &RemoteState,
         version: u64,
         delta: Value,
     ) -> (RemoteState, Config, bool, Map<String, Value>) {
-        match on_delta(&file(), st, version, &map(delta)) {
+        match on_delta(&file(), st, version, &map(delta), at(version)) {
             Step::Apply {
                 next,
                 cfg,
@@ -534,7 +604,13 @@ mod tests {
     fn a_stale_or_repeated_delta_is_ignored() {
         let (st, ..) = apply(&RemoteState::default(), 5, json!({"keep_alive_secs": 600}));
         for v in [5, 4] {
-            let s = on_delta(&file(), &st, v, &map(json!({"keep_alive_secs": 300})));
+            let s = on_delta(
+                &file(),
+                &st,
+                v,
+                &map(json!({"keep_alive_secs": 300})),
+                at(9),
+            );
             assert!(
                 matches!(s, Step::Ignore { report } if report.is_empty()),
                 "version {v}"
@@ -556,7 +632,7 @@ mod tests {
             (json!({"mqtt_port": 443}), "mqtt.alpn"),
             (json!({"recognizer_region": "eu"}), "recognizer_region"),
         ] {
-            match on_delta(&file(), &st, 3, &map(delta.clone())) {
+            match on_delta(&file(), &st, 3, &map(delta.clone()), at(3)) {
                 Step::Refuse { next, report } => {
                     assert_eq!(next.applied, st.applied, "{delta}");
                     let e = &report[CONFIG_ERROR];
@@ -565,22 +641,27 @@ mod tests {
                     // The same values are not tried again, even under a newer version…
                     assert!(
                         matches!(
-                            on_delta(&file(), &next, 4, &map(delta.clone())),
+                            on_delta(&file(), &next, 4, &map(delta.clone()), at(4)),
                             Step::Ignore { .. }
                         ),
                         "{delta}"
                     );
                     // …but a corrected value is, and clears the error.
-                    let (fixed, _, _, report) =
-                        match on_delta(&file(), &next, 5, &map(json!({"keep_alive_secs": 900}))) {
-                            Step::Apply {
-                                next,
-                                cfg,
-                                reconnect,
-                                report,
-                            } => (next, cfg, reconnect, report),
-                            other => panic!("{other:?}"),
-                        };
+                    let (fixed, _, _, report) = match on_delta(
+                        &file(),
+                        &next,
+                        5,
+                        &map(json!({"keep_alive_secs": 900})),
+                        at(5),
+                    ) {
+                        Step::Apply {
+                            next,
+                            cfg,
+                            reconnect,
+                            report,
+                        } => (next, cfg, reconnect, report),
+                        other => panic!("{other:?}"),
+                    };
                     if setting == "keep_alive_secs" {
                         assert!(fixed.error.is_none());
                         assert_eq!(report[CONFIG_ERROR], Value::Null);
@@ -630,6 +711,7 @@ mod tests {
             &back,
             9,
             &map(json!({"mqtt_port": 9999, "health_interval_secs": 120})),
+            at(9),
         ) {
             Step::Apply { cfg, reconnect, .. } => {
                 assert!(!reconnect);
@@ -651,7 +733,7 @@ mod tests {
             "version": 7
         }))
         .unwrap();
-        match on_document(&file(), &RemoteState::default(), &doc) {
+        match on_document(&file(), &RemoteState::default(), &doc, at(7)) {
             Step::Apply {
                 next,
                 reconnect,
@@ -673,7 +755,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let empty = Document::default();
-        match on_document(&file(), &RemoteState::default(), &empty) {
+        match on_document(&file(), &RemoteState::default(), &empty, at(1)) {
             Step::Ignore { report } => assert_eq!(report.len(), 8, "{report:?}"),
             other => panic!("{other:?}"),
         }
@@ -684,7 +766,13 @@ mod tests {
         let delta = json!({"recognizer_min_confidence": 70, "recognizer_region": "eu",
                            "recognizer_group_gap_ms": 900, "media_quota_bytes": 300000000});
         assert!(matches!(
-            on_delta(&file(), &RemoteState::default(), 2, &map(delta.clone())),
+            on_delta(
+                &file(),
+                &RemoteState::default(),
+                2,
+                &map(delta.clone()),
+                at(2)
+            ),
             Step::Refuse { .. }
         ));
         let mut with_feed = file();
@@ -697,7 +785,7 @@ mod tests {
             .recognizer
             .unwrap(),
         );
-        match on_delta(&with_feed, &RemoteState::default(), 2, &map(delta)) {
+        match on_delta(&with_feed, &RemoteState::default(), 2, &map(delta), at(2)) {
             Step::Apply { cfg, reconnect, .. } => {
                 assert!(!reconnect);
                 let r = cfg.recognizer.unwrap();
@@ -716,6 +804,98 @@ mod tests {
         );
         assert_eq!(shown.media_quota_bytes, Some(0));
         assert_eq!(running(&file()).recognizer_region, None);
+    }
+
+    #[test]
+    fn a_connection_change_sooner_than_the_bound_is_refused_naming_the_setting() {
+        let hour = anpr_protocol::config::MIN_CONNECTION_CHANGE_INTERVAL_SECS;
+        let t0 = 1_700_000_000;
+        let first = on_delta(
+            &file(),
+            &RemoteState::default(),
+            2,
+            &map(json!({"keep_alive_secs": 600})),
+            t0,
+        );
+        let Step::Apply { next: st, .. } = first else {
+            panic!("the first change applies: {first:?}")
+        };
+        assert_eq!(st.connection_changed_at, Some(t0));
+        // Ten minutes later a port change (written straight into the shadow, say) is refused
+        // as a whole: the other setting it came with is not applied either.
+        let soon = map(json!({"mqtt_port": 443, "mqtt_alpn": true, "health_interval_secs": 120}));
+        match on_delta(&file(), &st, 3, &soon, t0 + 600) {
+            Step::Refuse { next, report } => {
+                let e = &report[CONFIG_ERROR];
+                assert_eq!(e["setting"], "mqtt_port", "{e}");
+                assert_eq!(e["version"], 3);
+                let reason = e["reason"].as_str().unwrap();
+                assert!(reason.contains(&(t0 + hour).to_string()), "{reason}");
+                assert_eq!(next.applied, st.applied, "nothing applied");
+                assert_eq!(next.connection_changed_at, Some(t0));
+                assert!(
+                    next.refused.is_empty(),
+                    "early, not wrong: tried again later"
+                );
+                // A settings change that does not touch the connection still applies.
+                match on_delta(
+                    &file(),
+                    &next,
+                    4,
+                    &map(json!({"health_interval_secs": 120})),
+                    t0 + 700,
+                ) {
+                    Step::Apply { reconnect, .. } => assert!(!reconnect),
+                    other => panic!("{other:?}"),
+                }
+                // The same values again, once the hour (less the slack) has passed, apply.
+                let later = t0 + hour - anpr_protocol::config::CONNECTION_CHANGE_SLACK_SECS;
+                match on_delta(&file(), &next, 5, &soon, later) {
+                    Step::Apply {
+                        next,
+                        reconnect,
+                        report,
+                        ..
+                    } => {
+                        assert!(reconnect);
+                        assert_eq!(next.connection_changed_at, Some(later));
+                        assert_eq!(report[CONFIG_ERROR], Value::Null, "error cleared");
+                    }
+                    other => panic!("{other:?}"),
+                }
+                // One second sooner still refused.
+                assert!(matches!(
+                    on_delta(&file(), &next, 5, &soon, later - 1),
+                    Step::Refuse { .. }
+                ));
+            }
+            other => panic!("too soon, yet: {other:?}"),
+        }
+        // Re-sending the value the camera already runs is no change, whenever it comes.
+        assert!(matches!(
+            on_delta(
+                &file(),
+                &st,
+                6,
+                &map(json!({"keep_alive_secs": 600})),
+                t0 + 1
+            ),
+            Step::Apply {
+                reconnect: false,
+                ..
+            }
+        ));
+        // With the bound off (the file's `remote.min_connection_change_secs = 0`) nothing is
+        // too soon.
+        let mut unbounded = file();
+        unbounded.remote.min_connection_change_secs = 0;
+        assert!(matches!(
+            on_delta(&unbounded, &st, 3, &soon, t0 + 1),
+            Step::Apply {
+                reconnect: true,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -178,7 +178,8 @@ async fn a_stale_delta_delivered_late_does_not_undo_a_newer_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_that_cannot_reach_the_broker_is_rolled_back() {
     let mut stack = Stack::new("cfg-rb").await;
-    stack.extra_config = "[remote]\nrollback_secs = 3".into();
+    // Two connection changes a moment apart: the hourly bound is off here (tested below).
+    stack.extra_config = "[remote]\nrollback_secs = 3\nmin_connection_change_secs = 0".into();
     let shadows = ShadowService::start(&stack.broker).await;
     let cam = stack.cam.cn.clone();
     let port = stack.mqtt_proxy.port;
@@ -294,7 +295,8 @@ async fn rolls_back(stack: &Stack, shadows: &ShadowService, bad: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_that_silently_drops_or_fails_tls_is_rolled_back() {
     let mut stack = Stack::new("cfg-sil").await;
-    stack.extra_config = "[remote]\nrollback_secs = 3".into();
+    // Two connection changes a moment apart: the hourly bound is off here (tested below).
+    stack.extra_config = "[remote]\nrollback_secs = 3\nmin_connection_change_secs = 0".into();
     let shadows = ShadowService::start(&stack.broker).await;
     let mut cloud = stack.cloud().await;
     let agent = Running::start(stack.config());
@@ -401,5 +403,49 @@ async fn dangerous_values_are_refused_by_the_camera_with_the_protocols_bounds() 
         assert!(err["reason"].as_str().unwrap().contains(bound), "{err}");
     }
     assert_eq!(persisted(&stack).applied, before.applied, "nothing applied");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_change_sooner_than_an_hour_after_the_last_is_refused_and_reported() {
+    let stack = Stack::new("cfg-rate").await;
+    let shadows = ShadowService::start(&stack.broker).await;
+    let cam = stack.cam.cn.clone();
+    let agent = Running::start(stack.config());
+    shadows
+        .wait_for(&cam, SHADOW, 20, |s| !s.reported.is_empty())
+        .await;
+    // A connection change: applied by reconnecting, confirmed by the connection.
+    shadows
+        .desire(&cam, SHADOW, json!({"keep_alive_secs": 600}))
+        .await;
+    shadows
+        .wait_for(&cam, SHADOW, 30, |s| {
+            reported(s, "keep_alive_secs") == json!(600)
+        })
+        .await;
+    let before = persisted(&stack);
+    assert!(before.connection_changed_at.is_some());
+    // Another one a moment later, written straight into the shadow (no cloud check): the
+    // camera refuses it, naming the setting and when the next change is allowed.
+    let v = shadows
+        .desire(&cam, SHADOW, json!({"keep_alive_secs": 900}))
+        .await;
+    let s = shadows
+        .wait_for(&cam, SHADOW, 20, |s| {
+            reported(s, "config_error")["version"] == json!(v)
+        })
+        .await;
+    let err = reported(&s, "config_error");
+    assert_eq!(err["setting"], "keep_alive_secs", "{err}");
+    let reason = err["reason"].as_str().unwrap();
+    assert!(reason.contains("at most once every 3600 s"), "{reason}");
+    let next = before.connection_changed_at.unwrap() + 3600;
+    assert!(reason.contains(&next.to_string()), "{reason}");
+    assert_eq!(reported(&s, "keep_alive_secs"), json!(600), "still running");
+    let st = persisted(&stack);
+    assert_eq!(st.applied, before.applied, "nothing applied");
+    assert_eq!(st.connection_changed_at, before.connection_changed_at);
+    assert!(agent.is_running());
     agent.stop().await;
 }

@@ -31,19 +31,33 @@ pub fn audit_pk(org: &OrgId) -> String {
 pub struct DynamoAuditLog {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    retention_secs: u64,
 }
 
 impl DynamoAuditLog {
-    /// Wraps a client built at cold start.
+    /// Wraps a client built at cold start; records are kept
+    /// [`anpr_core::audit::DEFAULT_AUDIT_RETENTION_SECS`] unless [`Self::with_retention`].
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            retention_secs: anpr_core::audit::DEFAULT_AUDIT_RETENTION_SECS,
         }
+    }
+
+    /// Keeps records `secs` (the DynamoDB TTL of each): `AUDIT_RETENTION_SECS`,
+    /// [`crate::FunctionConfig::audit_retention_secs`].
+    pub fn with_retention(mut self, secs: u64) -> Self {
+        self.retention_secs = secs;
+        self
     }
 }
 
 impl AuditLog for DynamoAuditLog {
+    fn retention_secs(&self) -> u64 {
+        self.retention_secs
+    }
+
     async fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let mut item: std::collections::HashMap<String, AttributeValue> =
             serde_dynamo::to_item(AuditItem {

@@ -17,6 +17,11 @@ pub const ENV_RETENTION: &str = "REQUEST_RETENTION_SECS";
 pub const ENV_READ_RETENTION: &str = "READ_RETENTION_SECS";
 /// Environment variable: validity of presigned download URLs, seconds.
 pub const ENV_URL_VALIDITY: &str = "DOWNLOAD_URL_SECS";
+/// Environment variable: seconds audit records are retained.
+pub const ENV_AUDIT_RETENTION: &str = "AUDIT_RETENTION_SECS";
+/// Shortest audit retention accepted (seconds): one day. Shorter would let a change be
+/// forgotten before anyone looks (and `0`/nonsense is refused at start like every setting).
+pub const MIN_AUDIT_RETENTION_SECS: u64 = 24 * 3600;
 
 /// A required setting is missing or malformed.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,8 @@ pub struct FunctionConfig {
     pub read_retention_secs: u64,
     /// Presigned URL validity, seconds.
     pub download_url_secs: u64,
+    /// Audit record retention, seconds (at least [`MIN_AUDIT_RETENTION_SECS`]).
+    pub audit_retention_secs: u64,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -74,6 +81,29 @@ fn secs(name: &'static str, default: u64) -> Result<u64, ConfigError> {
                 reason: format!("{v:?} is not a positive number of seconds"),
             }),
     }
+}
+
+/// [`ENV_AUDIT_RETENTION`] as set (`None`: unset): default
+/// [`anpr_core::audit::DEFAULT_AUDIT_RETENTION_SECS`], else a whole number of seconds of at
+/// least [`MIN_AUDIT_RETENTION_SECS`].
+pub fn audit_retention(raw: Option<&str>) -> Result<u64, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(anpr_core::audit::DEFAULT_AUDIT_RETENTION_SECS);
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: ENV_AUDIT_RETENTION,
+        reason,
+    };
+    let v: u64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| invalid(format!("{raw:?} is not a whole number of seconds")))?;
+    if v < MIN_AUDIT_RETENTION_SECS {
+        return Err(invalid(format!(
+            "{v} s is less than {MIN_AUDIT_RETENTION_SECS} s (one day)"
+        )));
+    }
+    Ok(v)
 }
 
 impl FunctionConfig {
@@ -99,6 +129,9 @@ impl FunctionConfig {
             },
             read_retention_secs: secs(ENV_READ_RETENTION, 90 * 24 * 3600)?,
             download_url_secs: secs(ENV_URL_VALIDITY, 900)?,
+            audit_retention_secs: audit_retention(
+                std::env::var(ENV_AUDIT_RETENTION).ok().as_deref(),
+            )?,
         })
     }
 }
@@ -136,6 +169,25 @@ impl AwsClients {
             dynamo: aws_sdk_dynamodb::Client::new(sdk),
             iot: aws_sdk_iotdataplane::Client::from_conf(iot),
             s3: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_retention_defaults_to_a_year_and_refuses_less_than_a_day_or_nonsense() {
+        assert_eq!(
+            audit_retention(None).unwrap(),
+            anpr_core::audit::DEFAULT_AUDIT_RETENTION_SECS
+        );
+        assert_eq!(audit_retention(Some("2592000")).unwrap(), 2_592_000);
+        assert_eq!(audit_retention(Some(" 86400 ")).unwrap(), 86_400);
+        for bad in ["86399", "0", "-1", "", "a year", "1e9"] {
+            let e = audit_retention(Some(bad)).unwrap_err();
+            assert!(e.to_string().contains(ENV_AUDIT_RETENTION), "{bad}: {e}");
         }
     }
 }

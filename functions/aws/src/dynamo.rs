@@ -7,7 +7,7 @@ use crate::schema::{
 };
 use anpr_core::StoreError;
 use anpr_core::model::{Camera, FileRequestRecord, Page};
-use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
+use anpr_core::ports::{CameraRegistry, ConnectionClaim, Created, IdempotencyKey, RequestStore};
 use anpr_protocol::{CameraId, RequestId};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use base64::Engine as _;
@@ -339,6 +339,50 @@ impl RequestStore for DynamoRequestStore {
             next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
         })
     }
+
+    async fn find_key(&self, scoped_key: &str) -> Result<Option<(RequestId, String)>, StoreError> {
+        self.get_key(scoped_key).await
+    }
+
+    /// One `Query` of the camera's requests (index [`GSI1`], newest first) counting only the
+    /// open ones (`Select=COUNT`, filtered on the open-requests index key, which only open
+    /// requests carry, and on `expires_at`), page after page (1 MB each) until the end of
+    /// the camera's history or `enough`: no open request is missed however many finished
+    /// ones are newer.
+    async fn count_open(
+        &self,
+        camera: &CameraId,
+        now: u64,
+        enough: u32,
+    ) -> Result<u32, StoreError> {
+        let mut open = 0u32;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#pk = :pk")
+                .filter_expression("attribute_exists(#open) AND #exp > :now")
+                .expression_attribute_names("#pk", GSI1PK)
+                .expression_attribute_names("#open", GSI2PK)
+                .expression_attribute_names("#exp", "expires_at")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("CAMREQ#{camera}")))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            open = open.saturating_add(u32::try_from(out.count).unwrap_or(0));
+            match out.last_evaluated_key {
+                Some(k) if open < enough => start = Some(k),
+                _ => return Ok(open),
+            }
+        }
+    }
 }
 
 /// [`CameraRegistry`] on DynamoDB (items written by provisioning).
@@ -386,7 +430,103 @@ impl DynamoCameraRegistry {
     }
 }
 
+/// Attribute of a camera registry item: when its connection settings last changed (Unix
+/// seconds), written only by [`CameraRegistry::claim_connection_change`].
+pub const CONNECTION_CHANGED_AT: &str = "connection_changed_at";
+
 impl CameraRegistry for DynamoCameraRegistry {
+    /// One conditional `UpdateItem` on the registry item (`SET` the time if there is none or
+    /// it is at least `min_interval` old); on refusal one `GetItem` reads the time to name it.
+    async fn claim_connection_change(
+        &self,
+        id: &CameraId,
+        now: u64,
+        min_interval: u64,
+    ) -> Result<ConnectionClaim, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(camera_key(id)))
+            .update_expression("SET #t = :now")
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#t) OR #t <= :cutoff)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#t", CONNECTION_CHANGED_AT)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(
+                ":cutoff",
+                AttributeValue::N(now.saturating_sub(min_interval).to_string()),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send()
+            .await;
+        let number = |item: Option<&Item>| {
+            item.and_then(|i| i.get(CONNECTION_CHANGED_AT))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        match res {
+            Ok(out) => Ok(ConnectionClaim::Claimed {
+                previous: number(out.attributes.as_ref()),
+            }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(camera_key(id)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                match number(out.item.as_ref()) {
+                    Some(last) => Ok(ConnectionClaim::TooSoon { last }),
+                    // No item (the caller read it a moment ago): it is gone.
+                    None => Err(StoreError::Conflict),
+                }
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn release_connection_change(
+        &self,
+        id: &CameraId,
+        now: u64,
+        previous: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(camera_key(id)))
+            .condition_expression("#t = :now")
+            .expression_attribute_names("#t", CONNECTION_CHANGED_AT)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()));
+        let req = match previous {
+            Some(p) => req
+                .update_expression("SET #t = :prev")
+                .expression_attribute_values(":prev", AttributeValue::N(p.to_string())),
+            None => req.update_expression("REMOVE #t"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            // Another claim replaced it since: that one stands.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
         let out = self
             .client

@@ -89,6 +89,12 @@ impl AuditRecord {
 
 /// Stores the audit trail.
 pub trait AuditLog: Send + Sync {
+    /// How long this log keeps a record (seconds): each record's `expires_at` is its time
+    /// plus this. [`DEFAULT_AUDIT_RETENTION_SECS`] unless the store is told otherwise.
+    fn retention_secs(&self) -> u64 {
+        DEFAULT_AUDIT_RETENTION_SECS
+    }
+
     /// Appends a record.
     fn append(&self, record: &AuditRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -59,6 +59,25 @@ pub enum DomainError {
         /// The limit.
         max: u32,
     },
+    /// A connection setting was changed less than
+    /// [`anpr_protocol::config::MIN_CONNECTION_CHANGE_INTERVAL_SECS`] ago.
+    #[error(
+        "{setting}: connection settings change at most once every {interval} s; the last \
+         change was at {last}, the next is allowed from {next} (Unix seconds), in {} s",
+        next.saturating_sub(*now)
+    )]
+    ConnectionChangeTooSoon {
+        /// The connection setting asked for.
+        setting: &'static str,
+        /// The bound, seconds.
+        interval: u64,
+        /// When the last change was accepted (Unix seconds).
+        last: u64,
+        /// When the next change is allowed (Unix seconds).
+        next: u64,
+        /// When this one was asked (Unix seconds).
+        now: u64,
+    },
     /// The caller's role is below the one the operation needs.
     #[error("this needs the {} role", .0.as_str())]
     Forbidden(crate::access::Role),

@@ -15,6 +15,10 @@
 //!
 //! - request by id: `GetItem(REQ#id, REQ)`;
 //! - requests of a camera, newest first: `Query GSI1 GSI1PK=CAMREQ#cam, ScanIndexForward=false`;
+//! - open requests of a camera, counted (the open-request limit): the same `Query` with
+//!   `Select=COUNT`, filtered on the open-requests index key and `expires_at`, paged to the end;
+//! - the time of a camera's last connection change (`connection_changed_at` on its registry
+//!   item): claimed by a conditional `UpdateItem(CAM#cam, CAM)`;
 //! - plate reads of a camera by time: `Query PK=READS#cam, SK BETWEEN from AND to`;
 //! - sightings of one plate across one organisation's cameras, newest first:
 //!   `Query GSI1 GSI1PK=PLATE#{org}#p, SK range`. The organisation is part of the partition

@@ -4,7 +4,8 @@
 use crate::error::{PublishError, StoreError};
 use crate::model::{Camera, FileRequestRecord, Page};
 use crate::ports::{
-    CameraRegistry, ConfigShadows, Created, DevicePublisher, IdempotencyKey, RequestStore,
+    CameraRegistry, ConfigShadows, ConnectionClaim, Created, DevicePublisher, IdempotencyKey,
+    RequestStore,
 };
 use crate::shadow::{Shadow, desired_update};
 use anpr_protocol::shadow::Document;
@@ -134,12 +135,52 @@ impl RequestStore for MemoryRequestStore {
         };
         Ok(Page { items, next_cursor })
     }
+
+    async fn find_key(&self, scoped_key: &str) -> Result<Option<(RequestId, String)>, StoreError> {
+        Ok(lock(&self.inner).keys.get(scoped_key).cloned())
+    }
 }
 
 /// [`CameraRegistry`] in memory.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryCameraRegistry {
     cameras: Arc<Mutex<HashMap<String, Camera>>>,
+    /// Camera → when its connection settings last changed (Unix seconds).
+    connection_changes: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// [`CameraRegistry::claim_connection_change`] over a map of last changes, for the in-memory
+/// and local adapters: one lock, so the check and the write are one step.
+pub fn claim_in(
+    changes: &Mutex<HashMap<String, u64>>,
+    id: &CameraId,
+    now: u64,
+    min_interval: u64,
+) -> ConnectionClaim {
+    let mut g = lock(changes);
+    match g.get(id.as_str()).copied() {
+        Some(last) if now < last.saturating_add(min_interval) => ConnectionClaim::TooSoon { last },
+        previous => {
+            g.insert(id.to_string(), now);
+            ConnectionClaim::Claimed { previous }
+        }
+    }
+}
+
+/// [`CameraRegistry::release_connection_change`] over the same map.
+pub fn release_in(
+    changes: &Mutex<HashMap<String, u64>>,
+    id: &CameraId,
+    now: u64,
+    previous: Option<u64>,
+) {
+    let mut g = lock(changes);
+    if g.get(id.as_str()) == Some(&now) {
+        match previous {
+            Some(p) => g.insert(id.to_string(), p),
+            None => g.remove(id.as_str()),
+        };
+    }
 }
 
 impl MemoryCameraRegistry {
@@ -152,6 +193,25 @@ impl MemoryCameraRegistry {
 impl CameraRegistry for MemoryCameraRegistry {
     async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
         Ok(lock(&self.cameras).get(id.as_str()).cloned())
+    }
+
+    async fn claim_connection_change(
+        &self,
+        id: &CameraId,
+        now: u64,
+        min_interval: u64,
+    ) -> Result<ConnectionClaim, StoreError> {
+        Ok(claim_in(&self.connection_changes, id, now, min_interval))
+    }
+
+    async fn release_connection_change(
+        &self,
+        id: &CameraId,
+        now: u64,
+        previous: Option<u64>,
+    ) -> Result<(), StoreError> {
+        release_in(&self.connection_changes, id, now, previous);
+        Ok(())
     }
 }
 

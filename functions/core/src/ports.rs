@@ -70,6 +70,58 @@ pub trait RequestStore: Send + Sync {
         limit: u32,
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<FileRequestRecord>, StoreError>> + Send;
+
+    /// The request an idempotency key (`{caller}#{key}`) was first used for, and the
+    /// fingerprint recorded with it, if the key is known.
+    fn find_key(
+        &self,
+        scoped_key: &str,
+    ) -> impl Future<Output = Result<Option<(RequestId, String)>, StoreError>> + Send;
+
+    /// How many of the camera's requests are open at `now` (not terminal, `expires_at` after
+    /// `now`), counting the whole history, not one page of it; it may stop counting once it
+    /// reaches `enough`. By default through [`Self::list_by_camera`], page after page.
+    fn count_open(
+        &self,
+        camera: &CameraId,
+        now: u64,
+        enough: u32,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        async move {
+            let mut open = 0u32;
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = self
+                    .list_by_camera(camera, crate::requests::MAX_PAGE, cursor.as_deref())
+                    .await?;
+                let n = page
+                    .items
+                    .iter()
+                    .filter(|r| !r.state.is_terminal() && r.expires_at > now)
+                    .count();
+                open = open.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+                match page.next_cursor {
+                    Some(c) if open < enough => cursor = Some(c),
+                    _ => return Ok(open),
+                }
+            }
+        }
+    }
+}
+
+/// What [`CameraRegistry::claim_connection_change`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionClaim {
+    /// Recorded; `previous` is the change before (for [`CameraRegistry::release_connection_change`]).
+    Claimed {
+        /// The last change before this one (Unix seconds), if any.
+        previous: Option<u64>,
+    },
+    /// The last change is too recent.
+    TooSoon {
+        /// When it was (Unix seconds).
+        last: u64,
+    },
 }
 
 /// Knows which cameras exist.
@@ -79,6 +131,25 @@ pub trait CameraRegistry: Send + Sync {
         &self,
         id: &CameraId,
     ) -> impl Future<Output = Result<Option<Camera>, StoreError>> + Send;
+
+    /// Records, atomically, that the camera's connection settings change at `now` (Unix
+    /// seconds), unless the last change recorded is less than `min_interval` seconds before
+    /// `now`. Two callers at once cannot both claim.
+    fn claim_connection_change(
+        &self,
+        id: &CameraId,
+        now: u64,
+        min_interval: u64,
+    ) -> impl Future<Output = Result<ConnectionClaim, StoreError>> + Send;
+
+    /// Undoes a claim made at `now` whose change could not be written: the time goes back
+    /// to `previous`, unless another claim replaced it since.
+    fn release_connection_change(
+        &self,
+        id: &CameraId,
+        now: u64,
+        previous: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Publishes MQTT messages to devices and web clients (the IoT data plane in AWS).

@@ -163,16 +163,26 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
             validate_key(k)?;
         }
         let org = visible_camera(&self.cameras, caller, &camera_id).await?.org;
-        let max = self.config.max_open_per_camera;
-        if self.open_requests(&camera_id, now).await? >= max {
-            return Err(DomainError::TooManyOpenRequests { max });
-        }
         let fp = fingerprint(&camera_id, &file, note.as_deref());
         let key = new.idempotency_key.as_ref().map(|k| IdempotencyKey {
             scoped_key: format!("{}#{k}", caller.sub),
             fingerprint: fp.clone(),
             expires_at: now + self.config.idempotency_secs,
         });
+        let max = self.config.max_open_per_camera;
+        if self.store.count_open(&camera_id, now, max).await? >= max {
+            // At the limit, a retry of a request already made (same key, same body) is
+            // answered as before: it is one of the open requests, not one more. The key is
+            // looked up only here, so a request under the limit costs no extra read.
+            let earlier = match &key {
+                Some(k) => self.store.find_key(&k.scoped_key).await?,
+                None => None,
+            };
+            let Some((request_id, fingerprint)) = earlier else {
+                return Err(DomainError::TooManyOpenRequests { max });
+            };
+            return self.replay(&request_id, &fingerprint, &fp).await;
+        }
         let record = FileRequestRecord {
             request_id: RequestId::parse(&ulid::Ulid::new().to_string())?,
             camera_id,
@@ -198,39 +208,37 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
             version: 1,
             retain_until: now + self.config.retention_secs,
         };
-        let (record, created) = match self.store.create(&record, key.as_ref()).await? {
-            Created::New => (record, true),
+        match self.store.create(&record, key.as_ref()).await? {
+            Created::New => {
+                self.publish_request(&record).await?;
+                Ok((record, true))
+            }
             Created::Existing {
                 request_id,
                 fingerprint,
-            } => {
-                if fingerprint != fp {
-                    return Err(DomainError::IdempotencyMismatch);
-                }
-                let existing = self.store.get(&request_id).await?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("idempotency key points at missing {request_id}"))
-                })?;
-                (existing, false)
-            }
-        };
-        if created || record.state == RequestState::Requested {
-            self.publish_request(&record).await?;
+            } => self.replay(&request_id, &fingerprint, &fp).await,
         }
-        Ok((record, created))
     }
 
-    /// How many of the camera's requests are open (not terminal, not expired), among its
-    /// [`MAX_PAGE`] newest: one `Query`, whatever the camera's history. An open request older
-    /// than a hundred newer ones is not counted: the limit guards against queuing cheaply, it
-    /// is not an exact count.
-    async fn open_requests(&self, camera: &CameraId, now: u64) -> Result<u32, DomainError> {
-        let page = self.store.list_by_camera(camera, MAX_PAGE, None).await?;
-        let open = page
-            .items
-            .iter()
-            .filter(|r| !r.state.is_terminal() && r.expires_at > now)
-            .count();
-        Ok(u32::try_from(open).unwrap_or(u32::MAX))
+    /// The answer to a retry under an idempotency key first used for `request_id` with
+    /// `fingerprint`: the earlier request if the body is the same (published again while it
+    /// is still `requested`: the camera drops duplicates by id), else a mismatch.
+    async fn replay(
+        &self,
+        request_id: &RequestId,
+        fingerprint: &str,
+        fp: &str,
+    ) -> Result<(FileRequestRecord, bool), DomainError> {
+        if fingerprint != fp {
+            return Err(DomainError::IdempotencyMismatch);
+        }
+        let existing = self.store.get(request_id).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("idempotency key points at missing {request_id}"))
+        })?;
+        if existing.state == RequestState::Requested {
+            self.publish_request(&existing).await?;
+        }
+        Ok((existing, false))
     }
 
     async fn publish_request(&self, record: &FileRequestRecord) -> Result<(), DomainError> {
@@ -450,6 +458,69 @@ mod tests {
         svc.create(&caller(), "123456", req("late.mp4", None), later)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn at_the_limit_a_retry_replays_and_open_requests_behind_a_long_history_count() {
+        let (svc, store, publisher) = service();
+        let max = RequestsConfig::default().max_open_per_camera;
+        // The open ones first, then 150 finished ones: the open ones are no longer among the
+        // newest hundred, yet they count.
+        let mut open = Vec::new();
+        for i in 0..max {
+            let key = format!("k{i}");
+            let (r, _) = svc
+                .create(
+                    &caller(),
+                    "123456",
+                    req(&format!("o{i}.mp4"), Some(&key)),
+                    100,
+                )
+                .await
+                .unwrap();
+            open.push(r);
+        }
+        for i in 0..150 {
+            let mut r = open[0].clone();
+            r.request_id = RequestId::parse(&ulid::Ulid::new().to_string()).unwrap();
+            r.file = FileName::parse(&format!("done{i}.mp4")).unwrap();
+            r.state = RequestState::Ready;
+            store.create(&r, None).await.unwrap();
+        }
+        let err = svc
+            .create(&caller(), "123456", req("more.mp4", None), 100)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DomainError::TooManyOpenRequests { .. }),
+            "{err}"
+        );
+        let sent = publisher.sent().len();
+        let (again, created) = svc
+            .create(&caller(), "123456", req("o3.mp4", Some("k3")), 100)
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(again.request_id, open[3].request_id, "the original answer");
+        assert_eq!(
+            publisher.sent().len(),
+            sent + 1,
+            "still requested: sent again"
+        );
+        let err = svc
+            .create(&caller(), "123456", req("other.mp4", Some("k3")), 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DomainError::IdempotencyMismatch), "{err}");
+        let err = svc
+            .create(&caller(), "123456", req("new.mp4", Some("k-new")), 100)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DomainError::TooManyOpenRequests { .. }),
+            "{err}"
+        );
+        assert_eq!(store.len(), max as usize + 150, "nothing written");
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@
 
 use crate::access::{Caller, Role, visible_camera};
 use crate::error::{DomainError, StoreError};
-use crate::ports::{CameraRegistry, ConfigShadows};
-use anpr_protocol::config::{CONFIG_ERROR, ConfigError};
+use crate::ports::{CameraRegistry, ConfigShadows, ConnectionClaim};
+use anpr_protocol::config::{CONFIG_ERROR, ConfigError, MIN_CONNECTION_CHANGE_INTERVAL_SECS};
 use anpr_protocol::shadow::{Delta, Document, DocumentState, Rejected};
 use anpr_protocol::{CameraId, RemoteConfig};
 use serde::Serialize;
@@ -249,13 +249,17 @@ impl<C: CameraRegistry, S: ConfigShadows> CameraConfigs<C, S> {
 
     /// Sets desired settings (a partial document: only the given settings change); with
     /// `expected_version`, only if the shadow is still at that version. Admins of the
-    /// camera's organisation only.
+    /// camera's organisation only. A change of a connection setting
+    /// ([`RemoteConfig::CONNECTION_SETTINGS`]: a value other than the one desired, or
+    /// reported when none is desired) is refused if the camera's last one was accepted less
+    /// than [`MIN_CONNECTION_CHANGE_INTERVAL_SECS`] before `now` (Unix seconds).
     pub async fn update(
         &self,
         caller: &Caller,
         camera: &str,
         doc: &Value,
         expected_version: Option<u64>,
+        now: u64,
     ) -> Result<ConfigView, DomainError> {
         let id = self.camera(caller, Role::Admin, camera).await?;
         let settings = RemoteConfig::from_value(doc)?;
@@ -265,11 +269,64 @@ impl<C: CameraRegistry, S: ConfigShadows> CameraConfigs<C, S> {
                 reason: "no setting given".into(),
             }));
         }
-        self.shadows
-            .desire(&id, &settings.to_object(), expected_version)
-            .await?;
+        let asked = settings.to_object();
+        let mut claim = None;
+        if let Some(setting) = self.connection_change(&id, &asked).await? {
+            let min = MIN_CONNECTION_CHANGE_INTERVAL_SECS;
+            match self.cameras.claim_connection_change(&id, now, min).await? {
+                ConnectionClaim::TooSoon { last } => {
+                    return Err(DomainError::ConnectionChangeTooSoon {
+                        setting,
+                        interval: min,
+                        last,
+                        next: last.saturating_add(min),
+                        now,
+                    });
+                }
+                ConnectionClaim::Claimed { previous } => claim = Some(previous),
+            }
+        }
+        if let Err(e) = self.shadows.desire(&id, &asked, expected_version).await {
+            // Not written: the change did not happen, so it must not count. If giving the
+            // claim back fails too, the caller still learns why the write failed; the claim
+            // then stands (the next change waits the hour).
+            if let Some(previous) = claim
+                && let Err(r) = self
+                    .cameras
+                    .release_connection_change(&id, now, previous)
+                    .await
+            {
+                tracing::error!(camera = %id, error = %r, "connection change claim not given back");
+            }
+            return Err(e.into());
+        }
         let doc = self.shadows.read(&id).await?;
         Ok(ConfigView::new(&id, doc))
+    }
+
+    /// The first connection setting `asked` changes: one whose value differs from the one
+    /// desired (or reported, when none is desired). Reads the shadow only when `asked` names
+    /// a connection setting.
+    async fn connection_change(
+        &self,
+        id: &CameraId,
+        asked: &Map<String, Value>,
+    ) -> Result<Option<&'static str>, DomainError> {
+        let named: Vec<&'static str> = RemoteConfig::CONNECTION_SETTINGS
+            .iter()
+            .copied()
+            .filter(|k| asked.contains_key(*k))
+            .collect();
+        if named.is_empty() {
+            return Ok(None);
+        }
+        let doc = self.shadows.read(id).await?.unwrap_or_default();
+        let desired = doc.state.desired.unwrap_or_default();
+        let reported = doc.state.reported.unwrap_or_default();
+        Ok(named.into_iter().find(|k| {
+            let now = desired.get(*k).or_else(|| reported.get(*k));
+            now != asked.get(*k)
+        }))
     }
 }
 
@@ -353,22 +410,22 @@ mod tests {
     async fn an_update_is_validated_with_the_protocol_types_and_names_the_setting() {
         let svc = service().await;
         let e = svc
-            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 5}), None)
+            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 5}), None, 0)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("keep_alive_secs"), "{e}");
         let e = svc
-            .update(&admin(), "cam-1", &json!({"colour": "red"}), None)
+            .update(&admin(), "cam-1", &json!({"colour": "red"}), None, 0)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
         let e = svc
-            .update(&admin(), "cam-1", &json!({}), None)
+            .update(&admin(), "cam-1", &json!({}), None, 0)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("no setting"), "{e}");
         let e = svc
-            .update(&admin(), "cam-9", &json!({"keep_alive_secs": 600}), None)
+            .update(&admin(), "cam-9", &json!({"keep_alive_secs": 600}), None, 0)
             .await
             .unwrap_err();
         assert!(matches!(e, DomainError::CameraNotFound(_)), "{e}");
@@ -378,7 +435,13 @@ mod tests {
             ..admin()
         };
         let e = svc
-            .update(&operator, "cam-1", &json!({"keep_alive_secs": 600}), None)
+            .update(
+                &operator,
+                "cam-1",
+                &json!({"keep_alive_secs": 600}),
+                None,
+                0,
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, DomainError::Forbidden(Role::Admin)), "{e}");
@@ -387,7 +450,13 @@ mod tests {
             ..admin()
         };
         let e = svc
-            .update(&stranger, "cam-1", &json!({"keep_alive_secs": 600}), None)
+            .update(
+                &stranger,
+                "cam-1",
+                &json!({"keep_alive_secs": 600}),
+                None,
+                0,
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, DomainError::CameraNotFound(_)), "{e}");
@@ -398,7 +467,7 @@ mod tests {
     async fn the_view_shows_desired_reported_pending_and_the_cameras_error() {
         let svc = service().await;
         let v = svc
-            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 600}), None)
+            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 600}), None, 0)
             .await
             .unwrap();
         assert_eq!(v.pending, map(json!({"keep_alive_secs": 600})));
@@ -412,14 +481,85 @@ mod tests {
         assert_eq!(v.reported, map(json!({"keep_alive_secs": 1200})));
         assert_eq!(v.error.unwrap().setting.as_deref(), Some("keep_alive_secs"));
         let e = svc
-            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 900}), Some(1))
+            .update(
+                &admin(),
+                "cam-1",
+                &json!({"keep_alive_secs": 900}),
+                Some(1),
+                3600,
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, DomainError::Store(StoreError::Conflict)), "{e}");
         let v = svc
-            .update(&admin(), "cam-1", &json!({"keep_alive_secs": 900}), Some(2))
+            .update(
+                &admin(),
+                "cam-1",
+                &json!({"keep_alive_secs": 900}),
+                Some(2),
+                3600,
+            )
             .await
             .unwrap();
         assert_eq!(v.desired, map(json!({"keep_alive_secs": 900})));
+    }
+
+    #[tokio::test]
+    async fn a_connection_change_within_the_hour_is_refused_naming_the_setting() {
+        let svc = service().await;
+        let hour = MIN_CONNECTION_CHANGE_INTERVAL_SECS;
+        let t0 = 1_700_000_000;
+        svc.update(
+            &admin(),
+            "cam-1",
+            &json!({"mqtt_port": 443, "mqtt_alpn": true}),
+            None,
+            t0,
+        )
+        .await
+        .unwrap();
+        let e = svc
+            .update(
+                &admin(),
+                "cam-1",
+                &json!({"keep_alive_secs": 600}),
+                None,
+                t0 + 60,
+            )
+            .await
+            .unwrap_err();
+        match &e {
+            DomainError::ConnectionChangeTooSoon { setting, next, .. } => {
+                assert_eq!(*setting, "keep_alive_secs");
+                assert_eq!(*next, t0 + hour);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains(&(t0 + hour).to_string()), "{e}");
+        assert_eq!(
+            svc.shadows().get("cam-1").unwrap().version,
+            1,
+            "nothing written"
+        );
+        // The values already desired, and other settings, are no connection change.
+        svc.update(
+            &admin(),
+            "cam-1",
+            &json!({"mqtt_port": 443, "health_interval_secs": 600}),
+            None,
+            t0 + 61,
+        )
+        .await
+        .unwrap();
+        // An hour later it is allowed.
+        svc.update(
+            &admin(),
+            "cam-1",
+            &json!({"keep_alive_secs": 600}),
+            None,
+            t0 + hour,
+        )
+        .await
+        .unwrap();
     }
 }

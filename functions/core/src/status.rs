@@ -1050,6 +1050,9 @@ mod tests {
         ) -> Result<Page<FileRequestRecord>, StoreError> {
             self.inner.list_by_camera(c, l, cur).await
         }
+        async fn find_key(&self, k: &str) -> Result<Option<(RequestId, String)>, StoreError> {
+            self.inner.find_key(k).await
+        }
     }
 
     #[tokio::test]

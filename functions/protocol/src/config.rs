@@ -32,6 +32,17 @@ pub const MIN_UPLOAD_BYTES_PER_SEC: u64 = 32 * 1024;
 /// real reads rarely pass, so plate reads would silently stop.
 pub const MAX_MIN_CONFIDENCE: u8 = 95;
 
+/// Connection settings ([`RemoteConfig::CONNECTION_SETTINGS`]) change at most once in this
+/// many seconds (one hour), in the cloud and on the camera. A change that cannot reach the
+/// broker keeps the camera offline until its rollback (5 minutes by default) and a change that
+/// can still drops and re-makes the session; one an hour bounds what repeated changes cost to
+/// about a twelfth of the camera's time even when every change is bad.
+pub const MIN_CONNECTION_CHANGE_INTERVAL_SECS: u64 = 3600;
+/// How much sooner than [`MIN_CONNECTION_CHANGE_INTERVAL_SECS`] the camera still accepts a
+/// change: the cloud measures the interval between two API calls, the camera between the two
+/// shadow updates (whole seconds, a moment later), so the camera allows a minute of slack.
+pub const CONNECTION_CHANGE_SLACK_SECS: u64 = 60;
+
 /// Key of the reported state under which the camera explains a refused or rolled back
 /// desired document (`null` once a later one is applied).
 pub const CONFIG_ERROR: &str = "config_error";
@@ -218,6 +229,11 @@ fn zero_or_at_least(v: Option<u64>, name: &'static str, floor: u64) -> Result<()
 }
 
 impl RemoteConfig {
+    /// The settings that change the MQTT connection (applied by reconnecting): changed at
+    /// most once per [`MIN_CONNECTION_CHANGE_INTERVAL_SECS`].
+    pub const CONNECTION_SETTINGS: &'static [&'static str] =
+        &["mqtt_port", "mqtt_alpn", "keep_alive_secs"];
+
     /// Checks every given setting's range, and the rules between settings given together.
     pub fn validate(&self) -> Result<(), ValidationError> {
         range(self.mqtt_port, "mqtt_port", 1, u16::MAX)?;

@@ -184,8 +184,9 @@ async fn main() -> anyhow::Result<()> {
                     registry.get_camera(cam).await.expect("GetItem");
                 }
                 Added::Query => {
+                    // As the route counts with the limit lifted: the whole history.
                     requests
-                        .list_by_camera(cam, 100, None)
+                        .count_open(cam, now_ms / 1000, u32::MAX)
                         .await
                         .expect("Query");
                 }
@@ -292,7 +293,7 @@ enum Added {
     None,
     /// The camera's registry item (organisation).
     GetItem,
-    /// The camera's newest requests (open-request limit).
+    /// The camera's open requests counted (open-request limit, `Select=COUNT`).
     Query,
     /// The audit record.
     PutItem,

@@ -11,9 +11,7 @@ use crate::error::ApiError;
 use crate::identity::Authenticated;
 use crate::routes::parse_page_query;
 use anpr_core::Caller;
-use anpr_core::audit::{
-    AuditAction, AuditLog, AuditRecord, DEFAULT_AUDIT_RETENTION_SECS, read_trail,
-};
+use anpr_core::audit::{AuditAction, AuditLog, AuditRecord, read_trail};
 use anpr_core::requests::page_size;
 use anpr_core::{DomainError, StoreError};
 use axum::extract::{RawQuery, State};
@@ -54,7 +52,7 @@ pub async fn record<A: AuditLog, T>(
         target.chars().take(128).collect::<String>(),
         asked,
         now_ms(),
-        DEFAULT_AUDIT_RETENTION_SECS,
+        log.retention_secs(),
     );
     match &outcome {
         Ok(v) => {

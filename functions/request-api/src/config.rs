@@ -3,7 +3,9 @@
 //! - `PUT /cameras/{camera_id}/config` with a partial document (only the given settings
 //!   change) → `200` and the same view. `If-Match: "{version}"` (the `version` of a previous
 //!   view) makes it conditional: `409` if the configuration changed since. Admins only;
-//!   every `PUT` (accepted or refused) is recorded in the audit trail.
+//!   every `PUT` (accepted or refused) is recorded in the audit trail. A connection setting
+//!   changed within the hour after the last change is `429 connection_change_too_soon`,
+//!   naming the setting and when the next change is allowed.
 
 use crate::error::ApiError;
 use crate::identity::Authenticated;
@@ -126,5 +128,9 @@ async fn apply<C: CameraRegistry, S: ConfigShadows>(
             message: format!("body is not valid JSON: {e}"),
             field: None,
         })?;
-    Ok(svc.update(caller, &cam, &doc, expected).await?)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(svc.update(caller, &cam, &doc, expected, now).await?)
 }

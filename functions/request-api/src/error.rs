@@ -73,6 +73,7 @@ impl ApiError {
                 DomainError::Config(ConfigDocError::Invalid(v)) => (S::BAD_REQUEST, "invalid_field", v.to_string(), Some(v.field)),
                 DomainError::Config(c) => (S::BAD_REQUEST, "invalid_setting", c.to_string(), None),
                 DomainError::TooManyOpenRequests { .. } => (S::TOO_MANY_REQUESTS, "too_many_open_requests", d.to_string(), None),
+                DomainError::ConnectionChangeTooSoon { setting, .. } => (S::TOO_MANY_REQUESTS, "connection_change_too_soon", d.to_string(), Some(*setting)),
                 DomainError::Forbidden(_) => (S::FORBIDDEN, "forbidden", d.to_string(), None),
                 DomainError::CameraNotFound(_) => (S::NOT_FOUND, "camera_not_found", d.to_string(), None),
                 DomainError::RequestNotFound(_) => (S::NOT_FOUND, "request_not_found", d.to_string(), None),

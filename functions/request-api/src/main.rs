@@ -22,6 +22,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table),
         IotConfigShadows::new(clients.iot.clone()),
     );
-    let audit = DynamoAuditLog::new(clients.dynamo.clone(), &config.table);
+    let audit = DynamoAuditLog::new(clients.dynamo.clone(), &config.table)
+        .with_retention(config.audit_retention_secs);
     lambda_http::run(request_api::app(service, reads, configs, audit)).await
 }

@@ -364,3 +364,101 @@ async fn a_request_is_read_back_with_its_history_and_listed_newest_first() {
     let (s, b, _) = api.call(list).await;
     assert_eq!((s, b["error"]["field"].as_str()), (400, Some("limit")));
 }
+
+/// `post_event` with its own `Idempotency-Key`.
+fn keyed(camera: &str, body: &str, key: &str) -> Value {
+    let mut e = post_event(camera, body);
+    e["headers"]["idempotency-key"] = json!(key);
+    e
+}
+
+#[tokio::test]
+async fn open_requests_behind_a_long_history_count_and_a_retry_at_the_limit_replays() {
+    let api = api().await;
+    let store = DynamoRequestStore::new(moto::clients().dynamo, &api.table);
+    let max = RequestsConfig::default().max_open_per_camera;
+    // The camera's open requests first…
+    let mut open = Vec::new();
+    for i in 0..max {
+        let (s, b, _) = api
+            .call(keyed(
+                &api.camera,
+                &format!(r#"{{"file":"clips/o{i}.mp4"}}"#),
+                &format!("open-{i}"),
+            ))
+            .await;
+        assert_eq!(s, 202, "{b}");
+        open.push(b["request_id"].as_str().unwrap().to_owned());
+    }
+    // …then 150 newer ones, finished: the open ones are no longer among the newest hundred.
+    use anpr_core::ports::RequestStore as _;
+    let template = store
+        .get(&RequestId::parse(&open[0]).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // Ids sort newest last (ULIDs); these sort after every open one.
+    let newest = open.iter().max().unwrap().clone();
+    for i in 0..150 {
+        let mut r = template.clone();
+        r.request_id = RequestId::parse(&format!("{newest}z{i:03}")).unwrap();
+        r.file = FileName::parse(&format!("clips/done{i}.mp4")).unwrap();
+        r.state = anpr_protocol::RequestState::Ready;
+        store.create(&r, None).await.unwrap();
+    }
+    let items = api.request_items().await;
+    assert_eq!(items, max as usize + 150);
+    let topic = format!("{}/file/request", api.camera);
+    let published = moto::iot_published(&topic).len();
+
+    // One more is refused: all ten open ones were counted.
+    let (s, b, _) = api
+        .call(keyed(&api.camera, r#"{"file":"clips/more.mp4"}"#, "more"))
+        .await;
+    assert_eq!(s, 429, "{b}");
+    assert_eq!(b["error"]["code"], "too_many_open_requests");
+    assert_eq!(api.request_items().await, items, "nothing written");
+    assert_eq!(moto::iot_published(&topic).len(), published, "nothing sent");
+
+    // A retry of one of the open ones (same key, same body) replays its answer.
+    let (s, b, h) = api
+        .call(keyed(&api.camera, r#"{"file":"clips/o3.mp4"}"#, "open-3"))
+        .await;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["request_id"], json!(open[3]), "the original request");
+    assert_eq!(h.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(api.request_items().await, items, "nothing new written");
+    // Still `requested`: published again (the camera drops duplicates by id).
+    let sent = moto::iot_published(&topic);
+    assert_eq!(sent.len(), published + 1);
+    let msg: FileRequest = decode(&sent.last().unwrap().payload).unwrap();
+    assert_eq!(msg.id.as_str(), open[3]);
+
+    // The same key with another body is still a conflict, not a way past the limit.
+    let (s, b, _) = api
+        .call(keyed(
+            &api.camera,
+            r#"{"file":"clips/other.mp4"}"#,
+            "open-3",
+        ))
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert_eq!(b["error"]["code"], "idempotency_key_reused");
+    assert_eq!(api.request_items().await, items);
+
+    // One finishes (the oldest, far behind the finished ones): room for exactly one more.
+    let id = RequestId::parse(&open[0]).unwrap();
+    let mut done = store.get(&id).await.unwrap().unwrap();
+    let v = done.version;
+    done.state = anpr_protocol::RequestState::Failed;
+    done.version = v + 1;
+    store.replace(&done, v).await.unwrap();
+    let (s, b, _) = api
+        .call(keyed(&api.camera, r#"{"file":"clips/more.mp4"}"#, "more"))
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let (s, b, _) = api
+        .call(keyed(&api.camera, r#"{"file":"clips/more2.mp4"}"#, "more2"))
+        .await;
+    assert_eq!(s, 429, "{b}");
+}

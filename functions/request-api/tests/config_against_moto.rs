@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 struct Api {
     router: axum::Router,
     iot: aws_sdk_iotdataplane::Client,
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
     camera: String,
 }
 
@@ -38,8 +40,13 @@ async fn api() -> Api {
         IotConfigShadows::new(clients.iot.clone()),
     );
     Api {
-        router: request_api::config::routes(configs, anpr_core::audit::MemoryAuditLog::default()),
+        router: request_api::config::routes(
+            configs,
+            anpr_aws::DynamoAuditLog::new(clients.dynamo.clone(), &table),
+        ),
         iot: clients.iot,
+        dynamo: clients.dynamo,
+        table,
         camera,
     }
 }
@@ -163,19 +170,21 @@ async fn an_invalid_setting_is_refused_with_400_naming_it_and_nothing_is_written
 #[tokio::test]
 async fn a_conditional_update_on_a_stale_version_is_a_409_conflict() {
     let api = api().await;
-    let (_, first) = api.put(r#"{"keep_alive_secs":600}"#, None).await;
+    let (_, first) = api.put(r#"{"health_interval_secs":600}"#, None).await;
     let v = first["version"].as_u64().unwrap();
     let (status, _) = api
-        .put(r#"{"keep_alive_secs":900}"#, Some(&format!("\"{v}\"")))
+        .put(r#"{"health_interval_secs":900}"#, Some(&format!("\"{v}\"")))
         .await;
     assert_eq!(status, 200, "the current version is accepted");
     let (status, body) = api
-        .put(r#"{"keep_alive_secs":300}"#, Some(&format!("\"{v}\"")))
+        .put(r#"{"health_interval_secs":300}"#, Some(&format!("\"{v}\"")))
         .await;
     assert_eq!(status, 409, "{body}");
     let (_, body) = api.get().await;
-    assert_eq!(body["desired"]["keep_alive_secs"], 900);
-    let (status, body) = api.put(r#"{"keep_alive_secs":300}"#, Some("soon")).await;
+    assert_eq!(body["desired"]["health_interval_secs"], 900);
+    let (status, body) = api
+        .put(r#"{"health_interval_secs":300}"#, Some("soon"))
+        .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "If-Match");
 }
@@ -204,4 +213,117 @@ async fn an_unregistered_camera_is_a_404() {
         ))
         .await;
     assert_eq!(status, 404, "{body}");
+}
+
+impl Api {
+    /// The registry item's time of the last connection change.
+    async fn connection_changed_at(&self) -> Option<u64> {
+        let item = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(anpr_aws::dynamo::camera_key(
+                &CameraId::parse(&self.camera).unwrap(),
+            )))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        item.get(anpr_aws::dynamo::CONNECTION_CHANGED_AT)
+            .map(|v| v.as_n().unwrap().parse().unwrap())
+    }
+
+    /// Moves the last connection change `secs` into the past (time passing, for the bound).
+    async fn age_connection_change(&self, secs: u64) {
+        let t = self.connection_changed_at().await.unwrap() - secs;
+        self.dynamo
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(anpr_aws::dynamo::camera_key(
+                &CameraId::parse(&self.camera).unwrap(),
+            )))
+            .update_expression("SET #t = :t")
+            .expression_attribute_names("#t", anpr_aws::dynamo::CONNECTION_CHANGED_AT)
+            .expression_attribute_values(
+                ":t",
+                aws_sdk_dynamodb::types::AttributeValue::N(t.to_string()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The audit records of configuration changes, oldest first: (status, error code, asked).
+    async fn audited(&self) -> Vec<(u64, Option<String>, Value)> {
+        use anpr_core::audit::AuditLog as _;
+        let log = anpr_aws::DynamoAuditLog::new(self.dynamo.clone(), &self.table);
+        let page = log
+            .list(&anpr_core::OrgId::parse("acme").unwrap(), 100, None)
+            .await
+            .unwrap();
+        page.items
+            .into_iter()
+            .rev()
+            .map(|r| (u64::from(r.status), r.error, r.asked))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn connection_settings_change_at_most_once_an_hour_and_a_refusal_is_audited() {
+    let hour = anpr_protocol::config::MIN_CONNECTION_CHANGE_INTERVAL_SECS;
+    let api = api().await;
+    let (status, first) = api.put(r#"{"keep_alive_secs":600}"#, None).await;
+    assert_eq!(status, 200, "{first}");
+    let changed = api.connection_changed_at().await.expect("recorded");
+
+    // A second change within the hour: refused naming the setting and when the next is
+    // allowed; nothing written to the shadow.
+    let (status, body) = api.put(r#"{"mqtt_port":443,"mqtt_alpn":true}"#, None).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "connection_change_too_soon");
+    assert_eq!(body["error"]["field"], "mqtt_port");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&(changed + hour).to_string()), "{msg}");
+    let (_, view) = api.get().await;
+    assert_eq!(view["version"], first["version"], "the shadow is unchanged");
+    assert_eq!(view["desired"], json!({"keep_alive_secs":600}));
+    assert_eq!(api.connection_changed_at().await, Some(changed));
+
+    // The value already desired, with other settings, is no connection change.
+    let (status, body) = api
+        .put(
+            r#"{"keep_alive_secs":600,"health_interval_secs":600}"#,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The refusal is in the audit trail, with what was asked.
+    let trail = api.audited().await;
+    assert_eq!(trail.len(), 3, "{trail:?}");
+    assert_eq!(trail[0].0, 200);
+    assert_eq!(
+        trail[1],
+        (
+            429,
+            Some("connection_change_too_soon".to_owned()),
+            json!({"mqtt_port":443,"mqtt_alpn":true})
+        )
+    );
+
+    // An hour later it is allowed. A change the shadow then refuses (a stale If-Match) does
+    // not use up the hour: the next one goes through at once.
+    api.age_connection_change(hour).await;
+    let (status, body) = api
+        .put(r#"{"mqtt_port":443,"mqtt_alpn":true}"#, Some("\"1\""))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = api.put(r#"{"mqtt_port":443,"mqtt_alpn":true}"#, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(api.connection_changed_at().await.unwrap() >= changed);
+    let (status, body) = api.put(r#"{"keep_alive_secs":900}"#, None).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["field"], "keep_alive_secs");
 }

@@ -131,7 +131,12 @@ fn functions_get_only_the_table_actions_their_code_uses() {
     let expect: &[(&str, &[&str])] = &[
         (
             "RequestApiRole/",
-            &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ],
         ),
         (
             "UploadCompletedRole/",
@@ -307,4 +312,43 @@ fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("anpr-infra-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
+}
+
+#[test]
+fn the_request_api_may_update_only_the_connection_change_time_of_camera_items() {
+    let t = load_template(&template_path()).expect("template");
+    let role = resource(&t, "RequestApiRole").expect("request-api role");
+    let stmts = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("statements");
+    let updates: Vec<&Value> = stmts
+        .iter()
+        .filter(|s| s.to_string().contains("dynamodb:UpdateItem"))
+        .collect();
+    assert_eq!(updates.len(), 1, "one statement grants UpdateItem");
+    let s = updates[0];
+    assert_eq!(s["Action"], "dynamodb:UpdateItem", "and nothing else");
+    let c = &s["Condition"];
+    let mut attrs: Vec<&str> = c["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+        .as_array()
+        .expect("attribute list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    attrs.sort_unstable();
+    assert_eq!(
+        attrs,
+        ["PK", "SK", anpr_aws::dynamo::CONNECTION_CHANGED_AT],
+        "the code's attribute, nothing else"
+    );
+    assert_eq!(
+        c["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        serde_json::json!(["CAM#*"])
+    );
+    assert!(
+        !c["StringEqualsIfExists"]["dynamodb:ReturnValues"]
+            .to_string()
+            .contains("ALL_"),
+        "no other attribute is returned"
+    );
 }

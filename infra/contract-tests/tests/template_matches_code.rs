@@ -785,6 +785,7 @@ const ENV_CONSTS: &[(&str, &str)] = &[
     ("ENV_RETENTION", config::ENV_RETENTION),
     ("ENV_READ_RETENTION", config::ENV_READ_RETENTION),
     ("ENV_URL_VALIDITY", config::ENV_URL_VALIDITY),
+    ("ENV_AUDIT_RETENTION", config::ENV_AUDIT_RETENTION),
 ];
 
 /// The function's crate directory under `functions/`, from its `Binary` build property.

@@ -16,7 +16,7 @@ use anpr_core::audit::{AuditLog, AuditRecord, MemoryAuditLog};
 use anpr_core::memory::MemoryRequestStore;
 use anpr_core::model::{Camera, FileRequestRecord, Page};
 use anpr_core::plates::{MemoryPlateReadStore, PlateReadStore, PutOutcome, StoredRead, TimeRange};
-use anpr_core::ports::{CameraRegistry, Created, IdempotencyKey, RequestStore};
+use anpr_core::ports::{CameraRegistry, ConnectionClaim, Created, IdempotencyKey, RequestStore};
 use anpr_core::shadow::{Shadow, Updated};
 use anpr_protocol::shadow::Rejected;
 use anpr_protocol::{CameraId, RequestId};
@@ -82,6 +82,9 @@ struct Inner {
     audit: MemoryAuditLog,
     cameras: std::sync::Mutex<BTreeMap<String, Camera>>,
     shadows: std::sync::Mutex<BTreeMap<String, Shadow>>,
+    /// Camera → when its connection settings last changed (kept in memory: a restart of
+    /// the local stack forgets them).
+    connection_changes: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// The local database; cheap to clone. Implements [`RequestStore`], [`CameraRegistry`] and
@@ -126,6 +129,7 @@ impl LocalDb {
                 audit: MemoryAuditLog::default(),
                 cameras: std::sync::Mutex::new(BTreeMap::new()),
                 shadows: std::sync::Mutex::new(BTreeMap::new()),
+                connection_changes: std::sync::Mutex::default(),
             }),
         };
         let data = std::fs::read(path).map_err(err)?;
@@ -353,6 +357,10 @@ impl RequestStore for LocalDb {
             .list_by_camera(camera, limit, cursor)
             .await
     }
+
+    async fn find_key(&self, scoped_key: &str) -> Result<Option<(RequestId, String)>, StoreError> {
+        self.inner.requests.find_key(scoped_key).await
+    }
 }
 
 impl AuditLog for LocalDb {
@@ -378,6 +386,30 @@ impl AuditLog for LocalDb {
 }
 
 impl CameraRegistry for LocalDb {
+    async fn claim_connection_change(
+        &self,
+        id: &CameraId,
+        now: u64,
+        min_interval: u64,
+    ) -> Result<ConnectionClaim, StoreError> {
+        Ok(anpr_core::memory::claim_in(
+            &self.inner.connection_changes,
+            id,
+            now,
+            min_interval,
+        ))
+    }
+
+    async fn release_connection_change(
+        &self,
+        id: &CameraId,
+        now: u64,
+        previous: Option<u64>,
+    ) -> Result<(), StoreError> {
+        anpr_core::memory::release_in(&self.inner.connection_changes, id, now, previous);
+        Ok(())
+    }
+
     async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
         Ok(self
             .inner

@@ -232,6 +232,41 @@ async fn a_desired_setting_reaches_the_simulated_camera_through_its_shadow_and_i
         .await
         .expect("JSON");
     assert!(bad.to_string().contains("keep_alive_secs"), "{bad}");
+
+    // Connection settings change at most once an hour: the second change is refused, naming
+    // the setting, and the refusal is in the organisation's audit trail.
+    let first = http
+        .put(&url)
+        .json(&json!({"keep_alive_secs": 600}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(first.status(), 200);
+    let again = http
+        .put(&url)
+        .json(&json!({"keep_alive_secs": 900}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(again.status(), 429);
+    let again: Value = again.json().await.expect("JSON");
+    assert_eq!(
+        again["error"]["code"], "connection_change_too_soon",
+        "{again}"
+    );
+    assert_eq!(again["error"]["field"], "keep_alive_secs", "{again}");
+    let view: Value = get_json(&http, &url).await;
+    assert_eq!(
+        view["desired"]["keep_alive_secs"], 600,
+        "not written: {view}"
+    );
+    let trail: Value = get_json(&http, &format!("{}/audit", stack.api_url)).await;
+    assert_eq!(trail["items"][0]["status"], 429, "{trail}");
+    assert_eq!(
+        trail["items"][0]["asked"],
+        json!({"keep_alive_secs": 900}),
+        "{trail}"
+    );
     stack.stop().await;
 }
 
