@@ -344,6 +344,13 @@ impl PlateReadStore for DynamoPlateReadStore {
             Some(sk) if *sk < range.high_key() => sk.clone(),
             _ => range.high_key(),
         };
+        if hi < lo {
+            // A cursor from below the range (the range changed between pages): nothing left.
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let limit = limit.max(1);
         let per_shard = i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX);
         let mut queries = tokio::task::JoinSet::new();
