@@ -537,11 +537,13 @@ mod tests {
         }
     }
 
+    /// A batch of reads at one time: the same id in two messages is the same read.
     fn reads(ids: &[&str]) -> String {
-        let now = now_ms();
+        static T: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let t = *T.get_or_init(|| now_ms() - 1000);
         let r: Vec<String> = ids
             .iter()
-            .map(|id| format!(r#"{{"id":"{id}","t":{now},"p":"AB12","c":90}}"#))
+            .map(|id| format!(r#"{{"id":"{id}","t":{t},"p":"AB12","c":90}}"#))
             .collect();
         format!(r#"{{"v":1,"r":[{}]}}"#, r.join(","))
     }
