@@ -1,11 +1,25 @@
 //! DynamoDB adapter of [`PlateReadStore`]: reads written with `BatchWriteItem` (25 per call,
 //! unprocessed items retried with back-off and never dropped silently) and queried by key only.
 //!
-//! Items (keys from `anpr_core`'s crate docs): `PK=READS#{camera}`, `SK={t_ms:013}#{read}`,
-//! `GSI1PK=PLATE#{org}#{plate}`, `GSI1SK={t_ms:013}#{camera}#{read}` (no index keys for a
-//! read of a camera without organisation: the index is sparse), the table's TTL attribute
-//! ([`TTL_ATTR`]) set to the read's `expires_at`, and the read's fields. The key is derived
-//! from the read, so writing a read twice leaves one item.
+//! Items (keys from `anpr_core`'s crate docs): `PK=READS#{camera}#{shard}`,
+//! `SK={t_ms:013}#{read}`, `GSI1PK=PLATE#{org}#{plate}`, `GSI1SK={t_ms:013}#{camera}#{read}`
+//! (no index keys for a read of a camera without organisation: the index is sparse), the
+//! table's TTL attribute ([`TTL_ATTR`]) set to the read's `expires_at`, and the read's fields.
+//! The key is derived from the read, so writing a read twice leaves one item.
+//!
+//! # Shards
+//! A camera's reads are spread over [`READ_SHARDS`] partition keys (`{shard}` is one hex digit,
+//! [`read_shard`] of the sort key), so a camera draining a backlog writes to 16 partitions,
+//! not one: each stays under DynamoDB's 1,000 write units/s per partition while the camera's
+//! drain runs at up to 16 times that (the arithmetic is in `docs/capacity.md`). The reads of a
+//! camera are read back with one query per shard, merged newest first; the cursor is the sort
+//! key of the last read returned.
+//!
+//! # Pacing
+//! A store makes at most one `BatchWriteItem` call per [`DEFAULT_MIN_CALL_INTERVAL`] (25 items
+//! per 25 ms: 1,000 reads/s per Lambda execution environment, which handles one invocation at
+//! a time), so the queue's capped consumer concurrency bounds the write rate of the whole fleet
+//! and of any one camera.
 
 use crate::dynamo::{decode_cursor, encode_cursor};
 use crate::errors::store_backend as backend;
@@ -25,6 +39,12 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Items per `BatchWriteItem` call (the DynamoDB maximum).
 pub const BATCH_WRITE_MAX: usize = 25;
+
+/// Partition keys a camera's reads are spread over.
+pub const READ_SHARDS: u32 = 16;
+
+/// Least time between two `BatchWriteItem` calls of one store (see "Pacing" above).
+pub const DEFAULT_MIN_CALL_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Retry schedule for unprocessed items: attempts after the first call and the first delay
 /// (doubled each time, capped at [`RetryPolicy::max_delay`]).
@@ -72,9 +92,30 @@ struct ReadItem {
     read: StoredRead,
 }
 
-/// Partition key of a camera's reads.
+/// Prefix of a camera's reads' partition keys (`READS#{camera}`, the shard follows).
 pub fn camera_reads_pk(camera: &CameraId) -> String {
     format!("READS#{camera}")
+}
+
+/// The shard (`0..READ_SHARDS`) of a read with camera sort key `sk`: FNV-1a of the key, so
+/// the same read always lands in the same shard (a re-delivered read overwrites itself).
+pub fn read_shard(sk: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in sk.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % READ_SHARDS
+}
+
+/// Partition key of one shard of a camera's reads: `READS#{camera}#{shard:x}`.
+pub fn camera_shard_pk(camera: &CameraId, shard: u32) -> String {
+    format!("READS#{camera}#{shard:x}")
+}
+
+/// Partition key of a read (its camera's shard).
+pub fn read_pk(r: &StoredRead) -> String {
+    camera_shard_pk(&r.camera_id, read_shard(&r.camera_sort_key()))
 }
 
 /// GSI1 partition key of a plate's sightings in one organisation.
@@ -85,7 +126,7 @@ pub fn plate_pk(org: &OrgId, plate: &str) -> String {
 /// The item of a read, with its keys.
 pub fn to_item(r: &StoredRead) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(ReadItem {
-        pk: camera_reads_pk(&r.camera_id),
+        pk: read_pk(r),
         sk: r.camera_sort_key(),
         gsi1pk: r.org.as_ref().map(|o| plate_pk(o, &r.plate)),
         gsi1sk: r.org.as_ref().map(|_| r.plate_sort_key()),
@@ -113,6 +154,8 @@ pub struct DynamoPlateReadStore {
     table: String,
     retry: RetryPolicy,
     calls: Arc<AtomicU64>,
+    min_call_interval: Duration,
+    next_call: Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl DynamoPlateReadStore {
@@ -123,7 +166,27 @@ impl DynamoPlateReadStore {
             table: table.into(),
             retry: RetryPolicy::default(),
             calls: Arc::new(AtomicU64::new(0)),
+            min_call_interval: DEFAULT_MIN_CALL_INTERVAL,
+            next_call: Arc::default(),
         }
+    }
+
+    /// Replaces the least time between two `BatchWriteItem` calls (zero: no pacing).
+    pub fn with_min_call_interval(mut self, interval: Duration) -> Self {
+        self.min_call_interval = interval;
+        self
+    }
+
+    /// Waits for this store's next `BatchWriteItem` slot.
+    async fn paced(&self) {
+        if self.min_call_interval.is_zero() {
+            return;
+        }
+        let mut next = self.next_call.lock().await;
+        if let Some(at) = *next {
+            tokio::time::sleep_until(at).await;
+        }
+        *next = Some(tokio::time::Instant::now() + self.min_call_interval);
     }
 
     /// Replaces the retry schedule of unprocessed items.
@@ -143,6 +206,7 @@ impl DynamoPlateReadStore {
         let mut delay = self.retry.first_delay;
         let mut retries = 0u32;
         loop {
+            self.paced().await;
             calls += 1;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let out = self
@@ -261,15 +325,92 @@ impl PlateReadStore for DynamoPlateReadStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<StoredRead>, StoreError> {
-        self.query_page(
-            None,
-            (PK, camera_reads_pk(camera)),
-            SK,
-            range,
-            limit,
-            cursor,
-        )
-        .await
+        // The cursor is the sort key of the last read returned; the next page is what sorts
+        // below it, in every shard: each shard is queried up to it (inclusive, so the range
+        // stays a BETWEEN) for one more than a page, the read at the cursor itself dropped.
+        let base = camera_reads_pk(camera);
+        let after = match cursor {
+            None => None,
+            Some(c) => {
+                let key = decode_cursor(c, &[PK, SK], &[(PK, &base)])?;
+                match key.get(SK).and_then(|v| v.as_s().ok()) {
+                    Some(sk) => Some(sk.clone()),
+                    None => return Err(StoreError::BadCursor),
+                }
+            }
+        };
+        let lo = range.low_key();
+        let hi = match &after {
+            Some(sk) if *sk < range.high_key() => sk.clone(),
+            _ => range.high_key(),
+        };
+        if hi < lo {
+            // A cursor from below the range (the range changed between pages): nothing left.
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let limit = limit.max(1);
+        let per_shard = i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX);
+        let mut queries = tokio::task::JoinSet::new();
+        for shard in 0..READ_SHARDS {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(camera_shard_pk(camera, shard)),
+                )
+                .expression_attribute_values(":lo", AttributeValue::S(lo.clone()))
+                .expression_attribute_values(":hi", AttributeValue::S(hi.clone()))
+                .scan_index_forward(false)
+                .limit(per_shard);
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            queries.spawn(query.send());
+        }
+        let mut reads = Vec::new();
+        let mut more = false;
+        while let Some(done) = queries.join_next().await {
+            let out = done
+                .map_err(|e| StoreError::Backend {
+                    retryable: true,
+                    source: Box::new(e),
+                })?
+                .map_err(backend)?;
+            more |= out.last_evaluated_key.is_some();
+            for item in out.items.unwrap_or_default() {
+                let read = from_item(item)?;
+                let sk = read.camera_sort_key();
+                if after.as_ref() != Some(&sk) {
+                    reads.push((sk, read));
+                }
+            }
+        }
+        reads.sort_by(|a, b| b.0.cmp(&a.0));
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        more |= reads.len() > limit;
+        reads.truncate(limit);
+        let next_cursor = match reads.last() {
+            Some((sk, _)) if more => {
+                let key: Item = [
+                    (PK.to_owned(), AttributeValue::S(base)),
+                    (SK.to_owned(), AttributeValue::S(sk.clone())),
+                ]
+                .into_iter()
+                .collect();
+                encode_cursor(&key)
+            }
+            _ => None,
+        };
+        Ok(Page {
+            items: reads.into_iter().map(|(_, r)| r).collect(),
+            next_cursor,
+        })
     }
 
     async fn reads_by_plate(
@@ -289,5 +430,29 @@ impl PlateReadStore for DynamoPlateReadStore {
             cursor,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_of_a_read_is_fixed_by_its_key_and_spreads_a_backlog_evenly() {
+        // FNV-1a 32-bit of "a" is 0xe40c292c: the shard is its low hex digit.
+        assert_eq!(read_shard("a"), 0xe40c_292c % READ_SHARDS);
+        assert_eq!(
+            read_shard("1764086400123#r1"),
+            read_shard("1764086400123#r1")
+        );
+        // A backlog of 1,600 reads, 4 per second: every shard gets 100 ± 35.
+        let mut per = [0u32; READ_SHARDS as usize];
+        for i in 0..1600u64 {
+            let sk = format!("{:013}#r{i}", 1_764_086_400_000 + i / 4 * 1000);
+            per[read_shard(&sk) as usize] += 1;
+        }
+        assert!(per.iter().all(|n| (65..=135).contains(n)), "{per:?}");
+        let cam = CameraId::parse("cam-1").unwrap();
+        assert_eq!(camera_shard_pk(&cam, 10), "READS#cam-1#a");
     }
 }

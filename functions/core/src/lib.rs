@@ -11,7 +11,7 @@
 //! | file request | `REQ#{request}` | `REQ` | `CAMREQ#{camera}` | `{request}` (ULID: time order) |
 //! | idempotency key | `IDEM#{caller}#{key}` | `IDEM` | – | – |
 //! | audit record | `AUDIT#{org}` | `{at_ms:013}#{ulid}` | – | – |
-//! | plate read | `READS#{camera}` | `{t_ms:013}#{read}` | `PLATE#{org}#{plate}` | `{t_ms:013}#{camera}#{read}` |
+//! | plate read | `READS#{camera}#{shard}` | `{t_ms:013}#{read}` | `PLATE#{org}#{plate}` | `{t_ms:013}#{camera}#{read}` |
 //!
 //! - request by id: `GetItem(REQ#id, REQ)`;
 //! - requests of a camera, newest first: `Query GSI1 GSI1PK=CAMREQ#cam, ScanIndexForward=false`;
@@ -19,7 +19,9 @@
 //!   `Select=COUNT`, filtered on the open-requests index key and `expires_at`, paged to the end;
 //! - the time of a camera's last connection change (`connection_changed_at` on its registry
 //!   item): claimed by a conditional `UpdateItem(CAM#cam, CAM)`;
-//! - plate reads of a camera by time: `Query PK=READS#cam, SK BETWEEN from AND to`;
+//! - plate reads of a camera by time: `Query PK=READS#cam#{shard}, SK BETWEEN from AND to` for
+//!   each of the 16 shards (`{shard}` one hex digit, a hash of the sort key: one camera's
+//!   backlog drain spreads over 16 partitions), merged newest first;
 //! - sightings of one plate across one organisation's cameras, newest first:
 //!   `Query GSI1 GSI1PK=PLATE#{org}#p, SK range`. The organisation is part of the partition
 //!   key, so a query cannot reach another organisation's reads; reads of a camera without an

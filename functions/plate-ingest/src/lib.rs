@@ -1,5 +1,8 @@
-//! plate-ingest: the Lambda behind the IoT rule that receives cameras' plate read batches
-//! through AWS IoT Basic Ingest, validates them and stores them with `BatchWriteItem`.
+//! plate-ingest: the Lambda that stores cameras' plate read batches. The IoT rule receives
+//! them through AWS IoT Basic Ingest and sends each as one message to an SQS queue (the
+//! buffer: a fleet-wide burst waits there instead of being dropped); plate-ingest consumes the
+//! queue in batches at a capped concurrency ([`handle_sqs`]), validates each message and stores
+//! its reads with `BatchWriteItem`.
 //!
 //! # The event
 //! The rule (`anpr_plate_reads`, see `docs/plate-reads.md`) is
@@ -20,14 +23,22 @@
 //! {"camera_id":"123456","topic":"123456/plates","payload":"eyJ2IjoxLCJyIjpbXX0="}
 //! ```
 //!
+//! The rule's SQS action sends that JSON as the message body, so an SQS message's body is
+//! this event ([`handle_sqs`] hands each body to [`handle`]).
+//!
 //! # Outcomes
 //! - A batch whose envelope is wrong (event shape, camera id, base64, size, JSON, version) is
-//!   refused as a whole: logged, reported, not retried (a retry cannot fix it).
+//!   refused as a whole: logged, reported, not retried (a retry cannot fix it): its message is
+//!   deleted from the queue.
 //! - Otherwise each read is checked ([`anpr_core::plates::prepare`]); valid ones are stored,
 //!   the others reported with their index and reason.
-//! - A storage failure is returned as an error: Lambda retries the asynchronous invocation and
-//!   then sends it to the function's on-failure destination. Writes are idempotent per read,
-//!   so a retried batch stores nothing twice.
+//! - A storage failure fails that message only: it is listed in the answer's
+//!   `batchItemFailures` (the event source mapping has `ReportBatchItemFailures`), so SQS
+//!   delivers it again after its visibility timeout, and after `maxReceiveCount` deliveries
+//!   moves it to the dead-letter queue (alarmed; `anpr-stack replay-plate-reads` moves it
+//!   back). Writes are idempotent per read, so a redelivered message stores nothing twice.
+//! - Messages not started when the invocation nears its deadline are reported as failures
+//!   too: they go back to the queue untouched instead of being cut off by the timeout.
 
 use anpr_core::StoreError;
 use anpr_core::plates::{IngestPolicy, PlateReadStore, Prepared, RejectedRead, prepare};
@@ -277,6 +288,93 @@ pub async fn handle<S: PlateReadStore, C: CameraRegistry>(
     })
 }
 
+/// An SQS event as Lambda's event source mapping delivers it (the fields plate-ingest reads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqsEvent {
+    /// The messages of the batch.
+    #[serde(rename = "Records")]
+    pub records: Vec<SqsMessage>,
+}
+
+/// One SQS message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqsMessage {
+    /// The id SQS gave the message (what a batch item failure names).
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// The message body: the rule's event ([`RuleEvent`]) as JSON.
+    pub body: String,
+}
+
+/// The answer to an SQS batch: the messages to deliver again (`ReportBatchItemFailures`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Messages that were not handled; SQS deletes every other message of the batch.
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+/// One message to deliver again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemFailure {
+    /// The message's `messageId`.
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// Time kept in reserve at the end of an invocation: a message is not started later than this
+/// before the deadline (one message of 1,139 reads takes ~1.2 s at the store's pacing; the
+/// rest is room for the back-off of a throttled write).
+pub const DEADLINE_RESERVE_MS: u64 = 4_000;
+
+/// Handles one SQS batch: each message's body is a rule event, handled by [`handle`] in turn.
+/// Messages whose reads could not all be stored, and messages not started because the
+/// invocation's deadline (`deadline_ms`, Unix ms) is within [`DEADLINE_RESERVE_MS`], are
+/// returned as batch item failures; refused messages (malformed body or envelope) are logged
+/// and not returned (a redelivery cannot fix them). Also returns each message's report.
+pub async fn handle_sqs<S: PlateReadStore, C: CameraRegistry>(
+    store: &S,
+    cameras: &C,
+    policy: &IngestPolicy,
+    event: &SqsEvent,
+    deadline_ms: u64,
+) -> (BatchResponse, Vec<IngestReport>) {
+    let mut response = BatchResponse::default();
+    let mut reports = Vec::with_capacity(event.records.len());
+    for message in &event.records {
+        let fail = |response: &mut BatchResponse| {
+            response.batch_item_failures.push(ItemFailure {
+                item_identifier: message.message_id.clone(),
+            })
+        };
+        let now = now_ms();
+        if now.saturating_add(DEADLINE_RESERVE_MS) > deadline_ms {
+            tracing::warn!(message = %message.message_id, "too close to the deadline: returned to the queue");
+            fail(&mut response);
+            continue;
+        }
+        let body = match serde_json::from_str::<serde_json::Value>(&message.body) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::warn!(message = %message.message_id, reason = %e, "plate read message is not JSON: dropped");
+                reports.push(IngestReport {
+                    refused: Some(format!("message body is not JSON: {e}")),
+                    ..IngestReport::default()
+                });
+                continue;
+            }
+        };
+        match handle(store, cameras, policy, &body, now).await {
+            Ok(report) => reports.push(report),
+            Err(err) => {
+                tracing::error!(message = %message.message_id, error = ?err, "plate reads not stored; the message goes back to the queue");
+                fail(&mut response);
+            }
+        }
+    }
+    (response, reports)
+}
+
 /// The cloud clock in Unix milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -383,5 +481,172 @@ mod tests {
             assert_eq!(report.stored, 0);
         }
         assert!(store.is_empty());
+    }
+
+    /// A store whose writes number `fail` (0-based) fail retryably; the others go to memory.
+    #[derive(Default)]
+    struct Flaky {
+        inner: MemoryPlateReadStore,
+        fail: Vec<u32>,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    impl PlateReadStore for Flaky {
+        async fn put_reads(
+            &self,
+            reads: &[anpr_core::plates::StoredRead],
+        ) -> Result<anpr_core::plates::PutOutcome, StoreError> {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fail.contains(&n) {
+                return Err(StoreError::Backend {
+                    retryable: true,
+                    source: "throttled".into(),
+                });
+            }
+            self.inner.put_reads(reads).await
+        }
+        async fn reads_by_camera(
+            &self,
+            camera: &CameraId,
+            range: anpr_core::plates::TimeRange,
+            limit: u32,
+            cursor: Option<&str>,
+        ) -> Result<anpr_core::model::Page<anpr_core::plates::StoredRead>, StoreError> {
+            self.inner
+                .reads_by_camera(camera, range, limit, cursor)
+                .await
+        }
+        async fn reads_by_plate(
+            &self,
+            org: &anpr_core::OrgId,
+            plate: &str,
+            range: anpr_core::plates::TimeRange,
+            limit: u32,
+            cursor: Option<&str>,
+        ) -> Result<anpr_core::model::Page<anpr_core::plates::StoredRead>, StoreError> {
+            self.inner
+                .reads_by_plate(org, plate, range, limit, cursor)
+                .await
+        }
+    }
+
+    fn message(id: &str, body: String) -> SqsMessage {
+        SqsMessage {
+            message_id: id.into(),
+            body,
+        }
+    }
+
+    /// A batch of reads at one time: the same id in two messages is the same read.
+    fn reads(ids: &[&str]) -> String {
+        static T: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let t = *T.get_or_init(|| now_ms() - 1000);
+        let r: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"id":"{id}","t":{t},"p":"AB12","c":90}}"#))
+            .collect();
+        format!(r#"{{"v":1,"r":[{}]}}"#, r.join(","))
+    }
+
+    #[tokio::test]
+    async fn a_message_not_stored_is_reported_for_redelivery_and_a_malformed_one_is_dropped() {
+        // The second write (m2's) fails.
+        let store = Flaky {
+            fail: vec![1],
+            ..Flaky::default()
+        };
+        let batch = SqsEvent {
+            records: vec![
+                message("m1", event("cam1", &reads(&["a1", "a2"])).to_string()),
+                message("m2", event("cam1", &reads(&["b1"])).to_string()),
+                message("m3", "not json {".into()),
+                message("m4", event("cam1", "not a batch").to_string()),
+                message("m5", event("cam1", &reads(&["a2", "c1"])).to_string()),
+            ],
+        };
+        let far = now_ms() + 60_000;
+        let policy = IngestPolicy::default();
+        let (first, reports) = handle_sqs(&store, &cams(), &policy, &batch, far).await;
+        assert_eq!(
+            first.batch_item_failures,
+            [ItemFailure {
+                item_identifier: "m2".into()
+            }],
+            "only m2 goes back to the queue: the malformed m3 and m4 are dropped"
+        );
+        let refused = reports.iter().filter(|r| r.refused.is_some()).count();
+        assert_eq!((reports.len(), refused), (4, 2), "{reports:?}");
+        let ids = |s: &Flaky| {
+            let mut ids: Vec<_> = s
+                .inner
+                .all()
+                .into_iter()
+                .map(|r| r.read_id.to_string())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&store), ["a1", "a2", "c1"]);
+        // SQS delivers m2 again (and m1, as if its deletion had been lost): each read once.
+        let again = SqsEvent {
+            records: vec![batch.records[1].clone(), batch.records[0].clone()],
+        };
+        let (ok, _) = handle_sqs(&store, &cams(), &policy, &again, far).await;
+        assert!(ok.batch_item_failures.is_empty());
+        assert_eq!(ids(&store), ["a1", "a2", "b1", "c1"]);
+    }
+
+    #[tokio::test]
+    async fn messages_not_started_before_the_deadline_go_back_to_the_queue_untouched() {
+        let store = MemoryPlateReadStore::default();
+        let batch = SqsEvent {
+            records: vec![
+                message("m1", event("cam1", &reads(&["a1"])).to_string()),
+                message("m2", event("cam1", &reads(&["b1"])).to_string()),
+            ],
+        };
+        let (r, reports) = handle_sqs(
+            &store,
+            &cams(),
+            &IngestPolicy::default(),
+            &batch,
+            now_ms() + DEADLINE_RESERVE_MS / 2,
+        )
+        .await;
+        let ids: Vec<_> = r
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(ids, ["m1", "m2"]);
+        assert!(reports.is_empty());
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn the_answer_is_the_shape_lambda_reads_and_the_event_the_shape_it_sends() {
+        let response = BatchResponse {
+            batch_item_failures: vec![ItemFailure {
+                item_identifier: "id-1".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&response).unwrap(),
+            json!({"batchItemFailures": [{"itemIdentifier": "id-1"}]})
+        );
+        // An SQS event as Lambda delivers it (fields plate-ingest does not read are ignored).
+        let ev: SqsEvent = serde_json::from_value(json!({"Records": [{
+            "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+            "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+            "body": "{\"camera_id\":\"cam1\"}",
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-2:123456789012:my-queue",
+            "awsRegion": "us-east-2"
+        }]}))
+        .unwrap();
+        assert_eq!(ev.records[0].body, r#"{"camera_id":"cam1"}"#);
     }
 }

@@ -1,9 +1,9 @@
 //! Lambda entry point of plate-ingest: read config, build the DynamoDB client once, handle
-//! IoT rule events.
+//! the SQS batches of the plate-reads queue (partial-batch failures reported).
 
 use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use plate_ingest::IngestConfig;
+use plate_ingest::{IngestConfig, SqsEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -14,13 +14,17 @@ async fn main() -> Result<(), Error> {
     let store = DynamoPlateReadStore::new(dynamo.clone(), &config.table);
     let cameras = DynamoCameraRegistry::new(dynamo, &config.table);
     let (store, cameras, policy) = (&store, &cameras, &config.policy);
-    lambda_runtime::run(service_fn(move |e: LambdaEvent<serde_json::Value>| async move {
-        plate_ingest::handle(store, cameras, policy, &e.payload, plate_ingest::now_ms())
-            .await
-            .map_err(|err| {
-                tracing::error!(error = ?err, "plate reads not stored; the invocation will be retried");
-                Error::from(err)
-            })
+    lambda_runtime::run(service_fn(move |e: LambdaEvent<SqsEvent>| async move {
+        let (response, reports) =
+            plate_ingest::handle_sqs(store, cameras, policy, &e.payload, e.context.deadline).await;
+        let stored: usize = reports.iter().map(|r| r.stored).sum();
+        tracing::info!(
+            messages = e.payload.records.len(),
+            stored,
+            returned = response.batch_item_failures.len(),
+            "plate read batch handled"
+        );
+        Ok::<_, Error>(response)
     }))
     .await
 }

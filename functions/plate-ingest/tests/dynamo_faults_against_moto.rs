@@ -355,3 +355,83 @@ async fn throttled_calls_are_retried_by_the_sdk_and_a_throttled_invocation_fails
     assert_eq!(report.stored, 60);
     assert_eq!(env.items().await, 60);
 }
+
+/// The body of queue message `k` of a burst: `n` reads of camera `cam-burst`, ids `m{k}r{i}`.
+fn burst_message(k: usize, n: u64) -> String {
+    let camera = CameraId::parse("cam-burst").unwrap();
+    let now = now_ms();
+    let reads = (0..n)
+        .map(|i| PlateRead {
+            id: ReadId::parse(&format!("m{k}r{i}")).unwrap(),
+            t: now - 600_000 + k as u64 * 1000 + i,
+            p: format!("BU{i:04}"),
+            c: 90,
+            img: None,
+            bb: None,
+        })
+        .collect();
+    serde_json::to_string(&RuleEvent::new(
+        &camera,
+        &encode(&PlateReadBatch { r: reads }).unwrap(),
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_through_the_queue_survives_a_throttling_store_each_read_stored_once() {
+    use anpr_test_support::{plates, queue};
+    use plate_ingest::{SqsEvent, SqsMessage, handle_sqs};
+    let env = env().await;
+    let store = env.store(quick());
+    let q = queue::fresh(10).await;
+    // A camera's backlog: 10 messages of 30 reads in the queue.
+    let bodies: Vec<String> = (0..10).map(|k| burst_message(k, 30)).collect();
+    q.send(&q.queue, &bodies).await;
+    // DynamoDB throttles for a while: calls refused (some beyond the SDK's three attempts)
+    // and items left unprocessed (some beyond the store's retries).
+    env.faults.throttle.store(8, Ordering::SeqCst);
+    env.faults.hold_half.store(12, Ordering::SeqCst);
+    let registry = anpr_core::memory::MemoryCameraRegistry::default();
+    let policy = IngestPolicy::default();
+    let consumed = q
+        .consume(|batch| {
+            let (store, registry, policy) = (&store, &registry, &policy);
+            async move {
+                let event = SqsEvent {
+                    records: batch
+                        .into_iter()
+                        .map(|(message_id, body)| SqsMessage { message_id, body })
+                        .collect(),
+                };
+                let (r, _) = handle_sqs(store, registry, policy, &event, now_ms() + 60_000).await;
+                r.batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect()
+            }
+        })
+        .await;
+    println!("measured: {consumed:?}");
+    assert!(
+        consumed.reported > 0,
+        "some messages failed and were reported for redelivery: {consumed:?}"
+    );
+    assert_eq!(consumed.deleted, 10, "each message handled once in the end");
+    assert_eq!(consumed.deliveries, 10 + consumed.reported);
+    assert!(
+        env.faults.held.load(Ordering::SeqCst) > 0,
+        "faults injected"
+    );
+    assert_eq!(q.depth(&q.queue).await, 0);
+    assert_eq!(q.depth(&q.dead_letters).await, 0, "nothing gave up");
+    // Every read once: 300 items, and the camera's query returns each id once.
+    assert_eq!(env.items().await, 300);
+    let plain = DynamoPlateReadStore::new(moto::clients().dynamo, &env.table);
+    let mut got = plates::stored_ids(&plain, &CameraId::parse("cam-burst").unwrap()).await;
+    got.sort();
+    let mut want: Vec<String> = (0..10)
+        .flat_map(|k| (0..30).map(move |i| format!("m{k}r{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}

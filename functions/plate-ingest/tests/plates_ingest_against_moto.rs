@@ -84,7 +84,14 @@ async fn the_fixture_event_of_the_rule_is_stored_with_the_keys_of_the_design() {
     let item = dynamo
         .get_item()
         .table_name(&table)
-        .key("PK", AttributeValue::S("READS#123456".into()))
+        // The camera's shard of this read (one of 16 partition keys per camera).
+        .key(
+            "PK",
+            AttributeValue::S(format!(
+                "READS#123456#{:x}",
+                anpr_aws::plates::read_shard("1764086400123#0kq3h7x2m1")
+            )),
+        )
         .key("SK", AttributeValue::S("1764086400123#0kq3h7x2m1".into()))
         .send()
         .await
@@ -217,10 +224,10 @@ async fn reads_of_a_camera_without_organisation_are_kept_but_not_in_the_plate_in
     .unwrap();
     assert_eq!(report.stored, 1);
     let item = dynamo
-        .query()
+        .scan()
         .table_name(&table)
-        .key_condition_expression("PK = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S("READS#cam-orphan".into()))
+        .filter_expression("begins_with(PK, :pk)")
+        .expression_attribute_values(":pk", AttributeValue::S("READS#cam-orphan#".into()))
         .send()
         .await
         .unwrap()
@@ -229,4 +236,210 @@ async fn reads_of_a_camera_without_organisation_are_kept_but_not_in_the_plate_in
         .remove(0);
     assert!(!item.contains_key("GSI1PK"), "{item:?}");
     assert!(!item.contains_key("org"), "{item:?}");
+}
+
+/// Every item of the table, as `(PK, SK)`.
+async fn keys(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamo
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items.unwrap_or_default() {
+            let s = |k: &str| item[k].as_s().unwrap().clone();
+            out.push((s("PK"), s("SK")));
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cameras_reads_spread_over_its_shards_and_come_back_newest_first_page_by_page() {
+    use anpr_core::StoreError;
+    use anpr_core::plates::{PlateReadStore, TimeRange};
+    let (dynamo, table, store, cameras) = setup().await;
+    let acme = OrgId::parse("acme").unwrap();
+    let zeta = OrgId::parse("zeta").unwrap();
+    let (cam, other, foreign) = (
+        CameraId::parse("cam-shards").unwrap(),
+        CameraId::parse("cam-other").unwrap(),
+        CameraId::parse("cam-zeta").unwrap(),
+    );
+    for (c, org) in [(&cam, &acme), (&other, &acme), (&foreign, &zeta)] {
+        cameras
+            .register(&Camera {
+                camera_id: c.clone(),
+                name: None,
+                registered_at: 1,
+                org: Some(org.clone()),
+            })
+            .await
+            .unwrap();
+    }
+    let now = now_ms();
+    let t0 = now - 1_000_000;
+    // 160 reads of one camera, two sharing each millisecond (the id breaks the tie), every
+    // third of plate AB123; the other cameras see AB123 too.
+    let reads: Vec<_> = (0..160u64)
+        .map(|i| {
+            let plate = if i % 3 == 0 { "AB123" } else { "CD456" };
+            read(&format!("r{i:03}"), t0 + i / 2 * 1000, plate)
+        })
+        .collect();
+    let policy = IngestPolicy::default();
+    for chunk in reads.chunks(80) {
+        let r = handle(&store, &cameras, &policy, &event(&cam, chunk.to_vec()), now)
+            .await
+            .unwrap();
+        assert_eq!(r.stored, 80);
+    }
+    for c in [&other, &foreign] {
+        let ev = event(c, vec![read("x1", t0 + 5000, "AB123")]);
+        handle(&store, &cameras, &policy, &ev, now).await.unwrap();
+    }
+
+    // Spread: the camera's 160 items over all 16 of its partition keys, none holding a
+    // quarter of them.
+    let mut per_pk = std::collections::BTreeMap::<String, usize>::new();
+    for (pk, _) in keys(&dynamo, &table).await {
+        if pk.starts_with("READS#cam-shards#") {
+            *per_pk.entry(pk).or_default() += 1;
+        }
+    }
+    assert_eq!(per_pk.len(), 16, "{per_pk:?}");
+    assert_eq!(per_pk.values().sum::<usize>(), 160);
+    let busiest = per_pk.values().max().copied().unwrap();
+    assert!(busiest < 160 / 4, "{per_pk:?}");
+    println!(
+        "measured: 160 reads of one camera over {} partition keys, at most {busiest} on one",
+        per_pk.len()
+    );
+
+    // Newest first, page by page (17 at a time), each read once, nothing of another camera.
+    let mut want: Vec<_> = reads
+        .iter()
+        .map(|r| (format!("{:013}#{}", r.t, r.id), r.id.to_string()))
+        .collect();
+    want.sort();
+    want.reverse();
+    let page_through = |range: TimeRange, limit: u32| {
+        let store = store.clone();
+        let cam = cam.clone();
+        async move {
+            let mut got = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = store
+                    .reads_by_camera(&cam, range, limit, cursor.as_deref())
+                    .await
+                    .unwrap();
+                assert!(page.items.len() <= limit as usize);
+                got.extend(page.items.into_iter().map(|r| {
+                    assert_eq!(r.camera_id, cam);
+                    r.read_id.to_string()
+                }));
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    return got;
+                }
+            }
+        }
+    };
+    let all = page_through(TimeRange::ALL, 17).await;
+    assert_eq!(all, want.iter().map(|w| w.1.clone()).collect::<Vec<_>>());
+    // One page holding everything has no cursor.
+    let whole = store
+        .reads_by_camera(&cam, TimeRange::ALL, 500, None)
+        .await
+        .unwrap();
+    assert_eq!(whole.items.len(), 160);
+    assert!(whole.next_cursor.is_none());
+
+    // A time range: the reads of t0+10 s ..= t0+20 s (22 reads), pages of 5.
+    let range = TimeRange {
+        from_ms: t0 + 10_000,
+        to_ms: t0 + 20_000,
+    };
+    let inside: Vec<_> = reads
+        .iter()
+        .filter(|r| (range.from_ms..=range.to_ms).contains(&r.t))
+        .collect();
+    assert_eq!(inside.len(), 22);
+    let mut in_want: Vec<_> = inside
+        .iter()
+        .map(|r| (format!("{:013}#{}", r.t, r.id), r.id.to_string()))
+        .collect();
+    in_want.sort();
+    in_want.reverse();
+    assert_eq!(
+        page_through(range, 5).await,
+        in_want.into_iter().map(|w| w.1).collect::<Vec<_>>()
+    );
+
+    // Another camera's cursor does not open this camera's reads.
+    let theirs = store
+        .reads_by_camera(&other, TimeRange::ALL, 1, None)
+        .await
+        .unwrap();
+    assert!(theirs.next_cursor.is_none(), "one read: no next page");
+    let first = store
+        .reads_by_camera(&cam, TimeRange::ALL, 3, None)
+        .await
+        .unwrap();
+    let cursor = first.next_cursor.expect("more pages");
+    assert!(matches!(
+        store
+            .reads_by_camera(&other, TimeRange::ALL, 3, Some(&cursor))
+            .await,
+        Err(StoreError::BadCursor)
+    ));
+    // A cursor below a range that changed between pages: an empty last page, not an error,
+    // and no query sent (DynamoDB refuses a BETWEEN whose bounds are reversed; moto does not).
+    let later = TimeRange {
+        from_ms: now,
+        to_ms: TimeRange::ALL.to_ms,
+    };
+    let calls = store.calls();
+    let past = store
+        .reads_by_camera(&cam, later, 3, Some(&cursor))
+        .await
+        .unwrap();
+    assert!(past.items.is_empty() && past.next_cursor.is_none());
+    assert_eq!(store.calls(), calls, "no query with reversed bounds");
+
+    // By plate within the organisation: the 54 AB123 reads of the camera and the other
+    // acme camera's, never zeta's.
+    let mut by_plate = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .reads_by_plate(&acme, "AB123", TimeRange::ALL, 40, cursor.as_deref())
+            .await
+            .unwrap();
+        by_plate.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(by_plate.len(), 55);
+    assert!(
+        by_plate
+            .iter()
+            .all(|r| r.org.as_ref() == Some(&acme) && r.plate == "AB123")
+    );
+    assert_eq!(by_plate.iter().filter(|r| r.camera_id == other).count(), 1);
+    assert!(
+        by_plate
+            .windows(2)
+            .all(|w| w[0].plate_sort_key() >= w[1].plate_sort_key())
+    );
 }

@@ -336,10 +336,10 @@ async fn a_plate_seen_by_both_organisations_is_found_only_by_each_ones_users() {
     // The organisation is in the index's partition key, not a filter after the query.
     let item = w
         .dynamo
-        .query()
+        .scan()
         .table_name(&w.table)
-        .key_condition_expression("PK = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("READS#{}", w.cam)))
+        .filter_expression("begins_with(PK, :pk)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("READS#{}#", w.cam)))
         .send()
         .await
         .unwrap()

@@ -223,15 +223,61 @@ fn the_expiry_schedule_invokes_file_status_with_the_sweep_event_every_minute() {
     }));
 }
 
+/// The logical id a `!GetAtt X.Arn` / `!Ref X` names.
+fn target(v: &Value, intrinsic: &str) -> Option<String> {
+    match &v[intrinsic] {
+        Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_owned),
+        Value::String(s) => Some(s.split('.').next().unwrap_or(s).to_owned()),
+        _ => None,
+    }
+}
+
 #[test]
-fn a_plate_batch_through_the_basic_ingest_rule_is_an_event_plate_ingest_accepts() {
+fn a_plate_batch_through_the_basic_ingest_rule_is_a_queue_message_plate_ingest_accepts() {
     let t = template();
     let r = rule(&t, topics::PLATE_RULE);
-    assert_eq!(function_for_rule(&t, r), "PlateIngestFunction");
     assert!(
         prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(),
         "no error action"
     );
+    // The rule's only action: the plate-reads queue, the rule's JSON as the message body.
+    let actions = prop(r, &["TopicRulePayload", "Actions"])
+        .and_then(Value::as_array)
+        .expect("rule has actions");
+    assert_eq!(actions.len(), 1, "one action: {actions:?}");
+    let sqs = &actions[0]["Sqs"];
+    assert_eq!(
+        target(&sqs["QueueUrl"], "Ref").as_deref(),
+        Some("PlateReadsQueue")
+    );
+    assert_eq!(
+        sqs["UseBase64"],
+        Value::Bool(false),
+        "the body must be the JSON event"
+    );
+    assert_eq!(
+        target(&sqs["RoleArn"], "Fn::GetAtt").as_deref(),
+        Some("PlateReadsRuleRole")
+    );
+    // The queue feeds plate-ingest.
+    let mappings = resources(&t, "AWS::Lambda::EventSourceMapping");
+    let m = mappings
+        .iter()
+        .map(|(_, m)| *m)
+        .find(|m| {
+            prop(m, &["EventSourceArn"])
+                .and_then(|v| target(v, "Fn::GetAtt"))
+                .as_deref()
+                == Some("PlateReadsQueue")
+        })
+        .expect("an event source mapping from the plate-reads queue");
+    assert_eq!(
+        prop(m, &["FunctionName"])
+            .and_then(|v| target(v, "Ref"))
+            .as_deref(),
+        Some("PlateIngestFunction")
+    );
+
     let me = cam("cam-1");
     // The camera publishes to Basic Ingest; the rule sees the topic without its prefix.
     let published = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &me);
@@ -242,14 +288,211 @@ fn a_plate_batch_through_the_basic_ingest_rule_is_an_event_plate_ingest_accepts(
     let event = rule_event(&sql(r), seen, &payload)
         .expect("rule SQL readable")
         .expect("the rule matches the plates topic");
+    // The SQS action sends the rule's JSON as the body; plate-ingest reads the body back.
+    let message = plate_ingest::SqsMessage {
+        message_id: "m1".into(),
+        body: event.to_string(),
+    };
+    let body: Value = serde_json::from_str(&message.body).expect("body is JSON");
     let now_ms = 1_764_086_402_000;
-    let (camera, _) = plate_ingest::prepare_event(&event, now_ms, &Default::default())
-        .expect("plate-ingest accepts the rule's event");
+    let (camera, _) = plate_ingest::prepare_event(&body, now_ms, &Default::default())
+        .expect("plate-ingest accepts the rule's message");
     assert_eq!(camera, me);
     assert!(
         rule_event(&sql(r), &topics::health(&me), b"{}")
             .expect("readable")
             .is_none()
+    );
+}
+
+#[test]
+fn the_plate_reads_queue_buffers_with_capped_consumers_partial_failures_and_an_alarmed_dead_letter_queue()
+ {
+    let t = template();
+    let queue = resource(&t, "PlateReadsQueue").expect("plate-reads queue");
+    let redrive = prop(queue, &["RedrivePolicy"]).expect("redrive policy");
+    assert_eq!(
+        target(&redrive["deadLetterTargetArn"], "Fn::GetAtt").as_deref(),
+        Some("PlateReadsDeadLetterQueue")
+    );
+    let receives = redrive["maxReceiveCount"]
+        .as_u64()
+        .expect("maxReceiveCount");
+    assert!((2..=10).contains(&receives), "maxReceiveCount {receives}");
+    let dlq = resource(&t, "PlateReadsDeadLetterQueue").expect("dead-letter queue");
+    let retention = |q: &Value| {
+        prop(q, &["MessageRetentionPeriod"])
+            .and_then(Value::as_u64)
+            .expect("retention")
+    };
+    assert!(
+        retention(dlq) > retention(queue),
+        "the dead-letter queue keeps messages longer than the queue"
+    );
+
+    let (_, m) = resources(&t, "AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .find(|(_, m)| {
+            prop(m, &["EventSourceArn"])
+                .and_then(|v| target(v, "Fn::GetAtt"))
+                .as_deref()
+                == Some("PlateReadsQueue")
+        })
+        .expect("mapping");
+    assert_eq!(
+        texts(prop(m, &["FunctionResponseTypes"])),
+        ["ReportBatchItemFailures"]
+    );
+    let batch = prop(m, &["BatchSize"])
+        .and_then(Value::as_u64)
+        .expect("batch size");
+    // The cap: a parameter whose largest value keeps one camera's shards under 1,000 write
+    // units/s each, with every consumer writing that camera's reads at the store's pace.
+    let cap = prop(m, &["ScalingConfig", "MaximumConcurrency"]).expect("MaximumConcurrency");
+    let param = target(cap, "Ref").expect("MaximumConcurrency is a parameter");
+    let max = t["Parameters"][&param]["MaxValue"]
+        .as_u64()
+        .expect("MaxValue");
+    let per_env = anpr_aws::plates::BATCH_WRITE_MAX as f64
+        / anpr_aws::plates::DEFAULT_MIN_CALL_INTERVAL.as_secs_f64();
+    // Reads land on a shard by hash: binomial, n = the reads of one second, p = 1/shards;
+    // the busiest shard stays below the mean plus three standard deviations.
+    let n = max as f64 * per_env;
+    let p = 1.0 / f64::from(anpr_aws::plates::READ_SHARDS);
+    let per_partition = n * p + 3.0 * (n * p * (1.0 - p)).sqrt();
+    assert!(
+        per_partition < 1000.0,
+        "{max} consumers × {per_env} reads/s over {} shards: up to {per_partition:.0} units/s per partition",
+        anpr_aws::plates::READ_SHARDS
+    );
+    assert!(
+        t["Parameters"][&param]["MinValue"]
+            .as_u64()
+            .is_some_and(|v| v >= 2)
+    );
+
+    // A batch fits in the function's time at the store's pace, and the queue hides a message
+    // for at least six times that (AWS's advice for an SQS event source).
+    let f = resource(&t, "PlateIngestFunction").expect("function");
+    let timeout = prop(f, &["Timeout"])
+        .or_else(|| t["Globals"]["Function"].get("Timeout"))
+        .and_then(Value::as_u64)
+        .expect("timeout");
+    let visibility = prop(queue, &["VisibilityTimeout"])
+        .and_then(Value::as_u64)
+        .expect("visibility");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} s, timeout {timeout} s"
+    );
+    let batch_secs = batch as f64 * 1139.0 / per_env;
+    assert!(
+        batch_secs + plate_ingest::DEADLINE_RESERVE_MS as f64 / 1000.0 <= timeout as f64,
+        "a batch of {batch} full messages takes {batch_secs} s"
+    );
+    assert!(
+        prop(f, &["DeadLetterQueue"]).is_none(),
+        "no async dead-letter queue: nothing invokes it asynchronously"
+    );
+
+    // The alarm: any visible message in the dead-letter queue.
+    let (_, alarm) = resources(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .find(|(_, a)| {
+            prop(a, &["Dimensions"])
+                .and_then(Value::as_array)
+                .is_some_and(|d| {
+                    d.iter().any(|d| {
+                        target(&d["Value"], "Fn::GetAtt").as_deref()
+                            == Some("PlateReadsDeadLetterQueue")
+                    })
+                })
+        })
+        .expect("an alarm on the dead-letter queue");
+    assert_eq!(
+        prop(alarm, &["Namespace"]).and_then(Value::as_str),
+        Some("AWS/SQS")
+    );
+    assert_eq!(
+        prop(alarm, &["MetricName"]).and_then(Value::as_str),
+        Some("ApproximateNumberOfMessagesVisible")
+    );
+    assert_eq!(
+        prop(alarm, &["ComparisonOperator"]).and_then(Value::as_str),
+        Some("GreaterThanThreshold")
+    );
+    assert_eq!(
+        prop(alarm, &["Threshold"]).and_then(Value::as_f64),
+        Some(0.0)
+    );
+    assert_eq!(
+        prop(alarm, &["Dimensions"]).expect("dims")[0]["Name"],
+        "QueueName"
+    );
+}
+
+#[test]
+fn only_the_plate_rule_sends_to_the_plate_queue_and_only_plate_ingest_consumes_it() {
+    let t = template();
+    let all = statements(&t);
+    let on = |s: &Statement, id: &str| {
+        s.resources
+            .iter()
+            .any(|r| r.contains(&format!("\"{id}\"")) || r.contains(&format!("${{{id}")))
+    };
+    let queues = ["PlateReadsQueue", "PlateReadsDeadLetterQueue"];
+    let mut sqs_grants: Vec<(String, String, String)> = Vec::new();
+    for s in all.iter().filter(|s| s.allows()) {
+        for a in s
+            .actions
+            .iter()
+            .filter(|a| a.to_ascii_lowercase().starts_with("sqs:"))
+        {
+            for q in queues.iter().filter(|q| on(s, q)) {
+                sqs_grants.push((s.principal.clone(), a.clone(), (*q).to_owned()));
+            }
+        }
+    }
+    sqs_grants.sort();
+    let want = |p: &str, a: &str| (p.to_owned(), a.to_owned(), "PlateReadsQueue".to_owned());
+    let rule_role = sqs_grants
+        .iter()
+        .find(|g| g.0.starts_with("PlateReadsRuleRole"))
+        .map(|g| g.0.clone())
+        .expect("the rule role may send");
+    let ingest_role = sqs_grants
+        .iter()
+        .find(|g| g.0.starts_with("PlateIngestRole"))
+        .map(|g| g.0.clone())
+        .expect("plate-ingest may consume");
+    let mut expected = vec![
+        want(&ingest_role, "sqs:DeleteMessage"),
+        want(&ingest_role, "sqs:GetQueueAttributes"),
+        want(&ingest_role, "sqs:ReceiveMessage"),
+        want(&rule_role, "sqs:SendMessage"),
+    ];
+    expected.sort();
+    assert_eq!(sqs_grants, expected, "who may do what on the plate queues");
+    // The rule role grants nothing else.
+    for s in all
+        .iter()
+        .filter(|s| s.principal.starts_with("PlateReadsRuleRole"))
+    {
+        assert_eq!(s.actions, ["sqs:SendMessage"], "{}", s.principal);
+        assert!(
+            s.resources
+                .iter()
+                .all(|r| r.contains("\"PlateReadsQueue\"")),
+            "{:?}",
+            s.resources
+        );
+    }
+    // plate-ingest sends nowhere.
+    assert!(
+        !all.iter()
+            .filter(|s| s.principal.starts_with("PlateIngestRole"))
+            .any(|s| s.actions.iter().any(|a| a == "sqs:SendMessage")),
+        "plate-ingest needs no SendMessage"
     );
 }
 
@@ -260,7 +503,6 @@ fn iot_may_invoke_each_rule_function_and_only_from_its_rule() {
     for (rule_id, function) in [
         ("FileStatusRule", "FileStatusFunction"),
         ("FileSyncRule", "FileStatusFunction"),
-        ("PlateReadsRule", "PlateIngestFunction"),
     ] {
         let p = perms
             .iter()
@@ -282,6 +524,14 @@ fn iot_may_invoke_each_rule_function_and_only_from_its_rule() {
         );
         assert!(prop(p, &["SourceAccount"]).is_some());
     }
+    // plate-ingest is invoked by its queue's event source mapping only.
+    assert!(
+        !perms.iter().any(|(_, p)| {
+            prop(p, &["FunctionName", "Fn::GetAtt"]).and_then(|v| v[0].as_str())
+                == Some("PlateIngestFunction")
+        }),
+        "nothing may invoke plate-ingest directly"
+    );
 }
 
 #[test]

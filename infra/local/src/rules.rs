@@ -5,7 +5,8 @@
 //! - the sync rule on `+/file/sync` → `file_status::handle` (event: `camera_id` and
 //!   `mqtt_topic` only, as its rule SQL builds it);
 //! - the plate-reads rule (on `{camera}/plates`; see [`filters`] for Basic Ingest) → `plate_ingest::handle` (event: `camera_id`, `topic`, base64
-//!   `payload`, as the rule SQL builds it);
+//!   `payload`, as the rule SQL builds it), called directly: in AWS the rule sends the event to
+//!   an SQS queue that plate-ingest consumes with a capped concurrency; there is no queue here;
 //! - S3 ObjectCreated notifications → `upload_completed::handle`;
 //! - the expiry schedule, every minute → `file_status::handle` ([`run_expiry_sweep`]).
 //!

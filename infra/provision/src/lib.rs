@@ -13,6 +13,7 @@
 //! - [`stack`]: deploy parameters, rule names per stack, and the teardown before `sam delete`
 //!   (the `anpr-stack` binary, `src/bin/anpr-stack.rs`).
 
+pub mod replay;
 pub mod stack;
 
 use anpr_aws::DynamoCameraRegistry;

@@ -17,6 +17,7 @@ pub mod creds;
 pub mod moto;
 pub mod plates;
 pub mod proxy;
+pub mod queue;
 pub mod shadow;
 
 /// Installs aws-lc-rs as the process's rustls crypto provider (the one the AWS SDK uses), so

@@ -6,8 +6,13 @@
 //! - `anpr-stack teardown --policy anpr-camera --policy anpr-web-client [--delete-certificates]
 //!   [--empty-bucket NAME [--delete-bucket]]`: detaches the stack's IoT policies from every
 //!   target (else CloudFormation cannot delete them), and as asked deletes the cameras'
-//!   certificates and things and empties/deletes the retained media bucket.
+//!   certificates and things and empties/deletes the retained media bucket;
+//! - `anpr-stack replay-plate-reads --dead-letter-queue-url URL --queue-url URL`: moves the
+//!   plate reads that reached the dead-letter queue (alarm `{AppName}-plate-reads-dead-letters`)
+//!   back to the plate-reads queue (stack outputs `PlateReadsDeadLetterQueueUrl`,
+//!   `PlateReadsQueueUrl`); idempotent (docs/infra.md).
 
+use anpr_provision::replay;
 use anpr_provision::stack::{self, DeployParams, Teardown};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -61,6 +66,19 @@ enum Command {
         #[arg(long, requires = "empty_bucket")]
         delete_bucket: bool,
     },
+    /// Move the plate-reads dead-letter queue's messages back to the plate-reads queue, once
+    /// the cause of their failure is fixed (plate-ingest's log says it).
+    ReplayPlateReads {
+        /// Stack output PlateReadsDeadLetterQueueUrl.
+        #[arg(long)]
+        dead_letter_queue_url: String,
+        /// Stack output PlateReadsQueueUrl.
+        #[arg(long)]
+        queue_url: String,
+        /// Move at most this many messages (default: all).
+        #[arg(long)]
+        max: Option<usize>,
+    },
 }
 
 #[tokio::main]
@@ -73,6 +91,22 @@ async fn main() -> anyhow::Result<()> {
     let sdk = loader.load().await;
     let iot = aws_sdk_iot::Client::new(&sdk);
     match args.command {
+        Command::ReplayPlateReads {
+            dead_letter_queue_url,
+            queue_url,
+            max,
+        } => {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let done =
+                replay::replay_plate_reads(&sqs, &dead_letter_queue_url, &queue_url, max).await?;
+            println!("moved {} messages to {queue_url}", done.moved);
+            if done.left_in_dead_letter_queue > 0 {
+                println!(
+                    "{} messages were sent but could not be deleted from the dead-letter queue: run again (storing a read twice leaves one item)",
+                    done.left_in_dead_letter_queue
+                );
+            }
+        }
         Command::DeployParams {
             web_origin,
             iot_data_endpoint,
