@@ -6,8 +6,8 @@
 mod support;
 
 use axum::Router;
-use base64::Engine as _;
 use axum::routing::get;
+use base64::Engine as _;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
