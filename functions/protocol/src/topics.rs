@@ -60,7 +60,7 @@ pub fn presence(cam: &CameraId) -> String {
     format!("{cam}/{PRESENCE}")
 }
 /// `web/{user}/notifications`: one user's notifications. A web identity's policy allows
-/// subscribing to its own `web/${cognito-identity.amazonaws.com:sub}/…` only.
+/// subscribing to its own only (functions/web-authorizer's policy).
 pub fn web_notifications(user: &str) -> String {
     format!("{WEB_PREFIX}/{}/notifications", sanitize_user(user))
 }

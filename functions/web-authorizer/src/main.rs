@@ -7,6 +7,15 @@ use web_authorizer::policy::Scope;
 use web_authorizer::token::Expected;
 use web_authorizer::{Authorizer, now};
 
+/// The user pool's issuer URL (`https://cognito-idp.{region}.amazonaws.com/{pool id}`).
+const ENV_USER_POOL_ISSUER: &str = "USER_POOL_ISSUER";
+/// The app client id (the ID token's audience).
+const ENV_APP_CLIENT_ID: &str = "APP_CLIENT_ID";
+/// The account of the IoT endpoint (policy resources).
+const ENV_ACCOUNT_ID: &str = "ACCOUNT_ID";
+/// The partition (`aws` unless set).
+const ENV_PARTITION: &str = "PARTITION";
+
 fn env(name: &str) -> Result<String, Error> {
     std::env::var(name)
         .ok()
@@ -17,18 +26,18 @@ fn env(name: &str) -> Result<String, Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     anpr_aws::logging::init();
-    let issuer = env("USER_POOL_ISSUER")?;
+    let issuer = env(ENV_USER_POOL_ISSUER)?;
     let keys = HttpsKeys::new(&format!("{issuer}/.well-known/jwks.json"))?;
     let authorizer = Authorizer::new(
         keys,
         Expected {
             issuer,
-            audience: env("APP_CLIENT_ID")?,
+            audience: env(ENV_APP_CLIENT_ID)?,
         },
         Scope {
-            partition: env("AWS_PARTITION").unwrap_or_else(|_| "aws".into()),
+            partition: env(ENV_PARTITION).unwrap_or_else(|_| "aws".into()),
             region: env("AWS_REGION")?,
-            account: env("ACCOUNT_ID")?,
+            account: env(ENV_ACCOUNT_ID)?,
         },
     );
     let authorizer = &authorizer;

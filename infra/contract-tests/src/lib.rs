@@ -331,6 +331,14 @@ fn push_document(out: &mut Vec<Statement>, principal: String, carrier: &str, doc
     }
 }
 
+/// The statements of one policy document (an IoT policy a custom authorizer returns, say),
+/// attributed to `principal`.
+pub fn document_statements(principal: &str, doc: &Value) -> Vec<Statement> {
+    let mut out = Vec::new();
+    push_document(&mut out, principal.to_owned(), "policy document", doc);
+    out
+}
+
 /// Every permission statement of the template: inline role policies, IAM policies, IoT
 /// policies, bucket and queue policies, and the `Policies` of SAM functions. SAM policy
 /// templates (`{DynamoDBCrudPolicy: …}`) and managed policy names cannot be read here: they

@@ -85,7 +85,7 @@ fn each_function_runs_as_its_own_role_and_logs_only_to_its_own_log_group() {
     let t = load_template(&template_path()).expect("template");
     let all = statements(&t);
     let functions = resources(&t, "AWS::Serverless::Function");
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
     let mut roles = Vec::new();
     for (id, f) in functions {
         let role = f["Properties"]["Role"]["Fn::GetAtt"][0]

@@ -815,52 +815,125 @@ fn functions_publish_only_to_the_topics_the_code_builds() {
 }
 
 #[test]
-fn a_web_user_may_subscribe_to_its_own_notifications_only() {
-    let t = template();
-    let all = statements(&t);
-    for carrier in ["WebClientRole", "WebClientIotPolicy"] {
-        let p = policy_of(&all, carrier);
-        let vars = with_vars(&[("cognito-identity.amazonaws.com:sub", "us-east-1:abc-123")]);
-        let mine = topics::web_notifications("us-east-1:abc-123");
-        let theirs = topics::web_notifications("us-east-1:other");
-        assert!(
-            grants(&p, "iot:Subscribe", &iot_arn("topicfilter", &mine), &vars),
-            "{carrier}"
-        );
-        assert!(
-            grants(&p, "iot:Receive", &iot_arn("topic", &mine), &vars),
-            "{carrier}"
-        );
-        assert!(grants(
-            &p,
+fn the_web_authorizer_lets_a_user_receive_exactly_the_notifications_the_functions_publish_to_them()
+{
+    use anpr_infra_tests::document_statements;
+    // Realistic ID-token claims in which no two ids coincide: the pool's `sub` (what the API
+    // records as `requested_by`, hence the topic file-status publishes to), a user name, an
+    // e-mail; and a second user of the same organisation.
+    let claims = |sub: &str, user: &str| -> serde_json::Map<String, Value> {
+        serde_json::from_value(serde_json::json!({
+            "sub": sub,
+            "cognito:username": user,
+            "email": format!("{user}@example.com"),
+            "custom:org": "acme",
+            "cognito:groups": ["viewer"],
+        }))
+        .unwrap()
+    };
+    let ada = anpr_core::access::Caller::from_json_claims(&claims(
+        "7d3e9a41-5c2b-4f8e-9d10-6a7b8c9d0e1f",
+        "ada",
+    ))
+    .unwrap();
+    let bob = anpr_core::access::Caller::from_json_claims(&claims(
+        "c0ffee00-1111-4222-8333-944455566677",
+        "bob",
+    ))
+    .unwrap();
+    let scope = web_authorizer::policy::Scope {
+        partition: "aws".into(),
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+    };
+    let p = document_statements(
+        "WebAuthorizer",
+        &web_authorizer::policy::document(&ada, &scope),
+    );
+    let p: Vec<&Statement> = p.iter().collect();
+    let vars = with_vars(&[]);
+    // The notification topic of a request ada made: published to `web/{requested_by}/…`.
+    let mine = topics::web_notifications(&ada.sub);
+    let theirs = topics::web_notifications(&bob.sub);
+    assert!(grants(
+        &p,
+        "iot:Subscribe",
+        &iot_arn("topicfilter", &mine),
+        &vars
+    ));
+    assert!(grants(&p, "iot:Receive", &iot_arn("topic", &mine), &vars));
+    let level = web_authorizer::policy::user_level(&ada.sub);
+    assert!(grants(
+        &p,
+        "iot:Connect",
+        &iot_arn("client", &format!("web-{level}-k3j9")),
+        &vars
+    ));
+    for (action, arn) in [
+        ("iot:Subscribe", iot_arn("topicfilter", &theirs)),
+        ("iot:Receive", iot_arn("topic", &theirs)),
+        (
+            "iot:Subscribe",
+            iot_arn("topicfilter", "web/+/notifications"),
+        ),
+        ("iot:Subscribe", iot_arn("topicfilter", "#")),
+        ("iot:Publish", iot_arn("topic", &mine)),
+        (
+            "iot:Subscribe",
+            iot_arn("topicfilter", &topics::file_request(&cam("cam-1"))),
+        ),
+        (
+            "iot:Subscribe",
+            iot_arn("topicfilter", &topics::presence(&cam("cam-1"))),
+        ),
+        (
             "iot:Connect",
-            &iot_arn("client", "us-east-1:abc-123"),
-            &vars
-        ));
-        assert!(!grants(
-            &p,
-            "iot:Subscribe",
-            &iot_arn("topicfilter", &theirs),
-            &vars
-        ));
-        assert!(!grants(
-            &p,
-            "iot:Receive",
-            &iot_arn("topic", &theirs),
-            &vars
-        ));
-        assert!(
-            !grants(&p, "iot:Publish", &iot_arn("topic", &mine), &vars),
-            "{carrier} publishes"
-        );
-        let cam_topic = topics::file_request(&cam("cam-1"));
-        assert!(!grants(
-            &p,
-            "iot:Subscribe",
-            &iot_arn("topicfilter", &cam_topic),
-            &vars
-        ));
+            iot_arn(
+                "client",
+                &format!("web-{}-k3j9", web_authorizer::policy::user_level(&bob.sub)),
+            ),
+        ),
+        ("iot:Connect", iot_arn("client", "cam-1")),
+    ] {
+        assert!(!grants(&p, action, &arn, &vars), "{action} {arn}");
     }
+}
+
+#[test]
+fn the_web_authorizer_is_wired_to_the_user_pool_and_iot_may_invoke_it() {
+    let t = template();
+    let a = resource(&t, "WebAuthorizer").expect("WebAuthorizer");
+    assert_eq!(a["Type"], "AWS::IoT::Authorizer");
+    // The authorizer reads the token from the event's `token` (web_authorizer::token_of).
+    assert_eq!(
+        prop(a, &["TokenKeyName"]).and_then(Value::as_str),
+        Some("token")
+    );
+    assert_eq!(prop(a, &["SigningDisabled"]), Some(&Value::Bool(true)));
+    let f = resource(&t, "WebAuthorizerFunction").expect("function");
+    assert_eq!(f["Metadata"]["BuildProperties"]["Binary"], "web-authorizer");
+    let env = prop(f, &["Environment", "Variables"])
+        .and_then(Value::as_object)
+        .expect("environment");
+    let main_rs =
+        std::fs::read_to_string(repo_root().join("functions/web-authorizer/src/main.rs")).unwrap();
+    for (name, _) in env {
+        assert!(main_rs.contains(&format!("\"{name}\"")), "{name} unused");
+    }
+    for name in ["USER_POOL_ISSUER", "APP_CLIENT_ID", "ACCOUNT_ID"] {
+        assert!(env.contains_key(name), "{name} not set");
+    }
+    assert_eq!(
+        text(&env["USER_POOL_ISSUER"]).as_deref(),
+        Some("https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}")
+    );
+    let perm = resource(&t, "WebAuthorizerInvokePermission").expect("permission");
+    assert_eq!(
+        prop(perm, &["Principal"]).and_then(Value::as_str),
+        Some("iot.amazonaws.com")
+    );
+    // No identity pool any more: the token is the one identity.
+    assert!(resources(&t, "AWS::Cognito::IdentityPool").is_empty());
 }
 
 #[test]

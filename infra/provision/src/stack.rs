@@ -191,8 +191,8 @@ fn rule_prefix_owned(p: &str) -> Result<String, StackError> {
 /// What [`teardown`] does.
 #[derive(Debug, Clone, Default)]
 pub struct Teardown {
-    /// IoT policies of the stack (outputs `CameraPolicyName`, `WebClientIotPolicyName`):
-    /// detached from every target (certificates, Cognito identities).
+    /// IoT policies of the stack (output `CameraPolicyName`): detached from every target
+    /// (certificates).
     pub policies: Vec<String>,
     /// Also deactivate and delete the certificates the policies were attached to, detach them
     /// from their things, and delete each thing left without a certificate.

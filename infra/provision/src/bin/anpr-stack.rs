@@ -51,7 +51,7 @@ enum Command {
     },
     /// Detach the stack's IoT policies from all targets (run before `sam delete`).
     Teardown {
-        /// IoT policy of the stack (outputs CameraPolicyName, WebClientIotPolicyName);
+        /// IoT policy of the stack (output CameraPolicyName);
         /// repeat for each.
         #[arg(long = "policy", required = true)]
         policies: Vec<String>,
