@@ -30,6 +30,8 @@ struct Timing {
     sent: Instant,
     accepted: Option<Duration>,
     ready: Option<Duration>,
+    /// Created while the broker was down ([`Cloud::set_outage`]).
+    in_outage: bool,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +49,7 @@ pub struct Cloud {
     client: AsyncClient,
     state: Arc<Mutex<State>>,
     subscribed: Arc<AtomicBool>,
+    outage: AtomicBool,
     /// Where the ingest rule stores reads.
     pub store: MemoryPlateReadStore,
     task: tokio::task::JoinHandle<()>,
@@ -104,6 +107,7 @@ impl Cloud {
             client,
             state,
             subscribed,
+            outage: AtomicBool::new(false),
             store,
             task,
         }
@@ -140,6 +144,7 @@ impl Cloud {
                 sent: Instant::now(),
                 accepted: None,
                 ready: None,
+                in_outage: self.outage.load(Ordering::SeqCst),
             },
         );
         if self
@@ -150,6 +155,26 @@ impl Cloud {
         {
             Counters::inc(&counters.requests_sent);
         }
+    }
+
+    /// Marks the requests created from now on as created during the outage (or not).
+    pub fn set_outage(&self, on: bool) {
+        self.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Requests created during the outage: created, `accepted`, ready.
+    pub fn outage_requests(&self) -> [u64; 3] {
+        let s = lock(&self.state);
+        s.requests
+            .values()
+            .filter(|t| t.in_outage)
+            .fold([0; 3], |[n, a, r], t| {
+                [
+                    n + 1,
+                    a + u64::from(t.accepted.is_some()),
+                    r + u64::from(t.ready.is_some()),
+                ]
+            })
     }
 
     /// Request → `accepted` and request → ready latencies so far.
