@@ -206,30 +206,48 @@ async fn drive(
     }
 }
 
+/// Upload attempts before a camera reports `failed` (the agent retries an upload with back-off
+/// too; moto under a fleet's burst of uploads refuses some).
+const UPLOAD_ATTEMPTS: u32 = 5;
+
 fn upload(ctx: &FleetCtx, cam: &CameraId, req: FileRequest, done: mpsc::Sender<Done>) {
     let s3 = ctx.s3.clone();
     let size = ctx.file_bytes;
     let key = topics::upload_key(cam, &req.id, &req.file);
+    let cam = cam.clone();
     tokio::spawn(async move {
-        let kind = match s3 {
-            Some(s3) => match s3
+        let Some(s3) = s3 else {
+            let kind = FileStatusKind::Failed {
+                reason: ReasonCode::NoCredentials,
+            };
+            let _ = done.send((req.id, kind)).await;
+            return;
+        };
+        let mut kind = FileStatusKind::Failed {
+            reason: ReasonCode::UploadFailed,
+        };
+        for attempt in 1..=UPLOAD_ATTEMPTS {
+            let put = s3
                 .client
                 .put_object()
                 .bucket(&s3.bucket)
-                .key(key)
+                .key(&key)
                 .body(vec![b'x'; size].into())
                 .send()
-                .await
-            {
-                Ok(_) => FileStatusKind::Uploaded { size: size as u64 },
-                Err(_) => FileStatusKind::Failed {
-                    reason: ReasonCode::UploadFailed,
-                },
-            },
-            None => FileStatusKind::Failed {
-                reason: ReasonCode::NoCredentials,
-            },
-        };
+                .await;
+            match put {
+                Ok(_) => {
+                    kind = FileStatusKind::Uploaded { size: size as u64 };
+                    break;
+                }
+                Err(e) => {
+                    eprintln!("{cam}: upload attempt {attempt} failed: {e}");
+                    if attempt < UPLOAD_ATTEMPTS {
+                        tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                    }
+                }
+            }
+        }
         let _ = done.send((req.id, kind)).await;
     });
 }

@@ -303,14 +303,31 @@ fn on_status(
             let key = topics::upload_key(&camera, &status.id, &t.file);
             let (state, counters, id) = (state.clone(), counters.clone(), status.id);
             tokio::spawn(async move {
-                let head = s3
-                    .client
-                    .head_object()
-                    .bucket(&s3.bucket)
-                    .key(key)
-                    .send()
-                    .await;
-                let found = head.ok().and_then(|h| h.content_length()) == Some(size as i64);
+                // a refused HEAD (moto busy) is asked again; a missing object or another
+                // size is a failure
+                let mut found = false;
+                for attempt in 1..=5u32 {
+                    match s3
+                        .client
+                        .head_object()
+                        .bucket(&s3.bucket)
+                        .key(&key)
+                        .send()
+                        .await
+                    {
+                        Ok(h) => {
+                            found = h.content_length() == Some(size as i64);
+                            break;
+                        }
+                        Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => break,
+                        Err(e) => {
+                            eprintln!("cloud: HEAD {key} attempt {attempt} failed: {e}");
+                            if attempt < 5 {
+                                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                            }
+                        }
+                    }
+                }
                 let mut s = lock(&state);
                 if let Some(t) = s.requests.get_mut(&id).filter(|t| t.ready.is_none()) {
                     if found {

@@ -258,7 +258,8 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
         .prefix("anpr-fleet-sim-")
         .tempdir()?;
     std::fs::create_dir_all(dir.path().join("media"))?;
-    let mut broker = Broker::start();
+    // no per-client queue limit: the cloud's rule session must not lose a backlog of batches
+    let mut broker = Broker::start_with_max_queued(0);
     let broker_pid = stats::child_pid("mosquitto");
     let empty = sample(broker_pid.as_deref());
     let counters = Arc::new(Counters::default());
