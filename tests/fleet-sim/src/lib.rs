@@ -5,7 +5,8 @@
 //! [`anpr_camera::mqtt::options`] from an agent configuration (persistent session, last will,
 //! keep-alive, in-flight cap), the agent's real disk outbox ([`anpr_camera::outbox::Outbox`]) for
 //! plate reads, and the protocol's message types for file requests and statuses. The cloud side
-//! is one `cloud-backend` session that plays the IoT rules: plate batches go through
+//! is two `cloud-backend` sessions that play the IoT rules, one each (a plate backlog does not
+//! delay statuses): plate batches go through
 //! `plate_ingest::handle` into the in-memory store, statuses are timed, and an `uploaded`
 //! status counts as `ready` once the object is in S3 (moto) with the announced size.
 //!

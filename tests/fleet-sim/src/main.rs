@@ -26,9 +26,21 @@ struct Args {
     /// Bytes of each uploaded file.
     #[arg(long, default_value_t = 16 * 1024)]
     file_bytes: usize,
+    /// File requests per second for the whole fleet instead of the profile's rate (more
+    /// latency samples in a short run; reads keep the profile's rate).
+    #[arg(long)]
+    requests_per_sec: Option<f64>,
+    /// Only the first this many cameras make plate reads (the rest hold a session and take
+    /// file requests): each reading camera needs two more open files.
+    #[arg(long)]
+    reading_cameras: Option<usize>,
     /// After the traffic phase, stop the broker for this many seconds and restart it.
     #[arg(long)]
     storm_down_secs: Option<u64>,
+    /// File requests created (to random cameras) while the broker is down, besides the
+    /// profile's.
+    #[arg(long, default_value_t = 0)]
+    storm_requests: usize,
     /// Seconds between progress lines on stderr.
     #[arg(long, default_value_t = 5)]
     progress_secs: u64,
@@ -51,7 +63,10 @@ async fn main() -> anyhow::Result<()> {
         duration: Duration::from_secs(a.duration_secs),
         connect_rate: a.connect_rate,
         file_bytes: a.file_bytes,
+        requests_per_sec: a.requests_per_sec,
+        reading_cameras: a.reading_cameras,
         storm_down: a.storm_down_secs.map(Duration::from_secs),
+        storm_requests: a.storm_requests,
         progress: Duration::from_secs(a.progress_secs.max(1)),
         timeout: Duration::from_secs(a.timeout_secs),
     };

@@ -29,8 +29,17 @@ pub struct Options {
     pub connect_rate: f64,
     /// Bytes of each uploaded file.
     pub file_bytes: usize,
+    /// File requests per second for the whole fleet instead of the profile's rate (more
+    /// latency samples in a short run; the reads keep the profile's rate).
+    pub requests_per_sec: Option<f64>,
+    /// Only the first this many cameras make plate reads (the others hold a session and take
+    /// file requests): one open file less per camera without reads.
+    pub reading_cameras: Option<usize>,
     /// Kill the broker after the traffic phase and restart it after this long.
     pub storm_down: Option<Duration>,
+    /// File requests the cloud creates (to random cameras) while the broker is down, besides
+    /// the profile's.
+    pub storm_requests: usize,
     /// Seconds between progress lines (stderr).
     pub progress: Duration,
     /// Give up waiting for sessions or the drain after this long.
@@ -50,6 +59,10 @@ pub struct StormSummary {
     pub sessions_back: u64,
     /// File requests created while the broker was down.
     pub requests_during_outage: u64,
+    /// Of those, `accepted` by their camera.
+    pub outage_requests_accepted: u64,
+    /// Of those, ready (object in S3).
+    pub outage_requests_ready: u64,
 }
 
 /// What a run measured.
@@ -67,6 +80,8 @@ pub struct Summary {
     pub sessions_held: u64,
     /// Start → every camera connected (s).
     pub connect_all_secs: Option<f64>,
+    /// Start → every camera's file-request subscription granted (s).
+    pub subscribe_all_secs: Option<f64>,
     /// Broker RSS before the cameras connected (KiB).
     pub broker_rss_empty_kib: u64,
     /// Broker RSS with every session connected (KiB).
@@ -77,8 +92,10 @@ pub struct Summary {
     pub sim_rss_kib: u64,
     /// File requests published, `accepted`, ready, failed.
     pub requests: [u64; 4],
-    /// File requests the cameras received (see docs/capacity.md: fewer than published).
+    /// Distinct file requests the cameras received.
     pub requests_received: u64,
+    /// File requests received again after a reconnect (QoS 1), acknowledged only.
+    pub requests_redelivered: u64,
     /// Request → `accepted`, p50 and p99 (ms).
     pub accepted_ms: [Option<f64>; 2],
     /// Request → ready (object in S3), p50 and p99 (ms).
@@ -135,9 +152,10 @@ fn sample(pid: Option<&str>) -> ProcSample {
 
 fn progress(c: &Counters, n: usize, start: Instant, store: usize) {
     eprintln!(
-        "[{:>7.1}s] sessions {}/{n} refused {} | reads {} stored {} | requests {} received {} accepted {} ready {} failed {}",
+        "[{:>7.1}s] sessions {}/{n} subscribed {} refused {} | reads {} stored {} | requests {} received {} accepted {} ready {} failed {}",
         start.elapsed().as_secs_f64(),
         c.connected_now(),
+        Counters::get(&c.subscribed),
         Counters::get(&c.refused),
         Counters::get(&c.reads_generated),
         store,
@@ -219,11 +237,19 @@ async fn s3_target() -> Result<S3Target, RunError> {
 /// Runs the fleet and returns what it measured.
 pub async fn run(o: &Options) -> Result<Summary, RunError> {
     let reads = o.profile.reads_per_day() > 0.0;
-    let need = o.cameras as u64 * if reads { 3 } else { 1 } + 256;
+    let reading = if reads {
+        o.reading_cameras.unwrap_or(o.cameras).min(o.cameras)
+    } else {
+        0
+    };
+    let need = o.cameras as u64 + 2 * reading as u64 + 256;
     if let Some(have) = stats::open_files_limit().filter(|&h| h < need) {
         return Err(RunError::Fds { have, need });
     }
-    let s3 = if o.profile.requests_per_day() > 0.0 {
+    let req_rate = o
+        .requests_per_sec
+        .unwrap_or_else(|| o.profile.fleet_requests_per_sec(o.cameras, o.compress));
+    let s3 = if req_rate > 0.0 {
         Some(s3_target().await?)
     } else {
         None
@@ -232,7 +258,8 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
         .prefix("anpr-fleet-sim-")
         .tempdir()?;
     std::fs::create_dir_all(dir.path().join("media"))?;
-    let mut broker = Broker::start();
+    // no per-client queue limit: the cloud's rule session must not lose a backlog of batches
+    let mut broker = Broker::start_with_max_queued(0);
     let broker_pid = stats::child_pid("mosquitto");
     let empty = sample(broker_pid.as_deref());
     let counters = Arc::new(Counters::default());
@@ -257,7 +284,7 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
         specs.push(CameraSpec {
             id,
             options,
-            outbox_dir: reads.then(|| dir.path().join("outbox").join(&cn)),
+            outbox_dir: (i < reading).then(|| dir.path().join("outbox").join(&cn)),
             reads_per_sec: o.profile.reads_per_sec(o.compress),
         });
     }
@@ -285,11 +312,17 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
     })
     .await;
     let mut held = c.connected_now();
+    // a request published before its camera's subscription exists would be dropped by the
+    // broker (no session queues it): requests start once every camera is subscribed
+    let subscribe_all = wait_for("subscribe", o.timeout, o.progress, tick, || {
+        Counters::get(&c.subscribed) >= n as u64
+    })
+    .await
+    .map(|_| start.elapsed());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let full = sample(broker_pid.as_deref());
 
     // traffic phase: reads from the cameras, requests from the cloud
-    let req_rate = o.profile.fleet_requests_per_sec(n, o.compress);
     let (gen_stop_tx, mut gen_stop) = watch::channel(false);
     let generator = {
         let (cloud, c, ids) = (cloud.clone(), c.clone(), ids.clone());
@@ -332,12 +365,18 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
         None => None,
         Some(down) => {
             eprintln!("storm: stopping the broker for {down:?}");
-            let sent0 = Counters::get(&c.requests_sent);
+            cloud.set_outage(true);
             tokio::task::block_in_place(|| broker.stop());
-            tokio::time::sleep(down).await;
-            let during = Counters::get(&c.requests_sent) - sent0;
+            let t_down = Instant::now();
+            for _ in 0..o.storm_requests {
+                cloud
+                    .request(&ids[rand::random_range(0..ids.len())], &c)
+                    .await;
+            }
+            tokio::time::sleep(down.saturating_sub(t_down.elapsed())).await;
             let refused0 = Counters::get(&c.refused);
             tokio::task::block_in_place(|| broker.restart());
+            cloud.set_outage(false);
             eprintln!("storm: broker restarted");
             let back = wait_for("reconnect", o.timeout, o.progress, tick, || {
                 c.connected_now() >= n as u64
@@ -348,7 +387,9 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
                 all_back_secs: back.map(|d| d.as_secs_f64()),
                 refused: Counters::get(&c.refused) - refused0,
                 sessions_back: c.connected_now(),
-                requests_during_outage: during,
+                requests_during_outage: 0,
+                outage_requests_accepted: 0,
+                outage_requests_ready: 0,
             })
         }
     };
@@ -360,12 +401,19 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
     let sim_rss = sample(Some("self")).rss_kib;
     wait_for("drain", o.timeout, o.progress, tick, || {
         let gen_reads = Counters::get(&c.reads_generated) as usize;
-        let accepted = Counters::get(&c.accepted);
         cloud.store.len() >= gen_reads
-            && Counters::get(&c.ready) + Counters::get(&c.failed) >= accepted
+            && Counters::get(&c.ready) + Counters::get(&c.failed) >= Counters::get(&c.requests_sent)
     })
     .await;
     tick();
+    let storm = storm.map(|mut st| {
+        [
+            st.requests_during_outage,
+            st.outage_requests_accepted,
+            st.outage_requests_ready,
+        ] = cloud.outage_requests();
+        st
+    });
     let (accepted, ready) = cloud.latencies();
     let stored = cloud.store.len() as u64;
     let generated = Counters::get(&c.reads_generated);
@@ -378,6 +426,7 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
         connect_rate: o.connect_rate,
         sessions_held: held,
         connect_all_secs: connect_all.map(|d| d.as_secs_f64()),
+        subscribe_all_secs: subscribe_all.map(|d| d.as_secs_f64()),
         broker_rss_empty_kib: empty.rss_kib,
         broker_rss_full_kib: full.rss_kib,
         broker_kib_per_session: (held > 0 && full.rss_kib > 0)
@@ -390,6 +439,7 @@ pub async fn run(o: &Options) -> Result<Summary, RunError> {
             Counters::get(&c.failed),
         ],
         requests_received: Counters::get(&c.requests_received),
+        requests_redelivered: Counters::get(&c.requests_redelivered),
         accepted_ms: [
             percentile_ms(&accepted, 50.0),
             percentile_ms(&accepted, 99.0),
@@ -432,6 +482,7 @@ pub fn table(s: &Summary) -> String {
         ),
         ("sessions held".into(), s.sessions_held.to_string()),
         ("start → all connected (s)".into(), f(s.connect_all_secs)),
+        ("start → all subscribed (s)".into(), f(s.subscribe_all_secs)),
         (
             "broker RSS empty → full (KiB)".into(),
             format!("{} → {}", s.broker_rss_empty_kib, s.broker_rss_full_kib),
@@ -444,6 +495,10 @@ pub fn table(s: &Summary) -> String {
                 "{} / {} / {} / {} / {}",
                 s.requests[0], s.requests_received, s.requests[1], s.requests[2], s.requests[3]
             ),
+        ),
+        (
+            "requests redelivered (QoS 1, acknowledged only)".into(),
+            s.requests_redelivered.to_string(),
         ),
         (
             "request → accepted p50 / p99 (ms)".into(),
@@ -487,8 +542,11 @@ pub fn table(s: &Summary) -> String {
         rows.push(("storm: connects refused".into(), st.refused.to_string()));
         rows.push(("storm: sessions back".into(), st.sessions_back.to_string()));
         rows.push((
-            "storm: requests created during outage".into(),
-            st.requests_during_outage.to_string(),
+            "storm: requests created during outage / accepted / ready".into(),
+            format!(
+                "{} / {} / {}",
+                st.requests_during_outage, st.outage_requests_accepted, st.outage_requests_ready
+            ),
         ));
     }
     let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);

@@ -14,6 +14,8 @@ pub struct Counters {
     pub refused: AtomicU64,
     /// Connections lost.
     pub disconnects: AtomicU64,
+    /// Cameras whose file-request subscription the broker granted (each counted once).
+    pub subscribed: AtomicU64,
     /// Plate reads appended to the cameras' outboxes.
     pub reads_generated: AtomicU64,
     /// Plate batches published.
@@ -26,8 +28,10 @@ pub struct Counters {
     pub batches_ingested: AtomicU64,
     /// File requests published by the cloud.
     pub requests_sent: AtomicU64,
-    /// File requests the cameras received.
+    /// Distinct file requests the cameras received.
     pub requests_received: AtomicU64,
+    /// File requests a camera received again (QoS 1 redelivery), acknowledged only.
+    pub requests_redelivered: AtomicU64,
     /// `accepted` statuses the cloud received.
     pub accepted: AtomicU64,
     /// Requests whose object is in S3 with the announced size.

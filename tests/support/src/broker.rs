@@ -156,11 +156,20 @@ pub struct Broker {
     cloud_pki: Pki,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Messages queued per client beyond those in flight (`max_queued_messages`; 0: no limit).
+    max_queued: u32,
 }
 
 impl Broker {
     /// Starts a broker on a free port. Panics (failing the test) if Mosquitto is missing.
     pub fn start() -> Self {
+        Self::start_with_max_queued(10_000)
+    }
+
+    /// Like [`Broker::start`] with another per-client queue limit (0: none). Above the limit
+    /// Mosquitto drops QoS 1 messages for that client: the fleet simulator's cloud session
+    /// stands in for IoT rules, which queue nothing of the kind, so it starts with none.
+    pub fn start_with_max_queued(max_queued: u32) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("anpr-broker-")
             .tempdir()
@@ -182,6 +191,7 @@ impl Broker {
             cloud_pki,
             dir,
             child: None,
+            max_queued,
         };
         // Another process may take a port between its pick and Mosquitto's bind: pick again.
         for attempt in 1.. {
@@ -202,14 +212,14 @@ impl Broker {
     fn configure(&self) {
         std::fs::write(self.dir.path().join("acl"), acl()).expect("write acl");
         let d = self.dir.path().display();
-        let (port, cloud_port) = (self.port, self.cloud_port);
+        let (port, cloud_port, max_queued) = (self.port, self.cloud_port, self.max_queued);
         let conf = format!(
             "per_listener_settings false\n\
              allow_anonymous false\n\
              persistence true\n\
              persistence_location {d}/\n\
              autosave_interval 1\n\
-             max_queued_messages 10000\n\
+             max_queued_messages {max_queued}\n\
              max_inflight_messages 20\n\
              message_size_limit 131072\n\
              acl_file {d}/acl\n\
