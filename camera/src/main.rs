@@ -141,6 +141,23 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Run { config } => {
+            // One thread: the camera is small and the agent is I/O-bound (less memory); the
+            // frame feed has its own thread.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("tokio runtime")?;
+            // The signal handlers before anything else: a SIGTERM or Ctrl-C that arrives while
+            // the configuration, the outbox or the models load is a clean stop as soon as the
+            // agent runs, never the default action (killed mid-start).
+            let (mut term, mut interrupt) = {
+                use tokio::signal::unix::{SignalKind, signal};
+                let _rt = rt.enter();
+                (
+                    signal(SignalKind::terminate()).context("SIGTERM handler")?,
+                    signal(SignalKind::interrupt()).context("SIGINT handler")?,
+                )
+            };
             let cfg = anpr_camera::Config::load(&config)?;
             let (tx, rx) = tokio::sync::watch::channel(false);
             let outbox = anpr_camera::agent::open_outbox(&cfg)?;
@@ -150,27 +167,12 @@ fn main() -> anyhow::Result<()> {
             // An agent-only build refuses a `[recognizer]` section in the configuration.
             #[cfg(feature = "recognizer")]
             let feed = start_feed(&cfg, &outbox, &rx, _running_rx);
-            // One thread: the camera is small and the agent is I/O-bound (less memory); the
-            // frame feed has its own thread.
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("tokio runtime")?;
             let stop = tx.clone();
             let result = rt.block_on(async move {
                 tokio::spawn(async move {
-                    let mut term = match tokio::signal::unix::signal(
-                        tokio::signal::unix::SignalKind::terminate(),
-                    ) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::error!(error = %e, "no SIGTERM handler");
-                            return;
-                        }
-                    };
                     tokio::select! {
                         _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
+                        _ = interrupt.recv() => {}
                     }
                     tracing::info!("signal received");
                     let _ = tx.send(true);

@@ -188,9 +188,15 @@ async fn a_final_status_whose_puback_a_kill_cut_off_is_published_again_at_the_ne
     assert!(exit.success(), "{exit:?}");
 
     // Answered: a third start publishes nothing more for it (its log says so; counting
-    // statuses would race the first process's delayed chunks still in the proxy).
+    // statuses would race the first process's delayed chunks still in the proxy, which may
+    // also carry a health report: the third agent's own connection is read from its log).
     let mut agent = spawn_agent(&stack, bin, "third.log", "info", &[]);
-    cloud.wait_health(30).await;
+    let third = stack.state.path().join("third.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&third).is_ok_and(|l| l.contains("connected")) {
+        assert!(Instant::now() < deadline, "the third start never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let exit = sigterm_and_wait(&mut agent, 20).await;
     assert!(exit.success(), "{exit:?}");
     let log = std::fs::read_to_string(stack.state.path().join("third.log")).unwrap();
