@@ -94,6 +94,17 @@ pub enum DomainError {
     /// idempotency key publishes it again.
     #[error("could not publish the request to the camera")]
     Publish(#[from] PublishError),
+    /// The request's file is not in the media bucket (yet, or any more).
+    #[error("file request {id} is {state}: only a ready request's file can be downloaded")]
+    NotReady {
+        /// The request.
+        id: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// A download link could not be signed.
+    #[error("could not sign the download link")]
+    Sign(#[from] crate::status::SignError),
 }
 
 impl DomainError {

@@ -55,6 +55,17 @@ pub struct NewFileRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// A signed download link ([`FileRequests::download`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    /// Presigned `GET` URL of the object.
+    pub url: String,
+    /// When it stops working (Unix seconds).
+    pub expires_at: u64,
+    /// The object's size in bytes, as recorded.
+    pub size: Option<u64>,
+}
+
 /// The file request service, generic over its ports.
 #[derive(Debug, Clone)]
 pub struct FileRequests<S, C, P> {
@@ -266,6 +277,34 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
             .filter(|r| caller.owns(r.org.as_ref()))
             .map(|r| crate::status::as_seen(r, now))
             .ok_or_else(|| DomainError::RequestNotFound(id.to_string()))
+    }
+
+    /// A fresh download link for request `id`, valid for `valid_for_secs`: only for a
+    /// request the caller may see ([`Self::get`]) that is `ready` (its object in the media
+    /// bucket). The link a notification carried expires; this one is signed on demand.
+    pub async fn download<U: crate::status::UrlSigner>(
+        &self,
+        caller: &Caller,
+        id: &str,
+        now: u64,
+        signer: &U,
+        valid_for_secs: u64,
+    ) -> Result<Download, DomainError> {
+        let rec = self.get(caller, id, now).await?;
+        let key = match (&rec.state, &rec.object_key) {
+            (RequestState::Ready, Some(key)) => key.clone(),
+            (state, _) => {
+                return Err(DomainError::NotReady {
+                    id: rec.request_id.to_string(),
+                    state: state.as_str(),
+                });
+            }
+        };
+        Ok(Download {
+            url: signer.presign_get(&key, valid_for_secs).await?,
+            expires_at: now + valid_for_secs,
+            size: rec.size,
+        })
     }
 
     /// The camera registry.
@@ -673,5 +712,63 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_download_link_is_signed_for_a_ready_request_the_caller_may_see_only() {
+        let (svc, store, _) = service();
+        let signer = crate::memory::MemoryUrlSigner::default();
+        let (rec, _) = svc
+            .create(&caller(), "123456", req("clips/a.mp4", None), 100)
+            .await
+            .unwrap();
+        let id = rec.request_id.to_string();
+        let err = svc
+            .download(&caller(), &id, 110, &signer, 60)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DomainError::NotReady {
+                    state: "requested",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // S3's event made it ready.
+        let mut ready = rec.clone();
+        ready.state = RequestState::Ready;
+        ready.size = Some(42);
+        ready.object_key = Some("media/123456/x/clips/a.mp4".into());
+        store.replace(&ready, rec.version).await.unwrap();
+        let d = svc
+            .download(&caller(), &id, 120, &signer, 60)
+            .await
+            .unwrap();
+        assert_eq!(d.url, "memory://media/123456/x/clips/a.mp4?expires_in=60");
+        assert_eq!((d.expires_at, d.size), (180, Some(42)));
+        // A viewer of the organisation may download; another organisation's admin cannot
+        // even learn the request exists.
+        let viewer = Caller {
+            role: Role::Viewer,
+            ..caller()
+        };
+        assert!(svc.download(&viewer, &id, 120, &signer, 60).await.is_ok());
+        let other = Caller {
+            sub: "mallory".into(),
+            org: OrgId::parse("globex").unwrap(),
+            role: Role::Admin,
+        };
+        assert!(matches!(
+            svc.download(&other, &id, 120, &signer, 60).await,
+            Err(DomainError::RequestNotFound(_))
+        ));
+        signer.set_failing(true);
+        assert!(matches!(
+            svc.download(&caller(), &id, 120, &signer, 60).await,
+            Err(DomainError::Sign(_))
+        ));
     }
 }

@@ -145,6 +145,10 @@ async fn main() -> anyhow::Result<()> {
         reads.clone(),
         configs,
         DynamoAuditLog::new(dynamo.clone(), &table),
+        request_api::Downloads {
+            signer: anpr_aws::S3UrlSigner::new(moto::clients().s3, "anpr-media-cost"),
+            valid_for_secs: 60,
+        },
     );
     let who = |role| Caller {
         sub: "measure".into(),

@@ -85,6 +85,8 @@ impl ApiError {
                     "the request was recorded but could not be sent to the camera; retry with the same Idempotency-Key".into(),
                     None,
                 ),
+                DomainError::NotReady { .. } => (S::CONFLICT, "not_ready", d.to_string(), None),
+                DomainError::Sign(_) => (S::SERVICE_UNAVAILABLE, "unavailable", "the download link could not be signed; retry".into(), None),
                 DomainError::Store(_) if d.is_retryable() => (S::SERVICE_UNAVAILABLE, "unavailable", "temporarily unavailable; retry".into(), None),
                 DomainError::Store(_) => (S::INTERNAL_SERVER_ERROR, "internal", "internal error".into(), None),
             },

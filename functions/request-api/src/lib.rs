@@ -7,6 +7,8 @@
 //! Routes:
 //! - `POST /cameras/{camera_id}/file-requests` `{"file": "...", "note"?: "..."}` → `202`
 //! - `GET /file-requests/{request_id}` → the request and its status history
+//! - `GET /file-requests/{request_id}/download` → a fresh link to a ready request's file
+//!   ([`download`])
 //! - `GET /cameras/{camera_id}/file-requests?limit=&cursor=` → newest first, paginated
 //! - `GET /cameras/{camera_id}/plate-reads?from=&to=&limit=&cursor=` and
 //!   `GET /plate-reads?plate=&from=&to=&limit=&cursor=` → plate reads, newest first ([`plates`])
@@ -18,11 +20,13 @@
 
 pub mod audit;
 pub mod config;
+pub mod download;
 pub mod error;
 pub mod identity;
 pub mod plates;
 pub mod routes;
 
+pub use download::Downloads;
 pub use error::ApiError;
 pub use identity::Caller;
 pub use routes::{MAX_BODY_BYTES, app, router, router_with_plate_reads};

@@ -2,7 +2,7 @@
 
 use anpr_aws::{
     AwsClients, DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore,
-    FunctionConfig, IotConfigShadows, IotDataPublisher,
+    FunctionConfig, IotConfigShadows, IotDataPublisher, S3UrlSigner,
 };
 use anpr_core::{CameraConfigs, FileRequests};
 
@@ -24,5 +24,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     );
     let audit = DynamoAuditLog::new(clients.dynamo.clone(), &config.table)
         .with_retention(config.audit_retention_secs);
-    lambda_http::run(request_api::app(service, reads, configs, audit)).await
+    let bucket = config
+        .bucket
+        .clone()
+        .ok_or_else(|| lambda_http::Error::from("MEDIA_BUCKET is not set"))?;
+    let downloads = request_api::Downloads {
+        signer: S3UrlSigner::new(clients.s3.clone(), &bucket),
+        valid_for_secs: config.download_url_secs,
+    };
+    lambda_http::run(request_api::app(service, reads, configs, audit, downloads)).await
 }

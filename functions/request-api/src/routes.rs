@@ -29,6 +29,15 @@ where
     C: CameraRegistry + 'static,
     P: DevicePublisher + 'static,
 {
+    request_routes(Arc::new(service))
+}
+
+fn request_routes<S, C, P>(service: Svc<S, C, P>) -> Router
+where
+    S: RequestStore + 'static,
+    C: CameraRegistry + 'static,
+    P: DevicePublisher + 'static,
+{
     Router::new()
         .route(
             "/cameras/{camera_id}/file-requests",
@@ -37,7 +46,7 @@ where
         .route("/file-requests/{request_id}", get(get_one::<S, C, P>))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(Arc::new(service))
+        .with_state(service)
 }
 
 /// Builds the router over a file request service and a plate read store: the routes of
@@ -59,12 +68,14 @@ where
 }
 
 /// The whole API as the Lambda serves it: [`router_with_plate_reads`] plus the camera
-/// configuration routes of [`crate::config`] and the audit trail of [`crate::audit`].
-pub fn app<S, C, P, R, C2, H, A>(
+/// configuration routes of [`crate::config`], the audit trail of [`crate::audit`] and the
+/// download links of [`crate::download`].
+pub fn app<S, C, P, R, C2, H, A, U>(
     service: FileRequests<S, C, P>,
     reads: R,
     configs: anpr_core::CameraConfigs<C2, H>,
     audit: A,
+    downloads: crate::download::Downloads<U>,
 ) -> Router
 where
     S: RequestStore + 'static,
@@ -74,10 +85,15 @@ where
     C2: CameraRegistry + 'static,
     H: anpr_core::ports::ConfigShadows + 'static,
     A: AuditLog + Clone + 'static,
+    U: anpr_core::status::UrlSigner + 'static,
 {
-    router_with_plate_reads(service, reads, audit.clone())
+    let cameras = service.cameras().clone();
+    let service = Arc::new(service);
+    request_routes(service.clone())
+        .merge(crate::plates::routes(reads, cameras, audit.clone()))
         .merge(crate::config::routes(configs, audit.clone()))
         .merge(crate::audit::routes(audit))
+        .merge(crate::download::routes(service, downloads))
 }
 
 fn now() -> u64 {

@@ -12,6 +12,7 @@ use anpr_aws::{
 };
 use anpr_core::model::Camera;
 use anpr_core::plates::{IngestPolicy, PlateReadStore, prepare};
+use anpr_core::ports::RequestStore as _;
 use anpr_core::{CameraConfigs, FileRequests, OrgId, RequestsConfig};
 use anpr_protocol::{CameraId, PlateRead, ReadId};
 use anpr_test_support::moto;
@@ -161,7 +162,11 @@ async fn world() -> World {
         IotConfigShadows::new(clients.iot.clone()),
     );
     let audit = DynamoAuditLog::new(clients.dynamo.clone(), &table);
-    let router = request_api::app(svc, reads, configs, audit);
+    let downloads = request_api::Downloads {
+        signer: anpr_aws::S3UrlSigner::new(clients.s3.clone(), "anpr-media-access"),
+        valid_for_secs: 60,
+    };
+    let router = request_api::app(svc, reads, configs, audit, downloads);
     let mut w = World {
         router,
         dynamo: clients.dynamo,
@@ -223,6 +228,7 @@ async fn every_route_refuses_other_organisations_low_roles_bad_claims_and_no_tok
     let w = world().await;
     let (cam, other) = (w.cam.clone(), w.other.clone());
     let req_path = format!("/file-requests/{}", w.request);
+    let download = format!("{req_path}/download");
     let create = format!("/cameras/{cam}/file-requests");
     let reads = format!("/cameras/{cam}/plate-reads");
     let config = format!("/cameras/{cam}/config");
@@ -243,6 +249,11 @@ async fn every_route_refuses_other_organisations_low_roles_bad_claims_and_no_tok
         ("GET", &req_path, "", None, OtherOrgAdmin, 404),
         ("GET", &req_path, "", None, NoOrg, 403),
         ("GET", &req_path, "", None, Anonymous, 401),
+        // its download link: the setup's request is not ready yet
+        ("GET", &download, "", None, Own("viewer"), 409),
+        ("GET", &download, "", None, OtherOrgAdmin, 404),
+        ("GET", &download, "", None, NoOrg, 403),
+        ("GET", &download, "", None, Anonymous, 401),
         // a camera's requests
         ("GET", &create, "", None, Own("viewer"), 200),
         ("GET", &create, "", None, OtherOrgAdmin, 404),
@@ -315,6 +326,55 @@ async fn every_route_refuses_other_organisations_low_roles_bad_claims_and_no_tok
         .call(event("PUT", &config, "", setting, Own("admin")))
         .await;
     assert_eq!(s, 200, "{b}");
+}
+
+#[tokio::test]
+async fn a_ready_requests_file_downloads_through_a_fresh_link_for_its_organisation_only() {
+    let w = world().await;
+    let clients = moto::clients();
+    let bucket = "anpr-media-access";
+    let _ = clients.s3.create_bucket().bucket(bucket).send().await;
+    let store = DynamoRequestStore::new(clients.dynamo.clone(), &w.table);
+    let id = anpr_protocol::RequestId::parse(&w.request).unwrap();
+    let mut rec = store.get(&id).await.unwrap().unwrap();
+    let key = anpr_protocol::topics::upload_key(&rec.camera_id, &rec.request_id, &rec.file);
+    let body = b"the camera's clip".to_vec();
+    clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(body.clone().into())
+        .send()
+        .await
+        .unwrap();
+    // S3's event made it ready (what upload-completed writes).
+    let version = rec.version;
+    rec.state = anpr_protocol::RequestState::Ready;
+    rec.size = Some(body.len() as u64);
+    rec.object_key = Some(key);
+    rec.version += 1;
+    store.replace(&rec, version).await.unwrap();
+
+    let path = format!("/file-requests/{}/download", w.request);
+    let (s, b) = w
+        .call(event("GET", &path, "", None, Who::Own("viewer")))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["size"], body.len());
+    let url = b["url"].as_str().expect("a link");
+    assert!(url.contains("X-Amz-Expires=60"), "{url}");
+    let got = reqwest::get(url).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), body);
+    // Another organisation's admin learns nothing; no claims, nothing.
+    let (s, b) = w
+        .call(event("GET", &path, "", None, Who::OtherOrgAdmin))
+        .await;
+    assert_eq!(s, 404, "{b}");
+    assert!(b.get("url").is_none());
+    let (s, _) = w.call(event("GET", &path, "", None, Who::Anonymous)).await;
+    assert_eq!(s, 401);
 }
 
 #[tokio::test]

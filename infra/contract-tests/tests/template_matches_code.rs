@@ -1273,6 +1273,10 @@ fn every_route_of_the_template_is_served_by_the_request_api() {
             anpr_core::memory::MemoryShadows::default(),
         ),
         anpr_core::audit::MemoryAuditLog::default(),
+        request_api::Downloads {
+            signer: anpr_core::memory::MemoryUrlSigner::default(),
+            valid_for_secs: 60,
+        },
     );
     assert!(!events.is_empty());
     for (name, e) in events {

@@ -116,7 +116,7 @@ function renderRequest(r) {
     } else if (r.refusedUrl) {
       result.append('ready (its link was not a safe https link and is not shown)');
     } else {
-      result.append('ready (the link came with the live notification; request again for a new one)');
+      result.append('ready (fetching a download link…)');
     }
   }
   const cells = [
@@ -144,6 +144,19 @@ async function loadRequests() {
     try {
       const page = await api(`/cameras/${encodeURIComponent(c.id)}/file-requests?limit=20`);
       for (const r of page.items.slice().reverse()) upsertRequest(r, false);
+      // A ready request listed without the link its notification carried (a reload, a lost
+      // connection): a fresh link from the API.
+      for (const r of page.items) {
+        const cur = state.requests.get(r.request_id);
+        if (r.state === 'ready' && cur && !cur.url) {
+          try {
+            const d = await api(`/file-requests/${encodeURIComponent(r.request_id)}/download`);
+            upsertRequest({ ...cur, url: d.url, size: d.size ?? cur.size }, false);
+          } catch (e) {
+            console.warn('download link failed', r.request_id, e);
+          }
+        }
+      }
     } catch (e) {
       console.warn('listing requests failed', c.id, e);
     }

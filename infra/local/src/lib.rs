@@ -457,6 +457,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             .build(),
     );
     let signer = anpr_aws::S3UrlSigner::new(s3_client, BUCKET);
+    let downloads = request_api::Downloads {
+        signer: signer.clone(),
+        valid_for_secs: StatusConfig::default().download_url_secs,
+    };
     let status = Arc::new(StatusUpdates::new(
         db.clone(),
         publisher.clone(),
@@ -534,7 +538,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let shadows = shadow::LocalShadows::new(db.clone(), publisher.clone());
     let configs = anpr_core::CameraConfigs::new(db.clone(), shadows.clone());
     let shadows_handle = shadows.clone();
-    let app = request_api::app(requests, db.clone(), configs, db.clone())
+    let app = request_api::app(requests, db.clone(), configs, db.clone(), downloads)
         .merge(console::routes(console_cfg))
         .merge(token_route(issuer.clone()))
         .layer(axum::middleware::from_fn_with_state(

@@ -469,6 +469,29 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
             &format!("document.body.dataset.mqtt === 'online' && {row_state} === 'ready'"),
         )
         .await;
+    // Its link, which only the missed notification would have carried, comes from the API's
+    // download route, and downloads the camera's file.
+    let caught_up = browser
+        .until(
+            "a download link for the request caught up",
+            30,
+            &format!(
+                "document.querySelector('#requests tr[data-request-id=\"{id}\"] a.download')?.href"
+            ),
+        )
+        .await;
+    let got = reqwest::get(caught_up.as_str().expect("href"))
+        .await
+        .expect("GET the caught-up link")
+        .bytes()
+        .await
+        .expect("body");
+    let original = std::fs::read(dir.path().join("media").join(anpr_local::cameras::CLIP))
+        .expect("the camera's file");
+    assert!(
+        got == original,
+        "the caught-up link downloads the camera's file"
+    );
 
     // A notification whose link is `javascript:` (as a forged or buggy publisher could send)
     // shows the request, never the link.
