@@ -10,6 +10,10 @@ hex, one value per object written, so the two events moto sends for one multipar
 (`ObjectCreated:Put` and `ObjectCreated:CompleteMultipartUpload`; AWS sends only the latter) carry
 the same value and read as one object event delivered twice, which AWS also allows.
 
+DynamoDB requests are served one at a time: moto checks a `ConditionExpression` and then writes,
+without a lock, so two conditional writes racing from two threads could both succeed, which
+DynamoDB never allows (a lost update, seen once in `status_against_moto`'s racing writers).
+
 Everything else is moto, untouched.
 
 Usage: python moto_server.py HOST PORT
@@ -29,6 +33,7 @@ from moto.s3 import notifications as _s3_notifications
 from werkzeug.serving import run_simple
 
 _lock = threading.Lock()
+_dynamodb_lock = threading.Lock()
 _published = []
 _moto = DomainDispatcherApplication(create_backend_app)
 
@@ -77,6 +82,9 @@ def app(environ, start_response):
                     "payload": base64.b64encode(payload).decode(),
                 }
             )
+    if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        with _dynamodb_lock:
+            return list(_moto(environ, start_response))
     return _moto(environ, start_response)
 
 
