@@ -62,19 +62,12 @@ where
     P: DevicePublisher,
     U: UrlSigner,
 {
-    let id = id.map(|Path(v)| v).map_err(|_| ApiError::BadRequest {
-        message: "invalid request_id in path".into(),
-        field: Some("request_id"),
-    })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let id = crate::routes::path(id, "request_id")?;
     let d = requests
         .download(
             &caller,
             &id,
-            now,
+            crate::routes::now(),
             &downloads.signer,
             downloads.valid_for_secs,
         )

@@ -96,14 +96,17 @@ where
         .merge(crate::download::routes(service, downloads))
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn path(p: Result<Path<String>, PathRejection>, field: &'static str) -> Result<String, ApiError> {
+pub(crate) fn path(
+    p: Result<Path<String>, PathRejection>,
+    field: &'static str,
+) -> Result<String, ApiError> {
     p.map(|Path(v)| v).map_err(|_| ApiError::BadRequest {
         message: format!("invalid {field} in path"),
         field: Some(field),
