@@ -155,6 +155,7 @@ async fn the_agent_killed_at_random_points_loses_no_read_and_no_request() {
             name: None,
             registered_at: 1,
             org: Some(anpr_core::OrgId::parse("acme").unwrap()),
+            presence: None,
         })
         .await
         .unwrap();

@@ -394,6 +394,7 @@ async fn bad_batches_and_another_cameras_id_are_refused_and_nothing_else_is_lost
             name: None,
             registered_at: 1,
             org: Some(acme.clone()),
+            presence: None,
         })
         .await
         .unwrap();

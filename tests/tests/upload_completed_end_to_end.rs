@@ -179,6 +179,7 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
             name: Some("gate".into()),
             registered_at: 1,
             org: Some(anpr_core::OrgId::parse("acme").unwrap()),
+            presence: None,
         })
         .await
         .unwrap();
@@ -372,7 +373,7 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
     );
 
     // 4. The web user's notifications: accepted, then ready with a working URL.
-    let notes: Vec<Notification> = moto::iot_published(&topics::web_notifications(&user))
+    let notes: Vec<Notification> = moto::iot_published(&topics::org_notifications("acme"))
         .into_iter()
         .map(|p| decode(&p.payload).unwrap())
         .filter(|n: &Notification| n.request_id.as_str() == request_id)
@@ -543,6 +544,7 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
             name: None,
             registered_at: 1,
             org: Some(anpr_core::OrgId::parse("acme").unwrap()),
+            presence: None,
         })
         .await
         .unwrap();
@@ -720,7 +722,7 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
         .unwrap()
         .unwrap();
     assert_eq!(stored.state, RequestState::Expired);
-    let told: Vec<Notification> = moto::iot_published(&topics::web_notifications(&user))
+    let told: Vec<Notification> = moto::iot_published(&topics::org_notifications("acme"))
         .into_iter()
         .map(|p| decode(&p.payload).unwrap())
         .filter(|n: &Notification| n.request_id.as_str() == stale_id)

@@ -5,8 +5,9 @@ use crate::errors::store_backend as backend;
 use crate::schema::{
     GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, OPEN_PARTITION, PK, SK, TTL_ATTR, open_sort_key,
 };
+use anpr_core::OrgId;
 use anpr_core::StoreError;
-use anpr_core::model::{Camera, FileRequestRecord, Page};
+use anpr_core::model::{Camera, CameraPresence, FileRequestRecord, Page};
 use anpr_core::ports::{CameraRegistry, ConnectionClaim, Created, IdempotencyKey, RequestStore};
 use anpr_protocol::{CameraId, RequestId};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -398,8 +399,20 @@ struct CameraItem {
     pk: String,
     #[serde(rename = "SK")]
     sk: String,
+    /// `ORGCAM#{org}`: the organisation's cameras (`GET /cameras`); none without one.
+    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
     #[serde(flatten)]
     camera: Camera,
+}
+
+/// The attribute of a camera registry item holding its presence ([`Camera::presence`]).
+pub const PRESENCE_ATTR: &str = "presence";
+
+fn org_cameras_key(org: &OrgId) -> String {
+    format!("ORGCAM#{org}")
 }
 
 impl DynamoCameraRegistry {
@@ -416,6 +429,8 @@ impl DynamoCameraRegistry {
         let item = serde_dynamo::to_item(CameraItem {
             pk: format!("CAM#{}", camera.camera_id),
             sk: "CAM".into(),
+            gsi1pk: camera.org.as_ref().map(org_cameras_key),
+            gsi1sk: camera.org.as_ref().map(|_| camera.camera_id.to_string()),
             camera: camera.clone(),
         })
         .map_err(corrupt)?;
@@ -522,6 +537,98 @@ impl CameraRegistry for DynamoCameraRegistry {
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
                 Ok(())
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    /// One `Query` of index [`GSI1`] under `ORGCAM#{org}`, in camera id order.
+    async fn list_cameras(
+        &self,
+        org: &OrgId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Camera>, StoreError> {
+        let pk = org_cameras_key(org);
+        let start = cursor
+            .map(|c| decode_cursor(c, &[PK, SK, GSI1PK, GSI1SK], &[(GSI1PK, &pk)]))
+            .transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1PK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(backend)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| {
+                serde_dynamo::from_item::<_, CameraItem>(i)
+                    .map(|c| c.camera)
+                    .map_err(corrupt)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
+        })
+    }
+
+    /// One conditional `UpdateItem`: the presence is set only on a registered camera whose
+    /// recorded presence it supersedes (a higher version; or the same version's disconnect
+    /// after its connect). A refused condition is a stale event: `None`.
+    async fn record_presence(
+        &self,
+        id: &CameraId,
+        presence: CameraPresence,
+    ) -> Result<Option<Camera>, StoreError> {
+        let value = serde_dynamo::to_attribute_value(presence).map_err(corrupt)?;
+        let mut condition =
+            "attribute_exists(#pk) AND (attribute_not_exists(#pr) OR #pr.#ver < :ver".to_owned();
+        if !presence.online {
+            condition.push_str(" OR (#pr.#ver = :ver AND #pr.#on = :true)");
+        }
+        condition.push(')');
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(camera_key(id)))
+            .update_expression("SET #pr = :p")
+            .condition_expression(condition)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#pr", PRESENCE_ATTR)
+            .expression_attribute_names("#ver", "version")
+            .expression_attribute_values(":p", value)
+            .expression_attribute_values(":ver", AttributeValue::N(presence.version.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        if !presence.online {
+            req = req
+                .expression_attribute_names("#on", "online")
+                .expression_attribute_values(":true", AttributeValue::Bool(true));
+        }
+        match req.send().await {
+            Ok(out) => out
+                .attributes
+                .map(|i| {
+                    serde_dynamo::from_item::<_, CameraItem>(i)
+                        .map(|c| c.camera)
+                        .map_err(corrupt)
+                })
+                .transpose(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
             }
             Err(e) => Err(backend(e)),
         }

@@ -7,7 +7,7 @@
 //!
 //! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` |
 //! |---|---|---|---|---|
-//! | camera registry entry | `CAM#{camera}` | `CAM` | – | – |
+//! | camera registry entry | `CAM#{camera}` | `CAM` | `ORGCAM#{org}` | `{camera}` |
 //! | file request | `REQ#{request}` | `REQ` | `CAMREQ#{camera}` | `{request}` (ULID: time order) |
 //! | idempotency key | `IDEM#{caller}#{key}` | `IDEM` | – | – |
 //! | audit record | `AUDIT#{org}` | `{at_ms:013}#{ulid}` | – | – |
@@ -17,6 +17,9 @@
 //! - requests of a camera, newest first: `Query GSI1 GSI1PK=CAMREQ#cam, ScanIndexForward=false`;
 //! - open requests of a camera, counted (the open-request limit): the same `Query` with
 //!   `Select=COUNT`, filtered on the open-requests index key and `expires_at`, paged to the end;
+//! - cameras of an organisation, in id order (`GET /cameras`): `Query GSI1
+//!   GSI1PK=ORGCAM#{org}`; their online state is on the registry item (`presence`), written by
+//!   a conditional `UpdateItem` per lifecycle event ([`presence`]);
 //! - the time of a camera's last connection change (`connection_changed_at` on its registry
 //!   item): claimed by a conditional `UpdateItem(CAM#cam, CAM)`;
 //! - plate reads of a camera by time: `Query PK=READS#cam#{shard}, SK BETWEEN from AND to` for
@@ -38,6 +41,7 @@ pub mod memory;
 pub mod model;
 pub mod plates;
 pub mod ports;
+pub mod presence;
 pub mod requests;
 pub mod shadow;
 pub mod status;

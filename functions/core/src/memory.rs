@@ -1,8 +1,9 @@
 //! In-memory adapters of every port, for fast unit tests of the domain. Not for production:
 //! nothing is persisted.
 
+use crate::access::OrgId;
 use crate::error::{PublishError, StoreError};
-use crate::model::{Camera, FileRequestRecord, Page};
+use crate::model::{Camera, CameraPresence, FileRequestRecord, Page};
 use crate::ports::{
     CameraRegistry, ConfigShadows, ConnectionClaim, Created, DevicePublisher, IdempotencyKey,
     RequestStore,
@@ -213,6 +214,61 @@ impl CameraRegistry for MemoryCameraRegistry {
         release_in(&self.connection_changes, id, now, previous);
         Ok(())
     }
+
+    async fn list_cameras(
+        &self,
+        org: &OrgId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Camera>, StoreError> {
+        Ok(cameras_page(
+            lock(&self.cameras).values().cloned(),
+            org,
+            cursor,
+            limit,
+        ))
+    }
+
+    async fn record_presence(
+        &self,
+        id: &CameraId,
+        presence: CameraPresence,
+    ) -> Result<Option<Camera>, StoreError> {
+        Ok(lock(&self.cameras)
+            .get_mut(id.as_str())
+            .and_then(|c| record_presence_in(c, presence)))
+    }
+}
+
+/// [`CameraRegistry::list_cameras`] over all the cameras, for the in-memory and local
+/// adapters: the organisation's, in id order, after `cursor` (the last id of the previous
+/// page).
+pub fn cameras_page(
+    all: impl IntoIterator<Item = Camera>,
+    org: &OrgId,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Page<Camera> {
+    let mut items: Vec<Camera> = all
+        .into_iter()
+        .filter(|c| c.org.as_ref() == Some(org))
+        .filter(|c| cursor.is_none_or(|after| c.camera_id.as_str() > after))
+        .collect();
+    items.sort_by(|a, b| a.camera_id.as_str().cmp(b.camera_id.as_str()));
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| items.last().map(|c| c.camera_id.to_string()))
+        .flatten();
+    Page { items, next_cursor }
+}
+
+/// [`CameraRegistry::record_presence`] on one camera, for the in-memory and local adapters.
+pub fn record_presence_in(camera: &mut Camera, presence: CameraPresence) -> Option<Camera> {
+    presence.supersedes(camera.presence.as_ref()).then(|| {
+        camera.presence = Some(presence);
+        camera.clone()
+    })
 }
 
 /// A message the [`MemoryPublisher`] was asked to publish.

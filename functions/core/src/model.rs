@@ -21,6 +21,35 @@ pub struct Camera {
     /// to nobody.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<OrgId>,
+    /// Its connection as the last lifecycle event applied says (`None`: none seen yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<CameraPresence>,
+}
+
+/// A camera's connection, from the broker's lifecycle events (`crate::presence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraPresence {
+    /// Connected.
+    pub online: bool,
+    /// When it connected or disconnected (Unix milliseconds, broker clock).
+    pub at_ms: u64,
+    /// The event's version number (grows with every connection of the client id; a
+    /// connection's `connected` and `disconnected` share it).
+    pub version: u64,
+}
+
+impl CameraPresence {
+    /// Whether this event comes after `recorded` (lifecycle events arrive out of order and
+    /// twice): a later connection (higher version), or the disconnection of the connection
+    /// recorded as connected. A duplicate or an older event does not.
+    pub fn supersedes(&self, recorded: Option<&CameraPresence>) -> bool {
+        match recorded {
+            None => true,
+            Some(r) => {
+                self.version > r.version || (self.version == r.version && r.online && !self.online)
+            }
+        }
+    }
 }
 
 /// One entry of a request's status history.

@@ -1,7 +1,8 @@
 //! Ports: what the domain needs from the outside world, named by role.
 
+use crate::access::OrgId;
 use crate::error::{PublishError, StoreError};
-use crate::model::{Camera, FileRequestRecord, Page};
+use crate::model::{Camera, CameraPresence, FileRequestRecord, Page};
 use anpr_protocol::shadow::Document;
 use anpr_protocol::{CameraId, RequestId};
 use serde_json::{Map, Value};
@@ -141,6 +142,24 @@ pub trait CameraRegistry: Send + Sync {
         now: u64,
         min_interval: u64,
     ) -> impl Future<Output = Result<ConnectionClaim, StoreError>> + Send;
+
+    /// The cameras of organisation `org`, in camera id order, `limit` at most, from `cursor`
+    /// (the previous page's `next_cursor`).
+    fn list_cameras(
+        &self,
+        org: &OrgId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page<Camera>, StoreError>> + Send;
+
+    /// Records a lifecycle event of the camera, atomically, if it is newer than the one
+    /// recorded ([`CameraPresence::supersedes`]): the camera as it is now, or `None` when the
+    /// event is stale or a duplicate, or the camera is not registered.
+    fn record_presence(
+        &self,
+        id: &CameraId,
+        presence: CameraPresence,
+    ) -> impl Future<Output = Result<Option<Camera>, StoreError>> + Send;
 
     /// Undoes a claim made at `now` whose change could not be written: the time goes back
     /// to `previous`, unless another claim replaced it since.

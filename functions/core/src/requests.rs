@@ -363,6 +363,7 @@ mod tests {
             name: None,
             registered_at: 0,
             org: Some(OrgId::parse("acme").unwrap()),
+            presence: None,
         });
         let publisher = MemoryPublisher::default();
         let svc = FileRequests::new(

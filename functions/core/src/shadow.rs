@@ -402,6 +402,7 @@ mod tests {
             name: None,
             registered_at: 0,
             org: Some(crate::OrgId::parse("acme").unwrap()),
+            presence: None,
         });
         CameraConfigs::new(cams, MemoryShadows::default())
     }

@@ -427,7 +427,7 @@ impl<S: RequestStore, P: DevicePublisher, U: UrlSigner> StatusUpdates<S, P, U> {
         Err(StatusError::Contended(id.to_string()))
     }
 
-    /// Publishes the record's current state to its user's notification topic.
+    /// Publishes the record's current state to its organisation's notification topic.
     async fn notify(&self, rec: &FileRequestRecord) -> Result<(), StatusError> {
         let url = match (&rec.state, &rec.object_key) {
             (RequestState::Ready, Some(key)) => Some(
@@ -462,9 +462,14 @@ impl<S: RequestStore, P: DevicePublisher, U: UrlSigner> StatusUpdates<S, P, U> {
             },
             at,
         };
+        // The organisation's topic: everyone who may see the request, and nobody else. A
+        // request from before organisations is visible to nobody, so nobody is told.
+        let Some(org) = &rec.org else {
+            return Ok(());
+        };
         let payload = encode(&msg).map_err(|e| StatusError::Encode(e.to_string()))?;
         self.publisher
-            .publish(&topics::web_notifications(&rec.requested_by), payload, 1)
+            .publish(&topics::org_notifications(org.as_str()), payload, 1)
             .await?;
         Ok(())
     }
@@ -510,7 +515,7 @@ mod tests {
             }],
             version: 1,
             retain_until: 9999,
-            org: None,
+            org: Some(crate::OrgId::parse("acme").unwrap()),
         }
     }
 
@@ -563,7 +568,7 @@ mod tests {
         p.sent()
             .iter()
             .map(|m| {
-                assert_eq!(m.topic, "web/user-1/notifications");
+                assert_eq!(m.topic, "web/org/acme/notifications");
                 assert_eq!(m.qos, 1);
                 decode(&m.payload).unwrap()
             })
@@ -589,6 +594,33 @@ mod tests {
         // Terminal now: the next sweep has nothing to do.
         assert_eq!(svc.expire_due(5000, 100).await.unwrap(), 0);
         assert_eq!(notifications(&publisher).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_organisation_changes_state_and_tells_nobody() {
+        let store = MemoryRequestStore::default();
+        store
+            .create(
+                &FileRequestRecord {
+                    org: None,
+                    ..record()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let publisher = MemoryPublisher::default();
+        let svc = StatusUpdates::new(
+            store.clone(),
+            publisher.clone(),
+            MemoryUrlSigner::default(),
+            StatusConfig {
+                download_url_secs: 60,
+            },
+        );
+        assert_eq!(svc.expire_due(2001, 100).await.unwrap(), 1);
+        assert_eq!(stored(&store).await.state, RequestState::Expired);
+        assert!(publisher.sent().is_empty());
     }
 
     /// Expiry is final: an upload finishing after the deadline does not make the request

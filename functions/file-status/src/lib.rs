@@ -35,12 +35,25 @@
 //! steady stream of plate batches). Separate functions keep least-privilege roles, separate
 //! concurrency and alarms, and a failure in one path cannot throttle the other.
 //!
+//! The presence rule (name `anpr_protocol::topics::PRESENCE_RULE`) hands it AWS IoT's
+//! lifecycle events, which [`handle_lifecycle`] records on the camera's registry item and
+//! tells the camera's organisation (`anpr_core::presence`):
+//!
+//! ```sql
+//! SELECT clientId, eventType, timestamp, versionNumber FROM '$aws/events/presence/+/+'
+//! ```
+//!
+//! Only AWS IoT publishes under `$aws/events/`; a client cannot forge an event. A client id
+//! that is no registered camera (a web console's `web-…`) changes nothing.
+//!
 //! Error policy: the rule invokes Lambda asynchronously (Lambda retries twice). A message that
 //! cannot apply (malformed, unknown kind, unknown request, another camera's request, a
 //! refused transition) is logged and dropped; a permanent AWS failure is logged with context
 //! and dropped; a transient one fails the invocation so that Lambda retries.
 
-use anpr_core::ports::{DevicePublisher, RequestStore};
+use anpr_core::model::CameraPresence;
+use anpr_core::ports::{CameraRegistry, DevicePublisher, RequestStore};
+use anpr_core::presence::Presences;
 use anpr_core::status::{Outcome, StatusError, StatusUpdates, UrlSigner};
 use anpr_protocol::{CameraId, FileStatus, ProtocolError, ValidationError, decode, topics};
 
@@ -112,6 +125,9 @@ pub enum EventError {
         /// The `camera_id` field.
         camera: String,
     },
+    /// A lifecycle event lacks this field or has it of the wrong type.
+    #[error("lifecycle event has no valid `{0}`")]
+    Lifecycle(&'static str),
     /// The status message itself is malformed.
     #[error("malformed status message")]
     Message(#[source] ProtocolError),
@@ -131,6 +147,8 @@ pub enum Handled {
     Expired(usize),
     /// The status was applied (or was a duplicate, or refused): the service's outcome.
     Outcome(Outcome),
+    /// A lifecycle event: recorded (`true`), or stale, a duplicate or not a camera's.
+    Presence(bool),
     /// The event was malformed: logged and dropped.
     Dropped,
     /// Applying failed permanently: logged and dropped.
@@ -276,6 +294,94 @@ where
     }
 }
 
+/// Whether the event is a lifecycle event of the presence rule (it has `eventType` and
+/// `clientId`, which no status, sync or schedule event has).
+pub fn is_lifecycle(event: &serde_json::Value) -> bool {
+    event.get(EVENT_TYPE_FIELD).is_some() && event.get(CLIENT_ID_FIELD).is_some()
+}
+
+/// Field of a lifecycle event naming the client.
+pub const CLIENT_ID_FIELD: &str = "clientId";
+/// Field of a lifecycle event naming its kind (`connected`, `disconnected`).
+pub const EVENT_TYPE_FIELD: &str = "eventType";
+
+/// The camera and its presence from a lifecycle event.
+pub fn parse_lifecycle_event(
+    event: &serde_json::Value,
+) -> Result<(CameraId, CameraPresence), EventError> {
+    let obj = event.as_object().ok_or(EventError::NotAnObject)?;
+    let field = |name: &'static str| obj.get(name).ok_or(EventError::Lifecycle(name));
+    let client = field(CLIENT_ID_FIELD)?
+        .as_str()
+        .ok_or(EventError::Lifecycle(CLIENT_ID_FIELD))?;
+    let camera = CameraId::parse(client).map_err(EventError::Camera)?;
+    let online = match field(EVENT_TYPE_FIELD)?.as_str() {
+        Some("connected") => true,
+        Some("disconnected") => false,
+        _ => return Err(EventError::Lifecycle(EVENT_TYPE_FIELD)),
+    };
+    let number = |name: &'static str| field(name)?.as_u64().ok_or(EventError::Lifecycle(name));
+    Ok((
+        camera,
+        CameraPresence {
+            online,
+            at_ms: number("timestamp")?,
+            version: number("versionNumber")?,
+        },
+    ))
+}
+
+/// What the presence rule hands the function for a connection's lifecycle event, for the
+/// rule's stand-ins (the local broker's events; tests).
+pub fn lifecycle_event(
+    client_id: &str,
+    online: bool,
+    at_ms: u64,
+    version: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        CLIENT_ID_FIELD: client_id,
+        EVENT_TYPE_FIELD: if online { "connected" } else { "disconnected" },
+        "timestamp": at_ms,
+        "versionNumber": version,
+    })
+}
+
+/// Handles one lifecycle event of the presence rule.
+pub async fn handle_lifecycle<C, P>(
+    presences: &Presences<C, P>,
+    event: &serde_json::Value,
+) -> Result<Handled, RetryLater>
+where
+    C: CameraRegistry,
+    P: DevicePublisher,
+{
+    let (camera, presence) = match parse_lifecycle_event(event) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(error = %e, "lifecycle event not of a camera: dropped");
+            return Ok(Handled::Dropped);
+        }
+    };
+    match presences.apply(&camera, presence).await {
+        Ok(Some(_)) => {
+            tracing::info!(camera = %camera, online = presence.online, version = presence.version, "presence recorded");
+            Ok(Handled::Presence(true))
+        }
+        Ok(None) => Ok(Handled::Presence(false)),
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(camera = %camera, error = %e,
+                source = ?std::error::Error::source(&e), "presence failed transiently: will be retried");
+            Err(RetryLater(e))
+        }
+        Err(e) => {
+            tracing::error!(camera = %camera, error = %e,
+                source = ?std::error::Error::source(&e), "presence failed permanently: dropped");
+            Ok(Handled::Failed)
+        }
+    }
+}
+
 /// Now, Unix seconds.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -363,6 +469,47 @@ mod tests {
             &json!({"sweep":"expiry","camera_id":"cam1","mqtt_topic":"cam1/file/status"})
         ));
         assert!(!is_sweep(&json!({"sweep":"other"})));
+    }
+
+    #[test]
+    fn a_lifecycle_event_names_the_camera_by_its_client_id_and_is_told_from_the_others() {
+        let e = lifecycle_event("cam-001", false, 1_573_002_340_451, 3);
+        assert!(is_lifecycle(&e));
+        let (cam, p) = parse_lifecycle_event(&e).unwrap();
+        assert_eq!(cam.as_str(), "cam-001");
+        assert_eq!(
+            p,
+            CameraPresence {
+                online: false,
+                at_ms: 1_573_002_340_451,
+                version: 3
+            }
+        );
+        assert!(!is_lifecycle(&rule_event("cam-001/file/sync", b"")));
+        assert!(!is_lifecycle(&serde_json::from_str(SWEEP_INPUT).unwrap()));
+        for (bad, field) in [
+            (
+                json!({"clientId": "cam-001", "eventType": "subscribed", "timestamp": 1, "versionNumber": 1}),
+                "eventType",
+            ),
+            (
+                json!({"clientId": "cam-001", "eventType": "connected", "timestamp": "1", "versionNumber": 1}),
+                "timestamp",
+            ),
+            (
+                json!({"clientId": "cam-001", "eventType": "connected", "timestamp": 1}),
+                "versionNumber",
+            ),
+        ] {
+            match parse_lifecycle_event(&bad) {
+                Err(EventError::Lifecycle(f)) => assert_eq!(f, field),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_lifecycle_event(&lifecycle_event("a/b", true, 1, 1)),
+            Err(EventError::Camera(_))
+        ));
     }
 
     #[test]

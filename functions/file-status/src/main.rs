@@ -2,8 +2,10 @@
 
 use anpr_aws::config::ENV_BUCKET;
 use anpr_aws::{
-    AwsClients, ConfigError, DynamoRequestStore, FunctionConfig, IotDataPublisher, S3UrlSigner,
+    AwsClients, ConfigError, DynamoCameraRegistry, DynamoRequestStore, FunctionConfig,
+    IotDataPublisher, S3UrlSigner,
 };
+use anpr_core::presence::Presences;
 use anpr_core::status::{StatusConfig, StatusUpdates};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -27,11 +29,19 @@ async fn main() -> Result<(), Error> {
             download_url_secs: config.download_url_secs,
         },
     );
-    let service = &service;
+    let presences = Presences::new(
+        DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table),
+        IotDataPublisher::new(clients.iot.clone()),
+    );
+    let (service, presences) = (&service, &presences);
     lambda_runtime::run(service_fn(
         move |e: LambdaEvent<serde_json::Value>| async move {
-            file_status::handle(service, &e.payload, file_status::now())
-                .await
+            let handled = if file_status::is_lifecycle(&e.payload) {
+                file_status::handle_lifecycle(presences, &e.payload).await
+            } else {
+                file_status::handle(service, &e.payload, file_status::now()).await
+            };
+            handled
                 .map(|handled| tracing::debug!(?handled, "event handled"))
                 // A transient failure fails the invocation: Lambda retries the event.
                 .map_err(Error::from)

@@ -69,7 +69,8 @@ async fn env(camera: &str) -> (Env, FileRequestRecord) {
         }],
         version: 1,
         retain_until: 99_999,
-        org: None,
+        // One organisation per test (the user id doubles as it): the topic is the test's own.
+        org: Some(anpr_core::OrgId::parse(&user).unwrap()),
     };
     store.create(&r, None).await.unwrap();
     (Env { svc, store, user }, r)
@@ -85,7 +86,7 @@ impl Env {
     }
 
     fn notifications(&self) -> Vec<Notification> {
-        moto::iot_published(&format!("web/{}/notifications", self.user))
+        moto::iot_published(&anpr_protocol::topics::org_notifications(&self.user))
             .into_iter()
             .map(|p| {
                 assert_eq!(p.qos, Some(1));

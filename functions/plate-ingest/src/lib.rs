@@ -396,6 +396,7 @@ mod tests {
             name: None,
             registered_at: 0,
             org: Some(anpr_core::OrgId::parse("acme").unwrap()),
+            presence: None,
         });
         c
     }

@@ -74,6 +74,7 @@ async fn the_fixture_event_of_the_rule_is_stored_with_the_keys_of_the_design() {
             name: None,
             registered_at: 1,
             org: Some(OrgId::parse("acme").unwrap()),
+            presence: None,
         })
         .await
         .unwrap();
@@ -280,6 +281,7 @@ async fn a_cameras_reads_spread_over_its_shards_and_come_back_newest_first_page_
                 name: None,
                 registered_at: 1,
                 org: Some(org.clone()),
+                presence: None,
             })
             .await
             .unwrap();

@@ -1,5 +1,7 @@
-//! Notifications to the web UI, published by the cloud on a per-user topic
-//! ([`crate::topics::web_notifications`]) the web app subscribes to over MQTT-over-WebSocket.
+//! Notifications to the web UI, published by the cloud on its organisation's topic
+//! ([`crate::topics::org_notifications`]) the web app subscribes to over MQTT-over-WebSocket:
+//! a file request changed state ([`Notification`]), a camera came online or went offline
+//! ([`PresenceNotification`]).
 
 use crate::codec::Message;
 use crate::ids::{CameraId, RequestId};
@@ -79,3 +81,18 @@ pub struct Notification {
 }
 
 impl Message for Notification {}
+
+/// Cloud → web UI: a camera connected or disconnected (from AWS IoT's lifecycle events, in
+/// the order of their version numbers). The console tells it from a [`Notification`] by its
+/// `online` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceNotification {
+    /// The camera.
+    pub camera_id: CameraId,
+    /// Connected now.
+    pub online: bool,
+    /// When it connected or disconnected (Unix milliseconds, broker clock).
+    pub last_seen_ms: u64,
+}
+
+impl Message for PresenceNotification {}

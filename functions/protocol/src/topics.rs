@@ -23,6 +23,8 @@ pub const PLATE_RULE: &str = "anpr_plate_reads";
 pub const STATUS_RULE: &str = "anpr_file_status";
 /// Default name of the IoT rule that answers sync messages.
 pub const SYNC_RULE: &str = "anpr_file_sync";
+/// Default name of the IoT rule that records cameras' lifecycle events (presence).
+pub const PRESENCE_RULE: &str = "anpr_camera_presence";
 /// Name of the camera's configuration shadow.
 pub const CONFIG_SHADOW: &str = "config";
 /// First level of the web UI notification topics.
@@ -59,10 +61,25 @@ pub fn health(cam: &CameraId) -> String {
 pub fn presence(cam: &CameraId) -> String {
     format!("{cam}/{PRESENCE}")
 }
-/// `web/{user}/notifications`: one user's notifications. A web identity's policy allows
-/// subscribing to its own only (functions/web-authorizer's policy).
-pub fn web_notifications(user: &str) -> String {
-    format!("{WEB_PREFIX}/{}/notifications", sanitize_user(user))
+/// `web/org/{org}/notifications`: the notifications of one organisation (its file requests'
+/// states, its cameras' presence), which every member of the organisation may receive and
+/// nobody else: a web identity's policy allows subscribing to its own organisation's only
+/// (functions/web-authorizer's policy; `infra/local`'s web access locally).
+pub fn org_notifications(org: &str) -> String {
+    format!("{WEB_PREFIX}/org/{}/notifications", sanitize_level(org))
+}
+/// The filter of AWS IoT's lifecycle events of connections (`$aws/events/presence/connected/
+/// {clientId}` and `…/disconnected/{clientId}`), which the presence rule selects.
+pub const PRESENCE_EVENTS_FILTER: &str = "$aws/events/presence/+/+";
+/// `$aws/events/presence/{connected|disconnected}/{client_id}`: where AWS IoT publishes a
+/// connection's lifecycle event (and the local broker too).
+pub fn presence_event(connected: bool, client_id: &str) -> String {
+    let kind = if connected {
+        "connected"
+    } else {
+        "disconnected"
+    };
+    format!("$aws/events/presence/{kind}/{client_id}")
 }
 /// `$aws/things/{camera_id}/shadow/name/{name}` (append `/update`, `/get`, `/update/delta`…).
 pub fn shadow(cam: &CameraId, name: &str) -> String {
@@ -74,8 +91,8 @@ pub fn config_shadow(cam: &CameraId, suffix: &str) -> String {
     format!("{}/{suffix}", shadow(cam, CONFIG_SHADOW))
 }
 
-/// A user id safe as one topic level: MQTT wildcards, `/` and `$` replaced by `_`.
-pub fn sanitize_user(user: &str) -> String {
+/// A user or organisation id safe as one topic level: MQTT wildcards, `/` and `$` replaced by `_`.
+pub fn sanitize_level(user: &str) -> String {
     user.chars()
         .map(|c| match c {
             '/' | '+' | '#' | '$' | '\0' => '_',

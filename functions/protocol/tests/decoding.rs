@@ -173,8 +173,8 @@ fn topics_put_the_camera_id_first_and_parse_back() {
     assert_eq!((c.as_str(), rest), ("123456", "plates"));
     assert!(topics::parse_camera_topic("nolevel").is_err());
     assert_eq!(
-        topics::web_notifications("a/b+#"),
-        "web/a_b__/notifications"
+        topics::org_notifications("a/b+#"),
+        "web/org/a_b__/notifications"
     );
 }
 

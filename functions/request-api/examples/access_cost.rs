@@ -101,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
             name: None,
             registered_at: 1,
             org: Some(acme.clone()),
+            presence: None,
         })
         .await?;
     moto::create_thing(cam.as_str()).await;

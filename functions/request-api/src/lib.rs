@@ -5,6 +5,8 @@
 //! mapped to HTTP in one place ([`error::ApiError`]).
 //!
 //! Routes:
+//! - `GET /cameras?limit=&cursor=` → the organisation's cameras with their online state
+//!   ([`cameras`])
 //! - `POST /cameras/{camera_id}/file-requests` `{"file": "...", "note"?: "..."}` → `202`
 //! - `GET /file-requests/{request_id}` → the request and its status history
 //! - `GET /file-requests/{request_id}/download` → a fresh link to a ready request's file
@@ -19,6 +21,7 @@
 //! ([`identity`]); see `docs/access.md`.
 
 pub mod audit;
+pub mod cameras;
 pub mod config;
 pub mod download;
 pub mod error;

@@ -68,8 +68,8 @@ where
 }
 
 /// The whole API as the Lambda serves it: [`router_with_plate_reads`] plus the camera
-/// configuration routes of [`crate::config`], the audit trail of [`crate::audit`] and the
-/// download links of [`crate::download`].
+/// camera listing of [`crate::cameras`], the configuration routes of [`crate::config`], the
+/// audit trail of [`crate::audit`] and the download links of [`crate::download`].
 pub fn app<S, C, P, R, C2, H, A, U>(
     service: FileRequests<S, C, P>,
     reads: R,
@@ -90,6 +90,7 @@ where
     let cameras = service.cameras().clone();
     let service = Arc::new(service);
     request_routes(service.clone())
+        .merge(crate::cameras::routes(cameras.clone()))
         .merge(crate::plates::routes(reads, cameras, audit.clone()))
         .merge(crate::config::routes(configs, audit.clone()))
         .merge(crate::audit::routes(audit))

@@ -132,6 +132,7 @@ async fn world() -> World {
                 name: None,
                 registered_at: 1,
                 org: Some(OrgId::parse(org).unwrap()),
+                presence: None,
             })
             .await
             .unwrap();

@@ -30,6 +30,7 @@ async fn api() -> Api {
             name: Some("gate".into()),
             registered_at: 1,
             org: Some(anpr_core::OrgId::parse("acme").unwrap()),
+            presence: None,
         })
         .await
         .unwrap();

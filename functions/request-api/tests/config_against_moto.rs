@@ -31,6 +31,7 @@ async fn api() -> Api {
             name: None,
             registered_at: 1,
             org: Some(anpr_core::OrgId::parse("acme").unwrap()),
+            presence: None,
         })
         .await
         .unwrap();

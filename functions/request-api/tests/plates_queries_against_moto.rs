@@ -62,6 +62,7 @@ async fn api(other: &str) -> Api {
                 name: None,
                 registered_at: 1,
                 org: Some(acme.clone()),
+                presence: None,
             })
             .await
             .unwrap();

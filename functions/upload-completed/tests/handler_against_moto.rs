@@ -80,7 +80,8 @@ impl Env {
             }],
             version: 1,
             retain_until: EVENT_T + 86_400,
-            org: None,
+            // One organisation per test (the user id doubles as it): the topic is the test's own.
+            org: Some(anpr_core::OrgId::parse(&self.user).unwrap()),
         };
         self.store.create(&r, None).await.unwrap();
         r
@@ -95,7 +96,7 @@ impl Env {
     }
 
     fn notifications(&self) -> Vec<(Option<u8>, Notification)> {
-        moto::iot_published(&format!("web/{}/notifications", self.user))
+        moto::iot_published(&anpr_protocol::topics::org_notifications(&self.user))
             .into_iter()
             .map(|p| (p.qos, decode(&p.payload).unwrap()))
             .collect()

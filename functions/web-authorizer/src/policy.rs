@@ -1,8 +1,9 @@
 //! The IoT policy a verified user gets for the console's live connection: connect under a
-//! client id of their own (`web-{user}-…`), subscribe to and receive their notification topic
-//! (`web/{user}/notifications`, where the functions publish what concerns them), nothing else.
-//! No publish: a browser has nothing to say to a camera except through the API. Camera presence
-//! and plate reads are the API's to show, per organisation.
+//! client id of their own (`web-{user}-…`), subscribe to and receive their organisation's
+//! notification topic (`web/org/{org}/notifications`, where the functions publish what every
+//! member may see: its requests' states, its cameras' presence), nothing else. No publish: a
+//! browser has nothing to say to a camera except through the API. Plate reads are the API's
+//! to show, per organisation.
 
 use anpr_core::access::Caller;
 use anpr_protocol::topics;
@@ -19,13 +20,9 @@ pub struct Scope {
     pub account: String,
 }
 
-/// The level that names `user` in their notification topic: `web/{level}/notifications`.
+/// The level that names `user` in their client id: `web-{level}-…`.
 pub fn user_level(user: &str) -> String {
-    topics::web_notifications(user)
-        .split('/')
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned()
+    topics::sanitize_level(user)
 }
 
 /// The authorizer's `principalId`: the user's letters and digits (AWS allows no others), at
@@ -49,7 +46,7 @@ pub fn document(caller: &Caller, scope: &Scope) -> Value {
         )
     };
     let level = user_level(&caller.sub);
-    let topic = topics::web_notifications(&caller.sub);
+    let topic = topics::org_notifications(caller.org.as_str());
     json!({
         "Version": "2012-10-17",
         "Statement": [

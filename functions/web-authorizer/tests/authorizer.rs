@@ -215,7 +215,7 @@ async fn an_unknown_key_id_fetches_the_keys_again_once_a_minute_at_most() {
 }
 
 #[tokio::test]
-async fn the_response_allows_the_users_own_notifications_and_refusals_allow_nothing() {
+async fn the_response_allows_the_users_organisations_notifications_and_refusals_allow_nothing() {
     let key = PoolKey::generate("k1");
     let pool = Pool::serve(jwks(&[&key])).await;
     let auth = pool.authorizer();
@@ -247,8 +247,8 @@ async fn the_response_allows_the_users_own_notifications_and_refusals_allow_noth
         resources,
         [
             "arn:aws:iot:eu-west-1:123456789012:client/web-8a1f3c2e-user-*",
-            "arn:aws:iot:eu-west-1:123456789012:topicfilter/web/8a1f3c2e-user/notifications",
-            "arn:aws:iot:eu-west-1:123456789012:topic/web/8a1f3c2e-user/notifications",
+            "arn:aws:iot:eu-west-1:123456789012:topicfilter/web/org/acme/notifications",
+            "arn:aws:iot:eu-west-1:123456789012:topic/web/org/acme/notifications",
         ]
     );
 

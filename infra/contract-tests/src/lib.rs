@@ -522,6 +522,15 @@ pub fn rule_event(sql: &str, topic: &str, payload: &[u8]) -> Result<Option<Value
             out.extend(fields);
             continue;
         }
+        // A bare field of the JSON payload, selected under its own name.
+        if !item.is_empty() && item.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let json: Value = serde_json::from_slice(payload)
+                .map_err(|e| bad(&format!("SELECT {item} of a non-JSON payload: {e}")))?;
+            if let Some(v) = json.get(item) {
+                out.insert(item.to_owned(), v.clone());
+            }
+            continue;
+        }
         let (expr, name) = item
             .rsplit_once(" AS ")
             .ok_or_else(|| bad(&format!("{item}: no AS name")))?;

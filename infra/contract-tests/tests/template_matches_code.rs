@@ -184,6 +184,59 @@ fn a_camera_sync_through_the_template_rule_is_an_event_file_status_answers() {
 }
 
 #[test]
+fn a_lifecycle_event_through_the_template_rule_is_a_presence_file_status_records() {
+    let t = template();
+    let r = rule(&t, topics::PRESENCE_RULE);
+    assert_eq!(function_for_rule(&t, r), "FileStatusFunction");
+    assert!(
+        prop(r, &["TopicRulePayload", "ErrorAction"]).is_some(),
+        "no error action"
+    );
+    // A disconnect event as AWS IoT documents it (life-cycle-events.html).
+    let payload = br#"{
+        "clientId": "cam-1",
+        "timestamp": 1573002340451,
+        "eventType": "disconnected",
+        "sessionIdentifier": "00000000-0000-0000-0000-000000000000",
+        "principalIdentifier": "12345678901234567890123456789012",
+        "clientInitiatedDisconnect": true,
+        "disconnectReason": "CLIENT_INITIATED_DISCONNECT",
+        "versionNumber": 2
+    }"#;
+    let topic = topics::presence_event(false, "cam-1");
+    let event = rule_event(&sql(r), &topic, payload)
+        .expect("rule SQL readable")
+        .expect("the rule matches the lifecycle topic");
+    assert!(file_status::is_lifecycle(&event));
+    let (camera, presence) = file_status::parse_lifecycle_event(&event).expect("a presence");
+    assert_eq!(camera, cam("cam-1"));
+    assert_eq!(
+        (presence.online, presence.at_ms, presence.version),
+        (false, 1_573_002_340_451, 2)
+    );
+    // The stand-ins (the local broker's events) build the same event.
+    assert_eq!(
+        event,
+        file_status::lifecycle_event("cam-1", false, 1_573_002_340_451, 2)
+    );
+    assert!(
+        rule_event(&sql(r), &topics::presence(&cam("cam-1")), b"{}")
+            .expect("readable")
+            .is_none()
+    );
+    // file-status may record it and tell the organisation.
+    let all = statements(&t);
+    let p = policy_of(&all, "FileStatusRole");
+    let vars = with_vars(&[]);
+    assert!(grants(
+        &p,
+        "iot:Publish",
+        &iot_arn("topic", &topics::org_notifications("acme")),
+        &vars
+    ));
+}
+
+#[test]
 fn the_expiry_schedule_invokes_file_status_with_the_sweep_event_every_minute() {
     let t = template();
     let rules = resources(&t, "AWS::Events::Rule");
@@ -605,7 +658,7 @@ fn a_camera_may_publish_and_receive_its_own_topics_only() {
         topics::file_request(&other),
         topics::plate_reads_basic_ingest(topics::PLATE_RULE, &other),
         format!("{}/update", topics::shadow(&other, topics::CONFIG_SHADOW)),
-        topics::web_notifications("someone"),
+        topics::org_notifications("someone"),
     ];
     for topic in &theirs {
         for (action, kind) in [
@@ -766,12 +819,12 @@ fn functions_publish_only_to_the_topics_the_code_builds() {
     assert!(!grants(
         &api,
         "iot:Publish",
-        &iot_arn("topic", &topics::web_notifications("u")),
+        &iot_arn("topic", &topics::org_notifications("acme")),
         &vars
     ));
     for f in ["UploadCompletedRole", "FileStatusRole"] {
         let p = policy_of(&all, f);
-        let web = iot_arn("topic", &topics::web_notifications("us-east-1:abc-123"));
+        let web = iot_arn("topic", &topics::org_notifications("acme"));
         assert!(
             grants(&p, "iot:Publish", &web, &vars),
             "{f} cannot notify the web UI"
@@ -815,87 +868,189 @@ fn functions_publish_only_to_the_topics_the_code_builds() {
 }
 
 #[test]
-fn the_web_authorizer_lets_a_user_receive_exactly_the_notifications_the_functions_publish_to_them()
-{
+fn the_web_authorizer_lets_a_user_receive_exactly_the_notifications_the_functions_publish_to_their_organisation()
+ {
+    use anpr_core::memory::{
+        MemoryCameraRegistry, MemoryPublisher, MemoryRequestStore, MemoryUrlSigner,
+    };
+    use anpr_core::status::{StatusConfig, StatusUpdates};
     use anpr_infra_tests::document_statements;
-    // Realistic ID-token claims in which no two ids coincide: the pool's `sub` (what the API
-    // records as `requested_by`, hence the topic file-status publishes to), a user name, an
-    // e-mail; and a second user of the same organisation.
-    let claims = |sub: &str, user: &str| -> serde_json::Map<String, Value> {
+    // Realistic ID-token claims in which no two ids coincide: the pool's `sub`, a user name,
+    // an e-mail, the organisation; ada and bob in one organisation, gil in another.
+    let claims = |sub: &str, user: &str, org: &str, role: &str| -> serde_json::Map<String, Value> {
         serde_json::from_value(serde_json::json!({
             "sub": sub,
             "cognito:username": user,
             "email": format!("{user}@example.com"),
-            "custom:org": "acme",
-            "cognito:groups": ["viewer"],
+            "custom:org": org,
+            "cognito:groups": [role],
         }))
         .unwrap()
     };
-    let ada = anpr_core::access::Caller::from_json_claims(&claims(
+    let caller = |sub: &str, user: &str, org: &str, role: &str| {
+        anpr_core::access::Caller::from_json_claims(&claims(sub, user, org, role)).unwrap()
+    };
+    let ada = caller(
         "7d3e9a41-5c2b-4f8e-9d10-6a7b8c9d0e1f",
         "ada",
-    ))
-    .unwrap();
-    let bob = anpr_core::access::Caller::from_json_claims(&claims(
+        "acme-logistics",
+        "viewer",
+    );
+    let bob = caller(
         "c0ffee00-1111-4222-8333-944455566677",
         "bob",
-    ))
-    .unwrap();
+        "acme-logistics",
+        "operator",
+    );
+    let gil = caller(
+        "0badf00d-2222-4333-8444-a55566677788",
+        "gil",
+        "globex-7",
+        "admin",
+    );
+
+    // What the functions publish: bob asks acme's camera for a file, the request expires
+    // (file-status's sweep notifies), and the camera connects (the presence rule notifies).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cameras = MemoryCameraRegistry::default();
+    cameras.register(anpr_core::Camera {
+        camera_id: cam("cam-7f3a"),
+        name: None,
+        registered_at: 1,
+        org: Some(bob.org.clone()),
+        presence: None,
+    });
+    let store = MemoryRequestStore::default();
+    let publisher = MemoryPublisher::default();
+    let published = rt.block_on(async {
+        let requests = anpr_core::FileRequests::new(
+            store.clone(),
+            cameras.clone(),
+            MemoryPublisher::default(),
+            anpr_core::RequestsConfig::default(),
+        );
+        let (rec, _) = requests
+            .create(
+                &bob,
+                "cam-7f3a",
+                anpr_core::NewFileRequest {
+                    file: "clips/a.mp4".into(),
+                    note: None,
+                    idempotency_key: None,
+                },
+                1_000,
+            )
+            .await
+            .expect("created");
+        let status = StatusUpdates::new(
+            store.clone(),
+            publisher.clone(),
+            MemoryUrlSigner::default(),
+            StatusConfig::default(),
+        );
+        assert_eq!(status.expire_due(rec.expires_at + 1, 10).await.unwrap(), 1);
+        anpr_core::presence::Presences::new(cameras.clone(), publisher.clone())
+            .apply(
+                &cam("cam-7f3a"),
+                anpr_core::model::CameraPresence {
+                    online: true,
+                    at_ms: 5,
+                    version: 1,
+                },
+            )
+            .await
+            .expect("presence");
+        publisher.sent()
+    });
+    let topics_published: std::collections::BTreeSet<String> =
+        published.iter().map(|m| m.topic.clone()).collect();
+    assert_eq!(published.len(), 2, "{published:?}");
+    assert_eq!(topics_published.len(), 1, "{topics_published:?}");
+    let acme_topic = topics_published.first().unwrap().clone();
+
     let scope = web_authorizer::policy::Scope {
         partition: "aws".into(),
         region: "us-east-1".into(),
         account: "123456789012".into(),
     };
-    let p = document_statements(
-        "WebAuthorizer",
-        &web_authorizer::policy::document(&ada, &scope),
-    );
-    let p: Vec<&Statement> = p.iter().collect();
     let vars = with_vars(&[]);
-    // The notification topic of a request ada made: published to `web/{requested_by}/…`.
-    let mine = topics::web_notifications(&ada.sub);
-    let theirs = topics::web_notifications(&bob.sub);
-    assert!(grants(
-        &p,
-        "iot:Subscribe",
-        &iot_arn("topicfilter", &mine),
-        &vars
-    ));
-    assert!(grants(&p, "iot:Receive", &iot_arn("topic", &mine), &vars));
-    let level = web_authorizer::policy::user_level(&ada.sub);
-    assert!(grants(
-        &p,
-        "iot:Connect",
-        &iot_arn("client", &format!("web-{level}-k3j9")),
-        &vars
-    ));
-    for (action, arn) in [
-        ("iot:Subscribe", iot_arn("topicfilter", &theirs)),
-        ("iot:Receive", iot_arn("topic", &theirs)),
-        (
-            "iot:Subscribe",
-            iot_arn("topicfilter", "web/+/notifications"),
-        ),
-        ("iot:Subscribe", iot_arn("topicfilter", "#")),
-        ("iot:Publish", iot_arn("topic", &mine)),
-        (
-            "iot:Subscribe",
-            iot_arn("topicfilter", &topics::file_request(&cam("cam-1"))),
-        ),
-        (
-            "iot:Subscribe",
-            iot_arn("topicfilter", &topics::presence(&cam("cam-1"))),
-        ),
-        (
-            "iot:Connect",
-            iot_arn(
-                "client",
-                &format!("web-{}-k3j9", web_authorizer::policy::user_level(&bob.sub)),
+    for (user, receives) in [(&ada, true), (&bob, true), (&gil, false)] {
+        let p = document_statements(
+            "WebAuthorizer",
+            &web_authorizer::policy::document(user, &scope),
+        );
+        let p: Vec<&Statement> = p.iter().collect();
+        assert_eq!(
+            grants(
+                &p,
+                "iot:Subscribe",
+                &iot_arn("topicfilter", &acme_topic),
+                &vars
             ),
-        ),
-        ("iot:Connect", iot_arn("client", "cam-1")),
-    ] {
-        assert!(!grants(&p, action, &arn, &vars), "{action} {arn}");
+            receives,
+            "{} and {acme_topic}",
+            user.sub
+        );
+        assert_eq!(
+            grants(&p, "iot:Receive", &iot_arn("topic", &acme_topic), &vars),
+            receives,
+            "{} and {acme_topic}",
+            user.sub
+        );
+        let level = web_authorizer::policy::user_level(&user.sub);
+        assert!(grants(
+            &p,
+            "iot:Connect",
+            &iot_arn("client", &format!("web-{level}-k3j9")),
+            &vars
+        ));
+        let own = topics::org_notifications(user.org.as_str());
+        for (action, arn) in [
+            (
+                "iot:Subscribe",
+                iot_arn("topicfilter", "web/org/+/notifications"),
+            ),
+            ("iot:Subscribe", iot_arn("topicfilter", "web/#")),
+            ("iot:Subscribe", iot_arn("topicfilter", "#")),
+            ("iot:Publish", iot_arn("topic", &own)),
+            ("iot:Publish", iot_arn("topic", &acme_topic)),
+            (
+                "iot:Subscribe",
+                iot_arn("topicfilter", &topics::file_request(&cam("cam-7f3a"))),
+            ),
+            (
+                "iot:Subscribe",
+                iot_arn("topicfilter", &topics::presence(&cam("cam-7f3a"))),
+            ),
+            (
+                "iot:Subscribe",
+                iot_arn("topicfilter", topics::PRESENCE_EVENTS_FILTER),
+            ),
+            (
+                "iot:Connect",
+                iot_arn(
+                    "client",
+                    &format!(
+                        "web-{}-k3j9",
+                        web_authorizer::policy::user_level(if user.sub == ada.sub {
+                            &bob.sub
+                        } else {
+                            &ada.sub
+                        })
+                    ),
+                ),
+            ),
+            ("iot:Connect", iot_arn("client", "cam-7f3a")),
+        ] {
+            assert!(
+                !grants(&p, action, &arn, &vars),
+                "{}: {action} {arn}",
+                user.sub
+            );
+        }
     }
 }
 

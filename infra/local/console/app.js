@@ -1,15 +1,15 @@
 // The web console: cameras and their online state, file requests with live status (pushed over
 // MQTT over WebSocket, never polled), the file when ready, plate reads and plate search.
-// Message shapes mirror functions/protocol (the single source of truth):
-//  - notification on web/{user}/notifications: {v, request_id, camera_id, file, state,
-//    progress?, size?, url?, reason?, at}
-//  - presence on {camera}/presence (retained): {v, on}
-// Configuration comes from config.json next to this file: {api_url, mqtt_url, user,
-// notifications_topic, users: [{name, org, role}], cameras: [{id, name, org}],
-// sample_files: [..]}. With `users` (the local stack only) the person picks a demo user and the
-// console gets a signed token for it from the local-only POST /local/token; every API call
-// carries it as `Authorization: Bearer`.
-import { MqttClient, topicMatches } from './mqtt.js';
+// Message shapes mirror functions/protocol (the single source of truth), both on the signed-in
+// user's organisation's topic web/org/{org}/notifications:
+//  - a request changed state: {v, request_id, camera_id, file, state, progress?, size?, url?,
+//    reason?, at}
+//  - a camera connected or disconnected: {v, camera_id, online, last_seen_ms}
+// Cameras come from GET /cameras (the organisation's, with online state); nothing about cameras
+// is in config.json: {api_url, mqtt_url, sample_files, and either users + user (the local stack's
+// demo users) or auth: {domain_url, client_id, authorizer} (AWS)}. Signing in: auth.js.
+import { MqttClient } from './mqtt.js';
+import { Session } from './auth.js';
 
 const RANK = { requested: 0, accepted: 1, uploading: 2, ready: 3, failed: 3, rejected: 3, expired: 3 };
 const VIDEO = /\.(mp4|webm|mov|m4v|ogv)$/i;
@@ -26,11 +26,11 @@ const el = (tag, props = {}, ...children) => {
   return e;
 };
 
-const state = { cfg: null, token: null, requests: new Map(), presence: new Map(), searching: null };
+const state = { cfg: null, session: null, cameras: [], requests: new Map(), searching: null };
 
 async function api(path, init = {}) {
   const headers = { ...(init.headers || {}) };
-  if (state.token) headers.authorization = `Bearer ${state.token}`;
+  if (state.session && state.session.token) headers.authorization = `Bearer ${state.session.token}`;
   const resp = await fetch(state.cfg.api_url + path, { ...init, headers });
   let body = null;
   try { body = await resp.json(); } catch (_) { /* empty or not JSON */ }
@@ -48,16 +48,36 @@ function time(secsOrMs, ms = false) {
 }
 
 // ---- cameras
+async function loadCameras() {
+  const all = [];
+  let cursor = null;
+  do {
+    const page = await api(`/cameras?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    all.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  state.cameras = all;
+  renderCameras();
+}
+
 function renderCameras() {
   const body = $('#cameras tbody');
   body.replaceChildren();
-  for (const c of state.cfg.cameras) {
-    const on = state.presence.get(c.id);
-    const label = on === undefined ? 'unknown' : on ? 'online' : 'offline';
-    body.append(el('tr', { 'data-camera-id': c.id },
-      el('td', {}, c.id), el('td', {}, c.name || ''),
-      el('td', { class: label === 'online' ? 'online' : 'offline' }, label)));
+  for (const c of state.cameras) {
+    const label = c.online ? 'online' : 'offline';
+    const since = c.last_seen_ms ? ` (since ${time(c.last_seen_ms, true)})` : '';
+    body.append(el('tr', { 'data-camera-id': c.camera_id },
+      el('td', {}, c.camera_id), el('td', {}, c.name || ''),
+      el('td', { class: label, title: `${label}${since}` }, label)));
   }
+}
+
+function onPresence(msg) {
+  const c = state.cameras.find((x) => x.camera_id === msg.camera_id);
+  if (!c || (c.last_seen_ms && msg.last_seen_ms < c.last_seen_ms)) return;
+  c.online = msg.online;
+  c.last_seen_ms = msg.last_seen_ms;
+  renderCameras();
 }
 
 // ---- requests
@@ -140,9 +160,9 @@ function view(r) {
 }
 
 async function loadRequests() {
-  for (const c of state.cfg.cameras) {
+  for (const c of state.cameras) {
     try {
-      const page = await api(`/cameras/${encodeURIComponent(c.id)}/file-requests?limit=20`);
+      const page = await api(`/cameras/${encodeURIComponent(c.camera_id)}/file-requests?limit=20`);
       for (const r of page.items.slice().reverse()) upsertRequest(r, false);
       // A ready request listed without the link its notification carried (a reload, a lost
       // connection): a fresh link from the API.
@@ -158,7 +178,7 @@ async function loadRequests() {
         }
       }
     } catch (e) {
-      console.warn('listing requests failed', c.id, e);
+      console.warn('listing requests failed', c.camera_id, e);
     }
   }
 }
@@ -205,12 +225,12 @@ async function requestImage(read) {
 async function loadLatestReads() {
   if (state.searching) return;
   const all = [];
-  for (const c of state.cfg.cameras) {
+  for (const c of state.cameras) {
     try {
-      const page = await api(`/cameras/${encodeURIComponent(c.id)}/plate-reads?limit=10`);
+      const page = await api(`/cameras/${encodeURIComponent(c.camera_id)}/plate-reads?limit=10`);
       all.push(...page.items);
     } catch (e) {
-      console.warn('listing reads failed', c.id, e);
+      console.warn('listing reads failed', c.camera_id, e);
     }
   }
   if (state.searching) return;
@@ -267,6 +287,10 @@ function renderConfig(view) {
   const n = Object.keys(view.pending).length;
   $('#config-status').textContent = `Version ${view.version}: ` +
     (n ? `${n} setting(s) waiting for the camera` : 'the camera runs what is desired');
+  // The camera's report comes through its shadow, which a browser does not subscribe to:
+  // while settings are pending, the page asks again every two seconds.
+  clearTimeout(state.configPoll);
+  if (n) state.configPoll = setTimeout(loadConfig, 2000);
 }
 
 function parseValue(raw) {
@@ -292,82 +316,54 @@ async function saveConfig(ev) {
   }
 }
 
-function shadowCamera(topic) {
-  const m = /^\$aws\/things\/([^/]+)\/shadow\/name\/config\/update\/accepted$/.exec(topic);
-  return m ? m[1] : null;
-}
-
 // ---- live updates
 function onMessage(topic, payload) {
+  if (topic !== state.topic) return;
   let msg;
   try { msg = JSON.parse(new TextDecoder().decode(payload)); } catch (_) { return; }
-  if (!msg || typeof msg !== 'object') return;
-  if (shadowCamera(topic)) { // shadow service messages have no protocol version
-    if (shadowCamera(topic) === $('#config-camera').value) loadConfig();
-    return;
-  }
-  if (msg.v !== 1) return;
-  if (topic === state.cfg.notifications_topic && typeof msg.request_id === 'string' && msg.state in RANK) {
+  if (!msg || typeof msg !== 'object' || msg.v !== 1) return;
+  if (typeof msg.request_id === 'string' && msg.state in RANK) {
     upsertRequest(msg, true);
-  } else if (topicMatches('+/presence', topic) && typeof msg.on === 'boolean') {
-    state.presence.set(topic.split('/')[0], msg.on);
-    renderCameras();
+  } else if (typeof msg.camera_id === 'string' && typeof msg.online === 'boolean') {
+    onPresence(msg);
   }
 }
 
-// A fresh token for the signed-in user (the live connection asks for one before it expires).
-async function refreshToken() {
-  const resp = await fetch(`${state.cfg.api_url}/local/token`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user: state.cfg.user }),
-  });
-  if (!resp.ok) throw new Error(`token refresh: HTTP ${resp.status}`);
-  state.token = (await resp.json()).token;
-  state.tokenAt = Date.now();
-}
-
-// Signs in as a demo user (local stack): a token from POST /local/token; only the user's
-// organisation's cameras are listed (the API refuses the others anyway).
-async function signIn() {
+// The local stack's demo-user picker.
+function userPicker() {
   const users = state.cfg.users || [];
   if (!users.length) return;
-  const picked = sessionStorage.getItem('anpr-user');
-  const user = users.find((u) => u.name === picked) || users.find((u) => u.name === state.cfg.user) || users[0];
-  const resp = await fetch(`${state.cfg.api_url}/local/token`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user: user.name }),
-  });
-  if (!resp.ok) throw new Error(`signing in as ${user.name}: HTTP ${resp.status}`);
-  const t = await resp.json();
-  state.token = t.token;
-  state.tokenAt = Date.now();
-  state.cfg.user = t.user;
-  state.cfg.notifications_topic = t.notifications_topic;
-  state.cfg.cameras = state.cfg.cameras.filter((c) => c.org === t.org);
   const select = $('#user-select');
   for (const u of users) {
-    select.append(el('option', { value: u.name, selected: u.name === t.user }, `${u.name} (${u.role}, ${u.org})`));
+    select.append(el('option', { value: u.name, selected: u.name === state.session.user }, `${u.name} (${u.role}, ${u.org})`));
   }
   select.hidden = false;
   select.addEventListener('change', () => {
     sessionStorage.setItem('anpr-user', select.value);
     location.reload();
   });
-  document.body.dataset.user = t.user;
 }
 
 async function main() {
   state.cfg = await (await fetch('config.json', { cache: 'no-store' })).json();
-  await signIn();
-  $('#user').textContent = state.cfg.user;
+  state.session = new Session(state.cfg);
+  await state.session.signIn();
+  const session = state.session;
+  // Everyone of the organisation hears of its requests and cameras here, and nobody else.
+  state.topic = `web/org/${session.org}/notifications`;
+  document.body.dataset.user = session.user;
+  $('#user').textContent = session.user;
+  userPicker();
+  const out = session.signOutUrl();
+  if (out) $('#user').after(' ', el('a', { href: out, id: 'sign-out' }, 'Sign out'));
+  await loadCameras();
   const select = $('#camera-select');
-  for (const c of state.cfg.cameras) select.append(el('option', { value: c.id }, `${c.id} ${c.name ? '– ' + c.name : ''}`));
+  for (const c of state.cameras) select.append(el('option', { value: c.camera_id }, `${c.camera_id} ${c.name ? '– ' + c.name : ''}`));
   for (const f of state.cfg.sample_files || []) $('#sample-files').append(el('option', { value: f }));
-  for (const c of state.cfg.cameras) $('#config-camera').append(el('option', { value: c.id }, c.id));
+  for (const c of state.cameras) $('#config-camera').append(el('option', { value: c.camera_id }, c.camera_id));
   for (const k of SETTINGS) $('#config-setting').append(el('option', { value: k }, k));
   $('#config-camera').addEventListener('change', () => { state.configVersion = null; loadConfig(); });
   $('#config-form').addEventListener('submit', saveConfig);
-  renderCameras();
   $('#request-form').addEventListener('submit', submitRequest);
   $('#search-form').addEventListener('submit', search);
   $('#search-clear').addEventListener('click', () => { state.searching = null; loadLatestReads(); });
@@ -375,34 +371,31 @@ async function main() {
   // The notification session is clean: what was published while the link was down is gone.
   // After a reconnect the page reloads what notifications would have changed.
   let dropped = false;
-  // The broker admits the console with the user's token as the password, under a client id
-  // of the form web-{user}-{random}, and lets it subscribe to the user's notifications and the
-  // organisation's cameras only.
-  const userLevel = state.cfg.notifications_topic.split('/')[1];
-  const mqtt = new MqttClient(state.cfg.mqtt_url, {
-    clientId: `web-${userLevel}-${Math.random().toString(36).slice(2, 10)}`,
-    credentials: async () => {
-      if (Date.now() - (state.tokenAt || 0) > 50 * 60 * 1000) await refreshToken();
-      return { username: state.cfg.user, password: state.token || '' };
-    },
+  // The broker (AWS IoT through the custom authorizer, or the local listener) admits the
+  // console with the user's ID token, under a client id web-{user}-{random}, and lets it
+  // subscribe to its organisation's notifications only. In AWS the token travels in the URL
+  // (custom authorizer, signing disabled); locally as the MQTT password. Both are asked afresh
+  // before every connection, so a refreshed token is used on the next one.
+  const auth = state.cfg.auth;
+  const mqtt = new MqttClient(auth
+    ? async () => `${state.cfg.mqtt_url}?${new URLSearchParams({ 'x-amz-customauthorizer-name': auth.authorizer, token: session.token })}`
+    : state.cfg.mqtt_url, {
+    clientId: `web-${session.user}-${Math.random().toString(36).slice(2, 10)}`,
+    credentials: async () => ({ username: session.user, password: session.token || '' }),
     onMessage,
     onState: (s) => {
       $('#mqtt-state').textContent = s;
       document.body.dataset.mqtt = s;
+      // Page opened -> signed in and live, in ms (a figure the browser test reads).
+      if (s === 'online' && !document.body.dataset.liveMs) document.body.dataset.liveMs = String(Math.round(performance.now()));
       if (s === 'offline') dropped = true;
       if (s === 'online' && dropped) {
         dropped = false;
-        loadRequests().then(loadConfig).catch(() => {});
+        loadCameras().then(loadRequests).then(loadConfig).catch(() => {});
       }
     },
   });
-  mqtt.subscribe(state.cfg.notifications_topic, 1);
-  for (const c of state.cfg.cameras) {
-    mqtt.subscribe(`${c.id}/presence`, 1);
-    // The shadow service's accepted updates (the camera's reports among them). In AWS the web
-    // identity's policy must allow these; otherwise the editor refreshes on save only.
-    mqtt.subscribe(`$aws/things/${c.id}/shadow/name/config/update/accepted`, 1);
-  }
+  mqtt.subscribe(state.topic, 1);
   mqtt.connect();
 
   await loadRequests();

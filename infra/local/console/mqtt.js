@@ -36,7 +36,9 @@ function packet(type, flags, body) {
 
 export class MqttClient {
   /**
-   * @param {string} url  ws:// or wss:// URL of the broker's MQTT-over-WebSocket endpoint
+   * @param {string|function} url  ws:// or wss:// URL of the broker's MQTT-over-WebSocket
+   *   endpoint, or an async function giving it afresh before every connection (AWS IoT's
+   *   custom authorizer takes the token in the URL)
    * @param {object} opts {clientId, keepAlive (s), onMessage(topic, Uint8Array), onState(state),
    *   credentials: async () => {username, password} (optional)}
    */
@@ -70,7 +72,8 @@ export class MqttClient {
     }
     let ws;
     try {
-      ws = new WebSocket(this.url, ['mqtt']);
+      const url = typeof this.url === 'function' ? await this.url() : this.url;
+      ws = new WebSocket(url, ['mqtt']);
     } catch (e) {
       this.retry();
       return;

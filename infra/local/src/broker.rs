@@ -48,7 +48,13 @@ pub struct BrokerSettings {
     pub console_origins: Vec<String>,
     /// Who may connect over WebSocket and what web clients may do.
     pub web: Arc<crate::web_access::WebAccess>,
+    /// Told of every connection and disconnection ([`crate::presence_events`]).
+    pub lifecycle: rumqttd::LifecycleHook,
 }
+
+/// The in-process link that stands in for the IoT data plane's `Publish`; the only client
+/// that may publish under `$aws/events/`.
+pub const DATA_PLANE_LINK: &str = "anpr-local-iot-data";
 
 fn connections() -> ConnectionSettings {
     ConnectionSettings {
@@ -93,7 +99,8 @@ pub async fn start(s: &BrokerSettings, links: &[&str]) -> Result<Vec<Link>, Brok
     });
     let web = s.web.clone();
     let policy = TopicPolicy(Arc::new(move |client, topic, publish| {
-        web.allows(client, topic, publish)
+        (!publish || crate::presence_events::may_publish(client, topic, DATA_PLANE_LINK))
+            && web.allows(client, topic, publish)
     }));
     let config = Config {
         id: 0,
@@ -103,6 +110,7 @@ pub async fn start(s: &BrokerSettings, links: &[&str]) -> Result<Vec<Link>, Brok
             max_segment_size: 100 * 1024 * 1024,
             max_segment_count: 10,
             topic_policy: Some(policy),
+            lifecycle_hook: Some(s.lifecycle.clone()),
             ..RouterConfig::default()
         },
         v5: Some(HashMap::from([("1".to_owned(), tls)])),

@@ -1,25 +1,16 @@
 //! The web console's files (`infra/local/console/`, compiled into the binary so nothing is
 //! fetched at run time) and its `config.json`: where the request API and the MQTT-over-
-//! WebSocket endpoint are, which user's notification topic to subscribe to, which cameras to
-//! show. Deployed as a static site for the AWS stack, the same files are served with a
-//! `config.json` naming the API Gateway URL and the IoT WebSocket endpoint.
+//! WebSocket endpoint are, and how a person signs in. The console lists the signed-in
+//! user's cameras from `GET /cameras` and subscribes to their organisation's notifications.
+//! Deployed as a static site for the AWS stack (`scripts/deploy-console`), the same files are
+//! served with a `config.json` written from the stack's outputs: the API Gateway URL, the IoT
+//! endpoint's WebSocket URL and the Cognito hosted UI ([`ConsoleAuth`]).
 
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Serialize;
-
-/// A camera the console lists.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConsoleCamera {
-    /// Camera id.
-    pub id: String,
-    /// Label.
-    pub name: String,
-    /// Its organisation (the console lists the signed-in user's; the API enforces it).
-    pub org: String,
-}
 
 /// A demo user the local console offers to sign in as (local stack only).
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +23,17 @@ pub struct ConsoleUser {
     pub role: String,
 }
 
+/// Sign-in through the Cognito hosted UI (authorization code with PKCE), in AWS.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleAuth {
+    /// The hosted UI's base URL (`https://{domain}.auth.{region}.amazoncognito.com`).
+    pub domain_url: String,
+    /// The user pool app client (public, no secret).
+    pub client_id: String,
+    /// The IoT custom authorizer the WebSocket connection names.
+    pub authorizer: String,
+}
+
 /// `config.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsoleConfig {
@@ -39,15 +41,14 @@ pub struct ConsoleConfig {
     pub api_url: String,
     /// MQTT over WebSocket URL.
     pub mqtt_url: String,
-    /// The user signed in by default (the JWT `sub` in AWS).
+    /// Local stack only: the demo user signed in by default.
     pub user: String,
-    /// That user's notification topic.
-    pub notifications_topic: String,
     /// Local stack only: the demo users to pick from; the console gets a token for the one
     /// picked from `POST /local/token`.
     pub users: Vec<ConsoleUser>,
-    /// Cameras.
-    pub cameras: Vec<ConsoleCamera>,
+    /// AWS only: the hosted UI sign-in (`None` locally).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ConsoleAuth>,
     /// Files the simulated cameras have, offered in the request form.
     pub sample_files: Vec<String>,
 }
@@ -55,6 +56,7 @@ pub struct ConsoleConfig {
 const INDEX: &str = include_str!("../console/index.html");
 const APP: &str = include_str!("../console/app.js");
 const MQTT: &str = include_str!("../console/mqtt.js");
+const AUTH: &str = include_str!("../console/auth.js");
 const STYLE: &str = include_str!("../console/style.css");
 
 fn file(ct: &'static str, body: &'static str) -> impl IntoResponse {
@@ -82,6 +84,10 @@ pub fn routes(config: ConsoleConfig) -> Router {
         .route(
             "/mqtt.js",
             get(|| async { file("text/javascript; charset=utf-8", MQTT) }),
+        )
+        .route(
+            "/auth.js",
+            get(|| async { file("text/javascript; charset=utf-8", AUTH) }),
         )
         .route(
             "/style.css",

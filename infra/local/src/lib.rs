@@ -24,6 +24,7 @@ pub mod cameras;
 pub mod console;
 pub mod creds;
 pub mod pki;
+pub mod presence_events;
 pub mod rules;
 pub mod s3;
 pub mod shadow;
@@ -31,8 +32,9 @@ pub mod store;
 pub mod tokens;
 pub mod web_access;
 
-use anpr_core::model::Camera;
+use anpr_core::model::{Camera, CameraPresence};
 use anpr_core::plates::IngestPolicy;
+use anpr_core::presence::Presences;
 use anpr_core::status::{StatusConfig, StatusUpdates};
 use anpr_core::{Caller, FileRequests, RequestsConfig};
 use anpr_protocol::CameraId;
@@ -329,7 +331,7 @@ fn token_route(issuer: Arc<tokens::Issuer>) -> axum::Router {
                         "user": u.name,
                         "org": u.org,
                         "role": u.role.as_str(),
-                        "notifications_topic": anpr_protocol::topics::web_notifications(u.name),
+                        "notifications_topic": anpr_protocol::topics::org_notifications(u.org),
                     }))
                     .into_response(),
                     Err(e) => {
@@ -402,7 +404,9 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     };
     let console_url = format!("http://{host}:{http_port}/");
 
-    // Broker, with links for the data-plane publisher and the rules.
+    // Broker, with links for the data-plane publisher and the rules, telling its connections
+    // and disconnections as lifecycle events.
+    let (lifecycle, lifecycle_changes) = presence_events::hook();
     let mqtt_port = free_port(opts.mqtt_port)?;
     let ws_port = free_port(opts.ws_port)?;
     let mut links = broker::start(
@@ -421,10 +425,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             } else {
                 vec![format!("http://{host}:{http_port}")]
             },
-            web: web_access::WebAccess::new(issuer.clone(), db.clone()),
+            web: web_access::WebAccess::new(issuer.clone()),
+            lifecycle,
         },
         &[
-            "anpr-local-iot-data",
+            broker::DATA_PLANE_LINK,
             "anpr-local-iot-rules",
             "anpr-local-shadows",
         ],
@@ -467,6 +472,22 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         signer,
         StatusConfig::default(),
     ));
+    let presences = Arc::new(Presences::new(db.clone(), publisher.clone()));
+    // The broker just started: no connection recorded before survives it. The cameras seen
+    // connected go offline (through the service, as their disconnect would), and come back
+    // online when they reconnect, with newer version numbers.
+    for c in db.cameras() {
+        if let Some(p) = c.presence.filter(|p| p.online) {
+            let gone = CameraPresence {
+                online: false,
+                at_ms: rules::now_ms(),
+                version: p.version,
+            };
+            if let Err(e) = presences.apply(&c.camera_id, gone).await {
+                tracing::warn!(camera = %c.camera_id, error = %e, "marking a camera offline failed");
+            }
+        }
+    }
     let requests = FileRequests::new(
         db.clone(),
         db.clone(),
@@ -502,6 +523,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 org: Some(
                     anpr_core::OrgId::parse(org).map_err(|_| StartError::CameraId(id.clone()))?,
                 ),
+                presence: None,
             })
             .await?;
         }
@@ -515,7 +537,6 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             .clone()
             .unwrap_or_else(|| ws_url.clone()),
         user: DEMO_USER.into(),
-        notifications_topic: anpr_protocol::topics::web_notifications(DEMO_USER),
         users: tokens::DEMO_USERS
             .iter()
             .map(|u| console::ConsoleUser {
@@ -524,15 +545,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 role: u.role.as_str().into(),
             })
             .collect(),
-        cameras: db
-            .cameras()
-            .into_iter()
-            .map(|c| console::ConsoleCamera {
-                id: c.camera_id.to_string(),
-                name: c.name.unwrap_or_default(),
-                org: c.org.map(String::from).unwrap_or_default(),
-            })
-            .collect(),
+        auth: None,
         sample_files: vec![cameras::CLIP.into(), cameras::IMAGE.into()],
     };
     let shadows = shadow::LocalShadows::new(db.clone(), publisher.clone());
@@ -561,10 +574,12 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             ROLE_ALIAS.into(),
             issued,
         )),
+        tokio::spawn(presence_events::run(lifecycle_changes, publisher.clone())),
         tokio::spawn(rules::run_iot_rules(
             rules_tx,
             rules_rx,
             status.clone(),
+            presences,
             db.clone(),
             IngestPolicy::default(),
         )),

@@ -7,6 +7,9 @@
 //! - the plate-reads rule (on `{camera}/plates`; see [`filters`] for Basic Ingest) → `plate_ingest::handle` (event: `camera_id`, `topic`, base64
 //!   `payload`, as the rule SQL builds it), called directly: in AWS the rule sends the event to
 //!   an SQS queue that plate-ingest consumes with a capped concurrency; there is no queue here;
+//! - the presence rule on `$aws/events/presence/+/+` → `file_status::handle_lifecycle` (the
+//!   lifecycle event's fields, as its rule SQL selects them; the events come from
+//!   [`crate::presence_events`]);
 //! - S3 ObjectCreated notifications → `upload_completed::handle`;
 //! - the expiry schedule, every minute → `file_status::handle` ([`run_expiry_sweep`]).
 //!
@@ -17,6 +20,7 @@
 use crate::store::LocalDb;
 use anpr_core::plates::IngestPolicy;
 use anpr_core::ports::DevicePublisher;
+use anpr_core::presence::Presences;
 use anpr_core::status::{StatusUpdates, UrlSigner};
 use anpr_protocol::topics;
 use rumqttd::Notification;
@@ -35,10 +39,12 @@ pub fn filters() -> Vec<String> {
         format!("+/{}", topics::FILE_STATUS),
         format!("+/{}", topics::FILE_SYNC),
         format!("+/{}", topics::PLATE_READS),
+        topics::PRESENCE_EVENTS_FILTER.to_owned(),
     ]
 }
 
-fn now_ms() -> u64 {
+/// Now, Unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -50,6 +56,7 @@ pub async fn run_iot_rules<P, U>(
     mut tx: LinkTx,
     mut rx: LinkRx,
     status: Arc<StatusUpdates<LocalDb, P, U>>,
+    presences: Arc<Presences<LocalDb, P>>,
     db: LocalDb,
     policy: IngestPolicy,
 ) where
@@ -84,6 +91,27 @@ pub async fn run_iot_rules<P, U>(
         };
         let topic = String::from_utf8_lossy(&fwd.publish.topic).into_owned();
         let payload = fwd.publish.payload.to_vec();
+        if topic.starts_with(crate::presence_events::EVENTS_PREFIX) {
+            // The rule's SQL selects the event's fields; the handler reads only those.
+            let Ok(event) = serde_json::from_slice::<serde_json::Value>(&payload) else {
+                tracing::warn!(%topic, "lifecycle event is not JSON: dropped");
+                continue;
+            };
+            let presences = presences.clone();
+            tokio::spawn(async move {
+                for attempt in 0..=RETRIES {
+                    match file_status::handle_lifecycle(&presences, &event).await {
+                        Ok(_) => return,
+                        Err(e) if attempt < RETRIES => {
+                            tracing::warn!(error = %e, attempt, "presence will be retried");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => tracing::error!(error = %e, "presence failed after retries"),
+                    }
+                }
+            });
+            continue;
+        }
         let Ok((camera, rest)) = topics::parse_camera_topic(&topic) else {
             tracing::warn!(%topic, "message on a rule topic without a valid camera id: dropped");
             continue;

@@ -14,7 +14,7 @@ use anpr_core::OrgId;
 use anpr_core::StoreError;
 use anpr_core::audit::{AuditLog, AuditRecord, MemoryAuditLog};
 use anpr_core::memory::MemoryRequestStore;
-use anpr_core::model::{Camera, FileRequestRecord, Page};
+use anpr_core::model::{Camera, CameraPresence, FileRequestRecord, Page};
 use anpr_core::plates::{MemoryPlateReadStore, PlateReadStore, PutOutcome, StoredRead, TimeRange};
 use anpr_core::ports::{CameraRegistry, ConnectionClaim, Created, IdempotencyKey, RequestStore};
 use anpr_core::shadow::{Shadow, Updated};
@@ -419,6 +419,44 @@ impl CameraRegistry for LocalDb {
             .get(id.as_str())
             .cloned())
     }
+
+    async fn list_cameras(
+        &self,
+        org: &OrgId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Camera>, StoreError> {
+        Ok(anpr_core::memory::cameras_page(
+            self.cameras(),
+            org,
+            cursor,
+            limit,
+        ))
+    }
+
+    /// Under the log's lock, so two events at once are applied one after the other; logged
+    /// before it is applied in memory, like every write here.
+    async fn record_presence(
+        &self,
+        id: &CameraId,
+        presence: CameraPresence,
+    ) -> Result<Option<Camera>, StoreError> {
+        let mut log = self.inner.log.lock().await;
+        let Some(mut camera) = self.get_camera(id).await? else {
+            return Ok(None);
+        };
+        let Some(updated) = anpr_core::memory::record_presence_in(&mut camera, presence) else {
+            return Ok(None);
+        };
+        Self::append(
+            &mut log,
+            &Op::Camera {
+                camera: updated.clone(),
+            },
+        )?;
+        self.put_camera(updated.clone());
+        Ok(Some(updated))
+    }
 }
 
 impl PlateReadStore for LocalDb {
@@ -507,6 +545,7 @@ mod tests {
                 name: Some("one".into()),
                 registered_at: 0,
                 org: None,
+                presence: None,
             })
             .await
             .expect("camera");

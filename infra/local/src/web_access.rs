@@ -1,13 +1,14 @@
 //! What a browser may do on the broker's MQTT-over-WebSocket listener: the local counterpart of
-//! the policy AWS IoT Core applies to a web identity.
+//! the policy AWS IoT Core applies to a web identity (the one functions/web-authorizer returns).
 //!
 //! - **CONNECT**: the password is an ID token of the local issuer ([`crate::tokens`]), verified
 //!   like the API verifies it (signature, issuer, audience, expiry) and mapped to the caller by
 //!   the cloud's mapping; the client id must be `web-{user}-{anything}` for that token's user,
 //!   so one user cannot take over another's session. Anything else: refused at CONNECT.
-//! - **SUBSCRIBE**: the user's own notification topic (`web/{user}/notifications`), and, for the
-//!   cameras of the user's organisation only, their presence and their configuration shadow's
-//!   accepted updates. `#`, other cameras, other users: a failure return code.
+//! - **SUBSCRIBE**: the user's organisation's notification topic
+//!   (`web/org/{org}/notifications`) and nothing else: not `#`, not a camera's topics (plate
+//!   reads, presence, shadows), not another organisation's. A browser learns of cameras and
+//!   reads through the API. Anything else: a failure return code.
 //! - **PUBLISH**: never. A browser has nothing to say to a camera except through the API; a
 //!   publish disconnects it.
 //! - The listener also refuses a WebSocket handshake whose `Origin` is not the console's own
@@ -16,7 +17,6 @@
 //! Cameras and the cloud's in-process links are not web clients: their client ids never start
 //! with `web-` (a camera's is its certificate's name), and this policy leaves them alone.
 
-use crate::store::LocalDb;
 use crate::tokens::{self, Issuer};
 use anpr_core::access::Caller;
 use anpr_protocol::topics;
@@ -30,22 +30,19 @@ pub const WEB_CLIENT_PREFIX: &str = "web-";
 #[derive(Debug)]
 pub struct WebAccess {
     issuer: Arc<Issuer>,
-    db: LocalDb,
     sessions: Mutex<HashMap<String, Caller>>,
 }
 
-/// The topic level that names `user` in their notification topic (`web/{level}/notifications`).
+/// The topic level that names `user` in a web client id (`web-{level}-…`).
 fn user_level(user: &str) -> String {
-    let topic = topics::web_notifications(user);
-    topic.split('/').nth(1).unwrap_or_default().to_owned()
+    topics::sanitize_level(user)
 }
 
 impl WebAccess {
-    /// The policy over the issuer's tokens and the registry's cameras.
-    pub fn new(issuer: Arc<Issuer>, db: LocalDb) -> Arc<Self> {
+    /// The policy over the issuer's tokens.
+    pub fn new(issuer: Arc<Issuer>) -> Arc<Self> {
         Arc::new(Self {
             issuer,
-            db,
             sessions: Mutex::new(HashMap::new()),
         })
     }
@@ -95,16 +92,6 @@ impl WebAccess {
         else {
             return false;
         };
-        if topic == topics::web_notifications(&caller.sub) {
-            return true;
-        }
-        self.db
-            .cameras()
-            .into_iter()
-            .filter(|c| c.org.as_ref() == Some(&caller.org))
-            .any(|c| {
-                topic == topics::presence(&c.camera_id)
-                    || topic == topics::config_shadow(&c.camera_id, "update/accepted")
-            })
+        topic == topics::org_notifications(caller.org.as_str())
     }
 }

@@ -282,11 +282,44 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
         .await;
     browser
         .until(
-            "the camera shown online (retained presence)",
+            "the camera shown online (GET /cameras, from the broker's lifecycle events)",
             20,
             "document.querySelector('#cameras tr[data-camera-id=\"cam-001\"] td:nth-child(3)')?.textContent === 'online'",
         )
         .await;
+    let live_ms = browser.js("return document.body.dataset.liveMs").await;
+    // A figure for docs/measured.md, not an assertion (debug build, shared machine).
+    println!("measured: console opened -> signed in and live (MQTT online): {live_ms} ms");
+    // Each organisation lists its own cameras only: acme's two, one simulated (online) and
+    // one registered only (offline).
+    let cameras = "[...document.querySelectorAll('#cameras tr[data-camera-id]')].map(r => r.dataset.cameraId + ':' + r.querySelector('td:nth-child(3)').textContent).join(',')";
+    assert_eq!(
+        browser.js(&format!("return {cameras}")).await,
+        "cam-001:online,cam-002:offline"
+    );
+    // gil, admin of globex, in a second browser session: globex's camera only, and nothing of
+    // acme's requests while he is live.
+    let other = Browser::start().await;
+    other.goto(&stack.console_url).await;
+    other
+        .until(
+            "the second console loaded",
+            20,
+            "document.body.dataset.ready === 'true'",
+        )
+        .await;
+    other.click("#user-select option[value=\"gil\"]").await;
+    other
+        .until(
+            "the second console signed in as gil and live",
+            20,
+            "document.body.dataset.user === 'gil' && document.body.dataset.ready === 'true' && document.body.dataset.mqtt === 'online'",
+        )
+        .await;
+    assert_eq!(
+        other.js(&format!("return {cameras}")).await,
+        "cam-101:offline"
+    );
 
     // Every status the page announces, in order.
     browser
@@ -308,6 +341,14 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
     println!(
         "click \"Request\" -> link shown ready: {} ms",
         clicked.elapsed().as_millis()
+    );
+    // The other organisation's console, live all along, never heard of it.
+    assert_eq!(
+        other
+            .js("return [document.body.dataset.mqtt, document.querySelectorAll('#requests tr[data-request-id]').length, document.querySelector('#status-announcer').textContent]")
+            .await,
+        json!(["online", 0, ""]),
+        "gil's console shows acme's request"
     );
     let seen = browser.js("return window.__seen.join('\\n')").await;
     let seen = seen.as_str().unwrap_or_default();
@@ -358,6 +399,35 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
         got == original,
         "the downloaded file differs from the camera's"
     );
+
+    // After a reload the ready request still offers a working download (a fresh link from
+    // the API: the notification that carried the first one is gone).
+    browser.goto(&stack.console_url).await;
+    let reloaded = browser
+        .until(
+            "the ready request listed again with a link after a reload",
+            30,
+            "document.body.dataset.ready === 'true' && document.querySelector('#requests tr[data-state=\"ready\"] a.download')?.href",
+        )
+        .await;
+    let got = reqwest::get(reloaded.as_str().expect("href"))
+        .await
+        .expect("GET the link after the reload")
+        .bytes()
+        .await
+        .expect("body");
+    assert!(
+        got == original,
+        "the link after a reload downloads the camera's file"
+    );
+    assert_eq!(
+        other
+            .js("return document.querySelectorAll('#requests tr[data-request-id]').length")
+            .await,
+        json!(0),
+        "gil's console lists acme's requests"
+    );
+    drop(other);
 
     browser
         .click("#requests tr[data-state=\"ready\"] button.view")
@@ -507,7 +577,7 @@ async fn a_person_requests_a_clip_watches_it_travel_gets_the_exact_file_and_sees
     });
     publisher
         .publish(
-            anpr_protocol::topics::web_notifications("ada"),
+            anpr_protocol::topics::org_notifications("acme"),
             rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
             false,
             forged.to_string(),

@@ -13,13 +13,17 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Subscribes to the demo user's notifications over the broker's TLS listener, as a client
+/// Subscribes to the demo user's organisation's notifications over the broker's TLS listener, as a client
 /// with a certificate of the local CA.
 async fn notifications(stack: &Running) -> (AsyncClient, mpsc::UnboundedReceiver<Vec<u8>>) {
     subscriber(
         stack,
         "test-observer",
-        &topics::web_notifications(anpr_local::DEMO_USER),
+        &topics::org_notifications(
+            anpr_local::tokens::demo_user(anpr_local::DEMO_USER)
+                .expect("the demo user")
+                .org,
+        ),
     )
     .await
 }
@@ -151,9 +155,11 @@ async fn the_console_and_its_configuration_are_served_from_the_api_origin() {
     assert!(page.text().await.expect("text").contains("<html"));
     let cfg: Value = get_json(&http, &format!("{}/config.json", stack.api_url)).await;
     assert_eq!(cfg["mqtt_url"], stack.ws_url.as_str());
-    assert_eq!(cfg["cameras"][0]["id"], "cam-001");
-    assert_eq!(cfg["cameras"][0]["org"], "acme");
-    assert_eq!(cfg["notifications_topic"], "web/ada/notifications");
+    // Cameras come from the API, per organisation; the hosted UI is AWS's.
+    assert!(
+        cfg.get("cameras").is_none() && cfg.get("auth").is_none(),
+        "{cfg}"
+    );
     let users: Vec<&str> = cfg["users"]
         .as_array()
         .expect("demo users")
@@ -162,6 +168,60 @@ async fn the_console_and_its_configuration_are_served_from_the_api_origin() {
         .collect();
     assert_eq!(users, ["ada", "otto", "vic", "gil"]);
     stack.stop().await;
+}
+
+/// `(camera, online)` of `GET /cameras` as `user`.
+async fn cameras_of(stack: &Running, user: &str) -> Vec<(String, bool)> {
+    let page = get_json(
+        &signed_in(stack, user).await,
+        &format!("{}/cameras", stack.api_url),
+    )
+    .await;
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{page}"))
+        .iter()
+        .map(|c| {
+            (
+                c["camera_id"].as_str().unwrap_or_default().to_owned(),
+                c["online"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_organisation_lists_its_own_cameras_online_as_the_brokers_lifecycle_events_say() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = Options::ephemeral(dir.path().to_owned());
+    opts.plate_interval_secs = 0;
+    let stack = start_ready(opts).await;
+    // The simulated camera connects: its lifecycle event makes it online.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ada = cameras_of(&stack, "ada").await;
+    while ada != [("cam-001".into(), true), ("cam-002".into(), false)] {
+        assert!(Instant::now() < deadline, "acme's cameras: {ada:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ada = cameras_of(&stack, "ada").await;
+    }
+    assert_eq!(cameras_of(&stack, "vic").await, ada, "any role lists them");
+    assert_eq!(
+        cameras_of(&stack, "gil").await,
+        [("cam-101".to_owned(), false)]
+    );
+    // The stack stops (the broker with it) and starts again without simulating the camera:
+    // no connection survives a broker's restart, so it is offline.
+    let data = dir.path().to_owned();
+    stack.stop().await;
+    let mut opts = Options::ephemeral(data);
+    opts.plate_interval_secs = 0;
+    opts.cameras = vec![];
+    let again = start_ready(opts).await;
+    assert_eq!(
+        cameras_of(&again, "ada").await,
+        [("cam-001".to_owned(), false), ("cam-002".to_owned(), false)]
+    );
+    again.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

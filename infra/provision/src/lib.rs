@@ -420,6 +420,7 @@ pub async fn provision(
             name: req.name.clone(),
             registered_at: now,
             org: Some(req.org.clone()),
+            presence: None,
         })
         .await
         .map_err(|source| ProvisionError::Register {

@@ -208,6 +208,19 @@ impl fmt::Debug for TopicPolicy {
     }
 }
 
+/// anpr-fleet patch: told of every connection the router registers (`(client_id, true)`) and
+/// every one it removes (`(client_id, false)`), in that order, from the router's thread; the
+/// local stack turns these into AWS IoT's lifecycle events. Keep it quick: it runs inside the
+/// router.
+#[derive(Clone)]
+pub struct LifecycleHook(pub Arc<dyn Fn(&str, bool) + Send + Sync>);
+
+impl fmt::Debug for LifecycleHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LifecycleHook")
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RouterConfig {
     pub max_connections: usize,
@@ -222,6 +235,9 @@ pub struct RouterConfig {
     // anpr-fleet patch: see `TopicPolicy`.
     #[serde(skip)]
     pub topic_policy: Option<TopicPolicy>,
+    // anpr-fleet patch: see `LifecycleHook`.
+    #[serde(skip)]
+    pub lifecycle_hook: Option<LifecycleHook>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -360,6 +360,10 @@ impl Router {
 
         self.connection_map.insert(client_id.clone(), connection_id);
         info!(connection_id, "Client connection registered");
+        // anpr-fleet patch: see `LifecycleHook`.
+        if let Some(hook) = &self.config.lifecycle_hook {
+            (hook.0)(&client_id, true);
+        }
 
         assert_eq!(self.ackslog.insert(ackslog), connection_id);
         assert_eq!(self.scheduler.add(tracker), connection_id);
@@ -457,6 +461,10 @@ impl Router {
         let mut tracker = self.scheduler.remove(id);
         self.connection_map.remove(&client_id);
         self.ackslog.remove(id);
+        // anpr-fleet patch: see `LifecycleHook`.
+        if let Some(hook) = &self.config.lifecycle_hook {
+            (hook.0)(&client_id, false);
+        }
 
         // Don't remove connection id from readyqueue with index. This will
         // remove wrong connection from readyqueue. Instead just leave disconnected

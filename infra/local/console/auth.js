@@ -1,0 +1,172 @@
+// Signing in, two ways, one result: an ID token whose claims name the user (`sub`), their
+// organisation (`custom:org`) and role (`cognito:groups`), sent to the API as
+// `Authorization: Bearer` and to the live connection as its credential.
+//  - In AWS (config.json has `auth`): the Cognito hosted UI, authorization code with PKCE
+//    (RFC 7636, S256): a public client, no secret in the page. The ID token is refreshed with
+//    the refresh token five minutes before it expires; if that fails the person signs in again.
+//  - Locally (config.json has `users`): the person picks a demo user and the local-only
+//    POST /local/token signs a token for them, refreshed the same way before it expires.
+// Tokens live in sessionStorage (this tab only), never in localStorage or a cookie.
+
+const enc = new TextEncoder();
+
+export function base64url(bytes) {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** The S256 code challenge of a PKCE code verifier (RFC 7636 §4.2). */
+export async function codeChallenge(verifier) {
+  return base64url(new Uint8Array(await crypto.subtle.digest('SHA-256', enc.encode(verifier))));
+}
+
+/** The claims of a JWT, read without verifying it: the API and the broker verify it. */
+export function claims(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0))));
+  } catch (_) {
+    return {};
+  }
+}
+
+const KEY = 'anpr-session';
+const REFRESH_EARLY_MS = 5 * 60 * 1000;
+
+export class Session {
+  constructor(cfg) {
+    this.cfg = cfg;
+    this.token = null;
+    this.refreshToken = null;
+    this.timer = null;
+    this.onToken = () => {};
+  }
+
+  get claims() { return claims(this.token || ''); }
+
+  get user() { return this.claims.sub; }
+
+  get org() { return this.claims['custom:org']; }
+
+  /** Signs in (possibly leaving the page for the hosted UI); resolves once there is a token. */
+  async signIn() {
+    if (this.cfg.auth) await this.signInHosted();
+    else await this.signInLocal();
+    this.schedule();
+  }
+
+  // ---- local stack
+  async signInLocal() {
+    const users = this.cfg.users || [];
+    const picked = sessionStorage.getItem('anpr-user');
+    const user = users.find((u) => u.name === picked) || users.find((u) => u.name === this.cfg.user) || users[0];
+    if (!user) throw new Error('no user to sign in as');
+    this.localUser = user.name;
+    await this.refreshLocal();
+  }
+
+  async refreshLocal() {
+    const resp = await fetch(`${this.cfg.api_url}/local/token`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: this.localUser }),
+    });
+    if (!resp.ok) throw new Error(`signing in as ${this.localUser}: HTTP ${resp.status}`);
+    this.setToken((await resp.json()).token);
+  }
+
+  // ---- Cognito hosted UI
+  redirectUri() { return `${location.origin}${location.pathname}`; }
+
+  async signInHosted() {
+    const a = this.cfg.auth;
+    const params = new URLSearchParams(location.search);
+    if (params.get('code')) {
+      const expected = sessionStorage.getItem('anpr-pkce-state');
+      const verifier = sessionStorage.getItem('anpr-pkce-verifier');
+      sessionStorage.removeItem('anpr-pkce-state');
+      sessionStorage.removeItem('anpr-pkce-verifier');
+      history.replaceState(null, '', this.redirectUri());
+      if (!expected || params.get('state') !== expected || !verifier) {
+        throw new Error('sign-in answer does not match the request made (state): sign in again');
+      }
+      await this.tokenRequest({
+        grant_type: 'authorization_code', client_id: a.client_id, code: params.get('code'),
+        redirect_uri: this.redirectUri(), code_verifier: verifier,
+      });
+      return;
+    }
+    const saved = JSON.parse(sessionStorage.getItem(KEY) || 'null');
+    if (saved && saved.refresh_token) {
+      this.refreshToken = saved.refresh_token;
+      const exp = (claims(saved.id_token).exp || 0) * 1000;
+      if (exp - Date.now() > REFRESH_EARLY_MS) {
+        this.setToken(saved.id_token);
+        return;
+      }
+      try {
+        await this.refreshHosted();
+        return;
+      } catch (_) { /* sign in again below */ }
+    }
+    const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+    sessionStorage.setItem('anpr-pkce-verifier', verifier);
+    sessionStorage.setItem('anpr-pkce-state', state);
+    const q = new URLSearchParams({
+      response_type: 'code', client_id: a.client_id, redirect_uri: this.redirectUri(),
+      scope: 'openid email', state, code_challenge_method: 'S256',
+      code_challenge: await codeChallenge(verifier),
+    });
+    location.assign(`${a.domain_url}/oauth2/authorize?${q}`);
+    await new Promise(() => {}); // the page is leaving
+  }
+
+  async refreshHosted() {
+    await this.tokenRequest({
+      grant_type: 'refresh_token', client_id: this.cfg.auth.client_id,
+      refresh_token: this.refreshToken,
+    });
+  }
+
+  async tokenRequest(form) {
+    const resp = await fetch(`${this.cfg.auth.domain_url}/oauth2/token`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form),
+    });
+    if (!resp.ok) throw new Error(`sign-in: HTTP ${resp.status}`);
+    const t = await resp.json();
+    if (t.refresh_token) this.refreshToken = t.refresh_token;
+    sessionStorage.setItem(KEY, JSON.stringify({ id_token: t.id_token, refresh_token: this.refreshToken }));
+    this.setToken(t.id_token);
+  }
+
+  signOutUrl() {
+    const a = this.cfg.auth;
+    return a ? `${a.domain_url}/logout?${new URLSearchParams({ client_id: a.client_id, logout_uri: this.redirectUri() })}` : null;
+  }
+
+  // ---- both
+  setToken(token) {
+    this.token = token;
+    this.onToken(token);
+  }
+
+  /** Refreshes the token five minutes before it expires (at once if it already has). */
+  schedule() {
+    clearTimeout(this.timer);
+    const exp = (this.claims.exp || 0) * 1000;
+    const wait = Math.max(0, exp - Date.now() - REFRESH_EARLY_MS);
+    this.timer = setTimeout(async () => {
+      try {
+        if (this.cfg.auth) await this.refreshHosted();
+        else await this.refreshLocal();
+        this.schedule();
+      } catch (e) {
+        console.warn('token refresh failed; signing in again', e);
+        sessionStorage.removeItem(KEY);
+        location.reload();
+      }
+    }, wait);
+  }
+}
