@@ -63,7 +63,7 @@ fn rule_names_come_from_a_rule_prefix_in_the_rule_name_alphabet() {
     let t = template();
     let p = parameter(&t, "RulePrefix");
     assert_eq!(p["Default"], stack::DEFAULT_RULE_PREFIX);
-    // IoT rule names: ^[a-zA-Z0-9_]+$, at most 128 characters; the longest suffix is 12.
+    // IoT rule names: ^[a-zA-Z0-9_]+$, at most 128 characters; the longest suffix is 16.
     assert_eq!(pattern(&t, "RulePrefix"), "^[a-zA-Z0-9_]{1,100}$");
     assert!(stack::rule_prefix(&"a".repeat(100)).is_ok());
     assert!(stack::rule_prefix(&"a".repeat(101)).is_err());
@@ -84,6 +84,7 @@ fn rule_names_come_from_a_rule_prefix_in_the_rule_name_alphabet() {
         assert_eq!(
             filled,
             [
+                stack::presence_rule(prefix),
                 stack::status_rule(prefix),
                 stack::sync_rule(prefix),
                 stack::plate_rule(prefix)
@@ -94,6 +95,10 @@ fn rule_names_come_from_a_rule_prefix_in_the_rule_name_alphabet() {
     assert_eq!(
         stack::plate_rule(stack::DEFAULT_RULE_PREFIX),
         topics::PLATE_RULE
+    );
+    assert_eq!(
+        stack::presence_rule(stack::DEFAULT_RULE_PREFIX),
+        topics::PRESENCE_RULE
     );
 
     // The camera policy of a second stack lets its cameras publish to that stack's rule (the

@@ -29,6 +29,10 @@ pub enum StackError {
         "rule prefix {0:?} is not allowed: IoT rule names take letters, digits and _ only (1 to 100 of them here)"
     )]
     RulePrefix(String),
+    /// The stack's outputs lack one the console needs, or are not what
+    /// `aws cloudformation describe-stacks --query 'Stacks[0].Outputs'` prints.
+    #[error("stack outputs: {0}")]
+    Outputs(String),
     /// A bucket name that S3 would refuse.
     #[error("{0:?} is not an S3 bucket name")]
     BucketName(String),
@@ -61,6 +65,12 @@ pub fn plate_rule(prefix: &str) -> String {
 /// The IoT rule camera file statuses go through for `prefix` (`{prefix}_file_status`).
 pub fn status_rule(prefix: &str) -> String {
     format!("{prefix}_file_status")
+}
+
+/// The IoT rule connection lifecycle events (camera presence) go through for `prefix`
+/// (`{prefix}_camera_presence`).
+pub fn presence_rule(prefix: &str) -> String {
+    format!("{prefix}_camera_presence")
 }
 
 /// The IoT rule a camera's sync message (new broker session) goes through for `prefix`
@@ -530,5 +540,87 @@ mod tests {
             Some("abc123")
         );
         assert_eq!(certificate_id("us-east-1:1234-abcd"), None);
+    }
+}
+
+/// The web console's `config.json` for the stack whose outputs are `outputs` (the JSON array
+/// `aws cloudformation describe-stacks --query 'Stacks[0].Outputs'` prints): the API's URL, the
+/// IoT endpoint's MQTT-over-WSS URL, and the hosted UI sign-in (`auth`). The keys are the ones
+/// the console reads (`infra/local/src/console.rs`'s `ConsoleConfig`); no demo users.
+pub fn console_config(outputs: &serde_json::Value) -> Result<serde_json::Value, StackError> {
+    let list = outputs.as_array().ok_or_else(|| {
+        StackError::Outputs("not a JSON array of {OutputKey, OutputValue}".into())
+    })?;
+    let get = |key: &str| {
+        list.iter()
+            .find(|o| o["OutputKey"] == key)
+            .and_then(|o| o["OutputValue"].as_str())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| StackError::Outputs(format!("no output {key}")))
+    };
+    let iot = get("IotDataEndpoint")?;
+    let host = iot
+        .strip_prefix("https://")
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .ok_or_else(|| {
+            StackError::Outputs(format!("IotDataEndpoint {iot:?} is not https://{{host}}"))
+        })?;
+    Ok(serde_json::json!({
+        "api_url": get("ApiUrl")?.trim_end_matches('/'),
+        "mqtt_url": format!("wss://{host}/mqtt"),
+        "user": "",
+        "users": [],
+        "auth": {
+            "domain_url": get("AuthDomainUrl")?,
+            "client_id": get("UserPoolClientId")?,
+            "authorizer": get("WebAuthorizerName")?,
+        },
+        "sample_files": [],
+    }))
+}
+
+#[cfg(test)]
+mod console_config_tests {
+    use super::*;
+
+    #[test]
+    fn the_consoles_configuration_comes_from_the_stacks_outputs() {
+        let out = |k: &str, v: &str| serde_json::json!({"OutputKey": k, "OutputValue": v});
+        let outputs = serde_json::json!([
+            out(
+                "ApiUrl",
+                "https://abc123.execute-api.eu-west-1.amazonaws.com"
+            ),
+            out(
+                "IotDataEndpoint",
+                "https://a1b2c3-ats.iot.eu-west-1.amazonaws.com"
+            ),
+            out(
+                "AuthDomainUrl",
+                "https://anpr-123456789012.auth.eu-west-1.amazoncognito.com"
+            ),
+            out("UserPoolClientId", "4abc5def6ghi"),
+            out("WebAuthorizerName", "anpr-web"),
+            out("TableName", "anpr"),
+        ]);
+        let c = console_config(&outputs).unwrap();
+        assert_eq!(
+            c["mqtt_url"],
+            "wss://a1b2c3-ats.iot.eu-west-1.amazonaws.com/mqtt"
+        );
+        assert_eq!(
+            c["api_url"],
+            "https://abc123.execute-api.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(c["auth"]["authorizer"], "anpr-web");
+        assert_eq!(c["auth"]["client_id"], "4abc5def6ghi");
+        assert_eq!(c["users"], serde_json::json!([]));
+        let mut missing = outputs.as_array().unwrap().clone();
+        missing.retain(|o| o["OutputKey"] != "AuthDomainUrl");
+        assert!(matches!(
+            console_config(&serde_json::Value::Array(missing)),
+            Err(StackError::Outputs(m)) if m.contains("AuthDomainUrl")
+        ));
+        assert!(console_config(&serde_json::json!({"Stacks": []})).is_err());
     }
 }

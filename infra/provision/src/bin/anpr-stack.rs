@@ -7,6 +7,8 @@
 //!   [--empty-bucket NAME [--delete-bucket]]`: detaches the stack's IoT policies from every
 //!   target (else CloudFormation cannot delete them), and as asked deletes the cameras'
 //!   certificates and things and empties/deletes the retained media bucket;
+//! - `anpr-stack console-config --outputs outputs.json`: the web console's `config.json` from
+//!   the stack's outputs (`scripts/deploy-console` runs it);
 //! - `anpr-stack replay-plate-reads --dead-letter-queue-url URL --queue-url URL`: moves the
 //!   plate reads that reached the dead-letter queue (alarm `{AppName}-plate-reads-dead-letters`)
 //!   back to the plate-reads queue (stack outputs `PlateReadsDeadLetterQueueUrl`,
@@ -48,6 +50,13 @@ enum Command {
         /// MediaBucketName: e.g. to re-create a stack whose retained bucket still exists.
         #[arg(long)]
         media_bucket_name: Option<String>,
+    },
+    /// Print the web console's config.json for the stack whose outputs are in FILE
+    /// (`aws cloudformation describe-stacks --query 'Stacks[0].Outputs'`).
+    ConsoleConfig {
+        /// The outputs, as JSON.
+        #[arg(long)]
+        outputs: std::path::PathBuf,
     },
     /// Detach the stack's IoT policies from all targets (run before `sam delete`).
     Teardown {
@@ -106,6 +115,14 @@ async fn main() -> anyhow::Result<()> {
                     done.left_in_dead_letter_queue
                 );
             }
+        }
+        Command::ConsoleConfig { outputs } => {
+            let text = std::fs::read_to_string(&outputs)
+                .with_context(|| format!("reading {}", outputs.display()))?;
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", outputs.display()))?;
+            let config = stack::console_config(&json)?;
+            println!("{}", serde_json::to_string_pretty(&config)?);
         }
         Command::DeployParams {
             web_origin,
