@@ -3,7 +3,7 @@
 //! The SDK's default client trusts the system root store, which it reads and parses when the
 //! first client is built: hundreds of PEM files on a Debian host, which dominated a Lambda's
 //! cold init. Every AWS endpoint these functions call is signed by Amazon Trust Services, so the
-//! trust store here is those five public roots, compiled in (`certs/README.md`). Set
+//! trust store here is those five public roots, compiled in (`anpr_lambda::trust`). Set
 //! [`ENV_NATIVE_ROOTS`]`=true` to trust the system store as well.
 
 use aws_smithy_http_client::HttpClientError;
@@ -15,8 +15,7 @@ use crate::ConfigError;
 /// Environment variable: `true` adds the system's root certificates to the trust store.
 pub const ENV_NATIVE_ROOTS: &str = "ANPR_TLS_NATIVE_ROOTS";
 
-/// Amazon Root CA 1–4 and Starfield Services Root CA G2, PEM.
-pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+pub use anpr_lambda::trust::AMAZON_TRUST_SERVICES_ROOTS;
 
 /// Builds the HTTPS client (rustls with aws-lc, like the SDK default) trusting the Amazon roots,
 /// and the system store too when `native_roots` is set.

@@ -17,7 +17,7 @@ pub mod dynamo;
 pub mod errors;
 pub mod http;
 pub mod iot;
-pub mod logging;
+pub use anpr_lambda::logging;
 pub mod plates;
 pub mod s3;
 pub mod schema;

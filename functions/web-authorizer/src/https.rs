@@ -1,5 +1,5 @@
 //! The JWKS over HTTPS: hyper with rustls on aws-lc (the SDK's stack), trusting the Amazon
-//! roots compiled into `anpr_aws::http` (Cognito's endpoints chain to them). Plain HTTP only to
+//! roots compiled into `anpr_lambda::trust` (Cognito's endpoints chain to them). Plain HTTP only to
 //! a loopback address (tests).
 
 use crate::jwks::Jwks;
@@ -36,7 +36,7 @@ impl HttpsKeys {
             _ => return Err(FetchError::Url(url.to_owned())),
         }
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut &anpr_aws::http::AMAZON_TRUST_SERVICES_ROOTS[..]) {
+        for cert in rustls_pemfile::certs(&mut &anpr_lambda::trust::AMAZON_TRUST_SERVICES_ROOTS[..]) {
             roots.add(cert.map_err(http_err)?).map_err(http_err)?;
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(

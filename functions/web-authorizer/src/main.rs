@@ -25,7 +25,7 @@ fn env(name: &str) -> Result<String, Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    anpr_aws::logging::init();
+    anpr_lambda::logging::init();
     let issuer = env(ENV_USER_POOL_ISSUER)?;
     let keys = HttpsKeys::new(&format!("{issuer}/.well-known/jwks.json"))?;
     let authorizer = Authorizer::new(
