@@ -36,7 +36,8 @@ impl HttpsKeys {
             _ => return Err(FetchError::Url(url.to_owned())),
         }
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut &anpr_lambda::trust::AMAZON_TRUST_SERVICES_ROOTS[..]) {
+        for cert in rustls_pemfile::certs(&mut &anpr_lambda::trust::AMAZON_TRUST_SERVICES_ROOTS[..])
+        {
             roots.add(cert.map_err(http_err)?).map_err(http_err)?;
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(

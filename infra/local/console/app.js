@@ -6,8 +6,8 @@
 //    reason?, at}
 //  - a camera connected or disconnected: {v, camera_id, online, last_seen_ms}
 // Cameras come from GET /cameras (the organisation's, with online state); nothing about cameras
-// is in config.json: {api_url, mqtt_url, sample_files, and either users + user (the local stack's
-// demo users) or auth: {domain_url, client_id, authorizer} (AWS)}. Signing in: auth.js.
+// is in config.json: {api_url, mqtt_url, sample_files, auth: {domain_url, client_id,
+// authorizer}}. Signing in (the hosted UI, Cognito's or the local stand-in): auth.js.
 import { MqttClient } from './mqtt.js';
 import { Session } from './auth.js';
 
@@ -329,21 +329,6 @@ function onMessage(topic, payload) {
   }
 }
 
-// The local stack's demo-user picker.
-function userPicker() {
-  const users = state.cfg.users || [];
-  if (!users.length) return;
-  const select = $('#user-select');
-  for (const u of users) {
-    select.append(el('option', { value: u.name, selected: u.name === state.session.user }, `${u.name} (${u.role}, ${u.org})`));
-  }
-  select.hidden = false;
-  select.addEventListener('change', () => {
-    sessionStorage.setItem('anpr-user', select.value);
-    location.reload();
-  });
-}
-
 async function main() {
   state.cfg = await (await fetch('config.json', { cache: 'no-store' })).json();
   state.session = new Session(state.cfg);
@@ -353,9 +338,7 @@ async function main() {
   state.topic = `web/org/${session.org}/notifications`;
   document.body.dataset.user = session.user;
   $('#user').textContent = session.user;
-  userPicker();
-  const out = session.signOutUrl();
-  if (out) $('#user').after(' ', el('a', { href: out, id: 'sign-out' }, 'Sign out'));
+  $('#sign-out').addEventListener('click', () => session.signOut());
   await loadCameras();
   const select = $('#camera-select');
   for (const c of state.cameras) select.append(el('option', { value: c.camera_id }, `${c.camera_id} ${c.name ? '– ' + c.name : ''}`));
@@ -377,7 +360,7 @@ async function main() {
   // (custom authorizer, signing disabled); locally as the MQTT password. Both are asked afresh
   // before every connection, so a refreshed token is used on the next one.
   const auth = state.cfg.auth;
-  const mqtt = new MqttClient(auth
+  const mqtt = new MqttClient(auth.authorizer
     ? async () => `${state.cfg.mqtt_url}?${new URLSearchParams({ 'x-amz-customauthorizer-name': auth.authorizer, token: session.token })}`
     : state.cfg.mqtt_url, {
     clientId: `web-${session.user}-${Math.random().toString(36).slice(2, 10)}`,

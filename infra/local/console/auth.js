@@ -1,11 +1,9 @@
-// Signing in, two ways, one result: an ID token whose claims name the user (`sub`), their
-// organisation (`custom:org`) and role (`cognito:groups`), sent to the API as
-// `Authorization: Bearer` and to the live connection as its credential.
-//  - In AWS (config.json has `auth`): the Cognito hosted UI, authorization code with PKCE
-//    (RFC 7636, S256): a public client, no secret in the page. The ID token is refreshed with
-//    the refresh token five minutes before it expires; if that fails the person signs in again.
-//  - Locally (config.json has `users`): the person picks a demo user and the local-only
-//    POST /local/token signs a token for them, refreshed the same way before it expires.
+// Signing in: the hosted UI (config.json's `auth`: Cognito's in AWS, the local stack's stand-in
+// under /local, same paths), by the authorization code flow with PKCE (RFC 7636, S256): a
+// public client, no secret in the page. The result is an ID token whose claims name the user
+// (`sub`), their organisation (`custom:org`) and role (`cognito:groups`), sent to the API as
+// `Authorization: Bearer` and to the live connection as its credential. It is refreshed with the
+// refresh token five minutes before it expires; if that fails the person signs in again.
 // Tokens live in sessionStorage (this tab only), never in localStorage or a cookie.
 
 const enc = new TextEncoder();
@@ -51,28 +49,8 @@ export class Session {
 
   /** Signs in (possibly leaving the page for the hosted UI); resolves once there is a token. */
   async signIn() {
-    if (this.cfg.auth) await this.signInHosted();
-    else await this.signInLocal();
+    await this.signInHosted();
     this.schedule();
-  }
-
-  // ---- local stack
-  async signInLocal() {
-    const users = this.cfg.users || [];
-    const picked = sessionStorage.getItem('anpr-user');
-    const user = users.find((u) => u.name === picked) || users.find((u) => u.name === this.cfg.user) || users[0];
-    if (!user) throw new Error('no user to sign in as');
-    this.localUser = user.name;
-    await this.refreshLocal();
-  }
-
-  async refreshLocal() {
-    const resp = await fetch(`${this.cfg.api_url}/local/token`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ user: this.localUser }),
-    });
-    if (!resp.ok) throw new Error(`signing in as ${this.localUser}: HTTP ${resp.status}`);
-    this.setToken((await resp.json()).token);
   }
 
   // ---- Cognito hosted UI
@@ -141,9 +119,11 @@ export class Session {
     this.setToken(t.id_token);
   }
 
-  signOutUrl() {
+  /** Forgets the tokens and leaves for the hosted UI's sign-out, which comes back here. */
+  signOut() {
     const a = this.cfg.auth;
-    return a ? `${a.domain_url}/logout?${new URLSearchParams({ client_id: a.client_id, logout_uri: this.redirectUri() })}` : null;
+    sessionStorage.removeItem(KEY);
+    location.assign(`${a.domain_url}/logout?${new URLSearchParams({ client_id: a.client_id, logout_uri: this.redirectUri() })}`);
   }
 
   // ---- both
@@ -159,8 +139,7 @@ export class Session {
     const wait = Math.max(0, exp - Date.now() - REFRESH_EARLY_MS);
     this.timer = setTimeout(async () => {
       try {
-        if (this.cfg.auth) await this.refreshHosted();
-        else await this.refreshLocal();
+        await this.refreshHosted();
         this.schedule();
       } catch (e) {
         console.warn('token refresh failed; signing in again', e);

@@ -1,6 +1,7 @@
 //! The web console's files (`infra/local/console/`, compiled into the binary so nothing is
 //! fetched at run time) and its `config.json`: where the request API and the MQTT-over-
-//! WebSocket endpoint are, and how a person signs in. The console lists the signed-in
+//! WebSocket endpoint are, and how a person signs in (the hosted UI: Cognito's in AWS, the
+//! local stand-in of [`crate::hosted_ui`] here). The console lists the signed-in
 //! user's cameras from `GET /cameras` and subscribes to their organisation's notifications.
 //! Deployed as a static site for the AWS stack (`scripts/deploy-console`), the same files are
 //! served with a `config.json` written from the stack's outputs: the API Gateway URL, the IoT
@@ -12,25 +13,16 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Serialize;
 
-/// A demo user the local console offers to sign in as (local stack only).
-#[derive(Debug, Clone, Serialize)]
-pub struct ConsoleUser {
-    /// Name (the token's `sub`).
-    pub name: String,
-    /// Organisation.
-    pub org: String,
-    /// Role.
-    pub role: String,
-}
-
-/// Sign-in through the Cognito hosted UI (authorization code with PKCE), in AWS.
+/// Sign-in through the Cognito hosted UI (authorization code with PKCE): the pool's domain in
+/// AWS, the local stand-in (`crate::hosted_ui`) locally.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsoleAuth {
-    /// The hosted UI's base URL (`https://{domain}.auth.{region}.amazoncognito.com`).
+    /// The hosted UI's base URL (`https://{domain}.auth.{region}.amazoncognito.com`; locally
+    /// `/local` on the console's origin).
     pub domain_url: String,
     /// The user pool app client (public, no secret).
     pub client_id: String,
-    /// The IoT custom authorizer the WebSocket connection names.
+    /// The IoT custom authorizer the WebSocket connection names (unused locally).
     pub authorizer: String,
 }
 
@@ -41,14 +33,8 @@ pub struct ConsoleConfig {
     pub api_url: String,
     /// MQTT over WebSocket URL.
     pub mqtt_url: String,
-    /// Local stack only: the demo user signed in by default.
-    pub user: String,
-    /// Local stack only: the demo users to pick from; the console gets a token for the one
-    /// picked from `POST /local/token`.
-    pub users: Vec<ConsoleUser>,
-    /// AWS only: the hosted UI sign-in (`None` locally).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<ConsoleAuth>,
+    /// How a person signs in.
+    pub auth: ConsoleAuth,
     /// Files the simulated cameras have, offered in the request form.
     pub sample_files: Vec<String>,
 }

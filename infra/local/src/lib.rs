@@ -23,6 +23,7 @@ pub mod broker;
 pub mod cameras;
 pub mod console;
 pub mod creds;
+pub mod hosted_ui;
 pub mod pki;
 pub mod presence_events;
 pub mod rules;
@@ -305,8 +306,8 @@ async fn verify_token(
 }
 
 /// `POST /local/token {"user":"ada"}` → `{"token","user","org","role","notifications_topic"}`:
-/// signs a token for a demo user. Exists only in the local stack (the console's user picker
-/// and scripts use it); in AWS, users sign in to Cognito.
+/// signs a token for a demo user. Exists only in the local stack, for scripts and tests (the
+/// console signs in through [`hosted_ui`], as it signs in to Cognito in AWS).
 fn token_route(issuer: Arc<tokens::Issuer>) -> axum::Router {
     use axum::response::IntoResponse as _;
     axum::Router::new().route(
@@ -404,6 +405,16 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     };
     let console_url = format!("http://{host}:{http_port}/");
 
+    // The console as the ready line names it, and as `localhost` for the loopback: the origins
+    // the WebSocket listener admits and the hosted UI's callback URLs.
+    let console_origins = if opts.http.ip().is_loopback() || opts.http.ip().is_unspecified() {
+        vec![
+            format!("http://{host}:{http_port}"),
+            format!("http://localhost:{http_port}"),
+        ]
+    } else {
+        vec![format!("http://{host}:{http_port}")]
+    };
     // Broker, with links for the data-plane publisher and the rules, telling its connections
     // and disconnections as lifecycle events.
     let (lifecycle, lifecycle_changes) = presence_events::hook();
@@ -416,15 +427,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             ca: pki.ca_path().display().to_string(),
             cert: pki.server_cert().display().to_string(),
             key: pki.server_key().display().to_string(),
-            // The console as the ready line names it, and as `localhost` for the loopback.
-            console_origins: if opts.http.ip().is_loopback() || opts.http.ip().is_unspecified() {
-                vec![
-                    format!("http://{host}:{http_port}"),
-                    format!("http://localhost:{http_port}"),
-                ]
-            } else {
-                vec![format!("http://{host}:{http_port}")]
-            },
+            console_origins: console_origins.clone(),
             web: web_access::WebAccess::new(issuer.clone()),
             lifecycle,
         },
@@ -536,16 +539,11 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             .console_ws_url
             .clone()
             .unwrap_or_else(|| ws_url.clone()),
-        user: DEMO_USER.into(),
-        users: tokens::DEMO_USERS
-            .iter()
-            .map(|u| console::ConsoleUser {
-                name: u.name.into(),
-                org: u.org.into(),
-                role: u.role.as_str().into(),
-            })
-            .collect(),
-        auth: None,
+        auth: console::ConsoleAuth {
+            domain_url: hosted_ui::DOMAIN_PATH.into(),
+            client_id: tokens::AUDIENCE.into(),
+            authorizer: String::new(),
+        },
         sample_files: vec![cameras::CLIP.into(), cameras::IMAGE.into()],
     };
     let shadows = shadow::LocalShadows::new(db.clone(), publisher.clone());
@@ -554,6 +552,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let app = request_api::app(requests, db.clone(), configs, db.clone(), downloads)
         .merge(console::routes(console_cfg))
         .merge(token_route(issuer.clone()))
+        .merge(hosted_ui::routes(hosted_ui::HostedUi::new(
+            issuer.clone(),
+            console_origins.iter().map(|o| format!("{o}/")).collect(),
+        )))
         .layer(axum::middleware::from_fn_with_state(
             issuer.clone(),
             verify_token,

@@ -155,18 +155,145 @@ async fn the_console_and_its_configuration_are_served_from_the_api_origin() {
     assert!(page.text().await.expect("text").contains("<html"));
     let cfg: Value = get_json(&http, &format!("{}/config.json", stack.api_url)).await;
     assert_eq!(cfg["mqtt_url"], stack.ws_url.as_str());
-    // Cameras come from the API, per organisation; the hosted UI is AWS's.
+    // Cameras come from the API, per organisation; people sign in through the hosted UI's
+    // stand-in, as in AWS.
     assert!(
-        cfg.get("cameras").is_none() && cfg.get("auth").is_none(),
+        cfg.get("cameras").is_none() && cfg.get("users").is_none(),
         "{cfg}"
     );
-    let users: Vec<&str> = cfg["users"]
-        .as_array()
-        .expect("demo users")
-        .iter()
-        .filter_map(|u| u["name"].as_str())
-        .collect();
-    assert_eq!(users, ["ada", "otto", "vic", "gil"]);
+    assert_eq!(cfg["auth"]["domain_url"], "/local");
+    assert_eq!(cfg["auth"]["client_id"], anpr_local::tokens::AUDIENCE);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosted_ui_stand_in_gives_a_token_only_for_the_code_and_verifier_of_its_own_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = Options::ephemeral(dir.path().to_owned());
+    opts.plate_interval_secs = 0;
+    let stack = start_ready(opts).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = format!("{}/local", stack.api_url);
+    let callback = stack.console_url.clone();
+    let verifier = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFzWH-M";
+    let authorize = |redirect: &str, method: &str| {
+        format!(
+            "{base}/oauth2/authorize?{}",
+            serde_urlencoded::to_string([
+                ("response_type", "code"),
+                ("client_id", anpr_local::tokens::AUDIENCE),
+                ("redirect_uri", redirect),
+                ("state", "s-1"),
+                ("code_challenge_method", method),
+                (
+                    "code_challenge",
+                    "dTPfLm4Koir9oNj40KzBOjL_4YSiMS_l5IERIJuqqos"
+                ),
+            ])
+            .unwrap()
+        )
+    };
+    // A page of another site as the callback, or PKCE without S256: refused before sign-in.
+    for (redirect, method) in [
+        ("http://evil.example/", "S256"),
+        (callback.as_str(), "plain"),
+    ] {
+        let r = http.get(authorize(redirect, method)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{redirect} {method}");
+    }
+    let page = http
+        .get(authorize(&callback, "S256"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-user=\"gil\""), "{page}");
+    // Picking gil redirects to the console with a code and the state.
+    let approve =
+        authorize(&callback, "S256").replace("/oauth2/authorize?", "/oauth2/approve?user=gil&");
+    let code = || async {
+        let r = http.get(&approve).send().await.unwrap();
+        assert_eq!(r.status(), 302);
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.starts_with(&callback), "{location}");
+        let q: std::collections::HashMap<String, String> =
+            serde_urlencoded::from_str(location.split_once('?').unwrap().1).unwrap();
+        assert_eq!(q["state"], "s-1");
+        q["code"].clone()
+    };
+    let form = |pairs: &[(&str, &str)]| {
+        http.post(format!("{base}/oauth2/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(pairs).unwrap())
+            .send()
+    };
+    let exchange = |code: String, verifier: &'static str| {
+        let callback = callback.clone();
+        let form = &form;
+        async move {
+            form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", anpr_local::tokens::AUDIENCE),
+                ("code", &code),
+                ("redirect_uri", &callback),
+                ("code_verifier", verifier),
+            ])
+            .await
+            .unwrap()
+        }
+    };
+    // Another verifier (someone who saw the code but not the page's secret): refused, and the
+    // code is spent.
+    let stolen = code().await;
+    let r = exchange(
+        stolen.clone(),
+        "another-verifier-0000000000000000000000000000",
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(
+        exchange(stolen, verifier).await.status(),
+        400,
+        "a code works once"
+    );
+    // A fresh code with the right verifier: gil's ID token, which the API accepts as gil's.
+    let t: Value = exchange(code().await, verifier).await.json().await.unwrap();
+    let id_token = t["id_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an ID token: {t}"));
+    let cams: Value = http
+        .get(format!("{}/cameras", stack.api_url))
+        .bearer_auth(id_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cams["items"][0]["camera_id"], "cam-101", "{cams}");
+    // The refresh token gives a new ID token; a made-up one nothing.
+    let refresh = |token: String| {
+        let form = &form;
+        async move {
+            form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", anpr_local::tokens::AUDIENCE),
+                ("refresh_token", &token),
+            ])
+            .await
+            .unwrap()
+        }
+    };
+    let r = refresh(t["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["id_token"].is_string());
+    assert_eq!(refresh("made-up".into()).await.status(), 400);
     stack.stop().await;
 }
 
