@@ -7,8 +7,8 @@
 //! [`StoreError::Conflict`] re-reads and decides again. A refused, stale or foreign event
 //! changes nothing.
 //!
-//! After a write, a [`Notification`] is published (QoS 1) on the requesting user's topic,
-//! [`topics::web_notifications`]. A duplicate event (same state, same S3 sequencer) writes
+//! After a write, a [`Notification`] is published (QoS 1) on the request's organisation's topic,
+//! [`topics::org_notifications`]. A duplicate event (same state, same S3 sequencer) writes
 //! nothing but publishes the current state again: the write may have succeeded and the publish
 //! failed before a retry, and the web UI treats notifications idempotently (by request id and
 //! state), so delivery is at least once.

@@ -1,6 +1,6 @@
 //! The upload-completed function: S3 `ObjectCreated:*` events of the media bucket → the file
-//! request is `ready` (size, checksum, time, sequencer) → the requesting web user is notified on
-//! `web/{user}/notifications` with a short-lived presigned download URL.
+//! request is `ready` (size, checksum, time, sequencer) → the request's organisation is told on
+//! `web/org/{org}/notifications` with a short-lived presigned download URL.
 //!
 //! The function owns the S3 side only: decoding the event ([`records`]), the object key
 //! (URL-decoded, then `anpr_protocol::topics::parse_upload_key`), and sorting each record's
