@@ -6,8 +6,8 @@
 //    reason?, at}
 //  - a camera connected or disconnected: {v, camera_id, online, last_seen_ms}
 // Cameras come from GET /cameras (the organisation's, with online state); nothing about cameras
-// is in config.json: {api_url, mqtt_url, sample_files, auth: {domain_url, client_id,
-// authorizer}}. Signing in (the hosted UI, Cognito's or the local stand-in): auth.js.
+// is in config.json: {api_url, mqtt_url, mqtt_keepalive_secs, sample_files, auth: {domain_url,
+// client_id, authorizer}}. Signing in (the hosted UI, Cognito's or the local stand-in): auth.js.
 import { MqttClient } from './mqtt.js';
 import { Session } from './auth.js';
 
@@ -364,6 +364,7 @@ async function main() {
     ? async () => `${state.cfg.mqtt_url}?${new URLSearchParams({ 'x-amz-customauthorizer-name': auth.authorizer, token: session.token })}`
     : state.cfg.mqtt_url, {
     clientId: `web-${session.user}-${Math.random().toString(36).slice(2, 10)}`,
+    keepAlive: state.cfg.mqtt_keepalive_secs,
     credentials: async () => ({ username: session.user, password: session.token || '' }),
     onMessage,
     onState: (s) => {

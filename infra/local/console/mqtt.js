@@ -1,7 +1,8 @@
 // A small MQTT 3.1.1 client over WebSocket (subprotocol "mqtt"), written for the console so that
 // nothing is fetched from a CDN at run time. It does what the console needs and no more:
 // CONNECT (clean session; user name and password, asked afresh before every connection),
-// SUBSCRIBE, receive PUBLISH at QoS 0/1 (PUBACK sent), PINGREQ keep-alive,
+// SUBSCRIBE, receive PUBLISH at QoS 0/1 (PUBACK sent), PINGREQ keep-alive (a missing PINGRESP
+// closes the link),
 // and reconnection with capped back-off (subscriptions are made again after each connect).
 // Publishing is not needed by the console and not implemented.
 //
@@ -45,7 +46,7 @@ export class MqttClient {
   constructor(url, opts) {
     this.url = url;
     this.clientId = opts.clientId || 'console-' + Math.random().toString(36).slice(2, 10);
-    this.keepAlive = opts.keepAlive || 30;
+    this.keepAlive = opts.keepAlive || 120;
     this.onMessage = opts.onMessage || (() => {});
     this.onState = opts.onState || (() => {});
     this.credentials = opts.credentials || null;
@@ -160,8 +161,14 @@ export class MqttClient {
           this.onState('online');
           if (this.filters.length) this.sendSubscribe(this.filters);
           clearInterval(this.timer);
-          this.timer = setInterval(() => this.send(packet(PINGREQ, 0, [])),
-            (this.keepAlive * 1000) / 2);
+          // A PINGREQ every half keep-alive; a PINGRESP not back by the next one means the
+          // link is dead (a NAT or proxy dropped it silently): close, and reconnect.
+          this.pong = true;
+          this.timer = setInterval(() => {
+            if (!this.pong) { this.ws.close(); return; }
+            this.pong = false;
+            this.send(packet(PINGREQ, 0, []));
+          }, (this.keepAlive * 1000) / 2);
         } else {
           this.onState('refused');
           this.ws.close();
@@ -187,8 +194,10 @@ export class MqttClient {
         }
         break;
       }
-      case SUBACK:
       case PINGRESP:
+        this.pong = true;
+        break;
+      case SUBACK:
         break;
       default:
         break;

@@ -26,6 +26,9 @@ pub struct ConsoleAuth {
     pub authorizer: String,
 }
 
+/// The console's keep-alive unless told otherwise: a PINGREQ a minute while idle.
+pub const DEFAULT_KEEPALIVE_SECS: u16 = 120;
+
 /// `config.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsoleConfig {
@@ -33,6 +36,9 @@ pub struct ConsoleConfig {
     pub api_url: String,
     /// MQTT over WebSocket URL.
     pub mqtt_url: String,
+    /// The live connection's MQTT keep-alive (the console pings every half of it): what an idle
+    /// console costs (docs/measured.md).
+    pub mqtt_keepalive_secs: u16,
     /// How a person signs in.
     pub auth: ConsoleAuth,
     /// Files the simulated cameras have, offered in the request form.

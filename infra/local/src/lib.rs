@@ -122,6 +122,8 @@ pub struct Options {
     /// listener through something else (a reverse proxy, a forwarded port); `None`: the
     /// listener's own `ws://{host}:{ws_port}/mqtt`.
     pub console_ws_url: Option<String>,
+    /// The console's MQTT keep-alive in seconds ([`console::DEFAULT_KEEPALIVE_SECS`]).
+    pub console_keepalive_secs: u16,
     /// S3 port (0: any free port).
     pub s3_port: u16,
     /// Credentials provider port (0: any free port).
@@ -145,6 +147,7 @@ impl Options {
             mqtt_port: 0,
             ws_port: 0,
             console_ws_url: None,
+            console_keepalive_secs: console::DEFAULT_KEEPALIVE_SECS,
             s3_port: 0,
             creds_port: 0,
             cameras: vec!["cam-001".into()],
@@ -539,6 +542,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             .console_ws_url
             .clone()
             .unwrap_or_else(|| ws_url.clone()),
+        mqtt_keepalive_secs: opts.console_keepalive_secs,
         auth: console::ConsoleAuth {
             domain_url: hosted_ui::DOMAIN_PATH.into(),
             client_id: tokens::AUDIENCE.into(),

@@ -101,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         mqtt_port: args.mqtt_port,
         ws_port: args.ws_port,
         console_ws_url: args.console_ws_url.clone(),
+        console_keepalive_secs: anpr_local::console::DEFAULT_KEEPALIVE_SECS,
         s3_port: args.s3_port,
         creds_port: args.creds_port,
         cameras: args.cameras.clone(),

@@ -568,8 +568,7 @@ pub fn console_config(outputs: &serde_json::Value) -> Result<serde_json::Value, 
     Ok(serde_json::json!({
         "api_url": get("ApiUrl")?.trim_end_matches('/'),
         "mqtt_url": format!("wss://{host}/mqtt"),
-        "user": "",
-        "users": [],
+        "mqtt_keepalive_secs": 120,
         "auth": {
             "domain_url": get("AuthDomainUrl")?,
             "client_id": get("UserPoolClientId")?,
@@ -614,7 +613,7 @@ mod console_config_tests {
         );
         assert_eq!(c["auth"]["authorizer"], "anpr-web");
         assert_eq!(c["auth"]["client_id"], "4abc5def6ghi");
-        assert_eq!(c["users"], serde_json::json!([]));
+        assert_eq!(c["mqtt_keepalive_secs"], 120);
         let mut missing = outputs.as_array().unwrap().clone();
         missing.retain(|o| o["OutputKey"] != "AuthDomainUrl");
         assert!(matches!(
