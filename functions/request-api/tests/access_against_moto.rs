@@ -277,6 +277,12 @@ async fn every_route_refuses_other_organisations_low_roles_bad_claims_and_no_tok
         ("GET", "/plate-reads", "plate=AB123CD", None, NoOrg, 403),
         ("GET", "/plate-reads", "plate=AB123CD", None, Anonymous, 401),
         // configuration: read by any role, changed by admins
+        ("GET", "/cameras", "", None, Own("viewer"), 200),
+        ("GET", "/cameras", "", None, OtherOrgAdmin, 200),
+        ("GET", "/cameras", "", None, NoOrg, 403),
+        ("GET", "/cameras", "", None, UnknownRole, 403),
+        ("GET", "/cameras", "", None, Anonymous, 401),
+        ("GET", "/cameras", "limit=0", None, Own("viewer"), 400),
         ("GET", &config, "", None, Own("viewer"), 200),
         ("GET", &config, "", None, OtherOrgAdmin, 404),
         ("GET", &config, "", None, UnknownRole, 403),
@@ -292,6 +298,21 @@ async fn every_route_refuses_other_organisations_low_roles_bad_claims_and_no_tok
         assert_eq!(s, want, "{method} {path}?{query} as {who:?}: {b}");
         if s >= 400 {
             assert!(b["error"]["code"].is_string(), "{method} {path}: {b}");
+        }
+        if s == 200 && method == "GET" && path == "/cameras" {
+            // Each organisation lists its own camera only.
+            let cams: Vec<&str> = b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["camera_id"].as_str().unwrap())
+                .collect();
+            let own = if matches!(who, OtherOrgAdmin) {
+                other.as_str()
+            } else {
+                cam.as_str()
+            };
+            assert_eq!(cams, [own], "{who:?}: {b}");
         }
         if s == 200 && method == "GET" && path == reads {
             let cams: Vec<&str> = b["items"]
