@@ -65,6 +65,11 @@ enum Op {
     Audit {
         record: Box<AuditRecord>,
     },
+    /// A camera's last connection change time after a claim or a release (`None`: none).
+    ConnectionChange {
+        camera: String,
+        at: Option<u64>,
+    },
     /// The whole shadow after an accepted update.
     Shadow {
         camera: String,
@@ -182,6 +187,17 @@ impl LocalDb {
             Op::Replace { record, expected } => i.requests.replace(&record, expected).await,
             Op::Camera { camera } => {
                 self.put_camera(camera);
+                Ok(())
+            }
+            Op::ConnectionChange { camera, at } => {
+                let mut g = i
+                    .connection_changes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match at {
+                    Some(t) => g.insert(camera, t),
+                    None => g.remove(&camera),
+                };
                 Ok(())
             }
             Op::Reads { reads } => i.reads.put_reads(&reads).await.map(|_| ()),
@@ -386,18 +402,31 @@ impl AuditLog for LocalDb {
 }
 
 impl CameraRegistry for LocalDb {
+    /// Decided and logged under the log's lock, so the hour's bound survives a restart.
     async fn claim_connection_change(
         &self,
         id: &CameraId,
         now: u64,
         min_interval: u64,
     ) -> Result<ConnectionClaim, StoreError> {
-        Ok(anpr_core::memory::claim_in(
-            &self.inner.connection_changes,
-            id,
-            now,
-            min_interval,
-        ))
+        let mut log = self.inner.log.lock().await;
+        let claim =
+            anpr_core::memory::claim_in(&self.inner.connection_changes, id, now, min_interval);
+        if let ConnectionClaim::Claimed { previous } = claim {
+            let logged = Self::append(
+                &mut log,
+                &Op::ConnectionChange {
+                    camera: id.to_string(),
+                    at: Some(now),
+                },
+            );
+            if let Err(e) = logged {
+                // Not durable: not claimed.
+                anpr_core::memory::release_in(&self.inner.connection_changes, id, now, previous);
+                return Err(e);
+            }
+        }
+        Ok(claim)
     }
 
     async fn release_connection_change(
@@ -406,8 +435,22 @@ impl CameraRegistry for LocalDb {
         now: u64,
         previous: Option<u64>,
     ) -> Result<(), StoreError> {
+        let mut log = self.inner.log.lock().await;
         anpr_core::memory::release_in(&self.inner.connection_changes, id, now, previous);
-        Ok(())
+        let at = self
+            .inner
+            .connection_changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id.as_str())
+            .copied();
+        Self::append(
+            &mut log,
+            &Op::ConnectionChange {
+                camera: id.to_string(),
+                at,
+            },
+        )
     }
 
     async fn get_camera(&self, id: &CameraId) -> Result<Option<Camera>, StoreError> {
@@ -564,6 +607,38 @@ mod tests {
             db.replace(&record(&id), 1).await,
             Err(StoreError::Conflict)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_connection_change_is_remembered_across_a_restart_and_a_release_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.log");
+        let (a, b) = (
+            CameraId::parse("cam-001").unwrap(),
+            CameraId::parse("cam-002").unwrap(),
+        );
+        {
+            let db = LocalDb::open(&path).await.expect("open");
+            assert_eq!(
+                db.claim_connection_change(&a, 10_000, 3600).await.unwrap(),
+                ConnectionClaim::Claimed { previous: None }
+            );
+            // b's change is claimed, then given back (its shadow write failed).
+            db.claim_connection_change(&b, 10_000, 3600).await.unwrap();
+            db.release_connection_change(&b, 10_000, None)
+                .await
+                .unwrap();
+        }
+        let db = LocalDb::open(&path).await.expect("reopen");
+        assert_eq!(
+            db.claim_connection_change(&a, 10_100, 3600).await.unwrap(),
+            ConnectionClaim::TooSoon { last: 10_000 },
+            "the bound was forgotten at the restart"
+        );
+        assert_eq!(
+            db.claim_connection_change(&b, 10_100, 3600).await.unwrap(),
+            ConnectionClaim::Claimed { previous: None }
+        );
     }
 
     /// A crash mid-write leaves a fragment without its newline; the first write after the
