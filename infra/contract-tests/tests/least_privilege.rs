@@ -144,7 +144,12 @@ fn functions_get_only_the_table_actions_their_code_uses() {
         ),
         (
             "FileStatusRole/",
-            &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ],
         ),
         (
             "PlateIngestRole/",
@@ -350,5 +355,28 @@ fn the_request_api_may_update_only_the_connection_change_time_of_camera_items() 
             .to_string()
             .contains("ALL_"),
         "no other attribute is returned"
+    );
+}
+
+#[test]
+fn file_status_may_update_camera_registry_items_only() {
+    let t = load_template(&template_path()).expect("template");
+    let role = resource(&t, "FileStatusRole").expect("file-status role");
+    let stmts = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("statements");
+    let updates: Vec<&Value> = stmts
+        .iter()
+        .filter(|s| s.to_string().contains("dynamodb:UpdateItem"))
+        .collect();
+    assert_eq!(updates.len(), 1, "one statement grants UpdateItem");
+    assert_eq!(
+        updates[0]["Action"], "dynamodb:UpdateItem",
+        "and nothing else"
+    );
+    assert_eq!(
+        updates[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        serde_json::json!(["CAM#*"]),
+        "presence is written on camera items (CAM#…) only"
     );
 }

@@ -482,6 +482,33 @@ fn the_plate_reads_queue_buffers_with_capped_consumers_partial_failures_and_an_a
         prop(alarm, &["Dimensions"]).expect("dims")[0]["Name"],
         "QueueName"
     );
+    // Someone is told: the alarm and its recovery go to the stack's SNS topic, which an
+    // e-mail subscription (AlarmEmail) or the operator's own reaches.
+    let (topic_id, _) = resources(&t, "AWS::SNS::Topic")
+        .into_iter()
+        .next()
+        .expect("an alarm topic");
+    for actions in ["AlarmActions", "OKActions"] {
+        let refs: Vec<_> = prop(alarm, &[actions])
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("the alarm has no {actions}"))
+            .iter()
+            .map(|a| a["Ref"].as_str())
+            .collect();
+        assert_eq!(refs, [Some(topic_id)], "{actions}");
+    }
+    let (_, sub) = resources(&t, "AWS::SNS::Subscription")
+        .into_iter()
+        .next()
+        .expect("an e-mail subscription");
+    assert_eq!(
+        prop(sub, &["TopicArn", "Ref"]).and_then(Value::as_str),
+        Some(topic_id)
+    );
+    assert_eq!(
+        prop(sub, &["Endpoint", "Ref"]).and_then(Value::as_str),
+        Some("AlarmEmail")
+    );
 }
 
 #[test]
