@@ -53,20 +53,37 @@ class CameraMonth(unittest.TestCase):
         r = self.month("idle")
         self.assertEqual(r["cost"]["iot connectivity"], 30 * 24 * 60)
         # per connect: CONNECT (will "cam-000001/presence" + 17 B = 1 unit) + presence PUBLISH
-        # and RETAINED (2) = 3, once a day for 30 days; 2 SUBSCRIBEs; 4 health reports a day.
-        self.assertEqual(r["cost"]["iot messages"], 30 * 3 + 2 + 4 * 30)
-        for item in ("lambda", "dynamodb writes", "data transfer out", "s3 storage"):
+        # and RETAINED (2) = 3, once a day for 30 days; 2 SUBSCRIBEs; 4 health reports a day;
+        # the presence rule's 2 lifecycle events a connect, each told to the organisation (1).
+        self.assertEqual(r["cost"]["iot messages"], 30 * 3 + 2 + 4 * 30 + 30 * 2)
+        # each lifecycle event: a rule and its action, a file-status invocation, one write
+        self.assertEqual(r["cost"]["iot rules+actions"], 30 * 2 * 2)
+        self.assertEqual(r["usage"]["lambda_invocations"], 30 * 2)
+        self.assertEqual(r["cost"]["dynamodb writes"], 30 * 2)
+        for item in ("sqs", "data transfer out", "s3 storage"):
             self.assertEqual(r["cost"][item], 0, item)
 
     def test_busy_dynamodb_and_transfer_by_hand(self):
         r = self.month("busy")
         self.assertEqual(r["usage"]["wru_per_read"], 2)  # < 1 KB item, written twice (GSI1)
-        # reads: 5000/day x 30 x 2; requests: 20/day x 30 x (create + 2 statuses + completion)
-        self.assertEqual(r["cost"]["dynamodb writes"], 5000 * 30 * 2 + 20 * 30 * 4)
+        # reads: 5000/day x 30 x 2; requests: 20/day x 30 x (create + 2 statuses + completion);
+        # presence: 2 lifecycle events a day x 30
+        self.assertEqual(r["cost"]["dynamodb writes"], 5000 * 30 * 2 + 20 * 30 * 4 + 30 * 2)
         out_bytes = 20 * 30 * 5_000_000 + 20 * 30 * 4 * 600
         self.assertAlmostEqual(r["cost"]["data transfer out"], out_bytes / 1024**3)
         # 5 MB < 8 MiB threshold: one PUT per file
         self.assertEqual(r["cost"]["s3 requests"], 20 * 30 + 20 * 30)
+
+    def test_busy_queue_requests_by_hand(self):
+        r = self.month("busy")
+        b = r["usage"]["plate_batches"]
+        # each batch (< 64 KB) is one SendMessage; receives and deletes are shared by 10
+        self.assertAlmostEqual(r["cost"]["sqs"], b * (1 + 2 / 10))
+        # plate-ingest runs once per receive of 10 messages
+        self.assertAlmostEqual(
+            r["usage"]["lambda_invocations"],
+            20 * 30 * (1 + 3) + 20 * 30 * 2 + 30 * 2 + 20 * 30 + b / 10,
+        )
 
     def test_batches_follow_the_outbox_age(self):
         windows = 12 * 3600 / 30

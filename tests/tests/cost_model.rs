@@ -35,7 +35,7 @@ fn cost_model_arithmetic_is_right_for_hand_checked_inputs() {
         .expect("python3 runs");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "cost model unit tests failed:\n{log}");
-    assert!(log.contains("Ran 9 tests"), "{log}");
+    assert!(log.contains("Ran 10 tests"), "{log}");
 }
 
 #[test]

@@ -102,6 +102,18 @@ fn a_plate_read_batch_matches_its_golden_fixture() {
 }
 
 #[test]
+fn a_presence_notification_matches_its_golden_fixture() {
+    assert_golden(
+        "presence_notification.json",
+        anpr_protocol::notify::PresenceNotification {
+            camera_id: CameraId::parse("123456").unwrap(),
+            online: false,
+            last_seen_ms: 1_764_086_460_123,
+        },
+    );
+}
+
+#[test]
 fn a_ready_notification_matches_its_golden_fixture() {
     assert_golden(
         "notification_ready.json",
