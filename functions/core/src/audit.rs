@@ -8,7 +8,6 @@ use crate::error::{DomainError, StoreError};
 use crate::model::Page;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 /// How long audit records are kept by default (seconds): one year.
@@ -87,25 +86,7 @@ impl AuditRecord {
     }
 }
 
-/// Stores the audit trail.
-pub trait AuditLog: Send + Sync {
-    /// How long this log keeps a record (seconds): each record's `expires_at` is its time
-    /// plus this. [`DEFAULT_AUDIT_RETENTION_SECS`] unless the store is told otherwise.
-    fn retention_secs(&self) -> u64 {
-        DEFAULT_AUDIT_RETENTION_SECS
-    }
-
-    /// Appends a record.
-    fn append(&self, record: &AuditRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// One organisation's records, newest first.
-    fn list(
-        &self,
-        org: &OrgId,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> impl Future<Output = Result<Page<AuditRecord>, StoreError>> + Send;
-}
+pub use crate::ports::AuditLog;
 
 /// The trail as the API reads it: admins of the organisation only.
 pub async fn read_trail<A: AuditLog>(

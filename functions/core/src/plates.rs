@@ -22,7 +22,6 @@ use crate::model::Page;
 use anpr_protocol::{CameraId, FileName, PlateRead, ReadId, normalize_plate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A plate read as stored.
@@ -102,36 +101,7 @@ pub struct PutOutcome {
     pub calls: u32,
 }
 
-/// Stores plate reads, keyed so that writing the same read twice leaves one item.
-pub trait PlateReadStore: Send + Sync {
-    /// Writes every read (idempotent per read). Either all are written or an error says the
-    /// call failed; nothing is dropped silently.
-    fn put_reads(
-        &self,
-        reads: &[StoredRead],
-    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
-
-    /// A camera's reads in `range`, newest first.
-    fn reads_by_camera(
-        &self,
-        camera: &CameraId,
-        range: TimeRange,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> impl Future<Output = Result<Page<StoredRead>, StoreError>> + Send;
-
-    /// Sightings of one (normalised) plate across the cameras of organisation `org` in
-    /// `range`, newest first. The organisation is part of the query's key: no other
-    /// organisation's read is ever read.
-    fn reads_by_plate(
-        &self,
-        org: &OrgId,
-        plate: &str,
-        range: TimeRange,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> impl Future<Output = Result<Page<StoredRead>, StoreError>> + Send;
-}
+pub use crate::ports::PlateReadStore;
 
 /// Tunables of ingestion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,11 @@
 //! Ports: what the domain needs from the outside world, named by role.
 
 use crate::access::OrgId;
+use crate::audit::AuditRecord;
 use crate::error::{PublishError, StoreError};
 use crate::model::{Camera, CameraPresence, FileRequestRecord, Page};
+use crate::plates::{PutOutcome, StoredRead, TimeRange};
+use crate::status::SignError;
 use anpr_protocol::shadow::Document;
 use anpr_protocol::{CameraId, RequestId};
 use serde_json::{Map, Value};
@@ -199,4 +202,65 @@ pub trait ConfigShadows: Send + Sync {
         &self,
         camera: &CameraId,
     ) -> impl Future<Output = Result<Option<Document>, StoreError>> + Send;
+}
+
+/// Signs short-lived download URLs for objects of the media bucket.
+pub trait UrlSigner: Send + Sync {
+    /// A presigned `GET` URL for `key`, valid for `valid_for_secs`.
+    fn presign_get(
+        &self,
+        key: &str,
+        valid_for_secs: u64,
+    ) -> impl Future<Output = Result<String, SignError>> + Send;
+}
+
+/// Stores plate reads, keyed so that writing the same read twice leaves one item.
+pub trait PlateReadStore: Send + Sync {
+    /// Writes every read (idempotent per read). Either all are written or an error says the
+    /// call failed; nothing is dropped silently.
+    fn put_reads(
+        &self,
+        reads: &[StoredRead],
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// A camera's reads in `range`, newest first.
+    fn reads_by_camera(
+        &self,
+        camera: &CameraId,
+        range: TimeRange,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<StoredRead>, StoreError>> + Send;
+
+    /// Sightings of one (normalised) plate across the cameras of organisation `org` in
+    /// `range`, newest first. The organisation is part of the query's key: no other
+    /// organisation's read is ever read.
+    fn reads_by_plate(
+        &self,
+        org: &OrgId,
+        plate: &str,
+        range: TimeRange,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<StoredRead>, StoreError>> + Send;
+}
+
+/// Stores the audit trail.
+pub trait AuditLog: Send + Sync {
+    /// How long this log keeps a record (seconds): each record's `expires_at` is its time
+    /// plus this. [`DEFAULT_AUDIT_RETENTION_SECS`](crate::audit::DEFAULT_AUDIT_RETENTION_SECS) unless the store is told otherwise.
+    fn retention_secs(&self) -> u64 {
+        crate::audit::DEFAULT_AUDIT_RETENTION_SECS
+    }
+
+    /// Appends a record.
+    fn append(&self, record: &AuditRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One organisation's records, newest first.
+    fn list(
+        &self,
+        org: &OrgId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<AuditRecord>, StoreError>> + Send;
 }

@@ -21,7 +21,6 @@ use anpr_protocol::{
     CameraId, FileStatus, FileStatusKind, Notification, ReasonCode, RequestId, RequestState,
     encode, topics,
 };
-use std::future::Future;
 
 /// How many of a camera's newest requests a sync looks through at most.
 pub const SYNC_SCAN_MAX: usize = 1000;
@@ -31,15 +30,7 @@ const SYNC_PAGE: u32 = 100;
 /// How many times a write that lost a race is decided again before giving up (retryably).
 pub const MAX_CONFLICT_RETRIES: u32 = 5;
 
-/// Signs short-lived download URLs for objects of the media bucket.
-pub trait UrlSigner: Send + Sync {
-    /// A presigned `GET` URL for `key`, valid for `valid_for_secs`.
-    fn presign_get(
-        &self,
-        key: &str,
-        valid_for_secs: u64,
-    ) -> impl Future<Output = Result<String, SignError>> + Send;
-}
+pub use crate::ports::UrlSigner;
 
 /// Presigning failed.
 #[derive(Debug, thiserror::Error)]

@@ -106,26 +106,27 @@ impl HostedUi {
         })
     }
 
-    /// The authorize request's parameters, checked as Cognito checks them.
-    fn authorize_request<'a>(&self, p: &'a HashMap<String, String>) -> Result<&'a str, Response> {
+    /// The authorize request's parameters, checked as Cognito checks them: the redirect URI,
+    /// or the OAuth error code and description.
+    fn authorize_request<'a>(
+        &self,
+        p: &'a HashMap<String, String>,
+    ) -> Result<&'a str, (&'static str, &'static str)> {
         let get = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
         if get("response_type") != "code" {
-            return Err(oauth_error(
-                "unsupported_response_type",
-                "response_type must be code",
-            ));
+            return Err(("unsupported_response_type", "response_type must be code"));
         }
         if get("client_id") != tokens::AUDIENCE {
-            return Err(oauth_error("invalid_client", "unknown client_id"));
+            return Err(("invalid_client", "unknown client_id"));
         }
         if !self.callback_urls.iter().any(|u| u == get("redirect_uri")) {
-            return Err(oauth_error(
+            return Err((
                 "invalid_request",
                 "redirect_uri is not a callback URL of the client",
             ));
         }
         if get("code_challenge_method") != "S256" || get("code_challenge").len() != 43 {
-            return Err(oauth_error(
+            return Err((
                 "invalid_request",
                 "PKCE with code_challenge_method=S256 is required",
             ));
@@ -158,7 +159,7 @@ impl HostedUi {
     fn approve(&self, p: &HashMap<String, String>, now: u64) -> Response {
         let redirect = match self.authorize_request(p) {
             Ok(r) => r.to_owned(),
-            Err(e) => return e,
+            Err((code, why)) => return oauth_error(code, why),
         };
         let Some(user) = p.get("user").and_then(|u| tokens::demo_user(u)) else {
             return oauth_error("access_denied", "no such user");
@@ -264,7 +265,7 @@ pub fn routes(ui: Arc<HostedUi>) -> Router {
                     let p = params(raw.as_deref());
                     match ui.authorize_request(&p) {
                         Ok(_) => ui.sign_in_page(raw.as_deref().unwrap_or_default()),
-                        Err(e) => e,
+                        Err((code, why)) => oauth_error(code, why),
                     }
                 },
             ),
