@@ -162,10 +162,15 @@ async fn the_agent_killed_at_random_points_loses_no_read_and_no_request() {
     let policy = anpr_core::plates::IngestPolicy::default();
     for payload in &cloud.plates {
         let event = anpr_test_support::plates::rule_event(&cfg.plate_topic(), payload);
-        let report =
-            plate_ingest::handle(&store, &cameras, &policy, &event, plate_ingest::now_ms())
-                .await
-                .unwrap();
+        let report = plate_ingest::handle(
+            &store,
+            &cameras,
+            &policy,
+            &event,
+            anpr_protocol::clock::now_ms(),
+        )
+        .await
+        .unwrap();
         assert!(report.refused.is_none(), "{report:?}");
     }
     let stored = anpr_test_support::plates::stored_ids(&store, &camera).await;

@@ -23,10 +23,6 @@ use std::time::{Duration, Instant};
 
 const RULE_FILTER: &str = "$aws/rules/anpr_plate_reads/+/plates";
 
-fn now_ms() -> u64 {
-    plate_ingest::now_ms()
-}
-
 /// The cloud side: a persistent `cloud-backend` session subscribed to the rule's topics, each
 /// message handed to plate-ingest and acknowledged only once handled.
 struct Cloud {
@@ -61,8 +57,14 @@ impl Cloud {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let topic = String::from_utf8_lossy(&p.topic).into_owned();
                         let event = rule_event(&topic, &p.payload);
-                        match plate_ingest::handle(&store, &cameras, &policy, &event, now_ms())
-                            .await
+                        match plate_ingest::handle(
+                            &store,
+                            &cameras,
+                            &policy,
+                            &event,
+                            anpr_protocol::clock::now_ms(),
+                        )
+                        .await
                         {
                             Ok(report) => {
                                 out.lock().unwrap().push(report);
@@ -207,7 +209,7 @@ async fn camera_process_for_the_kill_test() {
     let n: u64 = env("PLATES_CHILD_APPEND").parse().unwrap();
     {
         let mut ob = outbox.lock().unwrap();
-        let base = now_ms() - 3 * 3600 * 1000;
+        let base = anpr_protocol::clock::now_ms() - 3 * 3600 * 1000;
         for i in 0..n {
             // Three hours offline: one read every 3.6 s.
             ob.append(read(i, base + i * 3600)).unwrap();
@@ -349,7 +351,7 @@ async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest(
     )
     .unwrap();
     let n = 2000u64;
-    let base = now_ms() - 3_600_000;
+    let base = anpr_protocol::clock::now_ms() - 3_600_000;
     for i in 0..n {
         outbox.append(read(i, base + i)).unwrap();
     }
@@ -403,7 +405,7 @@ async fn bad_batches_and_another_cameras_id_are_refused_and_nothing_else_is_lost
     let (client, mut ev) = AsyncClient::new(broker.v5_options(&id), 16);
     let own = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &cam);
     let foreign = topics::plate_reads_basic_ingest(topics::PLATE_RULE, &victim);
-    let now = now_ms();
+    let now = anpr_protocol::clock::now_ms();
 
     let mut publish = async |topic: &str, payload: Vec<u8>| -> PubAckReason {
         client

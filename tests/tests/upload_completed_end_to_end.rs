@@ -270,9 +270,10 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
         tokio::spawn(async move {
             while let Some((topic, payload)) = rule_rx.recv().await {
                 let rule_event = file_status::rule_event(&topic, &payload);
-                let handled = file_status::handle(&*statuses, &rule_event, file_status::now())
-                    .await
-                    .unwrap();
+                let handled =
+                    file_status::handle(&*statuses, &rule_event, anpr_protocol::clock::now_secs())
+                        .await
+                        .unwrap();
                 let status: Value = serde_json::from_slice(&payload).unwrap();
                 applied
                     .lock()
@@ -586,9 +587,10 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
                     continue;
                 }
                 let event = file_status::rule_event(&topic, &payload);
-                let handled = file_status::handle(&*statuses, &event, file_status::now())
-                    .await
-                    .unwrap();
+                let handled =
+                    file_status::handle(&*statuses, &event, anpr_protocol::clock::now_secs())
+                        .await
+                        .unwrap();
                 let what = match rest {
                     topics::FILE_SYNC => format!("sync {handled:?}"),
                     _ => serde_json::from_slice::<Value>(&payload).unwrap()["s"]
@@ -711,7 +713,7 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
     let (_, view) = call(&router, get(&stale_id)).await;
     assert_eq!(view["state"], "expired", "{view}");
     let sweep: Value = serde_json::from_str(file_status::SWEEP_INPUT).unwrap();
-    let swept = file_status::handle(&*statuses, &sweep, file_status::now())
+    let swept = file_status::handle(&*statuses, &sweep, anpr_protocol::clock::now_secs())
         .await
         .unwrap();
     assert_eq!(swept, file_status::Handled::Expired(1));
@@ -786,7 +788,7 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
     //    answered `uploaded` from the journal, and nothing is uploaded again.
     assert_eq!(
         statuses
-            .resend_open(&cam, file_status::now())
+            .resend_open(&cam, anpr_protocol::clock::now_secs())
             .await
             .unwrap(),
         0

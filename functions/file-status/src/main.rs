@@ -39,7 +39,7 @@ async fn main() -> Result<(), Error> {
             let handled = if file_status::is_lifecycle(&e.payload) {
                 file_status::handle_lifecycle(presences, &e.payload).await
             } else {
-                file_status::handle(service, &e.payload, file_status::now()).await
+                file_status::handle(service, &e.payload, anpr_protocol::clock::now_secs()).await
             };
             handled
                 .map(|handled| tracing::debug!(?handled, "event handled"))

@@ -11,9 +11,10 @@
 
 use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore};
 use anpr_core::plates::IngestPolicy;
+use anpr_protocol::clock::now_ms;
 use anpr_protocol::{CameraId, PlateRead, PlateReadBatch, ReadId, encode};
 use anpr_test_support::{moto, queue};
-use plate_ingest::{RuleEvent, SqsEvent, SqsMessage, handle_sqs, now_ms};
+use plate_ingest::{RuleEvent, SqsEvent, SqsMessage, handle_sqs};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

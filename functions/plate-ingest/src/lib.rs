@@ -347,7 +347,7 @@ pub async fn handle_sqs<S: PlateReadStore, C: CameraRegistry>(
                 item_identifier: message.message_id.clone(),
             })
         };
-        let now = now_ms();
+        let now = anpr_protocol::clock::now_ms();
         if now.saturating_add(DEADLINE_RESERVE_MS) > deadline_ms {
             tracing::warn!(message = %message.message_id, "too close to the deadline: returned to the queue");
             fail(&mut response);
@@ -373,14 +373,6 @@ pub async fn handle_sqs<S: PlateReadStore, C: CameraRegistry>(
         }
     }
     (response, reports)
-}
-
-/// The cloud clock in Unix milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -541,7 +533,7 @@ mod tests {
     /// A batch of reads at one time: the same id in two messages is the same read.
     fn reads(ids: &[&str]) -> String {
         static T: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let t = *T.get_or_init(|| now_ms() - 1000);
+        let t = *T.get_or_init(|| anpr_protocol::clock::now_ms() - 1000);
         let r: Vec<String> = ids
             .iter()
             .map(|id| format!(r#"{{"id":"{id}","t":{t},"p":"AB12","c":90}}"#))
@@ -565,7 +557,7 @@ mod tests {
                 message("m5", event("cam1", &reads(&["a2", "c1"])).to_string()),
             ],
         };
-        let far = now_ms() + 60_000;
+        let far = anpr_protocol::clock::now_ms() + 60_000;
         let policy = IngestPolicy::default();
         let (first, reports) = handle_sqs(&store, &cams(), &policy, &batch, far).await;
         assert_eq!(
@@ -611,7 +603,7 @@ mod tests {
             &cams(),
             &IngestPolicy::default(),
             &batch,
-            now_ms() + DEADLINE_RESERVE_MS / 2,
+            anpr_protocol::clock::now_ms() + DEADLINE_RESERVE_MS / 2,
         )
         .await;
         let ids: Vec<_> = r

@@ -9,6 +9,7 @@
 use anpr_aws::DynamoPlateReadStore;
 use anpr_aws::plates::RetryPolicy;
 use anpr_core::plates::IngestPolicy;
+use anpr_protocol::clock::now_ms;
 use anpr_protocol::{CameraId, PlateRead, PlateReadBatch, ReadId, encode};
 use anpr_test_support::moto;
 use aws_sdk_dynamodb::config::interceptors::{
@@ -16,7 +17,7 @@ use aws_sdk_dynamodb::config::interceptors::{
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_types::body::SdkBody;
-use plate_ingest::{RuleEvent, handle, now_ms};
+use plate_ingest::{RuleEvent, handle};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -5,10 +5,11 @@
 use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore};
 use anpr_core::plates::{IngestPolicy, RejectReason};
 use anpr_core::{Camera, OrgId};
+use anpr_protocol::clock::now_ms;
 use anpr_protocol::{CameraId, PlateRead, PlateReadBatch, ReadId, encode};
 use anpr_test_support::moto;
 use aws_sdk_dynamodb::types::AttributeValue;
-use plate_ingest::{RuleEvent, handle, now_ms};
+use plate_ingest::{RuleEvent, handle};
 
 fn read(id: &str, t: u64, p: &str) -> PlateRead {
     PlateRead {

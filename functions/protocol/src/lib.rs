@@ -16,6 +16,7 @@
 //! [`config`] (the remotely settable configuration) and [`shadow`] (the device shadow messages
 //! that carry it).
 
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod file;

@@ -28,13 +28,6 @@ pub fn routes<A: AuditLog + 'static>(log: A) -> Router {
         .with_state(Arc::new(log))
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Records `action` on `target` by `caller`, with the route's outcome; returns the outcome,
 /// or `503` if a successful outcome could not be recorded.
 pub async fn record<A: AuditLog, T>(
@@ -51,7 +44,7 @@ pub async fn record<A: AuditLog, T>(
         action,
         target.chars().take(128).collect::<String>(),
         asked,
-        now_ms(),
+        anpr_protocol::clock::now_ms(),
         log.retention_secs(),
     );
     match &outcome {

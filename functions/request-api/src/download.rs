@@ -67,7 +67,7 @@ where
         .download(
             &caller,
             &id,
-            crate::routes::now(),
+            anpr_protocol::clock::now_secs(),
             &downloads.signer,
             downloads.valid_for_secs,
         )

@@ -97,13 +97,6 @@ where
         .merge(crate::download::routes(service, downloads))
 }
 
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 pub(crate) fn path(
     p: Result<Path<String>, PathRejection>,
     field: &'static str,
@@ -259,7 +252,9 @@ where
         note,
         idempotency_key,
     };
-    let (record, created) = svc.create(&caller, &camera, new, now()).await?;
+    let (record, created) = svc
+        .create(&caller, &camera, new, anpr_protocol::clock::now_secs())
+        .await?;
     let mut resp = (StatusCode::ACCEPTED, Json(RequestView::from(record))).into_response();
     if !created {
         resp.headers_mut().insert(
@@ -281,7 +276,11 @@ where
     P: DevicePublisher,
 {
     let id = path(id, "request_id")?;
-    Ok(Json(svc.get(&caller, &id, now()).await?.into()))
+    Ok(Json(
+        svc.get(&caller, &id, anpr_protocol::clock::now_secs())
+            .await?
+            .into(),
+    ))
 }
 
 /// Query parameters of list endpoints.
@@ -334,7 +333,13 @@ where
     let camera = path(camera, "camera_id")?;
     let q = parse_page_query(raw.as_deref())?;
     let Page { items, next_cursor } = svc
-        .list(&caller, &camera, q.limit, q.cursor.as_deref(), now())
+        .list(
+            &caller,
+            &camera,
+            q.limit,
+            q.cursor.as_deref(),
+            anpr_protocol::clock::now_secs(),
+        )
         .await?;
     Ok(Json(PageView {
         items: items.into_iter().map(Into::into).collect(),

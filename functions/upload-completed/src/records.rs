@@ -130,14 +130,6 @@ pub fn parse_event_time(s: &str) -> Option<u64> {
         .and_then(|t| u64::try_from(t.secs()).ok())
 }
 
-/// Now, Unix seconds.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Record {
     /// The object creation this record reports, if it is one in `bucket`.
     pub fn object_created(self, bucket: &str) -> Result<ObjectEvent, RecordError> {
@@ -177,7 +169,7 @@ impl Record {
                 .event_time
                 .as_deref()
                 .and_then(parse_event_time)
-                .unwrap_or_else(now),
+                .unwrap_or_else(anpr_protocol::clock::now_secs),
         }))
     }
 }

@@ -209,11 +209,3 @@ impl<K: KeySource> Authorizer<K> {
         }
     }
 }
-
-/// Now, Unix seconds.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

@@ -2,10 +2,10 @@
 //! the JWKS client once, answer AWS IoT's authorizer events.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use web_authorizer::Authorizer;
 use web_authorizer::https::HttpsKeys;
 use web_authorizer::policy::Scope;
 use web_authorizer::token::Expected;
-use web_authorizer::{Authorizer, now};
 
 /// The user pool's issuer URL (`https://cognito-idp.{region}.amazonaws.com/{pool id}`).
 const ENV_USER_POOL_ISSUER: &str = "USER_POOL_ISSUER";
@@ -43,7 +43,11 @@ async fn main() -> Result<(), Error> {
     let authorizer = &authorizer;
     lambda_runtime::run(service_fn(
         move |e: LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, Error>(authorizer.handle(&e.payload, now()).await)
+            Ok::<_, Error>(
+                authorizer
+                    .handle(&e.payload, anpr_protocol::clock::now_secs())
+                    .await,
+            )
         },
     ))
     .await

@@ -94,7 +94,7 @@ pub async fn start(s: &BrokerSettings, links: &[&str]) -> Result<Vec<Link>, Brok
     };
     let web = s.web.clone();
     ws.set_auth_handler(move |client_id, _user, password| {
-        let ok = web.connect(&client_id, &password, crate::cameras::now_secs());
+        let ok = web.connect(&client_id, &password, anpr_protocol::clock::now_secs());
         async move { ok }
     });
     let web = s.web.clone();

@@ -353,11 +353,6 @@ fn simulated_read(n: usize) -> PlateRead {
     }
 }
 
-/// Unix seconds now.
-pub fn now_secs() -> u64 {
-    anpr_camera::agent::now_secs()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

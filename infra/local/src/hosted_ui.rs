@@ -256,7 +256,7 @@ impl HostedUi {
 
 /// The hosted UI's routes.
 pub fn routes(ui: Arc<HostedUi>) -> Router {
-    let now = crate::cameras::now_secs;
+    let now = anpr_protocol::clock::now_secs;
     Router::new()
         .route(
             "/local/oauth2/authorize",

@@ -291,7 +291,7 @@ async fn verify_token(
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let claims = match token.map(|t| issuer.verify(t, cameras::now_secs())) {
+    let claims = match token.map(|t| issuer.verify(t, anpr_protocol::clock::now_secs())) {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             tracing::info!(error = %e, "token refused");
@@ -329,7 +329,7 @@ fn token_route(issuer: Arc<tokens::Issuer>) -> axum::Router {
                     }
                     .into_response();
                 };
-                match issuer.token_for(u.name, cameras::now_secs()) {
+                match issuer.token_for(u.name, anpr_protocol::clock::now_secs()) {
                     Ok(token) => axum::Json(serde_json::json!({
                         "token": token,
                         "user": u.name,
@@ -486,7 +486,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         if let Some(p) = c.presence.filter(|p| p.online) {
             let gone = CameraPresence {
                 online: false,
-                at_ms: rules::now_ms(),
+                at_ms: anpr_protocol::clock::now_ms(),
                 version: p.version,
             };
             if let Err(e) = presences.apply(&c.camera_id, gone).await {
@@ -525,7 +525,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
                 } else {
                     format!("{id} (registered, not simulated)")
                 }),
-                registered_at: cameras::now_secs(),
+                registered_at: anpr_protocol::clock::now_secs(),
                 org: Some(
                     anpr_core::OrgId::parse(org).map_err(|_| StartError::CameraId(id.clone()))?,
                 ),

@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
             .context("opening the data folder's token signing key")?;
         println!(
             "{}",
-            issuer.token_for(user, anpr_local::cameras::now_secs())?
+            issuer.token_for(user, anpr_protocol::clock::now_secs())?
         );
         return Ok(());
     }

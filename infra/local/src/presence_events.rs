@@ -36,7 +36,7 @@ pub fn hook() -> (rumqttd::LifecycleHook, mpsc::UnboundedReceiver<Change>) {
         let _ = tx.send(Change {
             client_id: client_id.to_owned(),
             connected,
-            at_ms: crate::rules::now_ms(),
+            at_ms: anpr_protocol::clock::now_ms(),
         });
     }));
     (hook, rx)
@@ -50,7 +50,7 @@ pub fn may_publish(client: &str, topic: &str, publisher_link: &str) -> bool {
 
 /// Publishes each change as AWS IoT's lifecycle event, numbering connections.
 pub async fn run(mut changes: mpsc::UnboundedReceiver<Change>, publisher: LinkPublisher) {
-    let mut next_version = crate::rules::now_ms().saturating_mul(1000);
+    let mut next_version = anpr_protocol::clock::now_ms().saturating_mul(1000);
     let mut open: HashMap<String, u64> = HashMap::new();
     while let Some(c) = changes.recv().await {
         let version = if c.connected {

@@ -43,14 +43,6 @@ pub fn filters() -> Vec<String> {
     ]
 }
 
-/// Now, Unix milliseconds.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Runs the IoT rules on the messages of `rx` (whose `tx` subscribes to [`filters`]).
 pub async fn run_iot_rules<P, U>(
     mut tx: LinkTx,
@@ -121,7 +113,7 @@ pub async fn run_iot_rules<P, U>(
             tokio::spawn(async move {
                 let event = file_status::rule_event(&topic, &payload);
                 for attempt in 0..=RETRIES {
-                    let now = now_ms() / 1000;
+                    let now = anpr_protocol::clock::now_ms() / 1000;
                     match file_status::handle(&status, &event, now).await {
                         Ok(_) => return,
                         Err(e) if attempt < RETRIES => {
@@ -138,7 +130,15 @@ pub async fn run_iot_rules<P, U>(
                 let event = serde_json::to_value(plate_ingest::RuleEvent::new(&camera, &payload))
                     .unwrap_or_default();
                 for attempt in 0..=RETRIES {
-                    match plate_ingest::handle(&db, &db, &policy, &event, now_ms()).await {
+                    match plate_ingest::handle(
+                        &db,
+                        &db,
+                        &policy,
+                        &event,
+                        anpr_protocol::clock::now_ms(),
+                    )
+                    .await
+                    {
                         Ok(report) => {
                             tracing::info!(camera = %camera, stored = report.stored, rejected = report.rejected.len(), "plate reads ingested");
                             return;
@@ -168,7 +168,9 @@ where
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
-        if let Err(e) = file_status::handle(&status, &event, now_ms() / 1000).await {
+        if let Err(e) =
+            file_status::handle(&status, &event, anpr_protocol::clock::now_ms() / 1000).await
+        {
             tracing::warn!(error = %e, "expiry sweep failed");
         }
     }

@@ -23,10 +23,6 @@ use std::sync::{Arc, Mutex};
 /// `update/accepted` (not in `anpr_protocol::shadow`: the camera does not subscribe to it).
 pub const UPDATE_ACCEPTED: &str = "update/accepted";
 
-fn now_secs() -> u64 {
-    crate::cameras::now_secs()
-}
-
 /// [`ConfigShadows`] over the local shadow service.
 #[derive(Debug, Clone)]
 pub struct LocalShadows {
@@ -59,7 +55,7 @@ impl LocalShadows {
     async fn apply(&self, camera: &CameraId, payload: &Value) -> Result<(), Rejected> {
         let updated = self
             .db
-            .update_shadow(camera.as_str(), payload, now_secs())
+            .update_shadow(camera.as_str(), payload, anpr_protocol::clock::now_secs())
             .await;
         match updated {
             Ok(u) => {
@@ -89,7 +85,7 @@ impl LocalShadows {
     fn document(&self, camera: &CameraId) -> Option<Document> {
         self.db
             .shadow(camera.as_str())
-            .map(|s| s.document(now_secs()))
+            .map(|s| s.document(anpr_protocol::clock::now_secs()))
     }
 }
 

@@ -152,10 +152,6 @@ fn token(stack: &Running, user: &str, now: u64) -> String {
         .expect("a token")
 }
 
-fn now() -> u64 {
-    anpr_local::cameras::now_secs()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_without_a_valid_token_of_its_own_or_from_another_origin_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -171,14 +167,14 @@ async fn a_browser_without_a_valid_token_of_its_own_or_from_another_origin_is_re
     let other_key = tempfile::tempdir().expect("tempdir");
     let foreign = anpr_local::tokens::Issuer::open(other_key.path())
         .expect("another issuer")
-        .token_for("ada", now())
+        .token_for("ada", anpr_protocol::clock::now_secs())
         .expect("a token");
     let expired = token(
         &stack,
         "ada",
-        now() - 2 * anpr_local::tokens::TOKEN_TTL_SECS,
+        anpr_protocol::clock::now_secs() - 2 * anpr_local::tokens::TOKEN_TTL_SECS,
     );
-    let valid = token(&stack, "ada", now());
+    let valid = token(&stack, "ada", anpr_protocol::clock::now_secs());
     let mut tampered = valid.clone();
     tampered.insert(tampered.rfind('.').expect("a JWT") + 1, 'A');
     for (what, client_id, login) in [
@@ -226,7 +222,7 @@ async fn a_signed_in_browser_subscribes_to_its_organisations_notifications_only_
     let mut gil = Browser::open(&stack, &origin(&stack))
         .await
         .expect("handshake");
-    let t = token(&stack, "gil", now());
+    let t = token(&stack, "gil", anpr_protocol::clock::now_secs());
     assert_eq!(gil.connect("web-gil-7", Some(("gil", &t))).await, Some(0));
     let filters = [
         "#",
@@ -266,12 +262,12 @@ async fn a_signed_in_browser_subscribes_to_its_organisations_notifications_only_
     let mut ada = Browser::open(&stack, &origin(&stack))
         .await
         .expect("handshake");
-    let t = token(&stack, "ada", now());
+    let t = token(&stack, "ada", anpr_protocol::clock::now_secs());
     assert_eq!(ada.connect("web-ada-7", Some(("ada", &t))).await, Some(0));
     let forged = format!(
         r#"{{"v":1,"id":"01WEBFORGED000000000000000","file":"clips/drive-by.png","at":{},"exp":{}}}"#,
-        now(),
-        now() + 600
+        anpr_protocol::clock::now_secs(),
+        anpr_protocol::clock::now_secs() + 600
     );
     ada.publish("cam-001/file/request", forged.as_bytes()).await;
     let answer = ada.next().await;

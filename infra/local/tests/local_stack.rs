@@ -475,7 +475,7 @@ async fn tokens_are_verified_and_every_route_answers_only_the_callers_organisati
     // Tokens the stack must refuse: signed with its key but expired or without organisation,
     // signed with another key, and vic's token with the role changed after signing.
     let issuer = Issuer::open(dir.path()).expect("the stack's key");
-    let now = anpr_local::cameras::now_secs();
+    let now = anpr_protocol::clock::now_secs();
     let claims = |exp: u64, org: bool| {
         let mut c = json!({"sub": "ada", "cognito:groups": ["admin"], "iss": ISSUER,
                            "aud": AUDIENCE, "iat": now, "exp": exp});

@@ -5,10 +5,11 @@
 
 use anpr_aws::DynamoPlateReadStore;
 use anpr_core::plates::IngestPolicy;
+use anpr_protocol::clock::now_ms;
 use anpr_protocol::{CameraId, PlateRead, PlateReadBatch, ReadId, encode};
 use anpr_provision::replay::replay_plate_reads;
 use anpr_test_support::{moto, plates, queue};
-use plate_ingest::{RuleEvent, SqsEvent, SqsMessage, handle_sqs, now_ms};
+use plate_ingest::{RuleEvent, SqsEvent, SqsMessage, handle_sqs};
 
 fn body(camera: &CameraId, batch: usize) -> String {
     let now = now_ms();

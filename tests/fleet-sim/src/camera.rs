@@ -314,7 +314,7 @@ pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
         tokio::select! {
             _ = ctx.stop.changed() => break,
             _ = tokio::time::sleep_until(next_read), if generating => {
-                if let Some(ob) = outbox.as_mut() && ob.append(read(crate::now_ms())).is_ok() {
+                if let Some(ob) = outbox.as_mut() && ob.append(read(anpr_protocol::clock::now_ms())).is_ok() {
                     Counters::inc(&c.reads_generated);
                 }
                 next_read += gap(spec.reads_per_sec);
@@ -323,7 +323,7 @@ pub async fn run(spec: CameraSpec, mut ctx: FleetCtx) {
                 }
             }
             _ = batch_tick.tick(), if reads && connected && batch_in_flight.is_none() => {
-                let batch = outbox.as_mut().and_then(|ob| ob.next_batch(crate::now_ms()));
+                let batch = outbox.as_mut().and_then(|ob| ob.next_batch(anpr_protocol::clock::now_ms()));
                 if let Some(b) = batch {
                     if client.try_publish(plate_topic.as_str(), QoS::AtLeastOnce, false, b.payload).is_ok() {
                         tracker.expect(Tag::Batch(b.seq));

@@ -176,7 +176,7 @@ impl Cloud {
         let Ok(file) = FileName::parse("clips/sim.mp4") else {
             return;
         };
-        let at = crate::now_ms() / 1000;
+        let at = anpr_protocol::clock::now_ms() / 1000;
         let req = FileRequest {
             id: id.clone(),
             file: file.clone(),
@@ -262,7 +262,15 @@ async fn ingest(
     // No camera is registered with an organisation here: reads are stored without one (the
     // simulator counts them; no plate search is made).
     let cameras = anpr_core::memory::MemoryCameraRegistry::default();
-    match plate_ingest::handle(store, &cameras, policy, &event, crate::now_ms()).await {
+    match plate_ingest::handle(
+        store,
+        &cameras,
+        policy,
+        &event,
+        anpr_protocol::clock::now_ms(),
+    )
+    .await
+    {
         Ok(report) => {
             counters
                 .reads_written

@@ -29,8 +29,3 @@ pub mod limiter;
 pub mod profile;
 pub mod run;
 pub mod stats;
-
-/// Unix milliseconds (the cloud clock and the cameras' clock are the same here).
-pub fn now_ms() -> u64 {
-    plate_ingest::now_ms()
-}

@@ -27,13 +27,6 @@ pub struct ShadowService {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// `$aws/things/{thing}/shadow/name/{name}/{op…}` → (thing, name, op).
 fn parse_topic(topic: &str) -> Option<(String, String, String)> {
     let rest = topic.strip_prefix("$aws/things/")?;
@@ -111,7 +104,9 @@ impl ShadowService {
         let (version, delta) = {
             let mut g = self.docs.lock().unwrap();
             let s = g.entry((thing.to_owned(), name.to_owned())).or_default();
-            let u = s.update(&payload, now()).expect("a valid desired document");
+            let u = s
+                .update(&payload, anpr_protocol::clock::now_secs())
+                .expect("a valid desired document");
             (s.version, u.delta)
         };
         if let Some(d) = delta {
@@ -186,7 +181,8 @@ fn serve(docs: &Docs, thing: &str, name: &str, op: &str, payload: &[u8]) -> Vec<
         "get" => match g.get(&key) {
             Some(s) => vec![(
                 format!("{base}/get/accepted"),
-                serde_json::to_vec(&s.document(now())).unwrap_or_default(),
+                serde_json::to_vec(&s.document(anpr_protocol::clock::now_secs()))
+                    .unwrap_or_default(),
             )],
             None => vec![(
                 format!("{base}/get/rejected"),
@@ -202,7 +198,7 @@ fn serve(docs: &Docs, thing: &str, name: &str, op: &str, payload: &[u8]) -> Vec<
                 )];
             };
             let s = g.entry(key).or_default();
-            match s.update(&doc, now()) {
+            match s.update(&doc, anpr_protocol::clock::now_secs()) {
                 Ok(u) => {
                     let mut out = vec![(format!("{base}/update/accepted"), enc(&u.accepted))];
                     if let Some(d) = u.delta {
