@@ -2,9 +2,8 @@
 //! table's TTL attribute set to the record's `expires_at`. One organisation's trail is one
 //! partition: a `Query` on it never reads another organisation's records.
 
-use crate::dynamo::{decode_cursor, encode_cursor};
 use crate::errors::store_backend as backend;
-use crate::schema::{PK, SK, TTL_ATTR};
+use crate::schema::TTL_ATTR;
 use anpr_core::audit::{AuditLog, AuditRecord};
 use anpr_core::model::Page;
 use anpr_core::{OrgId, StoreError};
@@ -87,35 +86,22 @@ impl AuditLog for DynamoAuditLog {
         cursor: Option<&str>,
     ) -> Result<Page<AuditRecord>, StoreError> {
         let pk = audit_pk(org);
-        let start = cursor
-            .map(|c| decode_cursor(c, &[PK, SK], &[(PK, &pk)]))
-            .transpose()?;
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| {
+        crate::dynamo::query_page(
+            &self.client,
+            &self.table,
+            crate::dynamo::PartitionPage {
+                on_index: false,
+                pk,
+                forward: false,
+                limit,
+                cursor,
+            },
+            |i| {
                 serde_dynamo::from_item::<_, AuditItem>(i)
                     .map(|a| a.record)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            items,
-            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
-        })
+            },
+        )
+        .await
     }
 }

@@ -116,6 +116,68 @@ pub fn decode_cursor(
         .collect())
 }
 
+/// One page of one partition's items, for [`query_page`].
+pub(crate) struct PartitionPage<'a> {
+    /// On [`GSI1`] (`GSI1PK` = `pk`) rather than the table (`PK` = `pk`).
+    pub on_index: bool,
+    /// The partition key's value.
+    pub pk: String,
+    /// Lowest sort key first (else highest first).
+    pub forward: bool,
+    /// Most items.
+    pub limit: u32,
+    /// The previous page's cursor, which must be a key of this same partition.
+    pub cursor: Option<&'a str>,
+}
+
+/// One page of a `Query` of one partition ([`PartitionPage`]), each item mapped by `decode`.
+/// The listings of requests, cameras and the audit trail share it.
+pub(crate) async fn query_page<T>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    q: PartitionPage<'_>,
+    decode: impl Fn(Item) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let PartitionPage {
+        on_index,
+        pk,
+        forward,
+        limit,
+        cursor,
+    } = q;
+    let (pk_attr, keys): (&str, &[&str]) = if on_index {
+        (GSI1PK, &[PK, SK, GSI1PK, GSI1SK])
+    } else {
+        (PK, &[PK, SK])
+    };
+    let start = cursor
+        .map(|c| decode_cursor(c, keys, &[(pk_attr, &pk)]))
+        .transpose()?;
+    let out = client
+        .query()
+        .table_name(table)
+        .set_index_name(on_index.then(|| GSI1.to_owned()))
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", pk_attr)
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .scan_index_forward(forward)
+        .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(backend)?;
+    let items = out
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page {
+        items,
+        next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
+    })
+}
+
 /// [`RequestStore`] on DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoRequestStore {
@@ -312,33 +374,19 @@ impl RequestStore for DynamoRequestStore {
         cursor: Option<&str>,
     ) -> Result<Page<FileRequestRecord>, StoreError> {
         let pk = format!("CAMREQ#{camera}");
-        let start = cursor
-            .map(|c| decode_cursor(c, &[PK, SK, GSI1PK, GSI1SK], &[(GSI1PK, &pk)]))
-            .transpose()?;
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1PK)
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            items,
-            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
-        })
+        query_page(
+            &self.client,
+            &self.table,
+            PartitionPage {
+                on_index: true,
+                pk,
+                forward: false,
+                limit,
+                cursor,
+            },
+            from_item,
+        )
+        .await
     }
 
     async fn find_key(&self, scoped_key: &str) -> Result<Option<(RequestId, String)>, StoreError> {
@@ -550,36 +598,23 @@ impl CameraRegistry for DynamoCameraRegistry {
         limit: u32,
     ) -> Result<Page<Camera>, StoreError> {
         let pk = org_cameras_key(org);
-        let start = cursor
-            .map(|c| decode_cursor(c, &[PK, SK, GSI1PK, GSI1SK], &[(GSI1PK, &pk)]))
-            .transpose()?;
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1PK)
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| {
+        query_page(
+            &self.client,
+            &self.table,
+            PartitionPage {
+                on_index: true,
+                pk,
+                forward: true,
+                limit,
+                cursor,
+            },
+            |i| {
                 serde_dynamo::from_item::<_, CameraItem>(i)
                     .map(|c| c.camera)
                     .map_err(corrupt)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            items,
-            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
-        })
+            },
+        )
+        .await
     }
 
     /// One conditional `UpdateItem`: the presence is set only on a registered camera whose
