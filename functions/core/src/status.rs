@@ -513,8 +513,15 @@ mod tests {
     type Svc<S> = StatusUpdates<S, MemoryPublisher, MemoryUrlSigner>;
 
     async fn service() -> (Svc<MemoryRequestStore>, MemoryRequestStore, MemoryPublisher) {
+        service_over(record()).await
+    }
+
+    /// The service over a store holding `rec`.
+    async fn service_over(
+        rec: FileRequestRecord,
+    ) -> (Svc<MemoryRequestStore>, MemoryRequestStore, MemoryPublisher) {
         let store = MemoryRequestStore::default();
-        store.create(&record(), None).await.unwrap();
+        store.create(&rec, None).await.unwrap();
         let publisher = MemoryPublisher::default();
         let svc = StatusUpdates::new(
             store.clone(),
@@ -589,26 +596,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_without_organisation_changes_state_and_tells_nobody() {
-        let store = MemoryRequestStore::default();
-        store
-            .create(
-                &FileRequestRecord {
-                    org: None,
-                    ..record()
-                },
-                None,
-            )
-            .await
-            .unwrap();
-        let publisher = MemoryPublisher::default();
-        let svc = StatusUpdates::new(
-            store.clone(),
-            publisher.clone(),
-            MemoryUrlSigner::default(),
-            StatusConfig {
-                download_url_secs: 60,
-            },
-        );
+        let (svc, store, publisher) = service_over(FileRequestRecord {
+            org: None,
+            ..record()
+        })
+        .await;
         assert_eq!(svc.expire_due(2001, 100).await.unwrap(), 1);
         assert_eq!(stored(&store).await.state, RequestState::Expired);
         assert!(publisher.sent().is_empty());
