@@ -180,6 +180,9 @@ fn default_drain_start() -> u32 {
 /// The plate regions `recognizer.region` accepts (`anpr_recognizer::Region`).
 pub const REGIONS: &[&str] = &["auto", "us", "eu", "br"];
 
+/// The readers `recognizer.reader` accepts (`anpr_recognizer::ReaderKind`).
+pub const READERS: &[&str] = &["ppocr", "plate"];
+
 /// What is kept in the media directory for each plate read (`recognizer.save`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -213,6 +216,10 @@ pub struct RecognizerSection {
     /// Plate formats to expect: `auto`, `us`, `eu` or `br`.
     #[serde(default = "default_region")]
     pub region: String,
+    /// Which reader reads the plates: `ppocr` (PP-OCRv4) or `plate` (our own plate reader);
+    /// read when the feed starts.
+    #[serde(default = "default_reader")]
+    pub reader: String,
     /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
     /// this are one plate read (the most confident).
     #[serde(default = "default_group_gap")]
@@ -430,6 +437,9 @@ fn default_min_score() -> f32 {
 }
 fn default_region() -> String {
     "auto".to_owned()
+}
+fn default_reader() -> String {
+    "ppocr".to_owned()
 }
 fn default_group_gap() -> u64 {
     2000
@@ -727,6 +737,16 @@ impl Config {
                 ),
             ));
         }
+        if !READERS.contains(&r.reader.as_str()) {
+            return Err(invalid(
+                "recognizer.reader",
+                format!(
+                    "unknown reader {:?}: one of {}",
+                    r.reader,
+                    READERS.join(", ")
+                ),
+            ));
+        }
         if r.group_gap_ms == 0 {
             return Err(invalid("recognizer.group_gap_ms", "must be positive"));
         }
@@ -847,6 +867,7 @@ role_alias = "anpr-camera"
         assert_eq!(r.threads, 1);
         assert_eq!(r.min_score, 0.2);
         assert_eq!(r.region, "auto");
+        assert_eq!(r.reader, "ppocr");
         assert_eq!((r.group_gap_ms, r.group_window_ms), (2000, 30_000));
         assert_eq!(r.save, SaveMode::Crop);
     }
@@ -856,12 +877,13 @@ role_alias = "anpr-camera"
     fn every_recognizer_setting_is_read() {
         let text = format!(
             "{MINIMAL}{RECOGNIZER}models_dir = \"/opt/models\"\nthreads = 2\nmin_score = 0.5\n\
-             region = \"br\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n"
+             region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n"
         );
         let r = Config::parse(&text).unwrap().recognizer.unwrap();
         assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
         assert_eq!((r.threads, r.min_score), (2, 0.5));
         assert_eq!(r.region, "br");
+        assert_eq!(r.reader, "plate");
         assert_eq!((r.group_gap_ms, r.group_window_ms), (500, 4000));
         assert_eq!(r.save, SaveMode::Frame);
         let none = format!("{MINIMAL}{RECOGNIZER}save = \"none\"\n");
@@ -877,6 +899,16 @@ role_alias = "anpr-camera"
         for r in REGIONS {
             assert!(r.parse::<anpr_recognizer::Region>().is_ok(), "{r}");
         }
+    }
+
+    #[cfg(feature = "recognizer")]
+    #[test]
+    fn every_accepted_reader_is_one_the_recognizer_knows() {
+        for r in READERS {
+            let kind: anpr_recognizer::ReaderKind = r.parse().expect("known reader");
+            assert_eq!(kind.name(), *r);
+        }
+        assert_eq!(READERS.len(), anpr_recognizer::ReaderKind::ALL.len());
     }
 
     #[cfg(feature = "recognizer")]
@@ -911,6 +943,10 @@ role_alias = "anpr-camera"
                 "recognizer.min_score",
             ),
             ("watch_dir = \"/f\"\nregion = \"mars\"", "recognizer.region"),
+            (
+                "watch_dir = \"/f\"\nreader = \"tesseract\"",
+                "recognizer.reader",
+            ),
             (
                 "watch_dir = \"/f\"\ngroup_gap_ms = 0",
                 "recognizer.group_gap_ms",

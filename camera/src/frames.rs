@@ -58,6 +58,9 @@ pub enum FramesError {
     /// `recognizer.region` is not one the recognizer knows.
     #[error("config setting `recognizer.region`: {0}")]
     Region(String),
+    /// `recognizer.reader` is not one the recognizer knows.
+    #[error("config setting `recognizer.reader`: {0}")]
+    Reader(String),
     /// A directory could not be created or listed.
     #[error("directory {path} is unusable")]
     Dir {
@@ -283,7 +286,9 @@ pub fn to_wire(group: &GroupedRead, id: ReadId, img: Option<FileName>) -> WireRe
 /// The recognizer settings of a `[recognizer]` section.
 pub fn recognizer_config(r: &RecognizerSection) -> Result<RecognizerConfig, FramesError> {
     let region: Region = r.region.parse().map_err(FramesError::Region)?;
+    let reader = r.reader.parse().map_err(FramesError::Reader)?;
     let mut rc = RecognizerConfig {
+        reader,
         threads: r.threads.max(1),
         min_score: r.min_score,
         region,
@@ -901,13 +906,14 @@ mod tests {
     }
 
     #[test]
-    fn a_region_the_recognizer_does_not_know_is_an_error_naming_the_setting() {
+    fn a_region_or_reader_the_recognizer_does_not_know_is_an_error_naming_the_setting() {
         let mut s = RecognizerSection {
             watch_dir: "/f".into(),
             models_dir: Some("/m".into()),
             threads: 2,
             min_score: 0.4,
             region: "br".into(),
+            reader: "plate".into(),
             group_gap_ms: 1,
             group_window_ms: 2,
             save: SaveMode::Crop,
@@ -917,6 +923,16 @@ mod tests {
             (rc.threads, rc.min_score, rc.region, rc.models_dir),
             (2, 0.4, Region::Br, PathBuf::from("/m"))
         );
+        assert_eq!(rc.reader, anpr_recognizer::ReaderKind::Plate);
+        s.reader = "ppocr".into();
+        assert_eq!(
+            recognizer_config(&s).unwrap().reader,
+            anpr_recognizer::ReaderKind::Ppocr
+        );
+        s.reader = "tesseract".into();
+        let e = recognizer_config(&s).unwrap_err();
+        assert!(e.to_string().contains("recognizer.reader"), "{e}");
+        s.reader = "plate".into();
         s.region = "mars".into();
         let e = recognizer_config(&s).unwrap_err();
         assert!(e.to_string().contains("recognizer.region"), "{e}");

@@ -29,6 +29,9 @@ enum Cmd {
         /// Folder of the model files (default: `ANPR_MODELS_DIR`, else `.local/models`).
         #[arg(long)]
         models: Option<PathBuf>,
+        /// Reader: `ppocr` (PP-OCRv4, the default) or `plate` (our own plate reader).
+        #[arg(long, default_value = "ppocr")]
+        reader: String,
     },
     /// Evaluate the recognizer on a folder of annotated photos.
     #[cfg(feature = "recognizer")]
@@ -47,6 +50,11 @@ enum Cmd {
         /// Compiled inference plans kept per model (memory vs recompiling for varied sizes).
         #[arg(long)]
         max_plans: Option<usize>,
+        /// Reader(s) to measure: `ppocr`, `plate`, a comma-separated list, or `all`; with more
+        /// than one, each pipeline is measured in turn and reported side by side (`--json`: an
+        /// array of reports).
+        #[arg(long, default_value = "ppocr")]
+        reader: String,
     },
     /// Check a configuration file and exit (0 if valid).
     CheckConfig {
@@ -90,13 +98,60 @@ fn start_feed(
     }
 }
 
+/// `--reader ppocr`, `plate`, `ppocr,plate` or `all`.
+#[cfg(feature = "recognizer")]
+fn parse_readers(arg: &str) -> anyhow::Result<Vec<anpr_recognizer::ReaderKind>> {
+    if arg.eq_ignore_ascii_case("all") {
+        return Ok(anpr_recognizer::ReaderKind::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in arg.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let r = name.parse().map_err(anyhow::Error::msg)?;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    anyhow::ensure!(!out.is_empty(), "--reader names no reader");
+    Ok(out)
+}
+
+/// One line per pipeline: the overall figures of each report.
+#[cfg(feature = "recognizer")]
+fn side_by_side(reports: &[anpr_recognizer::EvalReport]) -> String {
+    let mut s = format!(
+        "{:<8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>10}\n",
+        "reader", "found%", "exact%", "CER", "median ms", "p95 ms", "models MB"
+    );
+    for r in reports {
+        let o = &r.overall;
+        s += &format!(
+            "{:<8} {:>8.1} {:>8.1} {:>7.3} {:>10.1} {:>8.1} {:>10.1}\n",
+            r.config.reader.name(),
+            o.found_pct,
+            o.exact_pct,
+            o.cer,
+            o.median_ms,
+            o.p95_ms,
+            r.model_bytes as f64 / 1e6
+        );
+    }
+    s
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logs();
     match cli.cmd {
         #[cfg(feature = "recognizer")]
-        Cmd::Recognize { images, models } => {
-            let mut rc = anpr_recognizer::RecognizerConfig::default();
+        Cmd::Recognize {
+            images,
+            models,
+            reader,
+        } => {
+            let mut rc = anpr_recognizer::RecognizerConfig {
+                reader: reader.parse().map_err(anyhow::Error::msg)?,
+                ..anpr_recognizer::RecognizerConfig::default()
+            };
             if let Some(m) = models {
                 rc.models_dir = m;
             }
@@ -112,6 +167,7 @@ fn main() -> anyhow::Result<()> {
             threads,
             models,
             max_plans,
+            reader,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig::default();
             if let Some(m) = models {
@@ -123,11 +179,23 @@ fn main() -> anyhow::Result<()> {
             if let Some(t) = threads {
                 rc.threads = t.max(1);
             }
-            let report = anpr_recognizer::evaluate_dir(&dir, &rc)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
+            let readers = parse_readers(&reader)?;
+            let mut reports = Vec::new();
+            for r in &readers {
+                rc.reader = *r;
+                reports.push(anpr_recognizer::evaluate_dir(&dir, &rc)?);
+            }
+            match (json, reports.as_slice()) {
+                (true, [one]) => println!("{}", serde_json::to_string_pretty(one)?),
+                (true, all) => println!("{}", serde_json::to_string_pretty(all)?),
+                (false, all) => {
+                    for report in all {
+                        println!("{report}");
+                    }
+                    if all.len() > 1 {
+                        println!("{}", side_by_side(all));
+                    }
+                }
             }
             Ok(())
         }

@@ -1,5 +1,6 @@
 //! `cargo run --release -p anpr-recognizer --example eval -- DIR [--json] [--threads N]
-//! [--region auto|us|eu|br] [--models DIR] [--max-side PX] [--max-plans N] [--details]`
+//! [--region auto|us|eu|br] [--reader ppocr|plate] [--models DIR] [--max-side PX]
+//! [--max-plans N] [--details]`
 
 use anpr_recognizer::{RecognizerConfig, evaluate_dir};
 use anyhow::{Context, bail};
@@ -34,6 +35,13 @@ fn main() -> anyhow::Result<()> {
                 config.region = args
                     .next()
                     .context("--region R")?
+                    .parse()
+                    .map_err(anyhow::Error::msg)?
+            }
+            "--reader" => {
+                config.reader = args
+                    .next()
+                    .context("--reader ppocr|plate")?
                     .parse()
                     .map_err(anyhow::Error::msg)?
             }

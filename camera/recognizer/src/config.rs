@@ -13,6 +13,50 @@ pub const READER_FILE: &str = "ch_PP-OCRv4_rec_infer.onnx";
 /// Recogniser character list.
 pub const CHARSET_FILE: &str = "ppocr_keys_v1.txt";
 
+/// Our own plate reader (`camera/recognizer/train`, committed in `camera/recognizer/models/`,
+/// copied into the models directory by `scripts/fetch-models`).
+pub const PLATE_READER_FILE: &str = "anpr_plate_reader_v1.onnx";
+
+/// Which reader reads the candidate regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReaderKind {
+    /// PP-OCRv4 mobile recognition, a general text reader decoded over plate characters.
+    #[default]
+    Ppocr,
+    /// Our own plate-only reader (36 characters, CTC), trained on rendered plates.
+    Plate,
+}
+
+impl ReaderKind {
+    /// Every reader, in the order `anpr-camera eval --reader all` measures them.
+    pub const ALL: [ReaderKind; 2] = [ReaderKind::Ppocr, ReaderKind::Plate];
+
+    /// The name used in settings and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReaderKind::Ppocr => "ppocr",
+            ReaderKind::Plate => "plate",
+        }
+    }
+}
+
+impl std::fmt::Display for ReaderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ReaderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ReaderKind::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown reader {s:?} (ppocr, plate)"))
+    }
+}
+
 /// Compiled inference plans kept per model unless configured otherwise.
 pub const DEFAULT_MAX_PLANS: usize = 4;
 
@@ -23,6 +67,8 @@ pub struct RecognizerConfig {
     /// Folder holding the model files (default: `$ANPR_MODELS_DIR`, else the nearest
     /// `.local/models` above the current directory, else the repository's `.local/models`).
     pub models_dir: PathBuf,
+    /// Which reader reads the regions the detector finds.
+    pub reader: ReaderKind,
     /// Threads used per frame (regions are read in parallel); 1 = all on the calling thread.
     pub threads: usize,
     /// Longer side, in pixels, of the frame given to the detector.
@@ -57,6 +103,7 @@ impl Default for RecognizerConfig {
     fn default() -> Self {
         Self {
             models_dir: default_models_dir(),
+            reader: ReaderKind::default(),
             threads: 1,
             detector_max_side: 640,
             detector_retry_max_side: 960,
@@ -70,6 +117,22 @@ impl Default for RecognizerConfig {
             max_plans: DEFAULT_MAX_PLANS,
             region_from_folder: true,
         }
+    }
+}
+
+impl RecognizerConfig {
+    /// The model files this configuration loads (for their sizes in reports).
+    pub fn model_files(&self) -> Vec<PathBuf> {
+        let dir = &self.models_dir;
+        let mut files = vec![dir.join(DETECTOR_FILE)];
+        match self.reader {
+            ReaderKind::Ppocr => {
+                files.push(dir.join(READER_FILE));
+                files.push(dir.join(CHARSET_FILE));
+            }
+            ReaderKind::Plate => files.push(dir.join(PLATE_READER_FILE)),
+        }
+        files
     }
 }
 

@@ -100,8 +100,10 @@ pub struct SubsetReport {
 pub struct EvalReport {
     /// The folder measured.
     pub dir: PathBuf,
-    /// Settings used.
+    /// Settings used (`config.reader` names the pipeline).
     pub config: RecognizerConfig,
+    /// Bytes of the model files the pipeline loaded.
+    pub model_bytes: u64,
     /// Per subset.
     pub subsets: Vec<SubsetReport>,
     /// All images.
@@ -269,9 +271,16 @@ pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport,
         .collect();
     let all: Vec<&ImageResult> = images.iter().collect();
     let overall = summarize("overall", &all);
+    let model_bytes = config
+        .model_files()
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     Ok(EvalReport {
         dir: dir.to_path_buf(),
         config: config.clone(),
+        model_bytes,
         subsets,
         overall,
         images,
@@ -282,8 +291,10 @@ impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "eval of {} ({} thread(s))",
+            "eval of {} (reader {}, models {:.1} MB, {} thread(s))",
             self.dir.display(),
+            self.config.reader,
+            self.model_bytes as f64 / 1e6,
             self.config.threads
         )?;
         writeln!(

@@ -6,7 +6,9 @@
 //! 1. [`PlateDetector`]: candidate text regions in the frame ([`PpOcrDetector`], PP-OCRv4 mobile
 //!    text detection on a downscaled frame);
 //! 2. [`PlateReader`]: the characters in one region, cropped from the full-resolution frame
-//!    ([`PpOcrReader`], PP-OCRv4 mobile recognition decoded over 0-9 A-Z only).
+//!    ([`PpOcrReader`], PP-OCRv4 mobile recognition decoded over 0-9 A-Z only; or
+//!    [`PlateCtcReader`], our own plate-only reader trained on rendered plates, chosen by
+//!    [`RecognizerConfig::reader`]).
 //!
 //! Then plate-format knowledge ([`format::best_plate`]) picks the most plate-like token and fixes
 //! letter/digit confusions where a known format dictates the class. Inference runs on the CPU with
@@ -33,13 +35,19 @@ use serde::Serialize;
 /// The image crate the recognizer decodes with (frames, crops).
 pub use image;
 
-pub use config::{CHARSET_FILE, DETECTOR_FILE, READER_FILE, RecognizerConfig, default_models_dir};
+pub use config::{
+    CHARSET_FILE, DETECTOR_FILE, PLATE_READER_FILE, READER_FILE, ReaderKind, RecognizerConfig,
+    default_models_dir,
+};
 pub use detect::{DetectorSettings, PlateDetector, PpOcrDetector, TextRegion};
 pub use error::{BoxError, RecognizerError};
 pub use eval::{EvalReport, evaluate_dir};
 pub use format::{PlateText, Region};
 pub use geometry::BBox;
-pub use read::{CharRead, PLATE_ALPHABET, PlateReader, PpOcrReader, TextRead};
+pub use read::{
+    CharRead, PLATE_ALPHABET, PLATE_READER_HEIGHT, PLATE_READER_WIDTH, PlateCtcReader, PlateReader,
+    PpOcrReader, TextRead, plate_reader_input,
+};
 pub use track::{GroupedRead, TemporalGrouper, edit_distance};
 
 /// One plate read in one frame.
@@ -137,7 +145,8 @@ fn candidates(regions: &[TextRegion]) -> Vec<Candidate> {
 }
 
 impl Recognizer {
-    /// Loads the PP-OCR detector and reader from `config.models_dir`.
+    /// Loads the PP-OCR detector and the configured reader (`config.reader`) from
+    /// `config.models_dir`.
     pub fn new(config: &RecognizerConfig) -> Result<Self, RecognizerError> {
         let dir = &config.models_dir;
         let detector = PpOcrDetector::load_multi(
@@ -151,14 +160,17 @@ impl Recognizer {
             },
             config.detector_retry_max_side,
         )?;
-        let reader = PpOcrReader::load_with_plans(
-            &dir.join(READER_FILE),
-            &dir.join(CHARSET_FILE),
-            config.max_plans,
-        )?;
+        let reader: Box<dyn PlateReader> = match config.reader {
+            ReaderKind::Ppocr => Box::new(PpOcrReader::load_with_plans(
+                &dir.join(READER_FILE),
+                &dir.join(CHARSET_FILE),
+                config.max_plans,
+            )?),
+            ReaderKind::Plate => Box::new(PlateCtcReader::load(&dir.join(PLATE_READER_FILE))?),
+        };
         Ok(Self::with_stages(
             Box::new(detector),
-            Box::new(reader),
+            reader,
             config.clone(),
         ))
     }

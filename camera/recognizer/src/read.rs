@@ -207,6 +207,74 @@ impl PlateReader for PpOcrReader {
     }
 }
 
+/// Our own plate reader (`camera/recognizer/train`): a small CNN with a CTC head trained only
+/// on rendered plates, over the 36 plate characters. Input: the crop in grey, stretched to
+/// [`PLATE_READER_WIDTH`] × [`PLATE_READER_HEIGHT`] (one shape, so one compiled plan), scaled to
+/// [-1, 1]. Output: `[1, steps, 37]` probabilities (blank, then 0-9 A-Z).
+#[derive(Debug)]
+pub struct PlateCtcReader {
+    model: ShapeCachedModel,
+    groups: Vec<Group>,
+}
+
+/// Input height of [`PlateCtcReader`].
+pub const PLATE_READER_HEIGHT: usize = 32;
+/// Input width of [`PlateCtcReader`].
+pub const PLATE_READER_WIDTH: usize = 128;
+
+impl PlateCtcReader {
+    /// Loads the ONNX reader.
+    pub fn load(model: &Path) -> Result<Self, RecognizerError> {
+        let model = ShapeCachedModel::load(model, 1)?;
+        let groups = std::iter::once(Group::Blank)
+            .chain((0..36u8).map(Group::Char))
+            .collect();
+        Ok(Self { model, groups })
+    }
+}
+
+/// A crop as [`PlateCtcReader`] takes it: grey (ITU-R 601 luma, as the training renderer's
+/// Pillow `convert("L")`), stretched to the input size, scaled to [-1, 1].
+pub fn plate_reader_input(crop: &RgbImage) -> Vec<f32> {
+    let grey = image::GrayImage::from_fn(crop.width(), crop.height(), |x, y| {
+        let p = crop.get_pixel(x, y);
+        let l =
+            (u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114 + 500) / 1000;
+        image::Luma([l.min(255) as u8])
+    });
+    let resized = image::imageops::resize(
+        &grey,
+        PLATE_READER_WIDTH as u32,
+        PLATE_READER_HEIGHT as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    resized
+        .pixels()
+        .map(|p| f32::from(p[0]) / 127.5 - 1.0)
+        .collect()
+}
+
+impl PlateReader for PlateCtcReader {
+    fn read(&self, crop: &RgbImage) -> Result<TextRead, RecognizerError> {
+        if crop.width() < 2 || crop.height() < 2 {
+            return Ok(TextRead::default());
+        }
+        let data = plate_reader_input(crop);
+        let (shape, out) = self.model.run(
+            "read",
+            &[1, 1, PLATE_READER_HEIGHT, PLATE_READER_WIDTH],
+            &data,
+        )?;
+        match shape.as_slice() {
+            [1, steps, 37] => Ok(ctc_decode(&out, *steps, 37, &self.groups)),
+            _ => Err(RecognizerError::Inference {
+                stage: "read",
+                source: format!("unexpected output shape {shape:?} (expected [1, T, 37])").into(),
+            }),
+        }
+    }
+}
+
 /// Greedy CTC decoding over groups: blank, the 36 plate characters (upper and lower case and
 /// full-width forms summed) and "separator" (space and every other symbol).
 fn ctc_decode(out: &[f32], steps: usize, classes: usize, groups: &[Group]) -> TextRead {

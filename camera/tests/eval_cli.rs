@@ -1,0 +1,74 @@
+//! `anpr-camera eval --reader …`: each pipeline measured on a folder laid out like the shared
+//! set, here one synthetic frame we rendered ourselves (camera/recognizer/tests/fixtures), never
+//! a shared photo. Needs the models of scripts/fetch-models (ours included).
+#![cfg(feature = "recognizer")]
+
+use std::path::Path;
+use std::process::Command;
+
+fn eval_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("recognizer/tests/fixtures/synthetic_plate.jpg");
+    std::fs::copy(&fixture, dir.path().join("frame.jpg")).unwrap();
+    // The plate is drawn at x 230..410, y 180..232 (make_fixture.py).
+    std::fs::write(
+        dir.path().join("frame.txt"),
+        "frame.jpg\t230\t180\t180\t52\tABC1234\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn eval(dir: &Path, reader: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_anpr-camera"))
+        .args(["eval", "--json", "--reader", reader])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_measures_each_reader_side_by_side() {
+    let dir = eval_folder();
+    let out = eval(dir.path(), "all");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = reports.as_array().expect("one report per reader");
+    let readers: Vec<&str> = reports
+        .iter()
+        .map(|r| r["config"]["reader"].as_str().unwrap())
+        .collect();
+    assert_eq!(readers, ["ppocr", "plate"]);
+    for r in reports {
+        assert_eq!(r["overall"]["images"], 1, "{r}");
+        assert_eq!(r["overall"]["exact"], 1, "{r}");
+        assert!(r["model_bytes"].as_u64().unwrap() > 100_000, "{r}");
+    }
+    // Our reader's pipeline loads the detector and one small model, PP-OCR's two larger ones.
+    assert!(reports[1]["model_bytes"].as_u64() < reports[0]["model_bytes"].as_u64());
+}
+
+#[test]
+fn eval_with_one_reader_prints_one_report_and_refuses_an_unknown_one() {
+    let dir = eval_folder();
+    let out = eval(dir.path(), "plate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["config"]["reader"], "plate");
+    let out = eval(dir.path(), "tesseract");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown reader"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
