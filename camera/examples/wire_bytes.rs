@@ -5,6 +5,10 @@
 //! ANPR_CAMERA_BIN=/path/to/anpr-camera cargo run -p anpr-camera --example wire_bytes
 //! ```
 //!
+//! With `ANPR_MEASURE_RECOGNIZER=1` the agent runs with a `[recognizer]` section (a binary built
+//! with the recognizer; the models must be there, `ANPR_MODELS_DIR`) and no frame arrives: the
+//! idle figure is what the frame feed costs before its first frame.
+//!
 //! Bytes are TCP payload bytes (TLS records) counted by a loopback proxy in front of the
 //! broker and of S3, both directions; IP/TCP headers are not included.
 
@@ -31,7 +35,11 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(95);
-    let stack = Stack::new("cam-measure").await;
+    let mut stack = Stack::new("cam-measure").await;
+    if std::env::var_os("ANPR_MEASURE_RECOGNIZER").is_some() {
+        stack.recognizer = Some(String::new());
+        println!("with a [recognizer] section, no frames");
+    }
     let mut cloud = stack.cloud().await;
     // The device shadow service's stand-in: the agent fetches its configuration shadow on a
     // new session (404 the first time, then it reports what it runs).

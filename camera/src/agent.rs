@@ -6,7 +6,7 @@
 //! boundary with its checkpoint saved).
 
 use crate::config::Config;
-use crate::creds::{CredsError, IotCredentials};
+use crate::creds::{CachedCredentials, CredsError, IotCredentials};
 use crate::dispatch::{self, Dispatcher, Effect, Outcome};
 use crate::journal::{Entry, Journal, JournalError, Phase};
 use crate::machine;
@@ -15,6 +15,7 @@ use crate::mqtt::{self, MqttSetupError};
 use crate::outbox::{Outbox, OutboxConfig, OutboxError};
 use crate::pubacks::{Tag, Tracker};
 use crate::remote::{self, RemoteState, RemoteStore, Step};
+use crate::s3::{S3, S3SetupError, Verdict};
 use crate::upload::{Progress, UploadError, Uploader};
 use anpr_protocol::shadow::{self as shadow_msg, ReportedUpdate};
 use anpr_protocol::{FileStatus, FileStatusKind, Health, ReasonCode, topics};
@@ -35,6 +36,9 @@ pub enum AgentError {
     /// The credentials provider client could not be built.
     #[error(transparent)]
     Creds(#[from] CredsError),
+    /// The S3 client could not be built.
+    #[error(transparent)]
+    S3(#[from] S3SetupError),
     /// The journal could not be opened.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -154,7 +158,8 @@ pub async fn run_with_settings(
         &mqtt::read(&cfg.mqtt.cert_file)?,
         &mqtt::read(&cfg.mqtt.key_file)?,
     )?;
-    let uploader = Uploader::new(Uploader::client(&cfg.upload, creds), cfg.upload.clone());
+    let s3 = S3::new(&cfg.upload, CachedCredentials::new(creds))?;
+    let uploader = Uploader::new(s3, cfg.upload.clone());
     if let Ok(mut ob) = outbox.lock() {
         ob.set_batching(
             cfg.outbox.batch_max_reads as usize,
@@ -1001,8 +1006,9 @@ async fn serve(
                     ctx.shared.error(e.to_string());
                 }
             }
-            Err(UploadError::S3 { refused: true, .. })
-                if machine::start_afresh(resumed, true, restarted) =>
+            Err(e)
+                if e.verdict() == Verdict::Refused
+                    && machine::start_afresh(resumed, true, restarted) =>
             {
                 tracing::warn!(%id, "resumed upload refused by S3; starting it afresh");
                 restarted = true;
@@ -1014,19 +1020,14 @@ async fn serve(
             Err(e) => {
                 tracing::warn!(%id, error = %e, attempt, "upload attempt failed; will resume");
                 ctx.shared.error(e.to_string());
-                let no_creds = matches!(
-                    e,
-                    UploadError::S3 {
-                        no_credentials: true,
-                        ..
-                    }
-                );
+                let no_creds = e.no_credentials();
                 if matches!(e, UploadError::Journal(_) | UploadError::Read(_)) {
                     let reason = ReasonCode::IoError;
                     return finish(ctx, statuses, entry, FileStatusKind::Failed { reason }).await;
                 }
                 attempt += 1;
-                if attempt >= ctx.cfg.upload.max_attempts {
+                // Trying again cannot help (no such bucket…): fail now, not after every attempt.
+                if attempt >= ctx.cfg.upload.max_attempts || e.verdict() == Verdict::GiveUp {
                     let reason = if no_creds {
                         ReasonCode::NoCredentials
                     } else {

@@ -296,6 +296,10 @@ pub struct UploadConfig {
     /// Path-style addressing (needed by some S3-compatible stores).
     #[serde(default)]
     pub force_path_style: bool,
+    /// CA to trust for an `https` endpoint; default: the Amazon Trust Services roots compiled
+    /// into the agent (they sign S3's certificates).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Files of at least this many bytes go multipart (resumable part by part).
     #[serde(default = "default_threshold")]
     pub multipart_threshold_bytes: u64,
@@ -525,6 +529,9 @@ impl Config {
         if let Some(ca) = &self.credentials.ca_file {
             out.push(("credentials.ca_file", ca.as_path()));
         }
+        if let Some(ca) = &self.upload.ca_file {
+            out.push(("upload.ca_file", ca.as_path()));
+        }
         if let Some(r) = &self.recognizer {
             out.push(("recognizer.watch_dir", r.watch_dir.as_path()));
             if let Some(m) = &r.models_dir {
@@ -543,6 +550,9 @@ impl Config {
             &mut self.mqtt.key_file,
         ];
         if let Some(ca) = &mut self.credentials.ca_file {
+            out.push(ca);
+        }
+        if let Some(ca) = &mut self.upload.ca_file {
             out.push(ca);
         }
         if let Some(r) = &mut self.recognizer {

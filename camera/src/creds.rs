@@ -1,20 +1,21 @@
 //! Short-lived AWS credentials from the AWS IoT credentials provider, obtained with the
 //! camera's own certificate (mutual TLS): `GET /role-aliases/{alias}/credentials` with header
-//! `x-amzn-iot-thingname`. Plugged into the S3 client as its credentials provider, so the SDK
-//! caches them and asks again shortly before they expire.
+//! `x-amzn-iot-thingname`. [`CachedCredentials`] keeps the last set and asks again shortly
+//! before it expires (or when S3 says it has), so every S3 request is signed with valid ones.
 //!
-//! A minimal HTTP/1.1 client over tokio-rustls: no second HTTP stack in the binary.
+//! Over the agent's own HTTP client ([`crate::http`]): no second HTTP stack in the binary.
 
+use crate::http::{self, HttpError};
 use crate::tls::{self, TlsError};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest credentials response read.
-const MAX_RESPONSE: u64 = 64 * 1024;
+const MAX_RESPONSE: usize = 64 * 1024;
+/// Credentials expiring sooner than this are fetched again before use: a part upload signed
+/// with them has time to finish.
+pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 
 /// Fetching credentials failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +23,9 @@ pub enum CredsError {
     /// TLS setup failed (certificate or key unreadable).
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// Network or TLS handshake error.
-    #[error("credentials provider I/O: {0}")]
-    Io(#[from] std::io::Error),
+    /// Network, TLS or HTTP error.
+    #[error("credentials provider: {0}")]
+    Http(#[from] HttpError),
     /// The endpoint answered something else than 200.
     #[error("credentials provider answered HTTP {status}: {body}")]
     Status {
@@ -59,6 +60,61 @@ impl std::fmt::Debug for IotCredentials {
             .field("role_alias", &self.role_alias)
             .field("thing", &self.thing)
             .finish_non_exhaustive()
+    }
+}
+
+/// A set of temporary AWS credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+    expires: SystemTime,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Credentials from their parts.
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        session_token: impl Into<String>,
+        expires: SystemTime,
+    ) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token: session_token.into(),
+            expires,
+        }
+    }
+    /// The access key id.
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+    /// The secret access key.
+    pub fn secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+    /// The session token.
+    pub fn session_token(&self) -> &str {
+        &self.session_token
+    }
+    /// When they expire.
+    pub fn expires(&self) -> SystemTime {
+        self.expires
+    }
+    /// Whether they are still good at `now` for at least [`REFRESH_BEFORE_EXPIRY`].
+    pub fn fresh_at(&self, now: SystemTime) -> bool {
+        now + REFRESH_BEFORE_EXPIRY < self.expires
     }
 }
 
@@ -106,95 +162,90 @@ impl IotCredentials {
     }
 
     async fn fetch_inner(&self) -> Result<Credentials, CredsError> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-            .map_err(|e| CredsError::Malformed(format!("host name: {e}")))?;
-        let mut s = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await?;
+        let mut conn = http::Conn::open(&self.host, self.port, Some(&self.tls)).await?;
         let req = format!(
             "GET /role-aliases/{}/credentials HTTP/1.1\r\nHost: {}\r\nx-amzn-iot-thingname: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
             self.role_alias, self.host, self.thing
         );
-        s.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::new();
-        let r = (&mut s).take(MAX_RESPONSE).read_to_end(&mut buf).await;
-        // Servers often close without close_notify; what was read counts.
-        if let Err(e) = r
-            && buf.is_empty()
-        {
-            return Err(e.into());
-        }
-        parse_response(&buf)
+        conn.write(req.as_bytes()).await?;
+        let resp = conn.response(MAX_RESPONSE).await?;
+        parse_answer(resp.status, &resp.body)
     }
 }
 
-/// Parses an HTTP/1.1 response carrying the provider's JSON.
-fn parse_response(buf: &[u8]) -> Result<Credentials, CredsError> {
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| CredsError::Malformed("no HTTP header end".into()))?;
-    let head = String::from_utf8_lossy(&buf[..split]);
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CredsError::Malformed("no HTTP status".into()))?;
-    let mut body = buf[split + 4..].to_vec();
-    if head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"))
-    {
-        body = dechunk(&body).ok_or_else(|| CredsError::Malformed("bad chunked body".into()))?;
-    }
+/// The provider's answer: its status and JSON body.
+fn parse_answer(status: u16, body: &[u8]) -> Result<Credentials, CredsError> {
     if status != 200 {
         return Err(CredsError::Status {
             status,
-            body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            body: String::from_utf8_lossy(body).chars().take(200).collect(),
         });
     }
     let a: Answer =
-        serde_json::from_slice(&body).map_err(|e| CredsError::Malformed(e.to_string()))?;
-    let exp = aws_smithy_types::DateTime::from_str(
-        &a.credentials.expiration,
-        aws_smithy_types::date_time::Format::DateTime,
-    )
-    .ok()
-    .and_then(|d| SystemTime::try_from(d).ok())
-    .ok_or_else(|| CredsError::Malformed("expiration is not an RFC 3339 time".into()))?;
+        serde_json::from_slice(body).map_err(|e| CredsError::Malformed(e.to_string()))?;
+    let expires = a
+        .credentials
+        .expiration
+        .parse::<jiff::Timestamp>()
+        .map(SystemTime::from)
+        .map_err(|_| CredsError::Malformed("expiration is not an RFC 3339 time".into()))?;
     Ok(Credentials::new(
         a.credentials.access_key_id,
         a.credentials.secret_access_key,
-        Some(a.credentials.session_token),
-        Some(exp),
-        "iot-credentials-provider",
+        a.credentials.session_token,
+        expires,
     ))
 }
 
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_txt = std::str::from_utf8(&b[..eol]).ok()?;
-        let size = usize::from_str_radix(size_txt.split(';').next()?.trim(), 16).ok()?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
+/// The credentials in use: fetched when first needed, again shortly before they expire or
+/// when S3 refused them as expired ([`CachedCredentials::forget`]).
+#[derive(Debug)]
+pub struct CachedCredentials {
+    provider: Option<IotCredentials>,
+    current: tokio::sync::Mutex<Option<Credentials>>,
 }
 
-impl ProvideCredentials for IotCredentials {
-    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        provider::future::ProvideCredentials::new(async move {
-            self.fetch().await.map_err(CredentialsError::provider_error)
-        })
+impl CachedCredentials {
+    /// A cache over `provider`, empty.
+    pub fn new(provider: IotCredentials) -> Self {
+        Self {
+            provider: Some(provider),
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Always `creds`, never fetched (a local S3 stand-in that does not check them).
+    pub fn fixed(creds: Credentials) -> Self {
+        Self {
+            provider: None,
+            current: tokio::sync::Mutex::new(Some(creds)),
+        }
+    }
+
+    /// Credentials good for at least [`REFRESH_BEFORE_EXPIRY`], fetched if needed.
+    pub async fn get(&self) -> Result<Credentials, CredsError> {
+        let mut cur = self.current.lock().await;
+        let Some(provider) = &self.provider else {
+            return cur
+                .clone()
+                .ok_or_else(|| CredsError::Malformed("no credentials".into()));
+        };
+        if let Some(c) = cur.as_ref()
+            && c.fresh_at(SystemTime::now())
+        {
+            return Ok(c.clone());
+        }
+        let c = provider.fetch().await?;
+        tracing::debug!(expires = ?c.expires(), "credentials fetched");
+        *cur = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Drops the credentials held: the next [`get`](Self::get) fetches new ones.
+    pub async fn forget(&self) {
+        if self.provider.is_some() {
+            *self.current.lock().await = None;
+        }
     }
 }
 
@@ -202,25 +253,43 @@ impl ProvideCredentials for IotCredentials {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_aws_shaped_answer_becomes_expiring_credentials() {
+    async fn parse(resp: &[u8]) -> Result<Credentials, CredsError> {
+        let mut r = resp;
+        let resp = http::read_response(&mut r, &mut Vec::new(), MAX_RESPONSE).await?;
+        parse_answer(resp.status, &resp.body)
+    }
+
+    #[tokio::test]
+    async fn an_aws_shaped_answer_becomes_expiring_credentials() {
         let body = br#"{"credentials":{"accessKeyId":"AK","secretAccessKey":"SK","sessionToken":"T","expiration":"2030-01-01T00:00:00Z"}}"#;
         let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n".to_vec();
         resp.extend_from_slice(body);
-        let c = parse_response(&resp).unwrap();
+        let c = parse(&resp).await.unwrap();
         assert_eq!(c.access_key_id(), "AK");
-        assert_eq!(c.session_token(), Some("T"));
-        assert!(c.expiry().is_some());
+        assert_eq!(c.session_token(), "T");
+        assert_eq!(
+            c.expires(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_its_status_and_a_chunked_body_is_read() {
+        let e = parse(b"HTTP/1.1 403 Forbidden\r\n\r\n{\"message\":\"no\"}")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CredsError::Status { status: 403, .. }), "{e}");
+        let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"cre\r\n0\r\n\r\n";
+        assert!(matches!(parse(resp).await, Err(CredsError::Malformed(_))));
     }
 
     #[test]
-    fn a_refusal_keeps_its_status_and_a_chunked_body_is_read() {
-        let e = parse_response(b"HTTP/1.1 403 Forbidden\r\n\r\n{\"message\":\"no\"}").unwrap_err();
-        assert!(matches!(e, CredsError::Status { status: 403, .. }), "{e}");
-        let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"cre\r\n0\r\n\r\n";
-        assert!(matches!(
-            parse_response(resp),
-            Err(CredsError::Malformed(_))
-        ));
+    fn credentials_are_fetched_again_five_minutes_before_they_expire() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let c = Credentials::new("AK", "SK", "T", t0 + Duration::from_secs(3600));
+        assert!(c.fresh_at(t0));
+        assert!(c.fresh_at(t0 + Duration::from_secs(3600 - 301)));
+        assert!(!c.fresh_at(t0 + Duration::from_secs(3600 - 300)));
+        assert!(!c.fresh_at(t0 + Duration::from_secs(7200)));
     }
 }

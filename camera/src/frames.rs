@@ -300,8 +300,9 @@ pub fn recognizer_config(r: &RecognizerSection) -> Result<RecognizerConfig, Fram
     Ok(rc)
 }
 
-/// Starts the feed on its own thread: loads the models (an error here is returned), then reads
-/// frames until `shutdown` turns true, flushes the open groups to the outbox and returns what
+/// Starts the feed on its own thread: checks the model files are there (an error here is
+/// returned) and loads them when the first frame arrives (an idle camera holds no model), then
+/// reads frames until `shutdown` turns true, flushes the open groups to the outbox and returns what
 /// it did.
 pub fn spawn(
     cfg: &Config,
@@ -333,7 +334,20 @@ pub fn spawn_with_settings(
         std::fs::create_dir_all(&reads_dir).map_err(dir_err(&reads_dir))?;
     }
     let journal = Journal::open(&cfg.state_dir).map_err(FramesError::Journal)?;
-    let recognizer = Recognizer::new(&rc).map_err(FramesError::Recognizer)?;
+    // The models load when the first frame arrives (an idle camera does not pay for them);
+    // a missing file is still reported now, while the agent starts.
+    for file in [
+        anpr_recognizer::DETECTOR_FILE,
+        anpr_recognizer::READER_FILE,
+        anpr_recognizer::CHARSET_FILE,
+    ] {
+        let path = rc.models_dir.join(file);
+        if !path.is_file() {
+            return Err(FramesError::Recognizer(RecognizerError::ModelMissing {
+                path,
+            }));
+        }
+    }
     let feed = Feed {
         watch_dir: section.watch_dir.clone(),
         media_dir: cfg.media_dir.clone(),
@@ -341,7 +355,8 @@ pub fn spawn_with_settings(
         quota: cfg.media_quota_bytes,
         journal,
         outbox,
-        recognizer,
+        recognizer: None,
+        rc: rc.clone(),
         grouper: TemporalGrouper::new(section.group_gap_ms, section.group_window_ms),
         watch: Watch::default(),
         taken: HashSet::new(),
@@ -372,6 +387,18 @@ pub fn spawn_with_settings(
     })
 }
 
+/// An error with its sources, one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -387,7 +414,10 @@ struct Feed {
     quota: Option<u64>,
     journal: Journal,
     outbox: OutboxHandle,
-    recognizer: Recognizer,
+    /// Loaded at the first frame.
+    recognizer: Option<Recognizer>,
+    /// The settings it loads with (kept retuned until then).
+    rc: RecognizerConfig,
     grouper: TemporalGrouper,
     watch: Watch,
     /// Frames read and still in the directory (held), or that failed for an I/O reason.
@@ -408,7 +438,13 @@ impl Feed {
     fn retune(&mut self, cfg: &Config) {
         if let Some(r) = &cfg.recognizer {
             match r.region.parse::<Region>() {
-                Ok(region) => self.recognizer.tune(r.min_score, region),
+                Ok(region) => {
+                    self.rc.min_score = r.min_score.clamp(0.0, 1.0);
+                    self.rc.region = region;
+                    if let Some(rec) = &mut self.recognizer {
+                        rec.tune(r.min_score, region);
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "recognizer.region not applied"),
             }
             self.grouper.max_gap_ms = r.group_gap_ms;
@@ -456,6 +492,24 @@ impl Feed {
                 self.emit_all(closed);
                 std::thread::sleep(POLL);
                 continue;
+            }
+            if self.recognizer.is_none() {
+                let started = std::time::Instant::now();
+                match Recognizer::new(&self.rc) {
+                    Ok(r) => {
+                        tracing::info!(
+                            ms = started.elapsed().as_millis() as u64,
+                            "first frame: models loaded"
+                        );
+                        self.recognizer = Some(r);
+                    }
+                    Err(e) => {
+                        // As when they could not load at start: the agent runs without the feed.
+                        let e = error_chain(&e);
+                        tracing::error!(error = %e, "models could not be loaded; the frame feed stops");
+                        break;
+                    }
+                }
             }
             for f in ready {
                 if *shutdown.borrow() {
@@ -543,7 +597,10 @@ impl Feed {
         };
         let at = self.clock_ms.max(f.mtime_ms());
         self.clock_ms = at;
-        let reads = match self.recognizer.recognize(&img) {
+        let Some(recognizer) = &self.recognizer else {
+            return;
+        };
+        let reads = match recognizer.recognize(&img) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "recognition failed; frame deleted");

@@ -3,7 +3,8 @@
 //!
 //! Modules: [`config`] (the TOML file), [`machine`] (every decision, pure), [`journal`]
 //! (persisted request state and upload checkpoints), [`dispatch`] (handlers by topic),
-//! [`media`] (safe name resolution), [`upload`] (S3, resumable), [`creds`] (the IoT
+//! [`media`] (safe name resolution), [`upload`] (resumable uploads), [`s3`] (the S3 calls,
+//! signed), [`http`] (the HTTP/1.1 client under S3 and the credentials), [`creds`] (the IoT
 //! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
 //! camera role's IAM policy and a small evaluator), [`remote`] (configuration from the
 //! device shadow), [`storm`] (a fleet's reconnect storm, simulated), [`pubacks`] (PUBACKs matched to what was published), [`agent`] (the I/O loop), `frames` (the frame feed: watched directory →
@@ -16,6 +17,7 @@ pub mod dispatch;
 #[cfg(feature = "recognizer")]
 pub mod frames;
 pub mod health;
+pub mod http;
 pub mod journal;
 pub mod machine;
 pub mod media;
@@ -25,6 +27,7 @@ pub mod policy;
 pub mod pubacks;
 pub mod quota;
 pub mod remote;
+pub mod s3;
 pub mod storm;
 pub mod tls;
 pub mod upload;

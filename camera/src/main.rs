@@ -64,14 +64,27 @@ enum Cmd {
     },
 }
 
+/// Logs at the levels `RUST_LOG` names (`info`, `anpr_camera=debug,rumqttc=warn`: targets
+/// and levels, without span or field filters, which would link a regex engine), else `info`.
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing::level_filters::LevelFilter::INFO)
+        });
+    let registry = tracing_subscriber::registry().with(filter);
     if std::env::var("ANPR_LOG_FORMAT").as_deref() == Ok("json") {
-        b.json().init();
+        registry
+            .with(tracing_subscriber::fmt::layer().json())
+            .init();
     } else {
-        b.with_ansi(false).init();
+        registry
+            .with(tracing_subscriber::fmt::layer().with_ansi(false))
+            .init();
     }
 }
 

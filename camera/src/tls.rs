@@ -1,6 +1,7 @@
 //! TLS client configuration from PEM files: the trusted CA, the camera's certificate and its
 //! key in PKCS#1 (`RSA PRIVATE KEY`, as AWS IoT issues it), PKCS#8 or SEC1 form, with optional
-//! ALPN. One builder for both MQTT and the credentials provider.
+//! ALPN. One builder for MQTT, the credentials provider and S3 (which trusts the Amazon Trust
+//! Services roots, compiled in, unless `upload.ca_file` names another CA).
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::BufReader;
@@ -25,10 +26,15 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// The crypto provider: aws-lc-rs, the one the AWS SDK uses, named explicitly so that
-/// rustls never has to guess when several providers are compiled into one binary.
+/// The roots that sign every AWS endpoint the agent calls (S3 included): the five Amazon Trust
+/// Services roots, the same file the Lambdas compile in (`functions/aws/certs/README.md`).
+pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] =
+    include_bytes!("../../functions/aws/certs/amazon-trust-services.pem");
+
+/// The crypto provider: ring, the smaller of rustls' two (docs/measured.md), named explicitly
+/// so that rustls never has to guess when a test build links several providers.
 pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
-    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }
 
 fn certs(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -58,16 +64,40 @@ pub fn client_config(
     key_pem: &[u8],
     alpn: Option<&[u8]>,
 ) -> Result<rustls::ClientConfig, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs("CA", ca_pem)? {
-        roots.add(c)?;
-    }
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
+        .with_root_certificates(roots(ca_pem)?)
         .with_client_auth_cert(certs("certificate", cert_pem)?, private_key(key_pem)?)?;
     if let Some(p) = alpn {
         cfg.alpn_protocols = vec![p.to_vec()];
     }
     Ok(cfg)
+}
+
+/// A rustls client configuration trusting `ca_pem`, without a client certificate (S3), for
+/// HTTP/1.1.
+pub fn server_auth_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig, TlsError> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+fn roots(ca_pem: &[u8]) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs("CA", ca_pem)? {
+        roots.add(c)?;
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_compiled_in_amazon_roots_make_a_configuration() {
+        let cfg = super::server_auth_config(super::AMAZON_TRUST_SERVICES_ROOTS).unwrap();
+        assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
 }

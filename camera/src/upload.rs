@@ -2,16 +2,15 @@
 //! the upload id and every confirmed part checkpointed in the journal before the next part is
 //! read, so a lost link, a killed process or a reboot re-sends at most the part in flight.
 //! Every PUT carries the SHA-256 of its bytes, which S3 verifies (and the multipart object
-//! keeps a checksum of checksums). An optional average bandwidth cap paces the parts.
+//! keeps a checksum of checksums). A part is streamed from the file, never held whole in
+//! memory: read once to hash it, then again while it is sent (a difference means the file
+//! changed). A resumed upload is first checked against S3's own list of its parts. An optional
+//! average bandwidth cap paces the parts.
 
 use crate::config::UploadConfig;
 use crate::journal::{DonePart, Entry, Journal, JournalError, Multipart, Phase};
 use crate::machine::{self, Plan, ProgressGate};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use base64::Engine as _;
-use sha2::{Digest, Sha256};
-use std::io::{Read, Seek, SeekFrom};
+use crate::s3::{self, Body, CompletePart, ListedPart, S3, S3Error, Verdict};
 use std::time::{Duration, Instant};
 
 /// An upload attempt failed.
@@ -24,48 +23,49 @@ pub enum UploadError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// S3 (or the network, or credentials) failed.
-    #[error("S3 {op}: {message}")]
+    #[error("S3 {op}: {source}")]
     S3 {
         /// Which call.
         op: &'static str,
-        /// The SDK error, rendered with its sources.
-        message: String,
-        /// The multipart upload is gone (aborted or expired): start over.
-        upload_gone: bool,
-        /// Credentials could not be obtained.
-        no_credentials: bool,
-        /// S3 refused the call (`AccessDenied`).
-        refused: bool,
+        /// What failed.
+        #[source]
+        source: S3Error,
     },
     /// The file changed size since the upload started; it is restarted from scratch.
-    #[error("the file changed size during the upload")]
+    #[error("the file changed during the upload")]
     FileChanged,
     /// Asked to stop (shutdown) between two parts; the checkpoint is saved.
     #[error("stopped for shutdown; checkpoint saved")]
     Stopped,
 }
 
-fn s3_err<E>(op: &'static str, e: aws_sdk_s3::error::SdkError<E>) -> UploadError
-where
-    E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
-{
-    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
-    let upload_gone = code == "NoSuchUpload";
-    let refused = code == "AccessDenied";
-    let mut message = format!("{e}");
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-    while let Some(s) = src {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        src = s.source();
+impl UploadError {
+    /// What S3's answer means for the next attempt ([`Verdict::Retry`] for anything not S3's).
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Self::S3 { source, .. } => source.verdict(),
+            _ => Verdict::Retry,
+        }
     }
-    let no_credentials = message.contains("credentials provider");
-    UploadError::S3 {
-        op,
-        message: message.chars().take(400).collect(),
-        upload_gone,
-        no_credentials,
-        refused,
+
+    /// Credentials could not be obtained.
+    pub fn no_credentials(&self) -> bool {
+        matches!(
+            self,
+            Self::S3 {
+                source: S3Error::Credentials(_),
+                ..
+            }
+        )
+    }
+}
+
+/// Maps a failed call `op`; a file that changed while read is [`UploadError::FileChanged`].
+fn s3_err(op: &'static str) -> impl FnOnce(S3Error) -> UploadError {
+    move |e| match e {
+        S3Error::FileChanged => UploadError::FileChanged,
+        S3Error::Read(e) => UploadError::Read(e),
+        source => UploadError::S3 { op, source },
     }
 }
 
@@ -77,11 +77,10 @@ fn identity(file: &std::fs::File, size: u64) -> Result<String, UploadError> {
     Ok(machine::file_identity(md.dev(), md.ino(), size, mtime_ns))
 }
 
-/// The S3 side of the agent: client, bucket and settings.
+/// The S3 side of the agent: client and settings.
 #[derive(Debug, Clone)]
 pub struct Uploader {
-    s3: aws_sdk_s3::Client,
-    bucket: String,
+    s3: std::sync::Arc<S3>,
     cfg: UploadConfig,
     tuning: std::sync::Arc<Tuning>,
 }
@@ -105,11 +104,10 @@ pub trait Progress: Send {
 
 impl Uploader {
     /// An uploader with its S3 client.
-    pub fn new(s3: aws_sdk_s3::Client, cfg: UploadConfig) -> Self {
+    pub fn new(s3: S3, cfg: UploadConfig) -> Self {
         let tuning = Tuning::default();
         let me = Self {
-            s3,
-            bucket: cfg.bucket.clone(),
+            s3: std::sync::Arc::new(s3),
             cfg,
             tuning: std::sync::Arc::new(tuning),
         };
@@ -135,25 +133,6 @@ impl Uploader {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The S3 client for the configured region/endpoint, with the given credentials provider.
-    pub fn client(
-        cfg: &UploadConfig,
-        creds: impl aws_credential_types::provider::ProvideCredentials + 'static,
-    ) -> aws_sdk_s3::Client {
-        let mut b = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(cfg.region.clone()))
-            .credentials_provider(creds)
-            .force_path_style(cfg.force_path_style)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            );
-        if let Some(url) = &cfg.endpoint_url {
-            b = b.endpoint_url(url);
-        }
-        aws_sdk_s3::Client::from_conf(b.build())
-    }
-
     /// Uploads `file` (of `size` bytes at open) for the journal entry `entry` to `key`,
     /// resuming from the entry's checkpoint. Returns the size uploaded.
     pub async fn upload(
@@ -177,6 +156,15 @@ impl Uploader {
             }
             _ => None,
         };
+        if resumed.is_none()
+            && let Phase::Uploading {
+                multipart: Some(stale),
+                ..
+            } = &entry.phase
+        {
+            // A checkpoint for another file: its parts are of no use, let S3 drop them.
+            self.abort(key, &stale.upload_id).await;
+        }
         match machine::plan(
             size,
             self.cfg.multipart_threshold_bytes,
@@ -194,19 +182,15 @@ impl Uploader {
             }
             Plan::Multipart { part_size, parts } => {
                 let mp = match resumed {
-                    Some(m) => m,
+                    Some(m) => self.reconcile(journal, entry, size, key, m).await,
                     None => {
-                        let out = self
+                        let upload_id = self
                             .s3
-                            .create_multipart_upload()
-                            .bucket(&self.bucket)
-                            .key(key)
-                            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                            .send()
+                            .create_multipart(key)
                             .await
-                            .map_err(|e| s3_err("CreateMultipartUpload", e))?;
+                            .map_err(s3_err("CreateMultipartUpload"))?;
                         let m = Multipart {
-                            upload_id: out.upload_id().unwrap_or_default().to_owned(),
+                            upload_id,
                             part_size,
                             parts: Vec::new(),
                             file_id: Some(file_id),
@@ -216,22 +200,88 @@ impl Uploader {
                             multipart: Some(m.clone()),
                         };
                         journal.put(entry)?;
-                        m
+                        Ok(m)
                     }
                 };
+                let mp = match mp {
+                    Ok(m) => m,
+                    Err(e) => return self.failed(journal, entry, key, None, e).await,
+                };
+                let upload_id = mp.upload_id.clone();
                 let r = self
                     .multipart(journal, entry, file, size, key, mp, parts, progress)
                     .await;
-                if let Err(UploadError::S3 {
-                    upload_gone: true, ..
-                }) = &r
-                {
-                    // Start over next attempt.
-                    entry.phase = Phase::Accepted;
-                    journal.put(entry)?;
+                match r {
+                    Err(e) => self.failed(journal, entry, key, Some(&upload_id), e).await,
+                    ok => ok,
                 }
-                r
             }
+        }
+    }
+
+    /// A resumed multipart upload, checked against what S3 holds (ListParts): a part S3
+    /// confirmed but the journal missed (a stop between S3's answer and the checkpoint) is
+    /// kept, a part the journal has but S3 does not (or under another ETag) is sent again. An
+    /// upload S3 no longer has is an error ([`Verdict::StartOver`]).
+    async fn reconcile(
+        &self,
+        journal: &Journal,
+        entry: &mut Entry,
+        size: u64,
+        key: &str,
+        mut m: Multipart,
+    ) -> Result<Multipart, UploadError> {
+        let listed = self
+            .s3
+            .list_parts(key, &m.upload_id)
+            .await
+            .map_err(s3_err("ListParts"))?;
+        let merged = merge_parts(&m.parts, &listed, |n| {
+            machine::part_range(size, m.part_size, n).1
+        });
+        if merged != m.parts {
+            tracing::info!(
+                journal = m.parts.len(),
+                s3 = listed.len(),
+                kept = merged.len(),
+                "resumed upload checked against S3's parts"
+            );
+            m.parts = merged;
+            entry.phase = Phase::Uploading {
+                size,
+                multipart: Some(m.clone()),
+            };
+            journal.put(entry)?;
+        }
+        Ok(m)
+    }
+
+    /// After a failed multipart attempt: a gone upload (or a file that changed) starts over
+    /// at the next attempt, the latter's parts aborted so S3 does not keep them.
+    async fn failed(
+        &self,
+        journal: &Journal,
+        entry: &mut Entry,
+        key: &str,
+        upload_id: Option<&str>,
+        e: UploadError,
+    ) -> Result<u64, UploadError> {
+        let start_over = matches!(e, UploadError::FileChanged) || e.verdict() == Verdict::StartOver;
+        if start_over {
+            if let (UploadError::FileChanged, Some(id)) = (&e, upload_id) {
+                self.abort(key, id).await;
+            }
+            entry.phase = Phase::Accepted;
+            journal.put(entry)?;
+        }
+        Err(e)
+    }
+
+    /// AbortMultipartUpload, best effort (S3's lifecycle rule drops what is left anyway).
+    async fn abort(&self, key: &str, upload_id: &str) {
+        match self.s3.abort(key, upload_id).await {
+            Ok(()) => tracing::info!(%key, "stale multipart upload aborted"),
+            Err(e) => tracing::warn!(%key, error = %e, "stale multipart upload not aborted"),
         }
     }
 
@@ -241,20 +291,20 @@ impl Uploader {
         size: u64,
         key: &str,
     ) -> Result<(), UploadError> {
-        let body = read_range(file, 0, size)?;
-        self.pace(body.len()).await;
-        let sha = sha256_b64(&body);
+        let sha = s3::sha256_of(file, 0, size).map_err(s3_err("PutObject"))?;
+        self.pace(size).await;
         self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_sha256(sha)
-            .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
-            .body(ByteStream::from(body))
-            .send()
+            .put_object(
+                key,
+                Body::File {
+                    file,
+                    off: 0,
+                    len: size,
+                    sha256: &sha,
+                },
+            )
             .await
-            .map_err(|e| s3_err("PutObject", e))?;
-        Ok(())
+            .map_err(s3_err("PutObject"))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -285,25 +335,26 @@ impl Uploader {
                 return Err(UploadError::Stopped);
             }
             let (off, len) = machine::part_range(size, mp.part_size, n);
-            let body = read_range(file, off, len)?;
-            self.pace(body.len()).await;
-            let sha = sha256_b64(&body);
-            let out = self
+            let sha = s3::sha256_of(file, off, len).map_err(s3_err("UploadPart"))?;
+            self.pace(len).await;
+            let etag = self
                 .s3
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&mp.upload_id)
-                .part_number(n)
-                .checksum_sha256(&sha)
-                .content_length(i64::try_from(len).unwrap_or(i64::MAX))
-                .body(ByteStream::from(body))
-                .send()
+                .upload_part(
+                    key,
+                    &mp.upload_id,
+                    n,
+                    Body::File {
+                        file,
+                        off,
+                        len,
+                        sha256: &sha,
+                    },
+                )
                 .await
-                .map_err(|e| s3_err("UploadPart", e))?;
+                .map_err(s3_err("UploadPart"))?;
             mp.parts.push(DonePart {
                 n,
-                etag: out.e_tag().unwrap_or_default().to_owned(),
+                etag,
                 sha256: sha,
             });
             entry.phase = Phase::Uploading {
@@ -318,34 +369,23 @@ impl Uploader {
         let mut parts_sorted = mp.parts.clone();
         parts_sorted.sort_by_key(|p| p.n);
         parts_sorted.dedup_by_key(|p| p.n);
-        let completed = CompletedMultipartUpload::builder()
-            .set_parts(Some(
-                parts_sorted
-                    .iter()
-                    .map(|p| {
-                        CompletedPart::builder()
-                            .part_number(p.n)
-                            .e_tag(&p.etag)
-                            .checksum_sha256(&p.sha256)
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .build();
+        let parts: Vec<CompletePart<'_>> = parts_sorted
+            .iter()
+            .map(|p| CompletePart {
+                n: p.n,
+                etag: &p.etag,
+                sha256: &p.sha256,
+            })
+            .collect();
         self.s3
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(&mp.upload_id)
-            .multipart_upload(completed)
-            .send()
+            .complete(key, &mp.upload_id, &parts)
             .await
-            .map_err(|e| s3_err("CompleteMultipartUpload", e))?;
+            .map_err(s3_err("CompleteMultipartUpload"))?;
         Ok(size)
     }
 
     /// Sleeps so that the average rate stays under the cap (bytes about to be sent).
-    async fn pace(&self, bytes: usize) {
+    async fn pace(&self, bytes: u64) {
         let cap = self
             .tuning
             .max_bytes_per_sec
@@ -353,7 +393,7 @@ impl Uploader {
         if cap == 0 {
             return;
         }
-        let secs = u64::try_from(bytes).unwrap_or(u64::MAX) as f64 / cap.max(1) as f64;
+        let secs = bytes as f64 / cap.max(1) as f64;
         let start = Instant::now();
         tokio::time::sleep(Duration::from_secs_f64(secs.min(3600.0))).await;
         tracing::debug!(
@@ -363,21 +403,114 @@ impl Uploader {
     }
 }
 
-/// Reads `len` bytes at `off`; a file that shrank is reported as changed.
-fn read_range(file: &mut std::fs::File, off: u64, len: u64) -> Result<Vec<u8>, UploadError> {
-    file.seek(SeekFrom::Start(off)).map_err(UploadError::Read)?;
-    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.by_ref()
-        .take(len)
-        .read_to_end(&mut buf)
-        .map_err(UploadError::Read)?;
-    if u64::try_from(buf.len()).unwrap_or(0) != len {
-        return Err(UploadError::FileChanged);
+/// The journal's parts after comparing them with S3's listing: a journal part stays if S3
+/// lists it under the same ETag (or without one: some stores list none); a listed part the
+/// journal lacks is added if S3 gave its ETag and SHA-256 and it has the expected size
+/// (`part_len(n)`). Sorted by part number.
+pub fn merge_parts(
+    journal: &[DonePart],
+    listed: &[ListedPart],
+    part_len: impl Fn(i32) -> u64,
+) -> Vec<DonePart> {
+    let mut out: Vec<DonePart> = journal
+        .iter()
+        .filter(|p| {
+            listed
+                .iter()
+                .any(|l| l.n == p.n && (l.etag.is_empty() || l.etag == p.etag))
+        })
+        .cloned()
+        .collect();
+    for l in listed {
+        if !out.iter().any(|p| p.n == l.n)
+            && !l.etag.is_empty()
+            && !l.sha256.is_empty()
+            && l.size == part_len(l.n)
+        {
+            out.push(DonePart {
+                n: l.n,
+                etag: l.etag.clone(),
+                sha256: l.sha256.clone(),
+            });
+        }
     }
-    Ok(buf)
+    out.sort_by_key(|p| p.n);
+    out.dedup_by_key(|p| p.n);
+    out
 }
 
-/// SHA-256 of `b`, base64 (the form S3's `x-amz-checksum-sha256` takes).
-pub fn sha256_b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(n: i32, etag: &str) -> DonePart {
+        DonePart {
+            n,
+            etag: etag.into(),
+            sha256: format!("sha{n}"),
+        }
+    }
+
+    fn listed(n: i32, etag: &str, sha: &str, size: u64) -> ListedPart {
+        ListedPart {
+            n,
+            etag: etag.into(),
+            sha256: sha.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn a_part_s3_confirmed_but_the_journal_missed_is_kept_not_sent_again() {
+        let merged = merge_parts(
+            &[done(1, "\"a\"")],
+            &[
+                listed(1, "\"a\"", "sha1", 10),
+                listed(2, "\"b\"", "sha2", 10),
+            ],
+            |_| 10,
+        );
+        assert_eq!(merged, vec![done(1, "\"a\""), done(2, "\"b\"")]);
+    }
+
+    #[test]
+    fn a_part_s3_lacks_is_sent_again_and_s3s_later_copy_of_a_part_replaces_the_journals() {
+        let merged = merge_parts(
+            &[done(1, "\"a\""), done(2, "\"b\""), done(3, "\"c\"")],
+            &[
+                listed(1, "\"a\"", "sha1", 10),
+                listed(2, "\"x\"", "shax", 10),
+            ],
+            |_| 10,
+        );
+        let x = DonePart {
+            n: 2,
+            etag: "\"x\"".into(),
+            sha256: "shax".into(),
+        };
+        assert_eq!(merged, vec![done(1, "\"a\""), x]);
+        // Without S3's checksum that copy cannot be completed: part 2 is sent again.
+        let merged = merge_parts(
+            &[done(1, "\"a\""), done(2, "\"b\"")],
+            &[listed(1, "\"a\"", "sha1", 10), listed(2, "\"x\"", "", 10)],
+            |_| 10,
+        );
+        assert_eq!(merged, vec![done(1, "\"a\"")]);
+    }
+
+    #[test]
+    fn a_listed_part_without_etag_checksum_or_of_another_size_is_not_adopted() {
+        let merged = merge_parts(
+            &[done(1, "\"a\"")],
+            &[
+                // A store that lists parts without ETags: the journal's part stays.
+                listed(1, "", "", 10),
+                listed(2, "", "sha2", 10),
+                listed(3, "\"c\"", "", 10),
+                listed(4, "\"d\"", "sha4", 7),
+            ],
+            |_| 10,
+        );
+        assert_eq!(merged, vec![done(1, "\"a\"")]);
+    }
 }
