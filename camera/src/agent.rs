@@ -18,13 +18,13 @@ use crate::remote::{self, RemoteState, RemoteStore, Step};
 use crate::s3::{S3, S3SetupError, Verdict};
 use crate::upload::{Progress, UploadError, Uploader};
 use anpr_protocol::shadow::{self as shadow_msg, ReportedUpdate};
-use anpr_protocol::{FileStatus, FileStatusKind, Health, ReasonCode, topics};
+use anpr_protocol::{FileStatus, FileStatusKind, Health, ReasonCode, clock, topics};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event};
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// The agent could not start.
@@ -54,14 +54,6 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Unix seconds now.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The plate-read outbox, shared between the producer (the recognition pipeline appends) and
@@ -145,7 +137,7 @@ pub async fn run_with_settings(
         source,
     })?;
     let journal = Journal::open(&cfg.state_dir)?;
-    let pruned = journal.prune(now_secs(), 8 * 24 * 3600);
+    let pruned = journal.prune(clock::now_secs(), 8 * 24 * 3600);
     let opts = mqtt::options(&cfg)?;
     let c = &cfg.credentials;
     let ca = mqtt::read(c.ca_file.as_ref().unwrap_or(&cfg.mqtt.ca_file))?;
@@ -186,7 +178,7 @@ pub async fn run_with_settings(
         shared.error(e.to_string());
     }
     for mut entry in leftover {
-        match machine::recover(&entry.phase, &entry.req, now_secs()) {
+        match machine::recover(&entry.phase, &entry.req, clock::now_secs()) {
             Some(status) => {
                 entry.phase = Phase::Done {
                     status,
@@ -323,7 +315,7 @@ pub async fn run_with_settings(
             }
             _ = outbox_tick.tick(), if connected && batch_in_flight.is_none()
                 && tokio::time::Instant::now() >= batch_hold_until => {
-                let batch = outbox.lock().ok().and_then(|mut ob| ob.next_batch(now_ms()));
+                let batch = outbox.lock().ok().and_then(|mut ob| ob.next_batch(clock::now_ms()));
                 if let Some(b) = batch {
                     match client.publish(plate_topic.as_str(), QoS::AtLeastOnce, false, b.payload).await {
                         Ok(()) => {
@@ -418,7 +410,7 @@ pub async fn run_with_settings(
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                    match dispatcher.dispatch(&topic, &p.payload, now_secs()) {
+                    match dispatcher.dispatch(&topic, &p.payload, clock::now_secs()) {
                         Outcome::Handled(effects) => {
                             for e in effects {
                                 match e {
@@ -558,16 +550,8 @@ fn shadow_time(timestamp: u64) -> u64 {
     if timestamp > 0 {
         timestamp
     } else {
-        now_ms() / 1000
+        clock::now_ms() / 1000
     }
-}
-
-/// Unix milliseconds now.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// What a status's PUBACK settles: a final status is marked answered in the journal.
@@ -943,7 +927,7 @@ async fn serve(
     let mut restarted = false;
     loop {
         // Never start an upload for a request that expired while it waited.
-        if let Some(status) = machine::recover(&entry.phase, &entry.req, now_secs()) {
+        if let Some(status) = machine::recover(&entry.phase, &entry.req, clock::now_secs()) {
             tracing::info!(%id, "request expired before its upload started");
             return finish(ctx, statuses, entry, status).await;
         }

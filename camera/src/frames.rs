@@ -39,7 +39,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::watch;
 
 /// How often the watch directory is listed.
@@ -399,13 +399,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 #[derive(Debug)]
 struct Feed {
     watch_dir: PathBuf,
@@ -484,10 +477,12 @@ impl Feed {
                     continue;
                 }
             };
-            let ready = self.watch.observe(listing, now_ms(), &self.taken);
+            let ready = self
+                .watch
+                .observe(listing, anpr_protocol::clock::now_ms(), &self.taken);
             if ready.is_empty() {
                 // Idle: groups whose vehicle is gone are due on the wall clock.
-                self.clock_ms = self.clock_ms.max(now_ms());
+                self.clock_ms = self.clock_ms.max(anpr_protocol::clock::now_ms());
                 let closed = self.grouper.close_due(self.clock_ms);
                 self.emit_all(closed);
                 std::thread::sleep(POLL);

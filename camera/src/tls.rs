@@ -27,9 +27,9 @@ pub enum TlsError {
 }
 
 /// The roots that sign every AWS endpoint the agent calls (S3 included): the five Amazon Trust
-/// Services roots, the same file the Lambdas compile in (`functions/aws/certs/README.md`).
+/// Services roots, the same file the Lambdas compile in (`functions/lambda/certs/README.md`).
 pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] =
-    include_bytes!("../../functions/aws/certs/amazon-trust-services.pem");
+    include_bytes!("../../functions/lambda/certs/amazon-trust-services.pem");
 
 /// The crypto provider: ring, the smaller of rustls' two (docs/measured.md), named explicitly
 /// so that rustls never has to guess when a test build links several providers.

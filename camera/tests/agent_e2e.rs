@@ -53,7 +53,7 @@ async fn the_same_request_delivered_again_uploads_once_also_across_a_restart() {
     let before = stack.s3_proxy.up_bytes();
 
     let id = "01DUPLICATE000000000000000";
-    let now = anpr_camera::agent::now_secs();
+    let now = anpr_protocol::clock::now_secs();
     let payload = format!(
         r#"{{"v":1,"id":"{id}","file":"big.bin","at":{now},"exp":{}}}"#,
         now + 600
@@ -214,7 +214,7 @@ async fn every_malformed_request_is_refused_with_a_status_and_the_agent_keeps_ru
     let agent = Running::start(stack.config());
     cloud.wait_health(20).await;
 
-    let now = anpr_camera::agent::now_secs();
+    let now = anpr_protocol::clock::now_secs();
     let req = |id: &str, file: &str| {
         format!(
             r#"{{"v":1,"id":"{id}","file":"{file}","at":{now},"exp":{}}}"#,

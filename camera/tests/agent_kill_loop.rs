@@ -50,7 +50,7 @@ async fn the_agent_killed_at_random_points_loses_no_read_and_no_request() {
     let mut cloud = stack.cloud().await;
     let mut bodies = HashMap::new();
     let mut expected_reads = HashSet::new();
-    let base_ms = anpr_camera::agent::now_secs() * 1000 - 3_600_000;
+    let base_ms = anpr_protocol::clock::now_secs() * 1000 - 3_600_000;
     let bin = env!("CARGO_BIN_EXE_anpr-camera");
     // A first run makes the persistent session, so requests published while it is down wait.
     let mut agent = spawn_agent(&stack, bin, "first.log", "info", &[]);

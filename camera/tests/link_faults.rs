@@ -16,7 +16,7 @@ const BATCH: u32 = 25;
 
 fn append_reads(outbox: &OutboxHandle, prefix: &str, n: u64) -> HashSet<String> {
     let mut ob = outbox.lock().unwrap();
-    let now = anpr_camera::agent::now_secs() * 1000;
+    let now = anpr_protocol::clock::now_secs() * 1000;
     (0..n)
         .map(|i| {
             let id = format!("{prefix}{i:05}");

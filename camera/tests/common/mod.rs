@@ -284,7 +284,7 @@ impl Cloud {
     }
 
     pub async fn request(&self, id: &str, file: &str) {
-        let now = anpr_camera::agent::now_secs();
+        let now = anpr_protocol::clock::now_secs();
         self.request_raw(format!(
             r#"{{"v":1,"id":"{id}","file":"{file}","at":{now},"exp":{}}}"#,
             now + 3600
