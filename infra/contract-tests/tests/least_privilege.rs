@@ -319,20 +319,27 @@ fn tempdir() -> std::path::PathBuf {
     d
 }
 
-#[test]
-fn the_request_api_may_update_only_the_connection_change_time_of_camera_items() {
-    let t = load_template(&template_path()).expect("template");
-    let role = resource(&t, "RequestApiRole").expect("request-api role");
-    let stmts = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+/// The one statement of `role`'s inline policy that grants `dynamodb:UpdateItem`, and only it.
+fn the_update_statement(t: &Value, role: &str) -> Value {
+    let r = resource(t, role).unwrap_or_else(|| panic!("{role}"));
+    let updates: Vec<&Value> = r["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
         .as_array()
-        .expect("statements");
-    let updates: Vec<&Value> = stmts
+        .expect("statements")
         .iter()
         .filter(|s| s.to_string().contains("dynamodb:UpdateItem"))
         .collect();
-    assert_eq!(updates.len(), 1, "one statement grants UpdateItem");
-    let s = updates[0];
-    assert_eq!(s["Action"], "dynamodb:UpdateItem", "and nothing else");
+    assert_eq!(updates.len(), 1, "{role}: one statement grants UpdateItem");
+    assert_eq!(
+        updates[0]["Action"], "dynamodb:UpdateItem",
+        "{role}: and nothing else"
+    );
+    updates[0].clone()
+}
+
+#[test]
+fn the_request_api_may_update_only_the_connection_change_time_of_camera_items() {
+    let t = load_template(&template_path()).expect("template");
+    let s = &the_update_statement(&t, "RequestApiRole");
     let c = &s["Condition"];
     let mut attrs: Vec<&str> = c["ForAllValues:StringEquals"]["dynamodb:Attributes"]
         .as_array()
@@ -361,21 +368,9 @@ fn the_request_api_may_update_only_the_connection_change_time_of_camera_items() 
 #[test]
 fn file_status_may_update_camera_registry_items_only() {
     let t = load_template(&template_path()).expect("template");
-    let role = resource(&t, "FileStatusRole").expect("file-status role");
-    let stmts = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-        .as_array()
-        .expect("statements");
-    let updates: Vec<&Value> = stmts
-        .iter()
-        .filter(|s| s.to_string().contains("dynamodb:UpdateItem"))
-        .collect();
-    assert_eq!(updates.len(), 1, "one statement grants UpdateItem");
+    let s = the_update_statement(&t, "FileStatusRole");
     assert_eq!(
-        updates[0]["Action"], "dynamodb:UpdateItem",
-        "and nothing else"
-    );
-    assert_eq!(
-        updates[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
         serde_json::json!(["CAM#*"]),
         "presence is written on camera items (CAM#…) only"
     );
