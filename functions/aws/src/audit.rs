@@ -95,6 +95,7 @@ impl AuditLog for DynamoAuditLog {
                 forward: false,
                 limit,
                 cursor,
+                sort_between: None,
             },
             |i| {
                 serde_dynamo::from_item::<_, AuditItem>(i)

@@ -128,10 +128,12 @@ pub(crate) struct PartitionPage<'a> {
     pub limit: u32,
     /// The previous page's cursor, which must be a key of this same partition.
     pub cursor: Option<&'a str>,
+    /// Only sort keys between these two, inclusive (`SK`, or `GSI1SK` on the index).
+    pub sort_between: Option<(String, String)>,
 }
 
 /// One page of a `Query` of one partition ([`PartitionPage`]), each item mapped by `decode`.
-/// The listings of requests, cameras and the audit trail share it.
+/// The listings of requests, cameras and the audit trail and the plate search share it.
 pub(crate) async fn query_page<T>(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -144,22 +146,31 @@ pub(crate) async fn query_page<T>(
         forward,
         limit,
         cursor,
+        sort_between,
     } = q;
-    let (pk_attr, keys): (&str, &[&str]) = if on_index {
-        (GSI1PK, &[PK, SK, GSI1PK, GSI1SK])
+    let (pk_attr, sk_attr, keys): (&str, &str, &[&str]) = if on_index {
+        (GSI1PK, GSI1SK, &[PK, SK, GSI1PK, GSI1SK])
     } else {
-        (PK, &[PK, SK])
+        (PK, SK, &[PK, SK])
     };
     let start = cursor
         .map(|c| decode_cursor(c, keys, &[(pk_attr, &pk)]))
         .transpose()?;
-    let out = client
+    let query = client
         .query()
         .table_name(table)
         .set_index_name(on_index.then(|| GSI1.to_owned()))
-        .key_condition_expression("#pk = :pk")
         .expression_attribute_names("#pk", pk_attr)
-        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .expression_attribute_values(":pk", AttributeValue::S(pk));
+    let query = match sort_between {
+        None => query.key_condition_expression("#pk = :pk"),
+        Some((lo, hi)) => query
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#sk", sk_attr)
+            .expression_attribute_values(":lo", AttributeValue::S(lo))
+            .expression_attribute_values(":hi", AttributeValue::S(hi)),
+    };
+    let out = query
         .scan_index_forward(forward)
         .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
         .set_exclusive_start_key(start)
@@ -383,6 +394,7 @@ impl RequestStore for DynamoRequestStore {
                 forward: false,
                 limit,
                 cursor,
+                sort_between: None,
             },
             from_item,
         )
@@ -607,6 +619,7 @@ impl CameraRegistry for DynamoCameraRegistry {
                 forward: true,
                 limit,
                 cursor,
+                sort_between: None,
             },
             |i| {
                 serde_dynamo::from_item::<_, CameraItem>(i)

@@ -23,7 +23,7 @@
 
 use crate::dynamo::{decode_cursor, encode_cursor};
 use crate::errors::store_backend as backend;
-use crate::schema::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL_ATTR};
+use crate::schema::{PK, SK, TTL_ATTR};
 use anpr_core::model::Page;
 use anpr_core::plates::{PlateReadStore, PutOutcome, StoredRead, TimeRange};
 use anpr_core::{OrgId, StoreError};
@@ -242,54 +242,6 @@ impl DynamoPlateReadStore {
             retries += 1;
         }
     }
-
-    async fn query_page(
-        &self,
-        index: Option<&str>,
-        (pk_attr, pk): (&str, String),
-        sk_attr: &str,
-        range: TimeRange,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<Page<StoredRead>, StoreError> {
-        let start = match (cursor, index) {
-            (None, _) => None,
-            (Some(c), None) => Some(decode_cursor(c, &[PK, SK], &[(PK, &pk)])?),
-            (Some(c), Some(_)) => Some(decode_cursor(
-                c,
-                &[PK, SK, GSI1PK, GSI1SK],
-                &[(GSI1PK, &pk)],
-            )?),
-        };
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .set_index_name(index.map(str::to_owned))
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-            .expression_attribute_names("#pk", pk_attr)
-            .expression_attribute_names("#sk", sk_attr)
-            .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .expression_attribute_values(":lo", AttributeValue::S(range.low_key()))
-            .expression_attribute_values(":hi", AttributeValue::S(range.high_key()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            items,
-            next_cursor: out.last_evaluated_key.as_ref().and_then(encode_cursor),
-        })
-    }
 }
 
 impl PlateReadStore for DynamoPlateReadStore {
@@ -421,13 +373,19 @@ impl PlateReadStore for DynamoPlateReadStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<StoredRead>, StoreError> {
-        self.query_page(
-            Some(GSI1),
-            (GSI1PK, plate_pk(org, plate)),
-            GSI1SK,
-            range,
-            limit,
-            cursor,
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        crate::dynamo::query_page(
+            &self.client,
+            &self.table,
+            crate::dynamo::PartitionPage {
+                on_index: true,
+                pk: plate_pk(org, plate),
+                forward: false,
+                limit,
+                cursor,
+                sort_between: Some((range.low_key(), range.high_key())),
+            },
+            from_item,
         )
         .await
     }
