@@ -13,19 +13,8 @@ use std::time::{Duration, Instant};
 
 const CAMERAS: [&str; 2] = ["cam-001", "cam-002"];
 
-async fn get(http: &reqwest::Client, token: &str, url: &str) -> Value {
-    http.get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
-}
-
 /// Every plate-read id the API lists for `camera`, page after page.
-async fn read_ids(http: &reqwest::Client, token: &str, api: &str, camera: &str) -> Vec<String> {
+async fn read_ids(http: &reqwest::Client, api: &str, camera: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -33,7 +22,7 @@ async fn read_ids(http: &reqwest::Client, token: &str, api: &str, camera: &str) 
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page = get(http, token, &url).await;
+        let page = common::get_json(http, &url).await;
         for r in page["items"].as_array().expect("items") {
             ids.push(r["read_id"].as_str().expect("read_id").to_owned());
         }
@@ -61,22 +50,12 @@ async fn a_stack_killed_with_requests_in_flight_finishes_them_all_after_a_restar
     ];
     let (mut child, ready) = common::spawn_binary(cwd.path(), &args).await;
     let api = common::console_url(&ready).trim_end_matches('/').to_owned();
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{api}/local/token"))
-        .json(&json!({"user": "ada"}))
-        .send()
-        .await
-        .expect("POST /local/token")
-        .json()
-        .await
-        .expect("JSON");
-    let token = token["token"].as_str().expect("a token").to_owned();
+    let http = common::bearer_client(&common::token_at(&api, "ada").await);
 
     // Both cameras online (they reported their configuration), then three requests each.
     let deadline = Instant::now() + Duration::from_secs(60);
     for cam in CAMERAS {
-        while !get(&http, &token, &format!("{api}/cameras/{cam}/config")).await["reported"]
+        while !common::get_json(&http, &format!("{api}/cameras/{cam}/config")).await["reported"]
             .as_object()
             .is_some_and(|r| r.contains_key("keep_alive_secs"))
         {
@@ -93,7 +72,6 @@ async fn a_stack_killed_with_requests_in_flight_finishes_them_all_after_a_restar
         ] {
             let resp = http
                 .post(format!("{api}/cameras/{cam}/file-requests"))
-                .bearer_auth(&token)
                 .json(&json!({ "file": file }))
                 .send()
                 .await
@@ -110,7 +88,7 @@ async fn a_stack_killed_with_requests_in_flight_finishes_them_all_after_a_restar
     'wait: loop {
         states.clear();
         for (_, _, id) in &requests {
-            let r = get(&http, &token, &format!("{api}/file-requests/{id}")).await;
+            let r = common::get_json(&http, &format!("{api}/file-requests/{id}")).await;
             states.push(r["state"].as_str().unwrap_or_default().to_owned());
         }
         if states.iter().any(|s| s == "uploading") {
@@ -122,7 +100,7 @@ async fn a_stack_killed_with_requests_in_flight_finishes_them_all_after_a_restar
     let reads_before: HashSet<String> = {
         let mut ids = HashSet::new();
         for cam in CAMERAS {
-            ids.extend(read_ids(&http, &token, &api, cam).await);
+            ids.extend(read_ids(&http, &api, cam).await);
         }
         ids
     };
@@ -149,7 +127,7 @@ async fn a_stack_killed_with_requests_in_flight_finishes_them_all_after_a_restar
     let deadline = Instant::now() + Duration::from_secs(120);
     for (cam, file, id) in &requests {
         let r = loop {
-            let r = get(&http, &token, &format!("{api}/file-requests/{id}")).await;
+            let r = common::get_json(&http, &format!("{api}/file-requests/{id}")).await;
             if r["state"] == "ready" {
                 break r;
             }
@@ -173,13 +151,13 @@ async fn a_stack_killed_with_requests_in_flight_finishes_them_all_after_a_restar
     }
     // Plate reads: none lost, none twice.
     for cam in CAMERAS {
-        let ids = read_ids(&http, &token, &api, cam).await;
+        let ids = read_ids(&http, &api, cam).await;
         let distinct: HashSet<String> = ids.iter().cloned().collect();
         assert_eq!(ids.len(), distinct.len(), "{cam}: a read stored twice");
     }
     let mut after = HashSet::new();
     for cam in CAMERAS {
-        after.extend(read_ids(&http, &token, &api, cam).await);
+        after.extend(read_ids(&http, &api, cam).await);
     }
     assert!(
         reads_before.is_subset(&after),

@@ -76,8 +76,14 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
 
 /// A token for demo user `user` from the stack's local-only `POST /local/token`.
 pub async fn token(stack: &Running, user: &str) -> String {
+    token_at(&stack.api_url, user).await
+}
+
+/// A token for demo user `user` from the local-only `POST {api}/local/token` of a stack at
+/// `api` (one started as a process, say).
+pub async fn token_at(api: &str, user: &str) -> String {
     let v: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/local/token", stack.api_url))
+        .post(format!("{api}/local/token"))
         .json(&serde_json::json!({ "user": user }))
         .send()
         .await
@@ -90,12 +96,15 @@ pub async fn token(stack: &Running, user: &str) -> String {
 
 /// An HTTP client signed in as demo user `user` (every request carries its bearer token).
 pub async fn signed_in(stack: &Running, user: &str) -> reqwest::Client {
+    bearer_client(&token(stack, user).await)
+}
+
+/// An HTTP client whose every request carries `token` as its bearer token.
+pub fn bearer_client(token: &str) -> reqwest::Client {
     let mut h = reqwest::header::HeaderMap::new();
     h.insert(
         reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", token(stack, user).await)
-            .parse()
-            .expect("header value"),
+        format!("Bearer {token}").parse().expect("header value"),
     );
     reqwest::Client::builder()
         .default_headers(h)
