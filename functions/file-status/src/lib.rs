@@ -245,16 +245,7 @@ where
                     tracing::info!(camera = %camera, resent = n, "new camera session: open requests published again");
                     Ok(Handled::Resent(n))
                 }
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(camera = %camera, error = %e,
-                        source = ?std::error::Error::source(&e), "sync failed transiently: will be retried");
-                    Err(RetryLater(e))
-                }
-                Err(e) => {
-                    tracing::error!(camera = %camera, error = %e,
-                        source = ?std::error::Error::source(&e), "sync failed permanently: dropped");
-                    Ok(Handled::Failed)
-                }
+                Err(e) => failed(&camera, "sync", None, e),
             };
         }
     }
@@ -281,16 +272,27 @@ where
             }
             Ok(Handled::Outcome(outcome))
         }
-        Err(e) if e.is_retryable() => {
-            tracing::warn!(camera = %camera, request = %status.id, error = %e,
-                source = ?std::error::Error::source(&e), "transient failure: will be retried");
-            Err(RetryLater(e))
-        }
-        Err(e) => {
-            tracing::error!(camera = %camera, request = %status.id, error = %e,
-                source = ?std::error::Error::source(&e), "permanent failure: dropped");
-            Ok(Handled::Failed)
-        }
+        Err(e) => failed(&camera, "status", Some(&status.id), e),
+    }
+}
+
+/// What a failed sync, status or presence comes to: a transient failure fails the invocation
+/// (Lambda retries it), a permanent one is logged with its source and dropped.
+fn failed(
+    camera: &CameraId,
+    what: &'static str,
+    request: Option<&anpr_protocol::RequestId>,
+    e: StatusError,
+) -> Result<Handled, RetryLater> {
+    let source = std::error::Error::source(&e);
+    if e.is_retryable() {
+        tracing::warn!(camera = %camera, what, request = ?request, error = %e, ?source,
+            "transient failure: will be retried");
+        Err(RetryLater(e))
+    } else {
+        tracing::error!(camera = %camera, what, request = ?request, error = %e, ?source,
+            "permanent failure: dropped");
+        Ok(Handled::Failed)
     }
 }
 
@@ -369,16 +371,7 @@ where
             Ok(Handled::Presence(true))
         }
         Ok(None) => Ok(Handled::Presence(false)),
-        Err(e) if e.is_retryable() => {
-            tracing::warn!(camera = %camera, error = %e,
-                source = ?std::error::Error::source(&e), "presence failed transiently: will be retried");
-            Err(RetryLater(e))
-        }
-        Err(e) => {
-            tracing::error!(camera = %camera, error = %e,
-                source = ?std::error::Error::source(&e), "presence failed permanently: dropped");
-            Ok(Handled::Failed)
-        }
+        Err(e) => failed(&camera, "presence", None, e),
     }
 }
 
