@@ -33,11 +33,6 @@ pub struct WebAccess {
     sessions: Mutex<HashMap<String, Caller>>,
 }
 
-/// The topic level that names `user` in a web client id (`web-{level}-…`).
-fn user_level(user: &str) -> String {
-    topics::sanitize_level(user)
-}
-
 impl WebAccess {
     /// The policy over the issuer's tokens.
     pub fn new(issuer: Arc<Issuer>) -> Arc<Self> {
@@ -62,7 +57,10 @@ impl WebAccess {
                 return false;
             }
         };
-        let prefix = format!("{WEB_CLIENT_PREFIX}{}-", user_level(&caller.sub));
+        let prefix = format!(
+            "{WEB_CLIENT_PREFIX}{}-",
+            topics::sanitize_level(&caller.sub)
+        );
         if !client_id.starts_with(&prefix) || client_id.len() == prefix.len() {
             tracing::warn!(client_id, user = %caller.sub, "WebSocket CONNECT refused: the client id is not `{prefix}…`");
             return false;
