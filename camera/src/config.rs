@@ -230,6 +230,11 @@ pub struct RecognizerSection {
     /// What to keep in `media_dir` for each read: `crop`, `frame` or `none`.
     #[serde(default)]
     pub save: SaveMode,
+    /// The recognizer runs in its own process (`anpr-frames`, next to `anpr-camera`), which
+    /// exits after this many seconds without frames (no passage open) and is started again
+    /// when a frame arrives, so an idle camera holds no model in memory; 0: never exits.
+    #[serde(default = "default_idle_exit")]
+    pub idle_exit_secs: u64,
 }
 
 /// `[mqtt]`: the one MQTT session.
@@ -450,6 +455,9 @@ fn default_group_gap() -> u64 {
 }
 fn default_group_window() -> u64 {
     30_000
+}
+fn default_idle_exit() -> u64 {
+    60
 }
 
 /// `a` and `b` are the same directory or one is inside the other (compared as written, and
@@ -766,13 +774,6 @@ impl Config {
                 "must be at least recognizer.group_gap_ms",
             ));
         }
-        if !cfg!(feature = "recognizer") {
-            return Err(invalid(
-                "recognizer",
-                "this anpr-camera was built without the recognizer (cargo feature `recognizer`): \
-                 remove the [recognizer] section or install the full build",
-            ));
-        }
         Ok(())
     }
 
@@ -867,7 +868,6 @@ role_alias = "anpr-camera"
         );
     }
 
-    #[cfg(feature = "recognizer")]
     #[test]
     fn a_recognizer_section_with_only_the_watch_dir_gets_the_defaults() {
         let c = Config::parse(&format!("{MINIMAL}{RECOGNIZER}")).unwrap();
@@ -880,14 +880,15 @@ role_alias = "anpr-camera"
         assert_eq!(r.reader, "ppocr");
         assert_eq!((r.group_gap_ms, r.group_window_ms), (2000, 30_000));
         assert_eq!(r.save, SaveMode::Crop);
+        assert_eq!(r.idle_exit_secs, 60);
     }
 
-    #[cfg(feature = "recognizer")]
     #[test]
     fn every_recognizer_setting_is_read() {
         let text = format!(
             "{MINIMAL}{RECOGNIZER}models_dir = \"/opt/models\"\nthreads = 2\nmin_score = 0.5\n\
-             region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n"
+             region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n\
+             idle_exit_secs = 0\n"
         );
         let r = Config::parse(&text).unwrap().recognizer.unwrap();
         assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
@@ -896,6 +897,7 @@ role_alias = "anpr-camera"
         assert_eq!(r.reader, "plate");
         assert_eq!((r.group_gap_ms, r.group_window_ms), (500, 4000));
         assert_eq!(r.save, SaveMode::Frame);
+        assert_eq!(r.idle_exit_secs, 0);
         let none = format!("{MINIMAL}{RECOGNIZER}save = \"none\"\n");
         assert_eq!(
             Config::parse(&none).unwrap().recognizer.unwrap().save,
@@ -921,7 +923,6 @@ role_alias = "anpr-camera"
         assert_eq!(READERS.len(), anpr_recognizer::ReaderKind::ALL.len());
     }
 
-    #[cfg(feature = "recognizer")]
     #[test]
     fn bad_recognizer_settings_are_refused_naming_the_setting() {
         let cases = [
@@ -973,19 +974,6 @@ role_alias = "anpr-camera"
             let e = Config::parse(&format!("{MINIMAL}\n[recognizer]\n{lines}\n")).unwrap_err();
             assert!(e.to_string().contains(setting), "{lines}: {e}");
         }
-    }
-
-    #[cfg(not(feature = "recognizer"))]
-    #[test]
-    fn an_agent_only_build_refuses_a_recognizer_section_saying_why() {
-        let e = Config::parse(&format!("{MINIMAL}{RECOGNIZER}")).unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains("`recognizer`"), "{msg}");
-        assert!(msg.contains("built without the recognizer"), "{msg}");
-        // Its settings are still checked first, naming the bad one.
-        let bad = format!("{MINIMAL}{RECOGNIZER}threads = 0\n");
-        let e = Config::parse(&bad).unwrap_err();
-        assert!(e.to_string().contains("recognizer.threads"), "{e}");
     }
 
     /// A key or certificate the media directory holds could be requested by anyone who may

@@ -16,8 +16,11 @@
 //!   frame, so when that frame was still there the cloud stores it once.
 //! - **Bad frames.** A file that does not decode is logged, counted and deleted; the feed goes
 //!   on.
-//! - The recognizer runs on this feed's own thread (the agent's runtime is single-threaded);
-//!   on shutdown the open groups are flushed to the outbox.
+//! - **Where it runs.** The agent binary runs the feed as a process of its own
+//!   (`anpr-frames feed`, [`run_feed`]; see [`crate::feed_link`]), which exits when idle, so the
+//!   agent never holds the models. The local stack runs it on a thread of the agent's process
+//!   ([`spawn`]). Either way, on shutdown the open groups are flushed to the outbox; a read the
+//!   agent did not take (it is gone) keeps its frames in the watch directory.
 //!
 //! The decisions are pure and unit-tested: [`Watch::observe`] (which files are ready, in which
 //! order), [`release`] (which held frames may go), [`read_id`], [`media_name`],
@@ -25,6 +28,8 @@
 
 use crate::agent::OutboxHandle;
 use crate::config::{Config, RecognizerSection, SaveMode};
+pub use crate::feed_link::is_frame_name;
+use crate::feed_link::{FeedSettings, ReadSink, SinkError};
 use crate::journal::{Journal, JournalError};
 use crate::quota;
 use anpr_protocol::{FileName, PlateRead as WireRead, ReadId};
@@ -150,12 +155,6 @@ impl FrameFile {
     pub fn mtime_ms(&self) -> u64 {
         u64::try_from(self.mtime_ns / 1_000_000).unwrap_or(u64::MAX)
     }
-}
-
-/// Whether a file name is a frame to read: `*.jpg` or `*.jpeg` (any case), not hidden.
-pub fn is_frame_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    !name.starts_with('.') && (lower.ends_with(".jpg") || lower.ends_with(".jpeg"))
 }
 
 /// Which frames of the watch directory are ready, poll after poll.
@@ -300,10 +299,11 @@ pub fn recognizer_config(r: &RecognizerSection) -> Result<RecognizerConfig, Fram
     Ok(rc)
 }
 
-/// Starts the feed on its own thread: checks the model files are there (an error here is
-/// returned) and loads them when the first frame arrives (an idle camera holds no model), then
-/// reads frames until `shutdown` turns true, flushes the open groups to the outbox and returns what
-/// it did.
+/// Starts the feed on its own thread, in this process: checks the model files are there (an
+/// error here is returned) and loads them when the first frame arrives (an idle camera holds no
+/// model), then reads frames until `shutdown` turns true, flushes the open groups to the outbox
+/// and returns what it did. (The agent binary runs the feed as its own process instead:
+/// [`run_feed`], through [`crate::feed_link`].)
 pub fn spawn(
     cfg: &Config,
     outbox: OutboxHandle,
@@ -320,65 +320,21 @@ pub fn spawn_with_settings(
     cfg: &Config,
     outbox: OutboxHandle,
     shutdown: watch::Receiver<bool>,
-    settings: watch::Receiver<Config>,
+    mut settings: watch::Receiver<Config>,
 ) -> Result<FeedHandle, FramesError> {
-    let section = cfg.recognizer.clone().ok_or(FramesError::NotConfigured)?;
-    let rc = recognizer_config(&section)?;
-    let dir_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| FramesError::Dir { path, source }
-    };
-    std::fs::create_dir_all(&section.watch_dir).map_err(dir_err(&section.watch_dir))?;
-    let reads_dir = cfg.media_dir.join(MEDIA_SUBDIR);
-    if section.save != SaveMode::None {
-        std::fs::create_dir_all(&reads_dir).map_err(dir_err(&reads_dir))?;
-    }
-    let journal = Journal::open(&cfg.state_dir).map_err(FramesError::Journal)?;
-    // The models load when the first frame arrives (an idle camera does not pay for them);
-    // a missing file is still reported now, while the agent starts.
-    for file in [
-        anpr_recognizer::DETECTOR_FILE,
-        anpr_recognizer::READER_FILE,
-        anpr_recognizer::CHARSET_FILE,
-    ] {
-        let path = rc.models_dir.join(file);
-        if !path.is_file() {
-            return Err(FramesError::Recognizer(RecognizerError::ModelMissing {
-                path,
-            }));
-        }
-    }
-    let feed = Feed {
-        watch_dir: section.watch_dir.clone(),
-        media_dir: cfg.media_dir.clone(),
-        save: section.save,
-        quota: cfg.media_quota_bytes,
-        journal,
-        outbox,
-        recognizer: None,
-        rc: rc.clone(),
-        grouper: TemporalGrouper::new(section.group_gap_ms, section.group_window_ms),
-        watch: Watch::default(),
-        taken: HashSet::new(),
-        held: Vec::new(),
-        clock_ms: 0,
-        stats: FeedStats::default(),
-        quota_due: true,
-        progress: Arc::new(AtomicU64::new(0)),
-        retunes: Arc::new(AtomicU64::new(0)),
-    };
+    let feed = Feed::new(cfg, Box::new(outbox), None)?;
     let frames = feed.progress.clone();
     let retunes = feed.retunes.clone();
-    tracing::info!(
-        watch_dir = %section.watch_dir.display(),
-        models = %rc.models_dir.display(),
-        threads = rc.threads,
-        region = %section.region,
-        "frame feed starting"
-    );
+    let follow = move || {
+        settings
+            .has_changed()
+            .unwrap_or(false)
+            .then(|| FeedSettings::of(&settings.borrow_and_update()))
+            .flatten()
+    };
     let thread = std::thread::Builder::new()
         .name("frames".into())
-        .spawn(move || feed.run(shutdown, settings))
+        .spawn(move || feed.run(&shutdown, follow))
         .map_err(FramesError::Thread)?;
     Ok(FeedHandle {
         thread,
@@ -387,16 +343,24 @@ pub fn spawn_with_settings(
     })
 }
 
-/// An error with its sources, one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
+/// Runs the feed on this thread, handing its reads to `sink`, until `shutdown` turns true or
+/// (with `idle_exit`) nothing happened for that long with no passage open; follows each new
+/// value of `settings`. This is `anpr-frames feed`, the process the agent starts.
+pub fn run_feed(
+    cfg: &Config,
+    sink: Box<dyn ReadSink>,
+    shutdown: &watch::Receiver<bool>,
+    mut settings: watch::Receiver<FeedSettings>,
+    idle_exit: Option<Duration>,
+) -> Result<FeedStats, FramesError> {
+    let feed = Feed::new(cfg, sink, idle_exit)?;
+    let follow = move || {
+        settings
+            .has_changed()
+            .unwrap_or(false)
+            .then(|| settings.borrow_and_update().clone())
+    };
+    Ok(feed.run(shutdown, follow))
 }
 
 #[derive(Debug)]
@@ -406,7 +370,11 @@ struct Feed {
     save: SaveMode,
     quota: Option<u64>,
     journal: Journal,
-    outbox: OutboxHandle,
+    sink: Box<dyn ReadSink>,
+    /// Exit after this long without frames and with no passage open (the feed's own process).
+    idle_exit: Option<Duration>,
+    /// The sink is gone: stop, keeping the frames of reads not handed over.
+    gone: bool,
     /// Loaded at the first frame.
     recognizer: Option<Recognizer>,
     /// The settings it loads with (kept retuned until then).
@@ -427,39 +395,105 @@ struct Feed {
 }
 
 impl Feed {
-    /// Applies the tunable settings of `cfg` (see [`spawn_with_settings`]).
-    fn retune(&mut self, cfg: &Config) {
-        if let Some(r) = &cfg.recognizer {
-            match r.region.parse::<Region>() {
-                Ok(region) => {
-                    self.rc.min_score = r.min_score.clamp(0.0, 1.0);
-                    self.rc.region = region;
-                    if let Some(rec) = &mut self.recognizer {
-                        rec.tune(r.min_score, region);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "recognizer.region not applied"),
-            }
-            self.grouper.max_gap_ms = r.group_gap_ms;
-            self.grouper.max_window_ms = r.group_window_ms.max(r.group_gap_ms);
+    /// The feed of `cfg`'s `[recognizer]` section: checks the model files are there and makes
+    /// its directories; loads nothing.
+    fn new(
+        cfg: &Config,
+        sink: Box<dyn ReadSink>,
+        idle_exit: Option<Duration>,
+    ) -> Result<Feed, FramesError> {
+        let section = cfg.recognizer.clone().ok_or(FramesError::NotConfigured)?;
+        let rc = recognizer_config(&section)?;
+        let dir_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| FramesError::Dir { path, source }
+        };
+        std::fs::create_dir_all(&section.watch_dir).map_err(dir_err(&section.watch_dir))?;
+        let reads_dir = cfg.media_dir.join(MEDIA_SUBDIR);
+        if section.save != SaveMode::None {
+            std::fs::create_dir_all(&reads_dir).map_err(dir_err(&reads_dir))?;
         }
-        if self.quota != cfg.media_quota_bytes {
-            self.quota = cfg.media_quota_bytes;
+        let journal = Journal::open(&cfg.state_dir).map_err(FramesError::Journal)?;
+        // The models load when the first frame arrives (an idle camera does not pay for them);
+        // a missing file is still reported now, while the feed starts.
+        for file in [
+            anpr_recognizer::DETECTOR_FILE,
+            anpr_recognizer::READER_FILE,
+            anpr_recognizer::CHARSET_FILE,
+        ] {
+            let path = rc.models_dir.join(file);
+            if !path.is_file() {
+                return Err(FramesError::Recognizer(RecognizerError::ModelMissing {
+                    path,
+                }));
+            }
+        }
+        tracing::info!(
+            watch_dir = %section.watch_dir.display(),
+            models = %rc.models_dir.display(),
+            threads = rc.threads,
+            region = %section.region,
+            "frame feed starting"
+        );
+        Ok(Feed {
+            watch_dir: section.watch_dir.clone(),
+            media_dir: cfg.media_dir.clone(),
+            save: section.save,
+            quota: cfg.media_quota_bytes,
+            journal,
+            sink,
+            idle_exit,
+            gone: false,
+            recognizer: None,
+            rc,
+            grouper: TemporalGrouper::new(section.group_gap_ms, section.group_window_ms),
+            watch: Watch::default(),
+            taken: HashSet::new(),
+            held: Vec::new(),
+            clock_ms: 0,
+            stats: FeedStats::default(),
+            quota_due: true,
+            progress: Arc::new(AtomicU64::new(0)),
+            retunes: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Applies new tunable settings (see [`spawn_with_settings`]).
+    fn retune(&mut self, s: &FeedSettings) {
+        match s.region.parse::<Region>() {
+            Ok(region) => {
+                self.rc.min_score = s.min_score.clamp(0.0, 1.0);
+                self.rc.region = region;
+                if let Some(rec) = &mut self.recognizer {
+                    rec.tune(s.min_score, region);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "recognizer.region not applied"),
+        }
+        self.grouper.max_gap_ms = s.group_gap_ms;
+        self.grouper.max_window_ms = s.group_window_ms.max(s.group_gap_ms);
+        if self.quota != s.media_quota_bytes {
+            self.quota = s.media_quota_bytes;
             self.quota_due = true;
         }
         tracing::info!(quota = ?self.quota, gap_ms = self.grouper.max_gap_ms, "frame feed retuned");
     }
 
+    /// Whether a passage is open or frames are held: the feed has work even without new frames.
+    fn busy(&self) -> bool {
+        self.grouper.oldest_open_ms().is_some() || !self.held.is_empty()
+    }
+
     fn run(
         mut self,
-        shutdown: watch::Receiver<bool>,
-        mut settings: watch::Receiver<Config>,
+        shutdown: &watch::Receiver<bool>,
+        mut settings: impl FnMut() -> Option<FeedSettings>,
     ) -> FeedStats {
         let mut list_failing = false;
-        while !*shutdown.borrow() {
-            if settings.has_changed().unwrap_or(false) {
-                let cfg = settings.borrow_and_update().clone();
-                self.retune(&cfg);
+        let mut last_busy = std::time::Instant::now();
+        while !*shutdown.borrow() && !self.gone {
+            if let Some(s) = settings() {
+                self.retune(&s);
                 self.retunes.fetch_add(1, Ordering::Relaxed);
             }
             self.enforce_quota();
@@ -485,9 +519,16 @@ impl Feed {
                 self.clock_ms = self.clock_ms.max(anpr_protocol::clock::now_ms());
                 let closed = self.grouper.close_due(self.clock_ms);
                 self.emit_all(closed);
+                if self.busy() {
+                    last_busy = std::time::Instant::now();
+                } else if self.idle_exit.is_some_and(|d| last_busy.elapsed() >= d) {
+                    tracing::info!("no frame for a while: the frame feed exits until one arrives");
+                    break;
+                }
                 std::thread::sleep(POLL);
                 continue;
             }
+            last_busy = std::time::Instant::now();
             if self.recognizer.is_none() {
                 let started = std::time::Instant::now();
                 match Recognizer::new(&self.rc) {
@@ -500,27 +541,25 @@ impl Feed {
                     }
                     Err(e) => {
                         // As when they could not load at start: the agent runs without the feed.
-                        let e = error_chain(&e);
+                        let e = crate::error_chain(&e);
                         tracing::error!(error = %e, "models could not be loaded; the frame feed stops");
                         break;
                     }
                 }
             }
             for f in ready {
-                if *shutdown.borrow() {
+                if *shutdown.borrow() || self.gone {
                     break;
                 }
                 self.frame(f);
             }
         }
-        let open = self.grouper.flush();
-        self.emit_all(open);
-        self.enforce_quota();
-        if let Ok(mut ob) = self.outbox.lock()
-            && let Err(e) = ob.sync()
-        {
-            tracing::error!(error = %e, "outbox sync failed");
+        if !self.gone {
+            let open = self.grouper.flush();
+            self.emit_all(open);
         }
+        self.enforce_quota();
+        self.sink.finish();
         tracing::info!(stats = ?self.stats, "frame feed stopped");
         self.stats
     }
@@ -627,7 +666,14 @@ impl Feed {
             return;
         }
         for g in groups {
+            if self.gone {
+                // Not handed over: its frames stay in the watch directory for the next start.
+                return;
+            }
             self.emit(&g);
+        }
+        if self.gone {
+            return;
         }
         for h in release(&mut self.held, self.grouper.oldest_open_ms()) {
             self.remove_frame(&h.file);
@@ -666,15 +712,15 @@ impl Feed {
             plate = %wire.p, confidence = wire.c, frames = g.count,
             img = wire.img.as_ref().map(ToString::to_string), "plate read"
         );
-        let r = match self.outbox.lock() {
-            Ok(mut ob) => ob.append(wire).map_err(|e| e.to_string()),
-            Err(_) => Err("outbox lock poisoned".to_owned()),
-        };
-        match r {
+        match self.sink.append(wire) {
             Ok(()) => self.stats.plate_reads += 1,
-            Err(e) => {
+            Err(SinkError::Refused(e)) => {
                 tracing::error!(error = %e, "plate read not queued");
                 self.stats.outbox_errors += 1;
+            }
+            Err(e @ SinkError::Gone(_)) => {
+                tracing::error!(error = %crate::error_chain(&e), "plate read not handed over; the frame feed stops and keeps its frames");
+                self.gone = true;
             }
         }
     }
@@ -969,6 +1015,7 @@ mod tests {
             group_gap_ms: 1,
             group_window_ms: 2,
             save: SaveMode::Crop,
+            idle_exit_secs: 60,
         };
         let rc = recognizer_config(&s).unwrap();
         assert_eq!(

@@ -14,11 +14,13 @@ pub mod agent;
 pub mod config;
 pub mod creds;
 pub mod dispatch;
+pub mod feed_link;
 #[cfg(feature = "recognizer")]
 pub mod frames;
 pub mod health;
 pub mod http;
 pub mod journal;
+pub mod logs;
 pub mod machine;
 pub mod media;
 pub mod mqtt;
@@ -33,3 +35,15 @@ pub mod tls;
 pub mod upload;
 
 pub use config::Config;
+
+/// An error with its sources, on one line (`outer: cause: root cause`), for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}

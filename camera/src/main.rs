@@ -20,41 +20,19 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Recognize plates in image files and print the reads as JSON lines.
-    #[cfg(feature = "recognizer")]
+    /// Recognize plates in image files (runs `anpr-frames recognize`).
+    #[command(disable_help_flag = true)]
     Recognize {
-        /// Image files (JPEG, PNG).
-        #[arg(required = true)]
-        images: Vec<PathBuf>,
-        /// Folder of the model files (default: `ANPR_MODELS_DIR`, else `.local/models`).
-        #[arg(long)]
-        models: Option<PathBuf>,
-        /// Reader: `ppocr` (PP-OCRv4, the default) or `plate` (our own plate reader).
-        #[arg(long, default_value = "ppocr")]
-        reader: String,
+        /// The arguments of `anpr-frames recognize` (`--help` for them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
-    /// Evaluate the recognizer on a folder of annotated photos.
-    #[cfg(feature = "recognizer")]
+    /// Evaluate the recognizer on a folder of annotated photos (runs `anpr-frames eval`).
+    #[command(disable_help_flag = true)]
     Eval {
-        /// The folder.
-        dir: PathBuf,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Threads per frame.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Folder of the model files.
-        #[arg(long)]
-        models: Option<PathBuf>,
-        /// Compiled inference plans kept per model (memory vs recompiling for varied sizes).
-        #[arg(long)]
-        max_plans: Option<usize>,
-        /// Reader(s) to measure: `ppocr`, `plate`, a comma-separated list, or `all`; with more
-        /// than one, each pipeline is measured in turn and reported side by side (`--json`: an
-        /// array of reports).
-        #[arg(long, default_value = "ppocr")]
-        reader: String,
+        /// The arguments of `anpr-frames eval` (`--help` for them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
     /// Check a configuration file and exit (0 if valid).
     CheckConfig {
@@ -64,44 +42,49 @@ enum Cmd {
     },
 }
 
-/// Logs at the levels `RUST_LOG` names (`info`, `anpr_camera=debug,rumqttc=warn`: targets
-/// and levels, without span or field filters, which would link a regex engine), else `info`.
-fn init_logs() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            tracing_subscriber::filter::Targets::new()
-                .with_default(tracing::level_filters::LevelFilter::INFO)
-        });
-    let registry = tracing_subscriber::registry().with(filter);
-    if std::env::var("ANPR_LOG_FORMAT").as_deref() == Ok("json") {
-        registry
-            .with(tracing_subscriber::fmt::layer().json())
-            .init();
-    } else {
-        registry
-            .with(tracing_subscriber::fmt::layer().with_ansi(false))
-            .init();
-    }
+/// The frame feed's program, next to this one.
+fn frames_program() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("the path of anpr-camera")?;
+    Ok(anpr_camera::feed_link::program_next_to(&me))
 }
 
-/// Starts the frame feed when `[recognizer]` is configured. If it cannot start (models
-/// missing, directory unusable) the agent still runs, so the camera stays reachable.
-#[cfg(feature = "recognizer")]
+/// Runs `anpr-frames SUBCOMMAND ARGS…` in place of this process; returns only on failure.
+fn run_frames(sub: &str, args: &[std::ffi::OsString]) -> anyhow::Error {
+    use std::os::unix::process::CommandExt as _;
+    let program = match frames_program() {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let e = std::process::Command::new(&program)
+        .arg(sub)
+        .args(args)
+        .exec();
+    anyhow::Error::new(e).context(format!(
+        "cannot run {} (the recognizer is not installed next to anpr-camera)",
+        program.display()
+    ))
+}
+
+/// Starts the frame feed's process when `[recognizer]` is configured. If it cannot (no
+/// `anpr-frames` next to the agent) the agent still runs, so the camera stays reachable.
 fn start_feed(
+    config_file: &std::path::Path,
     cfg: &anpr_camera::Config,
     outbox: &anpr_camera::agent::OutboxHandle,
-    rx: &tokio::sync::watch::Receiver<bool>,
-    settings: tokio::sync::watch::Receiver<anpr_camera::Config>,
-) -> Option<anpr_camera::frames::FeedHandle> {
+) -> Option<anpr_camera::feed_link::FeedSupervisor> {
     cfg.recognizer.as_ref()?;
-    match anpr_camera::frames::spawn_with_settings(cfg, outbox.clone(), rx.clone(), settings) {
-        Ok(h) => Some(h),
+    let started = frames_program().and_then(|program| {
+        anpr_camera::feed_link::FeedSupervisor::start(
+            program,
+            config_file.to_path_buf(),
+            cfg,
+            outbox.clone(),
+        )
+        .map_err(anyhow::Error::new)
+    });
+    match started {
+        Ok(s) => Some(s),
         Err(e) => {
-            let e = anyhow::Error::new(e);
             tracing::error!(
                 error = format!("{e:#}"),
                 "frame feed not started; the agent runs without it"
@@ -111,109 +94,21 @@ fn start_feed(
     }
 }
 
-/// `--reader ppocr`, `plate`, `ppocr,plate` or `all`.
-#[cfg(feature = "recognizer")]
-fn parse_readers(arg: &str) -> anyhow::Result<Vec<anpr_recognizer::ReaderKind>> {
-    if arg.eq_ignore_ascii_case("all") {
-        return Ok(anpr_recognizer::ReaderKind::ALL.to_vec());
-    }
-    let mut out = Vec::new();
-    for name in arg.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let r = name.parse().map_err(anyhow::Error::msg)?;
-        if !out.contains(&r) {
-            out.push(r);
-        }
-    }
-    anyhow::ensure!(!out.is_empty(), "--reader names no reader");
-    Ok(out)
-}
-
-/// One line per pipeline: the overall figures of each report.
-#[cfg(feature = "recognizer")]
-fn side_by_side(reports: &[anpr_recognizer::EvalReport]) -> String {
-    let mut s = format!(
-        "{:<8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>10}\n",
-        "reader", "found%", "exact%", "CER", "median ms", "p95 ms", "models MB"
-    );
-    for r in reports {
-        let o = &r.overall;
-        s += &format!(
-            "{:<8} {:>8.1} {:>8.1} {:>7.3} {:>10.1} {:>8.1} {:>10.1}\n",
-            r.config.reader.name(),
-            o.found_pct,
-            o.exact_pct,
-            o.cer,
-            o.median_ms,
-            o.p95_ms,
-            r.model_bytes as f64 / 1e6
-        );
-    }
-    s
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logs();
+    anpr_camera::logs::init(anpr_camera::logs::LogTo::Stdout);
     match cli.cmd {
-        #[cfg(feature = "recognizer")]
-        Cmd::Recognize {
-            images,
-            models,
-            reader,
-        } => {
-            let mut rc = anpr_recognizer::RecognizerConfig {
-                reader: reader.parse().map_err(anyhow::Error::msg)?,
-                ..anpr_recognizer::RecognizerConfig::default()
-            };
-            if let Some(m) = models {
-                rc.models_dir = m;
-            }
-            for r in anpr_recognizer::recognize_files(&images, &rc)? {
-                println!("{}", serde_json::to_string(&r)?);
-            }
-            Ok(())
-        }
-        #[cfg(feature = "recognizer")]
-        Cmd::Eval {
-            dir,
-            json,
-            threads,
-            models,
-            max_plans,
-            reader,
-        } => {
-            let mut rc = anpr_recognizer::RecognizerConfig::default();
-            if let Some(m) = models {
-                rc.models_dir = m;
-            }
-            if let Some(p) = max_plans {
-                rc.max_plans = p.max(1);
-            }
-            if let Some(t) = threads {
-                rc.threads = t.max(1);
-            }
-            let readers = parse_readers(&reader)?;
-            let mut reports = Vec::new();
-            for r in &readers {
-                rc.reader = *r;
-                reports.push(anpr_recognizer::evaluate_dir(&dir, &rc)?);
-            }
-            match (json, reports.as_slice()) {
-                (true, [one]) => println!("{}", serde_json::to_string_pretty(one)?),
-                (true, all) => println!("{}", serde_json::to_string_pretty(all)?),
-                (false, all) => {
-                    for report in all {
-                        println!("{report}");
-                    }
-                    if all.len() > 1 {
-                        println!("{}", side_by_side(all));
-                    }
-                }
-            }
-            Ok(())
-        }
+        Cmd::Recognize { args } => Err(run_frames("recognize", &args)),
+        Cmd::Eval { args } => Err(run_frames("eval", &args)),
         Cmd::CheckConfig { config } => {
             let cfg = anpr_camera::Config::load(&config)?;
+            if cfg.recognizer.is_some() {
+                let program = frames_program()?;
+                anyhow::ensure!(
+                    program.is_file(),
+                    anpr_camera::feed_link::FeedLinkError::ProgramMissing { path: program }
+                );
+            }
             println!("{}: valid", config.display());
             // Relative paths were resolved against this directory: show what the agent uses.
             for (setting, path) in cfg.paths() {
@@ -223,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Run { config } => {
             // One thread: the camera is small and the agent is I/O-bound (less memory); the
-            // frame feed has its own thread.
+            // frame feed is a process of its own.
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -244,12 +139,18 @@ fn main() -> anyhow::Result<()> {
             let outbox = anpr_camera::agent::open_outbox(&cfg)?;
             // The configuration in force (the file with the remote settings over it): the agent
             // sends it at start and on every remote change; the frame feed follows it.
-            let (running_tx, _running_rx) = tokio::sync::watch::channel(cfg.clone());
-            // An agent-only build refuses a `[recognizer]` section in the configuration.
-            #[cfg(feature = "recognizer")]
-            let feed = start_feed(&cfg, &outbox, &rx, _running_rx);
-            let stop = tx.clone();
+            let (running_tx, mut running_rx) = tokio::sync::watch::channel(cfg.clone());
+            let feed = start_feed(&config, &cfg, &outbox).map(std::sync::Arc::new);
+            let follow = feed.clone();
             let result = rt.block_on(async move {
+                if let Some(feed) = follow {
+                    tokio::spawn(async move {
+                        while running_rx.changed().await.is_ok() {
+                            let cfg = running_rx.borrow_and_update().clone();
+                            feed.retune(&cfg);
+                        }
+                    });
+                }
                 tokio::spawn(async move {
                     tokio::select! {
                         _ = term.recv() => {}
@@ -260,13 +161,11 @@ fn main() -> anyhow::Result<()> {
                 });
                 anpr_camera::agent::run_with_settings(cfg, outbox, rx, running_tx).await
             });
-            // The agent stopped (or could not start): stop the feed too, let it flush.
-            let _ = stop.send(true);
-            #[cfg(feature = "recognizer")]
-            if let Some(feed) = feed
-                && feed.join().is_none()
-            {
-                tracing::error!("the frame feed thread panicked");
+            // The agent stopped (or could not start): stop the feed too, let it hand over its
+            // last reads. The runtime (and the task following the settings) is gone with it.
+            drop(rt);
+            if let Some(feed) = feed.and_then(|f| std::sync::Arc::into_inner(f)) {
+                feed.stop();
             }
             result?;
             Ok(())

@@ -94,3 +94,186 @@ async fn an_agent_whose_models_are_missing_still_serves_and_logs_how_to_fetch_th
     assert!(log.contains("frame feed not started"), "{log}");
     assert!(log.contains("scripts/fetch-models"), "{log}");
 }
+
+/// The pid of the last frame feed the agent started, from its log (`frame feed started pid=N`).
+fn last_feed_pid(log: &str) -> Option<u32> {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("frame feed started"))
+        .and_then(|l| l.split("pid=").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+}
+
+/// Waits until `done(log)` holds for the agent's log, failing after `secs`.
+async fn wait_log(stack: &Stack, secs: u64, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let log = std::fs::read_to_string(stack.state.path().join("agent.log")).unwrap_or_default();
+        if done(&log) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "{what}: not seen in time\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn drop_frame(stack: &Stack, name: &str) {
+    let photo =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plate-rk262ah.jpg");
+    let tmp = stack.frames.path().join(format!("{name}.tmp"));
+    std::fs::copy(&photo, &tmp).unwrap();
+    std::fs::rename(&tmp, stack.frames.path().join(name)).unwrap();
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frame_feed_killed_while_it_holds_a_passage_is_started_again_and_the_read_arrives_once()
+{
+    let mut stack = Stack::new("cam-feedkill").await;
+    // The passage stays open 3 s after its frame: the feed is killed inside that window.
+    stack.recognizer = Some("group_gap_ms = 3000\ngroup_window_ms = 10000".into());
+    let mut cloud = stack.cloud().await;
+    let mut agent = spawn_agent(
+        &stack,
+        env!("CARGO_BIN_EXE_anpr-camera"),
+        "agent.log",
+        "info,anpr_camera::frames=debug",
+        &[],
+    );
+    cloud.wait_health(30).await;
+    let log = wait_log(&stack, 30, "the feed started", |l| {
+        last_feed_pid(l).is_some()
+    })
+    .await;
+    let first = last_feed_pid(&log).unwrap();
+
+    drop_frame(&stack, "gate.jpg");
+    wait_log(&stack, 120, "the frame read", |l| l.contains("frame read")).await;
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        stack.frames.path().join("gate.jpg").exists(),
+        "a held frame stays while its passage is open"
+    );
+
+    // Started again after its back-off; it reads the frame again and hands the read over.
+    let log = wait_log(&stack, 60, "a second feed", |l| {
+        last_feed_pid(l).is_some_and(|p| p != first)
+    })
+    .await;
+    assert!(log.contains("the frame feed died"), "{log}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cloud.plates.is_empty() {
+        assert!(Instant::now() < deadline, "no plate batch published");
+        cloud.drain(1).await;
+    }
+    cloud.collect_for(Duration::from_secs(2)).await;
+    let reads: Vec<_> = cloud
+        .plates
+        .iter()
+        .flat_map(|p| anpr_protocol::decode::<PlateReadBatch>(p).unwrap().r)
+        .collect();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].p, "RK262AH");
+    assert!(!stack.frames.path().join("gate.jpg").exists());
+
+    let exit = sigterm_and_wait(&mut agent, 30).await;
+    assert!(exit.success(), "clean exit: {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_frame_feed_exits_and_is_started_again_by_the_next_frame() {
+    let mut stack = Stack::new("cam-feedidle").await;
+    stack.recognizer =
+        Some("group_gap_ms = 500\ngroup_window_ms = 10000\nidle_exit_secs = 1".into());
+    let mut cloud = stack.cloud().await;
+    let mut agent = spawn_agent(
+        &stack,
+        env!("CARGO_BIN_EXE_anpr-camera"),
+        "agent.log",
+        "info",
+        &[],
+    );
+    cloud.wait_health(30).await;
+    let log = wait_log(&stack, 30, "the idle feed's exit", |l| {
+        l.contains("stopped until a frame arrives")
+    })
+    .await;
+    let first = last_feed_pid(&log).expect("a feed was started with the agent");
+    assert!(!alive(first), "the idle feed is gone");
+    assert!(alive(agent.id()), "the agent runs on");
+
+    drop_frame(&stack, "later.jpg");
+    let log = wait_log(&stack, 60, "a feed started by the frame", |l| {
+        last_feed_pid(l).is_some_and(|p| p != first)
+    })
+    .await;
+    assert_eq!(log.matches("frame feed started").count(), 2, "{log}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cloud.plates.is_empty() {
+        assert!(Instant::now() < deadline, "no plate batch published");
+        cloud.drain(1).await;
+    }
+    let batch: PlateReadBatch = anpr_protocol::decode(&cloud.plates[0]).unwrap();
+    assert_eq!(batch.r[0].p, "RK262AH");
+
+    let exit = sigterm_and_wait(&mut agent, 30).await;
+    assert!(exit.success(), "clean exit: {exit:?}");
+}
+
+#[test]
+fn an_agent_installed_without_the_recognizer_refuses_a_recognizer_section_at_check_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // The agent alone, as a camera without the recognizer has it.
+    let agent = dir.path().join("anpr-camera");
+    std::fs::copy(env!("CARGO_BIN_EXE_anpr-camera"), &agent).unwrap();
+    let stack_dir = tempfile::tempdir().unwrap();
+    let frames = stack_dir.path().join("frames");
+    let d = stack_dir.path().display();
+    let text = format!(
+        "camera_id = \"cam-1\"\nmedia_dir = \"{d}/media\"\nstate_dir = \"{d}/state\"\n\
+         [mqtt]\nhost = \"abc-ats.iot.eu-west-1.amazonaws.com\"\nca_file = \"{d}/ca.pem\"\n\
+         cert_file = \"{d}/cert.pem\"\nkey_file = \"{d}/key.pem\"\n\
+         [upload]\nbucket = \"media\"\nregion = \"eu-west-1\"\n\
+         [credentials]\nhost = \"abc.credentials.iot.eu-west-1.amazonaws.com\"\nrole_alias = \"anpr-camera\"\n\
+         [recognizer]\nwatch_dir = \"{}\"\n",
+        frames.display()
+    );
+    let cfg = stack_dir.path().join("camera.toml");
+    std::fs::write(&cfg, &text).unwrap();
+
+    let out = std::process::Command::new(&agent)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("anpr-frames"), "{err}");
+    assert!(err.contains("remove the [recognizer] section"), "{err}");
+
+    // The full install (the program next to it) accepts the same file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anpr-camera"))
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,212 @@
+//! `anpr-frames`: the camera's recognizer, a program of its own so that the agent
+//! (`anpr-camera`) never holds the models. `feed --config FILE` is the frame feed the agent
+//! starts and speaks to over stdin/stdout (`anpr_camera::feed_link`); `recognize` and `eval`
+//! are for people (`anpr-camera recognize|eval` run them). Logs go to stderr.
+
+use anpr_camera::feed_link::{self, FeedSettings, LinkSink};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "anpr-frames", version, about = "ANPR camera recognizer")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// The frame feed (started by `anpr-camera run`): reads the frames of `recognizer.watch_dir`
+    /// and hands the plate reads to the agent over stdout, one JSON line each.
+    Feed {
+        /// The agent's TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Recognize plates in image files and print the reads as JSON lines.
+    Recognize {
+        /// Image files (JPEG, PNG).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Folder of the model files (default: `ANPR_MODELS_DIR`, else `.local/models`).
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Reader: `ppocr` (PP-OCRv4, the default) or `plate` (our own plate reader).
+        #[arg(long, default_value = "ppocr")]
+        reader: String,
+    },
+    /// Evaluate the recognizer on a folder of annotated photos.
+    Eval {
+        /// The folder.
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Threads per frame.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Folder of the model files.
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Compiled inference plans kept per model (memory vs recompiling for varied sizes).
+        #[arg(long)]
+        max_plans: Option<usize>,
+        /// Reader(s) to measure: `ppocr`, `plate`, a comma-separated list, or `all`; with more
+        /// than one, each pipeline is measured in turn and reported side by side (`--json`: an
+        /// array of reports).
+        #[arg(long, default_value = "ppocr")]
+        reader: String,
+    },
+}
+
+/// `--reader ppocr`, `plate`, `ppocr,plate` or `all`.
+fn parse_readers(arg: &str) -> anyhow::Result<Vec<anpr_recognizer::ReaderKind>> {
+    if arg.eq_ignore_ascii_case("all") {
+        return Ok(anpr_recognizer::ReaderKind::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in arg.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let r = name.parse().map_err(anyhow::Error::msg)?;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    anyhow::ensure!(!out.is_empty(), "--reader names no reader");
+    Ok(out)
+}
+
+/// One line per pipeline: the overall figures of each report.
+fn side_by_side(reports: &[anpr_recognizer::EvalReport]) -> String {
+    let mut s = format!(
+        "{:<8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>10}\n",
+        "reader", "found%", "exact%", "CER", "median ms", "p95 ms", "models MB"
+    );
+    for r in reports {
+        let o = &r.overall;
+        s += &format!(
+            "{:<8} {:>8.1} {:>8.1} {:>7.3} {:>10.1} {:>8.1} {:>10.1}\n",
+            r.config.reader.name(),
+            o.found_pct,
+            o.exact_pct,
+            o.cer,
+            o.median_ms,
+            o.p95_ms,
+            r.model_bytes as f64 / 1e6
+        );
+    }
+    s
+}
+
+/// `anpr-frames feed`: exit 0 when idle or told to stop, [`feed_link::EXIT_CANNOT_START`]
+/// when it cannot start.
+fn feed(config: &std::path::Path) -> std::process::ExitCode {
+    let cfg = match anpr_camera::Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %anpr_camera::error_chain(&e), "frame feed: bad configuration");
+            return cannot_start();
+        }
+    };
+    let Some(initial) = FeedSettings::of(&cfg) else {
+        tracing::error!("frame feed: no [recognizer] section in the configuration");
+        return cannot_start();
+    };
+    let idle_exit = cfg
+        .recognizer
+        .as_ref()
+        .map(|r| r.idle_exit_secs)
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
+    let (settings_tx, settings) = tokio::sync::watch::channel(initial);
+    let (stop_tx, shutdown) = tokio::sync::watch::channel(false);
+    let (answers_tx, answers) = std::sync::mpsc::channel();
+    let commands = std::thread::Builder::new()
+        .name("commands".into())
+        .spawn(move || {
+            feed_link::read_commands(std::io::stdin().lock(), &settings_tx, &answers_tx, &stop_tx);
+        });
+    if let Err(e) = commands {
+        tracing::error!(error = %e, "frame feed: cannot start its command reader");
+        return cannot_start();
+    }
+    let sink = LinkSink::new(std::io::stdout(), answers);
+    match anpr_camera::frames::run_feed(&cfg, Box::new(sink), &shutdown, settings, idle_exit) {
+        Ok(stats) => {
+            tracing::info!(?stats, "frame feed stopped");
+            // The command reader may still wait on stdin: leave without joining it.
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %anpr_camera::error_chain(&e), "frame feed cannot start");
+            cannot_start()
+        }
+    }
+}
+
+fn cannot_start() -> std::process::ExitCode {
+    std::process::ExitCode::from(feed_link::EXIT_CANNOT_START as u8)
+}
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let cli = Cli::parse();
+    anpr_camera::logs::init(anpr_camera::logs::LogTo::Stderr);
+    match cli.cmd {
+        Cmd::Feed { config } => Ok(feed(&config)),
+        Cmd::Recognize {
+            images,
+            models,
+            reader,
+        } => {
+            let mut rc = anpr_recognizer::RecognizerConfig {
+                reader: reader.parse().map_err(anyhow::Error::msg)?,
+                ..anpr_recognizer::RecognizerConfig::default()
+            };
+            if let Some(m) = models {
+                rc.models_dir = m;
+            }
+            for r in anpr_recognizer::recognize_files(&images, &rc)? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Cmd::Eval {
+            dir,
+            json,
+            threads,
+            models,
+            max_plans,
+            reader,
+        } => {
+            let mut rc = anpr_recognizer::RecognizerConfig::default();
+            if let Some(m) = models {
+                rc.models_dir = m;
+            }
+            if let Some(p) = max_plans {
+                rc.max_plans = p.max(1);
+            }
+            if let Some(t) = threads {
+                rc.threads = t.max(1);
+            }
+            let readers = parse_readers(&reader)?;
+            let mut reports = Vec::new();
+            for r in &readers {
+                rc.reader = *r;
+                reports.push(anpr_recognizer::evaluate_dir(&dir, &rc)?);
+            }
+            match (json, reports.as_slice()) {
+                (true, [one]) => println!("{}", serde_json::to_string_pretty(one)?),
+                (true, all) => println!("{}", serde_json::to_string_pretty(all)?),
+                (false, all) => {
+                    for report in all {
+                        println!("{report}");
+                    }
+                    if all.len() > 1 {
+                        println!("{}", side_by_side(all));
+                    }
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
