@@ -10,18 +10,21 @@
 //! give up.
 
 use crate::config::UploadConfig;
-use crate::creds::{CachedCredentials, Credentials, CredsError};
+use crate::creds::{CachedCredentials, CredsError};
 use crate::http::{Conn, HttpError, Response};
-use crate::tls::{self, TlsError};
+use crate::tls;
 use base64::Engine as _;
-use rusty_s3::{Bucket, Method, UrlStyle};
+use rusty_s3::{Bucket, Method};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Lifetime of a request's signature: it is signed just before it is sent.
-const SIGNATURE_SECS: u64 = 900;
+mod signing;
+mod xml;
+pub use signing::{S3SetupError, Signed, bucket, sign};
+pub use xml::{complete_body, parse_list_parts, parse_upload_id, root, service_error};
+
 /// Largest response body kept (error documents, one page of ListParts).
 const MAX_BODY: usize = 256 * 1024;
 /// Parts asked per ListParts page (a page stays a few tens of KiB).
@@ -163,124 +166,6 @@ pub enum Body<'a> {
         /// Expected SHA-256, base64.
         sha256: &'a str,
     },
-}
-
-/// A signed request, ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
-    /// HTTP method.
-    pub method: &'static str,
-    /// Path and query (the presigned URL's).
-    pub target: String,
-    /// `Host` header value.
-    pub host: String,
-    /// Headers covered by the signature, sent as they are.
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Signed {
-    /// The request head for a body of `len` bytes.
-    pub fn head(&self, len: u64) -> String {
-        let mut h = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\n",
-            self.method, self.target, self.host
-        );
-        for (k, v) in &self.headers {
-            h.push_str(k);
-            h.push_str(": ");
-            h.push_str(v);
-            h.push_str("\r\n");
-        }
-        h.push_str(&format!("Content-Length: {len}\r\n\r\n"));
-        h
-    }
-}
-
-/// The bucket's URLs from the configuration: the AWS endpoint of the region unless
-/// `endpoint_url` is set; virtual-hosted unless `force_path_style`.
-pub fn bucket(cfg: &UploadConfig) -> Result<Bucket, S3SetupError> {
-    let endpoint = cfg
-        .endpoint_url
-        .clone()
-        .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", cfg.region));
-    let url = endpoint
-        .parse()
-        .map_err(|e| S3SetupError::Endpoint(format!("{endpoint}: {e}")))?;
-    let style = if cfg.force_path_style {
-        UrlStyle::Path
-    } else {
-        UrlStyle::VirtualHost
-    };
-    Bucket::new(url, style, cfg.bucket.clone(), cfg.region.clone())
-        .map_err(|e| S3SetupError::Endpoint(format!("{endpoint}: {e:?}")))
-}
-
-/// The S3 client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum S3SetupError {
-    /// The endpoint (or the bucket name in a virtual-hosted URL) is not usable.
-    #[error("upload endpoint {0}")]
-    Endpoint(String),
-    /// The CA could not be read or used.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// `upload.ca_file` could not be read.
-    #[error("cannot read upload.ca_file {path}: {source}")]
-    Ca {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Signs a call to `key` at `now` with `creds`. `query` and `headers` (lowercase names) are
-/// sorted here.
-pub fn sign(
-    bucket: &Bucket,
-    creds: &Credentials,
-    now: jiff::Timestamp,
-    method: Method,
-    key: &str,
-    mut query: Vec<(&'static str, String)>,
-    mut headers: Vec<(&'static str, String)>,
-) -> Signed {
-    query.sort();
-    headers.sort();
-    let url = rusty_s3::signing::sign(
-        &now,
-        method,
-        bucket.object_url(key),
-        creds.access_key_id(),
-        creds.secret_access_key(),
-        Some(creds.session_token()),
-        bucket.region(),
-        SIGNATURE_SECS,
-        query.iter().map(|(k, v)| (*k, v.as_str())),
-        headers.iter().map(|(k, v)| (*k, v.as_str())),
-    );
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_owned(),
-    };
-    let mut target = url.path().to_owned();
-    if let Some(q) = url.query() {
-        target.push('?');
-        target.push_str(q);
-    }
-    Signed {
-        method: match method {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-            Method::Head => "HEAD",
-        },
-        target,
-        host,
-        headers,
-    }
 }
 
 /// The S3 client: bucket, credentials, connection.
@@ -599,158 +484,6 @@ pub fn sha256_of(file: &mut std::fs::File, off: u64, len: u64) -> Result<String,
         left -= n as u64;
     }
     Ok(b64(&h.finalize()))
-}
-
-/// The CompleteMultipartUpload document, parts in the order given.
-pub fn complete_body(parts: &[CompletePart<'_>]) -> String {
-    let mut s = String::from(
-        r#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
-    );
-    for p in parts {
-        s.push_str(&format!(
-            "<Part><ChecksumSHA256>{}</ChecksumSHA256><ETag>{}</ETag><PartNumber>{}</PartNumber></Part>",
-            escape(p.sha256),
-            escape(p.etag),
-            p.n
-        ));
-    }
-    s.push_str("</CompleteMultipartUpload>");
-    s
-}
-
-/// The upload id of a CreateMultipartUpload answer.
-pub fn parse_upload_id(body: &[u8]) -> Result<String, S3Error> {
-    let xml = std::str::from_utf8(body).map_err(|_| S3Error::Malformed("answer is not UTF-8"))?;
-    first(xml, "UploadId")
-        .filter(|id| !id.is_empty())
-        .ok_or(S3Error::Malformed(
-            "CreateMultipartUpload answer without an UploadId",
-        ))
-}
-
-/// One page of a ListParts answer.
-pub fn parse_list_parts(body: &[u8]) -> Result<PartsPage, S3Error> {
-    let xml = std::str::from_utf8(body).map_err(|_| S3Error::Malformed("answer is not UTF-8"))?;
-    // `ListPartsResult` from S3 (moto names the root after the API's output shape).
-    if matches!(root(body), None | Some("Error")) {
-        return Err(S3Error::Malformed("ListParts answer is not a listing"));
-    }
-    let mut parts = Vec::new();
-    for p in all(xml, "Part") {
-        let n = first(p, "PartNumber")
-            .and_then(|n| n.parse().ok())
-            .ok_or(S3Error::Malformed("listed part without a number"))?;
-        parts.push(ListedPart {
-            n,
-            etag: first(p, "ETag").unwrap_or_default(),
-            sha256: first(p, "ChecksumSHA256").unwrap_or_default(),
-            size: first(p, "Size").and_then(|s| s.parse().ok()).unwrap_or(0),
-        });
-    }
-    let truncated = first(xml, "IsTruncated").as_deref() == Some("true");
-    let next = if truncated {
-        Some(
-            first(xml, "NextPartNumberMarker")
-                .and_then(|m| m.parse().ok())
-                .ok_or(S3Error::Malformed(
-                    "truncated ListParts without a next marker",
-                ))?,
-        )
-    } else {
-        None
-    };
-    Ok(PartsPage { parts, next })
-}
-
-/// The error an answer with `status` and `body` (S3's `<Error>` document, or nothing) stands for.
-pub fn service_error(status: u16, body: &[u8]) -> S3Error {
-    let xml = String::from_utf8_lossy(body);
-    let code = first(&xml, "Code").unwrap_or_else(|| format!("HTTP {status}"));
-    let message: String = first(&xml, "Message")
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
-    S3Error::Service {
-        status,
-        code,
-        message,
-    }
-}
-
-/// The name of the root element of an XML document.
-pub fn root(body: &[u8]) -> Option<&str> {
-    let mut s = std::str::from_utf8(body).ok()?.trim_start();
-    while let Some(rest) = s.strip_prefix("<?").or_else(|| s.strip_prefix("<!")) {
-        s = rest.split_once('>')?.1.trim_start();
-    }
-    let name = s.strip_prefix('<')?;
-    let end = name.find(|c: char| c == '>' || c == '/' || c.is_whitespace())?;
-    Some(&name[..end])
-}
-
-/// The inner text of every `<name>…</name>` element (not nested in one another).
-fn all<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
-    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find(&open) {
-        let after = &rest[i + open.len()..];
-        let Some(j) = after.find(&close) else { break };
-        out.push(&after[..j]);
-        rest = &after[j + close.len()..];
-    }
-    out
-}
-
-/// The unescaped text of the first `<name>…</name>` element.
-fn first(xml: &str, name: &str) -> Option<String> {
-    all(xml, name).first().map(|t| unescape(t))
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let decoded = after.find(';').and_then(|j| {
-            let ent = &after[..j];
-            let c = match ent {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                _ => ent
-                    .strip_prefix("#x")
-                    .map(|h| u32::from_str_radix(h, 16))
-                    .or_else(|| ent.strip_prefix('#').map(str::parse))
-                    .and_then(Result::ok)
-                    .and_then(char::from_u32),
-            };
-            c.map(|c| (c, j))
-        });
-        match decoded {
-            Some((c, j)) => {
-                out.push(c);
-                rest = &after[j + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

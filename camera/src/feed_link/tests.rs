@@ -1,6 +1,10 @@
 use super::*;
 use crate::outbox::{Outbox, OutboxConfig, new_read_id};
+use std::io::BufReader;
 use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 fn read(p: &str) -> PlateRead {
     PlateRead {

@@ -2,6 +2,7 @@
 //! examples, with the fields the agent reads).
 
 use super::*;
+use crate::creds::Credentials;
 use std::time::SystemTime;
 
 fn cfg(endpoint: Option<&str>, path_style: bool) -> UploadConfig {

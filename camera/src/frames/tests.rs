@@ -1,0 +1,249 @@
+use super::*;
+use anpr_recognizer::BBox;
+
+fn ff(name: &str, size: u64, mtime_ms: u64) -> FrameFile {
+    FrameFile {
+        name: name.into(),
+        size,
+        mtime_ns: u128::from(mtime_ms) * 1_000_000,
+    }
+}
+
+fn names(v: &[FrameFile]) -> Vec<&str> {
+    v.iter().map(|f| f.name.as_str()).collect()
+}
+
+#[test]
+fn only_jpeg_frames_are_taken_never_temporary_or_hidden_files() {
+    for ok in ["a.jpg", "B.JPG", "c.jpeg", "2026-11-25T10:00:00.123.jpg"] {
+        assert!(is_frame_name(ok), "{ok}");
+    }
+    for no in ["a.jpg.tmp", "a.tmp", ".a.jpg", "a.png", "a.jpg.part", "jpg"] {
+        assert!(!is_frame_name(no), "{no}");
+    }
+}
+
+#[test]
+fn a_frame_still_being_written_waits_until_it_stops_changing() {
+    let mut w = Watch::default();
+    let none = HashSet::new();
+    // Written just now, growing.
+    assert!(
+        w.observe(vec![ff("a.jpg", 10, 1000)], 1000, &none)
+            .is_empty()
+    );
+    assert!(
+        w.observe(vec![ff("a.jpg", 20, 1200)], 1200, &none)
+            .is_empty()
+    );
+    assert!(
+        w.observe(vec![ff("a.jpg", 20, 1200)], 1400, &none)
+            .is_empty()
+    );
+    // Unchanged for SETTLE_MS since 1200.
+    let r = w.observe(vec![ff("a.jpg", 20, 1200)], 1200 + SETTLE_MS, &none);
+    assert_eq!(names(&r), ["a.jpg"]);
+}
+
+#[test]
+fn an_empty_file_is_never_taken_and_an_old_one_is_taken_at_once() {
+    let mut w = Watch::default();
+    let none = HashSet::new();
+    let r = w.observe(
+        vec![ff("empty.jpg", 0, 0), ff("old.jpg", 5, 0)],
+        60_000,
+        &none,
+    );
+    assert_eq!(names(&r), ["old.jpg"]);
+}
+
+#[test]
+fn a_frame_with_a_clock_skewed_future_mtime_is_taken_once_it_stops_changing() {
+    let mut w = Watch::default();
+    let none = HashSet::new();
+    let future = 10_000_000;
+    assert!(
+        w.observe(vec![ff("f.jpg", 5, future)], 1000, &none)
+            .is_empty()
+    );
+    let r = w.observe(vec![ff("f.jpg", 5, future)], 1000 + SETTLE_MS, &none);
+    assert_eq!(names(&r), ["f.jpg"]);
+}
+
+#[test]
+fn frames_are_taken_in_mtime_then_name_order_and_taken_ones_are_skipped() {
+    let mut w = Watch::default();
+    let taken = HashSet::from(["held.jpg".to_owned()]);
+    let r = w.observe(
+        vec![
+            ff("c.jpg", 5, 300),
+            ff("b.jpg", 5, 100),
+            ff("a.jpg", 5, 300),
+            ff("held.jpg", 5, 50),
+            ff("z.jpg.tmp", 5, 10),
+        ],
+        60_000,
+        &taken,
+    );
+    assert_eq!(names(&r), ["b.jpg", "a.jpg", "c.jpg"]);
+}
+
+fn read(text: &str, confidence: f32) -> PlateRead {
+    PlateRead {
+        text: text.into(),
+        confidence,
+        bbox: BBox::new(100.4, 50.6, 80.0, 20.0),
+        char_confidences: vec![confidence; text.len()],
+        format: None,
+        raw_text: text.into(),
+    }
+}
+
+fn held(name: &str, at_ms: u64) -> HeldFrame {
+    HeldFrame {
+        file: ff(name, 5, at_ms),
+        at_ms,
+        reads: vec![read("ABC1234", 0.9)],
+    }
+}
+
+#[test]
+fn held_frames_are_released_once_no_open_group_can_need_them() {
+    let mut h = vec![held("a", 100), held("b", 200), held("c", 300)];
+    assert!(release(&mut h, Some(100)).is_empty());
+    let gone = release(&mut h, Some(300));
+    assert_eq!(gone.len(), 2);
+    assert_eq!(h.len(), 1);
+    assert_eq!(release(&mut h, None).len(), 1);
+    assert!(h.is_empty());
+}
+
+#[test]
+fn the_grouper_and_release_together_keep_a_passage_s_frames_until_its_read_is_out() {
+    // The decisions the feed makes, without the files: three frames of one car, then
+    // silence.
+    let mut g = TemporalGrouper::new(1000, 30_000);
+    let mut h = Vec::new();
+    let mut out = Vec::new();
+    for (name, t, c) in [("1.jpg", 0, 0.6), ("2.jpg", 200, 0.9), ("3.jpg", 400, 0.7)] {
+        let reads = vec![read("ABC1234", c)];
+        out.extend(g.push(t, &reads));
+        h.push(HeldFrame {
+            file: ff(name, 5, t),
+            at_ms: t,
+            reads,
+        });
+        assert!(
+            release(&mut h, g.oldest_open_ms()).is_empty(),
+            "kept while open"
+        );
+    }
+    out.extend(g.close_due(2000));
+    assert_eq!(out.len(), 1, "one read per passage");
+    let best = h
+        .iter()
+        .find(|f| f.at_ms == out[0].best_at_ms && f.reads.contains(&out[0].best))
+        .map(|f| f.file.name.clone());
+    assert_eq!(
+        best.as_deref(),
+        Some("2.jpg"),
+        "the best frame is still held"
+    );
+    assert_eq!(release(&mut h, g.oldest_open_ms()).len(), 3);
+}
+
+#[test]
+fn the_read_id_depends_on_the_best_frame_and_text_only() {
+    let a = read_id(&ff("a.jpg", 5, 100), "ABC1234");
+    assert_eq!(a, read_id(&ff("a.jpg", 5, 100), "ABC1234"));
+    assert_eq!(a.as_str().len(), 12);
+    assert_ne!(a, read_id(&ff("a.jpg", 5, 101), "ABC1234"));
+    assert_ne!(a, read_id(&ff("b.jpg", 5, 100), "ABC1234"));
+    assert_ne!(a, read_id(&ff("a.jpg", 5, 100), "ABC1235"));
+}
+
+#[test]
+fn a_saved_image_has_a_name_a_file_request_can_ask_for() {
+    let id = read_id(&ff("a.jpg", 5, 100), "ABC1234");
+    let n = media_name(1_764_086_400_123, "ABC1234", &id).unwrap();
+    assert_eq!(n.as_str(), format!("reads/1764086400123-ABC1234-{id}.jpg"));
+    let wire = format!(r#""{n}""#);
+    let back: FileName = serde_json::from_str(&wire).unwrap();
+    assert_eq!(back, n);
+    // Odd text never makes an invalid name.
+    let odd = media_name(1, "../Ä b/", &id).unwrap();
+    assert_eq!(odd.as_str(), format!("reads/1-b-{id}.jpg"));
+    assert!(media_name(1, "", &id).is_some());
+}
+
+#[test]
+fn the_crop_is_the_plate_with_a_margin_clipped_to_the_frame() {
+    let b = BBox::new(100.0, 50.0, 80.0, 20.0);
+    assert_eq!(crop_rect(&b, 640, 480), Some([90, 40, 100, 40]));
+    let edge = BBox::new(-5.0, 470.0, 30.0, 20.0);
+    assert_eq!(crop_rect(&edge, 640, 480), Some([0, 460, 35, 20]));
+    assert_eq!(crop_rect(&BBox::new(700.0, 10.0, 5.0, 5.0), 640, 480), None);
+    assert_eq!(
+        crop_rect(&BBox::new(f32::NAN, 0.0, 5.0, 5.0), 640, 480),
+        None
+    );
+}
+
+#[test]
+fn the_wire_read_has_the_best_read_its_time_percent_and_whole_pixel_box() {
+    let g = GroupedRead {
+        best: read("ABC1234", 0.876),
+        best_at_ms: 1234,
+        first_seen_ms: 1000,
+        last_seen_ms: 1500,
+        count: 3,
+    };
+    let id = ReadId::parse("abc").unwrap();
+    let img = FileName::parse("reads/x.jpg").ok();
+    let w = to_wire(&g, id.clone(), img.clone());
+    assert_eq!(
+        w,
+        WireRead {
+            id,
+            t: 1234,
+            p: "ABC1234".into(),
+            c: 88,
+            img,
+            bb: Some([100, 51, 80, 20]),
+        }
+    );
+}
+
+#[test]
+fn a_region_or_reader_the_recognizer_does_not_know_is_an_error_naming_the_setting() {
+    let mut s = RecognizerSection {
+        watch_dir: "/f".into(),
+        models_dir: Some("/m".into()),
+        threads: 2,
+        min_score: 0.4,
+        region: "br".into(),
+        reader: "plate".into(),
+        group_gap_ms: 1,
+        group_window_ms: 2,
+        save: SaveMode::Crop,
+        idle_exit_secs: 60,
+    };
+    let rc = recognizer_config(&s).unwrap();
+    assert_eq!(
+        (rc.threads, rc.min_score, rc.region, rc.models_dir),
+        (2, 0.4, Region::Br, PathBuf::from("/m"))
+    );
+    assert_eq!(rc.reader, anpr_recognizer::ReaderKind::Plate);
+    s.reader = "ppocr".into();
+    assert_eq!(
+        recognizer_config(&s).unwrap().reader,
+        anpr_recognizer::ReaderKind::Ppocr
+    );
+    s.reader = "tesseract".into();
+    let e = recognizer_config(&s).unwrap_err();
+    assert!(e.to_string().contains("recognizer.reader"), "{e}");
+    s.reader = "plate".into();
+    s.region = "mars".into();
+    let e = recognizer_config(&s).unwrap_err();
+    assert!(e.to_string().contains("recognizer.region"), "{e}");
+}
