@@ -6,7 +6,7 @@
 //! [`media`] (safe name resolution), [`upload`] (resumable uploads), [`s3`] (the S3 calls,
 //! signed), [`http`] (the HTTP/1.1 client under S3 and the credentials), [`creds`] (the IoT
 //! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
-//! camera role's IAM policy and a small evaluator), [`remote`] (configuration from the
+//! camera role's IAM policy), [`remote`] (configuration from the
 //! device shadow), [`storm`] (a fleet's reconnect storm, simulated), [`pubacks`] (PUBACKs matched to what was published), [`agent`] (the I/O loop), `frames` (the frame feed: watched directory →
 //! recognizer → outbox; feature `recognizer`), [`feed_link`] (the frame feed as its own
 //! process, `anpr-frames`: started, supervised and answered by the agent), [`logs`] and [`quota`] (the media directory's disk quota).

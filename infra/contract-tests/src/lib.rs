@@ -285,11 +285,16 @@ impl Statement {
     /// Whether the statement allows `action` on `resource` (a concrete ARN), with policy
     /// variables filled from `vars`. Conditions are ignored (callers check them separately).
     pub fn grants(&self, action: &str, resource: &str, vars: &[(&str, &str)]) -> bool {
-        self.allows()
-            && self
-                .actions
-                .iter()
-                .any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+        self.allows() && self.covers(action, resource, vars)
+    }
+
+    /// Whether the statement, whatever its effect, names `action` on `resource`: an action and
+    /// a resource match (IAM globs, actions case-insensitive), after `vars` are filled in; a
+    /// resource with a variable left unfilled matches nothing.
+    pub fn covers(&self, action: &str, resource: &str, vars: &[(&str, &str)]) -> bool {
+        self.actions
+            .iter()
+            .any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
             && self.resources.iter().any(|r| {
                 let r = fill(r, vars);
                 !r.contains("${") && glob(&r, resource)
@@ -337,6 +342,27 @@ pub fn document_statements(principal: &str, doc: &Value) -> Vec<Statement> {
     let mut out = Vec::new();
     push_document(&mut out, principal.to_owned(), "policy document", doc);
     out
+}
+
+/// IAM's decision for `action` on `resource` under `statements`: an explicit Deny that covers
+/// it wins, else an Allow that covers it allows, else denied (IAM's default). A statement with
+/// a `Condition` is never taken to match, so the answer errs on the side of deny for an Allow
+/// (and a conditional Deny is not relied on).
+pub fn allowed(
+    statements: &[Statement],
+    action: &str,
+    resource: &str,
+    vars: &[(&str, &str)],
+) -> bool {
+    let covering = || {
+        statements
+            .iter()
+            .filter(|s| !s.conditional && s.covers(action, resource, vars))
+    };
+    if covering().any(|s| s.effect == "Deny") {
+        return false;
+    }
+    covering().any(Statement::allows)
 }
 
 /// Every permission statement of the template: inline role policies, IAM policies, IoT
