@@ -22,9 +22,7 @@
 pub mod broker;
 pub mod cameras;
 pub mod console;
-pub mod creds;
 pub mod hosted_ui;
-pub mod pki;
 pub mod presence_events;
 pub mod rules;
 pub mod s3;
@@ -32,6 +30,9 @@ pub mod shadow;
 pub mod store;
 pub mod tokens;
 pub mod web_access;
+
+/// The local CA and the credentials provider: the stand-ins shared with the tests.
+pub use anpr_stand_ins::{creds, pki};
 
 use anpr_core::model::{Camera, CameraPresence};
 use anpr_core::plates::IngestPolicy;
@@ -104,6 +105,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError 
 pub const BUCKET: &str = "anpr-media";
 /// The credentials provider role alias.
 pub const ROLE_ALIAS: &str = "anpr-camera";
+/// The subject CN of the local CA.
+pub const LOCAL_CA: &str = "anpr-local CA (generated on this machine)";
 /// The demo user the console signs in as unless another is picked (an admin of `acme`).
 pub const DEMO_USER: &str = "ada";
 
@@ -374,7 +377,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         });
     }
     std::fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
-    let pki = pki::Pki::open(&data.join("pki"))?;
+    let pki = pki::Pki::open(&data.join("pki"), LOCAL_CA)?;
     let db = store::LocalDb::open(&data.join("db").join("anpr.log")).await?;
 
     let issued = local_credentials(&data)?;
@@ -573,13 +576,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             shadow_rx,
             shadows.clone(),
         )),
-        tokio::spawn(creds::serve(
-            creds_listener,
-            acceptor,
-            data.join("pki"),
-            ROLE_ALIAS.into(),
-            issued,
-        )),
+        tokio::spawn(
+            Arc::new(creds::CredsProvider::new(pki.clone(), ROLE_ALIAS, issued))
+                .serve(creds_listener, acceptor),
+        ),
         tokio::spawn(presence_events::run(lifecycle_changes, publisher.clone())),
         tokio::spawn(rules::run_iot_rules(
             rules_tx,
