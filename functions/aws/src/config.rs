@@ -143,27 +143,33 @@ pub struct AwsClients {
     pub dynamo: aws_sdk_dynamodb::Client,
     /// IoT data plane, pointed at the configured endpoint.
     pub iot: aws_sdk_iotdataplane::Client,
-    /// S3 (path-style when `AWS_S3_FORCE_PATH_STYLE=true`, for local stand-ins).
+    /// S3 (path-style when asked, for local stand-ins).
     pub s3: aws_sdk_s3::Client,
 }
 
 impl AwsClients {
     /// Builds every client from the default provider chain (env, profile, Lambda role) on the
     /// compiled-in trust store of [`crate::http`], and the IoT data endpoint. `AWS_ENDPOINT_URL`
-    /// (honoured by the SDK) points DynamoDB and S3 at a local stand-in.
+    /// (honoured by the SDK) points DynamoDB and S3 at a local stand-in, and
+    /// `AWS_S3_FORCE_PATH_STYLE=true` makes S3 requests path-style.
     pub async fn from_env(iot_endpoint: &str) -> Result<Self, ConfigError> {
         let sdk = crate::http::sdk_config().await?;
-        Ok(Self::from_sdk_config(&sdk, iot_endpoint))
+        let s3_path_style = std::env::var("AWS_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
+        Ok(Self::from_sdk_config(&sdk, iot_endpoint, s3_path_style))
     }
 
-    /// Builds every client from an explicit SDK config (tests, local stack).
-    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, iot_endpoint: &str) -> Self {
+    /// Builds every client from an explicit SDK config (tests, local stack), S3 path-style
+    /// when `s3_path_style`.
+    pub fn from_sdk_config(
+        sdk: &aws_config::SdkConfig,
+        iot_endpoint: &str,
+        s3_path_style: bool,
+    ) -> Self {
         let iot = aws_sdk_iotdataplane::config::Builder::from(sdk)
             .endpoint_url(iot_endpoint)
             .build();
-        let path_style = std::env::var("AWS_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
         let s3 = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(path_style)
+            .force_path_style(s3_path_style)
             .build();
         Self {
             dynamo: aws_sdk_dynamodb::Client::new(sdk),

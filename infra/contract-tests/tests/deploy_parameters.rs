@@ -263,7 +263,7 @@ fn samconfig_builds_without_a_prompt_and_asks_for_the_required_parameters() {
 fn scripts_deploy_without_a_web_origin_and_no_terminal_stops_and_says_what_to_pass() {
     let out = std::process::Command::new("bash")
         .arg(repo_root().join("scripts/deploy"))
-        .env_remove("WEB_ORIGIN")
+        .env_remove("ANPR_WEB_ORIGIN")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run scripts/deploy");
