@@ -4,21 +4,21 @@
 use anpr_core::RequestsConfig;
 
 /// Environment variable: the DynamoDB table name.
-pub const ENV_TABLE: &str = "TABLE_NAME";
+pub const ENV_TABLE: &str = "ANPR_TABLE_NAME";
 /// Environment variable: the IoT data endpoint URL (`https://xxxx-ats.iot.REGION.amazonaws.com`).
-pub const ENV_IOT_ENDPOINT: &str = "IOT_DATA_ENDPOINT";
+pub const ENV_IOT_ENDPOINT: &str = "ANPR_IOT_DATA_ENDPOINT";
 /// Environment variable: the media bucket.
-pub const ENV_BUCKET: &str = "MEDIA_BUCKET";
+pub const ENV_BUCKET: &str = "ANPR_MEDIA_BUCKET";
 /// Environment variable: seconds a camera has to serve a request.
-pub const ENV_REQUEST_EXPIRY: &str = "REQUEST_EXPIRY_SECS";
+pub const ENV_REQUEST_EXPIRY: &str = "ANPR_REQUEST_EXPIRY_SECS";
 /// Environment variable: seconds request items are retained.
-pub const ENV_RETENTION: &str = "REQUEST_RETENTION_SECS";
+pub const ENV_RETENTION: &str = "ANPR_REQUEST_RETENTION_SECS";
 /// Environment variable: seconds plate reads are retained.
-pub const ENV_READ_RETENTION: &str = "READ_RETENTION_SECS";
+pub const ENV_READ_RETENTION: &str = "ANPR_READ_RETENTION_SECS";
 /// Environment variable: validity of presigned download URLs, seconds.
-pub const ENV_URL_VALIDITY: &str = "DOWNLOAD_URL_SECS";
+pub const ENV_URL_VALIDITY: &str = "ANPR_DOWNLOAD_URL_SECS";
 /// Environment variable: seconds audit records are retained.
-pub const ENV_AUDIT_RETENTION: &str = "AUDIT_RETENTION_SECS";
+pub const ENV_AUDIT_RETENTION: &str = "ANPR_AUDIT_RETENTION_SECS";
 /// Shortest audit retention accepted (seconds): one day. Shorter would let a change be
 /// forgotten before anyone looks (and `0`/nonsense is refused at start like every setting).
 pub const MIN_AUDIT_RETENTION_SECS: u64 = 24 * 3600;
@@ -107,7 +107,7 @@ pub fn audit_retention(raw: Option<&str>) -> Result<u64, ConfigError> {
 }
 
 impl FunctionConfig {
-    /// Reads the configuration. `TABLE_NAME` and `IOT_DATA_ENDPOINT` are required.
+    /// Reads the configuration. `ANPR_TABLE_NAME` and `ANPR_IOT_DATA_ENDPOINT` are required.
     pub fn from_env() -> Result<Self, ConfigError> {
         let iot_endpoint = var(ENV_IOT_ENDPOINT)?;
         if !(iot_endpoint.starts_with("https://") || iot_endpoint.starts_with("http://")) {

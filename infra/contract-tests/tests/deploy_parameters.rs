@@ -187,15 +187,15 @@ fn the_media_bucket_is_named_by_one_expression_everywhere() {
     );
     assert!(stack::bucket_name("").is_ok() && stack::bucket_name("Bad_Name").is_err());
 
-    // Every `${Bucket}` of a `!Sub [..., {Bucket: ...}]` and every MEDIA_BUCKET is that same
+    // Every `${Bucket}` of a `!Sub [..., {Bucket: ...}]` and every ANPR_MEDIA_BUCKET is that same
     // expression; nothing else names a media bucket. The bucket itself, three environments
     // (file-status, upload-completed, request-api), the two presigning roles' GetObject and
     // the camera upload role: seven uses.
     let resources = &t["Resources"];
     assert_eq!(uses_of(resources, name, "Resources"), 7);
     for (id, f) in anpr_infra_tests::resources(&t, "AWS::Serverless::Function") {
-        if let Some(v) = prop(f, &["Environment", "Variables", "MEDIA_BUCKET"]) {
-            assert_eq!(v, name, "{id}: MEDIA_BUCKET");
+        if let Some(v) = prop(f, &["Environment", "Variables", "ANPR_MEDIA_BUCKET"]) {
+            assert_eq!(v, name, "{id}: ANPR_MEDIA_BUCKET");
         }
     }
     let mut subs = 0;

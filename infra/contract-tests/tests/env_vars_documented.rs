@@ -137,7 +137,7 @@ fn every_variable_read_is_in_the_table() {
     // Reads of each kind are found at all (the scanner did not go blind).
     for known in [
         "ANPR_MOTO_URL",
-        "TABLE_NAME",
+        "ANPR_TABLE_NAME",
         "AWS_REGION",
         "ANPR_PLATES_CHILD_CA",
     ] {
