@@ -9,12 +9,15 @@
 //! | IoT rules → file-status, plate-ingest Lambdas | broker link → the functions' own `handle` ([`rules`]) |
 //! | S3 + ObjectCreated → upload-completed Lambda | s3s-fs on the data folder, wrapped to emit events → `upload_completed::handle` ([`s3`]) |
 //! | IoT credentials provider | mutual-TLS HTTPS stand-in ([`creds`]) |
-//! | IoT Device Shadow service (named shadow `config`) | shadow rules of `anpr_core::shadow` on the broker's `$aws/things/…` topics and behind `GET/PUT /cameras/{id}/config` ([`shadow`]) |
+//! | IoT Device Shadow service (named shadow `config`) | the shadow service of `anpr_stand_ins::shadow` on the broker's `$aws/things/…` topics, documents in the database, and behind `GET/PUT /cameras/{id}/config` ([`shadow`]) |
 //! | DynamoDB | an append-only, fsynced log replayed at start ([`store`]) |
 //! | Cognito user pool | a local token issuer: ES256 ID tokens for the demo users, key generated on first run ([`tokens`]) |
 //! | API Gateway (JWT authorizer) + request-api Lambda | `request_api::app` over local HTTP; `Authorization: Bearer` tokens verified by [`tokens`] and mapped to the caller by the cloud's mapping |
 //! | the web console (S3/CloudFront) | the same HTTP port ([`console`]) |
 //! | cameras | the real `anpr-camera` agent, simulated over generated media ([`cameras`]) |
+//!
+//! The CA ([`pki`]), the credentials provider ([`creds`]) and the shadow service's rules are
+//! the crate `anpr-stand-ins`, shared with the tests' harness.
 //!
 //! Everything lives under one data folder (`--data-dir`, default `.local/anpr-local`);
 //! `--reset` deletes it first.

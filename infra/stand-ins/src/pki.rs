@@ -75,9 +75,14 @@ fn write(path: &Path, text: &str) -> Result<(), PkiError> {
     })
 }
 
-/// Writes a secret (a private key, credentials) owner-only (0600), also tightening a file that
-/// already exists.
+/// Writes a secret (a private key, credentials) owner-only (0600) and durably, also tightening
+/// a file that already exists.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    write_owner_only(path, bytes, true)
+}
+
+/// Writes `bytes` owner-only (0600), synced to disk when `sync`.
+fn write_owner_only(path: &Path, bytes: &[u8], sync: bool) -> Result<(), PkiError> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let io = |source| PkiError::Io {
@@ -94,7 +99,10 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
     f.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io)?;
     f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)
+    if sync {
+        f.sync_all().map_err(io)?;
+    }
+    Ok(())
 }
 
 /// Makes an existing key file owner-only (keys written before they were).
@@ -117,19 +125,20 @@ fn read(path: &Path) -> Result<String, PkiError> {
 }
 
 /// Signs a certificate with subject CN `cn` (and `names` as subject alternative names) by
-/// `ca`, writing the key owner-only to `key_path` and the certificate to `cert_path`.
+/// `ca`, writing the key owner-only to `key_path` (synced to disk when `sync`) and the
+/// certificate to `cert_path`.
 fn sign(
     ca: &(Certificate, KeyPair),
     cn: &str,
     names: Vec<String>,
-    cert_path: &Path,
-    key_path: &Path,
+    (cert_path, key_path): (&Path, &Path),
+    sync: bool,
 ) -> Result<(), PkiError> {
     let key = KeyPair::generate()?;
     let mut p = CertificateParams::new(names)?;
     p.distinguished_name.push(DnType::CommonName, cn);
     let cert = p.signed_by(&key, &ca.0, &ca.1)?;
-    write_secret(key_path, key.serialize_pem().as_bytes())?;
+    write_owner_only(key_path, key.serialize_pem().as_bytes(), sync)?;
     write(cert_path, &cert.pem())
 }
 
@@ -171,13 +180,8 @@ impl Pki {
         };
         if !pki.server_cert().exists() || !pki.server_key().exists() {
             let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-            sign(
-                &pki.ca,
-                "localhost",
-                names,
-                &pki.server_cert(),
-                &pki.server_key(),
-            )?;
+            let (cert, key) = (pki.server_cert(), pki.server_key());
+            sign(&pki.ca, "localhost", names, (&cert, &key), true)?;
         }
         tighten(&ca_key)?;
         tighten(&pki.server_key())?;
@@ -215,20 +219,33 @@ impl Pki {
     }
 
     /// Issues a new client certificate with CN `cn`, replacing one issued before (whose
-    /// certificate is then no longer the thing's).
+    /// certificate is then no longer the thing's). A throw-away identity: its key is not
+    /// synced to disk (a test fleet issues thousands).
     pub fn issue(&self, cn: &str) -> Result<ClientIdentity, PkiError> {
         let id = self.identity(cn);
-        sign(&self.ca, cn, Vec::new(), &id.cert_path, &id.key_path)?;
+        sign(
+            &self.ca,
+            cn,
+            Vec::new(),
+            (&id.cert_path, &id.key_path),
+            false,
+        )?;
         Ok(id)
     }
 
-    /// The client certificate of `cn`, issued on first use and kept after.
+    /// The client certificate of `cn`, issued on first use (durably) and kept after.
     pub fn camera(&self, cn: &str) -> Result<ClientIdentity, PkiError> {
         let id = self.identity(cn);
-        if id.cert_path.exists() && id.key_path.exists() {
-            return Ok(id);
+        if !(id.cert_path.exists() && id.key_path.exists()) {
+            sign(
+                &self.ca,
+                cn,
+                Vec::new(),
+                (&id.cert_path, &id.key_path),
+                true,
+            )?;
         }
-        self.issue(cn)
+        Ok(id)
     }
 }
 
