@@ -7,7 +7,8 @@
 //!
 //! With `ANPR_MEASURE_RECOGNIZER=1` the agent runs with a `[recognizer]` section (a binary built
 //! with the recognizer; the models must be there, `ANPR_MODELS_DIR`) and no frame arrives: the
-//! idle figure is what the frame feed costs before its first frame.
+//! idle figure is what the frame feed costs before its first frame. `ANPR_MEASURE_IDLE_SECS`
+//! (default 95) is how long the idle figure is measured.
 //!
 //! Bytes are TCP payload bytes (TLS records) counted by a loopback proxy in front of the
 //! broker and of S3, both directions; IP/TCP headers are not included.
@@ -31,7 +32,7 @@ async fn main() {
         let t = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         format!("{t}/debug/anpr-camera")
     });
-    let idle_secs: u64 = std::env::var("IDLE_SECS")
+    let idle_secs: u64 = std::env::var("ANPR_MEASURE_IDLE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(95);

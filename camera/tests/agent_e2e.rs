@@ -419,8 +419,8 @@ async fn a_camera_cannot_reach_another_cameras_topics_or_credentials() {
         "anpr-camera",
         "cam-b",
         &ca,
-        &stack.cam.cert_pem(),
-        &stack.cam.key_pem(),
+        &stack.cam.cert_pem().unwrap(),
+        &stack.cam.key_pem().unwrap(),
     )
     .unwrap();
     let e = other.fetch().await.unwrap_err();
@@ -437,8 +437,8 @@ async fn a_camera_cannot_reach_another_cameras_topics_or_credentials() {
         "anpr-camera",
         "cam-a",
         &ca,
-        &stack.cam.cert_pem(),
-        &stack.cam.key_pem(),
+        &stack.cam.cert_pem().unwrap(),
+        &stack.cam.key_pem().unwrap(),
     )
     .unwrap();
     assert_eq!(own.fetch().await.unwrap().access_key_id(), "testing");

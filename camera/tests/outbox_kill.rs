@@ -25,14 +25,14 @@ fn policy(name: &str) -> SyncPolicy {
     }
 }
 
-/// Not a test: the appending process the kill test starts; runs only with `OUTBOX_CHILD_DIR`.
+/// Not a test: the appending process the kill test starts; runs only with `ANPR_OUTBOX_CHILD_DIR`.
 #[test]
 #[ignore = "helper process of the kill -9 test"]
 fn appender_process_for_the_kill_test() {
-    let Ok(dir) = std::env::var("OUTBOX_CHILD_DIR") else {
+    let Ok(dir) = std::env::var("ANPR_OUTBOX_CHILD_DIR") else {
         return;
     };
-    let sync = policy(&std::env::var("OUTBOX_CHILD_SYNC").unwrap_or_default());
+    let sync = policy(&std::env::var("ANPR_OUTBOX_CHILD_SYNC").unwrap_or_default());
     let mut ob = Outbox::open(dir.as_ref(), cfg(sync)).unwrap();
     for i in 0u64.. {
         ob.append(PlateRead {
@@ -70,8 +70,8 @@ fn kill_and_check(sync: &str, at: u64) {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("OUTBOX_CHILD_DIR", dir.path())
-        .env("OUTBOX_CHILD_SYNC", sync)
+        .env("ANPR_OUTBOX_CHILD_DIR", dir.path())
+        .env("ANPR_OUTBOX_CHILD_SYNC", sync)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -112,15 +112,18 @@ async fn a_camera_cannot_receive_or_publish_on_another_cameras_topics() {
 async fn a_client_without_a_certificate_from_the_ca_is_refused() {
     let broker = Broker::start();
     let other_dir = tempfile_dir();
-    let other_ca = anpr_test_support::broker::Pki::new(other_dir.path());
+    let other_ca =
+        anpr_test_support::broker::Pki::open(other_dir.path(), "another CA").expect("other CA");
     anpr_test_support::init_crypto();
-    let id = other_ca.issue("cam-a");
+    let id = other_ca
+        .issue("cam-a")
+        .expect("certificate of the other CA");
     let mut opts = rumqttc::v5::MqttOptions::new("cam-a", "localhost", broker.port);
     opts.set_transport(rumqttc::Transport::tls_with_config(
         rumqttc::TlsConfiguration::Simple {
             ca: broker.ca_pem(),
             alpn: None,
-            client_auth: Some((id.cert_pem(), id.key_pem())),
+            client_auth: Some((id.cert_pem().unwrap(), id.key_pem().unwrap())),
         },
     ));
     let (_c, mut ev) = AsyncClient::new(opts, 4);

@@ -188,25 +188,25 @@ async fn wait_for_count(store: &DynamoPlateReadStore, camera: &CameraId, n: usiz
 }
 
 /// Not a test: the camera process that `an_offline_camera_killed_mid_publish…` starts (and
-/// kills): the agent on its outbox. It runs only when that test sets `PLATES_CHILD_DIR`.
+/// kills): the agent on its outbox. It runs only when that test sets `ANPR_PLATES_CHILD_DIR`.
 #[tokio::test]
 #[ignore = "helper process of the kill -9 test"]
 async fn camera_process_for_the_kill_test() {
-    let Ok(dir) = std::env::var("PLATES_CHILD_DIR") else {
+    let Ok(dir) = std::env::var("ANPR_PLATES_CHILD_DIR") else {
         return;
     };
     let env = |k: &str| std::env::var(k).unwrap();
     anpr_test_support::init_crypto();
     let cfg = agent_config(
-        &env("PLATES_CHILD_CAMERA"),
-        env("PLATES_CHILD_PORT").parse().unwrap(),
-        env("PLATES_CHILD_CA").as_ref(),
-        env("PLATES_CHILD_CERT").as_ref(),
-        env("PLATES_CHILD_KEY").as_ref(),
+        &env("ANPR_PLATES_CHILD_CAMERA"),
+        env("ANPR_PLATES_CHILD_PORT").parse().unwrap(),
+        env("ANPR_PLATES_CHILD_CA").as_ref(),
+        env("ANPR_PLATES_CHILD_CERT").as_ref(),
+        env("ANPR_PLATES_CHILD_KEY").as_ref(),
         dir.as_ref(),
     );
     let outbox = anpr_camera::agent::open_outbox(&cfg).unwrap();
-    let n: u64 = env("PLATES_CHILD_APPEND").parse().unwrap();
+    let n: u64 = env("ANPR_PLATES_CHILD_APPEND").parse().unwrap();
     {
         let mut ob = outbox.lock().unwrap();
         let base = anpr_protocol::clock::now_ms() - 3 * 3600 * 1000;
@@ -233,13 +233,13 @@ fn spawn_camera(
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("PLATES_CHILD_DIR", dir)
-        .env("PLATES_CHILD_APPEND", append.to_string())
-        .env("PLATES_CHILD_CAMERA", cn)
-        .env("PLATES_CHILD_PORT", broker.port.to_string())
-        .env("PLATES_CHILD_CA", broker.pki.ca_path())
-        .env("PLATES_CHILD_CERT", &id.cert_path)
-        .env("PLATES_CHILD_KEY", &id.key_path)
+        .env("ANPR_PLATES_CHILD_DIR", dir)
+        .env("ANPR_PLATES_CHILD_APPEND", append.to_string())
+        .env("ANPR_PLATES_CHILD_CAMERA", cn)
+        .env("ANPR_PLATES_CHILD_PORT", broker.port.to_string())
+        .env("ANPR_PLATES_CHILD_CA", broker.pki.ca_path())
+        .env("ANPR_PLATES_CHILD_CERT", &id.cert_path)
+        .env("ANPR_PLATES_CHILD_KEY", &id.key_path)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap()

@@ -1,5 +1,6 @@
 //! Times each stage alone on some images:
 //! `cargo run --release -p anpr-recognizer --example stages -- IMAGE…`
+//! (`ANPR_MAX_SIDE`: the detector's longer side in pixels, default 800).
 
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use anpr_recognizer::{
 
 fn main() -> anyhow::Result<()> {
     let config = RecognizerConfig::default();
-    let max_side: u32 = std::env::var("MAX_SIDE")
+    let max_side: u32 = std::env::var("ANPR_MAX_SIDE")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(800);

@@ -44,7 +44,7 @@ impl DynamoAuditLog {
         }
     }
 
-    /// Keeps records `secs` (the DynamoDB TTL of each): `AUDIT_RETENTION_SECS`,
+    /// Keeps records `secs` (the DynamoDB TTL of each): `ANPR_AUDIT_RETENTION_SECS`,
     /// [`crate::FunctionConfig::audit_retention_secs`].
     pub fn with_retention(mut self, secs: u64) -> Self {
         self.retention_secs = secs;

@@ -4,21 +4,21 @@
 use anpr_core::RequestsConfig;
 
 /// Environment variable: the DynamoDB table name.
-pub const ENV_TABLE: &str = "TABLE_NAME";
+pub const ENV_TABLE: &str = "ANPR_TABLE_NAME";
 /// Environment variable: the IoT data endpoint URL (`https://xxxx-ats.iot.REGION.amazonaws.com`).
-pub const ENV_IOT_ENDPOINT: &str = "IOT_DATA_ENDPOINT";
+pub const ENV_IOT_ENDPOINT: &str = "ANPR_IOT_DATA_ENDPOINT";
 /// Environment variable: the media bucket.
-pub const ENV_BUCKET: &str = "MEDIA_BUCKET";
+pub const ENV_BUCKET: &str = "ANPR_MEDIA_BUCKET";
 /// Environment variable: seconds a camera has to serve a request.
-pub const ENV_REQUEST_EXPIRY: &str = "REQUEST_EXPIRY_SECS";
+pub const ENV_REQUEST_EXPIRY: &str = "ANPR_REQUEST_EXPIRY_SECS";
 /// Environment variable: seconds request items are retained.
-pub const ENV_RETENTION: &str = "REQUEST_RETENTION_SECS";
+pub const ENV_RETENTION: &str = "ANPR_REQUEST_RETENTION_SECS";
 /// Environment variable: seconds plate reads are retained.
-pub const ENV_READ_RETENTION: &str = "READ_RETENTION_SECS";
+pub const ENV_READ_RETENTION: &str = "ANPR_READ_RETENTION_SECS";
 /// Environment variable: validity of presigned download URLs, seconds.
-pub const ENV_URL_VALIDITY: &str = "DOWNLOAD_URL_SECS";
+pub const ENV_URL_VALIDITY: &str = "ANPR_DOWNLOAD_URL_SECS";
 /// Environment variable: seconds audit records are retained.
-pub const ENV_AUDIT_RETENTION: &str = "AUDIT_RETENTION_SECS";
+pub const ENV_AUDIT_RETENTION: &str = "ANPR_AUDIT_RETENTION_SECS";
 /// Shortest audit retention accepted (seconds): one day. Shorter would let a change be
 /// forgotten before anyone looks (and `0`/nonsense is refused at start like every setting).
 pub const MIN_AUDIT_RETENTION_SECS: u64 = 24 * 3600;
@@ -107,7 +107,7 @@ pub fn audit_retention(raw: Option<&str>) -> Result<u64, ConfigError> {
 }
 
 impl FunctionConfig {
-    /// Reads the configuration. `TABLE_NAME` and `IOT_DATA_ENDPOINT` are required.
+    /// Reads the configuration. `ANPR_TABLE_NAME` and `ANPR_IOT_DATA_ENDPOINT` are required.
     pub fn from_env() -> Result<Self, ConfigError> {
         let iot_endpoint = var(ENV_IOT_ENDPOINT)?;
         if !(iot_endpoint.starts_with("https://") || iot_endpoint.starts_with("http://")) {
@@ -143,27 +143,33 @@ pub struct AwsClients {
     pub dynamo: aws_sdk_dynamodb::Client,
     /// IoT data plane, pointed at the configured endpoint.
     pub iot: aws_sdk_iotdataplane::Client,
-    /// S3 (path-style when `AWS_S3_FORCE_PATH_STYLE=true`, for local stand-ins).
+    /// S3 (path-style when asked, for local stand-ins).
     pub s3: aws_sdk_s3::Client,
 }
 
 impl AwsClients {
     /// Builds every client from the default provider chain (env, profile, Lambda role) on the
     /// compiled-in trust store of [`crate::http`], and the IoT data endpoint. `AWS_ENDPOINT_URL`
-    /// (honoured by the SDK) points DynamoDB and S3 at a local stand-in.
+    /// (honoured by the SDK) points DynamoDB and S3 at a local stand-in, and
+    /// `AWS_S3_FORCE_PATH_STYLE=true` makes S3 requests path-style.
     pub async fn from_env(iot_endpoint: &str) -> Result<Self, ConfigError> {
         let sdk = crate::http::sdk_config().await?;
-        Ok(Self::from_sdk_config(&sdk, iot_endpoint))
+        let s3_path_style = std::env::var("AWS_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
+        Ok(Self::from_sdk_config(&sdk, iot_endpoint, s3_path_style))
     }
 
-    /// Builds every client from an explicit SDK config (tests, local stack).
-    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, iot_endpoint: &str) -> Self {
+    /// Builds every client from an explicit SDK config (tests, local stack), S3 path-style
+    /// when `s3_path_style`.
+    pub fn from_sdk_config(
+        sdk: &aws_config::SdkConfig,
+        iot_endpoint: &str,
+        s3_path_style: bool,
+    ) -> Self {
         let iot = aws_sdk_iotdataplane::config::Builder::from(sdk)
             .endpoint_url(iot_endpoint)
             .build();
-        let path_style = std::env::var("AWS_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
         let s3 = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(path_style)
+            .force_path_style(s3_path_style)
             .build();
         Self {
             dynamo: aws_sdk_dynamodb::Client::new(sdk),

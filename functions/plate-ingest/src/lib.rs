@@ -48,15 +48,15 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// Environment variable: how far ahead of the cloud clock a read's time may be (seconds).
-pub const ENV_MAX_FUTURE_SKEW: &str = "MAX_FUTURE_SKEW_SECS";
+pub const ENV_MAX_FUTURE_SKEW: &str = "ANPR_MAX_FUTURE_SKEW_SECS";
 
 /// Configuration of the function, read once at cold start.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// DynamoDB table (`TABLE_NAME`).
+    /// DynamoDB table (`ANPR_TABLE_NAME`).
     pub table: String,
-    /// Retention (`READ_RETENTION_SECS`, default 90 days) and clock skew
-    /// (`MAX_FUTURE_SKEW_SECS`, default 600).
+    /// Retention (`ANPR_READ_RETENTION_SECS`, default 90 days) and clock skew
+    /// (`ANPR_MAX_FUTURE_SKEW_SECS`, default 600).
     pub policy: IngestPolicy,
 }
 
@@ -76,7 +76,8 @@ fn positive_secs(name: &'static str, default: u64) -> Result<u64, anpr_aws::Conf
 }
 
 impl IngestConfig {
-    /// Reads `TABLE_NAME` (required), `READ_RETENTION_SECS` and `MAX_FUTURE_SKEW_SECS`.
+    /// Reads `ANPR_TABLE_NAME` (required), `ANPR_READ_RETENTION_SECS` and
+    /// `ANPR_MAX_FUTURE_SKEW_SECS`.
     pub fn from_env() -> Result<Self, anpr_aws::ConfigError> {
         use anpr_aws::config::{ENV_READ_RETENTION, ENV_TABLE};
         let table = std::env::var(ENV_TABLE)

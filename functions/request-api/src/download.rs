@@ -2,7 +2,7 @@
 //! presigned link to a ready request's file, for anyone who may see the request (viewer and
 //! up, same organisation). A request of another organisation is `404` like every route; one
 //! not ready is `409 not_ready`. The link a notification carried expires
-//! (`DOWNLOAD_URL_SECS`); after a reload the console asks here.
+//! (`ANPR_DOWNLOAD_URL_SECS`); after a reload the console asks here.
 
 use crate::error::ApiError;
 use crate::identity::Authenticated;

@@ -27,7 +27,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let bucket = config
         .bucket
         .clone()
-        .ok_or_else(|| lambda_http::Error::from("MEDIA_BUCKET is not set"))?;
+        .ok_or_else(|| lambda_http::Error::from("ANPR_MEDIA_BUCKET is not set"))?;
     let downloads = request_api::Downloads {
         signer: S3UrlSigner::new(clients.s3.clone(), &bucket),
         valid_for_secs: config.download_url_secs,

@@ -8,13 +8,13 @@ use web_authorizer::policy::Scope;
 use web_authorizer::token::Expected;
 
 /// The user pool's issuer URL (`https://cognito-idp.{region}.amazonaws.com/{pool id}`).
-const ENV_USER_POOL_ISSUER: &str = "USER_POOL_ISSUER";
+const ENV_USER_POOL_ISSUER: &str = "ANPR_USER_POOL_ISSUER";
 /// The app client id (the ID token's audience).
-const ENV_APP_CLIENT_ID: &str = "APP_CLIENT_ID";
+const ENV_APP_CLIENT_ID: &str = "ANPR_APP_CLIENT_ID";
 /// The account of the IoT endpoint (policy resources).
-const ENV_ACCOUNT_ID: &str = "ACCOUNT_ID";
+const ENV_ACCOUNT_ID: &str = "ANPR_ACCOUNT_ID";
 /// The partition (`aws` unless set).
-const ENV_PARTITION: &str = "PARTITION";
+const ENV_PARTITION: &str = "ANPR_PARTITION";
 
 fn env(name: &str) -> Result<String, Error> {
     std::env::var(name)

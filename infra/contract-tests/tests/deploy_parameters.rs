@@ -187,15 +187,15 @@ fn the_media_bucket_is_named_by_one_expression_everywhere() {
     );
     assert!(stack::bucket_name("").is_ok() && stack::bucket_name("Bad_Name").is_err());
 
-    // Every `${Bucket}` of a `!Sub [..., {Bucket: ...}]` and every MEDIA_BUCKET is that same
+    // Every `${Bucket}` of a `!Sub [..., {Bucket: ...}]` and every ANPR_MEDIA_BUCKET is that same
     // expression; nothing else names a media bucket. The bucket itself, three environments
     // (file-status, upload-completed, request-api), the two presigning roles' GetObject and
     // the camera upload role: seven uses.
     let resources = &t["Resources"];
     assert_eq!(uses_of(resources, name, "Resources"), 7);
     for (id, f) in anpr_infra_tests::resources(&t, "AWS::Serverless::Function") {
-        if let Some(v) = prop(f, &["Environment", "Variables", "MEDIA_BUCKET"]) {
-            assert_eq!(v, name, "{id}: MEDIA_BUCKET");
+        if let Some(v) = prop(f, &["Environment", "Variables", "ANPR_MEDIA_BUCKET"]) {
+            assert_eq!(v, name, "{id}: ANPR_MEDIA_BUCKET");
         }
     }
     let mut subs = 0;
@@ -263,7 +263,7 @@ fn samconfig_builds_without_a_prompt_and_asks_for_the_required_parameters() {
 fn scripts_deploy_without_a_web_origin_and_no_terminal_stops_and_says_what_to_pass() {
     let out = std::process::Command::new("bash")
         .arg(repo_root().join("scripts/deploy"))
-        .env_remove("WEB_ORIGIN")
+        .env_remove("ANPR_WEB_ORIGIN")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run scripts/deploy");

@@ -1102,11 +1102,15 @@ fn the_web_authorizer_is_wired_to_the_user_pool_and_iot_may_invoke_it() {
     for (name, _) in env {
         assert!(main_rs.contains(&format!("\"{name}\"")), "{name} unused");
     }
-    for name in ["USER_POOL_ISSUER", "APP_CLIENT_ID", "ACCOUNT_ID"] {
+    for name in [
+        "ANPR_USER_POOL_ISSUER",
+        "ANPR_APP_CLIENT_ID",
+        "ANPR_ACCOUNT_ID",
+    ] {
         assert!(env.contains_key(name), "{name} not set");
     }
     assert_eq!(
-        text(&env["USER_POOL_ISSUER"]).as_deref(),
+        text(&env["ANPR_USER_POOL_ISSUER"]).as_deref(),
         Some("https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}")
     );
     let perm = resource(&t, "WebAuthorizerInvokePermission").expect("permission");

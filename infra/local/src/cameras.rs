@@ -156,7 +156,8 @@ pub fn agent_config(
     pki: &crate::pki::Pki,
     env: &CameraEnv,
 ) -> Result<Config, CameraSetupError> {
-    let (cert, key) = pki.camera(camera)?;
+    let id = pki.camera(camera)?;
+    let (cert, key) = (id.cert_path, id.key_path);
     let state = dir.join("state");
     std::fs::create_dir_all(&state).map_err(io(&state))?;
     let text = format!(

@@ -9,12 +9,15 @@
 //! | IoT rules → file-status, plate-ingest Lambdas | broker link → the functions' own `handle` ([`rules`]) |
 //! | S3 + ObjectCreated → upload-completed Lambda | s3s-fs on the data folder, wrapped to emit events → `upload_completed::handle` ([`s3`]) |
 //! | IoT credentials provider | mutual-TLS HTTPS stand-in ([`creds`]) |
-//! | IoT Device Shadow service (named shadow `config`) | shadow rules of `anpr_core::shadow` on the broker's `$aws/things/…` topics and behind `GET/PUT /cameras/{id}/config` ([`shadow`]) |
+//! | IoT Device Shadow service (named shadow `config`) | the shadow service of `anpr_stand_ins::shadow` on the broker's `$aws/things/…` topics, documents in the database, and behind `GET/PUT /cameras/{id}/config` ([`shadow`]) |
 //! | DynamoDB | an append-only, fsynced log replayed at start ([`store`]) |
 //! | Cognito user pool | a local token issuer: ES256 ID tokens for the demo users, key generated on first run ([`tokens`]) |
 //! | API Gateway (JWT authorizer) + request-api Lambda | `request_api::app` over local HTTP; `Authorization: Bearer` tokens verified by [`tokens`] and mapped to the caller by the cloud's mapping |
 //! | the web console (S3/CloudFront) | the same HTTP port ([`console`]) |
 //! | cameras | the real `anpr-camera` agent, simulated over generated media ([`cameras`]) |
+//!
+//! The CA ([`pki`]), the credentials provider ([`creds`]) and the shadow service's rules are
+//! the crate `anpr-stand-ins`, shared with the tests' harness.
 //!
 //! Everything lives under one data folder (`--data-dir`, default `.local/anpr-local`);
 //! `--reset` deletes it first.
@@ -22,9 +25,7 @@
 pub mod broker;
 pub mod cameras;
 pub mod console;
-pub mod creds;
 pub mod hosted_ui;
-pub mod pki;
 pub mod presence_events;
 pub mod rules;
 pub mod s3;
@@ -32,6 +33,9 @@ pub mod shadow;
 pub mod store;
 pub mod tokens;
 pub mod web_access;
+
+/// The local CA and the credentials provider: the stand-ins shared with the tests.
+pub use anpr_stand_ins::{creds, pki};
 
 use anpr_core::model::{Camera, CameraPresence};
 use anpr_core::plates::IngestPolicy;
@@ -104,6 +108,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError 
 pub const BUCKET: &str = "anpr-media";
 /// The credentials provider role alias.
 pub const ROLE_ALIAS: &str = "anpr-camera";
+/// The subject CN of the local CA.
+pub const LOCAL_CA: &str = "anpr-local CA (generated on this machine)";
 /// The demo user the console signs in as unless another is picked (an admin of `acme`).
 pub const DEMO_USER: &str = "ada";
 
@@ -374,7 +380,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
         });
     }
     std::fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
-    let pki = pki::Pki::open(&data.join("pki"))?;
+    let pki = pki::Pki::open(&data.join("pki"), LOCAL_CA)?;
     let db = store::LocalDb::open(&data.join("db").join("anpr.log")).await?;
 
     let issued = local_credentials(&data)?;
@@ -573,13 +579,10 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
             shadow_rx,
             shadows.clone(),
         )),
-        tokio::spawn(creds::serve(
-            creds_listener,
-            acceptor,
-            data.join("pki"),
-            ROLE_ALIAS.into(),
-            issued,
-        )),
+        tokio::spawn(
+            Arc::new(creds::CredsProvider::new(pki.clone(), ROLE_ALIAS, issued))
+                .serve(creds_listener, acceptor),
+        ),
         tokio::spawn(presence_events::run(lifecycle_changes, publisher.clone())),
         tokio::spawn(rules::run_iot_rules(
             rules_tx,

@@ -1,6 +1,6 @@
-//! The AWS IoT Device Shadow service stand-in, for the cameras' named shadow `config`, with the
-//! shadow rules of `anpr_core::shadow::Shadow` (merge, version, delta) and the documents kept in
-//! the local database:
+//! The AWS IoT Device Shadow service stand-in for the cameras' named shadow `config`: the
+//! service's topics and answers of [`anpr_stand_ins::shadow`] (shared with the tests), the
+//! documents kept in the local database, the messages carried by an in-process broker link:
 //! - the API side ([`LocalShadows`], the `ConfigShadows` port that `UpdateThingShadow` /
 //!   `GetThingShadow` implement in AWS): a desired change is stored, then `update/accepted` and,
 //!   when something differs from `reported`, `update/delta` are published to the camera;
@@ -12,16 +12,15 @@ use crate::broker::LinkPublisher;
 use crate::store::LocalDb;
 use anpr_core::StoreError;
 use anpr_core::ports::{ConfigShadows, DevicePublisher};
-use anpr_protocol::shadow::{self as msgs, Document, Rejected};
+use anpr_core::shadow::{Shadow, Updated};
+use anpr_protocol::shadow::{Document, Rejected};
 use anpr_protocol::{CameraId, topics};
+use anpr_stand_ins::shadow::{self as service, Message, Op, Request, ShadowDocs};
 use rumqttd::Notification;
 use rumqttd::local::{LinkRx, LinkTx};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-
-/// `update/accepted` (not in `anpr_protocol::shadow`: the camera does not subscribe to it).
-pub const UPDATE_ACCEPTED: &str = "update/accepted";
 
 /// [`ConfigShadows`] over the local shadow service.
 #[derive(Debug, Clone)]
@@ -53,39 +52,49 @@ impl LocalShadows {
 
     /// Applies an update payload and publishes what the shadow service publishes.
     async fn apply(&self, camera: &CameraId, payload: &Value) -> Result<(), Rejected> {
-        let updated = self
-            .db
-            .update_shadow(camera.as_str(), payload, anpr_protocol::clock::now_secs())
-            .await;
-        match updated {
-            Ok(u) => {
-                self.send(camera, UPDATE_ACCEPTED, &u.accepted).await;
-                if let Some(delta) = u.delta {
-                    let v = serde_json::to_value(&delta).unwrap_or_default();
-                    self.send(camera, msgs::UPDATE_DELTA, &v).await;
-                }
-                Ok(())
-            }
-            Err(r) => {
-                let v = serde_json::to_value(&r).unwrap_or_default();
-                self.send(camera, msgs::UPDATE_REJECTED, &v).await;
-                Err(r)
+        let now = anpr_protocol::clock::now_secs();
+        let result = self.db.update_shadow(camera.as_str(), payload, now).await;
+        self.send(service::update_answer(
+            camera.as_str(),
+            topics::CONFIG_SHADOW,
+            &result,
+        ))
+        .await;
+        result.map(|_| ())
+    }
+
+    async fn send(&self, messages: Vec<Message>) {
+        for (topic, bytes) in messages {
+            if let Err(e) = self.publisher.publish(&topic, bytes, 1).await {
+                tracing::warn!(%topic, error = %e, "shadow message not published");
             }
         }
     }
+}
 
-    async fn send(&self, camera: &CameraId, suffix: &str, v: &Value) {
-        let topic = topics::config_shadow(camera, suffix);
-        let bytes = serde_json::to_vec(v).unwrap_or_default();
-        if let Err(e) = self.publisher.publish(&topic, bytes, 1).await {
-            tracing::warn!(%topic, error = %e, "shadow message not published");
+/// The documents of the shadow `config` (the only one the device side listens to), in the
+/// local database; an update of another name is refused.
+impl ShadowDocs for LocalShadows {
+    async fn update(
+        &self,
+        thing: &str,
+        name: &str,
+        payload: &Value,
+        now_secs: u64,
+    ) -> Result<Updated, Rejected> {
+        if name != topics::CONFIG_SHADOW {
+            return Err(Rejected {
+                code: 400,
+                message: format!("Only the shadow '{}' is kept here", topics::CONFIG_SHADOW),
+            });
         }
+        self.db.update_shadow(thing, payload, now_secs).await
     }
 
-    fn document(&self, camera: &CameraId) -> Option<Document> {
-        self.db
-            .shadow(camera.as_str())
-            .map(|s| s.document(anpr_protocol::clock::now_secs()))
+    fn get(&self, thing: &str, name: &str) -> Option<Shadow> {
+        (name == topics::CONFIG_SHADOW)
+            .then(|| self.db.shadow(thing))
+            .flatten()
     }
 }
 
@@ -101,37 +110,23 @@ impl ConfigShadows for LocalShadows {
     }
 
     async fn read(&self, camera: &CameraId) -> Result<Option<Document>, StoreError> {
-        Ok(self.document(camera))
+        Ok(self
+            .db
+            .shadow(camera.as_str())
+            .map(|s| s.document(anpr_protocol::clock::now_secs())))
     }
 }
 
-/// The filters the device side listens on.
-pub fn filters() -> [String; 2] {
-    [
-        format!(
-            "$aws/things/+/shadow/name/{}/{}",
-            topics::CONFIG_SHADOW,
-            msgs::UPDATE
-        ),
-        format!(
-            "$aws/things/+/shadow/name/{}/{}",
-            topics::CONFIG_SHADOW,
-            msgs::GET
-        ),
-    ]
-}
-
-/// `$aws/things/{camera}/shadow/name/config/{update|get}` → the camera and the operation.
-fn parse(topic: &str) -> Option<(CameraId, &str)> {
-    let rest = topic.strip_prefix("$aws/things/")?;
-    let (camera, rest) = rest.split_once('/')?;
-    let op = rest.strip_prefix(&format!("shadow/name/{}/", topics::CONFIG_SHADOW))?;
-    Some((CameraId::parse(camera).ok()?, op))
+/// A camera's request to its shadow `config`: the camera and the request.
+fn parse(topic: &str) -> Option<(CameraId, Request<'_>)> {
+    let req = Request::parse(topic)?;
+    let camera = CameraId::parse(req.thing).ok()?;
+    (req.name == topics::CONFIG_SHADOW).then_some((camera, req))
 }
 
 /// Answers the cameras' shadow messages until the link closes.
 pub async fn run_device_side(mut tx: LinkTx, mut rx: LinkRx, shadows: LocalShadows) {
-    for f in filters() {
+    for f in service::request_filters(topics::CONFIG_SHADOW) {
         if let Err(e) = tx.subscribe(f.clone()) {
             tracing::error!(filter = %f, error = %e, "shadow subscription failed");
         }
@@ -152,7 +147,7 @@ pub async fn run_device_side(mut tx: LinkTx, mut rx: LinkRx, shadows: LocalShado
             }
         };
         let topic = String::from_utf8_lossy(&fwd.publish.topic).into_owned();
-        let Some((camera, op)) = parse(&topic) else {
+        let Some((camera, req)) = parse(&topic) else {
             continue;
         };
         shadows
@@ -160,34 +155,17 @@ pub async fn run_device_side(mut tx: LinkTx, mut rx: LinkRx, shadows: LocalShado
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(camera.to_string());
-        match op {
-            msgs::UPDATE => {
-                let payload = match serde_json::from_slice::<Value>(&fwd.publish.payload) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        let r = json!({"code": 400, "message": "Payload contains invalid json"});
-                        shadows.send(&camera, msgs::UPDATE_REJECTED, &r).await;
-                        continue;
-                    }
-                };
-                if let Err(r) = shadows.apply(&camera, &payload).await {
+        let now = anpr_protocol::clock::now_secs();
+        let answer = service::answer(&shadows, req, &fwd.publish.payload, now).await;
+        if req.op == Op::Update {
+            match &answer.refused {
+                Some(r) => {
                     tracing::info!(camera = %camera, code = r.code, message = %r.message, "shadow update rejected");
-                } else {
-                    tracing::info!(camera = %camera, "shadow updated by the camera");
                 }
+                None => tracing::info!(camera = %camera, "shadow updated by the camera"),
             }
-            msgs::GET => match shadows.document(&camera) {
-                Some(doc) => {
-                    let v = serde_json::to_value(&doc).unwrap_or_default();
-                    shadows.send(&camera, msgs::GET_ACCEPTED, &v).await;
-                }
-                None => {
-                    let r = json!({"code": 404, "message": "No shadow exists with name: 'config'"});
-                    shadows.send(&camera, msgs::GET_REJECTED, &r).await;
-                }
-            },
-            _ => {}
         }
+        shadows.send(answer.messages).await;
     }
 }
 
@@ -197,8 +175,8 @@ mod tests {
 
     #[test]
     fn shadow_topics_name_their_camera_and_operation() {
-        let (cam, op) = parse("$aws/things/cam-001/shadow/name/config/update").expect("parsed");
-        assert_eq!((cam.as_str(), op), ("cam-001", "update"));
+        let (cam, req) = parse("$aws/things/cam-001/shadow/name/config/update").expect("parsed");
+        assert_eq!((cam.as_str(), req.op), ("cam-001", Op::Update));
         assert!(parse("$aws/things/cam-001/shadow/name/other/update").is_none());
         assert!(parse("cam-001/file/status").is_none());
     }

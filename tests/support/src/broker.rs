@@ -8,10 +8,8 @@
 //! for IoT rules and the data plane) takes certificates of a separate cloud CA only, so the
 //! cloud side may run several clients under [`CLOUD_IDENTITY`] with their own client ids.
 
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
-use std::path::{Path, PathBuf};
+pub use anpr_stand_ins::pki::{ClientIdentity, Pki};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,100 +35,6 @@ pub fn acl() -> String {
     )
 }
 
-/// A client certificate and key issued by the broker's CA, as PEM files.
-#[derive(Debug, Clone)]
-pub struct ClientIdentity {
-    /// Certificate CN (= thing name = MQTT client id = ACL username).
-    pub cn: String,
-    /// Certificate PEM path.
-    pub cert_path: PathBuf,
-    /// Private key PEM path (PKCS#8).
-    pub key_path: PathBuf,
-}
-
-impl ClientIdentity {
-    /// Certificate PEM bytes.
-    pub fn cert_pem(&self) -> Vec<u8> {
-        std::fs::read(&self.cert_path).expect("read client cert")
-    }
-    /// Key PEM bytes.
-    pub fn key_pem(&self) -> Vec<u8> {
-        std::fs::read(&self.key_path).expect("read client key")
-    }
-}
-
-/// A throw-away certificate authority.
-pub struct Pki {
-    dir: PathBuf,
-    ca: Certificate,
-    ca_key: KeyPair,
-}
-
-impl std::fmt::Debug for Pki {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Pki {
-    /// A new CA with a server certificate for `localhost` / `127.0.0.1`, written under `dir`.
-    pub fn new(dir: &Path) -> Self {
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        p.distinguished_name
-            .push(DnType::CommonName, "anpr test CA");
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = p.self_signed(&ca_key).expect("CA cert");
-        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
-        let pki = Self {
-            dir: dir.to_owned(),
-            ca,
-            ca_key,
-        };
-        let server_key = KeyPair::generate().expect("server key");
-        let mut sp = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("server params");
-        sp.distinguished_name.push(DnType::CommonName, "localhost");
-        let server = sp
-            .signed_by(&server_key, &pki.ca, &pki.ca_key)
-            .expect("server cert");
-        std::fs::write(dir.join("server.pem"), server.pem()).expect("write server cert");
-        std::fs::write(dir.join("server.key"), server_key.serialize_pem()).expect("write key");
-        pki
-    }
-
-    /// Path of the CA certificate (what clients trust).
-    pub fn ca_path(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-
-    /// Issues a client certificate with CN `cn`.
-    pub fn issue(&self, cn: &str) -> ClientIdentity {
-        let key = KeyPair::generate().expect("client key");
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("client params");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        let cert = p
-            .signed_by(&key, &self.ca, &self.ca_key)
-            .expect("client cert");
-        let cert_path = self.dir.join(format!("{cn}.pem"));
-        let key_path = self.dir.join(format!("{cn}.key"));
-        std::fs::write(&cert_path, cert.pem()).expect("write client cert");
-        std::fs::write(&key_path, key.serialize_pem()).expect("write client key");
-        ClientIdentity {
-            cn: cn.to_owned(),
-            cert_path,
-            key_path,
-        }
-    }
-}
-
 /// The mosquitto binary: `ANPR_MOSQUITTO`, else `/usr/sbin/mosquitto`, else `mosquitto` on PATH.
 pub fn mosquitto_bin() -> PathBuf {
     if let Ok(p) = std::env::var("ANPR_MOSQUITTO") {
@@ -142,6 +46,9 @@ pub fn mosquitto_bin() -> PathBuf {
     }
     PathBuf::from("mosquitto")
 }
+
+/// The subject CN of the brokers' throw-away CAs.
+pub const TEST_CA: &str = "anpr test CA";
 
 /// A running Mosquitto with TLS client auth, the IoT-like ACL and persistence.
 #[derive(Debug)]
@@ -180,10 +87,8 @@ impl Broker {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777));
         }
-        let pki = Pki::new(dir.path());
-        let cloud_dir = dir.path().join("cloud");
-        std::fs::create_dir(&cloud_dir).expect("cloud CA dir");
-        let cloud_pki = Pki::new(&cloud_dir);
+        let pki = Pki::open(dir.path(), TEST_CA).expect("camera CA");
+        let cloud_pki = Pki::open(&dir.path().join("cloud"), TEST_CA).expect("cloud CA");
         let mut b = Self {
             port: crate::free_port(),
             cloud_port: crate::free_port(),
@@ -243,8 +148,13 @@ impl Broker {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
+            // What Mosquitto reads, readable by its user (the server key included); the CA's
+            // key stays owner-only.
             for e in std::fs::read_dir(self.dir.path()).expect("list").flatten() {
-                let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
+                if e.file_name() != "ca.key" {
+                    let _ =
+                        std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
+                }
             }
             let _ = std::fs::set_permissions(
                 self.dir.path().join("cloud"),
@@ -322,11 +232,12 @@ impl Broker {
     /// Issues a client identity (certificate CN = `cn`): [`CLOUD_IDENTITY`] from the cloud CA
     /// (for [`Broker::cloud_port`]), any other name from the camera CA.
     pub fn identity(&self, cn: &str) -> ClientIdentity {
-        if cn == CLOUD_IDENTITY {
-            self.cloud_pki.issue(cn)
+        let pki = if cn == CLOUD_IDENTITY {
+            &self.cloud_pki
         } else {
-            self.pki.issue(cn)
-        }
+            &self.pki
+        };
+        pki.issue(cn).expect("client certificate")
     }
 
     /// The endpoint `id` connects to: the cloud's for [`CLOUD_IDENTITY`], else the cameras'.
@@ -372,7 +283,10 @@ impl Broker {
         rumqttc::TlsConfiguration::Simple {
             ca: self.ca_pem(),
             alpn: None,
-            client_auth: Some((id.cert_pem(), id.key_pem())),
+            client_auth: Some((
+                id.cert_pem().expect("read client cert"),
+                id.key_pem().expect("read client key"),
+            )),
         }
     }
 }

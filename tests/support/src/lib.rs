@@ -6,7 +6,10 @@
 //! - [`broker`]: a Mosquitto configured like AWS IoT Core: TLS with client certificates issued
 //!   at run time by a throw-away CA, client id = certificate CN, per-camera ACL equivalent to an
 //!   IoT policy on `${iot:Connection.Thing.ThingName}`. Each test starts its own broker on a free
-//!   port so it may stop and restart it (persistence on) without disturbing others.
+//!   port so it may stop and restart it (persistence on) without disturbing others. Its CA is
+//!   `anpr_stand_ins::pki`, shared with `anpr-local`.
+//! - [`creds`], [`shadow`]: the IoT credentials provider and device shadow service of
+//!   `anpr-stand-ins` (shared with `anpr-local`) on a test broker.
 //!
 //! Nothing here is a mock: tests talk to the real programs. Missing programs fail the test with
 //! a message saying to run `scripts/test`, never skip it.

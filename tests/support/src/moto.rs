@@ -29,13 +29,7 @@ pub fn sdk_config() -> SdkConfig {
 
 /// All SDK clients, pointed at moto (S3 path-style).
 pub fn clients() -> anpr_aws::AwsClients {
-    let sdk = sdk_config();
-    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(true)
-        .build();
-    let mut c = anpr_aws::AwsClients::from_sdk_config(&sdk, &url());
-    c.s3 = aws_sdk_s3::Client::from_conf(s3);
-    c
+    anpr_aws::AwsClients::from_sdk_config(&sdk_config(), &url(), true)
 }
 
 /// Registers a thing in moto's IoT registry (moto keeps shadows only for registered things,

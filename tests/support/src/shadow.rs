@@ -1,38 +1,26 @@
-//! A stand-in for the AWS IoT Device Shadow service on the test broker: it answers
-//! `$aws/things/{thing}/shadow/name/{shadow}/get` and `…/update` with the AWS topic shapes
-//! (`get/accepted|rejected`, `update/accepted|rejected`, `update/delta`), keeping documents
-//! with the same rules as the in-memory adapter ([`anpr_core::Shadow`]). Tests change the
-//! desired state as the cloud's UpdateThingShadow would, with [`ShadowService::desire`].
+//! The AWS IoT Device Shadow service stand-in ([`anpr_stand_ins::shadow`], documents in
+//! memory) on the test broker: a cloud-side client answers every thing's
+//! `$aws/things/{thing}/shadow/name/{shadow}/get` and `…/update`. Tests change the desired
+//! state as the cloud's UpdateThingShadow would, with [`ShadowService::desire`].
 
 use crate::broker::{Broker, CLOUD_IDENTITY};
 pub use anpr_core::Shadow;
 pub use anpr_core::shadow::delta;
+use anpr_stand_ins::shadow::{MemoryShadows, Request, ShadowDocs as _};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::{AsyncClient, Event};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-type Docs = Arc<Mutex<HashMap<(String, String), Shadow>>>;
 
 /// The running stand-in; stops when dropped.
 #[derive(Debug)]
 pub struct ShadowService {
     client: AsyncClient,
-    docs: Docs,
+    docs: MemoryShadows,
     /// PUBACKs received for the service's publishes.
     pubacks: tokio::sync::watch::Receiver<u64>,
     task: tokio::task::JoinHandle<()>,
-}
-
-/// `$aws/things/{thing}/shadow/name/{name}/{op…}` → (thing, name, op).
-fn parse_topic(topic: &str) -> Option<(String, String, String)> {
-    let rest = topic.strip_prefix("$aws/things/")?;
-    let (thing, rest) = rest.split_once("/shadow/name/")?;
-    let (name, op) = rest.split_once('/')?;
-    Some((thing.to_owned(), name.to_owned(), op.to_owned()))
 }
 
 impl ShadowService {
@@ -42,15 +30,13 @@ impl ShadowService {
         let mut opts = broker.v5_options(&id);
         opts.set_client_id(format!("shadow-service-{}", crate::unique("s")));
         let (client, mut ev) = AsyncClient::new(opts, 64);
-        let docs: Docs = Arc::default();
-        client
-            .subscribe("$aws/things/+/shadow/name/+/get", QoS::AtLeastOnce)
-            .await
-            .expect("subscribe get");
-        client
-            .subscribe("$aws/things/+/shadow/name/+/update", QoS::AtLeastOnce)
-            .await
-            .expect("subscribe update");
+        let docs = MemoryShadows::default();
+        for filter in anpr_stand_ins::shadow::request_filters("+") {
+            client
+                .subscribe(filter, QoS::AtLeastOnce)
+                .await
+                .expect("subscribe to the shadow requests");
+        }
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready_tx = Some(ready_tx);
         let (c2, d2) = (client.clone(), docs.clone());
@@ -72,9 +58,11 @@ impl ShadowService {
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                        if let Some((thing, name, op)) = parse_topic(&topic) {
-                            let out = serve(&d2, &thing, &name, &op, &p.payload);
-                            for (t, payload) in out {
+                        if let Some(req) = Request::parse(&topic) {
+                            let now = anpr_protocol::clock::now_secs();
+                            let answer =
+                                anpr_stand_ins::shadow::answer(&d2, req, &p.payload, now).await;
+                            for (t, payload) in answer.messages {
                                 let _ = c2.publish(t, QoS::AtLeastOnce, false, payload).await;
                             }
                         }
@@ -101,16 +89,16 @@ impl ShadowService {
     /// camera's session). Returns the shadow's new version.
     pub async fn desire(&self, thing: &str, name: &str, desired: Value) -> u64 {
         let payload = json!({"state": {"desired": desired}});
-        let (version, delta) = {
-            let mut g = self.docs.lock().unwrap();
-            let s = g.entry((thing.to_owned(), name.to_owned())).or_default();
-            let u = s
-                .update(&payload, anpr_protocol::clock::now_secs())
-                .expect("a valid desired document");
-            (s.version, u.delta)
-        };
-        if let Some(d) = delta {
-            let topic = format!("$aws/things/{thing}/shadow/name/{name}/update/delta");
+        let u = self
+            .docs
+            .apply(thing, name, &payload, anpr_protocol::clock::now_secs())
+            .expect("a valid desired document");
+        let version = u.accepted["version"]
+            .as_u64()
+            .expect("the accepted version");
+        if let Some(d) = u.delta {
+            let topic =
+                anpr_stand_ins::shadow::topic(thing, name, anpr_protocol::shadow::UPDATE_DELTA);
             let mut acks = self.pubacks.clone();
             let before = *acks.borrow_and_update();
             self.client
@@ -133,11 +121,7 @@ impl ShadowService {
 
     /// The named shadow, if it exists.
     pub fn document(&self, thing: &str, name: &str) -> Option<Shadow> {
-        self.docs
-            .lock()
-            .unwrap()
-            .get(&(thing.to_owned(), name.to_owned()))
-            .cloned()
+        self.docs.get(thing, name)
     }
 
     /// Waits until `check` holds for the named shadow, or panics after `secs` seconds.
@@ -168,53 +152,5 @@ impl ShadowService {
 impl Drop for ShadowService {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-/// The service's answer to one request: (topic, payload) pairs to publish.
-fn serve(docs: &Docs, thing: &str, name: &str, op: &str, payload: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let base = format!("$aws/things/{thing}/shadow/name/{name}");
-    let mut g = docs.lock().unwrap();
-    let key = (thing.to_owned(), name.to_owned());
-    let enc = |v: &Value| serde_json::to_vec(v).unwrap_or_default();
-    match op {
-        "get" => match g.get(&key) {
-            Some(s) => vec![(
-                format!("{base}/get/accepted"),
-                serde_json::to_vec(&s.document(anpr_protocol::clock::now_secs()))
-                    .unwrap_or_default(),
-            )],
-            None => vec![(
-                format!("{base}/get/rejected"),
-                enc(&json!({"code": 404, "message": "No shadow exists with name: '{name}'"})),
-            )],
-        },
-        "update" => {
-            let parsed: Result<Value, _> = serde_json::from_slice(payload);
-            let Ok(doc) = parsed else {
-                return vec![(
-                    format!("{base}/update/rejected"),
-                    enc(&json!({"code": 400, "message": "Payload contains invalid json"})),
-                )];
-            };
-            let s = g.entry(key).or_default();
-            match s.update(&doc, anpr_protocol::clock::now_secs()) {
-                Ok(u) => {
-                    let mut out = vec![(format!("{base}/update/accepted"), enc(&u.accepted))];
-                    if let Some(d) = u.delta {
-                        out.push((
-                            format!("{base}/update/delta"),
-                            serde_json::to_vec(&d).unwrap_or_default(),
-                        ));
-                    }
-                    out
-                }
-                Err(r) => vec![(
-                    format!("{base}/update/rejected"),
-                    serde_json::to_vec(&r).unwrap_or_default(),
-                )],
-            }
-        }
-        _ => Vec::new(),
     }
 }

@@ -15,7 +15,8 @@ pub async fn subscriber(
     client_id: &str,
     filter: &str,
 ) -> (AsyncClient, mpsc::UnboundedReceiver<Vec<u8>>) {
-    let (cert, key) = stack.pki.camera(client_id).expect("client certificate");
+    let id = stack.pki.camera(client_id).expect("client certificate");
+    let (cert, key) = (id.cert_path, id.key_path);
     let tls = anpr_camera::tls::client_config(
         &std::fs::read(stack.pki.ca_path()).expect("CA"),
         &std::fs::read(cert).expect("cert"),
