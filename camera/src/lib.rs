@@ -1,14 +1,28 @@
 //! The camera agent: one thrifty MQTT session to AWS IoT Core, on-demand resumable uploads
 //! to S3, nothing listening. See `docs/camera.md`.
 //!
-//! Modules: [`config`] (the TOML file), [`machine`] (every decision, pure), [`journal`]
-//! (persisted request state and upload checkpoints), [`dispatch`] (handlers by topic),
-//! [`media`] (safe name resolution), [`upload`] (resumable uploads), [`s3`] (the S3 calls,
-//! signed), [`http`] (the HTTP/1.1 client under S3 and the credentials), [`creds`] (the IoT
-//! credentials provider), [`tls`] and [`mqtt`] (the session), [`health`], [`policy`] (the
-//! camera role's IAM policy and a small evaluator), [`remote`] (configuration from the
-//! device shadow), [`storm`] (a fleet's reconnect storm, simulated), [`pubacks`] (PUBACKs matched to what was published), [`agent`] (the I/O loop), `frames` (the frame feed: watched directory →
-//! recognizer → outbox; feature `recognizer`) and [`quota`] (the media directory's disk quota).
+//! # Layout
+//! - [`config`]: the TOML file.
+//! - [`machine`]: every decision, pure.
+//! - [`journal`]: persisted request state and upload checkpoints.
+//! - [`dispatch`]: handlers by topic.
+//! - [`media`]: safe name resolution.
+//! - [`upload`]: resumable uploads.
+//! - [`s3`]: the S3 calls, signed.
+//! - [`http`]: the HTTP/1.1 client under S3 and the credentials.
+//! - [`creds`]: the IoT credentials provider.
+//! - [`tls`] and [`mqtt`]: the session's TLS and MQTT options.
+//! - [`health`]: figures for the health report.
+//! - [`policy`]: the camera role's IAM policy and a small evaluator.
+//! - [`remote`]: configuration from the device shadow.
+//! - [`storm`]: a fleet's reconnect storm, simulated.
+//! - [`pubacks`]: PUBACKs matched to what was published.
+//! - [`outbox`]: the plate-read store-and-forward queue.
+//! - [`agent`]: the agent, started by `Agent::builder`: the session's state machine
+//!   ([`agent::session`]), the I/O loop around it, the upload worker, the remote
+//!   configuration trial, the stop signal ([`agent::Shutdown`]).
+//! - `frames`: the frame feed: watched directory → recognizer → outbox (feature `recognizer`).
+//! - [`quota`]: the media directory's disk quota.
 
 pub mod agent;
 pub mod config;
