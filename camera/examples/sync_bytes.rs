@@ -34,7 +34,9 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stack.mqtt_proxy.reset_counts();
-    assert!(anpr_camera::agent::publish_sync(&client, &cfg.camera()).await);
+    anpr_camera::agent::publish_sync(&client, &cfg.camera())
+        .await
+        .expect("sync queued");
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ev.poll()).await {
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => break,

@@ -159,7 +159,11 @@ fn main() -> anyhow::Result<()> {
                     tracing::info!("signal received");
                     let _ = tx.send(true);
                 });
-                anpr_camera::agent::run_with_settings(cfg, outbox, rx, running_tx).await
+                anpr_camera::agent::Agent::builder(cfg)
+                    .outbox(outbox)
+                    .settings(running_tx)
+                    .run(anpr_camera::agent::Shutdown::new(rx))
+                    .await
             });
             // The agent stopped (or could not start): stop the feed too, let it hand over its
             // last reads. The runtime (and the task following the settings) is gone with it.

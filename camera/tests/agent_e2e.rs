@@ -469,7 +469,11 @@ async fn plate_reads_in_the_outbox_are_published_in_a_batch_and_leave_it_on_puba
     let outbox = anpr_camera::agent::open_outbox(&cfg).unwrap();
     assert_eq!(outbox.lock().unwrap().depth(), 3);
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(anpr_camera::agent::run_with_outbox(cfg, outbox.clone(), rx));
+    let task = tokio::spawn(
+        anpr_camera::agent::Agent::builder(cfg)
+            .outbox(outbox.clone())
+            .run(anpr_camera::agent::Shutdown::new(rx)),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while cloud.plates.is_empty() {
         assert!(

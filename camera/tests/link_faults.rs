@@ -51,7 +51,11 @@ impl Agent {
         }
         let outbox = anpr_camera::agent::open_outbox(&cfg).unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(anpr_camera::agent::run_with_outbox(cfg, outbox.clone(), rx));
+        let task = tokio::spawn(
+            anpr_camera::agent::Agent::builder(cfg)
+                .outbox(outbox.clone())
+                .run(anpr_camera::agent::Shutdown::new(rx)),
+        );
         Self { outbox, stop, task }
     }
 

@@ -1,5 +1,5 @@
 //! Plate reads end to end: the camera agent's own outbox publisher
-//! (`anpr_camera::agent::run_with_outbox`) → MQTT through the real Mosquitto (Basic Ingest
+//! (`anpr_camera::agent::Agent` with the test's outbox) → MQTT through the real Mosquitto (Basic Ingest
 //! topic, camera certificate) → a `cloud-backend` subscriber that routes the rule topic to the
 //! plate-ingest handler the way the IoT rule does (`topic(1)` as camera id, payload base64) →
 //! moto's DynamoDB. Every read must be there exactly once after an offline period, a kill -9 of
@@ -147,7 +147,11 @@ fn agent_config(
 /// a new session) until its outbox is empty, then stops it.
 async fn publish_with_the_agent(cfg: anpr_camera::Config, outbox: OutboxHandle) {
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(anpr_camera::agent::run_with_outbox(cfg, outbox.clone(), rx));
+    let task = tokio::spawn(
+        anpr_camera::agent::Agent::builder(cfg)
+            .outbox(outbox.clone())
+            .run(anpr_camera::agent::Shutdown::new(rx)),
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     while outbox.lock().unwrap().depth() > 0 {
         assert!(

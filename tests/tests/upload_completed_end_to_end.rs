@@ -245,7 +245,10 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
     )
     .expect("the camera config is valid");
     let (stop_agent, stop_rx) = tokio::sync::watch::channel(false);
-    let agent = tokio::spawn(anpr_camera::agent::run(agent_config, stop_rx));
+    let agent = tokio::spawn(
+        anpr_camera::agent::Agent::builder(agent_config)
+            .run(anpr_camera::agent::Shutdown::new(stop_rx)),
+    );
     // The agent's first connect subscribes; its presence message says it is online.
     let mut watch_opts = broker.v5_options(&cloud_id);
     watch_opts.set_client_id(anpr_test_support::unique("presence-watch"));
@@ -635,7 +638,13 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
     .expect("the camera config is valid");
     let run = |cfg: anpr_camera::Config| {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        (stop, tokio::spawn(anpr_camera::agent::run(cfg, stop_rx)))
+        (
+            stop,
+            tokio::spawn(
+                anpr_camera::agent::Agent::builder(cfg)
+                    .run(anpr_camera::agent::Shutdown::new(stop_rx)),
+            ),
+        )
     };
     let stop_agent =
         |stop: tokio::sync::watch::Sender<bool>,

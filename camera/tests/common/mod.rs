@@ -172,7 +172,9 @@ pub struct Running {
 impl Running {
     pub fn start(cfg: Config) -> Self {
         let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(anpr_camera::agent::run(cfg, rx));
+        let task = tokio::spawn(
+            anpr_camera::agent::Agent::builder(cfg).run(anpr_camera::agent::Shutdown::new(rx)),
+        );
         Self { stop, task }
     }
     pub fn is_running(&self) -> bool {

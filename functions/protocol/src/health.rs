@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 /// Camera → cloud on `{camera_id}/health`. Small and rare: every message costs money.
 ///
-/// Wire: `{"v":1,"up":3600,"ver":"0.1.0","ob":0,"df":1200}`.
+/// Wire: `{"v":1,"up":3600,"ver":"0.1.0","ob":0,"df":1200}`; after errors also
+/// `"err":"…","errs":3`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// Seconds since the agent started.
@@ -19,6 +20,13 @@ pub struct Health {
     /// Last error, short, if any since the previous report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub err: Option<String>,
+    /// Errors since the previous report (absent: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Message for Health {}

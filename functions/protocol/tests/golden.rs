@@ -141,6 +141,22 @@ fn a_health_report_matches_its_golden_fixture() {
             ob: 12,
             df: 1200,
             err: None,
+            errs: 0,
+        },
+    );
+}
+
+#[test]
+fn a_health_report_after_errors_carries_their_count_and_the_last_one() {
+    assert_golden(
+        "health_errors.json",
+        Health {
+            up: 3600,
+            ver: "0.1.0".into(),
+            ob: 12,
+            df: 1200,
+            err: Some("mqtt: I/O: connection reset by peer".into()),
+            errs: 3,
         },
     );
 }

@@ -1,4 +1,4 @@
-//! Simulated cameras: the real `anpr-camera` agent (`anpr_camera::agent::run_with_outbox`),
+//! Simulated cameras: the real `anpr-camera` agent (`anpr_camera::agent::Agent`),
 //! one per camera id, each with its own certificate, state folder and configuration file
 //! (written under the data folder, as a camera's TOML), over a shared media folder of
 //! generated samples. Plate reads come from a simulated detector appending to the agent's
@@ -11,6 +11,7 @@
 //! - `images/plate.jpg`: a synthetic plate photo (the recognizer's test fixture).
 
 use anpr_camera::Config;
+use anpr_camera::agent::Shutdown;
 use anpr_camera::outbox::{Outbox, OutboxConfig};
 use anpr_protocol::{FileName, PlateRead};
 use std::path::{Path, PathBuf};
@@ -266,7 +267,8 @@ pub fn spawn(
         });
     }
     Ok(tokio::spawn(async move {
-        if let Err(e) = anpr_camera::agent::run_with_outbox(cfg, outbox, shutdown).await {
+        let agent = anpr_camera::agent::Agent::builder(cfg).outbox(outbox);
+        if let Err(e) = agent.run(Shutdown::new(shutdown)).await {
             tracing::error!(camera = %camera, error = %e, "simulated camera could not start");
         }
     }))
@@ -318,9 +320,10 @@ fn spawn_with_recognizer(
         });
     }
     tokio::spawn(async move {
-        if let Err(e) =
-            anpr_camera::agent::run_with_settings(cfg, outbox, shutdown, running_tx).await
-        {
+        let agent = anpr_camera::agent::Agent::builder(cfg)
+            .outbox(outbox)
+            .settings(running_tx);
+        if let Err(e) = agent.run(Shutdown::new(shutdown)).await {
             tracing::error!(camera = %camera, error = %e, "simulated camera could not start");
         }
         if let Some(feed) = feed {
