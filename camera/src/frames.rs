@@ -29,8 +29,7 @@ use crate::journal::{Journal, JournalError};
 use crate::quota;
 use anpr_protocol::{FileName, PlateRead as WireRead, ReadId};
 use anpr_recognizer::{
-    GroupedRead, PlateRead, Recognizer, RecognizerConfig, RecognizerError, Region, TemporalGrouper,
-    image,
+    GroupedRead, PlateRead, Recognizer, RecognizerConfig, RecognizerError, TemporalGrouper, image,
 };
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -55,12 +54,6 @@ pub enum FramesError {
     /// The configuration has no `[recognizer]` section.
     #[error("no [recognizer] section in the configuration")]
     NotConfigured,
-    /// `recognizer.region` is not one the recognizer knows.
-    #[error("config setting `recognizer.region`: {0}")]
-    Region(String),
-    /// `recognizer.reader` is not one the recognizer knows.
-    #[error("config setting `recognizer.reader`: {0}")]
-    Reader(String),
     /// A directory could not be created or listed.
     #[error("directory {path} is unusable")]
     Dir {
@@ -284,20 +277,18 @@ pub fn to_wire(group: &GroupedRead, id: ReadId, img: Option<FileName>) -> WireRe
 }
 
 /// The recognizer settings of a `[recognizer]` section.
-pub fn recognizer_config(r: &RecognizerSection) -> Result<RecognizerConfig, FramesError> {
-    let region: Region = r.region.parse().map_err(FramesError::Region)?;
-    let reader = r.reader.parse().map_err(FramesError::Reader)?;
+pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
     let mut rc = RecognizerConfig {
-        reader,
+        reader: r.reader,
         threads: r.threads.max(1),
         min_score: r.min_score,
-        region,
+        region: r.region,
         ..RecognizerConfig::default()
     };
     if let Some(m) = &r.models_dir {
         rc.models_dir = m.clone();
     }
-    Ok(rc)
+    rc
 }
 
 /// Starts the feed on its own thread: checks the model files are there (an error here is
@@ -323,7 +314,7 @@ pub fn spawn_with_settings(
     settings: watch::Receiver<Config>,
 ) -> Result<FeedHandle, FramesError> {
     let section = cfg.recognizer.clone().ok_or(FramesError::NotConfigured)?;
-    let rc = recognizer_config(&section)?;
+    let rc = recognizer_config(&section);
     let dir_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| FramesError::Dir { path, source }
@@ -430,15 +421,10 @@ impl Feed {
     /// Applies the tunable settings of `cfg` (see [`spawn_with_settings`]).
     fn retune(&mut self, cfg: &Config) {
         if let Some(r) = &cfg.recognizer {
-            match r.region.parse::<Region>() {
-                Ok(region) => {
-                    self.rc.min_score = r.min_score.clamp(0.0, 1.0);
-                    self.rc.region = region;
-                    if let Some(rec) = &mut self.recognizer {
-                        rec.tune(r.min_score, region);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "recognizer.region not applied"),
+            self.rc.min_score = r.min_score.clamp(0.0, 1.0);
+            self.rc.region = r.region;
+            if let Some(rec) = &mut self.recognizer {
+                rec.tune(r.min_score, r.region);
             }
             self.grouper.max_gap_ms = r.group_gap_ms;
             self.grouper.max_window_ms = r.group_window_ms.max(r.group_gap_ms);
@@ -957,36 +943,36 @@ mod tests {
         );
     }
 
+    /// A region or reader the recognizer does not know cannot reach it: the configuration's
+    /// types are the recognizer's, and the file's parser refuses other names
+    /// (`config::tests::bad_recognizer_settings_are_refused_naming_the_setting`).
     #[test]
-    fn a_region_or_reader_the_recognizer_does_not_know_is_an_error_naming_the_setting() {
+    fn the_recognizer_gets_the_settings_of_the_section() {
         let mut s = RecognizerSection {
-            watch_dir: "/f".into(),
             models_dir: Some("/m".into()),
             threads: 2,
             min_score: 0.4,
-            region: "br".into(),
-            reader: "plate".into(),
+            region: anpr_recognizer::PlateRegion::Br,
+            reader: anpr_recognizer::ReaderKind::Plate,
             group_gap_ms: 1,
             group_window_ms: 2,
-            save: SaveMode::Crop,
+            ..RecognizerSection::new("/f")
         };
-        let rc = recognizer_config(&s).unwrap();
+        let rc = recognizer_config(&s);
         assert_eq!(
             (rc.threads, rc.min_score, rc.region, rc.models_dir),
-            (2, 0.4, Region::Br, PathBuf::from("/m"))
+            (
+                2,
+                0.4,
+                anpr_recognizer::PlateRegion::Br,
+                PathBuf::from("/m")
+            )
         );
         assert_eq!(rc.reader, anpr_recognizer::ReaderKind::Plate);
-        s.reader = "ppocr".into();
+        s.reader = anpr_recognizer::ReaderKind::Ppocr;
         assert_eq!(
-            recognizer_config(&s).unwrap().reader,
+            recognizer_config(&s).reader,
             anpr_recognizer::ReaderKind::Ppocr
         );
-        s.reader = "tesseract".into();
-        let e = recognizer_config(&s).unwrap_err();
-        assert!(e.to_string().contains("recognizer.reader"), "{e}");
-        s.reader = "plate".into();
-        s.region = "mars".into();
-        let e = recognizer_config(&s).unwrap_err();
-        assert!(e.to_string().contains("recognizer.region"), "{e}");
     }
 }

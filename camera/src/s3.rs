@@ -9,7 +9,7 @@
 //! configured. Every failure is classified ([`Verdict`]): retry, start the upload over, or
 //! give up.
 
-use crate::config::UploadConfig;
+use crate::config::UploadSection;
 use crate::creds::{CachedCredentials, Credentials, CredsError};
 use crate::http::{Conn, HttpError, Response};
 use crate::tls::{self, TlsError};
@@ -198,7 +198,7 @@ impl Signed {
 
 /// The bucket's URLs from the configuration: the AWS endpoint of the region unless
 /// `endpoint_url` is set; virtual-hosted unless `force_path_style`.
-pub fn bucket(cfg: &UploadConfig) -> Result<Bucket, S3SetupError> {
+pub fn bucket(cfg: &UploadSection) -> Result<Bucket, S3SetupError> {
     let endpoint = cfg
         .endpoint_url
         .clone()
@@ -304,7 +304,7 @@ impl std::fmt::Debug for S3 {
 
 impl S3 {
     /// A client for the configured bucket, signing with `creds`.
-    pub fn new(cfg: &UploadConfig, creds: CachedCredentials) -> Result<Self, S3SetupError> {
+    pub fn new(cfg: &UploadSection, creds: CachedCredentials) -> Result<Self, S3SetupError> {
         let bucket = bucket(cfg)?;
         let base = bucket.base_url();
         let host = base.host_str().unwrap_or_default().to_owned();
