@@ -212,7 +212,7 @@ pub struct RecognizerSection {
     #[serde(default = "default_threads")]
     pub threads: usize,
     /// Reads scoring below this (0..=1) are dropped.
-    #[serde(default = "default_min_score")]
+    #[serde(default = "default_min_score", serialize_with = "shortest_f32")]
     pub min_score: f32,
     /// Plate formats to expect: `auto`, `us`, `eu` or `br`.
     #[serde(default, deserialize_with = "region_setting")]
@@ -527,6 +527,12 @@ fn default_group_gap() -> u64 {
 }
 fn default_group_window() -> u64 {
     30_000
+}
+
+/// An `f32` written as its shortest decimal (`0.2`, not `0.20000000298023224`, what the
+/// `f64` of TOML would show); it reads back as the same `f32`.
+fn shortest_f32<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(v.to_string().parse().unwrap_or(f64::from(*v)))
 }
 
 /// `recognizer.region`: one of the names of [`PlateRegion`], as written (lowercase).
@@ -1447,6 +1453,11 @@ role_alias = "anpr-camera"
         let text = Config::parse(MINIMAL).unwrap().to_toml().unwrap();
         for line in ["keep_alive_secs = 1200", "[outbox]", "enabled = true"] {
             assert!(text.contains(line), "{line}: {text}");
+        }
+        // A score as written by a person, not as the f64 of an f32.
+        if cfg!(feature = "recognizer") {
+            let text = every_setting().to_toml().unwrap();
+            assert!(text.contains("\nmin_score = 0.45\n"), "{text}");
         }
     }
 }
