@@ -546,7 +546,7 @@ fn reader_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ReaderKind, 
 }
 
 /// A setting whose value is one of `all`, by name; the error names the setting and lists the
-/// names (the parser's own message would name neither).
+/// names (the parser's own message would not name the setting).
 fn one_of<'de, D, T>(d: D, setting: &str, what: &str, all: &[T]) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,

@@ -72,11 +72,6 @@ impl AgentConfig<'_> {
                 ..OutboxSection::default()
             })
     }
-
-    /// The configuration of [`Self::builder`].
-    pub fn config(&self) -> Config {
-        self.builder().build().expect("the test config is valid")
-    }
 }
 
 /// Writes `cfg` to `path` as the agent's configuration file.
