@@ -17,6 +17,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use anpr_camera::config::RecognizerSection;
 use common::*;
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,7 +47,12 @@ async fn main() {
     let frames: Vec<&PathBuf> = (0..copies).flat_map(|_| photos.iter()).collect();
 
     let mut stack = Stack::new("cam-feed-measure").await;
-    stack.recognizer = Some("threads = 1\ngroup_gap_ms = 1000\ngroup_window_ms = 30000".into());
+    stack.recognizer = Some(RecognizerSection {
+        threads: 1,
+        group_gap_ms: 1000,
+        group_window_ms: 30_000,
+        ..stack.recognizer_section()
+    });
     let mut cloud = stack.cloud().await;
     let mut agent = spawn_agent(&stack, &bin, "agent.log", "info", &[]);
     let pid = agent.id();

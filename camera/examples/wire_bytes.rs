@@ -38,7 +38,7 @@ async fn main() {
         .unwrap_or(95);
     let mut stack = Stack::new("cam-measure").await;
     if std::env::var_os("ANPR_MEASURE_RECOGNIZER").is_some() {
-        stack.recognizer = Some(String::new());
+        stack.recognizer = Some(stack.recognizer_section());
         println!("with a [recognizer] section, no frames");
     }
     let mut cloud = stack.cloud().await;

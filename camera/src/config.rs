@@ -1,14 +1,21 @@
 //! The agent's configuration file (TOML): every setting, its default, and its validation at
-//! start with an error that names the setting. `docs/camera.md` is the reference; the doc
-//! comments here are the same text.
+//! start with an error that names the setting. `camera/camera.example.toml` (every setting,
+//! commented) and the table of `docs/camera.md` are the reference; the doc comments here are
+//! the same text, and `camera/tests/config_reference.rs` checks that all three name the same
+//! settings.
+//!
+//! A file is read with [`Config::load`] or [`Config::parse`]; a configuration is built in code
+//! with [`Config::builder`] (the same defaults and checks) and written as its file with
+//! `Config::to_toml` (feature `config-writer`: the tests and the local stack write files, the
+//! agent only reads them). The file's sections are the `*Section` types.
 //!
 //! Paths follow the project's one rule for paths a user gives (docs/camera.md, "Paths"): a
 //! relative path is resolved once, against the current directory of the command that reads
 //! it, when the file is read ([`Config::load`], [`Config::parse`]); from then on every path in a
 //! `Config` is absolute, and [`Config::validate`] refuses one that is not.
 
-use anpr_protocol::{CameraId, topics};
-use serde::Deserialize;
+use anpr_protocol::{CameraId, PlateRegion, ReaderKind, topics};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -70,7 +77,7 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The camera id: AWS IoT thing name, MQTT client id and certificate CN.
@@ -79,34 +86,34 @@ pub struct Config {
     pub media_dir: PathBuf,
     /// Directory for the agent's own state (request journal, upload checkpoints, outbox).
     pub state_dir: PathBuf,
-    /// MQTT connection to AWS IoT Core.
-    pub mqtt: MqttConfig,
-    /// Uploads to S3.
-    pub upload: UploadConfig,
-    /// The AWS IoT credentials provider.
-    pub credentials: CredentialsConfig,
-    /// Health reports.
-    #[serde(default)]
-    pub health: HealthConfig,
-    /// Plate-read batching.
-    #[serde(default)]
-    pub outbox: OutboxSettings,
-    /// Remote configuration through the device shadow.
-    #[serde(default)]
-    pub remote: RemoteSettings,
     /// Largest total size of `media_dir`, bytes; beyond it the oldest files are deleted after
     /// each saved crop or frame, never one an unfinished request refers to. None: no quota.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_quota_bytes: Option<u64>,
-    /// On-device recognition of the frames dropped in a watched directory; absent: none.
+    /// MQTT connection to AWS IoT Core.
+    pub mqtt: MqttSection,
+    /// Uploads to S3.
+    pub upload: UploadSection,
+    /// The AWS IoT credentials provider.
+    pub credentials: CredentialsSection,
+    /// Health reports.
     #[serde(default)]
+    pub health: HealthSection,
+    /// Plate-read batching.
+    #[serde(default)]
+    pub outbox: OutboxSection,
+    /// Remote configuration through the device shadow.
+    #[serde(default)]
+    pub remote: RemoteSection,
+    /// On-device recognition of the frames dropped in a watched directory; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recognizer: Option<RecognizerSection>,
 }
 
 /// `[outbox]`: when plate-read batches are sent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutboxSettings {
+pub struct OutboxSection {
     /// A batch is sent when this many reads wait (1..=10000).
     #[serde(default = "default_batch_reads")]
     pub batch_max_reads: u32,
@@ -119,7 +126,7 @@ pub struct OutboxSettings {
     pub drain_start_max_secs: u32,
 }
 
-impl Default for OutboxSettings {
+impl Default for OutboxSection {
     fn default() -> Self {
         Self {
             batch_max_reads: default_batch_reads(),
@@ -130,9 +137,9 @@ impl Default for OutboxSettings {
 }
 
 /// `[remote]`: configuration changes from the cloud (the named shadow `config`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RemoteSettings {
+pub struct RemoteSection {
     /// Follow the shadow (subscribe to its delta, fetch it on a new session, report).
     #[serde(default = "default_true")]
     pub enabled: bool,
@@ -148,7 +155,7 @@ pub struct RemoteSettings {
     pub min_connection_change_secs: u64,
 }
 
-impl Default for RemoteSettings {
+impl Default for RemoteSection {
     fn default() -> Self {
         Self {
             enabled: true,
@@ -177,14 +184,8 @@ fn default_drain_start() -> u32 {
     30
 }
 
-/// The plate regions `recognizer.region` accepts (`anpr_recognizer::Region`).
-pub const REGIONS: &[&str] = &["auto", "us", "eu", "br"];
-
-/// The readers `recognizer.reader` accepts (`anpr_recognizer::ReaderKind`).
-pub const READERS: &[&str] = &["ppocr", "plate"];
-
 /// What is kept in the media directory for each plate read (`recognizer.save`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SaveMode {
     /// The plate with a margin around it, as a JPEG (a few kB).
@@ -197,7 +198,7 @@ pub enum SaveMode {
 }
 
 /// `[recognizer]`: the frame feed (watched directory → recognizer → grouping → outbox).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecognizerSection {
     /// Directory the camera drops JPEG frames into (absolute; write `NAME.jpg.tmp` then rename,
@@ -205,21 +206,21 @@ pub struct RecognizerSection {
     /// Processed frames are deleted. Must not overlap `media_dir` or `state_dir`.
     pub watch_dir: PathBuf,
     /// Folder of the model files; default: `$ANPR_MODELS_DIR`, else `.local/models`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models_dir: Option<PathBuf>,
     /// Threads per frame (1..=16).
     #[serde(default = "default_threads")]
     pub threads: usize,
     /// Reads scoring below this (0..=1) are dropped.
-    #[serde(default = "default_min_score")]
+    #[serde(default = "default_min_score", serialize_with = "shortest_f32")]
     pub min_score: f32,
     /// Plate formats to expect: `auto`, `us`, `eu` or `br`.
-    #[serde(default = "default_region")]
-    pub region: String,
+    #[serde(default, deserialize_with = "region_setting")]
+    pub region: PlateRegion,
     /// Which reader reads the plates: `ppocr` (PP-OCRv4) or `plate` (our own plate reader);
     /// read when the feed starts.
-    #[serde(default = "default_reader")]
-    pub reader: String,
+    #[serde(default, deserialize_with = "reader_setting")]
+    pub reader: ReaderKind,
     /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
     /// this are one plate read (the most confident).
     #[serde(default = "default_group_gap")]
@@ -238,9 +239,9 @@ pub struct RecognizerSection {
 }
 
 /// `[mqtt]`: the one MQTT session.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MqttConfig {
+pub struct MqttSection {
     /// The account's IoT data endpoint host (`xxxx-ats.iot.REGION.amazonaws.com`).
     pub host: String,
     /// 8883 (MQTT over TLS) or 443 (with `alpn = true`, passes the strictest firewalls).
@@ -283,27 +284,27 @@ pub struct MqttConfig {
     pub boot_jitter_secs: u64,
     /// Topic plate-read batches are published to; default: Basic Ingest of the plate rule
     /// (`$aws/rules/anpr_plate_reads/{camera_id}/plates`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate_topic: Option<String>,
 }
 
 /// `[upload]`: S3.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UploadConfig {
+pub struct UploadSection {
     /// The media bucket.
     pub bucket: String,
     /// The bucket's region.
     pub region: String,
     /// Endpoint override (tests, S3-compatible stores); default: AWS.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
     /// Path-style addressing (needed by some S3-compatible stores).
     #[serde(default)]
     pub force_path_style: bool,
     /// CA to trust for an `https` endpoint; default: the Amazon Trust Services roots compiled
     /// into the agent (they sign S3's certificates).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// Files of at least this many bytes go multipart (resumable part by part).
     #[serde(default = "default_threshold")]
@@ -312,11 +313,14 @@ pub struct UploadConfig {
     #[serde(default = "default_part_size")]
     pub part_size_bytes: u64,
     /// Average upload rate cap, bytes per second; none by default.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes_per_sec: Option<u64>,
     /// Larger files are refused with `failed: too_large`; [`DEFAULT_MAX_FILE_BYTES`] unless
     /// set (one request cannot send an unbounded file over a metered link).
-    #[serde(default = "default_max_file_bytes")]
+    #[serde(
+        default = "default_max_file_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_file_bytes: Option<u64>,
     /// Progress is reported each time this many percent more are done (1..=100; 100 = never).
     #[serde(default = "default_progress_step")]
@@ -334,9 +338,9 @@ pub struct UploadConfig {
 }
 
 /// `[credentials]`: the AWS IoT credentials provider (mutual TLS with the camera's certificate).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CredentialsConfig {
+pub struct CredentialsSection {
     /// The account's credentials endpoint host (`xxxx.credentials.iot.REGION.amazonaws.com`).
     pub host: String,
     /// Its port.
@@ -345,23 +349,103 @@ pub struct CredentialsConfig {
     /// The role alias whose role the camera assumes.
     pub role_alias: String,
     /// CA to trust for the endpoint; default: `mqtt.ca_file`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
 }
 
 /// `[health]`: the compact health report.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthConfig {
+pub struct HealthSection {
     /// Seconds between health reports (also sent on each connect); at least 60.
     #[serde(default = "default_health_interval")]
     pub interval_secs: u64,
 }
 
-impl Default for HealthConfig {
+impl Default for HealthSection {
     fn default() -> Self {
         Self {
             interval_secs: default_health_interval(),
+        }
+    }
+}
+
+impl MqttSection {
+    /// The `[mqtt]` section with its required settings; every other at its default (the
+    /// value a file that omits it gets).
+    pub fn new(
+        host: impl Into<String>,
+        ca_file: impl Into<PathBuf>,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port: default_mqtt_port(),
+            alpn: false,
+            ca_file: ca_file.into(),
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            keep_alive_secs: default_keep_alive(),
+            session_expiry_secs: default_session_expiry(),
+            reconnect_initial_ms: default_backoff_initial(),
+            reconnect_max_secs: default_backoff_max(),
+            reconnect_stable_secs: default_reconnect_stable(),
+            reconnect_refused_secs: default_reconnect_refused(),
+            connect_min_interval_ms: default_connect_interval(),
+            boot_jitter_secs: default_boot_jitter(),
+            plate_topic: None,
+        }
+    }
+}
+
+impl UploadSection {
+    /// The `[upload]` section with its required settings; every other at its default.
+    pub fn new(bucket: impl Into<String>, region: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            region: region.into(),
+            endpoint_url: None,
+            force_path_style: false,
+            ca_file: None,
+            multipart_threshold_bytes: default_threshold(),
+            part_size_bytes: default_part_size(),
+            max_bytes_per_sec: None,
+            max_file_bytes: default_max_file_bytes(),
+            progress_step_pct: default_progress_step(),
+            retry_initial_secs: default_retry_initial(),
+            retry_max_secs: default_retry_max(),
+            max_attempts: default_attempts(),
+        }
+    }
+}
+
+impl CredentialsSection {
+    /// The `[credentials]` section with its required settings; every other at its default.
+    pub fn new(host: impl Into<String>, role_alias: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port: default_https_port(),
+            role_alias: role_alias.into(),
+            ca_file: None,
+        }
+    }
+}
+
+impl RecognizerSection {
+    /// The `[recognizer]` section with its required setting; every other at its default.
+    pub fn new(watch_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            watch_dir: watch_dir.into(),
+            models_dir: None,
+            threads: default_threads(),
+            min_score: default_min_score(),
+            region: PlateRegion::default(),
+            reader: ReaderKind::default(),
+            group_gap_ms: default_group_gap(),
+            group_window_ms: default_group_window(),
+            save: SaveMode::default(),
+            idle_exit_secs: default_idle_exit(),
         }
     }
 }
@@ -444,12 +528,6 @@ fn default_threads() -> usize {
 fn default_min_score() -> f32 {
     0.2
 }
-fn default_region() -> String {
-    "auto".to_owned()
-}
-fn default_reader() -> String {
-    "ppocr".to_owned()
-}
 fn default_group_gap() -> u64 {
     2000
 }
@@ -458,6 +536,42 @@ fn default_group_window() -> u64 {
 }
 fn default_idle_exit() -> u64 {
     60
+}
+
+/// An `f32` written as its shortest decimal (`0.2`, not `0.20000000298023224`, what the
+/// `f64` of TOML would show); it reads back as the same `f32`.
+fn shortest_f32<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(v.to_string().parse().unwrap_or(f64::from(*v)))
+}
+
+/// `recognizer.region`: one of the names of [`PlateRegion`], as written (lowercase).
+fn region_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PlateRegion, D::Error> {
+    one_of(d, "recognizer.region", "region", &PlateRegion::ALL)
+}
+
+/// `recognizer.reader`: one of the names of [`ReaderKind`], as written (lowercase).
+fn reader_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ReaderKind, D::Error> {
+    one_of(d, "recognizer.reader", "reader", &ReaderKind::ALL)
+}
+
+/// A setting whose value is one of `all`, by name; the error names the setting and lists the
+/// names (the parser's own message would not name the setting).
+fn one_of<'de, D, T>(d: D, setting: &str, what: &str, all: &[T]) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Copy + std::fmt::Display,
+{
+    let name = String::deserialize(d)?;
+    all.iter()
+        .copied()
+        .find(|v| v.to_string() == name)
+        .ok_or_else(|| {
+            let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+            serde::de::Error::custom(format!(
+                "config setting `{setting}`: unknown {what} {name:?}: one of {}",
+                names.join(", ")
+            ))
+        })
 }
 
 /// `a` and `b` are the same directory or one is inside the other (compared as written, and
@@ -502,17 +616,53 @@ impl Config {
     /// Parses and validates configuration text; relative paths in it are resolved against the
     /// current directory (once, here).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let cfg: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: PathBuf::new(),
             source,
         })?;
-        if cfg.paths_mut().iter().any(|p| p.is_relative()) {
+        cfg.resolved_and_valid()
+    }
+
+    /// A configuration built in code ([`ConfigBuilder`]): the required settings here and in
+    /// [`ConfigBuilder::mqtt`], [`ConfigBuilder::upload`] and [`ConfigBuilder::credentials`],
+    /// every other at the default a file that omits it gets.
+    pub fn builder(
+        camera_id: CameraId,
+        media_dir: impl Into<PathBuf>,
+        state_dir: impl Into<PathBuf>,
+    ) -> ConfigBuilder {
+        ConfigBuilder {
+            camera_id,
+            media_dir: media_dir.into(),
+            state_dir: state_dir.into(),
+            mqtt: None,
+            upload: None,
+            credentials: None,
+            health: HealthSection::default(),
+            outbox: OutboxSection::default(),
+            remote: RemoteSection::default(),
+            media_quota_bytes: None,
+            recognizer: None,
+        }
+    }
+
+    /// The configuration as the text of its file: [`Config::parse`] of it gives it back.
+    /// Every setting is written, defaults included. Feature `config-writer` (the tests and the
+    /// local stack write files; the agent only reads them).
+    #[cfg(feature = "config-writer")]
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
+    /// Relative paths resolved against the current directory, then validated.
+    fn resolved_and_valid(mut self) -> Result<Self, ConfigError> {
+        if self.paths_mut().iter().any(|p| p.is_relative()) {
             let cwd =
                 std::env::current_dir().map_err(|source| ConfigError::CurrentDir { source })?;
-            cfg.resolve_paths(&cwd);
+            self.resolve_paths(&cwd);
         }
-        cfg.validate()?;
-        Ok(cfg)
+        self.validate()?;
+        Ok(self)
     }
 
     /// Makes every relative path of the configuration absolute against `base`.
@@ -745,26 +895,6 @@ impl Config {
         if !(0.0..=1.0).contains(&r.min_score) {
             return Err(invalid("recognizer.min_score", "must be 0..=1"));
         }
-        if !REGIONS.contains(&r.region.as_str()) {
-            return Err(invalid(
-                "recognizer.region",
-                format!(
-                    "unknown region {:?}: one of {}",
-                    r.region,
-                    REGIONS.join(", ")
-                ),
-            ));
-        }
-        if !READERS.contains(&r.reader.as_str()) {
-            return Err(invalid(
-                "recognizer.reader",
-                format!(
-                    "unknown reader {:?}: one of {}",
-                    r.reader,
-                    READERS.join(", ")
-                ),
-            ));
-        }
         if r.group_gap_ms == 0 {
             return Err(invalid("recognizer.group_gap_ms", "must be positive"));
         }
@@ -807,6 +937,95 @@ impl Config {
     /// MQTT keep-alive as a duration.
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.mqtt.keep_alive_secs)
+    }
+}
+
+/// Builds a [`Config`] in code (tests, the local stack): [`Config::builder`] with the
+/// required settings, a method per section, then [`ConfigBuilder::build`], which checks what
+/// [`Config::parse`] checks.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    camera_id: CameraId,
+    media_dir: PathBuf,
+    state_dir: PathBuf,
+    mqtt: Option<MqttSection>,
+    upload: Option<UploadSection>,
+    credentials: Option<CredentialsSection>,
+    health: HealthSection,
+    outbox: OutboxSection,
+    remote: RemoteSection,
+    media_quota_bytes: Option<u64>,
+    recognizer: Option<RecognizerSection>,
+}
+
+impl ConfigBuilder {
+    /// `[mqtt]` (required).
+    pub fn mqtt(mut self, mqtt: MqttSection) -> Self {
+        self.mqtt = Some(mqtt);
+        self
+    }
+
+    /// `[upload]` (required).
+    pub fn upload(mut self, upload: UploadSection) -> Self {
+        self.upload = Some(upload);
+        self
+    }
+
+    /// `[credentials]` (required).
+    pub fn credentials(mut self, credentials: CredentialsSection) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// `[health]`.
+    pub fn health(mut self, health: HealthSection) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// `[outbox]`.
+    pub fn outbox(mut self, outbox: OutboxSection) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
+    /// `[remote]`.
+    pub fn remote(mut self, remote: RemoteSection) -> Self {
+        self.remote = remote;
+        self
+    }
+
+    /// `media_quota_bytes` (`None`: no quota, the default).
+    pub fn media_quota_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.media_quota_bytes = bytes;
+        self
+    }
+
+    /// `[recognizer]` (`None`: no frame feed, the default).
+    pub fn recognizer(mut self, recognizer: Option<RecognizerSection>) -> Self {
+        self.recognizer = recognizer;
+        self
+    }
+
+    /// The configuration: relative paths resolved against the current directory, then
+    /// validated as a file is; a missing required section is refused naming it.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let missing = |section: &'static str| invalid(section, "required section missing");
+        Config {
+            camera_id: self.camera_id,
+            media_dir: self.media_dir,
+            state_dir: self.state_dir,
+            mqtt: self.mqtt.ok_or_else(|| missing("mqtt"))?,
+            upload: self.upload.ok_or_else(|| missing("upload"))?,
+            credentials: self.credentials.ok_or_else(|| missing("credentials"))?,
+            health: self.health,
+            outbox: self.outbox,
+            remote: self.remote,
+            media_quota_bytes: self.media_quota_bytes,
+            recognizer: self.recognizer,
+        }
+        .resolved_and_valid()
     }
 }
 
@@ -876,8 +1095,8 @@ role_alias = "anpr-camera"
         assert_eq!(r.models_dir, None);
         assert_eq!(r.threads, 1);
         assert_eq!(r.min_score, 0.2);
-        assert_eq!(r.region, "auto");
-        assert_eq!(r.reader, "ppocr");
+        assert_eq!(r.region.as_str(), "auto");
+        assert_eq!(r.reader.name(), "ppocr");
         assert_eq!((r.group_gap_ms, r.group_window_ms), (2000, 30_000));
         assert_eq!(r.save, SaveMode::Crop);
         assert_eq!(r.idle_exit_secs, 60);
@@ -893,8 +1112,8 @@ role_alias = "anpr-camera"
         let r = Config::parse(&text).unwrap().recognizer.unwrap();
         assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
         assert_eq!((r.threads, r.min_score), (2, 0.5));
-        assert_eq!(r.region, "br");
-        assert_eq!(r.reader, "plate");
+        assert_eq!(r.region.as_str(), "br");
+        assert_eq!(r.reader.name(), "plate");
         assert_eq!((r.group_gap_ms, r.group_window_ms), (500, 4000));
         assert_eq!(r.save, SaveMode::Frame);
         assert_eq!(r.idle_exit_secs, 0);
@@ -905,22 +1124,27 @@ role_alias = "anpr-camera"
         );
     }
 
+    /// The file takes every region and reader the recognizer knows (one definition,
+    /// `anpr_protocol::{PlateRegion, ReaderKind}`), by its name, and only in lowercase.
     #[cfg(feature = "recognizer")]
     #[test]
-    fn every_accepted_region_is_one_the_recognizer_knows() {
-        for r in REGIONS {
-            assert!(r.parse::<anpr_recognizer::Region>().is_ok(), "{r}");
+    fn every_region_and_reader_the_recognizer_knows_is_accepted_by_name() {
+        for region in anpr_recognizer::PlateRegion::ALL {
+            let text = format!("{MINIMAL}{RECOGNIZER}region = \"{region}\"\n");
+            let r = Config::parse(&text).unwrap().recognizer.unwrap();
+            assert_eq!(r.region, region);
         }
-    }
-
-    #[cfg(feature = "recognizer")]
-    #[test]
-    fn every_accepted_reader_is_one_the_recognizer_knows() {
-        for r in READERS {
-            let kind: anpr_recognizer::ReaderKind = r.parse().expect("known reader");
-            assert_eq!(kind.name(), *r);
+        for reader in anpr_recognizer::ReaderKind::ALL {
+            let text = format!("{MINIMAL}{RECOGNIZER}reader = \"{reader}\"\n");
+            let r = Config::parse(&text).unwrap().recognizer.unwrap();
+            assert_eq!(r.reader, reader);
         }
-        assert_eq!(READERS.len(), anpr_recognizer::ReaderKind::ALL.len());
+        let e = Config::parse(&format!("{MINIMAL}{RECOGNIZER}region = \"EU\"\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown region \"EU\": one of auto, us, eu, br"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1076,5 +1300,151 @@ role_alias = "anpr-camera"
         built.resolve_paths(Path::new("/srv/cam"));
         assert_eq!(built.media_dir, PathBuf::from("/srv/cam/media"));
         built.validate().unwrap();
+    }
+
+    /// The required settings of [`MINIMAL`], in code.
+    fn minimal_builder() -> ConfigBuilder {
+        Config::builder(
+            CameraId::parse("cam-1").unwrap(),
+            "/var/lib/anpr/media",
+            "/var/lib/anpr/state",
+        )
+        .mqtt(MqttSection::new(
+            "abc-ats.iot.eu-west-1.amazonaws.com",
+            "/etc/anpr/ca.pem",
+            "/etc/anpr/cert.pem",
+            "/etc/anpr/key.pem",
+        ))
+        .upload(UploadSection::new("media", "eu-west-1"))
+        .credentials(CredentialsSection::new(
+            "abc.credentials.iot.eu-west-1.amazonaws.com",
+            "anpr-camera",
+        ))
+    }
+
+    /// Every setting given, none at its default.
+    fn every_setting() -> Config {
+        let recognizer = RecognizerSection {
+            models_dir: Some("/opt/anpr/models".into()),
+            threads: 3,
+            min_score: 0.45,
+            region: PlateRegion::Br,
+            reader: ReaderKind::Plate,
+            group_gap_ms: 1500,
+            group_window_ms: 20_000,
+            save: SaveMode::Frame,
+            idle_exit_secs: 0,
+            ..RecognizerSection::new("/var/lib/anpr/frames")
+        };
+        let m = minimal_builder().build().unwrap();
+        minimal_builder()
+            .mqtt(MqttSection {
+                port: 443,
+                alpn: true,
+                keep_alive_secs: 600,
+                session_expiry_secs: 3600,
+                reconnect_initial_ms: 500,
+                reconnect_max_secs: 120,
+                reconnect_stable_secs: 30,
+                reconnect_refused_secs: 90,
+                connect_min_interval_ms: 1500,
+                boot_jitter_secs: 10,
+                plate_topic: Some("cam-1/plates".into()),
+                ..m.mqtt
+            })
+            .upload(UploadSection {
+                endpoint_url: Some("https://s3.example.test:9000".into()),
+                force_path_style: true,
+                ca_file: Some("/etc/anpr/s3-ca.pem".into()),
+                multipart_threshold_bytes: 16 * 1024 * 1024,
+                part_size_bytes: 6 * 1024 * 1024,
+                max_bytes_per_sec: Some(262_144),
+                max_file_bytes: Some(1 << 30),
+                progress_step_pct: 10,
+                retry_initial_secs: 2,
+                retry_max_secs: 60,
+                max_attempts: 7,
+                ..m.upload
+            })
+            .credentials(CredentialsSection {
+                port: 8443,
+                ca_file: Some("/etc/anpr/creds-ca.pem".into()),
+                ..m.credentials
+            })
+            .health(HealthSection {
+                interval_secs: 3600,
+            })
+            .outbox(OutboxSection {
+                batch_max_reads: 50,
+                batch_max_age_secs: 5,
+                drain_start_max_secs: 0,
+            })
+            .remote(RemoteSection {
+                enabled: false,
+                rollback_secs: 60,
+                min_connection_change_secs: 0,
+            })
+            .media_quota_bytes(Some(2_000_000_000))
+            .recognizer(Some(recognizer))
+            .build()
+            .unwrap()
+    }
+
+    /// The builder's defaults are the file's: one set of defaults.
+    #[test]
+    fn the_builder_with_the_required_settings_gives_what_the_minimal_file_gives() {
+        assert_eq!(
+            minimal_builder().build().unwrap(),
+            Config::parse(MINIMAL).unwrap()
+        );
+        assert_eq!(
+            RecognizerSection::new("/var/lib/anpr/frames"),
+            toml::from_str::<RecognizerSection>("watch_dir = \"/var/lib/anpr/frames\"").unwrap()
+        );
+    }
+
+    #[test]
+    fn the_builder_checks_what_the_parser_checks_and_names_a_missing_section() {
+        let camera = || CameraId::parse("cam-1").unwrap();
+        let e = Config::builder(camera(), "/m", "/s")
+            .upload(UploadSection::new("b", "r"))
+            .credentials(CredentialsSection::new("h", "a"))
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("`mqtt`"), "{e}");
+        let e = minimal_builder()
+            .outbox(OutboxSection {
+                batch_max_reads: 0,
+                ..OutboxSection::default()
+            })
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("outbox.batch_max_reads"), "{e}");
+        // Relative paths are resolved as in a file.
+        let c = Config::builder(camera(), "media", "/s")
+            .mqtt(MqttSection::new("h", "/ca", "/cert", "/key"))
+            .upload(UploadSection::new("b", "r"))
+            .credentials(CredentialsSection::new("h", "a"))
+            .build()
+            .unwrap();
+        assert_eq!(c.media_dir, std::env::current_dir().unwrap().join("media"));
+    }
+
+    #[test]
+    fn a_config_written_as_its_file_reads_back_the_same() {
+        let full = every_setting();
+        assert!(full.recognizer.is_some());
+        for c in [Config::parse(MINIMAL).unwrap(), full] {
+            let text = c.to_toml().unwrap();
+            assert_eq!(Config::parse(&text).unwrap(), c, "{text}");
+        }
+        // Every setting is written, defaults included.
+        let text = Config::parse(MINIMAL).unwrap().to_toml().unwrap();
+        for line in ["keep_alive_secs = 1200", "[outbox]", "enabled = true"] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+        // A score as written by a person, not as the f64 of an f32.
+        let text = every_setting().to_toml().unwrap();
+        assert!(text.contains("\nmin_score = 0.45\n"), "{text}");
     }
 }

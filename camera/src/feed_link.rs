@@ -48,7 +48,7 @@ pub struct FeedSettings {
     /// `recognizer.min_score`.
     pub min_score: f32,
     /// `recognizer.region`.
-    pub region: String,
+    pub region: anpr_protocol::PlateRegion,
     /// `recognizer.group_gap_ms`.
     pub group_gap_ms: u64,
     /// `recognizer.group_window_ms`.
@@ -63,7 +63,7 @@ impl FeedSettings {
         let r = cfg.recognizer.as_ref()?;
         Some(FeedSettings {
             min_score: r.min_score,
-            region: r.region.clone(),
+            region: r.region,
             group_gap_ms: r.group_gap_ms,
             group_window_ms: r.group_window_ms,
             media_quota_bytes: cfg.media_quota_bytes,

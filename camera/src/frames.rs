@@ -34,8 +34,7 @@ use crate::journal::{Journal, JournalError};
 use crate::quota;
 use anpr_protocol::{FileName, PlateRead as WireRead, ReadId};
 use anpr_recognizer::{
-    GroupedRead, PlateRead, Recognizer, RecognizerConfig, RecognizerError, Region, TemporalGrouper,
-    image,
+    GroupedRead, PlateRead, Recognizer, RecognizerConfig, RecognizerError, TemporalGrouper, image,
 };
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -60,12 +59,6 @@ pub enum FramesError {
     /// The configuration has no `[recognizer]` section.
     #[error("no [recognizer] section in the configuration")]
     NotConfigured,
-    /// `recognizer.region` is not one the recognizer knows.
-    #[error("config setting `recognizer.region`: {0}")]
-    Region(String),
-    /// `recognizer.reader` is not one the recognizer knows.
-    #[error("config setting `recognizer.reader`: {0}")]
-    Reader(String),
     /// A directory could not be created or listed.
     #[error("directory {path} is unusable")]
     Dir {
@@ -283,20 +276,18 @@ pub fn to_wire(group: &GroupedRead, id: ReadId, img: Option<FileName>) -> WireRe
 }
 
 /// The recognizer settings of a `[recognizer]` section.
-pub fn recognizer_config(r: &RecognizerSection) -> Result<RecognizerConfig, FramesError> {
-    let region: Region = r.region.parse().map_err(FramesError::Region)?;
-    let reader = r.reader.parse().map_err(FramesError::Reader)?;
+pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
     let mut rc = RecognizerConfig {
-        reader,
+        reader: r.reader,
         threads: r.threads.max(1),
         min_score: r.min_score,
-        region,
+        region: r.region,
         ..RecognizerConfig::default()
     };
     if let Some(m) = &r.models_dir {
         rc.models_dir = m.clone();
     }
-    Ok(rc)
+    rc
 }
 
 /// Starts the feed on its own thread, in this process: checks the model files are there (an

@@ -162,7 +162,7 @@ pub fn effective(file: &Config, applied: &RemoteConfig) -> Result<Config, Config
                 rec.min_score = f32::from(v) / 100.0;
             }
             if let Some(v) = r.recognizer_region {
-                rec.region = v.as_str().to_owned();
+                rec.region = v;
             }
             if let Some(v) = r.recognizer_group_gap_ms {
                 rec.group_gap_ms = u64::from(v);
@@ -215,8 +215,7 @@ pub fn running(cfg: &Config) -> RemoteConfig {
     RemoteConfig {
         recognizer_min_confidence: rec
             .map(|r| (r.min_score * 100.0).round().clamp(0.0, 100.0) as u8),
-        recognizer_region: rec
-            .and_then(|r| serde_json::from_value(Value::String(r.region.clone())).ok()),
+        recognizer_region: rec.map(|r| r.region),
         recognizer_group_gap_ms: rec.map(|r| u32::try_from(r.group_gap_ms).unwrap_or(u32::MAX)),
         media_quota_bytes: rec.map(|_| cfg.media_quota_bytes.unwrap_or(0)),
         mqtt_port: Some(cfg.mqtt.port),

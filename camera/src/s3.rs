@@ -9,7 +9,7 @@
 //! configured. Every failure is classified ([`Verdict`]): retry, start the upload over, or
 //! give up.
 
-use crate::config::UploadConfig;
+use crate::config::UploadSection;
 use crate::creds::{CachedCredentials, CredsError};
 use crate::http::{Conn, HttpError, Response};
 use crate::tls;
@@ -189,7 +189,7 @@ impl std::fmt::Debug for S3 {
 
 impl S3 {
     /// A client for the configured bucket, signing with `creds`.
-    pub fn new(cfg: &UploadConfig, creds: CachedCredentials) -> Result<Self, S3SetupError> {
+    pub fn new(cfg: &UploadSection, creds: CachedCredentials) -> Result<Self, S3SetupError> {
         let bucket = bucket(cfg)?;
         let base = bucket.base_url();
         let host = base.host_str().unwrap_or_default().to_owned();

@@ -7,7 +7,7 @@
 //! changed). A resumed upload is first checked against S3's own list of its parts. An optional
 //! average bandwidth cap paces the parts.
 
-use crate::config::UploadConfig;
+use crate::config::UploadSection;
 use crate::journal::{DonePart, Entry, Journal, JournalError, Multipart, Phase};
 use crate::machine::{self, Plan, ProgressGate};
 use crate::s3::{self, Body, CompletePart, ListedPart, S3, S3Error, Verdict};
@@ -81,7 +81,7 @@ fn identity(file: &std::fs::File, size: u64) -> Result<String, UploadError> {
 #[derive(Debug, Clone)]
 pub struct Uploader {
     s3: std::sync::Arc<S3>,
-    cfg: UploadConfig,
+    cfg: UploadSection,
     tuning: std::sync::Arc<Tuning>,
 }
 
@@ -104,7 +104,7 @@ pub trait Progress: Send {
 
 impl Uploader {
     /// An uploader with its S3 client.
-    pub fn new(s3: S3, cfg: UploadConfig) -> Self {
+    pub fn new(s3: S3, cfg: UploadSection) -> Self {
         let tuning = Tuning::default();
         let me = Self {
             s3: std::sync::Arc::new(s3),

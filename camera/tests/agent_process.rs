@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 async fn an_upload_killed_at_half_resumes_after_restart_and_resends_at_most_one_part() {
     let mut stack = Stack::new("cam-kill").await;
     // Paced so that "half-way" lasts long enough to be caught.
-    stack.extra_config = "max_bytes_per_sec = 20971520".into();
+    stack.max_bytes_per_sec = Some(20_971_520);
     let size = 30 * MIB;
     let body = stack.media_file("clip.mp4", size);
     let mut cloud = stack.cloud().await;
@@ -73,7 +73,7 @@ async fn an_upload_killed_at_half_resumes_after_restart_and_resends_at_most_one_
 async fn a_file_replaced_by_one_of_the_same_size_between_kill_and_restart_is_uploaded_whole_not_spliced()
  {
     let mut stack = Stack::new("cam-splice").await;
-    stack.extra_config = "max_bytes_per_sec = 20971520".into();
+    stack.max_bytes_per_sec = Some(20_971_520);
     let size = 20 * MIB;
     let old = stack.media_file("clip.mp4", size);
     let mut cloud = stack.cloud().await;

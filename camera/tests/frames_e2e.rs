@@ -6,6 +6,7 @@
 
 mod common;
 
+use anpr_camera::config::RecognizerSection;
 use anpr_protocol::PlateReadBatch;
 use common::*;
 use std::time::{Duration, Instant};
@@ -19,7 +20,11 @@ async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_c
         det.display()
     );
     let mut stack = Stack::new("cam-feed").await;
-    stack.recognizer = Some("group_gap_ms = 500\ngroup_window_ms = 10000".into());
+    stack.recognizer = Some(RecognizerSection {
+        group_gap_ms: 500,
+        group_window_ms: 10_000,
+        ..stack.recognizer_section()
+    });
     let mut cloud = stack.cloud().await;
     let mut agent = spawn_agent(
         &stack,
@@ -73,7 +78,7 @@ async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_models_are_missing_still_serves_and_logs_how_to_fetch_them() {
     let mut stack = Stack::new("cam-nomodels").await;
-    stack.recognizer = Some(String::new());
+    stack.recognizer = Some(stack.recognizer_section());
     stack.media_file("a.jpg", 1000);
     let mut cloud = stack.cloud().await;
     let mut agent = spawn_agent(
@@ -141,7 +146,11 @@ async fn the_frame_feed_killed_while_it_holds_a_passage_is_started_again_and_the
 {
     let mut stack = Stack::new("cam-feedkill").await;
     // The passage stays open 3 s after its frame: the feed is killed inside that window.
-    stack.recognizer = Some("group_gap_ms = 3000\ngroup_window_ms = 10000".into());
+    stack.recognizer = Some(RecognizerSection {
+        group_gap_ms: 3000,
+        group_window_ms: 10_000,
+        ..stack.recognizer_section()
+    });
     let mut cloud = stack.cloud().await;
     let mut agent = spawn_agent(
         &stack,
@@ -197,8 +206,12 @@ async fn the_frame_feed_killed_while_it_holds_a_passage_is_started_again_and_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_frame_feed_exits_and_is_started_again_by_the_next_frame() {
     let mut stack = Stack::new("cam-feedidle").await;
-    stack.recognizer =
-        Some("group_gap_ms = 500\ngroup_window_ms = 10000\nidle_exit_secs = 1".into());
+    stack.recognizer = Some(RecognizerSection {
+        group_gap_ms: 500,
+        group_window_ms: 10_000,
+        idle_exit_secs: 1,
+        ..stack.recognizer_section()
+    });
     let mut cloud = stack.cloud().await;
     let mut agent = spawn_agent(
         &stack,

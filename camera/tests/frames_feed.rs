@@ -5,9 +5,12 @@
 
 use anpr_camera::Config;
 use anpr_camera::agent::{OutboxHandle, open_outbox};
+use anpr_camera::config::{
+    CredentialsSection, MqttSection, RecognizerSection, SaveMode, UploadSection,
+};
 use anpr_camera::frames::{FeedHandle, FeedStats, spawn};
 use anpr_camera::journal::{Entry, Journal, Phase};
-use anpr_protocol::{FileName, FileRequest, PlateRead, PlateReadBatch, RequestId};
+use anpr_protocol::{CameraId, FileName, FileRequest, PlateRead, PlateReadBatch, RequestId};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,34 +49,28 @@ impl Cam {
         }
     }
 
-    fn config(&self, quota: Option<u64>, recognizer_extra: &str) -> Config {
-        let quota = quota
-            .map(|q| format!("media_quota_bytes = {q}\n"))
-            .unwrap_or_default();
-        Config::parse(&format!(
-            r#"{quota}camera_id = "cam-frames"
-media_dir = "{}"
-state_dir = "{}"
-[mqtt]
-host = "localhost"
-ca_file = "/nonexistent/ca.pem"
-cert_file = "/nonexistent/cert.pem"
-key_file = "/nonexistent/key.pem"
-[upload]
-bucket = "media"
-region = "us-east-1"
-[credentials]
-host = "localhost"
-role_alias = "anpr-camera"
-[recognizer]
-watch_dir = "{}"
-{recognizer_extra}
-"#,
-            self.media.path().display(),
-            self.state.path().display(),
-            self.frames.path().display(),
-        ))
-        .expect("valid config")
+    /// The agent's configuration (its MQTT, S3 and credentials settings unused here) with a
+    /// `[recognizer]` section grouping with `gap_ms` and `window_ms`, keeping `save`.
+    fn config(&self, quota: Option<u64>, gap_ms: u64, window_ms: u64, save: SaveMode) -> Config {
+        let camera = CameraId::parse("cam-frames").unwrap();
+        Config::builder(camera, self.media.path(), self.state.path())
+            .mqtt(MqttSection::new(
+                "localhost",
+                "/nonexistent/ca.pem",
+                "/nonexistent/cert.pem",
+                "/nonexistent/key.pem",
+            ))
+            .upload(UploadSection::new("media", "us-east-1"))
+            .credentials(CredentialsSection::new("localhost", "anpr-camera"))
+            .media_quota_bytes(quota)
+            .recognizer(Some(RecognizerSection {
+                group_gap_ms: gap_ms,
+                group_window_ms: window_ms,
+                save,
+                ..RecognizerSection::new(self.frames.path())
+            }))
+            .build()
+            .expect("valid config")
     }
 
     /// Drops a copy of `src` into the watch directory as `name`, the way a camera should:
@@ -147,7 +144,7 @@ fn outbox_reads(cfg: &Config) -> Vec<PlateRead> {
 #[test]
 fn the_same_plate_dropped_three_times_in_a_row_becomes_one_plate_read_with_its_crop_saved() {
     let cam = Cam::new();
-    let cfg = cam.config(None, "group_gap_ms = 1500\ngroup_window_ms = 60000");
+    let cfg = cam.config(None, 1500, 60_000, SaveMode::Crop);
     let run = Running::start(&cfg);
     for i in 1..=3 {
         cam.drop_frame(&data(RK262AH), &format!("frame-{i}.jpg"));
@@ -200,10 +197,7 @@ fn the_same_plate_dropped_three_times_in_a_row_becomes_one_plate_read_with_its_c
 #[test]
 fn a_garbage_jpg_is_deleted_and_counted_and_the_frames_around_it_are_still_read() {
     let cam = Cam::new();
-    let cfg = cam.config(
-        None,
-        "group_gap_ms = 300\ngroup_window_ms = 5000\nsave = \"frame\"",
-    );
+    let cfg = cam.config(None, 300, 5000, SaveMode::Frame);
     // A file still being written under a temporary name is left alone.
     std::fs::write(cam.frames.path().join("partial.jpg.tmp"), b"\xff\xd8").unwrap();
     let run = Running::start(&cfg);
@@ -239,10 +233,7 @@ fn a_passage_still_open_at_shutdown_is_flushed_to_the_outbox_and_a_frame_left_be
 {
     let cam = Cam::new();
     // A long gap: the group would stay open for a minute.
-    let cfg = cam.config(
-        None,
-        "group_gap_ms = 60000\ngroup_window_ms = 60000\nsave = \"none\"",
-    );
+    let cfg = cam.config(None, 60_000, 60_000, SaveMode::None);
     cam.drop_frame(&data(BA302OZ), "left-over.jpg");
     let run = Running::start(&cfg);
     run.wait("the frame read", 120, |r| r.feed.frames_read() >= 1);
@@ -293,7 +284,7 @@ fn the_quota_deletes_the_oldest_media_but_never_a_file_the_journal_says_is_being
             },
         })
         .unwrap();
-    let cfg = cam.config(Some(55_000), "group_gap_ms = 300\ngroup_window_ms = 5000");
+    let cfg = cam.config(Some(55_000), 300, 5000, SaveMode::Crop);
     let run = Running::start(&cfg);
     cam.drop_frame(&data(RK262AH), "f.jpg");
     run.wait("a read", 120, |r| r.depth() >= 1);
@@ -317,7 +308,7 @@ fn the_quota_deletes_the_oldest_media_but_never_a_file_the_journal_says_is_being
 #[test]
 fn a_new_minimum_confidence_from_the_agent_retunes_the_running_feed() {
     let cam = Cam::new();
-    let cfg = cam.config(None, "group_gap_ms = 300\ngroup_window_ms = 5000");
+    let cfg = cam.config(None, 300, 5000, SaveMode::Crop);
     let outbox = open_outbox(&cfg).unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
     let (settings_tx, settings) = tokio::sync::watch::channel(cfg.clone());

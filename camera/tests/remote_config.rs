@@ -5,6 +5,7 @@
 
 mod common;
 
+use anpr_camera::config::RemoteSection;
 use anpr_camera::remote::{RemoteState, RemoteStore};
 use anpr_test_support::shadow::ShadowService;
 use common::*;
@@ -179,7 +180,11 @@ async fn a_stale_delta_delivered_late_does_not_undo_a_newer_one() {
 async fn a_configuration_that_cannot_reach_the_broker_is_rolled_back() {
     let mut stack = Stack::new("cfg-rb").await;
     // Two connection changes a moment apart: the hourly bound is off here (tested below).
-    stack.extra_config = "[remote]\nrollback_secs = 3\nmin_connection_change_secs = 0".into();
+    stack.remote = RemoteSection {
+        rollback_secs: 3,
+        min_connection_change_secs: 0,
+        ..RemoteSection::default()
+    };
     let shadows = ShadowService::start(&stack.broker).await;
     let cam = stack.cam.cn.clone();
     let port = stack.mqtt_proxy.port;
@@ -237,7 +242,10 @@ async fn a_configuration_that_cannot_reach_the_broker_is_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_of_a_connection_trial_still_rolls_it_back() {
     let mut stack = Stack::new("cfg-rs").await;
-    stack.extra_config = "[remote]\nrollback_secs = 4".into();
+    stack.remote = RemoteSection {
+        rollback_secs: 4,
+        ..RemoteSection::default()
+    };
     let shadows = ShadowService::start(&stack.broker).await;
     let cam = stack.cam.cn.clone();
     let port = stack.mqtt_proxy.port;
@@ -296,7 +304,11 @@ async fn rolls_back(stack: &Stack, shadows: &ShadowService, bad: u16) {
 async fn a_port_that_silently_drops_or_fails_tls_is_rolled_back() {
     let mut stack = Stack::new("cfg-sil").await;
     // Two connection changes a moment apart: the hourly bound is off here (tested below).
-    stack.extra_config = "[remote]\nrollback_secs = 3\nmin_connection_change_secs = 0".into();
+    stack.remote = RemoteSection {
+        rollback_secs: 3,
+        min_connection_change_secs: 0,
+        ..RemoteSection::default()
+    };
     let shadows = ShadowService::start(&stack.broker).await;
     let mut cloud = stack.cloud().await;
     let agent = Running::start(stack.config());
@@ -327,7 +339,10 @@ async fn a_port_that_silently_drops_or_fails_tls_is_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_killed_with_sigkill_during_a_connection_trial_rolls_it_back_after_restart() {
     let mut stack = Stack::new("cfg-k9").await;
-    stack.extra_config = "[remote]\nrollback_secs = 4".into();
+    stack.remote = RemoteSection {
+        rollback_secs: 4,
+        ..RemoteSection::default()
+    };
     let shadows = ShadowService::start(&stack.broker).await;
     let cam = stack.cam.cn.clone();
     let bin = env!("CARGO_BIN_EXE_anpr-camera");

@@ -2,7 +2,7 @@
 //! calls one by one, ListParts page by page, abort, and how S3's refusals are classified.
 #![allow(clippy::unwrap_used)]
 
-use anpr_camera::config::UploadConfig;
+use anpr_camera::config::UploadSection;
 use anpr_camera::creds::{CachedCredentials, Credentials};
 use anpr_camera::s3::{self, Body, CompletePart, S3, S3Error, Verdict};
 use std::time::{Duration, SystemTime};
@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 const MIB: usize = 1024 * 1024;
 
 async fn client(bucket: &str) -> S3 {
-    let cfg: UploadConfig = toml::from_str(&format!(
-        "bucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\n",
-        anpr_test_support::moto::url()
-    ))
-    .unwrap();
+    let cfg = UploadSection {
+        endpoint_url: Some(anpr_test_support::moto::url()),
+        force_path_style: true,
+        ..UploadSection::new(bucket, "us-east-1")
+    };
     let creds = Credentials::new(
         "testing",
         "testing",

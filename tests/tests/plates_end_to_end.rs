@@ -122,7 +122,7 @@ fn agent_config(
 ) -> anpr_camera::Config {
     let media = dir.join("media");
     std::fs::create_dir_all(&media).unwrap();
-    let text = anpr_test_support::agent_config::AgentConfig {
+    let local = anpr_test_support::agent_config::AgentConfig {
         camera: cn,
         media: &media,
         state: dir,
@@ -133,11 +133,16 @@ fn agent_config(
         bucket: "unused",
         s3_endpoint: "http://127.0.0.1:9",
         creds_port: 9,
-        mqtt_extra: "reconnect_initial_ms = 200\nreconnect_max_secs = 2",
-        upload_extra: "",
-    }
-    .toml();
-    let mut cfg = anpr_camera::Config::parse(&text).unwrap();
+    };
+    let mut cfg = local
+        .builder()
+        .mqtt(anpr_camera::config::MqttSection {
+            reconnect_initial_ms: 200,
+            reconnect_max_secs: 2,
+            ..local.mqtt()
+        })
+        .build()
+        .unwrap();
     cfg.outbox.batch_max_reads = 500;
     cfg.outbox.batch_max_age_secs = 1;
     cfg

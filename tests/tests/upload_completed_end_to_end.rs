@@ -226,24 +226,29 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
     std::fs::create_dir_all(media.path().join("clips")).unwrap();
     std::fs::write(media.path().join(file), &video).unwrap();
     let creds = CredsServer::start(&broker, "anpr-camera");
-    let agent_config = anpr_camera::Config::parse(
-        &anpr_test_support::agent_config::AgentConfig {
-            camera,
-            media: media.path(),
-            state: state.path(),
-            mqtt_port: broker.port,
-            ca: &broker.pki.ca_path(),
-            cert: &cam_id.cert_path,
-            key: &cam_id.key_path,
-            bucket: &bucket,
-            s3_endpoint: &moto::url(),
-            creds_port: creds.port,
-            mqtt_extra: "reconnect_initial_ms = 200\nreconnect_max_secs = 2",
-            upload_extra: "",
-        }
-        .toml(),
-    )
-    .expect("the camera config is valid");
+    let ca = broker.pki.ca_path();
+    let moto_url = moto::url();
+    let local = anpr_test_support::agent_config::AgentConfig {
+        camera,
+        media: media.path(),
+        state: state.path(),
+        mqtt_port: broker.port,
+        ca: &ca,
+        cert: &cam_id.cert_path,
+        key: &cam_id.key_path,
+        bucket: &bucket,
+        s3_endpoint: &moto_url,
+        creds_port: creds.port,
+    };
+    let agent_config = local
+        .builder()
+        .mqtt(anpr_camera::config::MqttSection {
+            reconnect_initial_ms: 200,
+            reconnect_max_secs: 2,
+            ..local.mqtt()
+        })
+        .build()
+        .expect("the camera config is valid");
     let (stop_agent, stop_rx) = tokio::sync::watch::channel(false);
     let agent = tokio::spawn(
         anpr_camera::agent::Agent::builder(agent_config)
@@ -618,24 +623,30 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
     std::fs::create_dir_all(media.path().join("clips")).unwrap();
     std::fs::write(media.path().join(file), &video).unwrap();
     let creds = CredsServer::start(&broker, "anpr-camera");
-    let agent_config = anpr_camera::Config::parse(
-        &anpr_test_support::agent_config::AgentConfig {
-            camera,
-            media: media.path(),
-            state: state.path(),
-            mqtt_port: broker.port,
-            ca: &broker.pki.ca_path(),
-            cert: &cam_id.cert_path,
-            key: &cam_id.key_path,
-            bucket: &bucket,
-            s3_endpoint: &moto::url(),
-            creds_port: creds.port,
-            mqtt_extra: "reconnect_initial_ms = 200\nreconnect_max_secs = 2\nsession_expiry_secs = 1",
-            upload_extra: "",
-        }
-        .toml(),
-    )
-    .expect("the camera config is valid");
+    let ca = broker.pki.ca_path();
+    let moto_url = moto::url();
+    let local = anpr_test_support::agent_config::AgentConfig {
+        camera,
+        media: media.path(),
+        state: state.path(),
+        mqtt_port: broker.port,
+        ca: &ca,
+        cert: &cam_id.cert_path,
+        key: &cam_id.key_path,
+        bucket: &bucket,
+        s3_endpoint: &moto_url,
+        creds_port: creds.port,
+    };
+    let agent_config = local
+        .builder()
+        .mqtt(anpr_camera::config::MqttSection {
+            reconnect_initial_ms: 200,
+            reconnect_max_secs: 2,
+            session_expiry_secs: 1,
+            ..local.mqtt()
+        })
+        .build()
+        .expect("the camera config is valid");
     let run = |cfg: anpr_camera::Config| {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         (

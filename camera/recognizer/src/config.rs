@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::Region;
+use anpr_protocol::{PlateRegion, ReaderKind};
 
 /// File names inside the models directory (see `scripts/fetch-models`).
 pub const DETECTOR_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
@@ -16,46 +16,6 @@ pub const CHARSET_FILE: &str = "ppocr_keys_v1.txt";
 /// Our own plate reader (`camera/recognizer/train`, committed in `camera/recognizer/models/`,
 /// copied into the models directory by `scripts/fetch-models`).
 pub const PLATE_READER_FILE: &str = "anpr_plate_reader_v1.onnx";
-
-/// Which reader reads the candidate regions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReaderKind {
-    /// PP-OCRv4 mobile recognition, a general text reader decoded over plate characters.
-    #[default]
-    Ppocr,
-    /// Our own plate-only reader (36 characters, CTC), trained on rendered plates.
-    Plate,
-}
-
-impl ReaderKind {
-    /// Every reader, in the order `anpr-camera eval --reader all` measures them.
-    pub const ALL: [ReaderKind; 2] = [ReaderKind::Ppocr, ReaderKind::Plate];
-
-    /// The name used in settings and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            ReaderKind::Ppocr => "ppocr",
-            ReaderKind::Plate => "plate",
-        }
-    }
-}
-
-impl std::fmt::Display for ReaderKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for ReaderKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ReaderKind::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown reader {s:?} (ppocr, plate)"))
-    }
-}
 
 /// Compiled inference plans kept per model unless configured otherwise.
 pub const DEFAULT_MAX_PLANS: usize = 4;
@@ -89,7 +49,7 @@ pub struct RecognizerConfig {
     /// Plate reads scoring below this are dropped.
     pub min_score: f32,
     /// Which plate formats to expect.
-    pub region: Region,
+    pub region: PlateRegion,
     /// Compiled inference plans kept per model (tract compiles one per input shape; each holds
     /// its own packed weights and buffers). The memory knob: a camera's fixed frame size needs
     /// one or two; more only saves recompiling when frame or plate sizes vary a lot.
@@ -113,7 +73,7 @@ impl Default for RecognizerConfig {
             detector_box_threshold: 0.5,
             max_reads_per_frame: 6,
             min_score: 0.2,
-            region: Region::Auto,
+            region: PlateRegion::Auto,
             max_plans: DEFAULT_MAX_PLANS,
             region_from_folder: true,
         }

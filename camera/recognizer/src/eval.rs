@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::{
-    BBox, Recognizer, RecognizerConfig, RecognizerError, Region, edit_distance, open_image,
+    BBox, PlateRegion, Recognizer, RecognizerConfig, RecognizerError, edit_distance, open_image,
 };
 
 /// One ground-truth line.
@@ -217,17 +217,17 @@ pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport,
         });
     }
     let recognizer = Recognizer::new(config)?;
-    let mut regional: Vec<(Region, Recognizer)> = Vec::new();
+    let mut regional: Vec<(PlateRegion, Recognizer)> = Vec::new();
     let mut images = Vec::new();
     for (name, folder, items) in &sets {
         // A subfolder named after a region (us, eu, br) is measured as a camera set to that
         // region would see it, unless the configuration fixes the region.
         let hint = name
-            .parse::<Region>()
+            .parse::<PlateRegion>()
             .ok()
-            .filter(|_| config.region == Region::Auto && config.region_from_folder);
+            .filter(|_| config.region == PlateRegion::Auto && config.region_from_folder);
         let recognizer = match hint {
-            Some(region) if region != Region::Auto => {
+            Some(region) if region != PlateRegion::Auto => {
                 if !regional.iter().any(|(r, _)| *r == region) {
                     let cfg = RecognizerConfig {
                         region,

@@ -1,37 +1,10 @@
 //! Plate-format knowledge: from what the reader saw in a region, pick the most plate-like token
 //! and fix letter/digit confusions (O/0, I/1, B/8, ...) where a known format dictates the class.
 
-use serde::{Deserialize, Serialize};
+use anpr_protocol::PlateRegion;
+use serde::Serialize;
 
 use crate::read::{CharRead, PLATE_ALPHABET, TextRead, alphabet_index};
-
-/// Where the camera is: which plate formats to expect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Region {
-    /// Any of the formats below.
-    #[default]
-    Auto,
-    /// United States.
-    Us,
-    /// European Union and neighbours.
-    Eu,
-    /// Brazil.
-    Br,
-}
-
-impl std::str::FromStr for Region {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Region::Auto),
-            "us" => Ok(Region::Us),
-            "eu" => Ok(Region::Eu),
-            "br" => Ok(Region::Br),
-            other => Err(format!("unknown region {other:?} (auto, us, eu, br)")),
-        }
-    }
-}
 
 /// A fixed-length plate format: `L` a letter, `N` a digit, `A` either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +14,10 @@ pub struct PlateFormat {
     /// The pattern.
     pub pattern: &'static str,
     /// Where it is used.
-    pub region: Region,
+    pub region: PlateRegion,
 }
 
-const fn f(name: &'static str, pattern: &'static str, region: Region) -> PlateFormat {
+const fn f(name: &'static str, pattern: &'static str, region: PlateRegion) -> PlateFormat {
     PlateFormat {
         name,
         pattern,
@@ -55,11 +28,11 @@ const fn f(name: &'static str, pattern: &'static str, region: Region) -> PlateFo
 /// Known formats (public knowledge of national schemes). US states use too many formats for a
 /// position to dictate letter or digit, so in the US (region `us`) plates are read as seen.
 pub const FORMATS: &[PlateFormat] = &[
-    f("br-old", "LLLNNNN", Region::Br),
-    f("br-mercosul", "LLLNLNN", Region::Br),
-    f("eu-it-fr", "LLNNNLL", Region::Eu),
-    f("eu-es", "NNNNLLL", Region::Eu),
-    f("eu-uk", "LLNNLLL", Region::Eu),
+    f("br-old", "LLLNNNN", PlateRegion::Br),
+    f("br-mercosul", "LLLNLNN", PlateRegion::Br),
+    f("eu-it-fr", "LLNNNLL", PlateRegion::Eu),
+    f("eu-es", "NNNNLLL", PlateRegion::Eu),
+    f("eu-uk", "LLNNLLL", PlateRegion::Eu),
 ];
 
 /// The plate text chosen in one region.
@@ -146,7 +119,7 @@ fn best_in_class(c: &CharRead, class: u8) -> (usize, f32) {
     best
 }
 
-fn evaluate(chars: &[&CharRead], region: Region, trimmed: usize) -> Option<PlateText> {
+fn evaluate(chars: &[&CharRead], region: PlateRegion, trimmed: usize) -> Option<PlateText> {
     let n = chars.len();
     if !(MIN_LEN..=MAX_LEN).contains(&n) {
         return None;
@@ -181,11 +154,11 @@ fn evaluate(chars: &[&CharRead], region: Region, trimmed: usize) -> Option<Plate
         Some((text, confs, (log_sum / n as f32).exp()))
     };
     for format in FORMATS {
-        if format.pattern.len() != n || (region != Region::Auto && format.region != region) {
+        if format.pattern.len() != n || (region != PlateRegion::Auto && format.region != region) {
             continue;
         }
         if let Some((text, confs, q)) = build(format.pattern.as_bytes()) {
-            let prior = if region == Region::Auto {
+            let prior = if region == PlateRegion::Auto {
                 AUTO_FORMAT_PRIOR
             } else {
                 1.0
@@ -246,7 +219,7 @@ fn longest_letter_run(text: &str) -> usize {
 /// The most plate-like string in what was read, if any: tokens (split at separators) and runs of
 /// neighbouring tokens are tried whole, and with one stray character cut at either end when that
 /// yields a known format; each against every known format of the region and as free text.
-pub fn best_plate(read: &TextRead, region: Region) -> Option<PlateText> {
+pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
     let mut tokens: Vec<Vec<&CharRead>> = vec![Vec::new()];
     for c in &read.chars {
         if c.is_separator() {
@@ -322,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_brazilian_plate_with_a_dash_is_read_as_one_token() {
-        let p = best_plate(&plain("ABC 1234"), Region::Br).expect("a plate");
+        let p = best_plate(&plain("ABC 1234"), PlateRegion::Br).expect("a plate");
         assert_eq!(p.text, "ABC1234");
         assert_eq!(p.format, Some("br-old"));
     }
@@ -335,7 +308,7 @@ mod tests {
         let mut spec: Vec<_> = "ABC12".chars().map(|c| (c, 0.95, None)).collect();
         spec.push(('O', 0.6, Some(('0', 0.35))));
         spec.push(('4', 0.95, None));
-        let p = best_plate(&read(&spec), Region::Br).expect("a plate");
+        let p = best_plate(&read(&spec), PlateRegion::Br).expect("a plate");
         assert_eq!(p.text, "ABC1204");
     }
 
@@ -343,41 +316,41 @@ mod tests {
     fn a_digit_one_where_the_format_needs_a_letter_becomes_i() {
         let mut spec = vec![('1', 0.7, Some(('I', 0.25)))];
         spec.extend("BC1234".chars().map(|c| (c, 0.95, None)));
-        let p = best_plate(&read(&spec), Region::Auto).expect("a plate");
+        let p = best_plate(&read(&spec), PlateRegion::Auto).expect("a plate");
         assert_eq!(p.text, "IBC1234");
     }
 
     #[test]
     fn a_confident_character_is_not_forced_into_a_format() {
         // A clear "7" at the start stays a 7 (Californian format), even in Brazil-or-anything mode.
-        let p = best_plate(&plain("7ABC123"), Region::Auto).expect("a plate");
+        let p = best_plate(&plain("7ABC123"), PlateRegion::Auto).expect("a plate");
         assert_eq!(p.text, "7ABC123");
     }
 
     #[test]
     fn state_names_and_slogans_lose_against_the_registration() {
-        let p = best_plate(&plain("TEXAS 7ZK 2841"), Region::Us).expect("a plate");
+        let p = best_plate(&plain("TEXAS 7ZK 2841"), PlateRegion::Us).expect("a plate");
         assert_eq!(p.text, "7ZK2841");
-        let p = best_plate(&plain("CALIFORNIA"), Region::Us);
+        let p = best_plate(&plain("CALIFORNIA"), PlateRegion::Us);
         assert!(p.is_none_or(|p| p.score < 0.2));
     }
 
     #[test]
     fn a_stray_country_letter_before_an_italian_plate_is_cut() {
-        let p = best_plate(&plain("IAB123CD"), Region::Eu).expect("a plate");
+        let p = best_plate(&plain("IAB123CD"), PlateRegion::Eu).expect("a plate");
         assert_eq!(p.text, "AB123CD");
         assert_eq!(p.format, Some("eu-it-fr"));
     }
 
     #[test]
     fn unknown_formats_are_kept_as_read_when_they_look_like_plates() {
-        let p = best_plate(&plain("2DA044"), Region::Us).expect("a plate");
+        let p = best_plate(&plain("2DA044"), PlateRegion::Us).expect("a plate");
         assert_eq!(p.text, "2DA044");
         assert_eq!(p.format, None);
     }
 
     #[test]
     fn too_short_text_is_not_a_plate() {
-        assert!(best_plate(&plain("AB 1"), Region::Auto).is_none());
+        assert!(best_plate(&plain("AB 1"), PlateRegion::Auto).is_none());
     }
 }

@@ -35,14 +35,15 @@ use serde::Serialize;
 /// The image crate the recognizer decodes with (frames, crops).
 pub use image;
 
+pub use anpr_protocol::{PlateRegion, ReaderKind};
 pub use config::{
-    CHARSET_FILE, DETECTOR_FILE, PLATE_READER_FILE, READER_FILE, ReaderKind, RecognizerConfig,
+    CHARSET_FILE, DETECTOR_FILE, PLATE_READER_FILE, READER_FILE, RecognizerConfig,
     default_models_dir,
 };
 pub use detect::{DetectorSettings, PlateDetector, PpOcrDetector, TextRegion};
 pub use error::{BoxError, RecognizerError};
 pub use eval::{EvalReport, evaluate_dir};
-pub use format::{PlateText, Region};
+pub use format::PlateText;
 pub use geometry::BBox;
 pub use read::{
     CharRead, PLATE_ALPHABET, PLATE_READER_HEIGHT, PLATE_READER_WIDTH, PlateCtcReader, PlateReader,
@@ -195,7 +196,7 @@ impl Recognizer {
 
     /// Changes what needs no reloading: the score below which reads are dropped and the plate
     /// formats expected (remote configuration).
-    pub fn tune(&mut self, min_score: f32, region: format::Region) {
+    pub fn tune(&mut self, min_score: f32, region: PlateRegion) {
         self.config.min_score = min_score.clamp(0.0, 1.0);
         self.config.region = region;
     }

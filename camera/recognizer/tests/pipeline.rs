@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anpr_recognizer::{
-    DETECTOR_FILE, Recognizer, RecognizerConfig, Region, TemporalGrouper, open_image,
+    DETECTOR_FILE, PlateRegion, Recognizer, RecognizerConfig, TemporalGrouper, open_image,
 };
 
 fn config() -> RecognizerConfig {
@@ -57,7 +57,7 @@ fn two_threads_give_the_same_reads_as_one() -> anyhow::Result<()> {
 #[test]
 fn a_brazilian_camera_reads_the_synthetic_plate_in_the_old_format() -> anyhow::Result<()> {
     let recognizer = Recognizer::new(&RecognizerConfig {
-        region: Region::Br,
+        region: PlateRegion::Br,
         ..config()
     })?;
     let reads = recognizer.recognize(&fixture())?;

@@ -20,7 +20,7 @@ fn read(p: &str) -> PlateRead {
 fn settings() -> FeedSettings {
     FeedSettings {
         min_score: 0.5,
-        region: "br".into(),
+        region: anpr_protocol::PlateRegion::Br,
         group_gap_ms: 500,
         group_window_ms: 4000,
         media_quota_bytes: Some(1_000_000),
@@ -85,7 +85,7 @@ fn the_command_reader_routes_settings_answers_and_stop_and_skips_what_is_not_a_c
     ]
     .join("\n");
     let (settings_tx, settings_rx) = watch::channel(FeedSettings {
-        region: "auto".into(),
+        region: anpr_protocol::PlateRegion::Auto,
         ..settings()
     });
     let (answers_tx, answers) = mpsc::channel();

@@ -44,7 +44,7 @@ impl Feed {
         idle_exit: Option<Duration>,
     ) -> Result<Feed, FramesError> {
         let section = cfg.recognizer.clone().ok_or(FramesError::NotConfigured)?;
-        let rc = recognizer_config(&section)?;
+        let rc = recognizer_config(&section);
         let dir_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| FramesError::Dir { path, source }
@@ -101,15 +101,10 @@ impl Feed {
 
     /// Applies new tunable settings (see [`spawn_with_settings`]).
     fn retune(&mut self, s: &FeedSettings) {
-        match s.region.parse::<Region>() {
-            Ok(region) => {
-                self.rc.min_score = s.min_score.clamp(0.0, 1.0);
-                self.rc.region = region;
-                if let Some(rec) = &mut self.recognizer {
-                    rec.tune(s.min_score, region);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "recognizer.region not applied"),
+        self.rc.min_score = s.min_score.clamp(0.0, 1.0);
+        self.rc.region = s.region;
+        if let Some(rec) = &mut self.recognizer {
+            rec.tune(s.min_score, s.region);
         }
         self.grouper.max_gap_ms = s.group_gap_ms;
         self.grouper.max_window_ms = s.group_window_ms.max(s.group_gap_ms);

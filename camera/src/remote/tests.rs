@@ -246,7 +246,7 @@ fn recognizer_settings_apply_only_to_a_camera_with_a_recognizer_feed() {
             assert!(!reconnect);
             let r = cfg.recognizer.unwrap();
             assert!((r.min_score - 0.7).abs() < 1e-6);
-            assert_eq!(r.region, "eu");
+            assert_eq!(r.region.as_str(), "eu");
             assert_eq!(r.group_gap_ms, 900);
             assert_eq!(cfg.media_quota_bytes, Some(300_000_000));
         }

@@ -1,7 +1,7 @@
 //! Signing: the bucket's URLs from the configuration and a call signed by `rusty-s3` into the
 //! request the HTTP client sends.
 
-use crate::config::UploadConfig;
+use crate::config::UploadSection;
 use crate::creds::Credentials;
 use crate::tls::TlsError;
 use rusty_s3::{Bucket, Method, UrlStyle};
@@ -42,7 +42,7 @@ impl Signed {
 
 /// The bucket's URLs from the configuration: the AWS endpoint of the region unless
 /// `endpoint_url` is set; virtual-hosted unless `force_path_style`.
-pub fn bucket(cfg: &UploadConfig) -> Result<Bucket, S3SetupError> {
+pub fn bucket(cfg: &UploadSection) -> Result<Bucket, S3SetupError> {
     let endpoint = cfg
         .endpoint_url
         .clone()

@@ -5,12 +5,12 @@ use super::*;
 use crate::creds::Credentials;
 use std::time::SystemTime;
 
-fn cfg(endpoint: Option<&str>, path_style: bool) -> UploadConfig {
-    let toml = format!(
-        "bucket = \"anpr-media\"\nregion = \"eu-west-1\"\nforce_path_style = {path_style}\n{}",
-        endpoint.map_or(String::new(), |e| format!("endpoint_url = \"{e}\"\n"))
-    );
-    toml::from_str(&toml).unwrap()
+fn cfg(endpoint: Option<&str>, path_style: bool) -> UploadSection {
+    UploadSection {
+        endpoint_url: endpoint.map(str::to_owned),
+        force_path_style: path_style,
+        ..UploadSection::new("anpr-media", "eu-west-1")
+    }
 }
 
 fn creds() -> Credentials {

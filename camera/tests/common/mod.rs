@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)] // test harness: a failed step fails the test
 
 use anpr_camera::Config;
+use anpr_camera::config::{MqttSection, RecognizerSection, RemoteSection, UploadSection};
 use anpr_protocol::{FileStatus, FileStatusKind, RequestId};
 use anpr_test_support::broker::{Broker, CLOUD_IDENTITY, ClientIdentity};
 use anpr_test_support::creds::CredsServer;
@@ -27,12 +28,15 @@ pub struct Stack {
     pub state: tempfile::TempDir,
     pub mqtt_proxy: Proxy,
     pub s3_proxy: Proxy,
-    pub extra_config: String,
-    /// Frames directory of the `[recognizer]` section, written when `recognizer` is set.
+    /// `upload.max_bytes_per_sec`.
+    pub max_bytes_per_sec: Option<u64>,
+    /// `[remote]`.
+    pub remote: RemoteSection,
+    /// Frames directory of the `[recognizer]` section ([`Stack::recognizer_section`]).
     pub frames: tempfile::TempDir,
-    /// More `[recognizer]` lines; `None`: no `[recognizer]` section.
-    pub recognizer: Option<String>,
-    /// `media_quota_bytes` (with `recognizer` only).
+    /// `[recognizer]`; `None`: no frame feed.
+    pub recognizer: Option<RecognizerSection>,
+    /// `media_quota_bytes`.
     pub media_quota_bytes: Option<u64>,
 }
 
@@ -70,23 +74,19 @@ impl Stack {
             state: tempfile::tempdir().unwrap(),
             mqtt_proxy,
             s3_proxy,
-            extra_config: String::new(),
+            max_bytes_per_sec: None,
+            remote: RemoteSection::default(),
             frames: tempfile::tempdir().unwrap(),
             recognizer: None,
             media_quota_bytes: None,
         }
     }
 
-    pub fn config_text(&self) -> String {
-        let plate_topic = format!(
-            "keep_alive_secs = 30\nreconnect_initial_ms = 200\nreconnect_max_secs = 2\nplate_topic = \"{}/plates\"",
-            self.cam.cn
-        );
-        let upload_extra = format!(
-            "retry_initial_secs = 1\nretry_max_secs = 2\n{}",
-            self.extra_config
-        );
-        let cfg = anpr_test_support::agent_config::AgentConfig {
+    /// The agent's configuration: the stand-ins of the stack (the broker and S3 through their
+    /// proxies), quick reconnects and retries, plates on `{camera}/plates`.
+    pub fn config(&self) -> Config {
+        let s3 = format!("http://127.0.0.1:{}", self.s3_proxy.port);
+        let local = anpr_test_support::agent_config::AgentConfig {
             camera: &self.cam.cn,
             media: self.media.path(),
             state: self.state.path(),
@@ -95,31 +95,41 @@ impl Stack {
             cert: &self.cam.cert_path,
             key: &self.cam.key_path,
             bucket: &self.bucket,
-            s3_endpoint: &format!("http://127.0.0.1:{}", self.s3_proxy.port),
+            s3_endpoint: &s3,
             creds_port: self.creds.port,
-            mqtt_extra: &plate_topic,
-            upload_extra: &upload_extra,
         };
-        match &self.recognizer {
-            None => cfg.toml(),
-            Some(extra) => {
-                cfg.toml_with_recognizer(&anpr_test_support::agent_config::RecognizerToml {
-                    watch_dir: self.frames.path(),
-                    models_dir: None,
-                    media_quota_bytes: self.media_quota_bytes,
-                    extra,
-                })
-            }
-        }
+        local
+            .builder()
+            .mqtt(MqttSection {
+                keep_alive_secs: 30,
+                reconnect_initial_ms: 200,
+                reconnect_max_secs: 2,
+                plate_topic: Some(format!("{}/plates", self.cam.cn)),
+                ..local.mqtt()
+            })
+            .upload(UploadSection {
+                retry_initial_secs: 1,
+                retry_max_secs: 2,
+                max_bytes_per_sec: self.max_bytes_per_sec,
+                ..local.upload()
+            })
+            .remote(self.remote.clone())
+            .media_quota_bytes(self.media_quota_bytes)
+            .recognizer(self.recognizer.clone())
+            .build()
+            .expect("test config is valid")
     }
 
-    pub fn config(&self) -> Config {
-        Config::parse(&self.config_text()).expect("test config is valid")
+    /// A `[recognizer]` section watching the stack's frames directory, settings at their
+    /// defaults.
+    pub fn recognizer_section(&self) -> RecognizerSection {
+        RecognizerSection::new(self.frames.path())
     }
 
+    /// [`Stack::config`] written as the agent's file in the state directory.
     pub fn write_config(&self) -> PathBuf {
         let p = self.state.path().join("camera.toml");
-        std::fs::write(&p, self.config_text()).unwrap();
+        anpr_test_support::agent_config::write(&self.config(), &p);
         p
     }
 

@@ -16,6 +16,7 @@
 //! [`CONFIG_ERROR`] when it refused or rolled back a desired document.
 
 use crate::ValidationError;
+use crate::recognizer::PlateRegion;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -46,32 +47,6 @@ pub const CONNECTION_CHANGE_SLACK_SECS: u64 = 60;
 /// Key of the reported state under which the camera explains a refused or rolled back
 /// desired document (`null` once a later one is applied).
 pub const CONFIG_ERROR: &str = "config_error";
-
-/// Which plate formats the recognizer expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PlateRegion {
-    /// Any format.
-    Auto,
-    /// United States.
-    Us,
-    /// Europe.
-    Eu,
-    /// Brazil (Mercosur and older).
-    Br,
-}
-
-impl PlateRegion {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Us => "us",
-            Self::Eu => "eu",
-            Self::Br => "br",
-        }
-    }
-}
 
 /// Why a configuration document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

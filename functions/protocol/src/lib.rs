@@ -13,8 +13,8 @@
 //! Modules: [`ids`] (camera, request and read identifiers), [`file`] (file requests and
 //! statuses), [`plates`] (plate reads), [`notify`] (web UI notifications), [`health`],
 //! [`topics`] (every topic name), [`codec`] (decode/encode with the rules above),
-//! [`config`] (the remotely settable configuration) and [`shadow`] (the device shadow messages
-//! that carry it).
+//! [`config`] (the remotely settable configuration), [`shadow`] (the device shadow messages
+//! that carry it) and [`recognizer`] (plate regions and readers, the recognizer's settings).
 
 pub mod clock;
 pub mod codec;
@@ -24,16 +24,18 @@ pub mod health;
 pub mod ids;
 pub mod notify;
 pub mod plates;
+pub mod recognizer;
 pub mod shadow;
 pub mod topics;
 
 pub use codec::{ProtocolError, SCHEMA_VERSION, decode, encode};
-pub use config::{ConfigDocError, PlateRegion, RemoteConfig};
+pub use config::{ConfigDocError, RemoteConfig};
 pub use file::{FileName, FileRequest, FileStatus, FileStatusKind, FileSync, ReasonCode};
 pub use health::{Health, Presence};
 pub use ids::{CameraId, ReadId, RequestId};
 pub use notify::{Notification, RequestState};
 pub use plates::{PlateRead, PlateReadBatch, normalize_plate};
+pub use recognizer::{PlateRegion, ReaderKind};
 
 /// Largest MQTT payload AWS IoT Core accepts (128 KiB).
 pub const MAX_MQTT_PAYLOAD: usize = 128 * 1024;

@@ -12,8 +12,11 @@
 
 use anpr_camera::Config;
 use anpr_camera::agent::Shutdown;
+use anpr_camera::config::{
+    CredentialsSection, MIN_PART_SIZE, MqttSection, OutboxSection, RecognizerSection, UploadSection,
+};
 use anpr_camera::outbox::{Outbox, OutboxConfig};
-use anpr_protocol::{FileName, PlateRead};
+use anpr_protocol::{CameraId, FileName, PlateRead};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +52,10 @@ pub enum CameraSetupError {
     /// The generated agent configuration was refused.
     #[error("agent configuration: {0}")]
     Config(#[from] anpr_camera::config::ConfigError),
+    /// The agent configuration could not be written as TOML.
+    #[error("agent configuration: {0}")]
+    ConfigText(#[from] toml::ser::Error),
+
     /// The certificate could not be issued.
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
@@ -150,71 +157,61 @@ pub struct CameraEnv {
     pub models_dir: Option<PathBuf>,
 }
 
-/// Writes the camera's configuration file (a camera's real TOML) and loads it.
+/// Writes the camera's configuration file (a camera's real TOML, built with
+/// [`Config::builder`]) and loads it, as an installed camera's agent would.
 pub fn agent_config(
-    camera: &str,
+    camera: &CameraId,
     dir: &Path,
     pki: &crate::pki::Pki,
     env: &CameraEnv,
 ) -> Result<Config, CameraSetupError> {
-    let id = pki.camera(camera)?;
+    let id = pki.camera(camera.as_str())?;
     let (cert, key) = (id.cert_path, id.key_path);
     let state = dir.join("state");
     std::fs::create_dir_all(&state).map_err(io(&state))?;
+    let recognizer = env
+        .models_dir
+        .as_ref()
+        .filter(|_| cfg!(feature = "recognizer"))
+        .map(|models| RecognizerSection {
+            models_dir: Some(models.clone()),
+            threads: 1,
+            ..RecognizerSection::new(dir.join("frames"))
+        });
+    let cfg = Config::builder(camera.clone(), &env.media, &state)
+        .mqtt(MqttSection {
+            port: env.mqtt_port,
+            keep_alive_secs: 30,
+            reconnect_max_secs: 5,
+            boot_jitter_secs: 0,
+            plate_topic: Some(format!("{camera}/plates")),
+            ..MqttSection::new("localhost", pki.ca_path(), cert, key)
+        })
+        .upload(UploadSection {
+            endpoint_url: Some(env.s3_endpoint.clone()),
+            force_path_style: true,
+            multipart_threshold_bytes: MIN_PART_SIZE,
+            part_size_bytes: MIN_PART_SIZE,
+            progress_step_pct: 10,
+            retry_initial_secs: 1,
+            retry_max_secs: 5,
+            ..UploadSection::new(&env.bucket, "us-east-1")
+        })
+        .outbox(OutboxSection {
+            batch_max_age_secs: 1,
+            drain_start_max_secs: 0,
+            ..OutboxSection::default()
+        })
+        .credentials(CredentialsSection {
+            port: env.creds_port,
+            ..CredentialsSection::new("localhost", &env.role_alias)
+        })
+        .recognizer(recognizer)
+        .build()?;
     let text = format!(
-        r#"# Written by anpr-local for the simulated camera {camera}.
-camera_id = "{camera}"
-media_dir = "{media}"
-state_dir = "{state}"
-[mqtt]
-host = "localhost"
-port = {mport}
-ca_file = "{ca}"
-cert_file = "{cert}"
-key_file = "{key}"
-keep_alive_secs = 30
-reconnect_max_secs = 5
-boot_jitter_secs = 0
-plate_topic = "{camera}/plates"
-[upload]
-bucket = "{bucket}"
-region = "us-east-1"
-endpoint_url = "{s3}"
-force_path_style = true
-multipart_threshold_bytes = 5242880
-part_size_bytes = 5242880
-progress_step_pct = 10
-retry_initial_secs = 1
-retry_max_secs = 5
-[outbox]
-batch_max_age_secs = 1
-drain_start_max_secs = 0
-[credentials]
-host = "localhost"
-port = {cport}
-role_alias = "{alias}"
-"#,
-        media = env.media.display(),
-        state = state.display(),
-        mport = env.mqtt_port,
-        ca = pki.ca_path().display(),
-        cert = cert.display(),
-        key = key.display(),
-        bucket = env.bucket,
-        s3 = env.s3_endpoint,
-        cport = env.creds_port,
-        alias = env.role_alias,
+        "# Written by anpr-local for the simulated camera {camera}.\n{}",
+        cfg.to_toml()?
     );
-    let mut text = text;
-    if cfg!(feature = "recognizer")
-        && let Some(models) = &env.models_dir
-    {
-        text.push_str(&format!(
-            "[recognizer]\nwatch_dir = \"{}\"\nmodels_dir = \"{}\"\nthreads = 1\n",
-            dir.join("frames").display(),
-            models.display()
-        ));
-    }
     let path = dir.join("camera.toml");
     std::fs::write(&path, text).map_err(io(&path))?;
     Ok(Config::load(&path)?)

@@ -621,7 +621,8 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut camera_tasks = Vec::new();
     for id in &opts.cameras {
-        let cfg = cameras::agent_config(id, &data.join("cameras").join(id), &pki, &env)?;
+        let camera = CameraId::parse(id).map_err(|_| StartError::CameraId(id.clone()))?;
+        let cfg = cameras::agent_config(&camera, &data.join("cameras").join(id), &pki, &env)?;
         camera_tasks.push(cameras::spawn(
             cfg,
             env.plate_interval_secs,

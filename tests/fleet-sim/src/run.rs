@@ -200,7 +200,7 @@ fn camera_options(
 ) -> Result<rumqttc::v5::MqttOptions, RunError> {
     let id = broker.identity(cn);
     let state = dir.join("state").join(cn);
-    let toml = AgentConfig {
+    let cfg = AgentConfig {
         camera: cn,
         media: &dir.join("media"),
         state: &state,
@@ -211,11 +211,10 @@ fn camera_options(
         bucket: "unused",
         s3_endpoint: "http://127.0.0.1:9",
         creds_port: 9,
-        mqtt_extra: "",
-        upload_extra: "",
     }
-    .toml();
-    let cfg = anpr_camera::Config::parse(&toml).map_err(|e| RunError::Config(e.to_string()))?;
+    .builder()
+    .build()
+    .map_err(|e| RunError::Config(e.to_string()))?;
     anpr_camera::mqtt::options(&cfg).map_err(|e| RunError::Config(e.to_string()))
 }
 

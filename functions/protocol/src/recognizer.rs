@@ -1,0 +1,136 @@
+//! The recognizer's vocabulary, defined once for everyone who names it: the camera's
+//! configuration file (`[recognizer]` `region` and `reader`), the remote configuration
+//! ([`crate::RemoteConfig::recognizer_region`]) and the recognizer itself (`anpr-recognizer`
+//! uses these types), so that the agent can read and check its settings without linking the
+//! recognizer.
+//!
+//! Each is written as its lowercase name (serde, [`std::str::FromStr`] and
+//! [`std::fmt::Display`] agree); parsing ignores case.
+
+use serde::{Deserialize, Serialize};
+
+/// Which plate formats the recognizer expects (where the camera is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlateRegion {
+    /// Any format.
+    #[default]
+    Auto,
+    /// United States.
+    Us,
+    /// European Union and neighbours.
+    Eu,
+    /// Brazil (Mercosur and older).
+    Br,
+}
+
+impl PlateRegion {
+    /// Every region.
+    pub const ALL: [PlateRegion; 4] = [Self::Auto, Self::Us, Self::Eu, Self::Br];
+
+    /// The name used in settings, on the wire and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Us => "us",
+            Self::Eu => "eu",
+            Self::Br => "br",
+        }
+    }
+}
+
+/// Which reader reads the plate candidates the detector finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReaderKind {
+    /// PP-OCRv4 mobile recognition, a general text reader decoded over plate characters.
+    #[default]
+    Ppocr,
+    /// Our own plate-only reader (36 characters, CTC), trained on rendered plates.
+    Plate,
+}
+
+impl ReaderKind {
+    /// Every reader, in the order `anpr-camera eval --reader all` measures them.
+    pub const ALL: [ReaderKind; 2] = [Self::Ppocr, Self::Plate];
+
+    /// The name used in settings and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ppocr => "ppocr",
+            Self::Plate => "plate",
+        }
+    }
+}
+
+/// The names of `all`, comma-separated (for an error that lists what is accepted).
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
+    all.iter().map(|t| name(*t)).collect::<Vec<_>>().join(", ")
+}
+
+impl std::str::FromStr for PlateRegion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown region {s:?} ({})", names(&Self::ALL, Self::as_str)))
+    }
+}
+
+impl std::str::FromStr for ReaderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown reader {s:?} ({})", names(&Self::ALL, Self::name)))
+    }
+}
+
+impl std::fmt::Display for PlateRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for ReaderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The name a setting is written with is the one serde, `FromStr` and `Display` use.
+    #[test]
+    fn every_name_reads_back_the_same_way_everywhere() {
+        for r in PlateRegion::ALL {
+            assert_eq!(r.as_str().parse::<PlateRegion>(), Ok(r));
+            assert_eq!(r.as_str().to_uppercase().parse::<PlateRegion>(), Ok(r));
+            assert_eq!(r.to_string(), r.as_str());
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+            assert_eq!(serde_json::from_str::<PlateRegion>(&json).unwrap(), r);
+        }
+        for k in ReaderKind::ALL {
+            assert_eq!(k.name().parse::<ReaderKind>(), Ok(k));
+            assert_eq!(k.to_string(), k.name());
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+            assert_eq!(serde_json::from_str::<ReaderKind>(&json).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_listing_the_known_ones() {
+        let e = "mars".parse::<PlateRegion>().unwrap_err();
+        assert_eq!(e, "unknown region \"mars\" (auto, us, eu, br)");
+        let e = "tesseract".parse::<ReaderKind>().unwrap_err();
+        assert_eq!(e, "unknown reader \"tesseract\" (ppocr, plate)");
+        assert_eq!(PlateRegion::default(), PlateRegion::Auto);
+        assert_eq!(ReaderKind::default(), ReaderKind::Ppocr);
+    }
+}
