@@ -168,7 +168,7 @@ fn main() -> anyhow::Result<()> {
             // The agent stopped (or could not start): stop the feed too, let it hand over its
             // last reads. The runtime (and the task following the settings) is gone with it.
             drop(rt);
-            if let Some(feed) = feed.and_then(|f| std::sync::Arc::into_inner(f)) {
+            if let Some(feed) = feed.and_then(std::sync::Arc::into_inner) {
                 feed.stop();
             }
             result?;
