@@ -10,11 +10,17 @@
 //! - Timestamps are Unix seconds (`u64`) unless the field says milliseconds.
 //! - No payload exceeds [`MAX_MQTT_PAYLOAD`], the AWS IoT Core limit.
 //!
-//! Modules: [`ids`] (camera, request and read identifiers), [`file`] (file requests and
-//! statuses), [`plates`] (plate reads), [`notify`] (web UI notifications), [`health`],
-//! [`topics`] (every topic name), [`codec`] (decode/encode with the rules above),
-//! [`config`] (the remotely settable configuration) and [`shadow`] (the device shadow messages
-//! that carry it).
+//! # Layout
+//! - [`ids`]: camera, request and read identifiers.
+//! - [`file`](mod@file): file requests (cloud → camera) and file statuses (camera → cloud).
+//! - [`plates`]: plate reads (camera → cloud, batched) and plate text normalisation.
+//! - [`notify`]: notifications to the web UI.
+//! - [`health`]: the camera's health report.
+//! - [`config`]: the camera's remotely settable configuration.
+//! - [`shadow`]: the device shadow messages that carry it.
+//! - [`topics`]: every MQTT topic and S3 key layout.
+//! - [`codec`]: decode and encode with the rules above.
+//! - [`clock`]: the wall clock, in Unix seconds and milliseconds.
 
 pub mod clock;
 pub mod codec;
