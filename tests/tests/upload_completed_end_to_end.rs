@@ -10,11 +10,14 @@
 //! presigned URL downloads exactly the file on the camera, and `GET /file-requests/{id}` shows
 //! the life cycle.
 
-use anpr_aws::{DynamoCameraRegistry, DynamoRequestStore, IotDataPublisher, S3UrlSigner};
+use anpr_aws::{
+    AwsClients, DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore,
+    IotConfigShadows, IotDataPublisher, S3UrlSigner,
+};
 use anpr_core::model::Camera;
 use anpr_core::ports::{DevicePublisher, RequestStore};
 use anpr_core::status::{StatusConfig, StatusUpdates};
-use anpr_core::{FileRequests, PublishError, RequestsConfig};
+use anpr_core::{CameraConfigs, FileRequests, PublishError, RequestsConfig};
 use anpr_protocol::{CameraId, Notification, RequestState, decode, topics};
 use anpr_test_support::broker::{Broker, CLOUD_IDENTITY};
 use anpr_test_support::creds::CredsServer;
@@ -164,6 +167,35 @@ async fn call(router: &axum::Router, event: Value) -> (u16, Value) {
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
+/// The request API as the Lambda serves it, over moto's table, IoT data plane and `bucket`,
+/// publishing file requests to the cameras through `devices` (the broker).
+fn api_over_moto(
+    clients: &AwsClients,
+    table: &str,
+    bucket: &str,
+    devices: BrokerPublisher,
+    config: RequestsConfig,
+) -> axum::Router {
+    request_api::app(request_api::Services {
+        requests: FileRequests::new(
+            DynamoRequestStore::new(clients.dynamo.clone(), table),
+            DynamoCameraRegistry::new(clients.dynamo.clone(), table),
+            devices,
+            config,
+        ),
+        reads: DynamoPlateReadStore::new(clients.dynamo.clone(), table),
+        configs: CameraConfigs::new(
+            DynamoCameraRegistry::new(clients.dynamo.clone(), table),
+            IotConfigShadows::new(clients.iot.clone()),
+        ),
+        audit: DynamoAuditLog::new(clients.dynamo.clone(), table),
+        downloads: request_api::Downloads {
+            signer: S3UrlSigner::new(clients.s3.clone(), bucket),
+            valid_for_secs: 120,
+        },
+    })
+}
+
 #[tokio::test]
 async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_downloads_it() {
     // --- the cloud's stand-ins: moto (DynamoDB, S3, SQS, IoT data plane) and Mosquitto.
@@ -194,12 +226,13 @@ async fn a_requested_file_uploaded_by_the_camera_is_announced_with_a_url_that_do
     // services publishing notifications through moto's IoT data plane.
     let (cloud, mut rule_rx) =
         connect_and_subscribe(broker.v5_options(&cloud_id), "+/file/status").await;
-    let router = request_api::router(FileRequests::new(
-        DynamoRequestStore::new(clients.dynamo.clone(), &table),
-        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+    let router = api_over_moto(
+        &clients,
+        &table,
+        &bucket,
         BrokerPublisher(cloud),
         RequestsConfig::default(),
-    ));
+    );
     let statuses = StatusUpdates::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &table),
         IotDataPublisher::new(clients.iot.clone()),
@@ -566,12 +599,13 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
     // the requests the cloud itself publishes there are not for it).
     let (cloud, mut rule_rx) =
         connect_and_subscribe(broker.v5_options(&cloud_id), "+/file/+").await;
-    let router = request_api::router(FileRequests::new(
-        DynamoRequestStore::new(clients.dynamo.clone(), &table),
-        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+    let router = api_over_moto(
+        &clients,
+        &table,
+        &bucket,
         BrokerPublisher(cloud.clone()),
         RequestsConfig::default(),
-    ));
+    );
     let statuses = std::sync::Arc::new(StatusUpdates::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &table),
         DataPlane {
@@ -701,15 +735,16 @@ async fn a_request_made_while_the_cameras_session_expired_is_recovered_when_it_r
         post["body"] = json!(body);
         post
     };
-    let short_lived = request_api::router(FileRequests::new(
-        DynamoRequestStore::new(clients.dynamo.clone(), &table),
-        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+    let short_lived = api_over_moto(
+        &clients,
+        &table,
+        &bucket,
         BrokerPublisher(cloud.clone()),
         RequestsConfig {
             request_expiry_secs: 1,
             ..RequestsConfig::default()
         },
-    ));
+    );
     let (status, created) = call(&short_lived, post(file)).await;
     assert_eq!(status, 202, "{created}");
     let stale_id = created["request_id"].as_str().unwrap().to_owned();

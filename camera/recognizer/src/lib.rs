@@ -15,6 +15,20 @@
 //! tract; the models come from `scripts/fetch-models` (see `docs/recognizer.md`).
 //! [`TemporalGrouper`] turns the reads of consecutive frames into one read per vehicle, and
 //! [`eval`] measures the whole on a folder of annotated photos.
+//!
+//! # Layout
+//! - this module: [`Recognizer`], the two stages and the plate format put together, and its
+//!   [`PlateRead`].
+//! - `config`: the recognizer's settings and model file names ([`RecognizerConfig`]).
+//! - `detect`: stage 1, plate candidates in a frame ([`PlateDetector`], [`PpOcrDetector`]).
+//! - `read`: stage 2, the characters of one region ([`PlateReader`], [`PpOcrReader`],
+//!   [`PlateCtcReader`]).
+//! - [`format`](mod@format): plate-format knowledge, the most plate-like token and its class fixes.
+//! - `track`: the reads of one vehicle over consecutive frames as one ([`TemporalGrouper`]).
+//! - [`eval`]: measurement on a folder of annotated photos.
+//! - `geometry`: boxes in image pixels ([`BBox`]).
+//! - `tractutil`: an ONNX graph loaded once, one tract plan per input shape.
+//! - `error`: the crate's error ([`RecognizerError`]).
 
 mod config;
 mod detect;

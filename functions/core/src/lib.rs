@@ -2,6 +2,20 @@
 //! the Lambda functions call. Storage and messaging are behind narrow ports ([`ports`]); AWS
 //! adapters live in `anpr-aws`, in-memory ones in [`memory`] for fast unit tests.
 //!
+//! # Layout
+//! - [`model`]: domain records: cameras, file requests and their history, pages.
+//! - [`lifecycle`]: the file request life cycle, every state change allowed or refused.
+//! - [`requests`]: the file request service ([`FileRequests`]): create, get, list.
+//! - [`status`]: camera statuses and S3 uploads applied to requests, and the web UI told.
+//! - [`presence`]: which cameras are online, from the broker's lifecycle events.
+//! - [`plates`]: plate reads: what is stored, the ingestion rules, the in-memory store.
+//! - [`shadow`]: camera configuration through the device shadow ([`CameraConfigs`], [`Shadow`]).
+//! - [`access`]: organisations, roles and the verified claims they come from ([`Caller`]).
+//! - [`audit`]: the audit trail of configuration changes and plate searches.
+//! - [`ports`]: what the domain needs from outside, named by role.
+//! - [`memory`]: in-memory adapters of the ports, for unit tests.
+//! - [`error`]: errors of the domain and of its ports.
+//!
 //! # DynamoDB key design (one table)
 //! Every access pattern is a `GetItem` or a `Query`; none is a scan.
 //!

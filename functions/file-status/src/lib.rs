@@ -4,6 +4,12 @@
 //! when a camera starts a new broker session: the requests still open for that camera are
 //! published to it again (`StatusUpdates::resend_open`).
 //!
+//! # Layout
+//! - this module: [`handle`] (statuses, syncs and the expiry sweep), [`handle_lifecycle`]
+//!   (presence events), the events' parsers, and [`rule_event`] for the rules' stand-ins.
+//! - `src/main.rs`: the Lambda entry point: config, clients built once, each event to its
+//!   handler.
+//!
 //! The sync rule (name `anpr_protocol::topics::SYNC_RULE`):
 //!
 //! ```sql

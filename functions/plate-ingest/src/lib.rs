@@ -4,6 +4,12 @@
 //! queue in batches at a capped concurrency ([`handle_sqs`]), validates each message and stores
 //! its reads with `BatchWriteItem`.
 //!
+//! # Layout
+//! - this module: [`handle`] (one rule event), [`handle_sqs`] (a queue batch), their
+//!   configuration ([`IngestConfig`]) and reports.
+//! - `src/main.rs`: the Lambda entry point: config, the DynamoDB client built once, each SQS
+//!   batch to [`handle_sqs`].
+//!
 //! # The event
 //! The rule (`anpr_plate_reads`, see `docs/plate-reads.md`) is
 //!

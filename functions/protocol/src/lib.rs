@@ -10,11 +10,18 @@
 //! - Timestamps are Unix seconds (`u64`) unless the field says milliseconds.
 //! - No payload exceeds [`MAX_MQTT_PAYLOAD`], the AWS IoT Core limit.
 //!
-//! Modules: [`ids`] (camera, request and read identifiers), [`file`] (file requests and
-//! statuses), [`plates`] (plate reads), [`notify`] (web UI notifications), [`health`],
-//! [`topics`] (every topic name), [`codec`] (decode/encode with the rules above),
-//! [`config`] (the remotely settable configuration), [`shadow`] (the device shadow messages
-//! that carry it) and [`recognizer`] (plate regions and readers, the recognizer's settings).
+//! # Layout
+//! - [`ids`]: camera, request and read identifiers.
+//! - [`file`](mod@file): file requests (cloud → camera) and file statuses (camera → cloud).
+//! - [`plates`]: plate reads (camera → cloud, batched) and plate text normalisation.
+//! - [`notify`]: notifications to the web UI.
+//! - [`health`]: the camera's health report.
+//! - [`config`]: the camera's remotely settable configuration.
+//! - [`shadow`]: the device shadow messages that carry it.
+//! - [`topics`]: every MQTT topic and S3 key layout.
+//! - [`codec`]: decode and encode with the rules above.
+//! - [`clock`]: the wall clock, in Unix seconds and milliseconds.
+//! - [`recognizer`]: plate regions and readers, the recognizer's vocabulary.
 
 pub mod clock;
 pub mod codec;

@@ -134,23 +134,23 @@ async fn main() -> anyhow::Result<()> {
         ..RequestsConfig::default()
     };
     let requests = DynamoRequestStore::new(dynamo.clone(), &table);
-    let svc = FileRequests::new(
+    let service = FileRequests::new(
         requests.clone(),
         registry.clone(),
         IotDataPublisher::new(iot.clone()),
         config,
     );
     let configs = CameraConfigs::new(registry.clone(), IotConfigShadows::new(iot.clone()));
-    let app = request_api::app(
-        svc,
-        reads.clone(),
+    let app = request_api::app(request_api::Services {
+        requests: service,
+        reads: reads.clone(),
         configs,
-        DynamoAuditLog::new(dynamo.clone(), &table),
-        request_api::Downloads {
+        audit: DynamoAuditLog::new(dynamo.clone(), &table),
+        downloads: request_api::Downloads {
             signer: anpr_aws::S3UrlSigner::new(moto::clients().s3, "anpr-media-cost"),
             valid_for_secs: 60,
         },
-    );
+    });
     let who = |role| Caller {
         sub: "measure".into(),
         org: acme.clone(),

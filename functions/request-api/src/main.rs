@@ -1,4 +1,4 @@
-//! Lambda entry point of the request API: read config, build clients once, serve the router.
+//! Lambda entry point of the request API: read config, build clients once, serve the API.
 
 use anpr_aws::{
     AwsClients, DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore,
@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     anpr_aws::logging::init();
     let config = FunctionConfig::from_env()?;
     let clients = AwsClients::from_env(&config.iot_endpoint).await?;
-    let service = FileRequests::new(
+    let requests = FileRequests::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &config.table),
         DynamoCameraRegistry::new(clients.dynamo.clone(), &config.table),
         IotDataPublisher::new(clients.iot.clone()),
@@ -32,5 +32,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         signer: S3UrlSigner::new(clients.s3.clone(), &bucket),
         valid_for_secs: config.download_url_secs,
     };
-    lambda_http::run(request_api::app(service, reads, configs, audit, downloads)).await
+    lambda_http::run(request_api::app(request_api::Services {
+        requests,
+        reads,
+        configs,
+        audit,
+        downloads,
+    }))
+    .await
 }

@@ -1,11 +1,14 @@
 //! Routes and their handlers.
 
+use crate::download::Downloads;
 use crate::error::ApiError;
 use crate::identity::Authenticated;
 use anpr_core::audit::AuditLog;
 use anpr_core::model::{FileRequestRecord, StatusChange};
-use anpr_core::ports::{CameraRegistry, DevicePublisher, RequestStore};
-use anpr_core::{FileRequests, NewFileRequest, Page};
+use anpr_core::plates::PlateReadStore;
+use anpr_core::ports::{CameraRegistry, ConfigShadows, DevicePublisher, RequestStore};
+use anpr_core::status::UrlSigner;
+use anpr_core::{CameraConfigs, FileRequests, NewFileRequest, Page};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -22,16 +25,54 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The service every handler calls, behind an `Arc`.
 type Svc<S, C, P> = Arc<FileRequests<S, C, P>>;
 
-/// Builds the router over a file request service.
-pub fn router<S, C, P>(service: FileRequests<S, C, P>) -> Router
-where
-    S: RequestStore + 'static,
-    C: CameraRegistry + 'static,
-    P: DevicePublisher + 'static,
-{
-    request_routes(Arc::new(service))
+/// What the API serves, one field per group of routes; [`app`] builds the router over it.
+#[derive(Debug)]
+pub struct Services<S, C, P, R, C2, H, A, U> {
+    /// File requests: create, read, list ([this module](self)) and their download links.
+    pub requests: FileRequests<S, C, P>,
+    /// Plate read queries ([`crate::plates`]).
+    pub reads: R,
+    /// The cameras' remote configuration ([`crate::config`]).
+    pub configs: CameraConfigs<C2, H>,
+    /// The audit trail: written by the plate and configuration routes, read by
+    /// [`crate::audit`].
+    pub audit: A,
+    /// Download links of ready requests ([`crate::download`]).
+    pub downloads: Downloads<U>,
 }
 
+/// The whole API, as the Lambda serves it and the local stack serves it over plain HTTP:
+/// file requests, the camera listing of [`crate::cameras`] (over the request service's
+/// camera registry), plate reads, configuration, the audit trail and downloads.
+pub fn app<S, C, P, R, C2, H, A, U>(services: Services<S, C, P, R, C2, H, A, U>) -> Router
+where
+    S: RequestStore + 'static,
+    C: CameraRegistry + Clone + 'static,
+    P: DevicePublisher + 'static,
+    R: PlateReadStore + 'static,
+    C2: CameraRegistry + 'static,
+    H: ConfigShadows + 'static,
+    A: AuditLog + Clone + 'static,
+    U: UrlSigner + 'static,
+{
+    let Services {
+        requests,
+        reads,
+        configs,
+        audit,
+        downloads,
+    } = services;
+    let cameras = requests.cameras().clone();
+    let requests = Arc::new(requests);
+    request_routes(requests.clone())
+        .merge(crate::cameras::routes(cameras.clone()))
+        .merge(crate::plates::routes(reads, cameras, audit.clone()))
+        .merge(crate::config::routes(configs, audit.clone()))
+        .merge(crate::audit::routes(audit))
+        .merge(crate::download::routes(requests, downloads))
+}
+
+/// The file request routes, and the answers to a path or method no route serves.
 fn request_routes<S, C, P>(service: Svc<S, C, P>) -> Router
 where
     S: RequestStore + 'static,
@@ -47,54 +88,6 @@ where
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(service)
-}
-
-/// Builds the router over a file request service and a plate read store: the routes of
-/// [`router`] plus the plate read queries of [`crate::plates`].
-pub fn router_with_plate_reads<S, C, P, R, A>(
-    service: FileRequests<S, C, P>,
-    reads: R,
-    audit: A,
-) -> Router
-where
-    S: RequestStore + 'static,
-    C: CameraRegistry + Clone + 'static,
-    P: DevicePublisher + 'static,
-    R: anpr_core::plates::PlateReadStore + 'static,
-    A: AuditLog + 'static,
-{
-    let cameras = service.cameras().clone();
-    router(service).merge(crate::plates::routes(reads, cameras, audit))
-}
-
-/// The whole API as the Lambda serves it: [`router_with_plate_reads`] plus the camera
-/// camera listing of [`crate::cameras`], the configuration routes of [`crate::config`], the
-/// audit trail of [`crate::audit`] and the download links of [`crate::download`].
-pub fn app<S, C, P, R, C2, H, A, U>(
-    service: FileRequests<S, C, P>,
-    reads: R,
-    configs: anpr_core::CameraConfigs<C2, H>,
-    audit: A,
-    downloads: crate::download::Downloads<U>,
-) -> Router
-where
-    S: RequestStore + 'static,
-    C: CameraRegistry + Clone + 'static,
-    P: DevicePublisher + 'static,
-    R: anpr_core::plates::PlateReadStore + 'static,
-    C2: CameraRegistry + 'static,
-    H: anpr_core::ports::ConfigShadows + 'static,
-    A: AuditLog + Clone + 'static,
-    U: anpr_core::status::UrlSigner + 'static,
-{
-    let cameras = service.cameras().clone();
-    let service = Arc::new(service);
-    request_routes(service.clone())
-        .merge(crate::cameras::routes(cameras.clone()))
-        .merge(crate::plates::routes(reads, cameras, audit.clone()))
-        .merge(crate::config::routes(configs, audit.clone()))
-        .merge(crate::audit::routes(audit))
-        .merge(crate::download::routes(service, downloads))
 }
 
 pub(crate) fn path(

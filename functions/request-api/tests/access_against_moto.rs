@@ -152,7 +152,7 @@ async fn world() -> World {
         p.assign_org(Some(&OrgId::parse(org).unwrap()));
         reads.put_reads(&p.accepted).await.unwrap();
     }
-    let svc = FileRequests::new(
+    let requests = FileRequests::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &table),
         DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
         IotDataPublisher::new(clients.iot.clone()),
@@ -167,7 +167,13 @@ async fn world() -> World {
         signer: anpr_aws::S3UrlSigner::new(clients.s3.clone(), "anpr-media-access"),
         valid_for_secs: 60,
     };
-    let router = request_api::app(svc, reads, configs, audit, downloads);
+    let router = request_api::app(request_api::Services {
+        requests,
+        reads,
+        configs,
+        audit,
+        downloads,
+    });
     let mut w = World {
         router,
         dynamo: clients.dynamo,

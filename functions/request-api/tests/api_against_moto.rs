@@ -1,9 +1,12 @@
 //! The request API handler, fed real API Gateway HTTP API v2 events, against moto: DynamoDB
 //! items and IoT data-plane publishes are read back from the real stand-in.
 
-use anpr_aws::{DynamoCameraRegistry, DynamoRequestStore, IotDataPublisher};
+use anpr_aws::{
+    DynamoAuditLog, DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore,
+    IotConfigShadows, IotDataPublisher, S3UrlSigner,
+};
 use anpr_core::model::Camera;
-use anpr_core::{FileRequests, RequestsConfig};
+use anpr_core::{CameraConfigs, FileRequests, RequestsConfig};
 use anpr_protocol::{CameraId, FileName, FileRequest, RequestId, decode, encode};
 use anpr_test_support::moto;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -18,7 +21,7 @@ struct Api {
 }
 
 /// A fresh table with one registered camera (a unique id per test, so IoT read-backs don't
-/// mix), and the router over the real adapters.
+/// mix), and the API over the real adapters.
 async fn api() -> Api {
     let clients = moto::clients();
     let table = moto::fresh_table(&clients.dynamo).await;
@@ -34,14 +37,26 @@ async fn api() -> Api {
         })
         .await
         .unwrap();
-    let svc = FileRequests::new(
-        DynamoRequestStore::new(clients.dynamo.clone(), &table),
-        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
-        IotDataPublisher::new(clients.iot.clone()),
-        RequestsConfig::default(),
-    );
+    let router = request_api::app(request_api::Services {
+        requests: FileRequests::new(
+            DynamoRequestStore::new(clients.dynamo.clone(), &table),
+            DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+            IotDataPublisher::new(clients.iot.clone()),
+            RequestsConfig::default(),
+        ),
+        reads: DynamoPlateReadStore::new(clients.dynamo.clone(), &table),
+        configs: CameraConfigs::new(
+            DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+            IotConfigShadows::new(clients.iot.clone()),
+        ),
+        audit: DynamoAuditLog::new(clients.dynamo.clone(), &table),
+        downloads: request_api::Downloads {
+            signer: S3UrlSigner::new(clients.s3.clone(), "anpr-media-api"),
+            valid_for_secs: 60,
+        },
+    });
     Api {
-        router: request_api::router(svc),
+        router,
         dynamo: clients.dynamo,
         table,
         camera,

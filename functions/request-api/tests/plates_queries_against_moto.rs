@@ -3,10 +3,13 @@
 
 mod common;
 
-use anpr_aws::{DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, IotDataPublisher};
+use anpr_aws::{
+    DynamoCameraRegistry, DynamoPlateReadStore, DynamoRequestStore, IotConfigShadows,
+    IotDataPublisher, S3UrlSigner,
+};
 use anpr_core::model::Camera;
 use anpr_core::plates::{IngestPolicy, PlateReadStore, Prepared, prepare};
-use anpr_core::{FileRequests, OrgId, RequestsConfig};
+use anpr_core::{CameraConfigs, FileRequests, OrgId, RequestsConfig};
 use anpr_protocol::{CameraId, FileName, PlateRead, ReadId};
 use anpr_test_support::moto;
 use serde_json::{Value, json};
@@ -45,7 +48,7 @@ fn read(id: &str, t: u64, p: &str) -> PlateRead {
 }
 
 /// A fresh table with reads of camera 123456 (the fixtures') and of a second camera, stored
-/// through the production adapter; and the router over it.
+/// through the production adapter; and the API over it.
 async fn api(other: &str) -> Api {
     let clients = moto::clients();
     let table = moto::fresh_table(&clients.dynamo).await;
@@ -89,19 +92,25 @@ async fn api(other: &str) -> Api {
         .await
         .unwrap();
 
-    let svc = FileRequests::new(
-        DynamoRequestStore::new(clients.dynamo.clone(), &table),
-        DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
-        IotDataPublisher::new(clients.iot.clone()),
-        RequestsConfig::default(),
-    );
-    Api {
-        router: request_api::router_with_plate_reads(
-            svc,
-            store,
-            anpr_core::audit::MemoryAuditLog::default(),
+    let router = request_api::app(request_api::Services {
+        requests: FileRequests::new(
+            DynamoRequestStore::new(clients.dynamo.clone(), &table),
+            DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+            IotDataPublisher::new(clients.iot.clone()),
+            RequestsConfig::default(),
         ),
-    }
+        reads: store,
+        configs: CameraConfigs::new(
+            DynamoCameraRegistry::new(clients.dynamo.clone(), &table),
+            IotConfigShadows::new(clients.iot.clone()),
+        ),
+        audit: anpr_core::audit::MemoryAuditLog::default(),
+        downloads: request_api::Downloads {
+            signer: S3UrlSigner::new(clients.s3.clone(), "anpr-media-plates"),
+            valid_for_secs: 60,
+        },
+    });
+    Api { router }
 }
 
 fn with_query(mut e: Value, qs: &str) -> Value {

@@ -2,6 +2,12 @@
 //! request is `ready` (size, checksum, time, sequencer) → the request's organisation is told on
 //! `web/org/{org}/notifications` with a short-lived presigned download URL.
 //!
+//! # Layout
+//! - this module: [`handle`], one S3 event's records applied, and its [`Summary`].
+//! - [`records`]: S3 event records decoded one at a time, object keys URL-decoded.
+//! - `src/main.rs`: the Lambda entry point: config, clients built once, each event to
+//!   [`handle`].
+//!
 //! The function owns the S3 side only: decoding the event ([`records`]), the object key
 //! (URL-decoded, then `anpr_protocol::topics::parse_upload_key`), and sorting each record's
 //! result into applied / not applicable / failed permanently / failed transiently. The state

@@ -7,6 +7,18 @@
 //! `{"Ref": "X"}`, `!GetAtt A.B` becomes `{"Fn::GetAtt": ["A", "B"]}`, `!Sub s` becomes
 //! `{"Fn::Sub": "s"}`…), so the same helpers read the source template and the output of the SAM
 //! transform.
+//!
+//! # Layout
+//! - this module: the template loaded ([`load_template`]), its resources and texts, policy
+//!   [`statements`] and [`glob`] matching, the rules' events ([`rule_event`]), the permissions
+//!   report ([`iam_report`]), and the offline tools ([`cfn_lint`], [`sam_transform`]).
+//! - `src/bin/iam-report.rs`: the `iam-report` binary, the permissions report `docs/infra.md`
+//!   holds.
+//! - `tests/template_matches_code.rs`: the template names what the code names.
+//! - `tests/least_privilege.rs`: no wildcard grants, before and after the SAM transform; the
+//!   linters pass.
+//! - `tests/deploy_parameters.rs`: the stack's parameters and `samconfig.toml`.
+//! - `tests/docs_match_template.rs`: `docs/infra.md` says what the template deploys.
 
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The SAM template names what the code names: topics and rule SQL (`anpr_protocol::topics`),
 //! the media key prefix, environment variables (`anpr_aws::config`), table keys, index and TTL
 //! (`anpr_aws::schema`), the camera's S3 policy (`camera/policies`), the API routes
-//! (`request_api::router`) and the function binaries (the workspace's `[[bin]]`s).
+//! (`request_api::app`) and the function binaries (the workspace's `[[bin]]`s).
 
 use anpr_aws::{config, schema};
 use anpr_infra_tests::{
@@ -1438,7 +1438,7 @@ fn every_route_of_the_template_is_served_by_the_request_api() {
         .enable_all()
         .build()
         .expect("runtime");
-    let service = anpr_core::FileRequests::new(
+    let requests = anpr_core::FileRequests::new(
         MemoryRequestStore::default(),
         MemoryCameraRegistry::default(),
         MemoryPublisher::default(),
@@ -1451,19 +1451,19 @@ fn every_route_of_the_template_is_served_by_the_request_api() {
         main_rs.contains("request_api::app("),
         "request-api serves another router"
     );
-    let router = request_api::app(
-        service,
-        anpr_core::plates::MemoryPlateReadStore::default(),
-        anpr_core::CameraConfigs::new(
+    let router = request_api::app(request_api::Services {
+        requests,
+        reads: anpr_core::plates::MemoryPlateReadStore::default(),
+        configs: anpr_core::CameraConfigs::new(
             MemoryCameraRegistry::default(),
             anpr_core::memory::MemoryShadows::default(),
         ),
-        anpr_core::audit::MemoryAuditLog::default(),
-        request_api::Downloads {
+        audit: anpr_core::audit::MemoryAuditLog::default(),
+        downloads: request_api::Downloads {
             signer: anpr_core::memory::MemoryUrlSigner::default(),
             valid_for_secs: 60,
         },
-    );
+    });
     assert!(!events.is_empty());
     for (name, e) in events {
         assert_eq!(e["Type"], "HttpApi", "{name}");

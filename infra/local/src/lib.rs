@@ -559,7 +559,14 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let shadows = shadow::LocalShadows::new(db.clone(), publisher.clone());
     let configs = anpr_core::CameraConfigs::new(db.clone(), shadows.clone());
     let shadows_handle = shadows.clone();
-    let app = request_api::app(requests, db.clone(), configs, db.clone(), downloads)
+    let api = request_api::Services {
+        requests,
+        reads: db.clone(),
+        configs,
+        audit: db.clone(),
+        downloads,
+    };
+    let app = request_api::app(api)
         .merge(console::routes(console_cfg))
         .merge(token_route(issuer.clone()))
         .merge(hosted_ui::routes(hosted_ui::HostedUi::new(
