@@ -1126,15 +1126,14 @@ role_alias = "anpr-camera"
 
     /// The file takes every region and reader the recognizer knows (one definition,
     /// `anpr_protocol::{PlateRegion, ReaderKind}`), by its name, and only in lowercase.
-    #[cfg(feature = "recognizer")]
     #[test]
     fn every_region_and_reader_the_recognizer_knows_is_accepted_by_name() {
-        for region in anpr_recognizer::PlateRegion::ALL {
+        for region in PlateRegion::ALL {
             let text = format!("{MINIMAL}{RECOGNIZER}region = \"{region}\"\n");
             let r = Config::parse(&text).unwrap().recognizer.unwrap();
             assert_eq!(r.region, region);
         }
-        for reader in anpr_recognizer::ReaderKind::ALL {
+        for reader in ReaderKind::ALL {
             let text = format!("{MINIMAL}{RECOGNIZER}reader = \"{reader}\"\n");
             let r = Config::parse(&text).unwrap().recognizer.unwrap();
             assert_eq!(r.reader, reader);

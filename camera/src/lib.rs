@@ -21,9 +21,8 @@
 //! - [`agent`]: the agent, started by `Agent::builder`: the session's state machine
 //!   ([`agent::session`]), the I/O loop around it, the upload worker, the remote
 //!   configuration trial, the stop signal ([`agent::Shutdown`]).
-//! - `frames`: the frame feed: watched directory → recognizer → outbox (feature `recognizer`).
-//! - [`feed_link`]: the frame feed as its own process (`anpr-frames`), started, supervised and
-//!   answered by the agent.
+//! - [`feed_link`]: the link to the frame feed, a process of its own (package `anpr-frames`):
+//!   started, supervised and answered by the agent.
 //! - [`logs`]: the binaries' structured logs.
 //! - [`quota`]: the media directory's disk quota.
 
@@ -32,8 +31,6 @@ pub mod config;
 pub mod creds;
 pub mod dispatch;
 pub mod feed_link;
-#[cfg(feature = "recognizer")]
-pub mod frames;
 pub mod health;
 pub mod http;
 pub mod journal;

@@ -1,7 +1,6 @@
 //! `anpr-camera eval --reader …`: each pipeline measured on a folder laid out like the shared
 //! set, here one synthetic frame we rendered ourselves (camera/recognizer/tests/fixtures), never
 //! a shared photo. Needs the models of scripts/fetch-models (ours included).
-#![cfg(feature = "recognizer")]
 
 use std::path::Path;
 use std::process::Command;

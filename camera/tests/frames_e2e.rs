@@ -2,17 +2,18 @@
 //! Mosquitto stand-in of IoT Core, the credentials stand-in and moto's S3 (run through
 //! `scripts/test`, which starts moto). A frame dropped in the watch directory arrives on the
 //! plate topic as a plate read, and the crop it names is then requested and uploaded.
-#![cfg(feature = "recognizer")]
 
 mod common;
 
 use anpr_camera::config::RecognizerSection;
 use anpr_protocol::PlateReadBatch;
 use common::*;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_can_be_requested() {
+    assert_feed_installed();
     let det = anpr_recognizer::default_models_dir().join(anpr_recognizer::DETECTOR_FILE);
     assert!(
         det.is_file(),
@@ -100,6 +101,18 @@ async fn an_agent_whose_models_are_missing_still_serves_and_logs_how_to_fetch_th
     assert!(log.contains("scripts/fetch-models"), "{log}");
 }
 
+/// `anpr-frames` next to the agent, as a camera installs them (`cargo test --workspace` builds
+/// both: each package has integration tests).
+fn assert_feed_installed() {
+    let program =
+        anpr_camera::feed_link::program_next_to(Path::new(env!("CARGO_BIN_EXE_anpr-camera")));
+    assert!(
+        program.is_file(),
+        "{} is missing: build the workspace (`cargo test --workspace` or `cargo build --workspace`)",
+        program.display()
+    );
+}
+
 /// The pid of the last frame feed the agent started, from its log (`frame feed started pid=N`).
 fn last_feed_pid(log: &str) -> Option<u32> {
     log.lines()
@@ -124,8 +137,7 @@ async fn wait_log(stack: &Stack, secs: u64, what: &str, done: impl Fn(&str) -> b
 }
 
 fn drop_frame(stack: &Stack, name: &str) {
-    let photo =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plate-rk262ah.jpg");
+    let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plate-rk262ah.jpg");
     let tmp = stack.frames.path().join(format!("{name}.tmp"));
     std::fs::copy(&photo, &tmp).unwrap();
     std::fs::rename(&tmp, stack.frames.path().join(name)).unwrap();
@@ -144,6 +156,7 @@ fn alive(pid: u32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_frame_feed_killed_while_it_holds_a_passage_is_started_again_and_the_read_arrives_once()
 {
+    assert_feed_installed();
     let mut stack = Stack::new("cam-feedkill").await;
     // The passage stays open 3 s after its frame: the feed is killed inside that window.
     stack.recognizer = Some(RecognizerSection {
@@ -156,7 +169,7 @@ async fn the_frame_feed_killed_while_it_holds_a_passage_is_started_again_and_the
         &stack,
         env!("CARGO_BIN_EXE_anpr-camera"),
         "agent.log",
-        "info,anpr_camera::frames=debug",
+        "info,anpr_frames=debug",
         &[],
     );
     cloud.wait_health(30).await;
@@ -205,6 +218,7 @@ async fn the_frame_feed_killed_while_it_holds_a_passage_is_started_again_and_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_frame_feed_exits_and_is_started_again_by_the_next_frame() {
+    assert_feed_installed();
     let mut stack = Stack::new("cam-feedidle").await;
     stack.recognizer = Some(RecognizerSection {
         group_gap_ms: 500,
@@ -249,6 +263,7 @@ async fn an_idle_frame_feed_exits_and_is_started_again_by_the_next_frame() {
 
 #[test]
 fn an_agent_installed_without_the_recognizer_refuses_a_recognizer_section_at_check_saying_why() {
+    assert_feed_installed();
     let dir = tempfile::tempdir().unwrap();
     // The agent alone, as a camera without the recognizer has it.
     let agent = dir.path().join("anpr-camera");

@@ -1,15 +1,14 @@
 //! The frame feed with the real recognizer (PP-OCR models from `scripts/fetch-models`) on two
 //! real plate photos (`tests/data/`, see its README): frames dropped in the watch directory
 //! become plate reads in the outbox, with their crop in the media directory. No broker needed.
-#![cfg(feature = "recognizer")]
 
 use anpr_camera::Config;
 use anpr_camera::agent::{OutboxHandle, open_outbox};
 use anpr_camera::config::{
     CredentialsSection, MqttSection, RecognizerSection, SaveMode, UploadSection,
 };
-use anpr_camera::frames::{FeedHandle, FeedStats, spawn};
 use anpr_camera::journal::{Entry, Journal, Phase};
+use anpr_frames::{FeedHandle, FeedStats, spawn};
 use anpr_protocol::{CameraId, FileName, FileRequest, PlateRead, PlateReadBatch, RequestId};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -312,8 +311,7 @@ fn a_new_minimum_confidence_from_the_agent_retunes_the_running_feed() {
     let outbox = open_outbox(&cfg).unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
     let (settings_tx, settings) = tokio::sync::watch::channel(cfg.clone());
-    let feed =
-        anpr_camera::frames::spawn_with_settings(&cfg, outbox.clone(), rx, settings).unwrap();
+    let feed = anpr_frames::spawn_with_settings(&cfg, outbox.clone(), rx, settings).unwrap();
     let run = Running { feed, stop, outbox };
 
     // What the agent sends when the cloud sets recognizer_min_confidence = 100: no read of a

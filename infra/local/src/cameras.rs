@@ -283,7 +283,7 @@ fn spawn_with_recognizer(
 ) -> tokio::task::JoinHandle<()> {
     let camera = cfg.camera();
     let (running_tx, running_rx) = watch::channel(cfg.clone());
-    let feed = match anpr_camera::frames::spawn_with_settings(
+    let feed = match anpr_frames::spawn_with_settings(
         &cfg,
         outbox.clone(),
         shutdown.clone(),

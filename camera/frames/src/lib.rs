@@ -1,4 +1,5 @@
-//! The frame feed (`[recognizer]`): JPEG frames dropped in `recognizer.watch_dir` →
+//! `anpr-frames`: the camera's recognizer as a package and a program of its own, so the agent
+//! (`anpr-camera`) never links tract. The frame feed (`[recognizer]`): JPEG frames dropped in `recognizer.watch_dir` →
 //! recognizer → [`TemporalGrouper`] (one read per vehicle) → the plate-read outbox, with the
 //! plate's crop (or the whole frame) saved in `media_dir/reads/` under the name the read
 //! carries (`img`), so that it can be requested later; then the media quota.
@@ -17,21 +18,28 @@
 //! - **Bad frames.** A file that does not decode is logged, counted and deleted; the feed goes
 //!   on.
 //! - **Where it runs.** The agent binary runs the feed as a process of its own
-//!   (`anpr-frames feed`, [`run_feed`]; see [`crate::feed_link`]), which exits when idle, so the
+//!   (`anpr-frames feed`, [`run_feed`]; see [`anpr_camera::feed_link`]), which exits when idle, so the
 //!   agent never holds the models. The local stack runs it on a thread of the agent's process
 //!   ([`spawn`]). Either way, on shutdown the open groups are flushed to the outbox; a read the
 //!   agent did not take (it is gone) keeps its frames in the watch directory.
 //!
 //! The decisions are pure and unit-tested: [`Watch::observe`] (which files are ready, in which
 //! order), [`release`] (which held frames may go), [`read_id`], [`media_name`],
-//! [`crop_rect`], [`to_wire`]; the quota is [`crate::quota`].
+//! [`crop_rect`], [`to_wire`]; the quota is [`anpr_camera::quota`].
+//!
+//! # Layout
+//! - this module: the feed's pure decisions, [`spawn`] (in the caller's process) and
+//!   [`run_feed`] (the program's feed).
+//! - `feed`: the feed's loop and its I/O (listing, reading, handing over, saving, deleting).
+//! - `src/main.rs`: the `anpr-frames` program: `feed` (started by the agent, speaking
+//!   [`anpr_camera::feed_link`] on stdin/stdout), `recognize` and `eval`.
 
-use crate::agent::OutboxHandle;
-use crate::config::{Config, RecognizerSection, SaveMode};
-pub use crate::feed_link::is_frame_name;
-use crate::feed_link::{FeedSettings, ReadSink, SinkError};
-use crate::journal::{Journal, JournalError};
-use crate::quota;
+use anpr_camera::agent::OutboxHandle;
+use anpr_camera::config::{Config, RecognizerSection, SaveMode};
+pub use anpr_camera::feed_link::is_frame_name;
+use anpr_camera::feed_link::{FeedSettings, ReadSink, SinkError};
+use anpr_camera::journal::{Journal, JournalError};
+use anpr_camera::quota;
 use anpr_protocol::{FileName, PlateRead as WireRead, ReadId};
 use anpr_recognizer::{
     GroupedRead, PlateRead, Recognizer, RecognizerConfig, RecognizerError, TemporalGrouper, image,
@@ -222,7 +230,7 @@ pub fn read_id(frame: &FrameFile, text: &str) -> ReadId {
     h.update(text.as_bytes());
     let digest = h.finalize();
     let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9]);
-    ReadId::parse(&s).unwrap_or_else(|_| crate::outbox::new_read_id())
+    ReadId::parse(&s).unwrap_or_else(|_| anpr_camera::outbox::new_read_id())
 }
 
 /// The media name of a read's crop or frame: `reads/{t}-{plate}-{id}.jpg`.
@@ -294,7 +302,7 @@ pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
 /// error here is returned) and loads them when the first frame arrives (an idle camera holds no
 /// model), then reads frames until `shutdown` turns true, flushes the open groups to the outbox
 /// and returns what it did. (The agent binary runs the feed as its own process instead:
-/// [`run_feed`], through [`crate::feed_link`].)
+/// [`run_feed`], through [`anpr_camera::feed_link`].)
 pub fn spawn(
     cfg: &Config,
     outbox: OutboxHandle,

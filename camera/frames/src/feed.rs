@@ -177,7 +177,7 @@ impl Feed {
                     }
                     Err(e) => {
                         // As when they could not load at start: the agent runs without the feed.
-                        let e = crate::error_chain(&e);
+                        let e = anpr_camera::error_chain(&e);
                         tracing::error!(error = %e, "models could not be loaded; the frame feed stops");
                         break;
                     }
@@ -324,7 +324,7 @@ impl Feed {
             .map(|h| h.file.clone());
         let id = match &best_frame {
             Some(f) => read_id(f, &g.best.text),
-            None => crate::outbox::new_read_id(),
+            None => anpr_camera::outbox::new_read_id(),
         };
         let img = match (&best_frame, self.save) {
             (Some(f), SaveMode::Crop | SaveMode::Frame) => {
@@ -355,7 +355,7 @@ impl Feed {
                 self.stats.outbox_errors += 1;
             }
             Err(e @ SinkError::Gone(_)) => {
-                tracing::error!(error = %crate::error_chain(&e), "plate read not handed over; the frame feed stops and keeps its frames");
+                tracing::error!(error = %anpr_camera::error_chain(&e), "plate read not handed over; the frame feed stops and keeps its frames");
                 self.gone = true;
             }
         }

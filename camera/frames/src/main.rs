@@ -131,7 +131,7 @@ fn feed(config: &std::path::Path) -> std::process::ExitCode {
         return cannot_start();
     }
     let sink = LinkSink::new(std::io::stdout(), answers);
-    match anpr_camera::frames::run_feed(&cfg, Box::new(sink), &shutdown, settings, idle_exit) {
+    match anpr_frames::run_feed(&cfg, Box::new(sink), &shutdown, settings, idle_exit) {
         Ok(stats) => {
             tracing::info!(?stats, "frame feed stopped");
             // The command reader may still wait on stdin: leave without joining it.
