@@ -20,6 +20,22 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
+/// The processes `pid` started (the frame feed), from `/proc/{pid}/task/*/children`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// (VmRSS, VmHWM) in KiB.
 fn rss(pid: u32) -> (u64, u64) {
     let [rss, hwm] = status_kib(pid, ["VmRSS:", "VmHWM:"]);
@@ -70,7 +86,21 @@ async fn main() {
     // The resident set, and its split into anonymous memory (heap, stacks) and file-backed
     // pages (the binary's code and read-only data actually touched, shared libraries).
     let [idle_rss, anon, file] = status_kib(agent.id(), ["VmRSS:", "RssAnon:", "RssFile:"]);
+    for feed in children(agent.id()) {
+        let [f_rss, f_anon, f_file] = status_kib(feed, ["VmRSS:", "RssAnon:", "RssFile:"]);
+        println!(
+            "the frame feed's process (pid {feed}), idle, no model loaded: RSS {f_rss} KiB ({f_anon} anonymous + {f_file} file-backed)"
+        );
+    }
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    if stack.recognizer.is_some() {
+        let feeds = children(agent.id());
+        let [rss_now] = status_kib(agent.id(), ["VmRSS:"]);
+        println!(
+            "after {idle_secs} s idle: frame feed processes running: {}; agent RSS {rss_now} KiB",
+            feeds.len()
+        );
+    }
     let idle = stack.mqtt_proxy.total_bytes();
     let secs = t0.elapsed().as_secs_f64();
     let pings = (secs / 30.0).floor().max(1.0);

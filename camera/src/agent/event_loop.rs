@@ -325,6 +325,7 @@ impl Io {
                 }
             }
             Action::Note(what) => self.faults.note(what),
+            Action::LinkDown(why) => self.faults.remember(why),
             Action::BackOff { until } => {
                 // A connection trial's deadline cuts the back-off short.
                 let until = s.trial_deadline().map_or(until, |d| d.min(until));

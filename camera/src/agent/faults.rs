@@ -53,6 +53,14 @@ impl Faults {
         }
     }
 
+    /// Keeps `what` (shortened) as the last error without counting it: something the loop
+    /// acted on (a lost link) that the next health report still explains.
+    pub fn remember(&self, what: impl fmt::Display) {
+        if let Ok(mut n) = self.since_report.lock() {
+            n.last = Some(what.to_string().chars().take(SHORT).collect());
+        }
+    }
+
     /// Logs `err` with its source chain under `message` at error level, and counts it.
     pub fn error(&self, message: &str, err: &(dyn Error + '_)) {
         let chain = Chain(err);
@@ -104,5 +112,15 @@ mod tests {
         assert!(last.starts_with("journal write failed: xxx"), "{last}");
         assert_eq!(last.chars().count(), SHORT);
         assert_eq!(f.take(), (0, None), "reset by the report");
+    }
+
+    #[test]
+    fn a_lost_link_explains_the_next_report_without_counting_as_an_error() {
+        let f = Faults::default();
+        f.remember("mqtt: I/O: reset");
+        assert_eq!(f.take(), (0, Some("mqtt: I/O: reset".to_owned())));
+        f.note("journal write failed");
+        f.remember("mqtt: I/O: reset");
+        assert_eq!(f.take(), (1, Some("mqtt: I/O: reset".to_owned())));
     }
 }

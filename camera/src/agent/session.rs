@@ -118,6 +118,9 @@ pub enum Action {
     Ack(Box<Publish>),
     /// Count this error for the health report (already logged).
     Note(String),
+    /// Why the link went down, kept as the last error of the next health report but not
+    /// counted: the loop acts on it (it reconnects).
+    LinkDown(String),
     /// Do not poll the connection before this time (or the connection trial's deadline, or a
     /// shutdown, whichever comes first).
     BackOff {
@@ -400,7 +403,7 @@ impl Session {
         let error = super::faults::Chain(err);
         tracing::warn!(%error, ?why, delay_ms = delay, "MQTT connection lost; reconnecting after back-off");
         vec![
-            Action::Note(format!("mqtt: {error}")),
+            Action::LinkDown(format!("mqtt: {error}")),
             Action::BackOff { until: now + delay },
         ]
     }

@@ -53,6 +53,7 @@ fn names(actions: &[Action]) -> Vec<&'static str> {
             Action::Reconnect(_) => "reconnect",
             Action::Ack(_) => "ack",
             Action::Note(_) => "note",
+            Action::LinkDown(_) => "link down",
             Action::BackOff { .. } => "back off",
             Action::StopUploads => "stop uploads",
             Action::PublishOffline => "offline",
@@ -203,14 +204,14 @@ fn a_final_status_is_recorded_answered_only_when_the_broker_delivered_it() {
 }
 
 #[test]
-fn a_lost_connection_backs_off_by_the_fleet_rules_and_is_counted() {
+fn a_lost_connection_backs_off_by_the_fleet_rules_and_is_reported_not_counted() {
     let mut s = connected(1000);
     let err = ConnectionError::Io(std::io::Error::other("reset"));
     // Dropped after 60 s up (stable): the first back-off, no jitter.
     let a = s.link_lost(61_000, &err, 0.0);
     assert!(!s.is_connected());
     assert!(
-        matches!(&a[0], Action::Note(n) if n == "mqtt: I/O: reset"),
+        matches!(&a[0], Action::LinkDown(n) if n == "mqtt: I/O: reset"),
         "{a:?}"
     );
     assert!(matches!(a[1], Action::BackOff { until: 61_000 }), "{a:?}");
