@@ -3,8 +3,9 @@
 //! `ANPR_MOTO_URL` set, like the tests): a backlog of frames is dropped in the watch
 //! directory at once, as if captured at 5 frames/s, and the agent drains it. Prints frames/s
 //! from the first drop until the watch directory is empty again (every frame recognised,
-//! grouped, its read in the outbox and its crop saved), and the agent's memory idle (models
-//! loaded) and while feeding. Not a test: it prints figures.
+//! grouped, its read in the outbox and its crop saved), and the memory of the agent and of the
+//! frame feed's process (`anpr-frames`, next to the agent) while feeding and idle after it
+//! (models loaded). Not a test: it prints figures.
 //!
 //! ```sh
 //! ANPR_CAMERA_BIN=/path/to/release/anpr-camera [ANPR_MEASURE_FRAMES=DIR] [ANPR_MEASURE_COPIES=N] \
@@ -59,6 +60,13 @@ async fn main() {
     cloud.wait_health(60).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let [idle_rss, idle_anon] = status_kib(pid, ["VmRSS:", "RssAnon:"]);
+    let feed_sum = || -> [u64; 2] {
+        children(pid).into_iter().fold([0, 0], |[r, a], c| {
+            let [rr, aa] = status_kib(c, ["VmRSS:", "RssAnon:"]);
+            [r + rr, a + aa]
+        })
+    };
+    let [feed_before, _] = feed_sum();
 
     // Written beside the watch directory, then renamed in, with capture times 200 ms apart
     // ending 1 s ago.
@@ -87,11 +95,16 @@ async fn main() {
     }
     let mut peak_rss = 0;
     let mut peak_anon = 0;
+    let mut feed_peak = 0;
+    let mut feed_peak_anon = 0;
     let deadline = start + Duration::from_secs(1800);
     loop {
         let [rss, anon] = status_kib(pid, ["VmRSS:", "RssAnon:"]);
         peak_rss = peak_rss.max(rss);
         peak_anon = peak_anon.max(anon);
+        let [f, fa] = feed_sum();
+        feed_peak = feed_peak.max(f);
+        feed_peak_anon = feed_peak_anon.max(fa);
         let left = std::fs::read_dir(stack.frames.path())
             .map(|d| d.count())
             .unwrap_or(0);
@@ -103,6 +116,8 @@ async fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     let [hwm] = status_kib(pid, ["VmHWM:"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let [feed_after, feed_after_anon] = feed_sum();
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -123,9 +138,14 @@ async fn main() {
         n as f64 / secs,
         secs * 1000.0 / n as f64
     );
-    println!("agent RSS idle, models loaded: {idle_rss} KiB ({idle_anon} KiB anonymous)");
+    println!(
+        "agent RSS before the frames: {idle_rss} KiB ({idle_anon} KiB anonymous); frame feed process {feed_before} KiB (no model loaded)"
+    );
     println!(
         "agent RSS while feeding: peak sampled {peak_rss} KiB ({peak_anon} KiB anonymous), VmHWM {hwm} KiB"
+    );
+    println!(
+        "frame feed process while feeding: peak sampled {feed_peak} KiB ({feed_peak_anon} KiB anonymous); idle after, models loaded: {feed_after} KiB ({feed_after_anon} KiB anonymous)"
     );
     println!("{stats}");
 }

@@ -20,22 +20,6 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
-/// The processes `pid` started (the frame feed), from `/proc/{pid}/task/*/children`.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
 /// (VmRSS, VmHWM) in KiB.
 fn rss(pid: u32) -> (u64, u64) {
     let [rss, hwm] = status_kib(pid, ["VmRSS:", "VmHWM:"]);

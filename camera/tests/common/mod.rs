@@ -475,6 +475,22 @@ pub async fn sigterm_and_wait(
     }
 }
 
+/// The processes `pid` started (the frame feed), from `/proc/{pid}/task/*/children`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// Fields of /proc/{pid}/status, in KiB (0 when absent), read at one instant.
 pub fn status_kib<const N: usize>(pid: u32, keys: [&str; N]) -> [u64; N] {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
