@@ -27,7 +27,7 @@
 use crate::config::Config;
 use anpr_protocol::RemoteConfig;
 use anpr_protocol::config::{
-    CONFIG_ERROR, CONNECTION_CHANGE_SLACK_SECS, ConfigDocError, ConfigError,
+    CONFIG_ERROR, CONNECTION_CHANGE_SLACK_SECS, ConfigDocError, ConfigRefusal,
 };
 use anpr_protocol::shadow::Document;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ pub struct RemoteState {
     pub refused: Map<String, Value>,
     /// The error reported for them (cleared, and reported `null`, once none is left).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ConfigError>,
+    pub error: Option<ConfigRefusal>,
     /// When the last connection change was applied (Unix seconds, the shadow service's
     /// clock): the next one is refused until `remote.min_connection_change_secs` later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,8 +128,9 @@ pub enum RemoteError {
     Invalid(String),
 }
 
-/// The configuration the camera runs: `file` with `applied` laid over it, validated.
-pub fn effective(file: &Config, applied: &RemoteConfig) -> Result<Config, ConfigError> {
+/// `file` with `applied` laid over it, validated: the configuration the camera runs when the
+/// remote settings are valid over its file ([`in_force`] falls back to the file when not).
+pub fn overlay(file: &Config, applied: &RemoteConfig) -> Result<Config, ConfigRefusal> {
     let mut c = file.clone();
     let r = applied;
     if let Some(v) = r.mqtt_port {
@@ -203,14 +204,15 @@ pub fn effective(file: &Config, applied: &RemoteConfig) -> Result<Config, Config
     Ok(c)
 }
 
-/// What runs with `applied` over `file`: [`effective`], or the file alone when the settings
+/// What runs with `applied` over `file`: [`overlay`], or the file alone when the settings
 /// no longer validate over it (as the agent does at start).
 pub fn in_force(file: &Config, applied: &RemoteConfig) -> Config {
-    effective(file, applied).unwrap_or_else(|_| file.clone())
+    overlay(file, applied).unwrap_or_else(|_| file.clone())
 }
 
-/// The remotely settable values `cfg` runs (every setting this camera has).
-pub fn running(cfg: &Config) -> RemoteConfig {
+/// The values of `cfg` that remote configuration can set (every one this camera has): what it
+/// reports it runs.
+pub fn settable(cfg: &Config) -> RemoteConfig {
     let rec = cfg.recognizer.as_ref();
     RemoteConfig {
         recognizer_min_confidence: rec
@@ -236,8 +238,8 @@ pub fn connection_changes(a: &Config, b: &Config) -> bool {
         || a.mqtt.keep_alive_secs != b.mqtt.keep_alive_secs
 }
 
-fn error(version: u64, setting: Option<&str>, reason: &str) -> ConfigError {
-    ConfigError {
+fn error(version: u64, setting: Option<&str>, reason: &str) -> ConfigRefusal {
+    ConfigRefusal {
         version,
         setting: setting.map(str::to_owned),
         reason: reason.chars().take(200).collect(),
@@ -245,7 +247,7 @@ fn error(version: u64, setting: Option<&str>, reason: &str) -> ConfigError {
     }
 }
 
-fn error_value(e: &ConfigError) -> Value {
+fn error_value(e: &ConfigRefusal) -> Value {
     serde_json::to_value(e).unwrap_or(Value::Null)
 }
 
@@ -257,7 +259,7 @@ fn too_soon(
     version: u64,
     asked: &RemoteConfig,
     now: u64,
-) -> Option<ConfigError> {
+) -> Option<ConfigRefusal> {
     let min = file.remote.min_connection_change_secs;
     let last = st.connection_changed_at?;
     let next = last.saturating_add(min);
@@ -309,7 +311,7 @@ pub fn on_delta(
     if fresh.is_empty() {
         return nothing;
     }
-    let refuse = |e: ConfigError| {
+    let refuse = |e: ConfigRefusal| {
         let mut next = st.clone();
         next.version = version;
         next.refused = still_refused.clone();
@@ -332,7 +334,7 @@ pub fn on_delta(
     };
     let mut merged = st.applied.clone();
     merged.merge(&asked);
-    let cfg = match effective(file, &merged) {
+    let cfg = match overlay(file, &merged) {
         Ok(c) => c,
         Err(mut e) => {
             e.version = version;
@@ -393,7 +395,7 @@ pub fn on_document(file: &Config, st: &RemoteState, doc: &Document, now: u64) ->
         _ => in_force(file, &st.applied),
     };
     let shadow_reported = doc.state.reported.clone().unwrap_or_default();
-    let mut missing: Map<String, Value> = running(&cfg_now)
+    let mut missing: Map<String, Value> = settable(&cfg_now)
         .to_object()
         .into_iter()
         .filter(|(k, v)| shadow_reported.get(k) != Some(v))
@@ -454,14 +456,14 @@ pub fn rollback(
     next.trial = None;
     next.refused.extend(t.tried.clone());
     let setting = t.tried.keys().next().cloned();
-    let e = ConfigError {
+    let e = ConfigRefusal {
         version: t.version,
         setting,
         reason: format!("no connection to the broker within {waited_secs} s; rolled back"),
         rolled_back: true,
     };
     let cfg = in_force(file, &next.applied);
-    let mut report: Map<String, Value> = running(&cfg)
+    let mut report: Map<String, Value> = settable(&cfg)
         .to_object()
         .into_iter()
         .filter(|(k, _)| t.tried.contains_key(k) || t.report.contains_key(k))

@@ -52,7 +52,7 @@ impl RemoteCtl {
                 RemoteState::default()
             }
         };
-        let running = match remote::effective(&file, &state.applied) {
+        let running = match remote::overlay(&file, &state.applied) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(reason = %e.reason, "remote settings invalid over this file; running the file");

@@ -156,7 +156,7 @@ fn a_trial_that_cannot_connect_is_rolled_back_and_not_retried() {
         Some(600),
         "earlier settings stay"
     );
-    assert_eq!(effective(&file(), &back.applied).unwrap().mqtt.port, 8883);
+    assert_eq!(overlay(&file(), &back.applied).unwrap().mqtt.port, 8883);
     assert_eq!(report["mqtt_port"], 8883);
     assert_eq!(report[CONFIG_ERROR]["rolled_back"], true);
     assert_eq!(report[CONFIG_ERROR]["version"], 4);
@@ -252,14 +252,14 @@ fn recognizer_settings_apply_only_to_a_camera_with_a_recognizer_feed() {
         }
         other => panic!("{other:?}"),
     }
-    let shown = running(&with_feed);
+    let shown = settable(&with_feed);
     assert_eq!(shown.recognizer_min_confidence, Some(20));
     assert_eq!(
         shown.recognizer_region,
         Some(anpr_protocol::PlateRegion::Auto)
     );
     assert_eq!(shown.media_quota_bytes, Some(0));
-    assert_eq!(running(&file()).recognizer_region, None);
+    assert_eq!(settable(&file()).recognizer_region, None);
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub const MIN_AUDIT_RETENTION_SECS: u64 = 24 * 3600;
 
 /// A required setting is missing or malformed.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum EnvError {
     /// Not set.
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
@@ -61,14 +61,14 @@ pub struct FunctionConfig {
     pub audit_retention_secs: u64,
 }
 
-fn var(name: &'static str) -> Result<String, ConfigError> {
+fn var(name: &'static str) -> Result<String, EnvError> {
     std::env::var(name)
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .ok_or(ConfigError::Missing(name))
+        .ok_or(EnvError::Missing(name))
 }
 
-fn secs(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+fn secs(name: &'static str, default: u64) -> Result<u64, EnvError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(v) => v
@@ -76,7 +76,7 @@ fn secs(name: &'static str, default: u64) -> Result<u64, ConfigError> {
             .parse::<u64>()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| ConfigError::Invalid {
+            .ok_or_else(|| EnvError::Invalid {
                 name,
                 reason: format!("{v:?} is not a positive number of seconds"),
             }),
@@ -86,11 +86,11 @@ fn secs(name: &'static str, default: u64) -> Result<u64, ConfigError> {
 /// [`ENV_AUDIT_RETENTION`] as set (`None`: unset): default
 /// [`anpr_core::audit::DEFAULT_AUDIT_RETENTION_SECS`], else a whole number of seconds of at
 /// least [`MIN_AUDIT_RETENTION_SECS`].
-pub fn audit_retention(raw: Option<&str>) -> Result<u64, ConfigError> {
+pub fn audit_retention(raw: Option<&str>) -> Result<u64, EnvError> {
     let Some(raw) = raw else {
         return Ok(anpr_core::audit::DEFAULT_AUDIT_RETENTION_SECS);
     };
-    let invalid = |reason: String| ConfigError::Invalid {
+    let invalid = |reason: String| EnvError::Invalid {
         name: ENV_AUDIT_RETENTION,
         reason,
     };
@@ -108,10 +108,10 @@ pub fn audit_retention(raw: Option<&str>) -> Result<u64, ConfigError> {
 
 impl FunctionConfig {
     /// Reads the configuration. `ANPR_TABLE_NAME` and `ANPR_IOT_DATA_ENDPOINT` are required.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, EnvError> {
         let iot_endpoint = var(ENV_IOT_ENDPOINT)?;
         if !(iot_endpoint.starts_with("https://") || iot_endpoint.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
+            return Err(EnvError::Invalid {
                 name: ENV_IOT_ENDPOINT,
                 reason: "must be a URL (https://…)".into(),
             });
@@ -152,7 +152,7 @@ impl AwsClients {
     /// compiled-in trust store of [`crate::http`], and the IoT data endpoint. `AWS_ENDPOINT_URL`
     /// (honoured by the SDK) points DynamoDB and S3 at a local stand-in, and
     /// `AWS_S3_FORCE_PATH_STYLE=true` makes S3 requests path-style.
-    pub async fn from_env(iot_endpoint: &str) -> Result<Self, ConfigError> {
+    pub async fn from_env(iot_endpoint: &str) -> Result<Self, EnvError> {
         let sdk = crate::http::sdk_config().await?;
         let s3_path_style = std::env::var("AWS_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
         Ok(Self::from_sdk_config(&sdk, iot_endpoint, s3_path_style))

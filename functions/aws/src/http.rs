@@ -10,7 +10,7 @@ use aws_smithy_http_client::HttpClientError;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-use crate::ConfigError;
+use crate::EnvError;
 
 /// Environment variable: `true` adds the system's root certificates to the trust store.
 pub const ENV_NATIVE_ROOTS: &str = "ANPR_TLS_NATIVE_ROOTS";
@@ -32,9 +32,9 @@ pub fn https_client(native_roots: bool) -> Result<SharedHttpClient, HttpClientEr
 
 /// The SDK config from the default provider chain (env, profile, Lambda role) on
 /// [`https_client`]. `AWS_ENDPOINT_URL` (honoured by the SDK) points it at a local stand-in.
-pub async fn sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
+pub async fn sdk_config() -> Result<aws_config::SdkConfig, EnvError> {
     let native = std::env::var(ENV_NATIVE_ROOTS).is_ok_and(|v| v == "true");
-    let client = https_client(native).map_err(ConfigError::Tls)?;
+    let client = https_client(native).map_err(EnvError::Tls)?;
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(client)
         .load()

@@ -29,7 +29,7 @@ pub mod schema;
 pub mod shadow;
 
 pub use audit::DynamoAuditLog;
-pub use config::{AwsClients, ConfigError, FunctionConfig};
+pub use config::{AwsClients, EnvError, FunctionConfig};
 pub use dynamo::{DynamoCameraRegistry, DynamoRequestStore};
 pub use iot::IotDataPublisher;
 pub use plates::DynamoPlateReadStore;

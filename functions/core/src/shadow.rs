@@ -6,7 +6,7 @@
 use crate::access::{Caller, Role, visible_camera};
 use crate::error::{DomainError, StoreError};
 use crate::ports::{CameraRegistry, ConfigShadows, ConnectionClaim};
-use anpr_protocol::config::{CONFIG_ERROR, ConfigError, MIN_CONNECTION_CHANGE_INTERVAL_SECS};
+use anpr_protocol::config::{CONFIG_ERROR, ConfigRefusal, MIN_CONNECTION_CHANGE_INTERVAL_SECS};
 use anpr_protocol::shadow::{Delta, Document, DocumentState, Rejected};
 use anpr_protocol::{CameraId, RemoteConfig};
 use serde::Serialize;
@@ -189,7 +189,7 @@ pub struct ConfigView {
     pub pending: Map<String, Value>,
     /// Why the camera refused or rolled back the last desired document, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ConfigError>,
+    pub error: Option<ConfigRefusal>,
 }
 
 impl ConfigView {

@@ -2,7 +2,7 @@
 
 use anpr_aws::config::ENV_BUCKET;
 use anpr_aws::{
-    AwsClients, ConfigError, DynamoCameraRegistry, DynamoRequestStore, FunctionConfig,
+    AwsClients, DynamoCameraRegistry, DynamoRequestStore, EnvError, FunctionConfig,
     IotDataPublisher, S3UrlSigner,
 };
 use anpr_core::presence::Presences;
@@ -16,10 +16,7 @@ async fn main() -> Result<(), Error> {
     // The status service is shared with upload-completed. A camera status never makes a
     // request `ready`, so this function never signs a URL (its role needs no S3 permission),
     // but the signer is configured the same way.
-    let bucket = config
-        .bucket
-        .clone()
-        .ok_or(ConfigError::Missing(ENV_BUCKET))?;
+    let bucket = config.bucket.clone().ok_or(EnvError::Missing(ENV_BUCKET))?;
     let clients = AwsClients::from_env(&config.iot_endpoint).await?;
     let service = StatusUpdates::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &config.table),

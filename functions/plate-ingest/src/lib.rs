@@ -66,7 +66,7 @@ pub struct IngestConfig {
     pub policy: IngestPolicy,
 }
 
-fn positive_secs(name: &'static str, default: u64) -> Result<u64, anpr_aws::ConfigError> {
+fn positive_secs(name: &'static str, default: u64) -> Result<u64, anpr_aws::EnvError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(v) => v
@@ -74,7 +74,7 @@ fn positive_secs(name: &'static str, default: u64) -> Result<u64, anpr_aws::Conf
             .parse::<u64>()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| anpr_aws::ConfigError::Invalid {
+            .ok_or_else(|| anpr_aws::EnvError::Invalid {
                 name,
                 reason: format!("{v:?} is not a positive number of seconds"),
             }),
@@ -84,12 +84,12 @@ fn positive_secs(name: &'static str, default: u64) -> Result<u64, anpr_aws::Conf
 impl IngestConfig {
     /// Reads `ANPR_TABLE_NAME` (required), `ANPR_READ_RETENTION_SECS` and
     /// `ANPR_MAX_FUTURE_SKEW_SECS`.
-    pub fn from_env() -> Result<Self, anpr_aws::ConfigError> {
+    pub fn from_env() -> Result<Self, anpr_aws::EnvError> {
         use anpr_aws::config::{ENV_READ_RETENTION, ENV_TABLE};
         let table = std::env::var(ENV_TABLE)
             .ok()
             .filter(|t| !t.trim().is_empty())
-            .ok_or(anpr_aws::ConfigError::Missing(ENV_TABLE))?;
+            .ok_or(anpr_aws::EnvError::Missing(ENV_TABLE))?;
         let d = IngestPolicy::default();
         Ok(Self {
             table,

@@ -287,7 +287,7 @@ impl RemoteConfig {
 /// Why the camera did not (or no longer does) run a desired document: the value of
 /// [`CONFIG_ERROR`] in the reported state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigError {
+pub struct ConfigRefusal {
     /// Shadow version of the desired document refused.
     pub version: u64,
     /// The setting to blame, if one is.

@@ -2,7 +2,7 @@
 
 use anpr_aws::config::ENV_BUCKET;
 use anpr_aws::{
-    AwsClients, ConfigError, DynamoRequestStore, FunctionConfig, IotDataPublisher, S3UrlSigner,
+    AwsClients, DynamoRequestStore, EnvError, FunctionConfig, IotDataPublisher, S3UrlSigner,
 };
 use anpr_core::status::{StatusConfig, StatusUpdates};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -11,10 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     anpr_aws::logging::init();
     let config = FunctionConfig::from_env()?;
-    let bucket = config
-        .bucket
-        .clone()
-        .ok_or(ConfigError::Missing(ENV_BUCKET))?;
+    let bucket = config.bucket.clone().ok_or(EnvError::Missing(ENV_BUCKET))?;
     let clients = AwsClients::from_env(&config.iot_endpoint).await?;
     let service = StatusUpdates::new(
         DynamoRequestStore::new(clients.dynamo.clone(), &config.table),

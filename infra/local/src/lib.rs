@@ -21,6 +21,24 @@
 //!
 //! Everything lives under one data folder (`--data-dir`, default `.local/anpr-local`);
 //! `--reset` deletes it first.
+//!
+//! # Layout
+//! - [`broker`]: the embedded rumqttd (cameras' TLS listener, the web's WebSocket listener,
+//!   in-process links).
+//! - [`web_access`]: what a browser may do on the WebSocket listener (the web authorizer's
+//!   policy, locally).
+//! - [`presence_events`]: AWS IoT's lifecycle events from the broker's connects and
+//!   disconnects.
+//! - [`rules`]: the IoT rules and the schedule, wired to the functions' own handlers.
+//! - [`s3`]: the S3 stand-in (s3s-fs) and its ObjectCreated notifications.
+//! - [`shadow`]: the device shadow service over the local database.
+//! - [`store`]: the local database (an fsynced JSON-lines log).
+//! - [`tokens`]: the Cognito user pool and JWT authorizer stand-in.
+//! - [`hosted_ui`]: the Cognito hosted UI stand-in (authorization code flow with PKCE).
+//! - [`console`]: the web console's files and `config.json`.
+//! - [`cameras`]: the simulated cameras running the real agent.
+//! - `pki`, `creds`: re-exported from `anpr-stand-ins`.
+//! - `src/main.rs`: the `anpr-local` program (arguments, start, stop).
 
 pub mod broker;
 pub mod cameras;

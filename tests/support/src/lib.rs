@@ -11,6 +11,15 @@
 //! - [`creds`], [`shadow`]: the IoT credentials provider and device shadow service of
 //!   `anpr-stand-ins` (shared with `anpr-local`) on a test broker.
 //!
+//! # Layout
+//! - [`moto`]: reaching moto (SDK configs, unique names, recorded IoT publishes).
+//! - [`broker`]: Mosquitto like IoT Core, one per test.
+//! - [`creds`], [`shadow`]: the shared stand-ins on a test broker.
+//! - [`proxy`]: a byte-counting loopback proxy that injects network faults.
+//! - [`agent_config`]: the configuration a test's agent runs with.
+//! - [`plates`], [`queue`]: the plate-read path's cloud side (the rule's event, the store, the
+//!   SQS queue and its dead-letter queue).
+//!
 //! Nothing here is a mock: tests talk to the real programs. Missing programs fail the test with
 //! a message saying to run `scripts/test`, never skip it.
 
