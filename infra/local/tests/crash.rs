@@ -52,7 +52,8 @@ async fn a_stack_killed_with_requests_in_flight_finishes_them_all_after_a_restar
     let api = common::console_url(&ready).trim_end_matches('/').to_owned();
     let http = common::bearer_client(&common::token_at(&api, "ada").await);
 
-    // Both cameras online (they reported their configuration), then three requests each.
+    // Both cameras online (they reported their configuration), their reads stored, then three
+    // requests each.
     let deadline = Instant::now() + Duration::from_secs(60);
     for cam in CAMERAS {
         while !common::get_json(&http, &format!("{api}/cameras/{cam}/config")).await["reported"]
@@ -60,6 +61,13 @@ async fn a_stack_killed_with_requests_in_flight_finishes_them_all_after_a_restar
             .is_some_and(|r| r.contains_key("keep_alive_secs"))
         {
             assert!(Instant::now() < deadline, "{cam} did not come online");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Plate reads flowing (stored in the cloud) for both, so some are stored before the kill.
+    for cam in CAMERAS {
+        while read_ids(&http, &api, cam).await.is_empty() {
+            assert!(Instant::now() < deadline, "{cam}: no plate read stored");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
