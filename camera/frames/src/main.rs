@@ -101,13 +101,19 @@ fn side_by_side(reports: &[anpr_recognizer::EvalReport]) -> String {
 /// `anpr-frames feed`: exit 0 when idle or told to stop, [`feed_link::EXIT_CANNOT_START`]
 /// when it cannot start.
 fn feed(config: &std::path::Path) -> std::process::ExitCode {
-    let cfg = match anpr_camera::Config::load(config) {
+    let mut cfg = match anpr_camera::Config::load(config) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %anpr_camera::error_chain(&e), "frame feed: bad configuration");
             return cannot_start();
         }
     };
+    // `recognizer.models_dir`, else `ANPR_MODELS_DIR`, else the default folder.
+    if let Some(r) = &mut cfg.recognizer
+        && r.models_dir.is_none()
+    {
+        r.models_dir = Some(models_dir(None));
+    }
     let Some(initial) = FeedSettings::of(&cfg) else {
         tracing::error!("frame feed: no [recognizer] section in the configuration");
         return cannot_start();
@@ -144,6 +150,13 @@ fn feed(config: &std::path::Path) -> std::process::ExitCode {
     }
 }
 
+/// `given`, else `ANPR_MODELS_DIR` (read here, at the program's start), else the default folder.
+fn models_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        anpr_recognizer::models_dir_or_default(std::env::var_os(anpr_recognizer::MODELS_DIR_ENV))
+    })
+}
+
 fn cannot_start() -> std::process::ExitCode {
     std::process::ExitCode::from(feed_link::EXIT_CANNOT_START as u8)
 }
@@ -162,9 +175,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 reader: reader.parse().map_err(anyhow::Error::msg)?,
                 ..anpr_recognizer::RecognizerConfig::default()
             };
-            if let Some(m) = models {
-                rc.models_dir = m;
-            }
+            rc.models_dir = models_dir(models);
             for r in anpr_recognizer::recognize_files(&images, &rc)? {
                 println!("{}", serde_json::to_string(&r)?);
             }
@@ -179,9 +190,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             reader,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig::default();
-            if let Some(m) = models {
-                rc.models_dir = m;
-            }
+            rc.models_dir = models_dir(models);
             if let Some(p) = max_plans {
                 rc.max_plans = p.max(1);
             }

@@ -6,7 +6,12 @@ use anpr_recognizer::{RecognizerConfig, evaluate_dir};
 use anyhow::{Context, bail};
 
 fn main() -> anyhow::Result<()> {
-    let mut config = RecognizerConfig::default();
+    let mut config = RecognizerConfig {
+        models_dir: anpr_recognizer::models_dir_or_default(std::env::var_os(
+            anpr_recognizer::MODELS_DIR_ENV,
+        )),
+        ..RecognizerConfig::default()
+    };
     let (mut dir, mut json, mut details) = (None, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

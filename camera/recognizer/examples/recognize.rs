@@ -4,7 +4,12 @@ use anpr_recognizer::{RecognizerConfig, recognize_files};
 use anyhow::Context;
 
 fn main() -> anyhow::Result<()> {
-    let mut config = RecognizerConfig::default();
+    let mut config = RecognizerConfig {
+        models_dir: anpr_recognizer::models_dir_or_default(std::env::var_os(
+            anpr_recognizer::MODELS_DIR_ENV,
+        )),
+        ..RecognizerConfig::default()
+    };
     let mut paths = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

@@ -10,7 +10,12 @@ use anpr_recognizer::{
 };
 
 fn main() -> anyhow::Result<()> {
-    let config = RecognizerConfig::default();
+    let config = RecognizerConfig {
+        models_dir: anpr_recognizer::models_dir_or_default(std::env::var_os(
+            anpr_recognizer::MODELS_DIR_ENV,
+        )),
+        ..RecognizerConfig::default()
+    };
     let max_side: u32 = std::env::var("ANPR_MAX_SIDE")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_PLANS: usize = 4;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RecognizerConfig {
-    /// Folder holding the model files (default: `$ANPR_MODELS_DIR`, else the nearest
+    /// Folder holding the model files (default: [`default_models_dir`]: the nearest
     /// `.local/models` above the current directory, else the repository's `.local/models`).
     pub models_dir: PathBuf,
     /// Which reader reads the regions the detector finds.
@@ -96,12 +96,18 @@ impl RecognizerConfig {
     }
 }
 
-/// `$ANPR_MODELS_DIR`, else the nearest `.local/models` above the current directory, else the
-/// `.local/models` of the repository this crate was built from.
+/// The environment variable that names the model folder; read by the programs (`anpr-frames`,
+/// the examples) at their start, never by this library: [`models_dir_or_default`].
+pub const MODELS_DIR_ENV: &str = "ANPR_MODELS_DIR";
+
+/// `given` (a program's `ANPR_MODELS_DIR`), else [`default_models_dir`].
+pub fn models_dir_or_default(given: Option<std::ffi::OsString>) -> PathBuf {
+    given.map_or_else(default_models_dir, PathBuf::from)
+}
+
+/// The nearest `.local/models` above the current directory, else the `.local/models` of the
+/// repository this crate was built from.
 pub fn default_models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ANPR_MODELS_DIR") {
-        return PathBuf::from(dir);
-    }
     if let Ok(cwd) = std::env::current_dir() {
         for dir in cwd.ancestors() {
             let candidate = dir.join(".local").join("models");

@@ -51,8 +51,8 @@ pub use image;
 
 pub use anpr_protocol::{PlateRegion, ReaderKind};
 pub use config::{
-    CHARSET_FILE, DETECTOR_FILE, PLATE_READER_FILE, READER_FILE, RecognizerConfig,
-    default_models_dir,
+    CHARSET_FILE, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_READER_FILE, READER_FILE, RecognizerConfig,
+    default_models_dir, models_dir_or_default,
 };
 pub use detect::{DetectorSettings, PlateDetector, PpOcrDetector, TextRegion};
 pub use error::{BoxError, RecognizerError};
