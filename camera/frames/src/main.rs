@@ -189,8 +189,10 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             max_plans,
             reader,
         } => {
-            let mut rc = anpr_recognizer::RecognizerConfig::default();
-            rc.models_dir = models_dir(models);
+            let mut rc = anpr_recognizer::RecognizerConfig {
+                models_dir: models_dir(models),
+                ..anpr_recognizer::RecognizerConfig::default()
+            };
             if let Some(p) = max_plans {
                 rc.max_plans = p.max(1);
             }
