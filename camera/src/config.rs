@@ -444,6 +444,12 @@ impl Config {
         if r.group_gap_ms == 0 {
             return Err(invalid("recognizer.group_gap_ms", "must be positive"));
         }
+        if r.roi.is_some_and(|[_, _, w, h]| w == 0 || h == 0) {
+            return Err(invalid(
+                "recognizer.roi",
+                "[x, y, width, height]: width and height must be positive",
+            ));
+        }
         if r.group_window_ms < r.group_gap_ms {
             return Err(invalid(
                 "recognizer.group_window_ms",

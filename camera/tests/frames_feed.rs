@@ -334,3 +334,36 @@ fn a_new_minimum_confidence_from_the_agent_retunes_the_running_feed() {
     assert_eq!(reads.len(), 1);
     assert_eq!(reads[0].p, "RK262AH");
 }
+
+#[test]
+fn only_the_lane_is_read_and_its_plate_box_comes_back_in_frame_pixels() {
+    // The photo's plate is at about (77, 180), 83×19, in a 364×260 frame.
+    // A lane above the plate: the frame is read, no plate found, the frame deleted.
+    let cam = Cam::new();
+    let mut cfg = cam.config(None, 500, 10_000, SaveMode::None);
+    cfg.recognizer.as_mut().unwrap().roi = Some([0, 0, 364, 120]);
+    let run = Running::start(&cfg);
+    cam.drop_frame(&data(RK262AH), "above.jpg");
+    run.wait("the frame read", 120, |r| r.feed.frames_read() >= 1);
+    run.wait("the frame deleted", 30, |_| cam.frames_left().is_empty());
+    let (stats, reads) = run.stop(&cfg);
+    assert_eq!((stats.frames, stats.reads), (1, 0), "{stats:?}");
+    assert!(reads.is_empty(), "{reads:?}");
+
+    // The lane with the plate: read, its box in the frame's pixels, not the lane's.
+    let cam = Cam::new();
+    let mut cfg = cam.config(None, 500, 10_000, SaveMode::None);
+    cfg.recognizer.as_mut().unwrap().roi = Some([0, 140, 364, 120]);
+    let run = Running::start(&cfg);
+    cam.drop_frame(&data(RK262AH), "lane.jpg");
+    run.wait("the lane's read", 120, |r| r.depth() >= 1);
+    let (_, reads) = run.stop(&cfg);
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].p, "RK262AH");
+    let [x, y, w, h] = reads[0].bb.expect("box");
+    assert!(
+        (170..=190).contains(&y) && (65..=90).contains(&x) && w > 2 * h,
+        "box {:?}: in frame pixels the plate is at about (77, 180)",
+        reads[0].bb
+    );
+}

@@ -9,6 +9,8 @@ pub(super) struct Feed {
     watch_dir: PathBuf,
     media_dir: PathBuf,
     save: SaveMode,
+    /// `recognizer.roi`: the part of each frame read.
+    roi: Option<[u32; 4]>,
     quota: Option<u64>,
     journal: Journal,
     sink: Box<dyn ReadSink>,
@@ -80,6 +82,7 @@ impl Feed {
             watch_dir: section.watch_dir.clone(),
             media_dir: cfg.media_dir.clone(),
             save: section.save,
+            roi: section.roi,
             quota: cfg.media_quota_bytes,
             journal,
             sink,
@@ -270,8 +273,24 @@ impl Feed {
         let Some(recognizer) = &self.recognizer else {
             return;
         };
-        let reads = match recognizer.recognize(&img) {
-            Ok(r) => r,
+        // Only the region of interest is read; the boxes come back in frame pixels.
+        let Some([rx, ry, rw, rh]) = roi_rect(self.roi, img.width(), img.height()) else {
+            tracing::warn!(file = %path.display(), roi = ?self.roi, "recognizer.roi is outside the frame; deleted unread");
+            self.stats.failed += 1;
+            self.remove_frame(&f);
+            return;
+        };
+        let whole = (rx, ry, rw, rh) == (0, 0, img.width(), img.height());
+        let region = if whole {
+            std::borrow::Cow::Borrowed(&img)
+        } else {
+            std::borrow::Cow::Owned(img.crop_imm(rx, ry, rw, rh))
+        };
+        let reads = match recognizer.recognize(&region) {
+            Ok(r) => r
+                .into_iter()
+                .map(|r| in_frame(r, rx, ry))
+                .collect::<Vec<_>>(),
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "recognition failed; frame deleted");
                 self.stats.failed += 1;
@@ -279,6 +298,7 @@ impl Feed {
                 return;
             }
         };
+        drop(region);
         drop(img);
         self.stats.frames += 1;
         self.progress.store(self.stats.frames, Ordering::Relaxed);

@@ -268,6 +268,22 @@ pub fn crop_rect(bbox: &anpr_recognizer::BBox, width: u32, height: u32) -> Optio
     Some([x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32])
 }
 
+/// The part of a `width`×`height` frame the recognizer reads: `roi` (`[x, y, w, h]`) clamped to
+/// the frame, or the whole frame without one; `None` when none of it is in the frame.
+pub fn roi_rect(roi: Option<[u32; 4]>, width: u32, height: u32) -> Option<[u32; 4]> {
+    let [x, y, w, h] = roi.unwrap_or([0, 0, width, height]);
+    let x1 = x.saturating_add(w).min(width);
+    let y1 = y.saturating_add(h).min(height);
+    (x < x1 && y < y1).then(|| [x, y, x1 - x, y1 - y])
+}
+
+/// A read of the region at (`x`, `y`) of the frame, its box moved to frame pixels.
+pub fn in_frame(mut read: PlateRead, x: u32, y: u32) -> PlateRead {
+    read.bbox.x += x as f32;
+    read.bbox.y += y as f32;
+    read
+}
+
 /// The wire read of a group: its best read, at its frame's time, confidence in percent, box in
 /// whole pixels.
 pub fn to_wire(group: &GroupedRead, id: ReadId, img: Option<FileName>) -> WireRead {

@@ -246,3 +246,33 @@ fn the_recognizer_gets_the_settings_of_the_section() {
         anpr_recognizer::ReaderKind::Ppocr
     );
 }
+
+#[test]
+fn the_region_of_interest_is_clamped_to_the_frame_and_the_whole_frame_without_one() {
+    assert_eq!(roi_rect(None, 1280, 720), Some([0, 0, 1280, 720]));
+    assert_eq!(
+        roi_rect(Some([0, 360, 1280, 360]), 1280, 720),
+        Some([0, 360, 1280, 360])
+    );
+    // A lane set for a bigger frame is cut at the frame's edge.
+    assert_eq!(
+        roi_rect(Some([640, 600, 1000, 1000]), 1280, 720),
+        Some([640, 600, 640, 120])
+    );
+    // Outside the frame (a camera whose resolution changed): nothing to read.
+    assert_eq!(roi_rect(Some([1280, 0, 10, 10]), 1280, 720), None);
+    assert_eq!(roi_rect(Some([0, 800, 10, 10]), 1280, 720), None);
+    assert_eq!(
+        roi_rect(Some([u32::MAX, 0, u32::MAX, 10]), 1280, 720),
+        None,
+        "no overflow"
+    );
+}
+
+#[test]
+fn a_read_of_the_region_is_placed_back_in_frame_pixels() {
+    let r = in_frame(read("AB123CD", 0.9), 0, 360);
+    assert_eq!((r.bbox.x, r.bbox.y), (100.4, 410.6));
+    assert_eq!((r.bbox.w, r.bbox.h), (80.0, 20.0));
+    assert_eq!(r.text, "AB123CD");
+}

@@ -130,6 +130,11 @@ pub struct RecognizerSection {
     /// when a frame arrives, so an idle camera holds no model in memory; 0: never exits.
     #[serde(default = "default_idle_exit")]
     pub idle_exit_secs: u64,
+    /// The part of each frame plates are looked for in, `[x, y, width, height]` in pixels
+    /// (the lane): the rest of the frame is not read (faster, and no plate of the next lane or
+    /// of a parked car); absent: the whole frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roi: Option<[u32; 4]>,
 }
 
 /// `[mqtt]`: the one MQTT session.
@@ -340,6 +345,7 @@ impl RecognizerSection {
             group_window_ms: default_group_window(),
             save: SaveMode::default(),
             idle_exit_secs: default_idle_exit(),
+            roi: None,
         }
     }
 }

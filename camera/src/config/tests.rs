@@ -74,7 +74,7 @@ fn every_recognizer_setting_is_read() {
     let text = format!(
         "{MINIMAL}{RECOGNIZER}models_dir = \"/opt/models\"\nthreads = 2\nmin_score = 0.5\n\
          region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n\
-         idle_exit_secs = 0\n"
+         idle_exit_secs = 0\nroi = [0, 360, 1280, 360]\n"
     );
     let r = Config::parse(&text).unwrap().recognizer.unwrap();
     assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
@@ -84,6 +84,7 @@ fn every_recognizer_setting_is_read() {
     assert_eq!((r.group_gap_ms, r.group_window_ms), (500, 4000));
     assert_eq!(r.save, SaveMode::Frame);
     assert_eq!(r.idle_exit_secs, 0);
+    assert_eq!(r.roi, Some([0, 360, 1280, 360]));
     let none = format!("{MINIMAL}{RECOGNIZER}save = \"none\"\n");
     assert_eq!(
         Config::parse(&none).unwrap().recognizer.unwrap().save,
@@ -125,6 +126,9 @@ fn bad_recognizer_settings_are_refused_naming_the_setting() {
             "recognizer.watch_dir",
         ),
         ("watch_dir = \"/var/lib/anpr\"", "recognizer.watch_dir"),
+        ("watch_dir = \"/f\"\nroi = [0, 0, 0, 10]", "recognizer.roi"),
+        ("watch_dir = \"/f\"\nroi = [0, 0, 10]", "roi"),
+        ("watch_dir = \"/f\"\nroi = [-1, 0, 10, 10]", "roi"),
         (
             "watch_dir = \"/var/lib/anpr/state/f\"",
             "recognizer.watch_dir",
@@ -300,6 +304,7 @@ fn every_setting() -> Config {
         group_window_ms: 20_000,
         save: SaveMode::Frame,
         idle_exit_secs: 0,
+        roi: Some([0, 360, 1280, 360]),
         ..RecognizerSection::new("/var/lib/anpr/frames")
     };
     let m = minimal_builder().build().unwrap();
