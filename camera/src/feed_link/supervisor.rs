@@ -274,9 +274,8 @@ impl Supervision {
                     Ending::Died
                 }
             };
-            if let Err(e) = self.outbox.lock().map(|mut ob| ob.sync()) {
-                tracing::error!(error = %e, "outbox lock poisoned");
-            }
+            // What it handed over is made durable (a failed sync is logged, as in-process).
+            self.outbox.clone().finish();
             match ending {
                 Ending::Idle => {
                     backoff.reset();
