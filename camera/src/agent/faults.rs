@@ -47,16 +47,19 @@ struct Noted {
 impl Faults {
     /// Counts `what` and keeps it (shortened) as the last error. Logging is the caller's.
     pub fn note(&self, what: impl fmt::Display) {
-        if let Ok(mut n) = self.since_report.lock() {
-            n.count = n.count.saturating_add(1);
-            n.last = Some(what.to_string().chars().take(SHORT).collect());
-        }
+        self.keep(what, 1);
     }
 
     /// Keeps `what` (shortened) as the last error without counting it: something the loop
     /// acted on (a lost link) that the next health report still explains.
     pub fn remember(&self, what: impl fmt::Display) {
+        self.keep(what, 0);
+    }
+
+    /// Keeps `what` (shortened) as the last error and adds `count` to the errors counted.
+    fn keep(&self, what: impl fmt::Display, count: u64) {
         if let Ok(mut n) = self.since_report.lock() {
+            n.count = n.count.saturating_add(count);
             n.last = Some(what.to_string().chars().take(SHORT).collect());
         }
     }
