@@ -36,18 +36,12 @@ async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_c
     );
     cloud.wait_health(30).await;
 
-    let photo =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plate-rk262ah.jpg");
-    let tmp = stack.frames.path().join("gate.jpg.tmp");
-    std::fs::copy(&photo, &tmp).unwrap();
-    std::fs::rename(&tmp, stack.frames.path().join("gate.jpg")).unwrap();
+    drop_frame(&stack, "gate.jpg");
 
     // The outbox sends a batch when its oldest read is 30 s old (or 1000 reads wait).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while cloud.plates.is_empty() {
-        assert!(Instant::now() < deadline, "no plate batch published");
-        cloud.drain(1).await;
-    }
+    cloud
+        .wait_until(120, "a plate batch", |c| !c.plates.is_empty())
+        .await;
     let batch: PlateReadBatch = anpr_protocol::decode(&cloud.plates[0]).unwrap();
     assert_eq!(batch.r.len(), 1, "{batch:?}");
     let read = &batch.r[0];
@@ -197,11 +191,9 @@ async fn the_frame_feed_killed_while_it_holds_a_passage_is_started_again_and_the
     })
     .await;
     assert!(log.contains("the frame feed died"), "{log}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while cloud.plates.is_empty() {
-        assert!(Instant::now() < deadline, "no plate batch published");
-        cloud.drain(1).await;
-    }
+    cloud
+        .wait_until(120, "a plate batch", |c| !c.plates.is_empty())
+        .await;
     cloud.collect_for(Duration::from_secs(2)).await;
     let reads: Vec<_> = cloud
         .plates
@@ -249,11 +241,9 @@ async fn an_idle_frame_feed_exits_and_is_started_again_by_the_next_frame() {
     })
     .await;
     assert_eq!(log.matches("frame feed started").count(), 2, "{log}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while cloud.plates.is_empty() {
-        assert!(Instant::now() < deadline, "no plate batch published");
-        cloud.drain(1).await;
-    }
+    cloud
+        .wait_until(120, "a plate batch", |c| !c.plates.is_empty())
+        .await;
     let batch: PlateReadBatch = anpr_protocol::decode(&cloud.plates[0]).unwrap();
     assert_eq!(batch.r[0].p, "RK262AH");
 
