@@ -52,6 +52,9 @@ async fn main() {
         threads: 1,
         group_gap_ms: 1000,
         group_window_ms: 30_000,
+        // The backlog is what is measured: every frame is read (consecutive frames are
+        // different photos, so the motion gate lets each through).
+        max_backlog: 0,
         ..stack.recognizer_section()
     });
     let mut cloud = stack.cloud().await;

@@ -444,6 +444,12 @@ impl Config {
         if r.group_gap_ms == 0 {
             return Err(invalid("recognizer.group_gap_ms", "must be positive"));
         }
+        if !(0.0..=1.0).contains(&r.motion) {
+            return Err(invalid(
+                "recognizer.motion",
+                "must be 0..=1 (a share of the lane; 0: every frame is read)",
+            ));
+        }
         if r.roi.is_some_and(|[_, _, w, h]| w == 0 || h == 0) {
             return Err(invalid(
                 "recognizer.roi",

@@ -6,11 +6,17 @@
 //! - **Agent → feed** ([`ToFeed`], on the feed's stdin): the tunable settings in force
 //!   ([`FeedSettings`], first at start and again on every remote change), the answer to each
 //!   read (`ack` once the read is in the outbox on disk, or `refused` with the outbox's error),
-//!   and `stop`. End of input is `stop` too: a feed whose agent died stops.
+//!   `want_counts` (this agent takes the feed's counts) and `stop`. End of input is `stop` too:
+//!   a feed whose agent died stops.
 //! - **Feed → agent** ([`FromFeed`], on the feed's stdout): a plate read to queue. The feed
 //!   waits for its answer before it deletes the frames the read came from, so a read is in the
 //!   outbox or its frames are still in the watch directory (read again at the next start):
-//!   never neither. Its logs go to stderr, which it shares with the agent.
+//!   never neither. And, once the agent asked for them, the frames it did not read
+//!   ([`FeedCounts`]: still, dropped, corrupt, failed), at most once a second, which the
+//!   agent adds up for its health report ([`FeedTally`]) and does not answer. An agent that
+//!   does not ask (one older than these counts answers every line it does not know with
+//!   `refused`, which the feed would take for the answer to its next read) gets none. Its logs
+//!   go to stderr, which it shares with the agent.
 //! - **Supervision** ([`FeedSupervisor`]): the feed is started with the agent, so a bad
 //!   setting or a missing model is reported at once (exit status [`EXIT_CANNOT_START`]: the
 //!   agent runs on without it, as it does without `anpr-frames`). It exits by itself after
@@ -25,10 +31,12 @@
 
 use crate::agent::OutboxHandle;
 use crate::config::Config;
+pub use anpr_protocol::FeedCounts;
 use anpr_protocol::PlateRead;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -41,6 +49,8 @@ pub const EXIT_CANNOT_START: i32 = 3;
 pub const WAKE_POLL: Duration = Duration::from_secs(1);
 /// How long a stopping feed may take to hand over its last reads before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
+/// Least time between two [`FromFeed::Counts`] of a feed (and one more as it stops).
+pub const COUNTS_EVERY: Duration = Duration::from_secs(1);
 
 /// The settings the running feed follows (the rest of `[recognizer]` is read at its start).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +96,8 @@ pub enum ToFeed {
     },
     /// Hand over the open passages and exit.
     Stop,
+    /// This agent takes [`FromFeed::Counts`]: send them (sent once, as the feed starts).
+    WantCounts,
 }
 
 /// Feed → agent, one per line.
@@ -97,6 +109,31 @@ pub enum FromFeed {
         /// The read, as it goes on the wire.
         read: PlateRead,
     },
+    /// The frames not read since the previous `counts` (only to an agent that sent
+    /// [`ToFeed::WantCounts`]); not answered.
+    Counts(FeedCounts),
+}
+
+/// The agent's side of the feed's counts: what the feeds reported, added up until the next
+/// health report takes it.
+#[derive(Debug, Default)]
+pub struct FeedTally(Mutex<FeedCounts>);
+
+impl FeedTally {
+    /// Adds a feed's counts.
+    pub fn add(&self, counts: FeedCounts) {
+        if let Ok(mut c) = self.0.lock() {
+            *c = c.plus(counts);
+        }
+    }
+
+    /// The counts added since the previous call, for a health report.
+    pub fn take(&self) -> FeedCounts {
+        self.0
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
 }
 
 /// A message as one line (no newline inside: JSON escapes them).
@@ -124,6 +161,12 @@ pub trait ReadSink: Send + std::fmt::Debug {
     fn append(&mut self, read: PlateRead) -> Result<(), SinkError>;
     /// Makes what was handed over durable (the feed is stopping).
     fn finish(&mut self);
+    /// Tells the feed's counts since the last ones it took; whether it took them (a sink with
+    /// nobody to tell them to does not: the feed keeps adding them up).
+    fn counts(&mut self, counts: FeedCounts) -> bool {
+        let _ = counts;
+        false
+    }
 }
 
 impl ReadSink for OutboxHandle {
@@ -149,12 +192,22 @@ impl ReadSink for OutboxHandle {
 pub struct LinkSink<W> {
     out: W,
     answers: mpsc::Receiver<Result<(), String>>,
+    counts_wanted: Arc<AtomicBool>,
 }
 
 impl<W: Write + Send> LinkSink<W> {
-    /// Writes reads to `out` and waits for their answers on `answers`.
-    pub fn new(out: W, answers: mpsc::Receiver<Result<(), String>>) -> Self {
-        LinkSink { out, answers }
+    /// Writes reads to `out` and waits for their answers on `answers`; writes the counts once
+    /// `counts_wanted` is true (set by [`read_commands`] when the agent asks for them).
+    pub fn new(
+        out: W,
+        answers: mpsc::Receiver<Result<(), String>>,
+        counts_wanted: Arc<AtomicBool>,
+    ) -> Self {
+        LinkSink {
+            out,
+            answers,
+            counts_wanted,
+        }
     }
 }
 
@@ -177,15 +230,31 @@ impl<W: Write + Send + std::fmt::Debug> ReadSink for LinkSink<W> {
     }
 
     fn finish(&mut self) {}
+
+    fn counts(&mut self, counts: FeedCounts) -> bool {
+        if !self.counts_wanted.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Ok(msg) = line(&FromFeed::Counts(counts)) else {
+            return false;
+        };
+        // A broken pipe is the next read's to report (the agent is gone).
+        self.out
+            .write_all(&msg)
+            .and_then(|()| self.out.flush())
+            .is_ok()
+    }
 }
 
 /// The feed's command reader (its own thread): settings to `settings`, answers to `answers`,
-/// and `stop` (or the end of `input`, or an unreadable input) to `shutdown`. A line that is not
-/// a command is logged and skipped. Returns when the input ends.
+/// `want_counts` to `counts_wanted`, and `stop` (or the end of `input`, or an unreadable input)
+/// to `shutdown`. A line that is not a command is logged and skipped. Returns when the input
+/// ends.
 pub fn read_commands(
     input: impl BufRead,
     settings: &watch::Sender<FeedSettings>,
     answers: &mpsc::Sender<Result<(), String>>,
+    counts_wanted: &AtomicBool,
     shutdown: &watch::Sender<bool>,
 ) {
     for l in input.lines() {
@@ -212,6 +281,7 @@ pub fn read_commands(
             Ok(ToFeed::Stop) => {
                 let _ = shutdown.send(true);
             }
+            Ok(ToFeed::WantCounts) => counts_wanted.store(true, Ordering::SeqCst),
             Err(e) => tracing::error!(error = %e, "not a command from the agent; skipped"),
         }
     }

@@ -142,6 +142,7 @@ fn main() -> anyhow::Result<()> {
             let (running_tx, mut running_rx) = tokio::sync::watch::channel(cfg.clone());
             let feed = start_feed(&config, &cfg, &outbox).map(std::sync::Arc::new);
             let follow = feed.clone();
+            let feed_counts = feed.as_ref().map(|f| f.counters().feed.clone());
             let result = rt.block_on(async move {
                 if let Some(feed) = follow {
                     tokio::spawn(async move {
@@ -159,11 +160,13 @@ fn main() -> anyhow::Result<()> {
                     tracing::info!("signal received");
                     let _ = tx.send(true);
                 });
-                anpr_camera::agent::Agent::builder(cfg)
+                let mut agent = anpr_camera::agent::Agent::builder(cfg)
                     .outbox(outbox)
-                    .settings(running_tx)
-                    .run(anpr_camera::agent::Shutdown::new(rx))
-                    .await
+                    .settings(running_tx);
+                if let Some(counts) = feed_counts {
+                    agent = agent.feed_counts(counts);
+                }
+                agent.run(anpr_camera::agent::Shutdown::new(rx)).await
             });
             // The agent stopped (or could not start): stop the feed too, let it hand over its
             // last reads. The runtime (and the task following the settings) is gone with it.

@@ -1,12 +1,13 @@
 //! The whole camera: the `anpr-camera run` binary with a `[recognizer]` section, against the
 //! Mosquitto stand-in of IoT Core, the credentials stand-in and moto's S3 (run through
 //! `scripts/test`, which starts moto). A frame dropped in the watch directory arrives on the
-//! plate topic as a plate read, and the crop it names is then requested and uploaded.
+//! plate topic as a plate read, and the crop it names is then requested and uploaded; the
+//! frames the feed deleted unread are counted in the next health report.
 
 mod common;
 
 use anpr_camera::config::RecognizerSection;
-use anpr_protocol::PlateReadBatch;
+use anpr_protocol::{FeedCounts, Health, PlateReadBatch};
 use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -71,6 +72,61 @@ async fn a_frame_dropped_in_the_watch_dir_reaches_the_plate_topic_and_its_crop_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_the_feed_deleted_unread_is_counted_in_the_next_health_report_and_only_there() {
+    assert_feed_installed();
+    let mut stack = Stack::new("cam-feedcounts").await;
+    stack.recognizer = Some(RecognizerSection {
+        group_gap_ms: 500,
+        group_window_ms: 10_000,
+        ..stack.recognizer_section()
+    });
+    let mut cloud = stack.cloud().await;
+    let mut agent = spawn_agent(
+        &stack,
+        env!("CARGO_BIN_EXE_anpr-camera"),
+        "agent.log",
+        "info,anpr_frames=debug",
+        &[],
+    );
+    let first: Health = anpr_protocol::decode(&cloud.wait_health(30).await).unwrap();
+    assert!(first.feed.is_zero(), "{first:?}");
+
+    // A frame read (its passage closed, its read in the outbox), then the same scene again:
+    // no motion, no passage open, deleted unread.
+    drop_frame(&stack, "gate.jpg");
+    wait_gone(&stack, "gate.jpg", 120).await;
+    drop_frame(&stack, "again.jpg");
+    wait_gone(&stack, "again.jpg", 60).await;
+    wait_log(&stack, 30, "the counts handed to the agent", |l| {
+        l.contains("frame counts reported")
+    })
+    .await;
+
+    // A health report goes out on each connection: the link is cut, the agent reconnects.
+    stack.mqtt_proxy.cut();
+    stack.mqtt_proxy.restore();
+    let report: Health = anpr_protocol::decode(&cloud.wait_health(60).await).unwrap();
+    assert_eq!(
+        report.feed,
+        FeedCounts {
+            still: 1,
+            ..FeedCounts::default()
+        },
+        "{report:?}"
+    );
+    // Counted since the previous report: the next one has none.
+    stack.mqtt_proxy.cut();
+    stack.mqtt_proxy.restore();
+    let next: Health = anpr_protocol::decode(&cloud.wait_health(60).await).unwrap();
+    assert!(next.feed.is_zero(), "{next:?}");
+
+    let exit = sigterm_and_wait(&mut agent, 30).await;
+    assert!(exit.success(), "clean exit: {exit:?}");
+    let log = std::fs::read_to_string(stack.state.path().join("agent.log")).unwrap();
+    assert!(log.contains("still: 1"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_models_are_missing_still_serves_and_logs_how_to_fetch_them() {
     let mut stack = Stack::new("cam-nomodels").await;
     stack.recognizer = Some(stack.recognizer_section());
@@ -126,6 +182,19 @@ async fn wait_log(stack: &Stack, secs: u64, what: &str, done: impl Fn(&str) -> b
             return log;
         }
         assert!(Instant::now() < deadline, "{what}: not seen in time\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the frame `name` has left the watch directory, failing after `secs`.
+async fn wait_gone(stack: &Stack, name: &str, secs: u64) {
+    let path = stack.frames.path().join(name);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{name} still in the watch directory"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

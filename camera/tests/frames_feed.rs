@@ -315,12 +315,13 @@ fn a_new_minimum_confidence_from_the_agent_retunes_the_running_feed() {
     let run = Running { feed, stop, outbox };
 
     // What the agent sends when the cloud sets recognizer_min_confidence = 100: no read of a
-    // real photo scores a perfect 1.0, so the frame gives no read.
+    // real photo scores a perfect 1.0, so the frame gives no read. (The other photo: the same
+    // one twice in a row, with no passage open, would be a still frame, deleted unread.)
     let mut strict = cfg.clone();
     strict.recognizer.as_mut().unwrap().min_score = 1.0;
     settings_tx.send_replace(strict);
     run.wait("the strict setting applied", 30, |r| r.feed.retunes() >= 1);
-    cam.drop_frame(&data(RK262AH), "strict.jpg");
+    cam.drop_frame(&data(BA302OZ), "strict.jpg");
     run.wait("the frame read", 120, |r| r.feed.frames_read() >= 1);
     run.wait("the frame deleted", 30, |_| cam.frames_left().is_empty());
     assert_eq!(run.depth(), 0, "a read below the new minimum was kept");

@@ -3,6 +3,9 @@
 //! pure functions of [`super`].
 
 use super::*;
+use anpr_camera::feed_link::COUNTS_EVERY;
+use motion::MotionGate;
+use std::time::Instant;
 
 #[derive(Debug)]
 pub(super) struct Feed {
@@ -11,6 +14,10 @@ pub(super) struct Feed {
     save: SaveMode,
     /// `recognizer.roi`: the part of each frame read.
     roi: Option<[u32; 4]>,
+    /// `recognizer.motion`, and the previous frame's thumbnail.
+    motion: MotionGate,
+    /// `recognizer.max_backlog` (0: frames are never dropped).
+    max_backlog: usize,
     quota: Option<u64>,
     journal: Journal,
     sink: Box<dyn ReadSink>,
@@ -30,6 +37,9 @@ pub(super) struct Feed {
     /// The grouper's clock: never goes back.
     clock_ms: u64,
     stats: FeedStats,
+    /// The counts the sink took so far, and when it last took some.
+    reported: FeedCounts,
+    reported_at: Option<Instant>,
     quota_due: bool,
     /// `stats.frames`, readable while the feed runs.
     pub(super) progress: Arc<AtomicU64>,
@@ -76,6 +86,8 @@ impl Feed {
             models = %rc.models_dir.display(),
             threads = rc.threads,
             region = %section.region,
+            motion = section.motion,
+            max_backlog = section.max_backlog,
             "frame feed starting"
         );
         Ok(Feed {
@@ -83,6 +95,8 @@ impl Feed {
             media_dir: cfg.media_dir.clone(),
             save: section.save,
             roi: section.roi,
+            motion: MotionGate::new(section.motion),
+            max_backlog: usize::try_from(section.max_backlog).unwrap_or(usize::MAX),
             quota: cfg.media_quota_bytes,
             journal,
             sink,
@@ -96,6 +110,8 @@ impl Feed {
             held: Vec::new(),
             clock_ms: 0,
             stats: FeedStats::default(),
+            reported: FeedCounts::default(),
+            reported_at: None,
             quota_due: true,
             progress: Arc::new(AtomicU64::new(0)),
             retunes: Arc::new(AtomicU64::new(0)),
@@ -158,6 +174,7 @@ impl Feed {
                 self.clock_ms = self.clock_ms.max(anpr_protocol::clock::now_ms());
                 let closed = self.grouper.close_due(self.clock_ms);
                 self.emit_all(closed);
+                self.report_counts(false);
                 if self.busy() {
                     last_busy = std::time::Instant::now();
                 } else if self.idle_exit.is_some_and(|d| last_busy.elapsed() >= d) {
@@ -186,11 +203,14 @@ impl Feed {
                     }
                 }
             }
+            let (ready, behind) = thin(ready, self.max_backlog);
+            self.drop_frames(&behind);
             for f in ready {
                 if *shutdown.borrow() || self.gone {
                     break;
                 }
                 self.frame(f);
+                self.report_counts(false);
             }
         }
         if !self.gone {
@@ -198,6 +218,7 @@ impl Feed {
             self.emit_all(open);
         }
         self.enforce_quota();
+        self.report_counts(true);
         self.sink.finish();
         tracing::info!(stats = ?self.stats, "frame feed stopped");
         self.stats
@@ -231,18 +252,55 @@ impl Feed {
         Ok(out)
     }
 
-    fn remove_frame(&mut self, f: &FrameFile) {
+    /// Deletes a frame; whether it is gone.
+    fn remove_frame(&mut self, f: &FrameFile) -> bool {
         let path = self.watch_dir.join(&f.name);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 // Left in `taken`: not read again in this run.
-                tracing::error!(file = %path.display(), error = %e, "cannot delete a read frame");
-                return;
+                tracing::error!(file = %path.display(), error = %e, "cannot delete a frame");
+                return false;
             }
         }
         self.taken.remove(&f.name);
+        true
+    }
+
+    /// Deletes unread the frames [`thin`] dropped, counting them.
+    fn drop_frames(&mut self, frames: &[FrameFile]) {
+        let Some(first) = frames.first() else { return };
+        tracing::warn!(
+            dropped = frames.len(),
+            from = %first.name,
+            max_backlog = self.max_backlog,
+            "the frame feed is behind: frames deleted unread"
+        );
+        for f in frames {
+            self.taken.insert(f.name.clone());
+            if self.remove_frame(f) {
+                self.stats.dropped += 1;
+            }
+        }
+    }
+
+    /// Hands the counts of frames not read since the last ones taken to the sink: at once with
+    /// `now`, else at most every [`COUNTS_EVERY`].
+    fn report_counts(&mut self, now: bool) {
+        if !now && self.reported_at.is_some_and(|t| t.elapsed() < COUNTS_EVERY) {
+            return;
+        }
+        let total = self.stats.counts();
+        let counts = total.since(self.reported);
+        if counts.is_zero() {
+            return;
+        }
+        if self.sink.counts(counts) {
+            tracing::debug!(?counts, "frame counts reported");
+            self.reported = total;
+            self.reported_at = Some(Instant::now());
+        }
     }
 
     fn frame(&mut self, f: FrameFile) {
@@ -270,14 +328,32 @@ impl Feed {
         };
         let at = self.clock_ms.max(f.mtime_ms());
         self.clock_ms = at;
-        let Some(recognizer) = &self.recognizer else {
-            return;
-        };
         // Only the region of interest is read; the boxes come back in frame pixels.
         let Some([rx, ry, rw, rh]) = roi_rect(self.roi, img.width(), img.height()) else {
             tracing::warn!(file = %path.display(), roi = ?self.roi, "recognizer.roi is outside the frame; deleted unread");
             self.stats.failed += 1;
             self.remove_frame(&f);
+            return;
+        };
+        if self.motion.is_on() {
+            // Whether a passage is open is decided at this frame's time: the groups whose
+            // vehicle has left are closed first (as pushing its reads would).
+            let closed = self.grouper.close_due(at);
+            self.emit_all(closed);
+            if self.gone {
+                // Not read: the frame stays for the next start.
+                return;
+            }
+            let moved = self.motion.moved(motion::thumbnail(&img, [rx, ry, rw, rh]));
+            if !moved && self.grouper.oldest_open_ms().is_none() {
+                tracing::trace!(file = %f.name, "no motion: deleted unread");
+                if self.remove_frame(&f) {
+                    self.stats.still += 1;
+                }
+                return;
+            }
+        }
+        let Some(recognizer) = &self.recognizer else {
             return;
         };
         let whole = (rx, ry, rw, rh) == (0, 0, img.width(), img.height());

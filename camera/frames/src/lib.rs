@@ -15,8 +15,18 @@
 //!   the frames still there are read again, so a passage in progress is not lost. A read
 //!   already in the outbox may come out a second time; the read id is derived from its best
 //!   frame, so when that frame was still there the cloud stores it once.
+//! - **Only frames with motion.** With `recognizer.motion` (see [`motion`]), a frame whose
+//!   lane did not change since the previous frame is deleted unread while no passage is open
+//!   (counted `still`); while one is open every frame is read (a vehicle that stopped).
+//! - **Dropping rather than falling behind.** When more than `recognizer.max_backlog` frames
+//!   are ready, the oldest are thinned ([`thin`]): deleted unread but for an evenly spaced
+//!   sample, so a passage in them is still seen (counted `dropped`). Frames already read and
+//!   held for an open passage are never among them.
 //! - **Bad frames.** A file that does not decode is logged, counted and deleted; the feed goes
 //!   on.
+//! - **Counts.** The frames not read (still, dropped, corrupt, failed) go to the agent
+//!   ([`ReadSink::counts`], at most every [`anpr_camera::feed_link::COUNTS_EVERY`]), which
+//!   reports them in its health report.
 //! - **Where it runs.** The agent binary runs the feed as a process of its own
 //!   (`anpr-frames feed`, [`run_feed`]; see [`anpr_camera::feed_link`]), which exits when idle, so the
 //!   agent never holds the models. The local stack runs it on a thread of the agent's process
@@ -24,12 +34,14 @@
 //!   agent did not take (it is gone) keeps its frames in the watch directory.
 //!
 //! The decisions are pure and unit-tested: [`Watch::observe`] (which files are ready, in which
-//! order), [`release`] (which held frames may go), [`read_id`], [`media_name`],
-//! [`crop_rect`], [`to_wire`]; the quota is [`anpr_camera::quota`].
+//! order), [`thin`] (which of them are dropped), [`motion::MotionGate`] (which moved),
+//! [`release`] (which held frames may go), [`read_id`], [`media_name`], [`crop_rect`],
+//! [`to_wire`]; the quota is [`anpr_camera::quota`].
 //!
 //! # Layout
 //! - this module: the feed's pure decisions, [`spawn`] (in the caller's process) and
 //!   [`run_feed`] (the program's feed).
+//! - [`motion`]: the motion gate's thumbnails and comparison.
 //! - `feed`: the feed's loop and its I/O (listing, reading, handing over, saving, deleting).
 //! - `src/main.rs`: the `anpr-frames` program: `feed` (started by the agent, speaking
 //!   [`anpr_camera::feed_link`] on stdin/stdout), `recognize` and `eval`.
@@ -37,7 +49,7 @@
 use anpr_camera::agent::OutboxHandle;
 use anpr_camera::config::{Config, RecognizerSection, SaveMode};
 pub use anpr_camera::feed_link::is_frame_name;
-use anpr_camera::feed_link::{FeedSettings, ReadSink, SinkError};
+use anpr_camera::feed_link::{FeedCounts, FeedSettings, ReadSink, SinkError};
 use anpr_camera::journal::{Journal, JournalError};
 use anpr_camera::quota;
 use anpr_protocol::{FileName, PlateRead as WireRead, ReadId};
@@ -96,6 +108,10 @@ pub struct FeedStats {
     pub reads: u64,
     /// Plate reads written to the outbox (after grouping).
     pub plate_reads: u64,
+    /// Frames without motion while no passage was open (deleted unread).
+    pub still: u64,
+    /// Frames dropped from a backlog beyond `recognizer.max_backlog` (deleted unread).
+    pub dropped: u64,
     /// Files that did not decode (deleted).
     pub corrupt: u64,
     /// Frames the recognizer or the file system failed on.
@@ -106,6 +122,18 @@ pub struct FeedStats {
     pub quota_deleted: u64,
     /// Reads the outbox refused (logged).
     pub outbox_errors: u64,
+}
+
+impl FeedStats {
+    /// The frames not read, as the agent's health report counts them.
+    pub fn counts(&self) -> FeedCounts {
+        FeedCounts {
+            still: self.still,
+            dropped: self.dropped,
+            corrupt: self.corrupt,
+            failed: self.failed,
+        }
+    }
 }
 
 /// The running feed.
@@ -206,6 +234,30 @@ pub struct HeldFrame {
     pub at_ms: u64,
     /// Its reads.
     pub reads: Vec<PlateRead>,
+}
+
+/// Splits the frames ready to read (oldest first, as [`Watch::observe`] returns them: frames
+/// already read and held are not among them) into those to read and those to drop, when more
+/// than `max_backlog` wait (0: never). The newest `max_backlog` are all read; of the older ones
+/// (the excess) every k-th is read, the oldest first, k = excess ÷ `max_backlog` rounded up
+/// and at least 2: at least one in two is dropped, and at most `max_backlog` are kept, so a
+/// round reads at most twice `max_backlog` frames however far behind the feed is, and a passage
+/// in the excess is still sampled.
+pub fn thin(ready: Vec<FrameFile>, max_backlog: usize) -> (Vec<FrameFile>, Vec<FrameFile>) {
+    if max_backlog == 0 || ready.len() <= max_backlog {
+        return (ready, Vec::new());
+    }
+    let excess = ready.len() - max_backlog;
+    let every = excess.div_ceil(max_backlog).max(2);
+    let (mut read, mut dropped) = (Vec::new(), Vec::new());
+    for (i, f) in ready.into_iter().enumerate() {
+        if i >= excess || i % every == 0 {
+            read.push(f);
+        } else {
+            dropped.push(f);
+        }
+    }
+    (read, dropped)
 }
 
 /// Removes from `held` and returns the frames no open group can still need: all when no group
@@ -379,6 +431,7 @@ pub fn run_feed(
 }
 
 mod feed;
+pub mod motion;
 use feed::Feed;
 
 #[cfg(test)]

@@ -127,16 +127,24 @@ fn feed(config: &std::path::Path) -> std::process::ExitCode {
     let (settings_tx, settings) = tokio::sync::watch::channel(initial);
     let (stop_tx, shutdown) = tokio::sync::watch::channel(false);
     let (answers_tx, answers) = std::sync::mpsc::channel();
+    let counts_wanted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wanted = counts_wanted.clone();
     let commands = std::thread::Builder::new()
         .name("commands".into())
         .spawn(move || {
-            feed_link::read_commands(std::io::stdin().lock(), &settings_tx, &answers_tx, &stop_tx);
+            feed_link::read_commands(
+                std::io::stdin().lock(),
+                &settings_tx,
+                &answers_tx,
+                &wanted,
+                &stop_tx,
+            );
         });
     if let Err(e) = commands {
         tracing::error!(error = %e, "frame feed: cannot start its command reader");
         return cannot_start();
     }
-    let sink = LinkSink::new(std::io::stdout(), answers);
+    let sink = LinkSink::new(std::io::stdout(), answers, counts_wanted);
     match anpr_frames::run_feed(&cfg, Box::new(sink), &shutdown, settings, idle_exit) {
         Ok(stats) => {
             tracing::info!(?stats, "frame feed stopped");

@@ -276,3 +276,102 @@ fn a_read_of_the_region_is_placed_back_in_frame_pixels() {
     assert_eq!((r.bbox.w, r.bbox.h), (80.0, 20.0));
     assert_eq!(r.text, "AB123CD");
 }
+
+fn frames(n: u64) -> Vec<FrameFile> {
+    // Captured at 5 frames/s.
+    (0..n)
+        .map(|i| ff(&format!("{i:03}.jpg"), 5, i * 200))
+        .collect()
+}
+
+#[test]
+fn a_backlog_within_the_limit_or_without_one_is_read_whole() {
+    for (n, max) in [(0, 5), (5, 5), (3, 5), (500, 0)] {
+        let (read, dropped) = thin(frames(n), max);
+        assert_eq!(
+            (read.len() as u64, dropped.len()),
+            (n, 0),
+            "{n} frames, max {max}"
+        );
+    }
+}
+
+#[test]
+fn a_backlog_beyond_the_limit_keeps_the_newest_and_every_other_older_frame_oldest_first() {
+    let (read, dropped) = thin(frames(14), 10);
+    // 4 over: every 2nd of them kept, from the oldest; the newest 10 all read.
+    assert_eq!(names(&dropped), ["001.jpg", "003.jpg"]);
+    assert_eq!(read.len(), 12);
+    assert_eq!(names(&read[..3]), ["000.jpg", "002.jpg", "004.jpg"]);
+    assert_eq!(read.last().unwrap().name, "013.jpg");
+    let mut order = read.clone();
+    order.sort_by_key(|f| f.mtime_ns);
+    assert_eq!(order, read, "still in capture order");
+    // One over: it is the sample.
+    let (read, dropped) = thin(frames(11), 10);
+    assert_eq!((read.len(), dropped.len()), (11, 0));
+}
+
+#[test]
+fn however_far_behind_a_round_reads_at_most_twice_the_limit_and_samples_the_whole_excess() {
+    for n in [21, 60, 199, 1000, 18_000] {
+        let (read, dropped) = thin(frames(n), 10);
+        assert_eq!(read.len() + dropped.len(), n as usize);
+        assert!(read.len() <= 20, "{n}: {} read", read.len());
+        assert!(
+            dropped.len() >= (n as usize - 10) / 2,
+            "{n}: at least one in two"
+        );
+        // The sample spans the excess evenly: no two kept frames of the excess further apart
+        // than k frames, and the oldest frame is one of them.
+        let excess = n as usize - 10;
+        let k = excess.div_ceil(10).max(2) as u64;
+        assert_eq!(read[0].name, "000.jpg");
+        let sample: Vec<u64> = read
+            .iter()
+            .map(|f| f.mtime_ms() / 200)
+            .filter(|i| *i < excess as u64)
+            .collect();
+        assert!(
+            sample.windows(2).all(|w| w[1] - w[0] == k),
+            "{n}: {sample:?}"
+        );
+        assert!(
+            excess as u64 - 1 - sample.last().unwrap() < k,
+            "{n}: up to the newest"
+        );
+    }
+}
+
+#[test]
+fn a_frame_held_for_an_open_passage_is_neither_counted_in_the_backlog_nor_dropped() {
+    // Six frames in the directory, two of them already read and held (their passage is open):
+    // with a limit of 4, the four ready ones are all read.
+    let mut w = Watch::default();
+    let taken = HashSet::from(["000.jpg".to_owned(), "001.jpg".to_owned()]);
+    let ready = w.observe(frames(6), 60_000, &taken);
+    let (read, dropped) = thin(ready, 4);
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(names(&read), ["002.jpg", "003.jpg", "004.jpg", "005.jpg"]);
+}
+
+#[test]
+fn the_counts_of_the_stats_are_those_of_frames_not_read() {
+    let s = FeedStats {
+        frames: 9,
+        still: 4,
+        dropped: 3,
+        corrupt: 2,
+        failed: 1,
+        ..FeedStats::default()
+    };
+    assert_eq!(
+        s.counts(),
+        FeedCounts {
+            still: 4,
+            dropped: 3,
+            corrupt: 2,
+            failed: 1
+        }
+    );
+}

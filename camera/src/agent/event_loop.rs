@@ -11,6 +11,7 @@ use super::worker::Worker;
 use super::{AgentError, OutboxHandle, publish};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::feed_link::FeedTally;
 use crate::journal::Entry;
 use crate::mqtt;
 use crate::outbox::Outbox;
@@ -41,8 +42,9 @@ pub(super) async fn run(
     outbox: OutboxHandle,
     shutdown: Shutdown,
     running: watch::Sender<Config>,
+    feed_counts: Arc<FeedTally>,
 ) -> Result<(), AgentError> {
-    let (mut io, mut session) = start(cfg, outbox, shutdown, running)?;
+    let (mut io, mut session) = start(cfg, outbox, shutdown, running, feed_counts)?;
     let boot = session.boot(io.now(), rand::random::<f64>());
     let mut stopping = false;
     if boot > 0 {
@@ -78,6 +80,8 @@ struct Io {
     outbox: OutboxHandle,
     worker: Arc<Worker>,
     faults: Arc<Faults>,
+    /// The frame feed's counts, taken by each health report.
+    feed_counts: Arc<FeedTally>,
     rc: RemoteCtl,
     dispatcher: Dispatcher,
     /// The worker's queue (closed at shutdown).
@@ -396,7 +400,8 @@ impl Io {
         }
     }
 
-    /// The health report: small (about 60 bytes), QoS 0.
+    /// The health report: small (about 60 bytes; the frame feed's counts, when not zero, add
+    /// about 10 each), QoS 0.
     async fn health(&mut self) {
         let (errs, err) = self.faults.take();
         let h = Health {
@@ -406,8 +411,11 @@ impl Io {
             df: crate::health::disk_free_mib(&self.cfg.media_dir).unwrap_or(0),
             err,
             errs,
+            feed: self.feed_counts.take(),
         };
         if let Err(e) = publish::health(&self.client, &self.cam, &h).await {
+            // The feed's counts wait for the next report.
+            self.feed_counts.add(h.feed);
             self.faults.warn("health report not queued", &e);
         }
     }

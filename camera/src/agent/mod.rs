@@ -31,6 +31,7 @@ pub use shutdown::Shutdown;
 
 use crate::config::Config;
 use crate::creds::CredsError;
+use crate::feed_link::FeedTally;
 use crate::journal::JournalError;
 use crate::mqtt::MqttSetupError;
 use crate::outbox::{Outbox, OutboxConfig, OutboxError};
@@ -94,17 +95,19 @@ impl Agent {
             cfg,
             outbox: None,
             settings: None,
+            feed_counts: None,
         }
     }
 }
 
-/// How an agent starts: its configuration, and optionally a shared outbox and a listener of
-/// the configuration in force.
+/// How an agent starts: its configuration, and optionally a shared outbox, a listener of the
+/// configuration in force and the frame feed's counts.
 #[derive(Debug)]
 pub struct Builder {
     cfg: Config,
     outbox: Option<OutboxHandle>,
     settings: Option<watch::Sender<Config>>,
+    feed_counts: Option<Arc<FeedTally>>,
 }
 
 impl Builder {
@@ -122,6 +125,13 @@ impl Builder {
         self
     }
 
+    /// Report in each health report the frames the frame feed did not read since the previous
+    /// one, as `counts` adds them up (`FeedSupervisor::counters().feed`).
+    pub fn feed_counts(mut self, counts: Arc<FeedTally>) -> Self {
+        self.feed_counts = Some(counts);
+        self
+    }
+
     /// Runs the agent until `shutdown`. Returns an error only if it cannot start.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), AgentError> {
         let outbox = match self.outbox {
@@ -131,6 +141,7 @@ impl Builder {
         let settings = self
             .settings
             .unwrap_or_else(|| watch::channel(self.cfg.clone()).0);
-        event_loop::run(self.cfg, outbox, shutdown, settings).await
+        let feed_counts = self.feed_counts.unwrap_or_default();
+        event_loop::run(self.cfg, outbox, shutdown, settings, feed_counts).await
     }
 }

@@ -89,6 +89,19 @@ pub(super) fn default_group_window() -> u64 {
 pub(super) fn default_idle_exit() -> u64 {
     60
 }
+/// `recognizer.motion`: 1 % of the lane. A vehicle entering it changes far more (its plate
+/// alone, 150×40 pixels in a 1280×360 lane, is 1.3 %), and a still scene far less: each
+/// thumbnail pixel averages a block of about 20×20 frame pixels, which sensor noise and JPEG
+/// artefacts do not move by the 16 grey levels that count a pixel as changed. A frame judged
+/// still by mistake while a vehicle is in view costs nothing once its passage is open (every
+/// frame is read then); a frame judged moving by mistake costs only its reading.
+pub(super) fn default_motion() -> f32 {
+    0.01
+}
+/// `recognizer.max_backlog`: 10 s of frames at 5 frames/s.
+pub(super) fn default_max_backlog() -> u32 {
+    50
+}
 
 /// An `f32` written as its shortest decimal (`0.2`, not `0.20000000298023224`, what the
 /// `f64` of TOML would show); it reads back as the same `f32`.

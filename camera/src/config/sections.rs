@@ -135,6 +135,16 @@ pub struct RecognizerSection {
     /// of a parked car); absent: the whole frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roi: Option<[u32; 4]>,
+    /// Motion gate (0..=1): a frame is read only when at least this share of the lane (`roi`,
+    /// else the frame) changed since the previous frame, or while a passage is open; other
+    /// frames are deleted unread (counted `still`). 0: every frame is read.
+    #[serde(default = "default_motion", serialize_with = "shortest_f32")]
+    pub motion: f32,
+    /// Most frames waiting to be read before the feed thins them: the newest this many are all
+    /// read, of the older ones an evenly spaced sample (every second frame or sparser, at most
+    /// this many) and the rest deleted unread (counted `dropped`). 0: never.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: u32,
 }
 
 /// `[mqtt]`: the one MQTT session.
@@ -346,6 +356,8 @@ impl RecognizerSection {
             save: SaveMode::default(),
             idle_exit_secs: default_idle_exit(),
             roi: None,
+            motion: default_motion(),
+            max_backlog: default_max_backlog(),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! it again when a frame arrives or after it died.
 
 use super::{
-    EXIT_CANNOT_START, FeedSettings, FromFeed, PROGRAM, ReadSink, STOP_GRACE, ToFeed, WAKE_POLL,
-    is_frame_name, line,
+    EXIT_CANNOT_START, FeedSettings, FeedTally, FromFeed, PROGRAM, ReadSink, STOP_GRACE, ToFeed,
+    WAKE_POLL, is_frame_name, line,
 };
 use crate::agent::OutboxHandle;
 use crate::config::Config;
@@ -107,6 +107,9 @@ pub struct LinkCounters {
     pub refused: AtomicU64,
     /// Lines from the feed that were not messages.
     pub malformed: AtomicU64,
+    /// The frames the feeds did not read, until the health report takes them
+    /// ([`Agent::builder`](crate::agent::Agent::builder)`.feed_counts`).
+    pub feed: Arc<FeedTally>,
 }
 
 #[derive(Debug)]
@@ -323,6 +326,7 @@ impl Supervision {
         if let Ok(mut g) = self.link.stdin.lock() {
             *g = stdin;
         }
+        self.link.send(&ToFeed::WantCounts);
         let settings = self.link.settings.lock().map(|s| s.clone()).ok();
         if let Some(s) = settings {
             self.link.send(&ToFeed::Settings(s));
@@ -351,8 +355,8 @@ impl Supervision {
     }
 }
 
-/// Queues each read of `input` in `sink` and answers it through `answer`; returns at the end of
-/// `input`.
+/// Queues each read of `input` in `sink` and answers it through `answer`, adds each count of
+/// frames not read to `counters.feed` (not answered); returns at the end of `input`.
 pub fn serve(
     input: impl BufRead,
     counters: &LinkCounters,
@@ -362,6 +366,10 @@ pub fn serve(
     for l in input.lines() {
         let Ok(l) = l else { break };
         let reply = match serde_json::from_str::<FromFeed>(&l) {
+            Ok(FromFeed::Counts(c)) => {
+                counters.feed.add(c);
+                continue;
+            }
             Ok(FromFeed::Read { read }) => match sink.append(read) {
                 Ok(()) => {
                     counters.reads.fetch_add(1, Ordering::Relaxed);

@@ -3,7 +3,7 @@ use crate::outbox::{Outbox, OutboxConfig, new_read_id};
 use std::io::BufReader;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 fn read(p: &str) -> PlateRead {
@@ -54,6 +54,7 @@ fn every_message_is_one_line_and_reads_back_the_same() {
             error: "two\nlines".into(),
         },
         ToFeed::Stop,
+        ToFeed::WantCounts,
     ];
     for m in msgs {
         let l = line(&m).unwrap();
@@ -71,6 +72,18 @@ fn every_message_is_one_line_and_reads_back_the_same() {
             .unwrap()
             .starts_with(r#"{"is":"read","read":{"#)
     );
+    let c = FromFeed::Counts(FeedCounts {
+        still: 3,
+        dropped: 2,
+        ..FeedCounts::default()
+    });
+    let l = line(&c).unwrap();
+    assert_eq!(l, b"{\"is\":\"counts\",\"still\":3,\"dropped\":2}\n");
+    assert_eq!(serde_json::from_slice::<FromFeed>(&l).unwrap(), c);
+    assert_eq!(
+        line(&ToFeed::WantCounts).unwrap(),
+        b"{\"do\":\"want_counts\"}\n"
+    );
 }
 
 #[test]
@@ -82,6 +95,7 @@ fn the_command_reader_routes_settings_answers_and_stop_and_skips_what_is_not_a_c
         "",
         r#"{"do":"ack"}"#,
         r#"{"do":"refused","error":"disk full"}"#,
+        r#"{"do":"want_counts"}"#,
     ]
     .join("\n");
     let (settings_tx, settings_rx) = watch::channel(FeedSettings {
@@ -90,11 +104,19 @@ fn the_command_reader_routes_settings_answers_and_stop_and_skips_what_is_not_a_c
     });
     let (answers_tx, answers) = mpsc::channel();
     let (stop_tx, stop) = watch::channel(false);
-    read_commands(input.as_bytes(), &settings_tx, &answers_tx, &stop_tx);
+    let wanted = AtomicBool::new(false);
+    read_commands(
+        input.as_bytes(),
+        &settings_tx,
+        &answers_tx,
+        &wanted,
+        &stop_tx,
+    );
     assert_eq!(*settings_rx.borrow(), settings());
     assert_eq!(answers.try_recv(), Ok(Ok(())));
     assert_eq!(answers.try_recv(), Ok(Err("disk full".into())));
     assert!(answers.try_recv().is_err(), "nothing else was an answer");
+    assert!(wanted.load(Ordering::SeqCst), "the agent takes the counts");
     // The end of the input is a stop: a feed whose agent died stops.
     assert!(*stop.borrow());
 }
@@ -106,7 +128,14 @@ fn a_stop_command_stops_the_feed_before_its_input_ends() {
     let (stop_tx, mut stop) = watch::channel(false);
     let (r, mut w) = std::io::pipe().unwrap();
     let reader = std::thread::spawn(move || {
-        read_commands(BufReader::new(r), &settings_tx, &answers_tx, &stop_tx);
+        let wanted = AtomicBool::new(false);
+        read_commands(
+            BufReader::new(r),
+            &settings_tx,
+            &answers_tx,
+            &wanted,
+            &stop_tx,
+        );
     });
     w.write_all(b"{\"do\":\"stop\"}\n").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -128,7 +157,7 @@ fn a_read_is_handed_over_only_once_the_agent_answers() {
     let (answers_tx, answers) = mpsc::channel();
     let mut out = Vec::new();
     {
-        let mut sink = LinkSink::new(&mut out, answers);
+        let mut sink = LinkSink::new(&mut out, answers, Arc::default());
         answers_tx.send(Ok(())).unwrap();
         sink.append(read("AB123CD")).unwrap();
         answers_tx.send(Err("disk full".into())).unwrap();
@@ -150,9 +179,94 @@ fn a_read_is_handed_over_only_once_the_agent_answers() {
         .collect();
     let plates: Vec<_> = lines
         .iter()
-        .map(|FromFeed::Read { read }| read.p.as_str())
+        .map(|m| match m {
+            FromFeed::Read { read } => read.p.as_str(),
+            FromFeed::Counts(c) => panic!("counts to an agent that did not ask: {c:?}"),
+        })
         .collect();
     assert_eq!(plates, ["AB123CD", "XY999ZZ", "GONE000"]);
+}
+
+/// An older agent answers every line it does not know with `refused`, which the feed would
+/// take for the answer to its next read: counts go only to an agent that asked for them.
+#[test]
+fn the_counts_go_out_only_once_the_agent_asked_and_are_never_waited_on() {
+    let (answers_tx, answers) = mpsc::channel::<Result<(), String>>();
+    let wanted = Arc::new(AtomicBool::new(false));
+    let mut out = Vec::new();
+    let counts = FeedCounts {
+        still: 7,
+        ..FeedCounts::default()
+    };
+    {
+        let mut sink = LinkSink::new(&mut out, answers, wanted.clone());
+        assert!(!sink.counts(counts), "not asked: kept by the feed");
+        wanted.store(true, Ordering::SeqCst);
+        // No answer is waited for (none will come): it returns at once.
+        assert!(sink.counts(counts));
+    }
+    drop(answers_tx);
+    assert_eq!(out, line(&FromFeed::Counts(counts)).unwrap());
+    // A sink with nobody to tell (the outbox itself, in the agent's process) never takes them.
+    let dir = tempfile::tempdir().unwrap();
+    let ob = Outbox::open(&dir.path().join("outbox"), OutboxConfig::default()).unwrap();
+    let mut handle: OutboxHandle = Arc::new(Mutex::new(ob));
+    assert!(!handle.counts(counts));
+}
+
+#[test]
+fn the_agent_adds_up_the_counts_without_answering_them_until_the_health_report_takes_them() {
+    let counts = |still, dropped| {
+        String::from_utf8(
+            line(&FromFeed::Counts(FeedCounts {
+                still,
+                dropped,
+                ..FeedCounts::default()
+            }))
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    let read_line = String::from_utf8(
+        line(&FromFeed::Read {
+            read: read("AB123CD"),
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let input = [counts(5, 0), read_line, counts(2, 3)].concat();
+    let counters = LinkCounters::default();
+    let mut sink = Kept::default();
+    let mut answers = Vec::new();
+    serve(input.as_bytes(), &counters, &mut sink, |a| answers.push(a));
+    assert_eq!(answers, [ToFeed::Ack], "the read answered, the counts not");
+    assert_eq!(sink.reads.len(), 1);
+    assert_eq!(counters.malformed.load(Ordering::Relaxed), 0);
+    let tally = counters.feed.clone();
+    assert_eq!(
+        tally.take(),
+        FeedCounts {
+            still: 7,
+            dropped: 3,
+            ..FeedCounts::default()
+        }
+    );
+    assert!(tally.take().is_zero(), "taken by the report");
+    tally.add(FeedCounts {
+        corrupt: 1,
+        failed: u64::MAX,
+        ..FeedCounts::default()
+    });
+    tally.add(FeedCounts {
+        failed: 1,
+        ..FeedCounts::default()
+    });
+    let t = tally.take();
+    assert_eq!(
+        (t.corrupt, t.failed),
+        (1, u64::MAX),
+        "saturating, never wrapping"
+    );
 }
 
 #[test]
@@ -172,7 +286,7 @@ fn a_broken_pipe_to_the_agent_is_gone_not_refused() {
         }
     }
     let (_tx, answers) = mpsc::channel();
-    let mut sink = LinkSink::new(Broken, answers);
+    let mut sink = LinkSink::new(Broken, answers, Arc::default());
     assert!(matches!(
         sink.append(read("AB123CD")),
         Err(SinkError::Gone(_))

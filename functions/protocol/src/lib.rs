@@ -38,7 +38,7 @@ pub mod topics;
 pub use codec::{ProtocolError, SCHEMA_VERSION, decode, encode};
 pub use config::{ConfigDocError, RemoteConfig};
 pub use file::{FileName, FileRequest, FileStatus, FileStatusKind, FileSync, ReasonCode};
-pub use health::{Health, Presence};
+pub use health::{FeedCounts, Health, Presence};
 pub use ids::{CameraId, ReadId, RequestId};
 pub use notify::{Notification, RequestState};
 pub use plates::{PlateRead, PlateReadBatch, normalize_plate};

@@ -142,6 +142,7 @@ fn a_health_report_matches_its_golden_fixture() {
             df: 1200,
             err: None,
             errs: 0,
+            feed: FeedCounts::default(),
         },
     );
 }
@@ -157,7 +158,36 @@ fn a_health_report_after_errors_carries_their_count_and_the_last_one() {
             df: 1200,
             err: Some("mqtt: I/O: connection reset by peer".into()),
             errs: 3,
+            feed: FeedCounts::default(),
         },
+    );
+}
+
+/// Schema v1 still: the frame feed's counts are optional fields (a reader that does not know
+/// them skips them), each left out when zero.
+#[test]
+fn a_health_report_of_a_frame_feed_that_skipped_frames_carries_the_counts_that_are_not_zero() {
+    assert_golden(
+        "health_feed.json",
+        Health {
+            up: 3600,
+            ver: "0.1.0".into(),
+            ob: 12,
+            df: 1200,
+            err: None,
+            errs: 0,
+            feed: FeedCounts {
+                still: 5400,
+                dropped: 12,
+                corrupt: 0,
+                failed: 0,
+            },
+        },
+    );
+    // A report without them (an agent without a feed, or before they existed): all zero.
+    assert_eq!(
+        decode::<Health>(&fixture("health.json")).unwrap().feed,
+        FeedCounts::default()
     );
 }
 
@@ -168,6 +198,8 @@ fn the_camera_messages_stay_small() {
     // 66 bytes today, 26 of them the request id.
     assert!(fixture("file_status_uploading.json").len() < 72);
     assert!(fixture("health.json").len() < 64);
+    // A busy day of a frame feed: 24 more bytes.
+    assert!(fixture("health_feed.json").len() < 88);
 }
 
 #[test]

@@ -176,6 +176,9 @@ pub fn agent_config(
         .map(|models| RecognizerSection {
             models_dir: Some(models.clone()),
             threads: 1,
+            // The simulated camera drops the same photo again and again: nothing moves in it,
+            // and each frame is to be read.
+            motion: 0.0,
             ..RecognizerSection::new(dir.join("frames"))
         });
     let cfg = Config::builder(camera.clone(), &env.media, &state)

@@ -10,6 +10,7 @@ use crate::agent::{AgentError, OutboxHandle};
 use crate::config::Config;
 use crate::creds::{CachedCredentials, IotCredentials};
 use crate::dispatch::{self, Dispatcher};
+use crate::feed_link::FeedTally;
 use crate::journal::{Entry, Journal, Phase};
 use crate::machine;
 use crate::mqtt;
@@ -28,6 +29,7 @@ pub(super) fn start(
     outbox: OutboxHandle,
     shutdown: Shutdown,
     running: watch::Sender<Config>,
+    feed_counts: Arc<FeedTally>,
 ) -> Result<(Io, Session), AgentError> {
     let cam = cfg.camera();
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::Media {
@@ -72,6 +74,7 @@ pub(super) fn start(
         }),
         outbox,
         faults,
+        feed_counts,
         rc,
         dispatcher: Dispatcher::new(cam.clone()),
         jobs: None,
