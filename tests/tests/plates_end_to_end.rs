@@ -21,6 +21,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Reads per batch in the kill test's camera process (`outbox.batch_max_reads`).
+const BATCH: usize = 200;
+
 const RULE_FILTER: &str = "$aws/rules/anpr_plate_reads/+/plates";
 
 /// The cloud side: a persistent `cloud-backend` session subscribed to the rule's topics, each
@@ -101,6 +104,40 @@ impl Cloud {
         assert!(!self.task.is_finished(), "the rule stand-in stopped");
         self.reports.lock().unwrap().len()
     }
+
+    /// Reads the stand-in reported stored so far (a re-delivered batch counts again).
+    fn stored(&self) -> usize {
+        assert!(!self.task.is_finished(), "the rule stand-in stopped");
+        self.reports.lock().unwrap().iter().map(|r| r.stored).sum()
+    }
+
+    /// The read ids stored for `camera` once at least `n` are there (or after 300 s, for the
+    /// caller's assertion to show what is missing). The store is queried only when the
+    /// stand-in's own count says `n` may be there: the query covers 16 shards per page, and
+    /// polling it would slow moto's writes down more than the wait it measures.
+    async fn wait_for_count(
+        &self,
+        store: &DynamoPlateReadStore,
+        camera: &CameraId,
+        n: usize,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut queried_at = None;
+        loop {
+            let handled = self.handled();
+            if self.stored() >= n && queried_at != Some(handled) {
+                queried_at = Some(handled);
+                let ids = stored_ids(store, camera).await;
+                if ids.len() >= n {
+                    return ids;
+                }
+            }
+            if Instant::now() > deadline {
+                return stored_ids(store, camera).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for Cloud {
@@ -149,8 +186,13 @@ fn agent_config(
 }
 
 /// Runs the agent (its own publisher: QoS 1, one batch in flight, ack on PUBACK, re-sent after
-/// a new session) until its outbox is empty, then stops it.
-async fn publish_with_the_agent(cfg: anpr_camera::Config, outbox: OutboxHandle) {
+/// a new session) until its outbox is empty, then stops it. With `kill_at_depth`, the process
+/// instead sends itself SIGKILL as soon as the outbox holds no more than that many reads.
+async fn publish_with_the_agent(
+    cfg: anpr_camera::Config,
+    outbox: OutboxHandle,
+    kill_at_depth: Option<usize>,
+) {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(
         anpr_camera::agent::Agent::builder(cfg)
@@ -158,13 +200,27 @@ async fn publish_with_the_agent(cfg: anpr_camera::Config, outbox: OutboxHandle) 
             .run(anpr_camera::agent::Shutdown::new(rx)),
     );
     let deadline = Instant::now() + Duration::from_secs(120);
-    while outbox.lock().unwrap().depth() > 0 {
+    loop {
+        let depth = outbox.lock().unwrap().depth();
+        if depth == 0 {
+            break;
+        }
+        if kill_at_depth.is_some_and(|k| depth as usize <= k) {
+            // The real signal, from outside the process's own code paths: no destructor,
+            // flush or graceful stop runs.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &std::process::id().to_string()])
+                .status();
+            unreachable!("SIGKILL returned");
+        }
         assert!(
             Instant::now() < deadline,
             "the agent did not drain its outbox"
         );
         assert!(!task.is_finished(), "the agent stopped: {:?}", task.await);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Polled often: the kill must land while most batches are still to be sent.
+        let poll = if kill_at_depth.is_some() { 1 } else { 20 };
+        tokio::time::sleep(Duration::from_millis(poll)).await;
     }
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(60), task)
@@ -182,17 +238,6 @@ fn read(i: u64, t: u64) -> PlateRead {
         c: 93,
         img: Some(anpr_protocol::FileName::parse(&format!("reads/k{i:06}.jpg")).unwrap()),
         bb: None,
-    }
-}
-
-async fn wait_for_count(store: &DynamoPlateReadStore, camera: &CameraId, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let ids = stored_ids(store, camera).await;
-        if ids.len() >= n || Instant::now() > deadline {
-            return ids;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -214,6 +259,11 @@ async fn camera_process_for_the_kill_test() {
         env("ANPR_PLATES_CHILD_KEY").as_ref(),
         dir.as_ref(),
     );
+    let mut cfg = cfg;
+    cfg.outbox.batch_max_reads = env("ANPR_PLATES_CHILD_BATCH").parse().unwrap();
+    let kill_at_depth = std::env::var("ANPR_PLATES_CHILD_KILL_AT_DEPTH")
+        .ok()
+        .map(|v| v.parse().unwrap());
     let outbox = anpr_camera::agent::open_outbox(&cfg).unwrap();
     let n: u64 = env("ANPR_PLATES_CHILD_APPEND").parse().unwrap();
     {
@@ -224,7 +274,7 @@ async fn camera_process_for_the_kill_test() {
             ob.append(read(i, base + i * 3600)).unwrap();
         }
     }
-    publish_with_the_agent(cfg, outbox).await;
+    publish_with_the_agent(cfg, outbox, kill_at_depth).await;
 }
 
 fn spawn_camera(
@@ -232,26 +282,31 @@ fn spawn_camera(
     cn: &str,
     dir: &std::path::Path,
     append: u64,
+    kill_at_depth: Option<usize>,
 ) -> std::process::Child {
     let id = broker.identity(cn);
-    std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "camera_process_for_the_kill_test",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("ANPR_PLATES_CHILD_DIR", dir)
-        .env("ANPR_PLATES_CHILD_APPEND", append.to_string())
-        .env("ANPR_PLATES_CHILD_CAMERA", cn)
-        .env("ANPR_PLATES_CHILD_PORT", broker.port.to_string())
-        .env("ANPR_PLATES_CHILD_CA", broker.pki.ca_path())
-        .env("ANPR_PLATES_CHILD_CERT", &id.cert_path)
-        .env("ANPR_PLATES_CHILD_KEY", &id.key_path)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    if let Some(k) = kill_at_depth {
+        cmd.env("ANPR_PLATES_CHILD_KILL_AT_DEPTH", k.to_string());
+    }
+    cmd.args([
+        "--exact",
+        "camera_process_for_the_kill_test",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("ANPR_PLATES_CHILD_DIR", dir)
+    .env("ANPR_PLATES_CHILD_APPEND", append.to_string())
+    .env("ANPR_PLATES_CHILD_BATCH", BATCH.to_string())
+    .env("ANPR_PLATES_CHILD_CAMERA", cn)
+    .env("ANPR_PLATES_CHILD_PORT", broker.port.to_string())
+    .env("ANPR_PLATES_CHILD_CA", broker.pki.ca_path())
+    .env("ANPR_PLATES_CHILD_CERT", &id.cert_path)
+    .env("ANPR_PLATES_CHILD_KEY", &id.key_path)
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,34 +319,48 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
     let camera = CameraId::parse("cam-kill").unwrap();
     let dir = tempfile::tempdir().unwrap();
 
-    // The camera was offline: 3,000 reads queued (6 batches, one in flight at a time), then
-    // its agent starts publishing.
-    let mut child = spawn_camera(&broker, camera.as_str(), dir.path(), N);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while cloud.handled() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no batch arrived; broker log:\n{}",
-            broker.log()
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the camera exited before the kill"
-        );
+    // The camera was offline: 3,000 reads queued (15 batches, one in flight at a time), then
+    // its agent starts publishing, and its process is killed with SIGKILL once two batches
+    // were acknowledged.
+    let mut child = spawn_camera(
+        &broker,
+        camera.as_str(),
+        dir.path(),
+        N,
+        Some(N as usize - 2 * BATCH),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!(
+                "the camera was not killed in 120 s; broker log:\n{}",
+                broker.log()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // kill -9 in the middle of publishing.
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let before = stored_ids(&store, &camera).await.len();
+    };
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the camera died of SIGKILL: {status}"
+    );
+    let left = Outbox::open(&dir.path().join("outbox"), OutboxConfig::default())
+        .unwrap()
+        .depth();
     assert!(
-        before < N as usize,
-        "the kill must come before everything was sent ({before})"
+        left > 0 && left <= N - 2 * BATCH as u64,
+        "the kill came after two batches and before the last ({left} reads left)"
     );
 
-    // The camera comes back on the same outbox and sends what was not acknowledged; the
-    // broker restarts under it once it published again.
-    let mut child = spawn_camera(&broker, camera.as_str(), dir.path(), 0);
+    // The camera comes back on the same outbox and sends what was not acknowledged (the agent
+    // sends a batch a second). Once the cloud handles a batch again, the broker restarts under
+    // the publishing camera.
+    let mut child = spawn_camera(&broker, camera.as_str(), dir.path(), 0, None);
     let handled = cloud.handled();
     let deadline = Instant::now() + Duration::from_secs(60);
     while cloud.handled() == handled {
@@ -302,6 +371,10 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let before_restart = stored_ids(&store, &camera).await.len();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the camera drained before the broker restart"
+    );
     broker.restart();
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
@@ -316,7 +389,7 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
     };
     assert!(status.success(), "camera process failed: {status}");
 
-    let ids = wait_for_count(&store, &camera, N as usize).await;
+    let ids = cloud.wait_for_count(&store, &camera, N as usize).await;
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "one item per read");
     let expected: HashSet<String> = (0..N).map(|i| format!("k{i:06}")).collect();
@@ -324,7 +397,7 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
     assert_eq!(got, expected, "every read exactly once");
     assert!(
         before_restart < N as usize,
-        "the broker restarted before everything was sent ({before_restart})"
+        "the broker restarted before the cloud had taken every read ({before_restart})"
     );
     let outbox = Outbox::open(&dir.path().join("outbox"), OutboxConfig::default()).unwrap();
     assert_eq!(outbox.depth(), 0);
@@ -374,14 +447,15 @@ async fn a_full_outbox_drops_the_oldest_reads_counts_them_and_delivers_the_rest(
     );
 
     let outbox: OutboxHandle = std::sync::Arc::new(std::sync::Mutex::new(outbox));
-    publish_with_the_agent(cfg, outbox.clone()).await;
+    publish_with_the_agent(cfg, outbox.clone(), None).await;
     assert_eq!(
         outbox.lock().unwrap().dropped(),
         dropped,
         "publishing drops nothing"
     );
 
-    let ids: HashSet<String> = wait_for_count(&store, &camera, kept as usize)
+    let ids: HashSet<String> = cloud
+        .wait_for_count(&store, &camera, kept as usize)
         .await
         .into_iter()
         .collect();

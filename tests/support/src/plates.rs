@@ -33,12 +33,14 @@ pub async fn fresh_store() -> (DynamoPlateReadStore, DynamoCameraRegistry) {
 }
 
 /// Every read id stored for `camera`, through the camera query (newest first, paginated).
+/// Pages are large: each page queries all 16 shards for a page's worth, so small pages read
+/// the same items many times over and keep moto busy for tens of seconds at 3,000 reads.
 pub async fn stored_ids(store: &DynamoPlateReadStore, camera: &CameraId) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor = None;
     loop {
         let page = store
-            .reads_by_camera(camera, TimeRange::ALL, 500, cursor.as_deref())
+            .reads_by_camera(camera, TimeRange::ALL, 5000, cursor.as_deref())
             .await
             .expect("query the reads of a camera");
         ids.extend(page.items.into_iter().map(|r| r.read_id.to_string()));
