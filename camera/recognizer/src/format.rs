@@ -48,13 +48,14 @@ pub fn formats_for(region: PlateRegion) -> impl Iterator<Item = &'static PlateFo
         .filter(move |f| region == PlateRegion::Auto || f.region == region)
 }
 
-/// Weight of a known format in `region` (less when the region is not set: many formats, weaker
-/// evidence).
+/// Weight of a known format in `region`: full where the list is the region's whole scheme
+/// (every Brazilian plate is `LLLNNNN` or Mercosul `LLLNLNN`), less where the list is a part of
+/// what the camera may see: Europe's three schemes out of dozens of countries' (a plate of an
+/// unlisted country must stay free text), and every format when the region is not set.
 fn format_prior(region: PlateRegion) -> f32 {
-    if region == PlateRegion::Auto {
-        AUTO_FORMAT_PRIOR
-    } else {
-        1.0
+    match region {
+        PlateRegion::Br => 1.0,
+        PlateRegion::Eu | PlateRegion::Auto | PlateRegion::Us => PARTIAL_LIST_PRIOR,
     }
 }
 
@@ -80,8 +81,8 @@ const MIN_ALTERNATIVE_SHARE: f32 = 0.2;
 /// A format may change at most this many characters of what was read (more: it is another
 /// format, not a misread).
 const MAX_SUBSTITUTIONS: usize = 1;
-/// Weight of a known format when the region is not set (many formats: weaker evidence).
-const AUTO_FORMAT_PRIOR: f32 = 0.8;
+/// Weight of a known format when the region's list is not all it may see (see `format_prior`).
+const PARTIAL_LIST_PRIOR: f32 = 0.8;
 /// Score factor for cutting stray text off a plate: per character cut off a token, or per
 /// stretch of stray text before or after the plate in constrained decoding.
 const STRAY_FACTOR: f32 = 0.9;
