@@ -1,5 +1,11 @@
 //! Plate-format knowledge: from what the reader saw in a region, pick the most plate-like token
 //! and fix letter/digit confusions (O/0, I/1, B/8, ...) where a known format dictates the class.
+//!
+//! With the reader's CTC probabilities ([`TextRead::ctc`]), each format of the region is decoded
+//! from them directly (`constrained`: the most probable path whose string follows the format);
+//! without them, the greedy read may have one character replaced.
+
+mod constrained;
 
 use anpr_protocol::PlateRegion;
 use serde::Serialize;
@@ -35,6 +41,24 @@ pub const FORMATS: &[PlateFormat] = &[
     f("eu-uk", "LLNNLLL", PlateRegion::Eu),
 ];
 
+/// The formats expected in `region`: its own, every one for `auto`, none for `us`.
+pub fn formats_for(region: PlateRegion) -> impl Iterator<Item = &'static PlateFormat> {
+    FORMATS
+        .iter()
+        .filter(move |f| region == PlateRegion::Auto || f.region == region)
+}
+
+/// Weight of a known format in `region`: full where the list is the region's whole scheme
+/// (every Brazilian plate is `LLLNNNN` or Mercosul `LLLNLNN`), less where the list is a part of
+/// what the camera may see: Europe's three schemes out of dozens of countries' (a plate of an
+/// unlisted country must stay free text), and every format when the region is not set.
+fn format_prior(region: PlateRegion) -> f32 {
+    match region {
+        PlateRegion::Br => 1.0,
+        PlateRegion::Eu | PlateRegion::Auto | PlateRegion::Us => PARTIAL_LIST_PRIOR,
+    }
+}
+
 /// The plate text chosen in one region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlateText {
@@ -57,8 +81,17 @@ const MIN_ALTERNATIVE_SHARE: f32 = 0.2;
 /// A format may change at most this many characters of what was read (more: it is another
 /// format, not a misread).
 const MAX_SUBSTITUTIONS: usize = 1;
-/// Weight of a known format when the region is not set (many formats: weaker evidence).
-const AUTO_FORMAT_PRIOR: f32 = 0.8;
+/// Weight of a known format when the region's list is not all it may see (see `format_prior`).
+const PARTIAL_LIST_PRIOR: f32 = 0.8;
+/// Score factor for cutting stray text off a plate: per character cut off a token, or per
+/// stretch of stray text before or after the plate in constrained decoding.
+const STRAY_FACTOR: f32 = 0.9;
+
+/// A plate is usually all of its line: a few characters out of a long line of text (a phone
+/// number, a timestamp) are less likely. Score factor for keeping `kept` of `total`.
+fn coverage(kept: usize, total: usize) -> f32 {
+    (kept as f32 / total.max(1) as f32).min(1.0).powf(0.3)
+}
 
 fn allowed(class: u8, index: usize) -> bool {
     match class {
@@ -90,9 +123,24 @@ fn look_alike_share(a: u8, b: u8) -> f32 {
         .map_or(0.0, |&(_, _, share)| share)
 }
 
-/// Best character under a class constraint: (index, probability). Where the reader's top
-/// character is of the wrong class, its look-alike of the right class inherits most of its
-/// probability (the reader cannot tell O from 0 in most plate fonts; the format can).
+/// Probability of character `i` where a format dictates `class` (`None`: the class forbids
+/// it), given the 36 probabilities and their top (index, probability; index `usize::MAX` when
+/// all are zero). Where the top character is of the wrong class, its look-alike of the right
+/// class inherits most of its probability (the reader cannot tell O from 0 in most plate
+/// fonts; the format can).
+fn class_prob(probs: &[f32; 36], top: (usize, f32), class: u8, i: usize) -> Option<f32> {
+    if !allowed(class, i) {
+        return None;
+    }
+    let p = probs[i];
+    Some(if top.0 < 36 && top.0 != i {
+        p.max(top.1 * look_alike_share(PLATE_ALPHABET[i], PLATE_ALPHABET[top.0]))
+    } else {
+        p
+    })
+}
+
+/// Best character under a class constraint: (index, probability), see [`class_prob`].
 fn best_in_class(c: &CharRead, class: u8) -> (usize, f32) {
     let top = c
         .probs
@@ -104,22 +152,24 @@ fn best_in_class(c: &CharRead, class: u8) -> (usize, f32) {
             |acc, (i, p)| if p > acc.1 { (i, p) } else { acc },
         );
     let mut best = (usize::MAX, -1f32);
-    for (i, &p) in c.probs.iter().enumerate() {
-        if !allowed(class, i) {
-            continue;
-        }
-        let mut p = p;
-        if top.0 != usize::MAX && top.0 != i {
-            p = p.max(top.1 * look_alike_share(PLATE_ALPHABET[i], PLATE_ALPHABET[top.0]));
-        }
-        if p > best.1 {
+    for i in 0..36 {
+        if let Some(p) = class_prob(&c.probs, top, class, i)
+            && p > best.1
+        {
             best = (i, p);
         }
     }
     best
 }
 
-fn evaluate(chars: &[&CharRead], region: PlateRegion, trimmed: usize) -> Option<PlateText> {
+/// The best candidate of one span of characters: as free text (untrimmed spans only) and, when
+/// `formats`, as each known format of the region with at most one character replaced.
+fn evaluate(
+    chars: &[&CharRead],
+    region: PlateRegion,
+    trimmed: usize,
+    formats: bool,
+) -> Option<PlateText> {
     let n = chars.len();
     if !(MIN_LEN..=MAX_LEN).contains(&n) {
         return None;
@@ -153,17 +203,12 @@ fn evaluate(chars: &[&CharRead], region: PlateRegion, trimmed: usize) -> Option<
         }
         Some((text, confs, (log_sum / n as f32).exp()))
     };
-    for format in FORMATS {
-        if format.pattern.len() != n || (region != PlateRegion::Auto && format.region != region) {
+    for format in formats_for(region).filter(|_| formats) {
+        if format.pattern.len() != n {
             continue;
         }
         if let Some((text, confs, q)) = build(format.pattern.as_bytes()) {
-            let prior = if region == PlateRegion::Auto {
-                AUTO_FORMAT_PRIOR
-            } else {
-                1.0
-            };
-            let score = q * prior * 0.9f32.powi(trimmed as i32);
+            let score = q * format_prior(region) * STRAY_FACTOR.powi(trimmed as i32);
             consider(PlateText {
                 text,
                 confidence: q,
@@ -216,9 +261,12 @@ fn longest_letter_run(text: &str) -> usize {
     best
 }
 
-/// The most plate-like string in what was read, if any: tokens (split at separators) and runs of
-/// neighbouring tokens are tried whole, and with one stray character cut at either end when that
-/// yields a known format; each against every known format of the region and as free text.
+/// The most plate-like string in what was read, if any. Tokens (split at separators) and runs of
+/// neighbouring tokens are tried whole as free text. Each known format of the region is tried
+/// too: with the reader's CTC matrix, as the most probable path that spells the format (any
+/// number of letter/digit fixes, stray text before and after allowed at a cost), ranked by the
+/// evidence for that path against the greedy read; without it, on the same tokens and runs, with
+/// one stray character cut at either end and at most one character replaced.
 pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
     let mut tokens: Vec<Vec<&CharRead>> = vec![Vec::new()];
     for c in &read.chars {
@@ -231,6 +279,8 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
         }
     }
     let total: usize = tokens.iter().map(Vec::len).sum();
+    // With the CTC matrix, formats are decoded from it below.
+    let formats = read.ctc.is_none();
     let mut best: Option<PlateText> = None;
     for i in 0..tokens.len() {
         let mut span: Vec<&CharRead> = Vec::new();
@@ -250,11 +300,8 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
                 if a >= b {
                     continue;
                 }
-                // A plate is usually all of its line: a few tokens out of a long line of
-                // text (a phone number, a timestamp) are less likely.
-                let coverage = ((b - a) as f32 / total.max(1) as f32).min(1.0).powf(0.3);
-                if let Some(mut cand) = evaluate(&span[a..b], region, trimmed) {
-                    cand.score *= coverage;
+                if let Some(mut cand) = evaluate(&span[a..b], region, trimmed, formats) {
+                    cand.score *= coverage(b - a, total);
                     if best.as_ref().is_none_or(|x| cand.score > x.score) {
                         best = Some(cand);
                     }
@@ -262,12 +309,54 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
             }
         }
     }
+    if let Some(matrix) = &read.ctc {
+        for format in formats_for(region) {
+            if let Some(cand) = constrained_candidate(matrix, format, region)
+                && best.as_ref().is_none_or(|x| cand.score > x.score)
+            {
+                best = Some(cand);
+            }
+        }
+    }
     best
+}
+
+/// `format` decoded from the reader's CTC matrix: the most probable path spelling it. Its score
+/// is the evidence for the path (what the reader saw at its characters times `exp(−what the
+/// path loses against the greedy read)`, see [`constrained::ConstrainedPath::evidence`]) times
+/// the format's prior, [`STRAY_FACTOR`] per stretch of stray text cut, and the share of the
+/// line's characters it keeps. Against the greedy read as free text (prior 0.6 or less), a
+/// format thus wins when the path is at most `prior / 0.6` times less probable: close evidence,
+/// not a read the reader clearly saw otherwise.
+fn constrained_candidate(
+    matrix: &crate::read::CtcMatrix,
+    format: &PlateFormat,
+    region: PlateRegion,
+) -> Option<PlateText> {
+    let path = constrained::best_path(matrix, format.pattern.as_bytes(), -STRAY_FACTOR.ln())?;
+    let confidence = path.confidence();
+    let n = path.chars.len();
+    let score = path.evidence()
+        * format_prior(region)
+        * STRAY_FACTOR.powi(path.stray_stretches as i32)
+        * coverage(n, n + path.stray_chars);
+    Some(PlateText {
+        text: path
+            .chars
+            .iter()
+            .map(|&i| PLATE_ALPHABET[i] as char)
+            .collect(),
+        confidence,
+        char_confidences: path.confidences,
+        format: Some(format.name),
+        score,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::read::{CTC_BLANK, CTC_COLUMNS, CTC_SEPARATOR, CtcMatrix};
 
     /// A read where each character has the given probability, with an optional runner-up.
     /// One character of a synthetic read: the character, its probability, and the runner-up.
@@ -286,7 +375,7 @@ mod tests {
                 c
             })
             .collect();
-        TextRead { chars }
+        TextRead { chars, ctc: None }
     }
 
     fn plain(s: &str) -> TextRead {
@@ -352,5 +441,147 @@ mod tests {
     #[test]
     fn too_short_text_is_not_a_plate() {
         assert!(best_plate(&plain("AB 1"), PlateRegion::Auto).is_none());
+    }
+
+    /// One step of a synthetic CTC output: its symbol (`-` blank, `_` separator, else a plate
+    /// character), the symbol's probability and an optional runner-up; the rest of the mass is
+    /// spread evenly over all 38 columns.
+    pub(super) type StepSpec = (char, f32, Option<(char, f32)>);
+
+    fn column(symbol: char) -> usize {
+        match symbol {
+            '-' => CTC_BLANK,
+            '_' => CTC_SEPARATOR,
+            c => 1 + alphabet_index(c).expect("a plate character"),
+        }
+    }
+
+    /// A CTC matrix from step specifications.
+    pub(super) fn matrix(steps: &[StepSpec]) -> CtcMatrix {
+        let rows = steps
+            .iter()
+            .map(|&(symbol, p, runner_up)| {
+                let q = runner_up.map_or(0.0, |r| r.1);
+                let mut row = [(1.0 - p - q) / CTC_COLUMNS as f32; CTC_COLUMNS];
+                row[column(symbol)] += p;
+                if let Some((r, q)) = runner_up {
+                    row[column(r)] += q;
+                }
+                row
+            })
+            .collect();
+        CtcMatrix::new(rows)
+    }
+
+    /// Steps spelling `text` with a blank after each symbol, every step at probability 0.9.
+    pub(super) fn spelled(text: &str) -> Vec<StepSpec> {
+        text.chars()
+            .flat_map(|c| [(c, 0.9, None), ('-', 0.9, None)])
+            .collect()
+    }
+
+    /// Steps for "8BCI2O4" where the reader hesitated at 8/B, I/1 and O/0 (a Brazilian plate
+    /// BBC1204 read in an unfamiliar typeface).
+    fn three_confusions() -> Vec<StepSpec> {
+        let mut steps = spelled("8BCI2O4");
+        steps[0] = ('8', 0.75, Some(('B', 0.15)));
+        steps[6] = ('I', 0.7, Some(('1', 0.2)));
+        steps[10] = ('O', 0.6, Some(('0', 0.3)));
+        steps
+    }
+
+    #[test]
+    fn constrained_decoding_fixes_three_class_confusions() {
+        let read = TextRead::from_ctc(matrix(&three_confusions()));
+        assert_eq!(read.text(), "8BCI2O4");
+        let p = best_plate(&read, PlateRegion::Br).expect("a plate");
+        assert_eq!(p.text, "BBC1204");
+        assert_eq!(p.format, Some("br-old"));
+        // Without the matrix, one replacement is all a format may make: not enough here.
+        let greedy_only = TextRead {
+            chars: read.chars.clone(),
+            ctc: None,
+        };
+        let q = best_plate(&greedy_only, PlateRegion::Br).expect("a plate");
+        assert_eq!(q.text, "8BCI2O4");
+        assert_eq!(q.format, None);
+        assert!(p.score > q.score);
+    }
+
+    #[test]
+    fn character_confidences_come_from_the_path() {
+        let read = TextRead::from_ctc(matrix(&three_confusions()));
+        let p = best_plate(&read, PlateRegion::Br).expect("a plate");
+        let c = &p.char_confidences;
+        assert_eq!(c.len(), 7);
+        // B where the reader saw 8 at 0.75: the look-alike's share of it (0.85), above B's own
+        // 0.15 plus the spread.
+        assert!((c[0] - 0.85 * (0.75 + 0.1 / 38.0)).abs() < 1e-4, "{c:?}");
+        // 1 where the reader saw I: 0.9 of the I's probability; a plain character: its own.
+        assert!((c[3] - 0.9 * (0.7 + 0.1 / 38.0)).abs() < 1e-4, "{c:?}");
+        assert!((c[1] - (0.9 + 0.1 / 38.0)).abs() < 1e-4, "{c:?}");
+        let mean = (c.iter().map(|x| x.ln()).sum::<f32>() / 7.0).exp();
+        assert!((p.confidence - mean).abs() < 1e-3, "{p:?}");
+    }
+
+    #[test]
+    fn a_strongly_different_read_is_not_forced_into_a_format() {
+        let steps: Vec<StepSpec> = spelled("7ABC123")
+            .into_iter()
+            .map(|(c, _, r)| (c, 0.97, r))
+            .collect();
+        let p =
+            best_plate(&TextRead::from_ctc(matrix(&steps)), PlateRegion::Auto).expect("a plate");
+        assert_eq!(p.text, "7ABC123");
+        assert_eq!(p.format, None);
+    }
+
+    #[test]
+    fn the_us_region_uses_no_formats() {
+        assert_eq!(formats_for(PlateRegion::Us).count(), 0);
+        assert_eq!(formats_for(PlateRegion::Auto).count(), FORMATS.len());
+        assert!(formats_for(PlateRegion::Br).all(|f| f.region == PlateRegion::Br));
+        assert_eq!(formats_for(PlateRegion::Eu).count(), 3);
+        let read = TextRead::from_ctc(matrix(&three_confusions()));
+        let p = best_plate(&read, PlateRegion::Us).expect("a plate");
+        assert_eq!(p.text, "8BCI2O4");
+        assert_eq!(p.format, None);
+    }
+
+    #[test]
+    fn stray_text_at_either_end_is_cut() {
+        // A country letter before an Italian plate and a stray digit after it, with a
+        // separator (PP-OCR) or without (our reader).
+        for line in ["I_AB123CD_9", "IAB123CD9"] {
+            let read = TextRead::from_ctc(matrix(&spelled(line)));
+            let p = best_plate(&read, PlateRegion::Eu).expect("a plate");
+            assert_eq!(p.text, "AB123CD", "{line}");
+            assert_eq!(p.format, Some("eu-it-fr"), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_separator_between_plate_characters_reads_as_a_gap() {
+        let mut steps = spelled("ABC");
+        steps.extend([('_', 0.9, None), ('_', 0.8, None)]);
+        steps.extend(spelled("1234"));
+        let read = TextRead::from_ctc(matrix(&steps));
+        assert_eq!(read.text(), "ABC 1234");
+        let p = best_plate(&read, PlateRegion::Br).expect("a plate");
+        assert_eq!(p.text, "ABC1234");
+        assert_eq!(p.format, Some("br-old"));
+        // As confident as the greedy read: nothing was changed.
+        assert!((p.confidence - (0.9 + 0.1 / 38.0)).abs() < 1e-4, "{p:?}");
+    }
+
+    #[test]
+    fn a_read_that_fits_no_format_stays_free_text() {
+        // Too few steps for any seven-character format: the free text is all there is.
+        let steps: Vec<StepSpec> = "AB12".chars().map(|c| (c, 0.9, None)).collect();
+        let read = TextRead::from_ctc(matrix(&steps));
+        let p = best_plate(&read, PlateRegion::Auto).expect("a plate");
+        assert_eq!(p.text, "AB12");
+        assert_eq!(p.format, None);
+        assert!(best_plate(&TextRead::from_ctc(CtcMatrix::default()), PlateRegion::Br).is_none());
     }
 }

@@ -60,8 +60,9 @@ pub use eval::{EvalReport, evaluate_dir};
 pub use format::PlateText;
 pub use geometry::BBox;
 pub use read::{
-    CharRead, PLATE_ALPHABET, PLATE_READER_HEIGHT, PLATE_READER_WIDTH, PlateCtcReader, PlateReader,
-    PpOcrReader, TextRead, plate_reader_input,
+    CTC_BLANK, CTC_COLUMNS, CTC_SEPARATOR, CharRead, CtcMatrix, PLATE_ALPHABET,
+    PLATE_READER_HEIGHT, PLATE_READER_WIDTH, PlateCtcReader, PlateReader, PpOcrReader, TextRead,
+    plate_reader_input,
 };
 pub use track::{GroupedRead, TemporalGrouper, edit_distance};
 

@@ -56,14 +56,122 @@ impl CharRead {
 /// What a reader saw in one region.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TextRead {
-    /// The characters and separators, left to right.
+    /// The characters and separators, left to right (greedy CTC decoding).
     pub chars: Vec<CharRead>,
+    /// The CTC probabilities they were decoded from, when the reader has them: the format
+    /// post-processing looks there for the best string of each plate format
+    /// ([`format::best_plate`](crate::format::best_plate)).
+    #[serde(skip)]
+    pub ctc: Option<CtcMatrix>,
 }
 
 impl TextRead {
+    /// The greedy read of a CTC matrix ([`CtcMatrix::greedy`]), the matrix kept with it.
+    pub fn from_ctc(matrix: CtcMatrix) -> Self {
+        Self {
+            chars: matrix.greedy(),
+            ctc: Some(matrix),
+        }
+    }
+
     /// The text, with separators as spaces.
     pub fn text(&self) -> String {
         self.chars.iter().map(|c| c.ch).collect()
+    }
+}
+
+/// Columns of a [`CtcMatrix`] row: CTC blank, the 36 plate characters in [`PLATE_ALPHABET`]
+/// order (columns 1..=36), separator (space and every other symbol of the reader).
+pub const CTC_COLUMNS: usize = 38;
+/// Column of the CTC blank in a [`CtcMatrix`] row.
+pub const CTC_BLANK: usize = 0;
+/// Column of the separator in a [`CtcMatrix`] row.
+pub const CTC_SEPARATOR: usize = 37;
+
+/// A reader's CTC output with its classes summed into [`CTC_COLUMNS`] groups: one row of
+/// probabilities per time step, left to right.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CtcMatrix {
+    rows: Vec<[f32; CTC_COLUMNS]>,
+}
+
+impl CtcMatrix {
+    /// A matrix from its rows (each: blank, 0-9 A-Z, separator). Negative or NaN entries count
+    /// as 0.
+    pub fn new(mut rows: Vec<[f32; CTC_COLUMNS]>) -> Self {
+        for row in &mut rows {
+            for p in row.iter_mut() {
+                *p = p.max(0.0);
+            }
+        }
+        Self { rows }
+    }
+
+    /// The rows, one per time step.
+    pub fn rows(&self) -> &[[f32; CTC_COLUMNS]] {
+        &self.rows
+    }
+
+    /// Greedy decoding: the most probable group at each step, repeats collapsed, blanks
+    /// dropped, runs of separators kept as one `' '` (none at either end). Each character keeps
+    /// the probabilities of its most confident step.
+    pub fn greedy(&self) -> Vec<CharRead> {
+        let mut chars: Vec<CharRead> = Vec::new();
+        let mut prev: Option<usize> = None; // column of the previous step's winner
+        for row in &self.rows {
+            let probs = plate_char_probs(row);
+            let (blank, sep) = (row[CTC_BLANK], row[CTC_SEPARATOR]);
+            let (best_char, best_p) =
+                probs
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .fold(
+                        (0usize, -1f32),
+                        |acc, (i, p)| if p > acc.1 { (i, p) } else { acc },
+                    );
+            let (winner, p) = if blank >= best_p && blank >= sep {
+                (CTC_BLANK, blank)
+            } else if sep > best_p {
+                (CTC_SEPARATOR, sep)
+            } else {
+                (1 + best_char, best_p)
+            };
+            if Some(winner) == prev {
+                // Same symbol continues: keep the most confident step's probabilities.
+                if winner != CTC_BLANK
+                    && winner != CTC_SEPARATOR
+                    && let Some(last) = chars.last_mut()
+                    && p > last.confidence
+                {
+                    last.confidence = p;
+                    last.probs = probs;
+                }
+                continue;
+            }
+            prev = Some(winner);
+            match winner {
+                CTC_BLANK => {}
+                CTC_SEPARATOR => {
+                    if chars.last().is_some_and(|c| !c.is_separator()) {
+                        chars.push(CharRead {
+                            ch: ' ',
+                            confidence: p,
+                            probs: [0.0; 36],
+                        });
+                    }
+                }
+                column => chars.push(CharRead {
+                    ch: PLATE_ALPHABET[column - 1] as char,
+                    confidence: p,
+                    probs,
+                }),
+            }
+        }
+        while chars.last().is_some_and(|c| c.is_separator()) {
+            chars.pop();
+        }
+        chars
     }
 }
 
@@ -275,73 +383,35 @@ impl PlateReader for PlateCtcReader {
     }
 }
 
-/// Greedy CTC decoding over groups: blank, the 36 plate characters (upper and lower case and
-/// full-width forms summed) and "separator" (space and every other symbol).
+/// Probabilities of the 36 plate characters in one [`CtcMatrix`] row, in [`PLATE_ALPHABET`]
+/// order.
+pub(crate) fn plate_char_probs(row: &[f32; CTC_COLUMNS]) -> [f32; 36] {
+    std::array::from_fn(|i| row[1 + i])
+}
+
+/// Greedy CTC decoding of a reader's output (`steps` rows of `classes` probabilities) over
+/// groups: blank, the 36 plate characters (upper and lower case and full-width forms summed) and
+/// "separator" (space and every other symbol). The grouped matrix is kept with the read. An
+/// output shorter than `steps` rows gives the rows it has.
 fn ctc_decode(out: &[f32], steps: usize, classes: usize, groups: &[Group]) -> TextRead {
-    let mut chars: Vec<CharRead> = Vec::new();
-    let mut prev: Option<usize> = None; // index in 0..38 of the previous step's winner
-    for t in 0..steps {
-        let row = &out[t * classes..(t + 1) * classes];
-        let mut probs = [0f32; 36];
-        let (mut blank, mut sep) = (0f32, 0f32);
-        for (k, &p) in row.iter().enumerate() {
-            match groups.get(k).copied().unwrap_or(Group::Sep) {
-                Group::Blank => blank += p,
-                Group::Char(i) => probs[i as usize] += p,
-                Group::Sep => sep += p,
+    let steps = if classes == 0 { 0 } else { steps };
+    let rows = out
+        .chunks_exact(classes.max(1))
+        .take(steps)
+        .map(|row| {
+            let mut grouped = [0f32; CTC_COLUMNS];
+            for (k, &p) in row.iter().enumerate() {
+                let column = match groups.get(k).copied().unwrap_or(Group::Sep) {
+                    Group::Blank => CTC_BLANK,
+                    Group::Char(i) => 1 + i as usize,
+                    Group::Sep => CTC_SEPARATOR,
+                };
+                grouped[column] += p;
             }
-        }
-        let (best_char, best_p) =
-            probs
-                .iter()
-                .copied()
-                .enumerate()
-                .fold(
-                    (0usize, -1f32),
-                    |acc, (i, p)| if p > acc.1 { (i, p) } else { acc },
-                );
-        let (winner, p) = if blank >= best_p && blank >= sep {
-            (36, blank)
-        } else if sep > best_p {
-            (37, sep)
-        } else {
-            (best_char, best_p)
-        };
-        if Some(winner) == prev {
-            // Same symbol continues: keep the most confident step's probabilities.
-            if winner < 37
-                && winner != 36
-                && let Some(last) = chars.last_mut()
-                && p > last.confidence
-            {
-                last.confidence = p;
-                last.probs = probs;
-            }
-            continue;
-        }
-        prev = Some(winner);
-        match winner {
-            36 => {}
-            37 => {
-                if chars.last().is_some_and(|c| !c.is_separator()) {
-                    chars.push(CharRead {
-                        ch: ' ',
-                        confidence: p,
-                        probs: [0.0; 36],
-                    });
-                }
-            }
-            i => chars.push(CharRead {
-                ch: PLATE_ALPHABET[i] as char,
-                confidence: p,
-                probs,
-            }),
-        }
-    }
-    while chars.last().is_some_and(|c| c.is_separator()) {
-        chars.pop();
-    }
-    TextRead { chars }
+            grouped
+        })
+        .collect();
+    TextRead::from_ctc(CtcMatrix::new(rows))
 }
 
 #[cfg(test)]
@@ -376,6 +446,43 @@ mod tests {
         assert_eq!(read.text(), "A 11");
         assert!((read.chars[0].confidence - 0.8).abs() < 1e-6);
         assert!((read.chars[0].probs[alphabet_index('A').unwrap_or(0)] - 0.8).abs() < 1e-6);
+        // The grouped matrix is kept: blank, 0-9 A-Z, separator per step.
+        let matrix = read.ctc.as_ref().expect("the matrix");
+        assert_eq!(matrix.rows().len(), rows.len());
+        let first = matrix.rows()[0];
+        assert!((first[CTC_BLANK] - 0.1).abs() < 1e-6);
+        assert!((first[1 + alphabet_index('A').unwrap_or(0)] - 0.8).abs() < 1e-6);
+        assert!((first[1 + alphabet_index('1').unwrap_or(0)] - 0.1).abs() < 1e-6);
+        assert!((matrix.rows()[3][CTC_SEPARATOR] - 0.8).abs() < 1e-6);
+        assert_eq!(TextRead::from_ctc(matrix.clone()), read);
+    }
+
+    #[test]
+    fn a_short_or_malformed_output_is_decoded_as_far_as_it_goes() {
+        // Two and a half rows where three were announced; a NaN counts as nothing.
+        let flat = [
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+            0.0,
+            0.0, // 1
+            0.9,
+            f32::NAN,
+            0.0,
+            0.1,
+            0.0,
+            0.0, // blank
+            0.0,
+            1.0,
+            0.0, // cut short
+        ];
+        let read = ctc_decode(&flat, 3, 6, &groups());
+        assert_eq!(read.text(), "1");
+        let matrix = read.ctc.as_ref().expect("the matrix");
+        assert_eq!(matrix.rows().len(), 2);
+        assert!(matrix.rows()[1].iter().all(|p| p.is_finite()));
+        assert_eq!(ctc_decode(&flat, 3, 0, &groups()).text(), "");
     }
 
     #[test]

@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use anpr_recognizer::format::best_plate;
 use anpr_recognizer::{
-    DETECTOR_FILE, PLATE_READER_FILE, PlateCtcReader, PlateReader, READER_FILE, ReaderKind,
-    Recognizer, RecognizerConfig, RecognizerError, open_image,
+    CTC_SEPARATOR, DETECTOR_FILE, PLATE_READER_FILE, PlateCtcReader, PlateReader, PlateRegion,
+    READER_FILE, ReaderKind, Recognizer, RecognizerConfig, RecognizerError, open_image,
 };
 
 fn committed_model() -> PathBuf {
@@ -57,6 +58,38 @@ fn our_reader_reads_rendered_plates_of_each_region() -> anyhow::Result<()> {
         }
     }
     assert!(wrong.is_empty(), "misread: {wrong:?}");
+    Ok(())
+}
+
+#[test]
+fn our_reader_keeps_its_ctc_output_for_format_decoding() -> anyhow::Result<()> {
+    let reader = PlateCtcReader::load(&committed_model())?;
+    let mut brazilian = 0;
+    for (label, crop) in fixture_crops() {
+        let read = reader.read(&crop)?;
+        let matrix = read.ctc.as_ref().expect("the CTC matrix");
+        // One row per output step, each a probability distribution over blank, 0-9 A-Z and
+        // separator (which this reader never gives).
+        assert_eq!(matrix.rows().len(), 32);
+        for row in matrix.rows() {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-3, "{row:?}");
+            assert_eq!(row[CTC_SEPARATOR], 0.0);
+        }
+        // The Brazilian crops decoded under Brazil's formats give their plate and its format.
+        if ["FSH2676", "HKE7R98", "LFZ4580"].contains(&label.as_str()) {
+            brazilian += 1;
+            let plate = best_plate(&read, PlateRegion::Br).expect("a plate");
+            assert_eq!(plate.text, label);
+            let expected = if label == "HKE7R98" {
+                "br-mercosul"
+            } else {
+                "br-old"
+            };
+            assert_eq!(plate.format, Some(expected));
+            assert_eq!(plate.char_confidences.len(), 7);
+        }
+    }
+    assert_eq!(brazilian, 3);
     Ok(())
 }
 
