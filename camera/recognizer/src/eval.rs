@@ -216,32 +216,19 @@ pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport,
             path: dir.to_path_buf(),
         });
     }
-    let recognizer = Recognizer::new(config)?;
-    let mut regional: Vec<(PlateRegion, Recognizer)> = Vec::new();
+    // One pipeline for every folder, as on a camera (one set of models and compiled plans, so
+    // its peak memory is a camera's); only the plate formats change between folders.
+    let mut recognizer = Recognizer::new(config)?;
     let mut images = Vec::new();
     for (name, folder, items) in &sets {
         // A subfolder named after a region (us, eu, br) is measured as a camera set to that
         // region would see it, unless the configuration fixes the region.
-        let hint = name
+        let region = name
             .parse::<PlateRegion>()
             .ok()
-            .filter(|_| config.region == PlateRegion::Auto && config.region_from_folder);
-        let recognizer = match hint {
-            Some(region) if region != PlateRegion::Auto => {
-                if !regional.iter().any(|(r, _)| *r == region) {
-                    let cfg = RecognizerConfig {
-                        region,
-                        ..config.clone()
-                    };
-                    regional.push((region, Recognizer::new(&cfg)?));
-                }
-                regional
-                    .iter()
-                    .find(|(r, _)| *r == region)
-                    .map_or(&recognizer, |(_, rec)| rec)
-            }
-            _ => &recognizer,
-        };
+            .filter(|_| config.region == PlateRegion::Auto && config.region_from_folder)
+            .unwrap_or(config.region);
+        recognizer.tune(config.min_score, region);
         for (_, truth) in items {
             let img = open_image(&folder.join(&truth.file))?;
             let start = Instant::now();
