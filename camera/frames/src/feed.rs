@@ -416,7 +416,7 @@ impl Feed {
         let best_frame = self
             .held
             .iter()
-            .find(|h| h.at_ms == g.best_at_ms && h.reads.contains(&g.best))
+            .find(|h| g.is_best_of(h.at_ms, &h.reads))
             .map(|h| h.file.clone());
         let id = match &best_frame {
             Some(f) => read_id(f, &g.best.text),

@@ -142,7 +142,7 @@ fn the_grouper_and_release_together_keep_a_passage_s_frames_until_its_read_is_ou
     assert_eq!(out.len(), 1, "one read per passage");
     let best = h
         .iter()
-        .find(|f| f.at_ms == out[0].best_at_ms && f.reads.contains(&out[0].best))
+        .find(|f| out[0].is_best_of(f.at_ms, &f.reads))
         .map(|f| f.file.name.clone());
     assert_eq!(
         best.as_deref(),
@@ -197,6 +197,7 @@ fn the_wire_read_has_the_best_read_its_time_percent_and_whole_pixel_box() {
         first_seen_ms: 1000,
         last_seen_ms: 1500,
         count: 3,
+        voters: 3,
     };
     let id = ReadId::parse("abc").unwrap();
     let img = FileName::parse("reads/x.jpg").ok();

@@ -64,7 +64,7 @@ pub use read::{
     PLATE_READER_HEIGHT, PLATE_READER_WIDTH, PlateCtcReader, PlateReader, PpOcrReader, TextRead,
     plate_reader_input,
 };
-pub use track::{GroupedRead, TemporalGrouper, edit_distance};
+pub use track::{GroupedRead, MAX_VOTERS, TemporalGrouper, Voted, edit_distance, vote};
 
 /// One plate read in one frame.
 #[derive(Debug, Clone, PartialEq, Serialize)]
