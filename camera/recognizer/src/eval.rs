@@ -153,8 +153,9 @@ pub fn summarize(name: &str, results: &[&ImageResult]) -> SubsetReport {
     }
 }
 
-/// Annotated images in one folder: (truth file, truth), sorted by name.
-fn annotated_in(dir: &Path) -> Result<Vec<(PathBuf, Truth)>, RecognizerError> {
+/// Annotated images in one folder: (truth file, truth), sorted by name (the image is
+/// `dir/truth.file`).
+pub fn annotated_in(dir: &Path) -> Result<Vec<(PathBuf, Truth)>, RecognizerError> {
     let io = |source| RecognizerError::Io {
         path: dir.to_path_buf(),
         source,

@@ -363,7 +363,7 @@ mod tests {
         g.push(0, &[read_at("ABC1234", 0.8, 1.0)]);
         g.push(100, &[read_at("ABC1Z34", 0.7, 2.0)]);
         let surest = read_at("A8C1234", 0.9, 3.0);
-        g.push(200, &[surest.clone()]);
+        g.push(200, std::slice::from_ref(&surest));
         let out = g.push(1500, &[]);
         assert_eq!(out.len(), 1);
         let got = &out[0];
