@@ -309,6 +309,26 @@ fn spawn_camera(
     .unwrap()
 }
 
+/// Waits up to 120 s for the camera process to end; past that, kills it and fails with `what`
+/// and the broker's log.
+async fn wait_for_exit(
+    child: &mut std::process::Child,
+    what: &str,
+    broker: &Broker,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the camera {what} in 120 s; broker log:\n{}", broker.log());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver_every_read_once() {
     const N: u64 = 3000;
@@ -329,20 +349,7 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
         N,
         Some(N as usize - 2 * BATCH),
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!(
-                "the camera was not killed in 120 s; broker log:\n{}",
-                broker.log()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_for_exit(&mut child, "was not killed", &broker).await;
     use std::os::unix::process::ExitStatusExt as _;
     assert_eq!(
         status.signal(),
@@ -376,17 +383,7 @@ async fn an_offline_camera_killed_mid_publish_and_a_broker_restart_still_deliver
         "the camera drained before the broker restart"
     );
     broker.restart();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the camera did not drain its outbox in 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = wait_for_exit(&mut child, "did not drain its outbox", &broker).await;
     assert!(status.success(), "camera process failed: {status}");
 
     let ids = cloud.wait_for_count(&store, &camera, N as usize).await;

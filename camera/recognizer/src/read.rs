@@ -121,15 +121,7 @@ impl CtcMatrix {
         for row in &self.rows {
             let probs = plate_char_probs(row);
             let (blank, sep) = (row[CTC_BLANK], row[CTC_SEPARATOR]);
-            let (best_char, best_p) =
-                probs
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .fold(
-                        (0usize, -1f32),
-                        |acc, (i, p)| if p > acc.1 { (i, p) } else { acc },
-                    );
+            let (best_char, best_p) = most_probable(&probs);
             let (winner, p) = if blank >= best_p && blank >= sep {
                 (CTC_BLANK, blank)
             } else if sep > best_p {
@@ -387,6 +379,15 @@ impl PlateReader for PlateCtcReader {
 /// order.
 pub(crate) fn plate_char_probs(row: &[f32; CTC_COLUMNS]) -> [f32; 36] {
     std::array::from_fn(|i| row[1 + i])
+}
+
+/// The most probable of `probs`: (index, probability); the first of equals; `(0, -1.0)` when
+/// empty.
+pub(crate) fn most_probable(probs: &[f32]) -> (usize, f32) {
+    probs.iter().copied().enumerate().fold(
+        (0usize, -1f32),
+        |acc, (i, p)| if p > acc.1 { (i, p) } else { acc },
+    )
 }
 
 /// Greedy CTC decoding of a reader's output (`steps` rows of `classes` probabilities) over

@@ -16,7 +16,9 @@
 //! `stray_penalty` nats once, whatever its length.
 
 use super::class_prob;
-use crate::read::{CTC_BLANK, CTC_COLUMNS, CTC_SEPARATOR, CtcMatrix, plate_char_probs};
+use crate::read::{
+    CTC_BLANK, CTC_COLUMNS, CTC_SEPARATOR, CtcMatrix, most_probable, plate_char_probs,
+};
 
 /// Probabilities are floored at this before taking logs (as the greedy scoring does).
 const MIN_PROB: f32 = 1e-6;
@@ -326,14 +328,7 @@ pub(crate) fn best_path(
 fn step_logs(row: &[f32; CTC_COLUMNS], classes: &[u8]) -> Step {
     let probs = plate_char_probs(row);
     let gap_p = row[CTC_BLANK] + row[CTC_SEPARATOR];
-    let (top, top_p) = probs
-        .iter()
-        .copied()
-        .enumerate()
-        .fold(
-            (0usize, -1f32),
-            |acc, (i, p)| if p > acc.1 { (i, p) } else { acc },
-        );
+    let (top, top_p) = most_probable(&probs);
     let mut class_ln = Vec::with_capacity(classes.len());
     let mut class_p = Vec::with_capacity(classes.len());
     for &class in classes {
