@@ -279,8 +279,12 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
         }
     }
     let total: usize = tokens.iter().map(Vec::len).sum();
-    // With the CTC matrix, formats are decoded from it below.
-    let formats = read.ctc.is_none();
+    // With the CTC matrix and a region set, formats are decoded from it below. In `auto` the
+    // camera does not know which scheme it looks at: every format at once, each with any number
+    // of class fixes, would turn words into plates (a dealer's "AUTO CENTER" into UK
+    // "AU70CEN"), so there a format may change one character of a token, as without a matrix.
+    let constrained = read.ctc.as_ref().filter(|_| region != PlateRegion::Auto);
+    let formats = constrained.is_none();
     let mut best: Option<PlateText> = None;
     for i in 0..tokens.len() {
         let mut span: Vec<&CharRead> = Vec::new();
@@ -309,7 +313,7 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
             }
         }
     }
-    if let Some(matrix) = &read.ctc {
+    if let Some(matrix) = constrained {
         for format in formats_for(region) {
             if let Some(cand) = constrained_candidate(matrix, format, region)
                 && best.as_ref().is_none_or(|x| cand.score > x.score)

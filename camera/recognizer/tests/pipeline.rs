@@ -29,6 +29,8 @@ fn the_pipeline_reads_the_plate_of_a_synthetic_frame_with_its_box() -> anyhow::R
     let reads = recognizer.recognize(&fixture())?;
     let top = reads.first().expect("at least one plate read");
     assert_eq!(top.text, "ABC1234", "reads: {reads:?}");
+    // The dealer sticker "AUTO CENTER" is words, not a plate (in `auto`, the region default).
+    assert_eq!(reads.len(), 1, "reads: {reads:?}");
     assert!(top.confidence > 0.5);
     assert_eq!(top.char_confidences.len(), 7);
     // The plate is drawn at x 230..410, y 180..232.
