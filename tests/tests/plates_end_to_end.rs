@@ -251,7 +251,7 @@ async fn camera_process_for_the_kill_test() {
     };
     let env = |k: &str| std::env::var(k).unwrap();
     anpr_test_support::init_crypto();
-    let cfg = agent_config(
+    let mut cfg = agent_config(
         &env("ANPR_PLATES_CHILD_CAMERA"),
         env("ANPR_PLATES_CHILD_PORT").parse().unwrap(),
         env("ANPR_PLATES_CHILD_CA").as_ref(),
@@ -259,7 +259,6 @@ async fn camera_process_for_the_kill_test() {
         env("ANPR_PLATES_CHILD_KEY").as_ref(),
         dir.as_ref(),
     );
-    let mut cfg = cfg;
     cfg.outbox.batch_max_reads = env("ANPR_PLATES_CHILD_BATCH").parse().unwrap();
     let kill_at_depth = std::env::var("ANPR_PLATES_CHILD_KILL_AT_DEPTH")
         .ok()

@@ -10,7 +10,7 @@ mod constrained;
 use anpr_protocol::PlateRegion;
 use serde::Serialize;
 
-use crate::read::{CharRead, PLATE_ALPHABET, TextRead, alphabet_index};
+use crate::read::{CharRead, PLATE_ALPHABET, TextRead, alphabet_index, most_probable};
 
 /// A fixed-length plate format: `L` a letter, `N` a digit, `A` either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,10 +124,10 @@ fn look_alike_share(a: u8, b: u8) -> f32 {
 }
 
 /// Probability of character `i` where a format dictates `class` (`None`: the class forbids
-/// it), given the 36 probabilities and their top (index, probability; index `usize::MAX` when
-/// all are zero). Where the top character is of the wrong class, its look-alike of the right
-/// class inherits most of its probability (the reader cannot tell O from 0 in most plate
-/// fonts; the format can).
+/// it), given the 36 probabilities and their top (index, probability, as [`most_probable`]
+/// gives it). Where the top character is of the wrong class, its look-alike of the right class
+/// inherits most of its probability (the reader cannot tell O from 0 in most plate fonts; the
+/// format can).
 fn class_prob(probs: &[f32; 36], top: (usize, f32), class: u8, i: usize) -> Option<f32> {
     if !allowed(class, i) {
         return None;
@@ -142,15 +142,7 @@ fn class_prob(probs: &[f32; 36], top: (usize, f32), class: u8, i: usize) -> Opti
 
 /// Best character under a class constraint: (index, probability), see [`class_prob`].
 fn best_in_class(c: &CharRead, class: u8) -> (usize, f32) {
-    let top = c
-        .probs
-        .iter()
-        .copied()
-        .enumerate()
-        .fold(
-            (usize::MAX, 0f32),
-            |acc, (i, p)| if p > acc.1 { (i, p) } else { acc },
-        );
+    let top = most_probable(&c.probs);
     let mut best = (usize::MAX, -1f32);
     for i in 0..36 {
         if let Some(p) = class_prob(&c.probs, top, class, i)
