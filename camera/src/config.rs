@@ -17,7 +17,7 @@
 //! Here: [`Config`], its loading, paths and validation, [`ConfigError`]; in `sections` the
 //! file's sections, in `defaults` every default, in `builder` the [`ConfigBuilder`].
 
-use anpr_protocol::{CameraId, PlateRegion, ReaderKind, topics};
+use anpr_protocol::{CameraId, DetectorKind, PlateRegion, ReaderKind, topics};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -355,6 +355,7 @@ pub fn to_wire(group: &GroupedRead, id: ReadId, img: Option<FileName>) -> WireRe
 pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
     let mut rc = RecognizerConfig {
         reader: r.reader,
+        detector: r.detector,
         threads: r.threads.max(1),
         min_score: r.min_score,
         region: r.region,

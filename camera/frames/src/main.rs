@@ -35,6 +35,9 @@ enum Cmd {
         /// Reader: `ppocr` (PP-OCRv4, the default) or `plate` (our own plate reader).
         #[arg(long, default_value = "ppocr")]
         reader: String,
+        /// Detector: `ppocr` (PP-OCRv4, the default) or `plate` (our own plate detector).
+        #[arg(long, default_value = "ppocr")]
+        detector: String,
     },
     /// Evaluate the recognizer on a folder of annotated photos.
     Eval {
@@ -57,13 +60,20 @@ enum Cmd {
         /// array of reports).
         #[arg(long, default_value = "ppocr")]
         reader: String,
+        /// Detector(s) to measure, as `--reader`: `ppocr`, `plate`, a list or `all`; every
+        /// detector is measured with every reader.
+        #[arg(long, default_value = "ppocr")]
+        detector: String,
     },
 }
 
-/// `--reader ppocr`, `plate`, `ppocr,plate` or `all`.
-fn parse_readers(arg: &str) -> anyhow::Result<Vec<anpr_recognizer::ReaderKind>> {
+/// `--reader` or `--detector`: `ppocr`, `plate`, `ppocr,plate` or `all` (`all` of `every`).
+fn parse_kinds<T>(arg: &str, every: &[T], option: &str) -> anyhow::Result<Vec<T>>
+where
+    T: Copy + PartialEq + std::str::FromStr<Err = String>,
+{
     if arg.eq_ignore_ascii_case("all") {
-        return Ok(anpr_recognizer::ReaderKind::ALL.to_vec());
+        return Ok(every.to_vec());
     }
     let mut out = Vec::new();
     for name in arg.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -72,20 +82,21 @@ fn parse_readers(arg: &str) -> anyhow::Result<Vec<anpr_recognizer::ReaderKind>> 
             out.push(r);
         }
     }
-    anyhow::ensure!(!out.is_empty(), "--reader names no reader");
+    anyhow::ensure!(!out.is_empty(), "{option} names nothing");
     Ok(out)
 }
 
 /// One line per pipeline: the overall figures of each report.
 fn side_by_side(reports: &[anpr_recognizer::EvalReport]) -> String {
     let mut s = format!(
-        "{:<8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>10}\n",
-        "reader", "found%", "exact%", "CER", "median ms", "p95 ms", "models MB"
+        "{:<9} {:<8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>10}\n",
+        "detector", "reader", "found%", "exact%", "CER", "median ms", "p95 ms", "models MB"
     );
     for r in reports {
         let o = &r.overall;
         s += &format!(
-            "{:<8} {:>8.1} {:>8.1} {:>7.3} {:>10.1} {:>8.1} {:>10.1}\n",
+            "{:<9} {:<8} {:>8.1} {:>8.1} {:>7.3} {:>10.1} {:>8.1} {:>10.1}\n",
+            r.config.detector.name(),
             r.config.reader.name(),
             o.found_pct,
             o.exact_pct,
@@ -178,9 +189,11 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             images,
             models,
             reader,
+            detector,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig {
                 reader: reader.parse().map_err(anyhow::Error::msg)?,
+                detector: detector.parse().map_err(anyhow::Error::msg)?,
                 ..anpr_recognizer::RecognizerConfig::default()
             };
             rc.models_dir = models_dir(models);
@@ -196,6 +209,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             models,
             max_plans,
             reader,
+            detector,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig {
                 models_dir: models_dir(models),
@@ -207,11 +221,16 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             if let Some(t) = threads {
                 rc.threads = t.max(1);
             }
-            let readers = parse_readers(&reader)?;
+            let readers = parse_kinds(&reader, &anpr_recognizer::ReaderKind::ALL, "--reader")?;
+            let detectors =
+                parse_kinds(&detector, &anpr_recognizer::DetectorKind::ALL, "--detector")?;
             let mut reports = Vec::new();
-            for r in &readers {
-                rc.reader = *r;
-                reports.push(anpr_recognizer::evaluate_dir(&dir, &rc)?);
+            for d in &detectors {
+                for r in &readers {
+                    rc.detector = *d;
+                    rc.reader = *r;
+                    reports.push(anpr_recognizer::evaluate_dir(&dir, &rc)?);
+                }
             }
             match (json, reports.as_slice()) {
                 (true, [one]) => println!("{}", serde_json::to_string_pretty(one)?),

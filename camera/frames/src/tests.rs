@@ -226,6 +226,7 @@ fn the_recognizer_gets_the_settings_of_the_section() {
         min_score: 0.4,
         region: anpr_recognizer::PlateRegion::Br,
         reader: anpr_recognizer::ReaderKind::Plate,
+        detector: anpr_recognizer::DetectorKind::Plate,
         group_gap_ms: 1,
         group_window_ms: 2,
         ..RecognizerSection::new("/f")
@@ -241,10 +242,16 @@ fn the_recognizer_gets_the_settings_of_the_section() {
         )
     );
     assert_eq!(rc.reader, anpr_recognizer::ReaderKind::Plate);
+    assert_eq!(rc.detector, anpr_recognizer::DetectorKind::Plate);
     s.reader = anpr_recognizer::ReaderKind::Ppocr;
+    s.detector = anpr_recognizer::DetectorKind::Ppocr;
+    let rc = recognizer_config(&s);
     assert_eq!(
-        recognizer_config(&s).reader,
-        anpr_recognizer::ReaderKind::Ppocr
+        (rc.reader, rc.detector),
+        (
+            anpr_recognizer::ReaderKind::Ppocr,
+            anpr_recognizer::DetectorKind::Ppocr
+        )
     );
 }
 

@@ -1,5 +1,6 @@
 //! `cargo run --release -p anpr-recognizer --example eval -- DIR [--json] [--threads N]
-//! [--region auto|us|eu|br] [--reader ppocr|plate] [--models DIR] [--max-side PX]
+//! [--region auto|us|eu|br] [--detector ppocr|plate] [--reader ppocr|plate] [--models DIR]
+//! [--max-side PX] [--threshold T] [--box-threshold T]
 //! [--max-plans N] [--details]`
 
 use anpr_recognizer::{RecognizerConfig, evaluate_dir};
@@ -29,8 +30,19 @@ fn main() -> anyhow::Result<()> {
             "--stop-at" => {
                 config.stop_at_score = args.next().context("--stop-at SCORE")?.parse()?
             }
+            "--threshold" => {
+                config.detector_threshold = Some(args.next().context("--threshold T")?.parse()?)
+            }
+            "--detector" => {
+                config.detector = args
+                    .next()
+                    .context("--detector ppocr|plate")?
+                    .parse()
+                    .map_err(anyhow::Error::msg)?
+            }
             "--box-threshold" => {
-                config.detector_box_threshold = args.next().context("--box-threshold T")?.parse()?
+                config.detector_box_threshold =
+                    Some(args.next().context("--box-threshold T")?.parse()?)
             }
             "--max-plans" => config.max_plans = args.next().context("--max-plans N")?.parse()?,
             "--max-reads" => {

@@ -1,12 +1,13 @@
 //! Times each stage alone on some images:
 //! `cargo run --release -p anpr-recognizer --example stages -- IMAGE…`
-//! (`ANPR_MAX_SIDE`: the detector's longer side in pixels, default 800).
+//! (`ANPR_MAX_SIDE`: the detector's longer side in pixels, default 800; `ANPR_DETECTOR`:
+//! `ppocr`, the default, or `plate`, our own detector).
 
 use std::time::Instant;
 
 use anpr_recognizer::{
-    CHARSET_FILE, DETECTOR_FILE, DetectorSettings, PlateDetector, PlateReader, PpOcrDetector,
-    PpOcrReader, READER_FILE, RecognizerConfig, open_image,
+    CHARSET_FILE, DetectorSettings, MapDetector, PlateDetector, PlateReader, PpOcrReader,
+    READER_FILE, RecognizerConfig, open_image,
 };
 
 fn main() -> anyhow::Result<()> {
@@ -14,17 +15,21 @@ fn main() -> anyhow::Result<()> {
         models_dir: anpr_recognizer::models_dir_or_default(std::env::var_os(
             anpr_recognizer::MODELS_DIR_ENV,
         )),
+        detector: match std::env::var("ANPR_DETECTOR") {
+            Ok(name) => name.parse().map_err(anyhow::Error::msg)?,
+            Err(_) => Default::default(),
+        },
         ..RecognizerConfig::default()
     };
     let max_side: u32 = std::env::var("ANPR_MAX_SIDE")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(800);
-    let det = PpOcrDetector::load(
-        &config.models_dir.join(DETECTOR_FILE),
+    let det = MapDetector::load(
+        &config.detector_file(),
         DetectorSettings {
             max_side,
-            ..DetectorSettings::default()
+            ..config.detector_settings()
         },
     )?;
     let reader = PpOcrReader::load(

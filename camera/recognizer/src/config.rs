@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use anpr_protocol::{PlateRegion, ReaderKind};
+use anpr_protocol::{DetectorKind, PlateRegion, ReaderKind};
+
+use crate::detect::DetectorSettings;
 
 /// File names inside the models directory (see `scripts/fetch-models`).
 pub const DETECTOR_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
@@ -17,6 +19,10 @@ pub const CHARSET_FILE: &str = "ppocr_keys_v1.txt";
 /// copied into the models directory by `scripts/fetch-models`).
 pub const PLATE_READER_FILE: &str = "anpr_plate_reader_v1.onnx";
 
+/// Our own plate detector (`camera/recognizer/train`, committed in `camera/recognizer/models/`,
+/// copied into the models directory by `scripts/fetch-models`).
+pub const PLATE_DETECTOR_FILE: &str = "anpr_plate_detector_v1.onnx";
+
 /// Compiled inference plans kept per model unless configured otherwise.
 pub const DEFAULT_MAX_PLANS: usize = 4;
 
@@ -27,6 +33,8 @@ pub struct RecognizerConfig {
     /// Folder holding the model files (default: [`default_models_dir`]: the nearest
     /// `.local/models` above the current directory, else the repository's `.local/models`).
     pub models_dir: PathBuf,
+    /// Which detector finds the candidate regions in a frame.
+    pub detector: DetectorKind,
     /// Which reader reads the regions the detector finds.
     pub reader: ReaderKind,
     /// Threads used per frame (regions are read in parallel); 1 = all on the calling thread.
@@ -40,10 +48,10 @@ pub struct RecognizerConfig {
     pub retry_below_score: f32,
     /// Stop reading further regions of a frame once a read scores this much.
     pub stop_at_score: f32,
-    /// Detector pixel threshold.
-    pub detector_threshold: f32,
-    /// Detector region threshold.
-    pub detector_box_threshold: f32,
+    /// Detector pixel threshold; `None`: the detector's own ([`DetectorSettings::for_kind`]).
+    pub detector_threshold: Option<f32>,
+    /// Detector region threshold (a region's mean probability); `None`: the detector's own.
+    pub detector_box_threshold: Option<f32>,
     /// At most this many regions are read per frame (the most plate-like first).
     pub max_reads_per_frame: usize,
     /// Plate reads scoring below this are dropped.
@@ -63,14 +71,15 @@ impl Default for RecognizerConfig {
     fn default() -> Self {
         Self {
             models_dir: default_models_dir(),
+            detector: DetectorKind::default(),
             reader: ReaderKind::default(),
             threads: 1,
             detector_max_side: 640,
             detector_retry_max_side: 960,
             retry_below_score: 0.5,
             stop_at_score: 0.8,
-            detector_threshold: 0.3,
-            detector_box_threshold: 0.5,
+            detector_threshold: None,
+            detector_box_threshold: None,
             max_reads_per_frame: 6,
             min_score: 0.2,
             region: PlateRegion::Auto,
@@ -81,10 +90,31 @@ impl Default for RecognizerConfig {
 }
 
 impl RecognizerConfig {
+    /// The configured detector's model file.
+    pub fn detector_file(&self) -> PathBuf {
+        self.models_dir.join(match self.detector {
+            DetectorKind::Ppocr => DETECTOR_FILE,
+            DetectorKind::Plate => PLATE_DETECTOR_FILE,
+        })
+    }
+
+    /// The configured detector's settings (its first pass; the retry is
+    /// `detector_retry_max_side`).
+    pub fn detector_settings(&self) -> DetectorSettings {
+        let own = DetectorSettings::for_kind(self.detector);
+        DetectorSettings {
+            max_side: self.detector_max_side,
+            threshold: self.detector_threshold.unwrap_or(own.threshold),
+            box_threshold: self.detector_box_threshold.unwrap_or(own.box_threshold),
+            max_plans: self.max_plans,
+            ..own
+        }
+    }
+
     /// The model files this configuration loads (for their sizes in reports).
     pub fn model_files(&self) -> Vec<PathBuf> {
         let dir = &self.models_dir;
-        let mut files = vec![dir.join(DETECTOR_FILE)];
+        let mut files = vec![self.detector_file()];
         match self.reader {
             ReaderKind::Ppocr => {
                 files.push(dir.join(READER_FILE));
@@ -117,4 +147,54 @@ pub fn default_models_dir() -> PathBuf {
         }
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.local/models")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detector_gets_every_detector_setting_and_its_own_file() {
+        let config = RecognizerConfig {
+            models_dir: "/m".into(),
+            detector: DetectorKind::Plate,
+            detector_max_side: 512,
+            detector_threshold: Some(0.25),
+            detector_box_threshold: Some(0.55),
+            max_plans: 2,
+            ..RecognizerConfig::default()
+        };
+        let s = config.detector_settings();
+        assert_eq!(
+            (s.max_side, s.threshold, s.box_threshold, s.max_plans),
+            (512, 0.25, 0.55, 2)
+        );
+        assert_eq!(s.unclip_ratio, crate::detect::PLATE_DETECTOR_UNCLIP);
+        // Thresholds not given are the detector's own.
+        let own = RecognizerConfig {
+            detector_threshold: None,
+            detector_box_threshold: None,
+            ..config.clone()
+        }
+        .detector_settings();
+        assert_eq!(
+            (own.threshold, own.box_threshold),
+            (0.3, crate::detect::PLATE_DETECTOR_BOX_THRESHOLD)
+        );
+        assert_eq!(
+            config.detector_file(),
+            Path::new("/m").join(PLATE_DETECTOR_FILE)
+        );
+        let ppocr = RecognizerConfig {
+            detector: DetectorKind::Ppocr,
+            detector_box_threshold: None,
+            ..config
+        };
+        assert_eq!(ppocr.detector_settings().box_threshold, 0.5);
+        assert_eq!(
+            ppocr.detector_settings().unclip_ratio,
+            DetectorSettings::default().unclip_ratio
+        );
+        assert_eq!(ppocr.detector_file(), Path::new("/m").join(DETECTOR_FILE));
+    }
 }

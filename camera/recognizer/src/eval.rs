@@ -100,7 +100,7 @@ pub struct SubsetReport {
 pub struct EvalReport {
     /// The folder measured.
     pub dir: PathBuf,
-    /// Settings used (`config.reader` names the pipeline).
+    /// Settings used (`config.detector` and `config.reader` name the pipeline).
     pub config: RecognizerConfig,
     /// Bytes of the model files the pipeline loaded.
     pub model_bytes: u64,
@@ -279,8 +279,9 @@ impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "eval of {} (reader {}, models {:.1} MB, {} thread(s))",
+            "eval of {} (detector {}, reader {}, models {:.1} MB, {} thread(s))",
             self.dir.display(),
+            self.config.detector,
             self.config.reader,
             self.model_bytes as f64 / 1e6,
             self.config.threads

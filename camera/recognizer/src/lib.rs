@@ -3,8 +3,9 @@
 //! A frame goes in, plate reads come out: [`Recognizer::recognize`]. Two stages, each behind a
 //! trait so that either can be replaced and measured alone:
 //!
-//! 1. [`PlateDetector`]: candidate text regions in the frame ([`PpOcrDetector`], PP-OCRv4 mobile
-//!    text detection on a downscaled frame);
+//! 1. [`PlateDetector`]: candidate text regions in the frame ([`MapDetector`] on a downscaled
+//!    frame: PP-OCRv4 mobile text detection, or our own plate detector trained on composed
+//!    frames, chosen by [`RecognizerConfig::detector`]);
 //! 2. [`PlateReader`]: the characters in one region, cropped from the full-resolution frame
 //!    ([`PpOcrReader`], PP-OCRv4 mobile recognition decoded over 0-9 A-Z only; or
 //!    [`PlateCtcReader`], our own plate-only reader trained on rendered plates, chosen by
@@ -20,7 +21,7 @@
 //! - this module: [`Recognizer`], the two stages and the plate format put together, and its
 //!   [`PlateRead`].
 //! - `config`: the recognizer's settings and model file names ([`RecognizerConfig`]).
-//! - `detect`: stage 1, plate candidates in a frame ([`PlateDetector`], [`PpOcrDetector`]).
+//! - `detect`: stage 1, plate candidates in a frame ([`PlateDetector`], [`MapDetector`]).
 //! - `read`: stage 2, the characters of one region ([`PlateReader`], [`PpOcrReader`],
 //!   [`PlateCtcReader`]).
 //! - [`format`](mod@format): plate-format knowledge, the most plate-like token and its class fixes.
@@ -49,12 +50,15 @@ use serde::Serialize;
 /// The image crate the recognizer decodes with (frames, crops).
 pub use image;
 
-pub use anpr_protocol::{PlateRegion, ReaderKind};
+pub use anpr_protocol::{DetectorKind, PlateRegion, ReaderKind};
 pub use config::{
-    CHARSET_FILE, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_READER_FILE, READER_FILE, RecognizerConfig,
-    default_models_dir, models_dir_or_default,
+    CHARSET_FILE, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_DETECTOR_FILE, PLATE_READER_FILE,
+    READER_FILE, RecognizerConfig, default_models_dir, models_dir_or_default,
 };
-pub use detect::{DetectorSettings, PlateDetector, PpOcrDetector, TextRegion};
+pub use detect::{
+    DetectorSettings, MapDetector, PLATE_DETECTOR_BOX_THRESHOLD, PLATE_DETECTOR_UNCLIP,
+    PlateDetector, TextRegion,
+};
 pub use error::{BoxError, RecognizerError};
 pub use eval::{EvalReport, evaluate_dir};
 pub use format::PlateText;
@@ -161,19 +165,13 @@ fn candidates(regions: &[TextRegion]) -> Vec<Candidate> {
 }
 
 impl Recognizer {
-    /// Loads the PP-OCR detector and the configured reader (`config.reader`) from
+    /// Loads the configured detector (`config.detector`) and reader (`config.reader`) from
     /// `config.models_dir`.
     pub fn new(config: &RecognizerConfig) -> Result<Self, RecognizerError> {
         let dir = &config.models_dir;
-        let detector = PpOcrDetector::load_multi(
-            &dir.join(DETECTOR_FILE),
-            DetectorSettings {
-                max_side: config.detector_max_side,
-                threshold: config.detector_threshold,
-                box_threshold: config.detector_box_threshold,
-                max_plans: config.max_plans,
-                ..DetectorSettings::default()
-            },
+        let detector = MapDetector::load_multi(
+            &config.detector_file(),
+            config.detector_settings(),
             config.detector_retry_max_side,
         )?;
         let reader: Box<dyn PlateReader> = match config.reader {

@@ -123,6 +123,13 @@ pub(super) fn reader_setting<'de, D: serde::Deserializer<'de>>(
     one_of(d, "recognizer.reader", "reader", &ReaderKind::ALL)
 }
 
+/// `recognizer.detector`: one of the names of [`DetectorKind`], as written (lowercase).
+pub(super) fn detector_setting<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<DetectorKind, D::Error> {
+    one_of(d, "recognizer.detector", "detector", &DetectorKind::ALL)
+}
+
 /// A setting whose value is one of `all`, by name; the error names the setting and lists the
 /// names (the parser's own message would not name the setting).
 pub(super) fn one_of<'de, D, T>(d: D, setting: &str, what: &str, all: &[T]) -> Result<T, D::Error>

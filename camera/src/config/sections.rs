@@ -115,6 +115,10 @@ pub struct RecognizerSection {
     /// read when the feed starts.
     #[serde(default, deserialize_with = "reader_setting")]
     pub reader: ReaderKind,
+    /// Which detector finds the plates in a frame: `ppocr` (PP-OCRv4, all text) or `plate`
+    /// (our own plate detector); read when the feed starts.
+    #[serde(default, deserialize_with = "detector_setting")]
+    pub detector: DetectorKind,
     /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
     /// this are one plate read (the most confident).
     #[serde(default = "default_group_gap")]
@@ -351,6 +355,7 @@ impl RecognizerSection {
             min_score: default_min_score(),
             region: PlateRegion::default(),
             reader: ReaderKind::default(),
+            detector: DetectorKind::default(),
             group_gap_ms: default_group_gap(),
             group_window_ms: default_group_window(),
             save: SaveMode::default(),

@@ -95,7 +95,8 @@ fn every_recognizer_setting_is_read() {
 }
 
 /// The file takes every region and reader the recognizer knows (one definition,
-/// `anpr_protocol::{PlateRegion, ReaderKind}`), by its name, and only in lowercase.
+/// `anpr_protocol::{PlateRegion, ReaderKind, DetectorKind}`), by its name, and only in
+/// lowercase.
 #[test]
 fn every_region_and_reader_the_recognizer_knows_is_accepted_by_name() {
     for region in PlateRegion::ALL {
@@ -108,6 +109,17 @@ fn every_region_and_reader_the_recognizer_knows_is_accepted_by_name() {
         let r = Config::parse(&text).unwrap().recognizer.unwrap();
         assert_eq!(r.reader, reader);
     }
+    for detector in DetectorKind::ALL {
+        let text = format!("{MINIMAL}{RECOGNIZER}detector = \"{detector}\"\n");
+        let r = Config::parse(&text).unwrap().recognizer.unwrap();
+        assert_eq!(r.detector, detector);
+    }
+    let e = Config::parse(&format!("{MINIMAL}{RECOGNIZER}detector = \"yolo\"\n")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unknown detector \"yolo\": one of ppocr, plate"),
+        "{e}"
+    );
     let e = Config::parse(&format!("{MINIMAL}{RECOGNIZER}region = \"EU\"\n")).unwrap_err();
     assert!(
         e.to_string()
@@ -306,6 +318,7 @@ fn every_setting() -> Config {
         min_score: 0.45,
         region: PlateRegion::Br,
         reader: ReaderKind::Plate,
+        detector: DetectorKind::Plate,
         group_gap_ms: 1500,
         group_window_ms: 20_000,
         save: SaveMode::Frame,

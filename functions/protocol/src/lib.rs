@@ -42,7 +42,7 @@ pub use health::{FeedCounts, Health, Presence};
 pub use ids::{CameraId, ReadId, RequestId};
 pub use notify::{Notification, RequestState};
 pub use plates::{PlateRead, PlateReadBatch, normalize_plate};
-pub use recognizer::{PlateRegion, ReaderKind};
+pub use recognizer::{DetectorKind, PlateRegion, ReaderKind};
 
 /// Largest MQTT payload AWS IoT Core accepts (128 KiB).
 pub const MAX_MQTT_PAYLOAD: usize = 128 * 1024;

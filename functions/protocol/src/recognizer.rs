@@ -1,5 +1,5 @@
 //! The recognizer's vocabulary, defined once for everyone who names it: the camera's
-//! configuration file (`[recognizer]` `region` and `reader`), the remote configuration
+//! configuration file (`[recognizer]` `region`, `detector` and `reader`), the remote configuration
 //! ([`crate::RemoteConfig::recognizer_region`]) and the recognizer itself (`anpr-recognizer`
 //! uses these types), so that the agent can read and check its settings without linking the
 //! recognizer.
@@ -63,6 +63,30 @@ impl ReaderKind {
     }
 }
 
+/// Which detector finds the plate candidates in a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorKind {
+    /// PP-OCRv4 mobile text detection: every line of text, plates among them.
+    #[default]
+    Ppocr,
+    /// Our own plate detector (plates' characters only), trained on composed frames.
+    Plate,
+}
+
+impl DetectorKind {
+    /// Every detector, in the order `anpr-camera eval --detector all` measures them.
+    pub const ALL: [DetectorKind; 2] = [Self::Ppocr, Self::Plate];
+
+    /// The name used in settings and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ppocr => "ppocr",
+            Self::Plate => "plate",
+        }
+    }
+}
+
 /// The names of `all`, comma-separated (for an error that lists what is accepted).
 fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
     all.iter().map(|t| name(*t)).collect::<Vec<_>>().join(", ")
@@ -88,6 +112,16 @@ impl std::str::FromStr for ReaderKind {
     }
 }
 
+impl std::str::FromStr for DetectorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown detector {s:?} ({})", names(&Self::ALL, Self::name)))
+    }
+}
+
 impl std::fmt::Display for PlateRegion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -95,6 +129,12 @@ impl std::fmt::Display for PlateRegion {
 }
 
 impl std::fmt::Display for ReaderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for DetectorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
@@ -122,6 +162,13 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", k.name()));
             assert_eq!(serde_json::from_str::<ReaderKind>(&json).unwrap(), k);
         }
+        for k in DetectorKind::ALL {
+            assert_eq!(k.name().to_uppercase().parse::<DetectorKind>(), Ok(k));
+            assert_eq!(k.to_string(), k.name());
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+            assert_eq!(serde_json::from_str::<DetectorKind>(&json).unwrap(), k);
+        }
     }
 
     #[test]
@@ -132,5 +179,8 @@ mod tests {
         assert_eq!(e, "unknown reader \"tesseract\" (ppocr, plate)");
         assert_eq!(PlateRegion::default(), PlateRegion::Auto);
         assert_eq!(ReaderKind::default(), ReaderKind::Ppocr);
+        let e = "yolo".parse::<DetectorKind>().unwrap_err();
+        assert_eq!(e, "unknown detector \"yolo\" (ppocr, plate)");
+        assert_eq!(DetectorKind::default(), DetectorKind::Ppocr);
     }
 }
