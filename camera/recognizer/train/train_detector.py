@@ -57,6 +57,9 @@ SKIP = "c2b"
 UP_AFTER = "r"
 HEAD_IN = 16
 
+# The smallest component kept, in map cells, as the Rust post-processing keeps it (2 and 6);
+# --min-side / --min-cells try others (docs/recognizer.md, "Our own plate detector").
+MIN_SIDE, MIN_CELLS = 2, 6
 # Post-processing defaults (the Rust DetectorSettings' threshold and box_threshold).
 THRESHOLD = 0.3
 BOX_THRESHOLD = 0.5
@@ -227,7 +230,7 @@ def postprocess(prob, threshold=THRESHOLD, box_threshold=BOX_THRESHOLD, unclip=1
         bh = sl[0].stop - sl[0].start
         bw = sl[1].stop - sl[1].start
         count = counts[i]
-        if min(bw, bh) < 2 or count < 6:
+        if min(bw, bh) < MIN_SIDE or count < MIN_CELLS:
             continue
         score = sums[i] / count
         if score < box_threshold:
@@ -345,7 +348,12 @@ def main():
                     help="no training: evaluate the exported OUT on the validation frames")
     ap.add_argument("--box-thresholds", type=float, nargs="+", default=[BOX_THRESHOLD],
                     help="box thresholds to evaluate at (--eval-only)")
+    ap.add_argument("--min-side", type=int, default=MIN_SIDE,
+                    help="smallest component side kept, cells (--eval-only)")
+    ap.add_argument("--min-cells", type=int, default=MIN_CELLS,
+                    help="smallest component kept, cells (--eval-only)")
     a = ap.parse_args()
+    globals().update(MIN_SIDE=a.min_side, MIN_CELLS=a.min_cells)
 
     val = np.load(a.data / "val.npz")
     vx, vq, vc = val["images"], val["quads"], val["counts"]
