@@ -1,6 +1,6 @@
 //! `cargo run --release -p anpr-recognizer --example eval -- DIR [--json] [--threads N]
 //! [--region auto|us|eu|br] [--detector ppocr|plate] [--reader ppocr|plate] [--models DIR]
-//! [--max-side PX] [--threshold T] [--box-threshold T]
+//! [--max-side PX] [--threshold T] [--box-threshold T] [--unclip R]
 //! [--max-plans N] [--details]`
 
 use anpr_recognizer::{RecognizerConfig, evaluate_dir};
@@ -32,6 +32,9 @@ fn main() -> anyhow::Result<()> {
             }
             "--threshold" => {
                 config.detector_threshold = Some(args.next().context("--threshold T")?.parse()?)
+            }
+            "--unclip" => {
+                config.detector_unclip_ratio = Some(args.next().context("--unclip R")?.parse()?)
             }
             "--detector" => {
                 config.detector = args

@@ -52,6 +52,9 @@ pub struct RecognizerConfig {
     pub detector_threshold: Option<f32>,
     /// Detector region threshold (a region's mean probability); `None`: the detector's own.
     pub detector_box_threshold: Option<f32>,
+    /// How far the detector's regions are grown back (PaddleOCR's unclip ratio); `None`: the
+    /// detector's own.
+    pub detector_unclip_ratio: Option<f32>,
     /// At most this many regions are read per frame (the most plate-like first).
     pub max_reads_per_frame: usize,
     /// Plate reads scoring below this are dropped.
@@ -80,6 +83,7 @@ impl Default for RecognizerConfig {
             stop_at_score: 0.8,
             detector_threshold: None,
             detector_box_threshold: None,
+            detector_unclip_ratio: None,
             max_reads_per_frame: 6,
             min_score: 0.2,
             region: PlateRegion::Auto,
@@ -106,6 +110,7 @@ impl RecognizerConfig {
             max_side: self.detector_max_side,
             threshold: self.detector_threshold.unwrap_or(own.threshold),
             box_threshold: self.detector_box_threshold.unwrap_or(own.box_threshold),
+            unclip_ratio: self.detector_unclip_ratio.unwrap_or(own.unclip_ratio),
             max_plans: self.max_plans,
             ..own
         }
@@ -161,6 +166,7 @@ mod tests {
             detector_max_side: 512,
             detector_threshold: Some(0.25),
             detector_box_threshold: Some(0.55),
+            detector_unclip_ratio: Some(1.3),
             max_plans: 2,
             ..RecognizerConfig::default()
         };
@@ -169,17 +175,22 @@ mod tests {
             (s.max_side, s.threshold, s.box_threshold, s.max_plans),
             (512, 0.25, 0.55, 2)
         );
-        assert_eq!(s.unclip_ratio, crate::detect::PLATE_DETECTOR_UNCLIP);
-        // Thresholds not given are the detector's own.
+        assert_eq!(s.unclip_ratio, 1.3);
+        // What is not given is the detector's own.
         let own = RecognizerConfig {
             detector_threshold: None,
             detector_box_threshold: None,
+            detector_unclip_ratio: None,
             ..config.clone()
         }
         .detector_settings();
         assert_eq!(
-            (own.threshold, own.box_threshold),
-            (0.3, crate::detect::PLATE_DETECTOR_BOX_THRESHOLD)
+            (own.threshold, own.box_threshold, own.unclip_ratio),
+            (
+                0.3,
+                crate::detect::PLATE_DETECTOR_BOX_THRESHOLD,
+                crate::detect::PLATE_DETECTOR_UNCLIP
+            )
         );
         assert_eq!(
             config.detector_file(),
@@ -188,6 +199,7 @@ mod tests {
         let ppocr = RecognizerConfig {
             detector: DetectorKind::Ppocr,
             detector_box_threshold: None,
+            detector_unclip_ratio: None,
             ..config
         };
         assert_eq!(ppocr.detector_settings().box_threshold, 0.5);
