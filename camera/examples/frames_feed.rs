@@ -14,6 +14,8 @@
 //!
 //! `ANPR_MEASURE_FRAMES`: a directory of JPEGs (default: `camera/tests/data`); each is dropped
 //! `ANPR_MEASURE_COPIES` times (default 1 for a directory given, 30 for the default).
+//! `ANPR_MEASURE_DETECTOR`, `ANPR_MEASURE_READER`: the camera's `recognizer.detector` and
+//! `recognizer.reader` (default `ppocr` each).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -46,6 +48,13 @@ async fn main() {
     photos.sort();
     assert!(!photos.is_empty(), "no .jpg in {}", src_dir.display());
     let frames: Vec<&PathBuf> = (0..copies).flat_map(|_| photos.iter()).collect();
+    let kind = |var: &str| std::env::var(var).unwrap_or_else(|_| "ppocr".into());
+    let detector = kind("ANPR_MEASURE_DETECTOR")
+        .parse()
+        .expect("ANPR_MEASURE_DETECTOR: ppocr or plate");
+    let reader = kind("ANPR_MEASURE_READER")
+        .parse()
+        .expect("ANPR_MEASURE_READER: ppocr or plate");
 
     let mut stack = Stack::new("cam-feed-measure").await;
     stack.recognizer = Some(RecognizerSection {
@@ -55,6 +64,8 @@ async fn main() {
         // The backlog is what is measured: every frame is read (consecutive frames are
         // different photos, so the motion gate lets each through).
         max_backlog: 0,
+        detector,
+        reader,
         ..stack.recognizer_section()
     });
     let mut cloud = stack.cloud().await;
