@@ -112,7 +112,6 @@ impl RecognizerConfig {
             box_threshold: self.detector_box_threshold.unwrap_or(own.box_threshold),
             unclip_ratio: self.detector_unclip_ratio.unwrap_or(own.unclip_ratio),
             max_plans: self.max_plans,
-            ..own
         }
     }
 

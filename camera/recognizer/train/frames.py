@@ -14,7 +14,6 @@ lies inside a plate's character quad shrunk toward its centre (`shrink`).
 
     python frames.py OUT.png     # preview: a grid of frames with their label quads drawn
 """
-import io
 import math
 import random
 
@@ -355,10 +354,7 @@ def degrade(rng, img, plate_mask):
     arr = arr + np.random.default_rng(rng.randint(0, 2**31)).normal(0, rng.uniform(0, 10), arr.shape)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     if rng.random() < 0.8:
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=rng.randint(30, 90))
-        buf.seek(0)
-        img = Image.open(buf).convert("RGB")
+        img = render.jpeg_again(img, rng.randint(30, 90))
     return img
 
 

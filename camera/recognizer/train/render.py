@@ -363,11 +363,16 @@ def degrade(rng, crop):
         else:
             d.rectangle((0, sh - bh, sw, sh), fill=rgb(rng, 0, 80))
     if rng.random() < 0.7:
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=rng.randint(20, 90))
-        buf.seek(0)
-        img = Image.open(buf).convert("RGB")
+        img = jpeg_again(img, rng.randint(20, 90))
     return img
+
+
+def jpeg_again(img, quality):
+    """`img` after a round trip through JPEG at `quality` (a camera's compression)."""
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
 
 
 def to_input(img):

@@ -35,10 +35,10 @@ import numpy as np
 import optax
 from scipy import ndimage
 
+from layers import BN_EPS, batch_norm
+
 STRIDE = 4
 CROP_H, CROP_W = 224, 320
-BN_EPS = 1e-5
-BN_MOMENTUM = 0.9
 
 # (name, kernel, in, out, stride, dilation, residual)
 LAYERS = [
@@ -113,18 +113,7 @@ def forward(params, state, x, train):
     for name, _, _, _, stride, dil, res in LAYERS:
         p = params[name]
         y = conv(x, p["w"], stride, dil)
-        if train:
-            mean = y.mean(axis=(0, 1, 2))
-            var = y.var(axis=(0, 1, 2))
-            s = state[name]
-            new_state[name] = {
-                "mean": BN_MOMENTUM * s["mean"] + (1 - BN_MOMENTUM) * mean,
-                "var": BN_MOMENTUM * s["var"] + (1 - BN_MOMENTUM) * var,
-            }
-        else:
-            mean, var = state[name]["mean"], state[name]["var"]
-            new_state[name] = state[name]
-        y = (y - mean) / jnp.sqrt(var + BN_EPS) * p["gamma"] + p["beta"]
+        y, new_state[name] = batch_norm(y, p, state[name], train)
         y = jax.nn.relu(y)
         if res:
             y = y + x

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from layers import BN_EPS, batch_norm
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CLASSES = 1 + len(ALPHABET)
 MAX_LABEL = 10
@@ -34,8 +36,6 @@ LAYERS = [
     ("c7", (1, 3), 128, 128, None, ((0, 0), (1, 1))),
 ]
 FEATURES = LAYERS[-1][3]
-BN_EPS = 1e-5
-BN_MOMENTUM = 0.9
 
 
 def init(key):
@@ -69,18 +69,7 @@ def forward(params, state, x, train):
     for name, _, _, _, pool, padding in LAYERS:
         p = params[name]
         y = conv(x, p["w"], padding)
-        if train:
-            mean = y.mean(axis=(0, 1, 2))
-            var = y.var(axis=(0, 1, 2))
-            s = state[name]
-            new_state[name] = {
-                "mean": BN_MOMENTUM * s["mean"] + (1 - BN_MOMENTUM) * mean,
-                "var": BN_MOMENTUM * s["var"] + (1 - BN_MOMENTUM) * var,
-            }
-        else:
-            mean, var = state[name]["mean"], state[name]["var"]
-            new_state[name] = state[name]
-        y = (y - mean) / jnp.sqrt(var + BN_EPS) * p["gamma"] + p["beta"]
+        y, new_state[name] = batch_norm(y, p, state[name], train)
         y = jax.nn.relu(y)
         if pool is not None:
             y = jax.lax.reduce_window(

@@ -1,0 +1,22 @@
+"""What both trainers' networks share (train_reader.py, train_detector.py): batch norm as they
+train it and fold it at export."""
+import jax.numpy as jnp
+
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def batch_norm(y, p, s, train):
+    """y normalised over batch, height and width (train) or by the running statistics `s`
+    (inference), then scaled by p["gamma"] and shifted by p["beta"]; and the running statistics
+    after this batch."""
+    if train:
+        mean = y.mean(axis=(0, 1, 2))
+        var = y.var(axis=(0, 1, 2))
+        s = {
+            "mean": BN_MOMENTUM * s["mean"] + (1 - BN_MOMENTUM) * mean,
+            "var": BN_MOMENTUM * s["var"] + (1 - BN_MOMENTUM) * var,
+        }
+    else:
+        mean, var = s["mean"], s["var"]
+    return (y - mean) / jnp.sqrt(var + BN_EPS) * p["gamma"] + p["beta"], s
