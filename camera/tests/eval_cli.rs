@@ -1,4 +1,4 @@
-//! `anpr-camera eval --reader …`: each pipeline measured on a folder laid out like the shared
+//! `anpr-camera eval --reader … --detector …`: each pipeline measured on a folder laid out like the shared
 //! set, here one synthetic frame we rendered ourselves (camera/recognizer/tests/fixtures), never
 //! a shared photo. Needs the models of scripts/fetch-models (ours included).
 
@@ -20,8 +20,13 @@ fn eval_folder() -> tempfile::TempDir {
 }
 
 fn eval(dir: &Path, reader: &str) -> std::process::Output {
+    eval_with(dir, &["--json", "--reader", reader])
+}
+
+fn eval_with(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_anpr-camera"))
-        .args(["eval", "--json", "--reader", reader])
+        .arg("eval")
+        .args(args)
         .arg(dir)
         .output()
         .unwrap()
@@ -69,5 +74,68 @@ fn eval_with_one_reader_prints_one_report_and_refuses_an_unknown_one() {
         String::from_utf8_lossy(&out.stderr).contains("unknown reader"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn eval_measures_every_detector_with_every_reader() {
+    let dir = eval_folder();
+    let out = eval_with(
+        dir.path(),
+        &["--json", "--detector", "all", "--reader", "all"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pipelines: Vec<(&str, &str)> = reports
+        .as_array()
+        .expect("one report per pipeline")
+        .iter()
+        .map(|r| {
+            (
+                r["config"]["detector"].as_str().unwrap(),
+                r["config"]["reader"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pipelines,
+        [
+            ("ppocr", "ppocr"),
+            ("ppocr", "plate"),
+            ("plate", "ppocr"),
+            ("plate", "plate")
+        ]
+    );
+    for r in reports.as_array().unwrap() {
+        assert_eq!(r["overall"]["exact"], 1, "{r}");
+    }
+    // Our two models are the smallest pipeline.
+    let bytes: Vec<u64> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(bytes.iter().min(), Some(&bytes[3]), "{bytes:?}");
+    // The table names both stages of each pipeline.
+    let out = eval_with(
+        dir.path(),
+        &["--detector", "plate,ppocr", "--reader", "plate"],
+    );
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("detector plate, reader plate"), "{table}");
+    assert!(table.contains("detector  reader"), "{table}");
+    // An unknown detector is refused, naming the known ones.
+    let out = eval_with(dir.path(), &["--detector", "yolo"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown detector \"yolo\" (ppocr, plate)"),
+        "{err}"
     );
 }
