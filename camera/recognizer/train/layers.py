@@ -6,6 +6,17 @@ BN_EPS = 1e-5
 BN_MOMENTUM = 0.9
 
 
+def batches(rng, n, size):
+    """Indices of `size` of the `n` examples at a time, each pass over them in a new order drawn
+    from `rng` (when the next batch would run past the end)."""
+    order, pos = rng.permutation(n), 0
+    while True:
+        if pos + size > n:
+            order, pos = rng.permutation(n), 0
+        yield order[pos:pos + size]
+        pos += size
+
+
 def batch_norm(y, p, s, train):
     """y normalised over batch, height and width (train) or by the running statistics `s`
     (inference), then scaled by p["gamma"] and shifted by p["beta"]; and the running statistics

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from scipy import ndimage
 
-from layers import BN_EPS, batch_norm
+from layers import BN_EPS, batch_norm, batches
 
 STRIDE = 4
 CROP_H, CROP_W = 224, 320
@@ -402,15 +402,10 @@ def main():
 
     rng = np.random.default_rng(a.seed)
     start = time.time()
-    n = len(tx)
-    order = rng.permutation(n)
-    pos = 0
+    picks = batches(rng, len(tx), a.batch)
     losses = []
     for it in range(1, a.steps + 1):
-        if pos + a.batch > n:
-            order, pos = rng.permutation(n), 0
-        idx = np.sort(order[pos:pos + a.batch])
-        pos += a.batch
+        idx = np.sort(next(picks))
         xi, li = crops(rng, tx[idx], tl[idx])
         params, state, opt_state, loss = step(params, state, opt_state, to_input(xi), li.astype(np.float32))
         losses.append(float(loss))
@@ -445,7 +440,7 @@ def main():
     ort_ms = 1000 * (time.time() - t) / len(vx)
     report = evaluate(probs, gts, vw, vh)
     print_report(report, THRESHOLD, BOX_THRESHOLD)
-    print(json.dumps({"steps": a.steps, "batch": a.batch, "seed": a.seed, "train_frames": n,
+    print(json.dumps({"steps": a.steps, "batch": a.batch, "seed": a.seed, "train_frames": len(tx),
                       "val_frames": len(vx), "threshold": THRESHOLD, "box_threshold": BOX_THRESHOLD,
                       "params": n_params, "macs_800x448": macs(448, 800), "onnx_max_diff": max(diffs),
                       "onnxruntime_ms_per_frame": round(ort_ms, 1), "train_seconds": round(elapsed),

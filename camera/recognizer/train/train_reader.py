@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from layers import BN_EPS, batch_norm
+from layers import BN_EPS, batch_norm, batches
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CLASSES = 1 + len(ALPHABET)
@@ -215,15 +215,10 @@ def main():
 
     rng = np.random.default_rng(a.seed)
     start = time.time()
-    n = len(ty)
-    order = rng.permutation(n)
-    pos = 0
+    picks = batches(rng, len(ty), a.batch)
     losses = []
     for it in range(1, a.steps + 1):
-        if pos + a.batch > n:
-            order, pos = rng.permutation(n), 0
-        idx = order[pos:pos + a.batch]
-        pos += a.batch
+        idx = next(picks)
         x = to_input(augment(rng, tx[idx]))
         params, state, opt_state, loss = step(params, state, opt_state, x, t_ids[idx], t_pad[idx])
         losses.append(float(loss))
@@ -252,7 +247,7 @@ def main():
         assert diff < 1e-3, diff
     except ImportError:
         print("onnxruntime not installed: export not cross-checked", flush=True)
-    report = {"steps": a.steps, "batch": a.batch, "seed": a.seed, "train_samples": n,
+    report = {"steps": a.steps, "batch": a.batch, "seed": a.seed, "train_samples": len(ty),
               "val_exact": acc, "train_seconds": round(elapsed)}
     print(json.dumps(report), flush=True)
 
