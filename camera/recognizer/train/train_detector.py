@@ -335,6 +335,8 @@ def main():
     ap.add_argument("--checkpoint", type=Path, help="directory: params and an ONNX export at each check")
     ap.add_argument("--eval-only", action="store_true",
                     help="no training: evaluate the exported OUT on the validation frames")
+    ap.add_argument("--threshold", type=float, default=THRESHOLD,
+                    help="pixel threshold on the map (--eval-only)")
     ap.add_argument("--box-thresholds", type=float, nargs="+", default=[BOX_THRESHOLD],
                     help="box thresholds to evaluate at (--eval-only)")
     ap.add_argument("--min-side", type=int, default=MIN_SIDE,
@@ -354,7 +356,7 @@ def main():
         sess = ort.InferenceSession(str(a.out), providers=["CPUExecutionProvider"])
         probs = ort_probs(sess, vx)
         for bt in a.box_thresholds:
-            print_report(evaluate(probs, gts, vw, vh, box_threshold=bt), THRESHOLD, bt)
+            print_report(evaluate(probs, gts, vw, vh, a.threshold, bt), a.threshold, bt)
         return
     train = np.load(a.data / "train.npz")
     tx, tl = train["images"], train["labels"]
