@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(
             (own.threshold, own.box_threshold, own.unclip_ratio),
             (
-                0.3,
+                crate::detect::PLATE_DETECTOR_THRESHOLD,
                 crate::detect::PLATE_DETECTOR_BOX_THRESHOLD,
                 crate::detect::PLATE_DETECTOR_UNCLIP
             )
@@ -197,11 +197,13 @@ mod tests {
         );
         let ppocr = RecognizerConfig {
             detector: DetectorKind::Ppocr,
+            detector_threshold: None,
             detector_box_threshold: None,
             detector_unclip_ratio: None,
             ..config
         };
         assert_eq!(ppocr.detector_settings().box_threshold, 0.5);
+        assert_eq!(ppocr.detector_settings().threshold, 0.3);
         assert_eq!(
             ppocr.detector_settings().unclip_ratio,
             DetectorSettings::default().unclip_ratio

@@ -56,8 +56,8 @@ pub use config::{
     READER_FILE, RecognizerConfig, default_models_dir, models_dir_or_default,
 };
 pub use detect::{
-    DetectorSettings, MapDetector, PLATE_DETECTOR_BOX_THRESHOLD, PLATE_DETECTOR_UNCLIP,
-    PlateDetector, TextRegion,
+    DetectorSettings, MapDetector, PLATE_DETECTOR_BOX_THRESHOLD, PLATE_DETECTOR_THRESHOLD,
+    PLATE_DETECTOR_UNCLIP, PlateDetector, TextRegion,
 };
 pub use error::{BoxError, RecognizerError};
 pub use eval::{EvalReport, evaluate_dir};
