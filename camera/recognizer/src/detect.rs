@@ -4,7 +4,8 @@
 //! PP-OCRv4's DB text detector (every line of text) and our own plate detector (the characters
 //! of plates only, `camera/recognizer/train/train_detector.py`). They share the input (BGR,
 //! `x / 127.5 - 1`) and the post-processing ([`regions_from_probability_map`]); they differ in
-//! the map's resolution and in how far a region is grown back ([`DetectorSettings::for_kind`]).
+//! the map's resolution and in the post-processing's thresholds and growth
+//! ([`DetectorSettings::for_kind`]).
 
 use std::path::Path;
 
@@ -65,9 +66,10 @@ impl Default for DetectorSettings {
 }
 
 impl DetectorSettings {
-    /// The defaults for `kind`'s network: how far a region of its map is grown back
-    /// (PP-OCR's map marks the text shrunk as DB does; ours marks the characters' box shrunk by
-    /// a fifth of its height on every side, at a quarter of the input's resolution).
+    /// The defaults for `kind`'s network: its pixel and region thresholds and how far a region
+    /// of its map is grown back (PP-OCR's map marks the text shrunk as DB does; ours marks the
+    /// characters' box shrunk by a fifth of its height on every side, at a quarter of the
+    /// input's resolution).
     pub fn for_kind(kind: DetectorKind) -> Self {
         match kind {
             DetectorKind::Ppocr => Self::default(),

@@ -1,11 +1,10 @@
 //! The real pipeline (PP-OCR models from scripts/fetch-models) on a synthetic frame we rendered
 //! ourselves (tests/fixtures/make_fixture.py); never on the shared photos.
 
-use std::path::Path;
+mod common;
 
-use anpr_recognizer::{
-    DETECTOR_FILE, PlateRegion, Recognizer, RecognizerConfig, TemporalGrouper, open_image,
-};
+use anpr_recognizer::{DETECTOR_FILE, PlateRegion, Recognizer, RecognizerConfig, TemporalGrouper};
+use common::{assert_on_the_plate, synthetic_frame as fixture};
 
 fn config() -> RecognizerConfig {
     let config = RecognizerConfig::default();
@@ -18,11 +17,6 @@ fn config() -> RecognizerConfig {
     config
 }
 
-fn fixture() -> image::DynamicImage {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/synthetic_plate.jpg");
-    open_image(&path).expect("fixture image")
-}
-
 #[test]
 fn the_pipeline_reads_the_plate_of_a_synthetic_frame_with_its_box() -> anyhow::Result<()> {
     let recognizer = Recognizer::new(&config())?;
@@ -33,13 +27,7 @@ fn the_pipeline_reads_the_plate_of_a_synthetic_frame_with_its_box() -> anyhow::R
     assert_eq!(reads.len(), 1, "reads: {reads:?}");
     assert!(top.confidence > 0.5);
     assert_eq!(top.char_confidences.len(), 7);
-    // The plate is drawn at x 230..410, y 180..232.
-    let (cx, cy) = top.bbox.center();
-    assert!(
-        (230.0..410.0).contains(&cx) && (180.0..232.0).contains(&cy),
-        "box {:?}",
-        top.bbox
-    );
+    assert_on_the_plate(&top.bbox);
     Ok(())
 }
 

@@ -3,12 +3,15 @@
 //! ourselves (tests/fixtures/make_fixture.py); never on the shared photos. These tests need no
 //! downloaded model: both of our own models are in the repository.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use anpr_recognizer::{
     DetectorKind, DetectorSettings, MapDetector, PLATE_DETECTOR_FILE, PLATE_READER_FILE,
-    PlateDetector, ReaderKind, Recognizer, RecognizerConfig, RecognizerError, open_image,
+    PlateDetector, ReaderKind, Recognizer, RecognizerConfig, RecognizerError,
 };
+use common::{assert_on_the_plate, synthetic_frame};
 
 fn committed(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,8 +20,7 @@ fn committed(file: &str) -> PathBuf {
 }
 
 fn fixture() -> image::RgbImage {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/synthetic_plate.jpg");
-    open_image(&path).expect("fixture image").to_rgb8()
+    synthetic_frame().to_rgb8()
 }
 
 fn detector() -> MapDetector {
@@ -137,11 +139,6 @@ fn our_two_models_alone_read_the_synthetic_frame() -> anyhow::Result<()> {
     let top = reads.first().expect("a plate read");
     assert_eq!(top.text, "ABC1234", "reads: {reads:?}");
     assert_eq!(reads.len(), 1, "reads: {reads:?}");
-    let (cx, cy) = top.bbox.center();
-    assert!(
-        (230.0..410.0).contains(&cx) && (180.0..232.0).contains(&cy),
-        "box {:?}",
-        top.bbox
-    );
+    assert_on_the_plate(&top.bbox);
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! (tests/fixtures/make_plate_crops.py), and its selection by the configuration. Never on the
 //! shared photos.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use anpr_recognizer::format::best_plate;
@@ -10,6 +12,7 @@ use anpr_recognizer::{
     CTC_SEPARATOR, DETECTOR_FILE, PLATE_READER_FILE, PlateCtcReader, PlateReader, PlateRegion,
     READER_FILE, ReaderKind, Recognizer, RecognizerConfig, RecognizerError, open_image,
 };
+use common::{assert_on_the_plate, synthetic_frame};
 
 fn committed_model() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -157,18 +160,10 @@ fn the_pipeline_with_our_reader_reads_the_synthetic_frame() -> anyhow::Result<()
         reader: ReaderKind::Plate,
         ..RecognizerConfig::default()
     })?;
-    let frame = open_image(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/synthetic_plate.jpg"),
-    )?;
-    let reads = recognizer.recognize(&frame)?;
+    let reads = recognizer.recognize(&synthetic_frame())?;
     let _ = std::fs::remove_dir_all(&dir);
     let top = reads.first().expect("a plate read");
     assert_eq!(top.text, "ABC1234", "reads: {reads:?}");
-    let (cx, cy) = top.bbox.center();
-    assert!(
-        (230.0..410.0).contains(&cx) && (180.0..232.0).contains(&cy),
-        "box {:?}",
-        top.bbox
-    );
+    assert_on_the_plate(&top.bbox);
     Ok(())
 }

@@ -87,38 +87,41 @@ impl DetectorKind {
     }
 }
 
-/// The names of `all`, comma-separated (for an error that lists what is accepted).
-fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
-    all.iter().map(|t| name(*t)).collect::<Vec<_>>().join(", ")
+/// The one of `all` whose `name` is `s` (case ignored); else an error naming `what` was asked
+/// for and listing the names accepted.
+fn by_name<T: Copy>(
+    s: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|t| name(*t).eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            let names = all.iter().map(|t| name(*t)).collect::<Vec<_>>().join(", ");
+            format!("unknown {what} {s:?} ({names})")
+        })
 }
 
 impl std::str::FromStr for PlateRegion {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown region {s:?} ({})", names(&Self::ALL, Self::as_str)))
+        by_name(s, &Self::ALL, Self::as_str, "region")
     }
 }
 
 impl std::str::FromStr for ReaderKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown reader {s:?} ({})", names(&Self::ALL, Self::name)))
+        by_name(s, &Self::ALL, Self::name, "reader")
     }
 }
 
 impl std::str::FromStr for DetectorKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown detector {s:?} ({})", names(&Self::ALL, Self::name)))
+        by_name(s, &Self::ALL, Self::name, "detector")
     }
 }
 
