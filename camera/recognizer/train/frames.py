@@ -250,8 +250,7 @@ def distractor(img, rng, w, h, scale):
 def make_plate(rng):
     """(plate RGB image at drawing size, character box on it (x0, y0, x1, y1))."""
     while True:
-        r = rng.random()
-        made = render.plate_us(rng) if r < 0.4 else render.plate_eu(rng) if r < 0.7 else render.plate_br(rng)
+        made = render.plate_of_mix(rng, rng.random())
         if made is None:
             continue
         plate, _text, cbox = made

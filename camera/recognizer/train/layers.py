@@ -1,6 +1,7 @@
 """What both trainers' networks share (train_reader.py, train_detector.py): batch norm as they
 train it and fold it at export."""
 import jax.numpy as jnp
+import numpy as np
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.9
@@ -31,3 +32,17 @@ def batch_norm(y, p, s, train):
     else:
         mean, var = s["mean"], s["var"]
     return (y - mean) / jnp.sqrt(var + BN_EPS) * p["gamma"] + p["beta"], s
+
+
+def folded_conv(name, p, s):
+    """The ONNX initializers `{name}.w` (OIHW) and `{name}.b` of a convolution with its batch
+    norm folded in (running statistics `s`), as the exports write them."""
+    from onnx import numpy_helper
+
+    scale = np.asarray(p["gamma"]) / np.sqrt(np.asarray(s["var"]) + BN_EPS)
+    w = np.asarray(p["w"]) * scale  # HWIO, scaled per output channel
+    b = np.asarray(p["beta"]) - np.asarray(s["mean"]) * scale
+    return [
+        numpy_helper.from_array(w.transpose(3, 2, 0, 1).astype(np.float32), f"{name}.w"),
+        numpy_helper.from_array(b.astype(np.float32), f"{name}.b"),
+    ]

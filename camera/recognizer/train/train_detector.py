@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from scipy import ndimage
 
-from layers import BN_EPS, batch_norm, batches
+from layers import batch_norm, batches, folded_conv
 
 STRIDE = 4
 CROP_H, CROP_W = 224, 320
@@ -152,12 +152,7 @@ def export_onnx(params, state, path):
     nodes, inits = [], []
     prev, skip = "x", None
     for name, k, _, _, stride, dil, res in LAYERS:
-        p, s = params[name], state[name]
-        scale = np.asarray(p["gamma"]) / np.sqrt(np.asarray(s["var"]) + BN_EPS)
-        w = np.asarray(p["w"]) * scale  # HWIO, scaled per output channel
-        b = np.asarray(p["beta"]) - np.asarray(s["mean"]) * scale
-        inits.append(numpy_helper.from_array(w.transpose(3, 2, 0, 1).astype(np.float32), f"{name}.w"))
-        inits.append(numpy_helper.from_array(b.astype(np.float32), f"{name}.b"))
+        inits += folded_conv(name, params[name], state[name])
         pad = dil * (k - 1) // 2
         nodes.append(helper.make_node("Conv", [prev, f"{name}.w", f"{name}.b"], [f"{name}.conv"],
                                       kernel_shape=[k, k], pads=[pad] * 4, strides=[stride] * 2,

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from layers import BN_EPS, batch_norm, batches
+from layers import batch_norm, batches, folded_conv
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CLASSES = 1 + len(ALPHABET)
@@ -125,12 +125,7 @@ def export_onnx(params, state, path):
     nodes, inits = [], []
     prev = "input"
     for name, (kh, kw), _, cout, pool, padding in LAYERS:
-        p, s = params[name], state[name]
-        scale = np.asarray(p["gamma"]) / np.sqrt(np.asarray(s["var"]) + BN_EPS)
-        w = np.asarray(p["w"]) * scale  # HWIO, scaled per output channel
-        b = np.asarray(p["beta"]) - np.asarray(s["mean"]) * scale
-        inits.append(numpy_helper.from_array(w.transpose(3, 2, 0, 1).astype(np.float32), f"{name}.w"))
-        inits.append(numpy_helper.from_array(b.astype(np.float32), f"{name}.b"))
+        inits += folded_conv(name, params[name], state[name])
         (pt, pb), (pl, pr) = padding
         nodes.append(helper.make_node("Conv", [prev, f"{name}.w", f"{name}.b"], [f"{name}.conv"],
                                       kernel_shape=[kh, kw], pads=[pt, pl, pb, pr]))
