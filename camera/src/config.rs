@@ -450,6 +450,12 @@ impl Config {
                 "must be 0..=1 (a share of the lane; 0: every frame is read)",
             ));
         }
+        if r.reread_below.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
+            return Err(invalid(
+                "recognizer.reread_below",
+                "must be 0..=1 (a read's score; 0: never read again)",
+            ));
+        }
         if r.roi.is_some_and(|[_, _, w, h]| w == 0 || h == 0) {
             return Err(invalid(
                 "recognizer.roi",

@@ -364,6 +364,9 @@ pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
     if let Some(m) = &r.models_dir {
         rc.models_dir = m.clone();
     }
+    if let Some(score) = r.reread_below {
+        rc.reread_below_score = score;
+    }
     rc
 }
 

@@ -64,6 +64,14 @@ enum Cmd {
         /// detector is measured with every reader.
         #[arg(long, default_value = "ppocr")]
         detector: String,
+        /// Read crops as they are, without painting over coloured marks (stickers, emblems):
+        /// measures what the painting gains.
+        #[arg(long)]
+        keep_colour_marks: bool,
+        /// Read a crop again narrowed and widened when its read scores below this (0: never;
+        /// default: the recognizer's, 0.7): measures what the second reading gains and costs.
+        #[arg(long)]
+        reread_below: Option<f32>,
     },
 }
 
@@ -210,9 +218,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             max_plans,
             reader,
             detector,
+            keep_colour_marks,
+            reread_below,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig {
                 models_dir: models_dir(models),
+                erase_colour_marks: !keep_colour_marks,
                 ..anpr_recognizer::RecognizerConfig::default()
             };
             if let Some(p) = max_plans {
@@ -220,6 +231,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             if let Some(t) = threads {
                 rc.threads = t.max(1);
+            }
+            if let Some(score) = reread_below {
+                rc.reread_below_score = score;
             }
             let readers = parse_kinds(&reader, &anpr_recognizer::ReaderKind::ALL, "--reader")?;
             let detectors =

@@ -243,6 +243,13 @@ fn the_recognizer_gets_the_settings_of_the_section() {
     );
     assert_eq!(rc.reader, anpr_recognizer::ReaderKind::Plate);
     assert_eq!(rc.detector, anpr_recognizer::DetectorKind::Plate);
+    assert_eq!(
+        rc.reread_below_score,
+        anpr_recognizer::RecognizerConfig::default().reread_below_score,
+        "absent: the recognizer's own"
+    );
+    s.reread_below = Some(0.0);
+    assert_eq!(recognizer_config(&s).reread_below_score, 0.0);
     s.reader = anpr_recognizer::ReaderKind::Ppocr;
     s.detector = anpr_recognizer::DetectorKind::Ppocr;
     let rc = recognizer_config(&s);

@@ -65,6 +65,12 @@ pub struct RecognizerConfig {
     /// its own packed weights and buffers). The memory knob: a camera's fixed frame size needs
     /// one or two; more only saves recompiling when frame or plate sizes vary a lot.
     pub max_plans: usize,
+    /// Paint coloured marks that are not characters (inspection stickers, state emblems, the
+    /// country band) with the plate's light colour before reading ([`crate::erase_colour_marks`]).
+    pub erase_colour_marks: bool,
+    /// A read scoring below this is read again from its crop narrowed and widened
+    /// ([`crate::REREAD_WIDTHS`]), keeping the best (0 = never): more time on weak reads only.
+    pub reread_below_score: f32,
     /// Evaluation only: when `region` is `auto`, a subfolder named `us`, `eu` or `br` is read
     /// with that region's formats (as a camera installed there would be configured).
     pub region_from_folder: bool,
@@ -88,6 +94,8 @@ impl Default for RecognizerConfig {
             min_score: 0.2,
             region: PlateRegion::Auto,
             max_plans: DEFAULT_MAX_PLANS,
+            erase_colour_marks: true,
+            reread_below_score: 0.7,
             region_from_folder: true,
         }
     }

@@ -149,6 +149,11 @@ pub struct RecognizerSection {
     /// this many) and the rest deleted unread (counted `dropped`). 0: never.
     #[serde(default = "default_max_backlog")]
     pub max_backlog: u32,
+    /// A read scoring below this (0..=1) is read again from its crop narrowed and widened,
+    /// keeping the best: more accurate, slower on weak reads (docs/recognizer.md); 0: never;
+    /// absent: the recognizer's default (0.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reread_below: Option<f32>,
 }
 
 /// `[mqtt]`: the one MQTT session.
@@ -363,6 +368,7 @@ impl RecognizerSection {
             roi: None,
             motion: default_motion(),
             max_backlog: default_max_backlog(),
+            reread_below: None,
         }
     }
 }

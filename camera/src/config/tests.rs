@@ -68,6 +68,7 @@ fn a_recognizer_section_with_only_the_watch_dir_gets_the_defaults() {
     assert_eq!(r.save, SaveMode::Crop);
     assert_eq!(r.idle_exit_secs, 60);
     assert_eq!((r.motion, r.max_backlog), (0.01, 50));
+    assert_eq!(r.reread_below, None, "the recognizer's own");
 }
 
 #[test]
@@ -75,7 +76,8 @@ fn every_recognizer_setting_is_read() {
     let text = format!(
         "{MINIMAL}{RECOGNIZER}models_dir = \"/opt/models\"\nthreads = 2\nmin_score = 0.5\n\
          region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n\
-         idle_exit_secs = 0\nroi = [0, 360, 1280, 360]\nmotion = 0.0\nmax_backlog = 0\n"
+         idle_exit_secs = 0\nroi = [0, 360, 1280, 360]\nmotion = 0.0\nmax_backlog = 0\n\
+         reread_below = 0.5\n"
     );
     let r = Config::parse(&text).unwrap().recognizer.unwrap();
     assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
@@ -87,6 +89,7 @@ fn every_recognizer_setting_is_read() {
     assert_eq!(r.idle_exit_secs, 0);
     assert_eq!(r.roi, Some([0, 360, 1280, 360]));
     assert_eq!((r.motion, r.max_backlog), (0.0, 0), "both off");
+    assert_eq!(r.reread_below, Some(0.5));
     let none = format!("{MINIMAL}{RECOGNIZER}save = \"none\"\n");
     assert_eq!(
         Config::parse(&none).unwrap().recognizer.unwrap().save,
@@ -144,6 +147,14 @@ fn bad_recognizer_settings_are_refused_naming_the_setting() {
         ("watch_dir = \"/f\"\nmotion = 1.5", "recognizer.motion"),
         ("watch_dir = \"/f\"\nmotion = -0.01", "recognizer.motion"),
         ("watch_dir = \"/f\"\nmotion = nan", "recognizer.motion"),
+        (
+            "watch_dir = \"/f\"\nreread_below = 1.5",
+            "recognizer.reread_below",
+        ),
+        (
+            "watch_dir = \"/f\"\nreread_below = -0.1",
+            "recognizer.reread_below",
+        ),
         ("watch_dir = \"/f\"\nmax_backlog = -1", "max_backlog"),
         ("watch_dir = \"/f\"\nroi = [0, 0, 10]", "roi"),
         ("watch_dir = \"/f\"\nroi = [-1, 0, 10, 10]", "roi"),
