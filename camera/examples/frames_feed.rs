@@ -9,11 +9,13 @@
 //!
 //! ```sh
 //! ANPR_CAMERA_BIN=/path/to/release/anpr-camera [ANPR_MEASURE_FRAMES=DIR] [ANPR_MEASURE_COPIES=N] \
-//!   cargo run -p anpr-camera --example frames_feed
+//!   [ANPR_MEASURE_PASSAGE=N] cargo run -p anpr-camera --example frames_feed
 //! ```
 //!
 //! `ANPR_MEASURE_FRAMES`: a directory of JPEGs (default: `camera/tests/data`); each is dropped
-//! `ANPR_MEASURE_COPIES` times (default 1 for a directory given, 30 for the default).
+//! `ANPR_MEASURE_COPIES` times (default 1 for a directory given, 30 for the default), the
+//! photos in turn; within a turn each photo is dropped `ANPR_MEASURE_PASSAGE` times in a row
+//! (default 1): a vehicle's passage of that many frames.
 //! `ANPR_MEASURE_DETECTOR`, `ANPR_MEASURE_READER`: the camera's `recognizer.detector` and
 //! `recognizer.reader` (default `ppocr` each).
 
@@ -47,7 +49,15 @@ async fn main() {
         .collect();
     photos.sort();
     assert!(!photos.is_empty(), "no .jpg in {}", src_dir.display());
-    let frames: Vec<&PathBuf> = (0..copies).flat_map(|_| photos.iter()).collect();
+    let passage: usize = std::env::var("ANPR_MEASURE_PASSAGE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let frames: Vec<&PathBuf> = (0..copies)
+        .flat_map(|_| photos.iter())
+        .flat_map(|p| std::iter::repeat_n(p, passage))
+        .collect();
     let kind = |var: &str| std::env::var(var).unwrap_or_else(|_| "ppocr".into());
     let detector = kind("ANPR_MEASURE_DETECTOR")
         .parse()
@@ -142,7 +152,7 @@ async fn main() {
         .find(|l| l.contains("frame feed stopped"))
         .unwrap_or("(no stats line in the log)");
     println!(
-        "frames: {n} ({} photos x {copies}) from {}, {:.1} kB on average",
+        "frames: {n} ({} photos x {copies}, each {passage} in a row) from {}, {:.1} kB on average",
         photos.len(),
         src_dir.display(),
         bytes as f64 / n as f64 / 1000.0

@@ -7,10 +7,12 @@ use anpr_camera::agent::{OutboxHandle, open_outbox};
 use anpr_camera::config::{
     CredentialsSection, MqttSection, RecognizerSection, SaveMode, UploadSection,
 };
+use anpr_camera::feed_link::{FeedSettings, ReadSink, SinkError};
 use anpr_camera::journal::{Entry, Journal, Phase};
 use anpr_frames::{FeedHandle, FeedStats, spawn};
 use anpr_protocol::{CameraId, FileName, FileRequest, PlateRead, PlateReadBatch, RequestId};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 const RK262AH: &str = "plate-rk262ah.jpg";
@@ -366,5 +368,56 @@ fn only_the_lane_is_read_and_its_plate_box_comes_back_in_frame_pixels() {
         (170..=190).contains(&y) && (65..=90).contains(&x) && w > 2 * h,
         "box {:?}: in frame pixels the plate is at about (77, 180)",
         reads[0].bb
+    );
+}
+
+/// A sink noting when each read arrives.
+#[derive(Debug)]
+struct Timed(Arc<Mutex<Vec<Instant>>>);
+
+impl ReadSink for Timed {
+    fn append(&mut self, _read: PlateRead) -> Result<(), SinkError> {
+        self.0.lock().unwrap().push(Instant::now());
+        Ok(())
+    }
+    fn finish(&mut self) {}
+}
+
+#[test]
+fn a_feed_that_read_a_backlog_for_longer_than_its_idle_time_still_waits_that_long_before_it_exits()
+{
+    let cam = Cam::new();
+    let cfg = cam.config(None, 500, 10_000, SaveMode::None);
+    for i in 0..8 {
+        cam.drop_frame(&data(RK262AH), &format!("f{i}.jpg"));
+    }
+    let arrived = Arc::new(Mutex::new(Vec::new()));
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let (_keep, settings) = tokio::sync::watch::channel(FeedSettings::of(&cfg).unwrap());
+    let idle = Duration::from_secs(1);
+    let start = Instant::now();
+    let stats = anpr_frames::run_feed(
+        &cfg,
+        Box::new(Timed(arrived.clone())),
+        &shutdown,
+        settings,
+        Some(idle),
+    )
+    .unwrap();
+    let exited = Instant::now();
+    assert_eq!((stats.frames, stats.plate_reads), (8, 1), "{stats:?}");
+    let read_out = *arrived.lock().unwrap().last().expect("the passage's read");
+    assert!(
+        read_out - start > idle,
+        "the backlog (and the models' loading) must take longer than the idle time for this \
+         test to mean anything: {:?}",
+        read_out - start
+    );
+    // The passage's read goes out in the first idle round after the backlog; the exit comes
+    // `idle` after the backlog's last frame, not at once.
+    assert!(
+        exited - read_out >= idle / 2,
+        "exited {:?} after the passage's read (idle time {idle:?})",
+        exited - read_out
     );
 }

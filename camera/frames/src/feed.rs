@@ -184,7 +184,6 @@ impl Feed {
                 std::thread::sleep(POLL);
                 continue;
             }
-            last_busy = std::time::Instant::now();
             if self.recognizer.is_none() {
                 let started = std::time::Instant::now();
                 match Recognizer::new(&self.rc) {
@@ -212,6 +211,9 @@ impl Feed {
                 self.frame(f);
                 self.report_counts(false);
             }
+            // Idle from the last frame read, not from when the backlog was taken: a backlog
+            // that took longer than `idle_exit` to read must not end in an exit at once.
+            last_busy = std::time::Instant::now();
         }
         if !self.gone {
             let open = self.grouper.flush();
@@ -393,16 +395,24 @@ impl Feed {
         self.emit_all(closed);
     }
 
-    fn emit_all(&mut self, groups: Vec<GroupedRead>) {
+    fn emit_all(&mut self, groups: Vec<ClosedGroup>) {
         if groups.is_empty() {
             return;
         }
-        for g in groups {
+        for mut g in groups {
             if self.gone {
                 // Not handed over: its frames stay in the watch directory for the next start.
                 return;
             }
-            self.emit(&g);
+            let best_frame = self
+                .held
+                .iter()
+                .find(|h| g.is_best_of(h.at_ms, &h.reads))
+                .map(|h| h.file.clone());
+            if let Some(f) = &best_frame {
+                self.read_again(&mut g, f);
+            }
+            self.emit(&g.emit(), best_frame);
         }
         if self.gone {
             return;
@@ -412,12 +422,36 @@ impl Feed {
         }
     }
 
-    fn emit(&mut self, g: &GroupedRead) {
-        let best_frame = self
-            .held
-            .iter()
-            .find(|h| g.is_best_of(h.at_ms, &h.reads))
-            .map(|h| h.file.clone());
+    /// A weak passage's most confident read, read again from its frame (still held) once the
+    /// passage is over ([`Recognizer::read_again`]): the cost of reading again is paid once per
+    /// passage, not on every frame.
+    fn read_again(&mut self, g: &mut ClosedGroup, frame: &FrameFile) {
+        let Some(recognizer) = &self.recognizer else {
+            return;
+        };
+        let (best, _) = g.best();
+        if !recognizer.may_read_again(best) {
+            return;
+        }
+        let path = self.watch_dir.join(&frame.name);
+        let again = anpr_recognizer::open_image(&path)
+            .and_then(|img| recognizer.read_again(&img.into_rgb8(), best));
+        match again {
+            Ok(Some(better)) => {
+                tracing::debug!(file = %frame.name, read = %best.text, again = %better.text, "passage read again");
+                self.stats.read_again += 1;
+                g.replace_best(better);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read the passage's best frame again; its read stands");
+            }
+        }
+    }
+
+    /// Hands a passage's read over, with the image of `best_frame` (the frame of its most
+    /// confident read, still held) if one is saved.
+    fn emit(&mut self, g: &GroupedRead, best_frame: Option<FrameFile>) {
         let id = match &best_frame {
             Some(f) => read_id(f, &g.best.text),
             None => anpr_camera::outbox::new_read_id(),

@@ -54,7 +54,8 @@ use anpr_camera::journal::{Journal, JournalError};
 use anpr_camera::quota;
 use anpr_protocol::{FileName, PlateRead as WireRead, ReadId};
 use anpr_recognizer::{
-    GroupedRead, PlateRead, Recognizer, RecognizerConfig, RecognizerError, TemporalGrouper, image,
+    ClosedGroup, GroupedRead, PlateRead, Recognizer, RecognizerConfig, RecognizerError,
+    TemporalGrouper, image,
 };
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -122,6 +123,9 @@ pub struct FeedStats {
     pub quota_deleted: u64,
     /// Reads the outbox refused (logged).
     pub outbox_errors: u64,
+    /// Passages whose most confident read scored more when read again
+    /// ([`anpr_recognizer::Recognizer::read_again`]).
+    pub read_again: u64,
 }
 
 impl FeedStats {
@@ -351,7 +355,9 @@ pub fn to_wire(group: &GroupedRead, id: ReadId, img: Option<FileName>) -> WireRe
     }
 }
 
-/// The recognizer settings of a `[recognizer]` section.
+/// The recognizer settings of a `[recognizer]` section. The feed reads a weak passage's most
+/// confident read again once, when the passage closes, rather than every weak crop of every
+/// frame (`reread_each_crop` off; [`anpr_recognizer::Recognizer::read_again`]).
 pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
     let mut rc = RecognizerConfig {
         reader: r.reader,
@@ -359,6 +365,7 @@ pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
         threads: r.threads.max(1),
         min_score: r.min_score,
         region: r.region,
+        reread_each_crop: false,
         ..RecognizerConfig::default()
     };
     if let Some(m) = &r.models_dir {

@@ -248,6 +248,7 @@ fn the_recognizer_gets_the_settings_of_the_section() {
         anpr_recognizer::RecognizerConfig::default().reread_below_score,
         "absent: the recognizer's own"
     );
+    assert!(!rc.reread_each_crop, "once per passage, not every crop");
     s.reread_below = Some(0.0);
     assert_eq!(recognizer_config(&s).reread_below_score, 0.0);
     s.reader = anpr_recognizer::ReaderKind::Ppocr;

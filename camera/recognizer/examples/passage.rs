@@ -1,10 +1,14 @@
-//! `passage DIR [--reader ppocr|plate] [--scales 1,0.85,0.7] [--json]`: each annotated photo
+//! `passage DIR [--reader ppocr|plate] [--scales 1,0.85,0.7] [--per-passage] [--json]`: each
+//! annotated photo
 //! under `DIR`'s region folders (`br`, `eu`, `us`) read as a synthetic passage, the photo once
 //! per scale (a vehicle coming closer or going away: the plate at several sizes), 200 ms apart,
 //! through `TemporalGrouper`. Per folder, the exact-plate share of: the first frame alone (what
 //! `eval` measures), the passage's most confident read (what the grouper emitted before the
 //! per-character vote) and the passage's voted read. A measurement of the vote, not a test:
-//! real passages differ from rescaled photos (no motion blur, no change of angle).
+//! real passages differ from rescaled photos (no motion blur, no change of angle). With
+//! `--per-passage`, weak crops are not read again in every frame; the passage's most confident
+//! read is, once, from its frame, before the vote (as the frame feed does:
+//! `Recognizer::read_again`).
 
 use anpr_protocol::PlateRegion;
 use anpr_recognizer::eval::annotated_in;
@@ -36,6 +40,7 @@ fn main() -> anyhow::Result<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
+            "--per-passage" => config.reread_each_crop = false,
             "--reader" => {
                 config.reader = args
                     .next()
@@ -55,7 +60,8 @@ fn main() -> anyhow::Result<()> {
             other => dir = Some(std::path::PathBuf::from(other)),
         }
     }
-    let dir = dir.context("usage: passage DIR [--reader R] [--scales S,S,...] [--json]")?;
+    let dir =
+        dir.context("usage: passage DIR [--reader R] [--scales S,S,...] [--per-passage] [--json]")?;
     let mut recognizer = Recognizer::new(&config)?;
     let mut subsets = Vec::new();
     for name in ["br", "eu", "us"] {
@@ -78,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             let mut grouper = TemporalGrouper::new(1000, 60_000);
             let mut surest: Option<PlateRead> = None;
             let mut first = String::new();
+            let mut frames = Vec::new();
             for (i, scale) in scales.iter().enumerate() {
                 let frame = if (*scale - 1.0).abs() < 1e-6 {
                     img.clone()
@@ -100,18 +107,28 @@ fn main() -> anyhow::Result<()> {
                 }
                 // The frame's top read only: the truth is one plate per photo.
                 grouper.push(i as u64 * 200, &reads[..reads.len().min(1)]);
+                frames.push(frame.into_rgb8());
             }
             // The passage of the most confident read (other groups are other text).
-            let voted = grouper
-                .flush()
-                .into_iter()
-                .find(|g| {
-                    surest
-                        .as_ref()
-                        .is_some_and(|b| g.best.confidence == b.confidence && g.best.bbox == b.bbox)
-                })
-                .map(|g| g.best.text)
-                .unwrap_or_default();
+            let passage = grouper.flush().into_iter().find(|g| {
+                let (best, _) = g.best();
+                surest
+                    .as_ref()
+                    .is_some_and(|b| best.confidence == b.confidence && best.bbox == b.bbox)
+            });
+            let voted = match passage {
+                Some(mut g) => {
+                    let (best, at_ms) = g.best();
+                    if !config.reread_each_crop && recognizer.may_read_again(best) {
+                        let frame = &frames[(at_ms / 200) as usize];
+                        if let Some(better) = recognizer.read_again(frame, best)? {
+                            g.replace_best(better);
+                        }
+                    }
+                    g.emit().best.text
+                }
+                None => String::new(),
+            };
             let surest = surest.map(|r| r.text).unwrap_or_default();
             s.images += 1;
             s.first_frame_exact += usize::from(first == truth.plate);

@@ -71,6 +71,10 @@ pub struct RecognizerConfig {
     /// A read scoring below this is read again from its crop narrowed and widened
     /// ([`crate::REREAD_WIDTHS`]), keeping the best (0 = never): more time on weak reads only.
     pub reread_below_score: f32,
+    /// Whether every weak crop of every frame is read again (a photo is a passage of one
+    /// frame); off, the caller reads again only a passage's most confident read
+    /// ([`crate::Recognizer::read_again`]), as the frame feed does.
+    pub reread_each_crop: bool,
     /// Evaluation only: when `region` is `auto`, a subfolder named `us`, `eu` or `br` is read
     /// with that region's formats (as a camera installed there would be configured).
     pub region_from_folder: bool,
@@ -96,6 +100,7 @@ impl Default for RecognizerConfig {
             max_plans: DEFAULT_MAX_PLANS,
             erase_colour_marks: true,
             reread_below_score: 0.7,
+            reread_each_crop: true,
             region_from_folder: true,
         }
     }

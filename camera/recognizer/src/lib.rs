@@ -75,7 +75,9 @@ pub use read::{
     PLATE_READER_HEIGHT, PLATE_READER_WIDTH, PlateCtcReader, PlateReader, PpOcrReader, TextRead,
     plate_reader_input,
 };
-pub use track::{GroupedRead, MAX_VOTERS, TemporalGrouper, Voted, edit_distance, vote};
+pub use track::{
+    ClosedGroup, GroupedRead, MAX_VOTERS, TemporalGrouper, Voted, edit_distance, vote,
+};
 
 /// One plate read in one frame.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,6 +119,15 @@ fn suppress_overlaps(mut reads: Vec<PlateRead>) -> Vec<PlateRead> {
         }
     }
     kept
+}
+
+/// The pixels of a frame `fw`×`fh` read for a box of a read (the box as read: grown and
+/// clipped), if at least 4×4.
+fn read_rect(b: &BBox, fw: u32, fh: u32) -> Option<[u32; 4]> {
+    let (x, y) = (b.x.floor() as u32, b.y.floor() as u32);
+    let w = ((b.x + b.w).ceil() as u32).min(fw).saturating_sub(x);
+    let h = ((b.y + b.h).ceil() as u32).min(fh).saturating_sub(y);
+    (w >= 4 && h >= 4).then_some([x, y, w, h])
 }
 
 /// A weak read is read again with its crop this much narrower and wider: the reader sees the
@@ -331,45 +342,102 @@ impl Recognizer {
         Ok(suppress_overlaps(reads))
     }
 
-    /// The crop read as cut; again with its coloured marks painted over when it has any
-    /// ([`erase_colour_marks`]); and, when the better of those scores below
-    /// `reread_below_score`, that crop again narrowed and widened ([`REREAD_WIDTHS`]). The
-    /// best-scoring reading wins.
-    fn read_crop(&self, crop: RgbImage) -> Result<Reading, RecognizerError> {
-        let read = |crop: &RgbImage| -> Result<Reading, RecognizerError> {
-            let text = self.reader.read(crop)?;
-            let plate = format::best_plate(&text, self.config.region);
-            Ok(Reading { text, plate })
-        };
-        let mut best = read(&crop)?;
-        let mut best_crop = crop;
+    /// The crop read as cut, and again with its coloured marks painted over when it has any
+    /// ([`erase_colour_marks`]): the better reading and the crop it was read from.
+    fn read_cut(&self, crop: RgbImage) -> Result<(Reading, RgbImage), RecognizerError> {
+        let best = self.read_one(&crop)?;
         if self.config.erase_colour_marks {
-            let mut clean = best_crop.clone();
+            let mut clean = crop.clone();
             if marks::erase_colour_marks(&mut clean) > 0 {
-                let again = read(&clean)?;
+                let again = self.read_one(&clean)?;
                 if again.score() > best.score() {
-                    best = again;
-                    best_crop = clean;
+                    return Ok((again, clean));
                 }
             }
         }
-        if best.score().unwrap_or(0.0) < self.config.reread_below_score {
-            let (w, h) = best_crop.dimensions();
-            for factor in REREAD_WIDTHS {
-                let width = ((w as f32 * factor).round() as u32).max(2);
-                let resized = image::imageops::resize(
-                    &best_crop,
-                    width,
-                    h,
-                    image::imageops::FilterType::Triangle,
-                );
-                let again = read(&resized)?;
-                if again.score() > best.score() {
-                    best = again;
-                }
+        Ok((best, crop))
+    }
+
+    fn read_one(&self, crop: &RgbImage) -> Result<Reading, RecognizerError> {
+        let text = self.reader.read(crop)?;
+        let plate = format::best_plate(&text, self.config.region);
+        Ok(Reading { text, plate })
+    }
+
+    /// Whether a reading scores below `reread_below_score`.
+    fn is_weak(&self, reading: &Reading) -> bool {
+        reading.score().unwrap_or(0.0) < self.config.reread_below_score
+    }
+
+    /// `best`, read from `crop`, against `crop` narrowed and widened ([`REREAD_WIDTHS`]): the
+    /// best-scoring reading.
+    fn read_widths(&self, crop: &RgbImage, mut best: Reading) -> Result<Reading, RecognizerError> {
+        let (w, h) = crop.dimensions();
+        for factor in REREAD_WIDTHS {
+            let width = ((w as f32 * factor).round() as u32).max(2);
+            let resized =
+                image::imageops::resize(crop, width, h, image::imageops::FilterType::Triangle);
+            let again = self.read_one(&resized)?;
+            if again.score() > best.score() {
+                best = again;
             }
         }
         Ok(best)
+    }
+
+    /// A crop of a frame being recognized: [`Self::read_cut`], and with `reread_each_crop`, a
+    /// weak reading read again at other widths ([`Self::read_widths`]).
+    fn read_crop(&self, crop: RgbImage) -> Result<Reading, RecognizerError> {
+        let (best, crop) = self.read_cut(crop)?;
+        if self.config.reread_each_crop && self.is_weak(&best) {
+            return self.read_widths(&crop, best);
+        }
+        Ok(best)
+    }
+
+    /// Whether [`Self::read_again`] may improve `read`: re-reading is on and the read's
+    /// confidence (never above its reading's score) is below `reread_below_score`. Tells a
+    /// caller whether to fetch the frame.
+    pub fn may_read_again(&self, read: &PlateRead) -> bool {
+        read.confidence < self.config.reread_below_score
+    }
+
+    /// A passage's most confident read, `read`, read again from `frame`, the frame it was read
+    /// in: its crop read as when recognized and, when that scores below `reread_below_score`,
+    /// narrowed and widened ([`REREAD_WIDTHS`]). The better read, with the same box and the
+    /// confidence scaled by the better score, if one scores more; `None` otherwise. For callers
+    /// that set `reread_each_crop` off and read again once per passage instead of every crop.
+    pub fn read_again(
+        &self,
+        frame: &RgbImage,
+        read: &PlateRead,
+    ) -> Result<Option<PlateRead>, RecognizerError> {
+        if !self.may_read_again(read) {
+            return Ok(None);
+        }
+        let Some([x, y, w, h]) = read_rect(&read.bbox, frame.width(), frame.height()) else {
+            return Ok(None);
+        };
+        let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
+        let (first, crop) = self.read_cut(crop)?;
+        let Some(base) = first.score().filter(|s| *s > 0.0) else {
+            return Ok(None);
+        };
+        if !self.is_weak(&first) {
+            return Ok(None);
+        }
+        let best = self.read_widths(&crop, first)?;
+        let Some(plate) = best.plate.filter(|p| p.score > base) else {
+            return Ok(None);
+        };
+        Ok(Some(PlateRead {
+            confidence: (read.confidence * plate.score / base).min(1.0),
+            text: plate.text,
+            bbox: read.bbox,
+            char_confidences: plate.char_confidences,
+            format: plate.format.map(str::to_string),
+            raw_text: best.text.text(),
+        }))
     }
 
     fn read_candidate(
@@ -383,12 +451,9 @@ impl Recognizer {
             .bbox
             .grown(0.15 * cand.bbox.h, 0.05 * cand.bbox.h)
             .clipped(fw, fh);
-        let (x, y) = (b.x.floor() as u32, b.y.floor() as u32);
-        let w = ((b.x + b.w).ceil() as u32).min(fw).saturating_sub(x);
-        let h = ((b.y + b.h).ceil() as u32).min(fh).saturating_sub(y);
-        if w < 4 || h < 4 {
+        let Some([x, y, w, h]) = read_rect(&b, fw, fh) else {
             return Ok(None);
-        }
+        };
         let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
         let Reading { text, plate } = self.read_crop(crop)?;
         let Some(plate) = plate else {
@@ -551,14 +616,18 @@ mod tests {
         })
     }
 
-    fn read(reader: Scripted, erase: bool, reread_below: f32, frame: &RgbImage) -> String {
+    fn recognizer(reader: Scripted, erase: bool, reread_below: f32) -> Recognizer {
         let config = RecognizerConfig {
             erase_colour_marks: erase,
             reread_below_score: reread_below,
             detector_retry_max_side: 0,
             ..RecognizerConfig::default()
         };
-        let rec = Recognizer::with_stages(Box::new(WholeFrame), Box::new(reader), config);
+        Recognizer::with_stages(Box::new(WholeFrame), Box::new(reader), config)
+    }
+
+    fn read(reader: Scripted, erase: bool, reread_below: f32, frame: &RgbImage) -> String {
+        let rec = recognizer(reader, erase, reread_below);
         let reads = rec.recognize_rgb(frame).unwrap();
         reads.first().map(|r| r.text.clone()).unwrap_or_default()
     }
@@ -578,14 +647,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_weak_read_is_read_again_narrower_and_wider_and_the_surest_wins() {
-        let frame = plate_frame(false);
-        let reader = Scripted {
+    /// A reader reading `ABC123` weakly, and `ABC1234` surely from a crop at least 240 pixels
+    /// wide (the plate widened).
+    fn weak_unless_wide() -> Scripted {
+        Scripted {
             wide: "ABC1234",
             wide_from: 240,
             ..Scripted::plain("ABC123", 0.6)
-        };
+        }
+    }
+
+    #[test]
+    fn a_weak_read_is_read_again_narrower_and_wider_and_the_surest_wins() {
+        let frame = plate_frame(false);
+        let reader = weak_unless_wide();
         let widths = reader.widths.clone();
         assert_eq!(read(reader, true, 0.7, &frame), "ABC1234");
         let widths = widths.lock().unwrap().clone();
@@ -595,11 +670,7 @@ mod tests {
             .collect();
         assert_eq!(widths, expected, "as cut, then narrower and wider");
 
-        let never = Scripted {
-            wide: "ABC1234",
-            wide_from: 240,
-            ..Scripted::plain("ABC123", 0.6)
-        };
+        let never = weak_unless_wide();
         assert_eq!(read(never, true, 0.0, &frame), "ABC123", "re-reading off");
     }
 
@@ -609,5 +680,40 @@ mod tests {
         let widths = reader.widths.clone();
         assert_eq!(read(reader, true, 0.7, &plate_frame(false)), "ABC1234");
         assert_eq!(widths.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn once_per_passage_the_frame_is_read_again_by_the_caller_and_only_a_weak_read() {
+        let frame = plate_frame(false);
+        let reader = weak_unless_wide();
+        let widths = reader.widths.clone();
+        let mut rec = recognizer(reader, true, 0.7);
+        rec.config.reread_each_crop = false;
+        let reads = rec.recognize_rgb(&frame).unwrap();
+        assert_eq!(reads[0].text, "ABC123", "the frame read once");
+        assert_eq!(widths.lock().unwrap().len(), 1);
+        assert!(rec.may_read_again(&reads[0]));
+        let again = rec.read_again(&frame, &reads[0]).unwrap().expect("better");
+        assert_eq!(again.text, "ABC1234");
+        assert_eq!(again.bbox, reads[0].bbox);
+        assert!(again.confidence > reads[0].confidence);
+        assert_eq!(
+            widths.lock().unwrap().len(),
+            1 + 3,
+            "its crop again, then narrower and wider"
+        );
+
+        let sure = Scripted::plain("ABC1234", 0.99);
+        let widths = sure.widths.clone();
+        let mut rec = recognizer(sure, true, 0.7);
+        rec.config.reread_each_crop = false;
+        let reads = rec.recognize_rgb(&frame).unwrap();
+        assert!(!rec.may_read_again(&reads[0]));
+        assert_eq!(rec.read_again(&frame, &reads[0]).unwrap(), None);
+        assert_eq!(
+            widths.lock().unwrap().len(),
+            1,
+            "a sure read is not read again"
+        );
     }
 }

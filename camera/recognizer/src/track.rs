@@ -30,7 +30,8 @@ pub struct GroupedRead {
 
 impl GroupedRead {
     /// Whether the group's most confident read is one of `reads`, the reads of the frame taken
-    /// at `at_ms` (its text may have been changed by the vote; its box and confidence not).
+    /// at `at_ms` (its text may have been changed by the vote or by reading it again; its box
+    /// and confidence not).
     pub fn is_best_of(&self, at_ms: u64, reads: &[PlateRead]) -> bool {
         at_ms == self.best_at_ms
             && reads
@@ -107,6 +108,52 @@ impl OpenGroup {
     }
 }
 
+/// A passage whose time is up, not yet voted: its most confident read may be read again
+/// ([`ClosedGroup::best`], [`ClosedGroup::replace_best`]) before it is [`ClosedGroup::emit`]ted.
+#[derive(Debug, Clone)]
+pub struct ClosedGroup(OpenGroup);
+
+impl ClosedGroup {
+    /// The most confident read as read, and the time of its frame.
+    pub fn best(&self) -> (&PlateRead, u64) {
+        (&self.0.group.best, self.0.group.best_at_ms)
+    }
+
+    /// Whether the most confident read is one of `reads`, the reads of the frame taken at
+    /// `at_ms` ([`GroupedRead::is_best_of`]).
+    pub fn is_best_of(&self, at_ms: u64, reads: &[PlateRead]) -> bool {
+        self.0.group.is_best_of(at_ms, reads)
+    }
+
+    /// Puts `again`, the most confident read read again (same frame, same box), in its place,
+    /// and in the place of every read of the passage that read the same text (the same
+    /// misreading, made in other frames too: left as they are, they would outvote the better
+    /// reading): they vote with its text and per-character confidences, each with its own box
+    /// and confidence. The most confident read keeps its box and confidence, so that the read
+    /// still names its frame ([`GroupedRead::is_best_of`]).
+    pub fn replace_best(&mut self, again: PlateRead) {
+        let g = &mut self.0;
+        let first = g.group.best.clone();
+        for r in g.reads.iter_mut().filter(|r| r.text == first.text) {
+            *r = PlateRead {
+                bbox: r.bbox,
+                confidence: r.confidence,
+                ..again.clone()
+            };
+        }
+        g.group.best = PlateRead {
+            bbox: first.bbox,
+            confidence: first.confidence,
+            ..again
+        };
+    }
+
+    /// The passage as emitted: the most confident read with the text voted over its reads.
+    pub fn emit(self) -> GroupedRead {
+        self.0.emit()
+    }
+}
+
 /// The outcome of [`vote`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Voted {
@@ -178,9 +225,9 @@ pub fn vote(reads: &[PlateRead]) -> Option<Voted> {
 
 /// Groups plate reads of consecutive frames: a read joins an open group when its text is within
 /// `max_edit_distance` of any text of the group and it comes at most `max_gap_ms` after the group
-/// was last seen. A group is emitted (once, its text voted over its reads, its box the most
-/// confident read's) when it has not been seen for `max_gap_ms`, or when it has been open for
-/// `max_window_ms`.
+/// was last seen. A group is closed (once; the caller emits it, its text voted over its reads,
+/// its box the most confident read's: [`ClosedGroup`]) when it has not been seen for
+/// `max_gap_ms`, or when it has been open for `max_window_ms`.
 #[derive(Debug, Clone)]
 pub struct TemporalGrouper {
     /// Longest silence inside one vehicle's passage.
@@ -205,7 +252,7 @@ impl TemporalGrouper {
 
     /// Feeds the reads of the frame taken at `at_ms` (non-decreasing); returns the groups closed
     /// by this time.
-    pub fn push(&mut self, at_ms: u64, reads: &[PlateRead]) -> Vec<GroupedRead> {
+    pub fn push(&mut self, at_ms: u64, reads: &[PlateRead]) -> Vec<ClosedGroup> {
         let mut closed = self.close_due(at_ms);
         for read in reads {
             let idx = self.open.iter().position(|g| {
@@ -223,8 +270,8 @@ impl TemporalGrouper {
         closed
     }
 
-    /// Emits the groups whose time is up at `now_ms` (call it when no frame comes).
-    pub fn close_due(&mut self, now_ms: u64) -> Vec<GroupedRead> {
+    /// Closes the groups whose time is up at `now_ms` (call it when no frame comes).
+    pub fn close_due(&mut self, now_ms: u64) -> Vec<ClosedGroup> {
         let (gap, window) = (self.max_gap_ms, self.max_window_ms);
         let (due, open): (Vec<OpenGroup>, Vec<OpenGroup>) =
             std::mem::take(&mut self.open).into_iter().partition(|g| {
@@ -233,7 +280,7 @@ impl TemporalGrouper {
                 silent || long
             });
         self.open = open;
-        due.into_iter().map(OpenGroup::emit).collect()
+        due.into_iter().map(ClosedGroup).collect()
     }
 
     /// When the oldest open group was first seen, if any group is open: a caller holding on to
@@ -242,9 +289,9 @@ impl TemporalGrouper {
         self.open.iter().map(|g| g.group.first_seen_ms).min()
     }
 
-    /// Emits every open group (end of stream).
-    pub fn flush(&mut self) -> Vec<GroupedRead> {
-        self.open.drain(..).map(OpenGroup::emit).collect()
+    /// Closes every open group (end of stream).
+    pub fn flush(&mut self) -> Vec<ClosedGroup> {
+        self.open.drain(..).map(ClosedGroup).collect()
     }
 }
 
@@ -269,6 +316,11 @@ mod tests {
     use super::*;
     use crate::BBox;
 
+    /// The closed groups as emitted, not read again.
+    fn emitted(closed: Vec<ClosedGroup>) -> Vec<GroupedRead> {
+        closed.into_iter().map(ClosedGroup::emit).collect()
+    }
+
     fn read(text: &str, confidence: f32) -> PlateRead {
         PlateRead {
             text: text.into(),
@@ -284,15 +336,15 @@ mod tests {
     fn consecutive_frames_of_one_vehicle_give_one_read_with_the_best_confidence() {
         let mut g = TemporalGrouper::new(1000, 10_000);
         let mut out = Vec::new();
-        out.extend(g.push(0, &[read("ABC1234", 0.7)]));
-        out.extend(g.push(100, &[read("ABC1Z34", 0.5)]));
-        out.extend(g.push(200, &[read("ABC1234", 0.95)]));
-        out.extend(g.push(300, &[]));
+        out.extend(emitted(g.push(0, &[read("ABC1234", 0.7)])));
+        out.extend(emitted(g.push(100, &[read("ABC1Z34", 0.5)])));
+        out.extend(emitted(g.push(200, &[read("ABC1234", 0.95)])));
+        out.extend(emitted(g.push(300, &[])));
         assert!(
             out.is_empty(),
             "nothing is emitted while the vehicle is in view"
         );
-        out.extend(g.push(1500, &[]));
+        out.extend(emitted(g.push(1500, &[])));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].best.text, "ABC1234");
         assert_eq!(out[0].best.confidence, 0.95);
@@ -308,7 +360,7 @@ mod tests {
         let mut g = TemporalGrouper::new(500, 10_000);
         g.push(0, &[read("ABC1234", 0.9), read("XYZ9876", 0.8)]);
         g.push(100, &[read("XYZ9876", 0.85)]);
-        let mut out = g.flush();
+        let mut out = emitted(g.flush());
         out.sort_by(|a, b| a.best.text.cmp(&b.best.text));
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].best.text, "XYZ9876");
@@ -329,7 +381,7 @@ mod tests {
         let mut g = TemporalGrouper::new(500, 1000);
         let mut out = Vec::new();
         for t in (0..=2500).step_by(100) {
-            out.extend(g.push(t, &[read("ABC1234", 0.9)]));
+            out.extend(emitted(g.push(t, &[read("ABC1234", 0.9)])));
         }
         assert_eq!(out.len(), 2);
     }
@@ -364,7 +416,7 @@ mod tests {
         g.push(100, &[read_at("ABC1Z34", 0.7, 2.0)]);
         let surest = read_at("A8C1234", 0.9, 3.0);
         g.push(200, std::slice::from_ref(&surest));
-        let out = g.push(1500, &[]);
+        let out = emitted(g.push(1500, &[]));
         assert_eq!(out.len(), 1);
         let got = &out[0];
         assert_eq!(got.best.text, "ABC1234");
@@ -385,13 +437,61 @@ mod tests {
     }
 
     #[test]
+    fn the_most_confident_read_read_again_votes_in_its_place_and_keeps_naming_its_frame() {
+        let mut g = TemporalGrouper::new(1000, 10_000);
+        let surest = read_at("A8C1Z34", 0.9, 3.0);
+        g.push(0, &[read_at("ABC1Z34", 0.6, 1.0)]);
+        g.push(100, std::slice::from_ref(&surest));
+        g.push(200, &[read_at("ABC1234", 0.5, 2.0)]);
+        let mut closed = g.flush();
+        assert_eq!(closed.len(), 1);
+        let c = &mut closed[0];
+        assert_eq!(c.best(), (&surest, 100));
+        let mut again = read_at("ABC1234", 0.95, 9.0);
+        again.raw_text = "ABC 1234".into();
+        c.replace_best(again);
+        assert!(c.is_best_of(100, std::slice::from_ref(&surest)));
+        let got = closed.pop().expect("one passage").emit();
+        // Without the read again: A8C1Z34 (0.9) against ABC1Z34 and ABC1234 gives ABC1Z34.
+        assert_eq!(got.best.text, "ABC1234");
+        assert_eq!(got.best.raw_text, "ABC 1234");
+        assert_eq!(
+            (got.best.bbox, got.best.confidence),
+            (surest.bbox, surest.confidence),
+            "the box and confidence of the read as first read"
+        );
+        assert!(got.is_best_of(100, &[surest]));
+        assert_eq!(got.voters, 3);
+    }
+
+    #[test]
+    fn frames_that_misread_as_the_most_confident_read_did_vote_with_its_reading_again() {
+        let mut g = TemporalGrouper::new(1000, 10_000);
+        let surest = read_at("ABC1Z34", 0.6, 2.0);
+        g.push(0, &[read_at("ABC1Z34", 0.5, 1.0)]);
+        g.push(100, std::slice::from_ref(&surest));
+        g.push(200, &[read_at("ABC1Z34", 0.55, 3.0)]);
+        let mut c = g.flush().pop().expect("one passage");
+        c.replace_best(read_at("ABC1234", 0.8, 9.0));
+        let got = c.emit();
+        // Had only the most confident read been replaced: ABC1Z34 (0.5 + 0.55) against
+        // ABC1234 (0.8) gives ABC1Z34 again.
+        assert_eq!(got.best.text, "ABC1234");
+        assert_eq!(got.voters, 3);
+        assert_eq!(
+            (got.best.bbox, got.best.confidence),
+            (surest.bbox, surest.confidence)
+        );
+    }
+
+    #[test]
     fn a_lone_read_is_emitted_as_read() {
         let mut g = TemporalGrouper::new(1000, 10_000);
         let mut lone = read("7ZK2841", 0.6);
         lone.char_confidences = vec![0.9, 0.4, 0.7, 0.6, 0.8, 0.5, 0.9];
         lone.format = Some("us-somewhere".into());
         g.push(40, std::slice::from_ref(&lone));
-        let out = g.flush();
+        let out = emitted(g.flush());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].best, lone);
         assert_eq!((out[0].voters, out[0].count), (1, 1));
@@ -405,7 +505,7 @@ mod tests {
         g.push(0, &[read_at("ABC1234", 0.6, 1.0)]);
         g.push(100, &[long.clone()]);
         g.push(200, &[read_at("A8C1234", 0.5, 2.0)]);
-        let out = g.flush();
+        let out = emitted(g.flush());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].best.text, "ABC1234");
         assert_eq!(out[0].voters, 2);
@@ -452,7 +552,7 @@ mod tests {
         for t in 40..60u64 {
             g.push(t * 100, &[read("ABC1234", 0.9)]);
         }
-        let out = g.flush();
+        let out = emitted(g.flush());
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].count, out[0].voters), (60, MAX_VOTERS));
         assert_eq!(out[0].best.text, "ABC1234");

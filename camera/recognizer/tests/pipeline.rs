@@ -3,7 +3,9 @@
 
 mod common;
 
-use anpr_recognizer::{DETECTOR_FILE, PlateRegion, Recognizer, RecognizerConfig, TemporalGrouper};
+use anpr_recognizer::{
+    ClosedGroup, DETECTOR_FILE, PlateRegion, Recognizer, RecognizerConfig, TemporalGrouper,
+};
 use common::{assert_on_the_plate, synthetic_frame as fixture};
 
 fn config() -> RecognizerConfig {
@@ -68,6 +70,7 @@ fn frames_of_one_passage_become_one_read() -> anyhow::Result<()> {
         out.extend(grouper.push(t, &recognizer.recognize(&frame)?));
     }
     out.extend(grouper.flush());
+    let out: Vec<_> = out.into_iter().map(ClosedGroup::emit).collect();
     let plates: Vec<_> = out.iter().filter(|g| g.best.text == "ABC1234").collect();
     assert_eq!(plates.len(), 1);
     assert_eq!(plates[0].count, 3);

@@ -149,9 +149,9 @@ pub struct RecognizerSection {
     /// this many) and the rest deleted unread (counted `dropped`). 0: never.
     #[serde(default = "default_max_backlog")]
     pub max_backlog: u32,
-    /// A read scoring below this (0..=1) is read again from its crop narrowed and widened,
-    /// keeping the best: more accurate, slower on weak reads (docs/recognizer.md); 0: never;
-    /// absent: the recognizer's default (0.7).
+    /// A passage's most confident read scoring below this (0..=1) is read again from its
+    /// frame, the crop narrowed and widened, keeping the best: more accurate, a few more reads
+    /// per weak passage (docs/recognizer.md); 0: never; absent: the recognizer's default (0.7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reread_below: Option<f32>,
 }
