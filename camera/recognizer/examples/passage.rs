@@ -27,6 +27,9 @@ struct Subset {
     vote_changed: usize,
 }
 
+/// Time between the frames of a synthetic passage.
+const FRAME_GAP_MS: u64 = 200;
+
 fn main() -> anyhow::Result<()> {
     let mut config = RecognizerConfig {
         models_dir: anpr_recognizer::models_dir_or_default(std::env::var_os(
@@ -106,8 +109,11 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 // The frame's top read only: the truth is one plate per photo.
-                grouper.push(i as u64 * 200, &reads[..reads.len().min(1)]);
-                frames.push(frame.into_rgb8());
+                grouper.push(i as u64 * FRAME_GAP_MS, &reads[..reads.len().min(1)]);
+                if !config.reread_each_crop {
+                    // Kept for the passage's read again.
+                    frames.push(frame.into_rgb8());
+                }
             }
             // The passage of the most confident read (other groups are other text).
             let passage = grouper.flush().into_iter().find(|g| {
@@ -119,11 +125,10 @@ fn main() -> anyhow::Result<()> {
             let voted = match passage {
                 Some(mut g) => {
                     let (best, at_ms) = g.best();
-                    if !config.reread_each_crop && recognizer.may_read_again(best) {
-                        let frame = &frames[(at_ms / 200) as usize];
-                        if let Some(better) = recognizer.read_again(frame, best)? {
-                            g.replace_best(better);
-                        }
+                    if let Some(frame) = frames.get((at_ms / FRAME_GAP_MS) as usize)
+                        && let Some(better) = recognizer.read_again(frame, best)?
+                    {
+                        g.replace_best(better);
                     }
                     g.emit().best.text
                 }
