@@ -17,12 +17,13 @@
 //! photos in turn; within a turn each photo is dropped `ANPR_MEASURE_PASSAGE` times in a row
 //! (default 1): a vehicle's passage of that many frames.
 //! `ANPR_MEASURE_DETECTOR`, `ANPR_MEASURE_READER`: the camera's `recognizer.detector` and
-//! `recognizer.reader` (default `ppocr` each).
+//! `recognizer.reader` (default `ppocr` each); `ANPR_MEASURE_SECOND_DETECTOR`: its
+//! `recognizer.second_detector` (`plate`, `ppocr` or `none`; default the camera's, `plate`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use anpr_camera::config::RecognizerSection;
+use anpr_camera::config::{RecognizerSection, SecondDetector};
 use common::*;
 use std::path::PathBuf;
 use std::process::Command;
@@ -65,6 +66,12 @@ async fn main() {
     let reader = kind("ANPR_MEASURE_READER")
         .parse()
         .expect("ANPR_MEASURE_READER: ppocr or plate");
+    let second_detector = match std::env::var("ANPR_MEASURE_SECOND_DETECTOR").as_deref() {
+        Err(_) | Ok("plate") => SecondDetector::Plate,
+        Ok("ppocr") => SecondDetector::Ppocr,
+        Ok("none") => SecondDetector::None,
+        Ok(other) => panic!("ANPR_MEASURE_SECOND_DETECTOR: plate, ppocr or none, not {other}"),
+    };
 
     let mut stack = Stack::new("cam-feed-measure").await;
     stack.recognizer = Some(RecognizerSection {
@@ -76,6 +83,7 @@ async fn main() {
         max_backlog: 0,
         detector,
         reader,
+        second_detector,
         ..stack.recognizer_section()
     });
     let mut cloud = stack.cloud().await;

@@ -362,6 +362,7 @@ pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
     let mut rc = RecognizerConfig {
         reader: r.reader,
         detector: r.detector,
+        second_detector: r.second_detector.kind(),
         threads: r.threads.max(1),
         min_score: r.min_score,
         region: r.region,

@@ -72,6 +72,11 @@ enum Cmd {
         /// default: the recognizer's, 0.7): measures what the second reading gains and costs.
         #[arg(long)]
         reread_below: Option<f32>,
+        /// A second detector whose regions are read too on a frame whose best read is weak:
+        /// `plate`, `ppocr` or `none` (default: the recognizer's, `plate`; the same as the
+        /// detector: none): measures what the second look gains and costs.
+        #[arg(long)]
+        second_detector: Option<String>,
     },
 }
 
@@ -220,6 +225,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             detector,
             keep_colour_marks,
             reread_below,
+            second_detector,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig {
                 models_dir: models_dir(models),
@@ -234,6 +240,13 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             if let Some(score) = reread_below {
                 rc.reread_below_score = score;
+            }
+            match second_detector.as_deref() {
+                None => {}
+                Some("none") => rc.second_detector = None,
+                Some(name) => {
+                    rc.second_detector = Some(name.parse().map_err(anyhow::Error::msg)?);
+                }
             }
             let readers = parse_kinds(&reader, &anpr_recognizer::ReaderKind::ALL, "--reader")?;
             let detectors =

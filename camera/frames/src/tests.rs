@@ -261,6 +261,17 @@ fn the_recognizer_gets_the_settings_of_the_section() {
             anpr_recognizer::DetectorKind::Ppocr
         )
     );
+    assert_eq!(
+        rc.second_detector,
+        anpr_recognizer::RecognizerConfig::default().second_detector,
+        "by default, the recognizer's own"
+    );
+    assert_eq!(
+        rc.second_detector(),
+        Some(anpr_recognizer::DetectorKind::Plate)
+    );
+    s.second_detector = anpr_camera::config::SecondDetector::None;
+    assert_eq!(recognizer_config(&s).second_detector(), None);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `cargo run --release -p anpr-recognizer --example eval -- DIR [--json] [--threads N]
-//! [--region auto|us|eu|br] [--detector ppocr|plate] [--reader ppocr|plate] [--models DIR]
+//! [--region auto|us|eu|br] [--detector ppocr|plate] [--second-detector ppocr|plate]
+//! [--reader ppocr|plate] [--models DIR]
 //! [--max-side PX] [--threshold T] [--box-threshold T] [--unclip R]
 //! [--max-plans N] [--details]`
 
@@ -42,6 +43,14 @@ fn main() -> anyhow::Result<()> {
                     .context("--detector ppocr|plate")?
                     .parse()
                     .map_err(anyhow::Error::msg)?
+            }
+            "--second-detector" => {
+                config.second_detector = Some(
+                    args.next()
+                        .context("--second-detector ppocr|plate")?
+                        .parse()
+                        .map_err(anyhow::Error::msg)?,
+                )
             }
             "--box-threshold" => {
                 config.detector_box_threshold =

@@ -75,6 +75,12 @@ pub struct RecognizerConfig {
     /// frame); off, the caller reads again only a passage's most confident read
     /// ([`crate::Recognizer::read_again`]), as the frame feed does.
     pub reread_each_crop: bool,
+    /// A second detector (the other kind than `detector`; the same kind: none), run at
+    /// `detector_retry_max_side` (else `detector_max_side`), whose regions are read too on a
+    /// frame whose best read scores below `reread_below_score` after the first detector's
+    /// passes: plates the first detector missed or cut, at a cost on weak frames only.
+    /// Default: our plate detector beside PP-OCR's (docs/recognizer.md, "A second look").
+    pub second_detector: Option<DetectorKind>,
     /// Evaluation only: when `region` is `auto`, a subfolder named `us`, `eu` or `br` is read
     /// with that region's formats (as a camera installed there would be configured).
     pub region_from_folder: bool,
@@ -101,6 +107,7 @@ impl Default for RecognizerConfig {
             erase_colour_marks: true,
             reread_below_score: 0.7,
             reread_each_crop: true,
+            second_detector: Some(DetectorKind::Plate),
             region_from_folder: true,
         }
     }
@@ -109,10 +116,34 @@ impl Default for RecognizerConfig {
 impl RecognizerConfig {
     /// The configured detector's model file.
     pub fn detector_file(&self) -> PathBuf {
-        self.models_dir.join(match self.detector {
+        self.detector_file_of(self.detector)
+    }
+
+    /// The model file of a detector.
+    pub fn detector_file_of(&self, kind: DetectorKind) -> PathBuf {
+        self.models_dir.join(match kind {
             DetectorKind::Ppocr => DETECTOR_FILE,
             DetectorKind::Plate => PLATE_DETECTOR_FILE,
         })
+    }
+
+    /// The second detector in force: `second_detector` unless it is `detector` itself.
+    pub fn second_detector(&self) -> Option<DetectorKind> {
+        self.second_detector.filter(|k| *k != self.detector)
+    }
+
+    /// A second detector's settings: its own thresholds, the finer pass's size (the first
+    /// pass's without one) and the plans kept.
+    pub fn second_detector_settings(&self, kind: DetectorKind) -> DetectorSettings {
+        DetectorSettings {
+            max_side: if self.detector_retry_max_side > 0 {
+                self.detector_retry_max_side
+            } else {
+                self.detector_max_side
+            },
+            max_plans: self.max_plans,
+            ..DetectorSettings::for_kind(kind)
+        }
     }
 
     /// The configured detector's settings (its first pass; the retry is
@@ -132,6 +163,7 @@ impl RecognizerConfig {
     pub fn model_files(&self) -> Vec<PathBuf> {
         let dir = &self.models_dir;
         let mut files = vec![self.detector_file()];
+        files.extend(self.second_detector().map(|k| self.detector_file_of(k)));
         match self.reader {
             ReaderKind::Ppocr => {
                 files.push(dir.join(READER_FILE));

@@ -32,7 +32,8 @@ const fn f(name: &'static str, pattern: &'static str, region: PlateRegion) -> Pl
 }
 
 /// Known formats (public knowledge of national schemes). US states use too many formats for a
-/// position to dictate letter or digit, so in the US (region `us`) plates are read as seen.
+/// position to dictate letter or digit, so in the US (region `us`) plates are read as seen, but
+/// for the letter O, read as 0 ([`US_KEYED_AS`]).
 pub const FORMATS: &[PlateFormat] = &[
     f("br-old", "LLLNNNN", PlateRegion::Br),
     f("br-mercosul", "LLLNLNN", PlateRegion::Br),
@@ -253,12 +254,19 @@ fn longest_letter_run(text: &str) -> usize {
     best
 }
 
+/// In the US (region `us`) a plate's letter O is reported as the digit 0: several
+/// states issue no O (Alabama, Florida, Idaho, Maryland, Michigan, Pennsylvania, Virginia, on
+/// passenger plates), their records key a zero for it, and most state fonts draw the two alike.
+const US_KEYED_AS: (u8, u8) = (b'O', b'0');
+
 /// The most plate-like string in what was read, if any. Tokens (split at separators) and runs of
 /// neighbouring tokens are tried whole as free text. Each known format of the region is tried
 /// too: with the reader's CTC matrix, as the most probable path that spells the format (any
 /// number of letter/digit fixes, stray text before and after allowed at a cost), ranked by the
 /// evidence for that path against the greedy read; without it, on the same tokens and runs, with
-/// one stray character cut at either end and at most one character replaced.
+/// one stray character cut at either end and at most one character replaced. In the US the
+/// chosen plate's letter O is then written 0 ([`US_KEYED_AS`]); the choice is made on the text
+/// as read (a word with an O must not pass for a registration because its O became a digit).
 pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
     let mut tokens: Vec<Vec<&CharRead>> = vec![Vec::new()];
     for c in &read.chars {
@@ -313,6 +321,12 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
                 best = Some(cand);
             }
         }
+    }
+    if region == PlateRegion::Us
+        && let Some(p) = &mut best
+    {
+        let (letter, digit) = US_KEYED_AS;
+        p.text = p.text.replace(letter as char, &(digit as char).to_string());
     }
     best
 }
@@ -540,8 +554,26 @@ mod tests {
         assert_eq!(formats_for(PlateRegion::Eu).count(), 3);
         let read = TextRead::from_ctc(matrix(&three_confusions()));
         let p = best_plate(&read, PlateRegion::Us).expect("a plate");
-        assert_eq!(p.text, "8BCI2O4");
+        // As seen, but for the letter O, which the US keys as 0 (next test).
+        assert_eq!(p.text, "8BCI204");
         assert_eq!(p.format, None);
+    }
+
+    #[test]
+    fn in_the_us_the_letter_o_is_read_as_the_digit_zero() {
+        // The plate chosen, its O written 0.
+        let p = best_plate(&plain("MLOC2S"), PlateRegion::Us).expect("a plate");
+        assert_eq!(p.text, "ML0C2S");
+        // Elsewhere an O stays an O where no format says otherwise.
+        for region in [PlateRegion::Auto, PlateRegion::Eu] {
+            let p = best_plate(&plain("MLOC2S"), region).expect("a plate");
+            assert_eq!(p.text, "MLOC2S", "{region:?}");
+        }
+        // The plate is chosen on the text as read: a word with an O stays a word (scored as
+        // one), not a registration with a digit.
+        let word = best_plate(&plain("METRO"), PlateRegion::Us).map_or(0.0, |p| p.score);
+        let plate = best_plate(&plain("METR0"), PlateRegion::Us).map_or(0.0, |p| p.score);
+        assert!(word < plate / 2.0, "{word} against {plate}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! 1. [`PlateDetector`]: candidate text regions in the frame ([`MapDetector`] on a downscaled
 //!    frame: PP-OCRv4 mobile text detection, or our own plate detector trained on composed
-//!    frames, chosen by [`RecognizerConfig::detector`]);
+//!    frames, chosen by [`RecognizerConfig::detector`]; the other one looks again at a frame
+//!    whose best read is weak, [`RecognizerConfig::second_detector`]);
 //! 2. [`PlateReader`]: the characters in one region, cropped from the full-resolution frame
 //!    ([`PpOcrReader`], PP-OCRv4 mobile recognition decoded over 0-9 A-Z only; or
 //!    [`PlateCtcReader`], our own plate-only reader trained on rendered plates, chosen by
@@ -100,6 +101,8 @@ pub struct PlateRead {
 #[derive(Debug)]
 pub struct Recognizer {
     detector: Box<dyn PlateDetector>,
+    /// The second detector ([`RecognizerConfig::second_detector`]), if any.
+    second: Option<Box<dyn PlateDetector>>,
     reader: Box<dyn PlateReader>,
     config: RecognizerConfig,
 }
@@ -120,6 +123,18 @@ fn suppress_overlaps(mut reads: Vec<PlateRead>) -> Vec<PlateRead> {
     }
     kept
 }
+
+/// The box read for a candidate region of a frame `fw`×`fh`: a little context left and right
+/// of the characters, as the reader was trained with.
+fn read_box(region: &BBox, fw: u32, fh: u32) -> BBox {
+    region
+        .grown(0.15 * region.h, 0.05 * region.h)
+        .clipped(fw, fh)
+}
+
+/// A second detector's region whose read box overlaps a read made already this much (IoU) is
+/// not read: it would be read the same.
+const SAME_BOX_IOU: f32 = 0.8;
 
 /// The pixels of a frame `fw`×`fh` read for a box of a read (the box as read: grown and
 /// clipped), if at least 4×4.
@@ -217,11 +232,15 @@ impl Recognizer {
             )?),
             ReaderKind::Plate => Box::new(PlateCtcReader::load(&dir.join(PLATE_READER_FILE))?),
         };
-        Ok(Self::with_stages(
-            Box::new(detector),
-            reader,
-            config.clone(),
-        ))
+        let mut recognizer = Self::with_stages(Box::new(detector), reader, config.clone());
+        if let Some(kind) = config.second_detector() {
+            let second = MapDetector::load(
+                &config.detector_file_of(kind),
+                config.second_detector_settings(kind),
+            )?;
+            recognizer.second = Some(Box::new(second));
+        }
+        Ok(recognizer)
     }
 
     /// A recognizer from any detector and reader.
@@ -232,9 +251,17 @@ impl Recognizer {
     ) -> Self {
         Self {
             detector,
+            second: None,
             reader,
             config,
         }
+    }
+
+    /// With a second detector, whose regions are read too on a frame whose best read is weak
+    /// ([`RecognizerConfig::second_detector`]).
+    pub fn with_second_detector(mut self, second: Box<dyn PlateDetector>) -> Self {
+        self.second = Some(second);
+        self
     }
 
     /// The settings in force.
@@ -260,7 +287,7 @@ impl Recognizer {
     /// The plates in an RGB frame, most confident first.
     pub fn recognize_rgb(&self, frame: &RgbImage) -> Result<Vec<PlateRead>, RecognizerError> {
         let regions = self.detector.detect(frame)?;
-        let reads = self.read_regions(frame, &regions)?;
+        let mut reads = self.read_regions(frame, &regions)?;
         let retry = self.config.detector_retry_max_side;
         if retry > 0
             && reads
@@ -268,13 +295,38 @@ impl Recognizer {
                 .is_none_or(|r| r.confidence < self.config.retry_below_score)
         {
             let more = self.detector.detect_finer(frame)?;
-            if !more.is_empty() {
-                let mut again = self.read_regions(frame, &more)?;
-                again.extend(reads);
-                return Ok(suppress_overlaps(again));
-            }
+            reads = self.read_more(frame, &more, reads)?;
+        }
+        if let Some(second) = &self.second
+            && reads
+                .first()
+                .is_none_or(|r| r.confidence < self.config.reread_below_score)
+        {
+            // A region where a read was made already would be read the same again.
+            let (fw, fh) = frame.dimensions();
+            let mut more = second.detect(frame)?;
+            more.retain(|region| {
+                let b = read_box(&region.bbox, fw, fh);
+                !reads.iter().any(|r| r.bbox.iou(&b) >= SAME_BOX_IOU)
+            });
+            reads = self.read_more(frame, &more, reads)?;
         }
         Ok(reads)
+    }
+
+    /// `reads` and the reads of more `regions` of the frame, overlaps suppressed.
+    fn read_more(
+        &self,
+        frame: &RgbImage,
+        regions: &[TextRegion],
+        reads: Vec<PlateRead>,
+    ) -> Result<Vec<PlateRead>, RecognizerError> {
+        if regions.is_empty() {
+            return Ok(reads);
+        }
+        let mut more = self.read_regions(frame, regions)?;
+        more.extend(reads);
+        Ok(suppress_overlaps(more))
     }
 
     fn read_regions(
@@ -446,11 +498,7 @@ impl Recognizer {
         cand: &Candidate,
     ) -> Result<Option<PlateRead>, RecognizerError> {
         let (fw, fh) = frame.dimensions();
-        // A little context left and right of the characters, as the reader was trained with.
-        let b = cand
-            .bbox
-            .grown(0.15 * cand.bbox.h, 0.05 * cand.bbox.h)
-            .clipped(fw, fh);
+        let b = read_box(&cand.bbox, fw, fh);
         let Some([x, y, w, h]) = read_rect(&b, fw, fh) else {
             return Ok(None);
         };
@@ -680,6 +728,88 @@ mod tests {
         let widths = reader.widths.clone();
         assert_eq!(read(reader, true, 0.7, &plate_frame(false)), "ABC1234");
         assert_eq!(widths.lock().unwrap().len(), 1);
+    }
+
+    /// One region, the left 150 pixels of the frame.
+    #[derive(Debug)]
+    struct LeftPart;
+
+    impl PlateDetector for LeftPart {
+        fn detect(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            Ok(vec![TextRegion {
+                bbox: BBox::new(4.0, 4.0, 150.0, frame.height() as f32 - 8.0),
+                score: 0.9,
+            }])
+        }
+    }
+
+    /// Whole-frame regions, counted.
+    #[derive(Debug, Default)]
+    struct CountedWholeFrame(Arc<Mutex<usize>>);
+
+    impl PlateDetector for CountedWholeFrame {
+        fn detect(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            *self.0.lock().unwrap() += 1;
+            WholeFrame.detect(frame)
+        }
+    }
+
+    #[test]
+    fn a_weak_frame_is_read_in_the_second_detectors_regions_too() {
+        // The first detector cuts the plate (ABC123, weak); the second finds it whole.
+        let frame = RgbImage::from_pixel(400, 60, image::Rgb([200, 200, 200]));
+        for (reread_below, expected, second_calls) in [(1.0, "ABC1234", 1), (0.0, "ABC123", 0)] {
+            let calls = Arc::new(Mutex::new(0));
+            let config = RecognizerConfig {
+                reread_below_score: reread_below,
+                reread_each_crop: false,
+                detector_retry_max_side: 0,
+                ..RecognizerConfig::default()
+            };
+            let rec =
+                Recognizer::with_stages(Box::new(LeftPart), Box::new(weak_unless_wide()), config)
+                    .with_second_detector(Box::new(CountedWholeFrame(calls.clone())));
+            let reads = rec.recognize_rgb(&frame).unwrap();
+            assert_eq!(reads[0].text, expected, "reread below {reread_below}");
+            assert_eq!(*calls.lock().unwrap(), second_calls);
+            assert_eq!(reads.len(), 1, "the overlapping weaker read dropped");
+        }
+        // A second detector's region where a read was made already is not read again.
+        let reader = weak_unless_wide();
+        let widths = reader.widths.clone();
+        let config = RecognizerConfig {
+            reread_below_score: 1.0,
+            reread_each_crop: false,
+            detector_retry_max_side: 0,
+            ..RecognizerConfig::default()
+        };
+        let rec = Recognizer::with_stages(Box::new(LeftPart), Box::new(reader), config)
+            .with_second_detector(Box::new(LeftPart));
+        let reads = rec.recognize_rgb(&frame).unwrap();
+        assert_eq!(reads[0].text, "ABC123");
+        assert_eq!(widths.lock().unwrap().len(), 1, "one reading");
+    }
+
+    #[test]
+    fn the_second_detector_is_the_other_kind_and_adds_its_file() {
+        let mut config = RecognizerConfig {
+            second_detector: Some(DetectorKind::Ppocr),
+            ..RecognizerConfig::default()
+        };
+        assert_eq!(config.second_detector(), None, "the first detector itself");
+        config.second_detector = Some(DetectorKind::Plate);
+        assert_eq!(config.second_detector(), Some(DetectorKind::Plate));
+        assert!(
+            config
+                .model_files()
+                .contains(&config.models_dir.join(PLATE_DETECTOR_FILE))
+        );
+        let s = config.second_detector_settings(DetectorKind::Plate);
+        assert_eq!(s.threshold, PLATE_DETECTOR_THRESHOLD);
+        assert_eq!(
+            s.max_side, config.detector_retry_max_side,
+            "the finer pass's size"
+        );
     }
 
     #[test]

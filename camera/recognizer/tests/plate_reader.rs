@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anpr_recognizer::format::best_plate;
 use anpr_recognizer::{
-    CTC_SEPARATOR, DETECTOR_FILE, PLATE_READER_FILE, PlateCtcReader, PlateReader, PlateRegion,
-    READER_FILE, ReaderKind, Recognizer, RecognizerConfig, RecognizerError, open_image,
+    CTC_SEPARATOR, DETECTOR_FILE, PLATE_DETECTOR_FILE, PLATE_READER_FILE, PlateCtcReader,
+    PlateReader, PlateRegion, READER_FILE, ReaderKind, Recognizer, RecognizerConfig,
+    RecognizerError, open_image,
 };
 use common::{assert_on_the_plate, synthetic_frame};
 
@@ -109,18 +110,20 @@ fn a_blank_crop_reads_as_no_plate_or_a_weak_one() -> anyhow::Result<()> {
 }
 
 /// A models folder holding only the detector (symlinked from the real one).
-fn detector_only_dir(name: &str) -> PathBuf {
+fn detectors_only_dir(name: &str) -> PathBuf {
     let real = RecognizerConfig::default().models_dir;
     let dir = std::env::temp_dir().join(format!("anpr-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    std::os::unix::fs::symlink(real.join(DETECTOR_FILE), dir.join(DETECTOR_FILE)).expect("link");
+    for file in [DETECTOR_FILE, PLATE_DETECTOR_FILE] {
+        std::os::unix::fs::symlink(real.join(file), dir.join(file)).expect("link");
+    }
     dir
 }
 
 #[test]
 fn the_configured_reader_is_the_one_loaded() {
-    let dir = detector_only_dir("reader-choice");
+    let dir = detectors_only_dir("reader-choice");
     let missing = |reader| match Recognizer::new(&RecognizerConfig {
         models_dir: dir.clone(),
         reader,
@@ -138,6 +141,22 @@ fn the_configured_reader_is_the_one_loaded() {
         ..RecognizerConfig::default()
     });
     assert!(plate.is_ok(), "{plate:?}");
+    // The second detector (ours, by default) is loaded too, and only when configured.
+    std::fs::remove_file(dir.join(PLATE_DETECTOR_FILE)).expect("unlink");
+    let config = RecognizerConfig {
+        models_dir: dir.clone(),
+        reader: ReaderKind::Plate,
+        ..RecognizerConfig::default()
+    };
+    match Recognizer::new(&config) {
+        Err(RecognizerError::ModelMissing { path }) => assert!(path.ends_with(PLATE_DETECTOR_FILE)),
+        other => panic!("expected the second detector missing, got {other:?}"),
+    }
+    let without = Recognizer::new(&RecognizerConfig {
+        second_detector: None,
+        ..config
+    });
+    assert!(without.is_ok(), "{without:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -153,7 +172,7 @@ fn readers_are_named_in_settings_as_on_the_command_line() {
 
 #[test]
 fn the_pipeline_with_our_reader_reads_the_synthetic_frame() -> anyhow::Result<()> {
-    let dir = detector_only_dir("plate-pipeline");
+    let dir = detectors_only_dir("plate-pipeline");
     std::os::unix::fs::symlink(committed_model(), dir.join(PLATE_READER_FILE))?;
     let recognizer = Recognizer::new(&RecognizerConfig {
         models_dir: dir.clone(),

@@ -91,6 +91,31 @@ pub enum SaveMode {
     None,
 }
 
+/// A second detector whose regions are read too on a frame whose best read is weak
+/// (`recognizer.second_detector`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondDetector {
+    /// Our own plate detector (the recognizer's default; none when it is `detector` itself).
+    #[default]
+    Plate,
+    /// PP-OCRv4's text detector (none when it is `detector` itself).
+    Ppocr,
+    /// None: weak frames are read in the first detector's regions only.
+    None,
+}
+
+impl SecondDetector {
+    /// The detector it names, if any.
+    pub fn kind(self) -> Option<DetectorKind> {
+        match self {
+            Self::Plate => Some(DetectorKind::Plate),
+            Self::Ppocr => Some(DetectorKind::Ppocr),
+            Self::None => None,
+        }
+    }
+}
+
 /// `[recognizer]`: the frame feed (watched directory → recognizer → grouping → outbox).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +144,11 @@ pub struct RecognizerSection {
     /// (our own plate detector); read when the feed starts.
     #[serde(default, deserialize_with = "detector_setting")]
     pub detector: DetectorKind,
+    /// A second detector, `plate`, `ppocr` or `none`: on a frame whose best read is weak
+    /// (below `reread_below`), its regions are read too (plates the first detector missed or
+    /// cut); the same as `detector`: none. Read when the feed starts.
+    #[serde(default)]
+    pub second_detector: SecondDetector,
     /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
     /// this are one plate read (the most confident).
     #[serde(default = "default_group_gap")]
@@ -151,7 +181,8 @@ pub struct RecognizerSection {
     pub max_backlog: u32,
     /// A passage's most confident read scoring below this (0..=1) is read again from its
     /// frame, the crop narrowed and widened, keeping the best: more accurate, a few more reads
-    /// per weak passage (docs/recognizer.md); 0: never; absent: the recognizer's default (0.7).
+    /// per weak passage (docs/recognizer.md); also the score below which `second_detector`
+    /// looks at a frame; 0: never; absent: the recognizer's default (0.7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reread_below: Option<f32>,
 }
@@ -361,6 +392,7 @@ impl RecognizerSection {
             region: PlateRegion::default(),
             reader: ReaderKind::default(),
             detector: DetectorKind::default(),
+            second_detector: SecondDetector::default(),
             group_gap_ms: default_group_gap(),
             group_window_ms: default_group_window(),
             save: SaveMode::default(),

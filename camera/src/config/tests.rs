@@ -69,6 +69,7 @@ fn a_recognizer_section_with_only_the_watch_dir_gets_the_defaults() {
     assert_eq!(r.idle_exit_secs, 60);
     assert_eq!((r.motion, r.max_backlog), (0.01, 50));
     assert_eq!(r.reread_below, None, "the recognizer's own");
+    assert_eq!(r.second_detector, SecondDetector::Plate);
 }
 
 #[test]
@@ -77,7 +78,7 @@ fn every_recognizer_setting_is_read() {
         "{MINIMAL}{RECOGNIZER}models_dir = \"/opt/models\"\nthreads = 2\nmin_score = 0.5\n\
          region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n\
          idle_exit_secs = 0\nroi = [0, 360, 1280, 360]\nmotion = 0.0\nmax_backlog = 0\n\
-         reread_below = 0.5\n"
+         reread_below = 0.5\nsecond_detector = \"none\"\n"
     );
     let r = Config::parse(&text).unwrap().recognizer.unwrap();
     assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
@@ -90,6 +91,8 @@ fn every_recognizer_setting_is_read() {
     assert_eq!(r.roi, Some([0, 360, 1280, 360]));
     assert_eq!((r.motion, r.max_backlog), (0.0, 0), "both off");
     assert_eq!(r.reread_below, Some(0.5));
+    assert_eq!(r.second_detector, SecondDetector::None);
+    assert_eq!(r.second_detector.kind(), None);
     let none = format!("{MINIMAL}{RECOGNIZER}save = \"none\"\n");
     assert_eq!(
         Config::parse(&none).unwrap().recognizer.unwrap().save,
