@@ -66,12 +66,9 @@ async fn main() {
     let reader = kind("ANPR_MEASURE_READER")
         .parse()
         .expect("ANPR_MEASURE_READER: ppocr or plate");
-    let second_detector = match std::env::var("ANPR_MEASURE_SECOND_DETECTOR").as_deref() {
-        Err(_) | Ok("plate") => SecondDetector::Plate,
-        Ok("ppocr") => SecondDetector::Ppocr,
-        Ok("none") => SecondDetector::None,
-        Ok(other) => panic!("ANPR_MEASURE_SECOND_DETECTOR: plate, ppocr or none, not {other}"),
-    };
+    let second_detector: SecondDetector = std::env::var("ANPR_MEASURE_SECOND_DETECTOR")
+        .map_or(Ok(SecondDetector::default()), |s| s.parse())
+        .expect("ANPR_MEASURE_SECOND_DETECTOR: plate, ppocr or none");
 
     let mut stack = Stack::new("cam-feed-measure").await;
     stack.recognizer = Some(RecognizerSection {

@@ -3,6 +3,7 @@
 //! starts and speaks to over stdin/stdout (`anpr_camera::feed_link`); `recognize` and `eval`
 //! are for people (`anpr-camera recognize|eval` run them). Logs go to stderr.
 
+use anpr_camera::config::SecondDetector;
 use anpr_camera::feed_link::{self, FeedSettings, LinkSink};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -241,12 +242,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             if let Some(score) = reread_below {
                 rc.reread_below_score = score;
             }
-            match second_detector.as_deref() {
-                None => {}
-                Some("none") => rc.second_detector = None,
-                Some(name) => {
-                    rc.second_detector = Some(name.parse().map_err(anyhow::Error::msg)?);
-                }
+            if let Some(name) = second_detector {
+                let second: SecondDetector = name
+                    .to_ascii_lowercase()
+                    .parse()
+                    .map_err(anyhow::Error::msg)?;
+                rc.second_detector = second.kind();
             }
             let readers = parse_kinds(&reader, &anpr_recognizer::ReaderKind::ALL, "--reader")?;
             let detectors =

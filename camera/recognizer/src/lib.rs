@@ -124,6 +124,12 @@ fn suppress_overlaps(mut reads: Vec<PlateRead>) -> Vec<PlateRead> {
     kept
 }
 
+/// Whether the most confident of `reads` (sorted, most confident first) scores below `score`,
+/// or there is none: the frame is worth another look.
+fn best_below(reads: &[PlateRead], score: f32) -> bool {
+    reads.first().is_none_or(|r| r.confidence < score)
+}
+
 /// The box read for a candidate region of a frame `fw`×`fh`: a little context left and right
 /// of the characters, as the reader was trained with.
 fn read_box(region: &BBox, fw: u32, fh: u32) -> BBox {
@@ -289,18 +295,12 @@ impl Recognizer {
         let regions = self.detector.detect(frame)?;
         let mut reads = self.read_regions(frame, &regions)?;
         let retry = self.config.detector_retry_max_side;
-        if retry > 0
-            && reads
-                .first()
-                .is_none_or(|r| r.confidence < self.config.retry_below_score)
-        {
+        if retry > 0 && best_below(&reads, self.config.retry_below_score) {
             let more = self.detector.detect_finer(frame)?;
             reads = self.read_more(frame, &more, reads)?;
         }
         if let Some(second) = &self.second
-            && reads
-                .first()
-                .is_none_or(|r| r.confidence < self.config.reread_below_score)
+            && best_below(&reads, self.config.reread_below_score)
         {
             // A region where a read was made already would be read the same again.
             let (fw, fh) = frame.dimensions();
@@ -754,21 +754,27 @@ mod tests {
         }
     }
 
+    /// [`recognizer`] with [`LeftPart`] as its detector and `second` looking at frames whose
+    /// best read scores below `reread_below`; crops read as cut.
+    fn second_look(
+        reader: Scripted,
+        second: Box<dyn PlateDetector>,
+        reread_below: f32,
+    ) -> Recognizer {
+        let mut rec = recognizer(reader, true, reread_below).with_second_detector(second);
+        rec.detector = Box::new(LeftPart);
+        rec.config.reread_each_crop = false;
+        rec
+    }
+
     #[test]
     fn a_weak_frame_is_read_in_the_second_detectors_regions_too() {
         // The first detector cuts the plate (ABC123, weak); the second finds it whole.
         let frame = RgbImage::from_pixel(400, 60, image::Rgb([200, 200, 200]));
         for (reread_below, expected, second_calls) in [(1.0, "ABC1234", 1), (0.0, "ABC123", 0)] {
             let calls = Arc::new(Mutex::new(0));
-            let config = RecognizerConfig {
-                reread_below_score: reread_below,
-                reread_each_crop: false,
-                detector_retry_max_side: 0,
-                ..RecognizerConfig::default()
-            };
-            let rec =
-                Recognizer::with_stages(Box::new(LeftPart), Box::new(weak_unless_wide()), config)
-                    .with_second_detector(Box::new(CountedWholeFrame(calls.clone())));
+            let second = Box::new(CountedWholeFrame(calls.clone()));
+            let rec = second_look(weak_unless_wide(), second, reread_below);
             let reads = rec.recognize_rgb(&frame).unwrap();
             assert_eq!(reads[0].text, expected, "reread below {reread_below}");
             assert_eq!(*calls.lock().unwrap(), second_calls);
@@ -777,14 +783,7 @@ mod tests {
         // A second detector's region where a read was made already is not read again.
         let reader = weak_unless_wide();
         let widths = reader.widths.clone();
-        let config = RecognizerConfig {
-            reread_below_score: 1.0,
-            reread_each_crop: false,
-            detector_retry_max_side: 0,
-            ..RecognizerConfig::default()
-        };
-        let rec = Recognizer::with_stages(Box::new(LeftPart), Box::new(reader), config)
-            .with_second_detector(Box::new(LeftPart));
+        let rec = second_look(reader, Box::new(LeftPart), 1.0);
         let reads = rec.recognize_rgb(&frame).unwrap();
         assert_eq!(reads[0].text, "ABC123");
         assert_eq!(widths.lock().unwrap().len(), 1, "one reading");

@@ -105,6 +105,16 @@ pub enum SecondDetector {
     None,
 }
 
+impl std::str::FromStr for SecondDetector {
+    type Err = String;
+    /// By the name the configuration file takes (`plate`, `ppocr` or `none`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        use serde::de::IntoDeserializer;
+        Self::deserialize(s.into_deserializer())
+            .map_err(|e: serde::de::value::Error| format!("second detector: {e}"))
+    }
+}
+
 impl SecondDetector {
     /// The detector it names, if any.
     pub fn kind(self) -> Option<DetectorKind> {

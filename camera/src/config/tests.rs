@@ -93,6 +93,11 @@ fn every_recognizer_setting_is_read() {
     assert_eq!(r.reread_below, Some(0.5));
     assert_eq!(r.second_detector, SecondDetector::None);
     assert_eq!(r.second_detector.kind(), None);
+    // The command line and the measurement example take the file's names.
+    assert_eq!("none".parse(), Ok(SecondDetector::None));
+    assert_eq!("plate".parse(), Ok(SecondDetector::Plate));
+    let e = "yolo".parse::<SecondDetector>().unwrap_err();
+    assert!(e.contains("yolo") && e.contains("ppocr"), "{e}");
     let none = format!("{MINIMAL}{RECOGNIZER}save = \"none\"\n");
     assert_eq!(
         Config::parse(&none).unwrap().recognizer.unwrap().save,
