@@ -8,10 +8,11 @@ use anpr_protocol::{DetectorKind, PlateRegion, ReaderKind};
 
 use crate::detect::DetectorSettings;
 
-/// File names inside the models directory (see `scripts/fetch-models`).
-pub const DETECTOR_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
-/// Recogniser model file.
-pub const READER_FILE: &str = "ch_PP-OCRv4_rec_infer.onnx";
+/// File names inside the models directory (see `scripts/fetch-models`): PP-OCRv4's detector,
+/// its weights stored as float16 (widened to float32 when loaded).
+pub const DETECTOR_FILE: &str = "ch_PP-OCRv4_det_f16.onnx";
+/// PP-OCRv4's reader, its weights stored as float16 like the detector's.
+pub const READER_FILE: &str = "ch_PP-OCRv4_rec_f16.onnx";
 /// Recogniser character list.
 pub const CHARSET_FILE: &str = "ppocr_keys_v1.txt";
 

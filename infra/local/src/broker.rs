@@ -144,18 +144,44 @@ pub async fn start(s: &BrokerSettings, links: &[&str]) -> Result<Vec<Link>, Brok
     Ok(made)
 }
 
+/// How long the broker's listeners may take to come up. Generous: a loaded machine (a test
+/// suite starting many stacks on two cores) can take seconds to start the listener threads.
+const LISTEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Waits until something listens on `addr` (without connecting, which the broker would log
 /// as a failed handshake).
 async fn wait_listening(addr: SocketAddr) -> Result<(), BrokerError> {
-    for _ in 0..200 {
-        if let Err(e) = std::net::TcpListener::bind(addr)
-            && e.kind() == std::io::ErrorKind::AddrInUse
-        {
+    let deadline = tokio::time::Instant::now() + LISTEN_WITHIN;
+    while tokio::time::Instant::now() < deadline {
+        if listening(addr) {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     Err(BrokerError::Listener(addr))
+}
+
+/// Whether a socket listens on `addr`: binding it fails with `AddrInUse` then.
+///
+/// The probe binds with `SO_REUSEADDR` and never listens, so on Linux it cannot take the port
+/// from the broker starting beside it: two such binds may share a port as long as neither
+/// listens, and the broker's listener (tokio sets `SO_REUSEADDR` too) then binds and listens
+/// while the probe holds it. A probe that listened (`std::net::TcpListener::bind`) could make
+/// the broker's own bind fail, and the listener would never come up.
+fn listening(addr: SocketAddr) -> bool {
+    probe(addr).is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+/// A socket bound to `addr` with `SO_REUSEADDR`, not listening.
+fn probe(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
 }
 
 /// The IoT data plane's `Publish` stand-in: publishes through an in-process broker link.
@@ -201,3 +227,28 @@ impl DevicePublisher for LinkPublisher {
 
 /// A link's two halves.
 pub type Link = (LinkTx, LinkRx);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn probing_a_port_never_keeps_the_broker_from_listening_on_it() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        assert!(!listening(addr), "nothing listens yet");
+
+        // The broker binds while a probe holds the port, as it can while `start` waits.
+        let held = probe(addr).expect("the probe binds a free port");
+        let broker = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("the broker binds and listens beside a probe");
+        drop(held);
+
+        assert!(listening(addr), "the broker's listener is seen");
+        wait_listening(addr).await.expect("and waited for");
+        drop(broker);
+        assert!(!listening(addr), "a closed listener is not seen");
+    }
+}

@@ -22,7 +22,7 @@ fn models_dir() -> std::path::PathBuf {
 async fn frames_dropped_into_the_simulated_camera_become_plate_reads_in_the_cloud() {
     let models = models_dir();
     assert!(
-        models.join("ch_PP-OCRv4_det_infer.onnx").exists(),
+        models.join("ch_PP-OCRv4_det_f16.onnx").exists(),
         "no models in {}: run scripts/fetch-models (scripts/test does)",
         models.display()
     );
