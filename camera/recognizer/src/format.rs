@@ -257,7 +257,7 @@ fn longest_letter_run(text: &str) -> usize {
 /// In the US (region `us`) a plate's letter O is reported as the digit 0: several
 /// states issue no O (Alabama, Florida, Idaho, Maryland, Michigan, Pennsylvania, Virginia, on
 /// passenger plates), their records key a zero for it, and most state fonts draw the two alike.
-const US_KEYED_AS: (u8, u8) = (b'O', b'0');
+const US_KEYED_AS: (char, &str) = ('O', "0");
 
 /// The most plate-like string in what was read, if any. Tokens (split at separators) and runs of
 /// neighbouring tokens are tried whole as free text. Each known format of the region is tried
@@ -326,7 +326,7 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
         && let Some(p) = &mut best
     {
         let (letter, digit) = US_KEYED_AS;
-        p.text = p.text.replace(letter as char, &(digit as char).to_string());
+        p.text = p.text.replace(letter, digit);
     }
     best
 }
