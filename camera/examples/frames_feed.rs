@@ -18,7 +18,9 @@
 //! (default 1): a vehicle's passage of that many frames.
 //! `ANPR_MEASURE_DETECTOR`, `ANPR_MEASURE_READER`: the camera's `recognizer.detector` and
 //! `recognizer.reader` (default `ppocr` each); `ANPR_MEASURE_SECOND_DETECTOR`: its
-//! `recognizer.second_detector` (`plate`, `ppocr` or `none`; default the camera's, `plate`).
+//! `recognizer.second_detector` (`plate`, `ppocr` or `none`; default the camera's, `plate`);
+//! `ANPR_MEASURE_FAINT_LOOK`: its `recognizer.faint_look` (`true` or `false`; default the
+//! camera's, `true`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -69,6 +71,9 @@ async fn main() {
     let second_detector: SecondDetector = std::env::var("ANPR_MEASURE_SECOND_DETECTOR")
         .map_or(Ok(SecondDetector::default()), |s| s.parse())
         .expect("ANPR_MEASURE_SECOND_DETECTOR: plate, ppocr or none");
+    let faint_look: bool = std::env::var("ANPR_MEASURE_FAINT_LOOK")
+        .map_or(Ok(true), |s| s.parse())
+        .expect("ANPR_MEASURE_FAINT_LOOK: true or false");
 
     let mut stack = Stack::new("cam-feed-measure").await;
     stack.recognizer = Some(RecognizerSection {
@@ -81,6 +86,7 @@ async fn main() {
         detector,
         reader,
         second_detector,
+        faint_look,
         ..stack.recognizer_section()
     });
     let mut cloud = stack.cloud().await;

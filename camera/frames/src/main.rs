@@ -78,6 +78,10 @@ enum Cmd {
         /// detector: none): measures what the second look gains and costs.
         #[arg(long)]
         second_detector: Option<String>,
+        /// No last look at frames still without a sure read with their local contrast evened
+        /// out: measures what that look gains and costs.
+        #[arg(long)]
+        no_faint_look: bool,
     },
 }
 
@@ -227,10 +231,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             keep_colour_marks,
             reread_below,
             second_detector,
+            no_faint_look,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig {
                 models_dir: models_dir(models),
                 erase_colour_marks: !keep_colour_marks,
+                faint_look: !no_faint_look,
                 ..anpr_recognizer::RecognizerConfig::default()
             };
             if let Some(p) = max_plans {

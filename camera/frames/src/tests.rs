@@ -272,6 +272,9 @@ fn the_recognizer_gets_the_settings_of_the_section() {
     );
     s.second_detector = anpr_camera::config::SecondDetector::None;
     assert_eq!(recognizer_config(&s).second_detector(), None);
+    assert!(rc.faint_look, "on by default, as the recognizer's");
+    s.faint_look = false;
+    assert!(!recognizer_config(&s).faint_look);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! [--region auto|us|eu|br] [--detector ppocr|plate] [--second-detector ppocr|plate]
 //! [--reader ppocr|plate] [--models DIR]
 //! [--max-side PX] [--threshold T] [--box-threshold T] [--unclip R]
-//! [--max-plans N] [--details]`
+//! [--max-plans N] [--no-faint-look] [--details]`
 
 use anpr_recognizer::{RecognizerConfig, evaluate_dir};
 use anyhow::{Context, bail};
@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
             "--json" => json = true,
             "--details" => details = true,
             "--no-folder-region" => config.region_from_folder = false,
+            "--no-faint-look" => config.faint_look = false,
             "--threads" => config.threads = args.next().context("--threads N")?.parse()?,
             "--max-side" => {
                 config.detector_max_side = args.next().context("--max-side PX")?.parse()?

@@ -82,6 +82,12 @@ pub struct RecognizerConfig {
     /// passes: plates the first detector missed or cut, at a cost on weak frames only.
     /// Default: our plate detector beside PP-OCR's (docs/recognizer.md, "A second look").
     pub second_detector: Option<DetectorKind>,
+    /// A last look at a frame whose best read still scores below `retry_below_score` after
+    /// the other looks: its local contrast evened out ([`crate::even_out_contrast`]), the first
+    /// detector's finer pass and the second detector run on it, and their regions are read
+    /// from it. Plates in shadow, characters a dozen grey levels from their ground, that no
+    /// detector sees as they are (docs/recognizer.md, "Faint plates").
+    pub faint_look: bool,
     /// Evaluation only: when `region` is `auto`, a subfolder named `us`, `eu` or `br` is read
     /// with that region's formats (as a camera installed there would be configured).
     pub region_from_folder: bool,
@@ -109,6 +115,7 @@ impl Default for RecognizerConfig {
             reread_below_score: 0.7,
             reread_each_crop: true,
             second_detector: Some(DetectorKind::Plate),
+            faint_look: true,
             region_from_folder: true,
         }
     }

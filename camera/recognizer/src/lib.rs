@@ -30,11 +30,14 @@
 //! - [`eval`]: measurement on a folder of annotated photos.
 //! - `marks`: coloured marks on a plate that are not characters, painted over before reading
 //!   ([`erase_colour_marks`]).
+//! - `contrast`: a frame's local contrast evened out, for the last look at faint plates
+//!   ([`even_out_contrast`]).
 //! - `geometry`: boxes in image pixels ([`BBox`]).
 //! - `tractutil`: an ONNX graph loaded once, one tract plan per input shape.
 //! - `error`: the crate's error ([`RecognizerError`]).
 
 mod config;
+mod contrast;
 mod detect;
 mod error;
 pub mod eval;
@@ -58,6 +61,9 @@ pub use anpr_protocol::{DetectorKind, PlateRegion, ReaderKind};
 pub use config::{
     CHARSET_FILE, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_DETECTOR_FILE, PLATE_READER_FILE,
     READER_FILE, RecognizerConfig, default_models_dir, models_dir_or_default,
+};
+pub use contrast::{
+    CONTRAST_MIN_SPREAD, CONTRAST_TARGET_SPREAD, CONTRAST_WINDOW_SHARE, even_out_contrast,
 };
 pub use detect::{
     DetectorSettings, MapDetector, PLATE_DETECTOR_BOX_THRESHOLD, PLATE_DETECTOR_THRESHOLD,
@@ -311,6 +317,20 @@ impl Recognizer {
             });
             reads = self.read_more(frame, &more, reads)?;
         }
+        if self.config.faint_look && best_below(&reads, self.config.retry_below_score) {
+            // Read from the evened-out frame too: the reader sees the faint characters as
+            // the detector did.
+            let even = even_out_contrast(frame);
+            let mut more = if retry > 0 {
+                self.detector.detect_finer(&even)?
+            } else {
+                self.detector.detect(&even)?
+            };
+            if let Some(second) = &self.second {
+                more.extend(second.detect(&even)?);
+            }
+            reads = self.read_more(&even, &more, reads)?;
+        }
         Ok(reads)
     }
 
@@ -472,7 +492,14 @@ impl Recognizer {
         };
         let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
         let (first, crop) = self.read_cut(crop)?;
-        let Some(base) = first.score().filter(|s| *s > 0.0) else {
+        // The crop must read as `read` did: a read made in the faint look (from the frame
+        // evened out) is not replaced by a reading of the faint crop as it is.
+        let Some(base) = first
+            .plate
+            .as_ref()
+            .filter(|p| p.text == read.text && p.score > 0.0)
+            .map(|p| p.score)
+        else {
             return Ok(None);
         };
         if !self.is_weak(&first) {
@@ -669,6 +696,8 @@ mod tests {
             erase_colour_marks: erase,
             reread_below_score: reread_below,
             detector_retry_max_side: 0,
+            // Its own tests below.
+            faint_look: false,
             ..RecognizerConfig::default()
         };
         Recognizer::with_stages(Box::new(WholeFrame), Box::new(reader), config)
@@ -844,5 +873,134 @@ mod tests {
             1,
             "a sure read is not read again"
         );
+    }
+
+    /// The spread of a frame's grey levels (red channel), darkest to lightest.
+    fn spread(frame: &RgbImage) -> u8 {
+        let (lo, hi) = frame
+            .pixels()
+            .fold((u8::MAX, 0), |(lo, hi), p| (lo.min(p[0]), hi.max(p[0])));
+        hi.saturating_sub(lo)
+    }
+
+    /// Sees the whole frame but a margin as a region only when the frame's grey levels span at
+    /// least 60 (no detector sees a plate a dozen levels from its ground); counts its calls.
+    #[derive(Debug, Default)]
+    struct SeesContrast(Arc<Mutex<usize>>);
+
+    impl PlateDetector for SeesContrast {
+        fn detect(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            *self.0.lock().unwrap() += 1;
+            if spread(frame) >= 60 {
+                WholeFrame.detect(frame)
+            } else {
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Finds nothing.
+    #[derive(Debug)]
+    struct Blind;
+
+    impl PlateDetector for Blind {
+        fn detect(&self, _frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Reads `ABC1234` (weakly, 0.6) in a crop whose grey levels span at least 60, `ABC123`
+    /// (more weakly) in a fainter one, and `XYZ9876` surely in a crop at least 300 pixels wide
+    /// (a reading the faint crop widened would give).
+    #[derive(Debug)]
+    struct ReadsContrast;
+
+    impl PlateReader for ReadsContrast {
+        fn read(&self, crop: &RgbImage) -> Result<TextRead, RecognizerError> {
+            Ok(if crop.width() >= 300 {
+                certain("XYZ9876", 0.99)
+            } else if spread(crop) >= 60 {
+                certain("ABC1234", 0.6)
+            } else {
+                certain("ABC123", 0.3)
+            })
+        }
+    }
+
+    /// A plate in shadow: dark bars twelve grey levels below their ground.
+    fn faint_plate_frame() -> RgbImage {
+        RgbImage::from_fn(240, 80, |x, y| {
+            let v = if x % 20 < 6 && (20..60).contains(&y) {
+                40
+            } else {
+                52
+            };
+            image::Rgb([v, v, v])
+        })
+    }
+
+    fn faint_look(faint: bool, reader: Box<dyn PlateReader>) -> (Recognizer, Arc<Mutex<usize>>) {
+        let calls = Arc::new(Mutex::new(0));
+        let config = RecognizerConfig {
+            faint_look: faint,
+            detector_retry_max_side: 0,
+            second_detector: None,
+            reread_each_crop: false,
+            ..RecognizerConfig::default()
+        };
+        let detector = Box::new(SeesContrast(calls.clone()));
+        (Recognizer::with_stages(detector, reader, config), calls)
+    }
+
+    #[test]
+    fn a_faint_plate_no_detector_sees_is_read_from_the_frame_evened_out() {
+        let frame = faint_plate_frame();
+        let (rec, calls) = faint_look(true, Box::new(Scripted::plain("ABC1234", 0.99)));
+        let reads = rec.recognize_rgb(&frame).unwrap();
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].text, "ABC1234");
+        assert_eq!(
+            *calls.lock().unwrap(),
+            2,
+            "the frame, then the frame evened out"
+        );
+
+        let (rec, calls) = faint_look(false, Box::new(Scripted::plain("ABC1234", 0.99)));
+        assert!(
+            rec.recognize_rgb(&frame).unwrap().is_empty(),
+            "faint look off"
+        );
+        assert_eq!(*calls.lock().unwrap(), 1);
+
+        // The second detector looks at the evened-out frame too.
+        let (mut rec, _) = faint_look(true, Box::new(Scripted::plain("ABC1234", 0.99)));
+        rec.detector = Box::new(Blind);
+        let calls = Arc::new(Mutex::new(0));
+        let rec = rec.with_second_detector(Box::new(SeesContrast(calls.clone())));
+        let reads = rec.recognize_rgb(&frame).unwrap();
+        assert_eq!(reads[0].text, "ABC1234", "found by the second detector");
+        assert_eq!(
+            *calls.lock().unwrap(),
+            2,
+            "its look at weak frames, then the last look"
+        );
+
+        // A plate the detector sees as it is, read surely: no last look.
+        let (rec, calls) = faint_look(true, Box::new(Scripted::plain("ABC1234", 0.99)));
+        let reads = rec.recognize_rgb(&plate_frame(false)).unwrap();
+        assert_eq!(reads[0].text, "ABC1234");
+        assert_eq!(*calls.lock().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_read_made_in_the_faint_look_is_not_replaced_by_a_reading_of_the_faint_crop() {
+        let frame = faint_plate_frame();
+        let (rec, _) = faint_look(true, Box::new(ReadsContrast));
+        let reads = rec.recognize_rgb(&frame).unwrap();
+        assert_eq!(reads[0].text, "ABC1234", "read from the frame evened out");
+        assert!(rec.may_read_again(&reads[0]), "weak: the feed asks");
+        // Read again from the frame as it is, the crop reads ABC123, not the read: its widened
+        // reading (XYZ9876) must not take the read's place.
+        assert_eq!(rec.read_again(&frame, &reads[0]).unwrap(), None);
     }
 }

@@ -159,6 +159,12 @@ pub struct RecognizerSection {
     /// cut); the same as `detector`: none. Read when the feed starts.
     #[serde(default)]
     pub second_detector: SecondDetector,
+    /// A last look at a frame still without a read scoring 0.5 after the other looks, with
+    /// its local contrast evened out: plates in shadow that no detector sees as they are
+    /// (docs/recognizer.md, "Faint plates"); costs time on those frames only. Read when the
+    /// feed starts.
+    #[serde(default = "default_true")]
+    pub faint_look: bool,
     /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
     /// this are one plate read (the most confident).
     #[serde(default = "default_group_gap")]
@@ -403,6 +409,7 @@ impl RecognizerSection {
             reader: ReaderKind::default(),
             detector: DetectorKind::default(),
             second_detector: SecondDetector::default(),
+            faint_look: true,
             group_gap_ms: default_group_gap(),
             group_window_ms: default_group_window(),
             save: SaveMode::default(),
