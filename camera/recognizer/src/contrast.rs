@@ -16,6 +16,12 @@ pub const CONTRAST_TARGET_SPREAD: f32 = 48.0;
 /// noise.
 pub const CONTRAST_MIN_SPREAD: f32 = 4.0;
 
+/// The grey level of an RGB pixel: ITU-R BT.601 luma (Pillow's `convert("L")`), in
+/// thousandths, rounded.
+pub(crate) fn luma(p: &Rgb<u8>) -> u8 {
+    ((299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]) + 500) / 1000) as u8
+}
+
 /// `frame` in grey, each pixel's difference from the mean of the window around it scaled so
 /// that the window's spread is [`CONTRAST_TARGET_SPREAD`], around mid-grey.
 pub fn even_out_contrast(frame: &RgbImage) -> RgbImage {
@@ -24,13 +30,9 @@ pub fn even_out_contrast(frame: &RgbImage) -> RgbImage {
     if wu == 0 || hu == 0 {
         return frame.clone();
     }
-    // Grey levels (ITU-R BT.601 weights, in thousandths), then integral images of them and of
-    // their squares, one row and column of zeros first: exact in integers (at most 255² × the
-    // pixel count).
-    let grey: Vec<u8> = frame
-        .pixels()
-        .map(|p| ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8)
-        .collect();
+    // Grey levels, then integral images of them and of their squares, one row and column of
+    // zeros first: exact in integers (at most 255² × the pixel count).
+    let grey: Vec<u8> = frame.pixels().map(luma).collect();
     let stride = wu + 1;
     let mut sum = vec![0u64; stride * (hu + 1)];
     let mut sq = vec![0u64; stride * (hu + 1)];

@@ -337,10 +337,7 @@ impl PlateCtcReader {
 /// Pillow `convert("L")`), stretched to the input size, scaled to [-1, 1].
 pub fn plate_reader_input(crop: &RgbImage) -> Vec<f32> {
     let grey = image::GrayImage::from_fn(crop.width(), crop.height(), |x, y| {
-        let p = crop.get_pixel(x, y);
-        let l =
-            (u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114 + 500) / 1000;
-        image::Luma([l.min(255) as u8])
+        image::Luma([crate::contrast::luma(crop.get_pixel(x, y))])
     });
     let resized = image::imageops::resize(
         &grey,
