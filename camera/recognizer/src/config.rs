@@ -70,7 +70,9 @@ pub struct RecognizerConfig {
     /// country band) with the plate's light colour before reading ([`crate::erase_colour_marks`]).
     pub erase_colour_marks: bool,
     /// A read scoring below this is read again from its crop narrowed and widened
-    /// ([`crate::REREAD_WIDTHS`]), keeping the best (0 = never): more time on weak reads only.
+    /// ([`crate::REREAD_WIDTHS`]), keeping the best, and from its box widened at both ends
+    /// ([`crate::EXTEND_BY_HEIGHTS`]), kept when it completes the read (0 = never): more time
+    /// on weak reads only.
     pub reread_below_score: f32,
     /// Whether every weak crop of every frame is read again (a photo is a passage of one
     /// frame); off, the caller reads again only a passage's most confident read
