@@ -497,21 +497,22 @@ impl Recognizer {
         Ok(best)
     }
 
-    /// A crop of a frame being recognized: [`Self::read_cut`], and with `reread_each_crop`, a
-    /// weak reading read again at other widths ([`Self::read_widths`]).
-    fn read_crop(&self, crop: RgbImage) -> Result<Reading, RecognizerError> {
+    /// A crop of a frame: [`Self::read_cut`], and with `widths` (`reread_each_crop` for a crop
+    /// of a frame being recognized), a weak reading read again at other widths
+    /// ([`Self::read_widths`]).
+    fn read_crop(&self, crop: RgbImage, widths: bool) -> Result<Reading, RecognizerError> {
         let (best, crop) = self.read_cut(crop)?;
-        if self.config.reread_each_crop && self.is_weak(&best) {
+        if widths && self.is_weak(&best) {
             return self.read_widths(&crop, best);
         }
         Ok(best)
     }
 
     /// A weak `reading` of the box `b` of `frame`, against the box widened at both ends by
-    /// [`EXTEND_BY_HEIGHTS`] of its height, read as a weak crop is (painted, narrowed and
-    /// widened, [`Self::read_widths`]): the
-    /// widened reading and its box when it completes the read ([`completes`]) and scores at
-    /// least [`EXTENDED_MIN_SHARE`] of it, its score then taken at [`EXTENDED_SCORE_FACTOR`].
+    /// [`EXTEND_BY_HEIGHTS`] of its height, read as any weak crop is, whatever
+    /// `reread_each_crop` says ([`Self::read_crop`]): the widened reading and its box when it
+    /// completes the read ([`completes`]) and scores at least [`EXTENDED_MIN_SHARE`] of it, its
+    /// score then taken at [`EXTENDED_SCORE_FACTOR`].
     fn read_extended(
         &self,
         frame: &RgbImage,
@@ -534,12 +535,7 @@ impl Recognizer {
             return Ok(None);
         };
         let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
-        let (first, crop) = self.read_cut(crop)?;
-        let mut longer = if self.is_weak(&first) {
-            self.read_widths(&crop, first)?
-        } else {
-            first
-        };
+        let mut longer = self.read_crop(crop, true)?;
         let Some(plate) = longer.plate.as_mut().filter(|p| {
             completes(&read.text, &p.text) && p.score >= EXTENDED_MIN_SHARE * read.score
         }) else {
@@ -561,8 +557,8 @@ impl Recognizer {
     /// narrowed and widened ([`REREAD_WIDTHS`]), then from its box widened at both ends
     /// ([`EXTEND_BY_HEIGHTS`]). The better read, with the same box (the widened one when that
     /// reading completes the read) and the confidence scaled by the better score, if one scores
-    /// more or completes the read; `None` otherwise. For callers
-    /// that set `reread_each_crop` off and read again once per passage instead of every crop.
+    /// more or completes the read; `None` otherwise. For callers that set `reread_each_crop`
+    /// off and read again once per passage instead of every crop.
     pub fn read_again(
         &self,
         frame: &RgbImage,
@@ -619,7 +615,7 @@ impl Recognizer {
             return Ok(None);
         };
         let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
-        let mut reading = self.read_crop(crop)?;
+        let mut reading = self.read_crop(crop, self.config.reread_each_crop)?;
         let mut b = b;
         if self.config.reread_each_crop
             && let Some((longer, wide)) = self.read_extended(frame, &b, &reading)?
