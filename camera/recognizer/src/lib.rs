@@ -148,13 +148,17 @@ fn read_box(region: &BBox, fw: u32, fh: u32) -> BBox {
 /// not read: it would be read the same.
 const SAME_BOX_IOU: f32 = 0.8;
 
-/// The pixels of a frame `fw`×`fh` read for a box of a read (the box as read: grown and
-/// clipped), if at least 4×4.
-fn read_rect(b: &BBox, fw: u32, fh: u32) -> Option<[u32; 4]> {
+/// The pixels of `frame` read for a box of a read (the box as read: grown and clipped), if at
+/// least 4×4.
+fn cut_box(frame: &RgbImage, b: &BBox) -> Option<RgbImage> {
     let (x, y) = (b.x.floor() as u32, b.y.floor() as u32);
-    let w = ((b.x + b.w).ceil() as u32).min(fw).saturating_sub(x);
-    let h = ((b.y + b.h).ceil() as u32).min(fh).saturating_sub(y);
-    (w >= 4 && h >= 4).then_some([x, y, w, h])
+    let w = ((b.x + b.w).ceil() as u32)
+        .min(frame.width())
+        .saturating_sub(x);
+    let h = ((b.y + b.h).ceil() as u32)
+        .min(frame.height())
+        .saturating_sub(y);
+    (w >= 4 && h >= 4).then(|| image::imageops::crop_imm(frame, x, y, w, h).to_image())
 }
 
 /// A weak read is read again with its crop this much narrower and wider: the reader sees the
@@ -531,10 +535,12 @@ impl Recognizer {
         }
         let (fw, fh) = frame.dimensions();
         let wide = b.grown(EXTEND_BY_HEIGHTS * b.h, 0.0).clipped(fw, fh);
-        let Some([x, y, w, h]) = read_rect(&wide, fw, fh).filter(|_| wide.w > b.w + 1.0) else {
+        if wide.w <= b.w + 1.0 {
+            return Ok(None);
+        }
+        let Some(crop) = cut_box(frame, &wide) else {
             return Ok(None);
         };
-        let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
         let mut longer = self.read_crop(crop, true)?;
         let Some(plate) = longer.plate.as_mut().filter(|p| {
             completes(&read.text, &p.text) && p.score >= EXTENDED_MIN_SHARE * read.score
@@ -567,10 +573,9 @@ impl Recognizer {
         if !self.may_read_again(read) {
             return Ok(None);
         }
-        let Some([x, y, w, h]) = read_rect(&read.bbox, frame.width(), frame.height()) else {
+        let Some(crop) = cut_box(frame, &read.bbox) else {
             return Ok(None);
         };
-        let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
         let (first, crop) = self.read_cut(crop)?;
         // The crop must read as `read` did: a read made in the faint look (from the frame
         // evened out) is not replaced by a reading of the faint crop as it is.
@@ -610,13 +615,11 @@ impl Recognizer {
         cand: &Candidate,
     ) -> Result<Option<PlateRead>, RecognizerError> {
         let (fw, fh) = frame.dimensions();
-        let b = read_box(&cand.bbox, fw, fh);
-        let Some([x, y, w, h]) = read_rect(&b, fw, fh) else {
+        let mut b = read_box(&cand.bbox, fw, fh);
+        let Some(crop) = cut_box(frame, &b) else {
             return Ok(None);
         };
-        let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
         let mut reading = self.read_crop(crop, self.config.reread_each_crop)?;
-        let mut b = b;
         if self.config.reread_each_crop
             && let Some((longer, wide)) = self.read_extended(frame, &b, &reading)?
         {
