@@ -20,7 +20,8 @@
 //! `recognizer.reader` (default `ppocr` each); `ANPR_MEASURE_SECOND_DETECTOR`: its
 //! `recognizer.second_detector` (`plate`, `ppocr` or `none`; default the camera's, `plate`);
 //! `ANPR_MEASURE_FAINT_LOOK`: its `recognizer.faint_look` (`true` or `false`; default the
-//! camera's, `true`).
+//! camera's, `true`); `ANPR_MEASURE_REGION`: its `recognizer.region` (`auto`, `us`, `eu` or
+//! `br`; default the camera's, `auto`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -75,6 +76,10 @@ async fn main() {
         .map_or(Ok(true), |s| s.parse())
         .expect("ANPR_MEASURE_FAINT_LOOK: true or false");
 
+    let region = std::env::var("ANPR_MEASURE_REGION")
+        .map_or(Ok(Default::default()), |s| s.parse())
+        .expect("ANPR_MEASURE_REGION: auto, us, eu or br");
+
     let mut stack = Stack::new("cam-feed-measure").await;
     stack.recognizer = Some(RecognizerSection {
         threads: 1,
@@ -87,6 +92,7 @@ async fn main() {
         reader,
         second_detector,
         faint_look,
+        region,
         ..stack.recognizer_section()
     });
     let mut cloud = stack.cloud().await;

@@ -47,7 +47,9 @@ pub struct RecognizerConfig {
     pub detector_retry_max_side: u32,
     /// See `detector_retry_max_side`.
     pub retry_below_score: f32,
-    /// Stop reading further regions of a frame once a read scores this much.
+    /// Stop reading further regions of a frame once a read scores this share of the highest
+    /// score a read can reach in `region` ([`crate::format::score_ceiling`]: 0.6 in `us`, where
+    /// every read is free text).
     pub stop_at_score: f32,
     /// Detector pixel threshold; `None`: the detector's own ([`DetectorSettings::for_kind`]).
     pub detector_threshold: Option<f32>,

@@ -60,6 +60,19 @@ fn format_prior(region: PlateRegion) -> f32 {
     }
 }
 
+/// The highest score a read can reach in `region`: the prior of its most plausible kind of
+/// plate (a listed format, or free text where no list covers the region), times a confidence
+/// of 1. A US read, free text, never scores above [`FREE_TEXT_PRIOR`] however surely read.
+pub fn score_ceiling(region: PlateRegion) -> f32 {
+    match region {
+        PlateRegion::Us => FREE_TEXT_PRIOR,
+        other => format_prior(other).max(FREE_TEXT_PRIOR),
+    }
+}
+
+/// The prior of a free-text read of 5 to 8 characters with letters and digits.
+const FREE_TEXT_PRIOR: f32 = 0.6;
+
 /// The plate text chosen in one region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlateText {
@@ -217,7 +230,7 @@ fn evaluate(
             let digits = text.bytes().filter(u8::is_ascii_digit).count();
             let letters = n - digits;
             let mut prior = match (n, digits, letters) {
-                (5..=8, d, l) if d > 0 && l > 0 => 0.6,
+                (5..=8, d, l) if d > 0 && l > 0 => FREE_TEXT_PRIOR,
                 (5..=7, _, 0) => 0.3,
                 (8, _, 0) => 0.1, // dates, timestamps, phone numbers
                 (4, d, _) if d > 0 => 0.3,
@@ -390,6 +403,30 @@ mod tests {
 
     fn plain(s: &str) -> TextRead {
         read(&s.chars().map(|c| (c, 0.95, None)).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_surely_read_plate_scores_its_regions_ceiling_and_nothing_scores_more() {
+        let sure = |s: &str| read(&s.chars().map(|c| (c, 1.0, None)).collect::<Vec<_>>());
+        for (region, text) in [
+            (PlateRegion::Br, "ABC1234"),
+            (PlateRegion::Eu, "AB123CD"),
+            (PlateRegion::Auto, "AB123CD"),
+            (PlateRegion::Us, "ABC1234"),
+        ] {
+            let ceiling = score_ceiling(region);
+            let p = best_plate(&sure(text), region).expect("a plate");
+            assert!(
+                (p.score - ceiling).abs() < 1e-6,
+                "{region:?}: {} against {ceiling}",
+                p.score
+            );
+            for other in ["AB12", "ABCDEFG", "12345678", "A1B2C3D4"] {
+                let q = best_plate(&sure(other), region).map_or(0.0, |q| q.score);
+                assert!(q <= ceiling + 1e-6, "{region:?}: {other} scores {q}");
+            }
+        }
+        assert_eq!(score_ceiling(PlateRegion::Us), 0.6, "free text's prior");
     }
 
     #[test]

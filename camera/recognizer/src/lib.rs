@@ -410,8 +410,7 @@ impl Recognizer {
             let mut out = Vec::new();
             for c in &cands {
                 let r = self.read_candidate(frame, c);
-                let done =
-                    matches!(&r, Ok(Some(read)) if read.confidence >= self.config.stop_at_score);
+                let done = matches!(&r, Ok(Some(read)) if read.confidence >= self.stop_at());
                 out.push(r);
                 if done {
                     break;
@@ -478,6 +477,13 @@ impl Recognizer {
         let text = self.reader.read(crop)?;
         let plate = format::best_plate(&text, self.config.region);
         Ok(Reading { text, plate })
+    }
+
+    /// The score at which a frame's reading stops: `stop_at_score` of the highest score a read
+    /// can reach in the region ([`format::score_ceiling`]). A US read (free text) never scores
+    /// above 0.6, so an unscaled 0.8 would read every candidate of every US frame.
+    fn stop_at(&self) -> f32 {
+        self.config.stop_at_score * format::score_ceiling(self.config.region)
     }
 
     /// Whether a reading scores below `reread_below_score`.
@@ -852,6 +858,62 @@ mod tests {
         let widths = reader.widths.clone();
         assert_eq!(read(reader, true, 0.7, &plate_frame(false)), "ABC1234");
         assert_eq!(widths.lock().unwrap().len(), 1);
+    }
+
+    /// Two regions far apart on one line: the left and the right 146 pixels of a 400-wide frame.
+    #[derive(Debug)]
+    struct TwoApart;
+
+    impl PlateDetector for TwoApart {
+        fn detect(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            let h = frame.height() as f32 - 8.0;
+            Ok([4.0, 250.0]
+                .map(|x| TextRegion {
+                    bbox: BBox::new(x, 4.0, 146.0, h),
+                    score: 0.9,
+                })
+                .to_vec())
+        }
+    }
+
+    /// How many crops a frame with two regions has read in `region`, the reader reading
+    /// `text` with confidence `confidence`.
+    fn crops_read(region: PlateRegion, text: &'static str, confidence: f32, stop_at: f32) -> usize {
+        let reader = Scripted::plain(text, confidence);
+        let widths = reader.widths.clone();
+        let mut rec = recognizer(reader, false, 0.0);
+        rec.detector = Box::new(TwoApart);
+        rec.config.region = region;
+        rec.config.stop_at_score = stop_at;
+        let frame = RgbImage::from_pixel(400, 60, image::Rgb([200, 200, 200]));
+        assert!(!rec.recognize_rgb(&frame).unwrap().is_empty());
+        widths.lock().unwrap().len()
+    }
+
+    #[test]
+    fn a_sure_read_stops_the_frame_in_every_region_even_where_free_text_scores_at_most_0_6() {
+        // A US read is free text (prior 0.6): unscaled, a stop at 0.8 would never be reached.
+        for (region, text) in [
+            (PlateRegion::Us, "ABC1234"),
+            (PlateRegion::Br, "ABC1234"),
+            (PlateRegion::Eu, "AB123CD"),
+        ] {
+            assert_eq!(
+                crops_read(region, text, 0.99, 0.8),
+                1,
+                "{region:?}: sure, stops"
+            );
+            assert_eq!(
+                crops_read(region, text, 0.99, 2.0),
+                2,
+                "{region:?}: never stops"
+            );
+        }
+        assert_eq!(
+            crops_read(PlateRegion::Us, "ABC1234", 0.6, 0.8),
+            2,
+            "weak, reads on"
+        );
     }
 
     /// One region, the left 150 pixels of the frame.
