@@ -61,12 +61,14 @@ fn format_prior(region: PlateRegion) -> f32 {
 }
 
 /// The highest score a read can reach in `region`: the prior of its most plausible kind of
-/// plate (a listed format, or free text where no list covers the region), times a confidence
-/// of 1. A US read, free text, never scores above [`FREE_TEXT_PRIOR`] however surely read.
+/// plate (one of the region's formats, if it has any, or free text), times a confidence of 1.
+/// A US read, free text (no format lists the US), never scores above [`FREE_TEXT_PRIOR`]
+/// however surely read.
 pub fn score_ceiling(region: PlateRegion) -> f32 {
-    match region {
-        PlateRegion::Us => FREE_TEXT_PRIOR,
-        other => format_prior(other).max(FREE_TEXT_PRIOR),
+    if formats_for(region).next().is_some() {
+        format_prior(region).max(FREE_TEXT_PRIOR)
+    } else {
+        FREE_TEXT_PRIOR
     }
 }
 

@@ -407,10 +407,11 @@ impl Recognizer {
         };
         let threads = threads.min(cands.len().max(1));
         let results: Vec<Result<Option<PlateRead>, RecognizerError>> = if threads <= 1 {
+            let stop_at = self.stop_at();
             let mut out = Vec::new();
             for c in &cands {
                 let r = self.read_candidate(frame, c);
-                let done = matches!(&r, Ok(Some(read)) if read.confidence >= self.stop_at());
+                let done = matches!(&r, Ok(Some(read)) if read.confidence >= stop_at);
                 out.push(r);
                 if done {
                     break;
