@@ -65,7 +65,8 @@ pub struct RecognizerConfig {
     /// Which plate formats to expect.
     pub region: PlateRegion,
     /// Compiled inference plans kept per model (tract compiles one per input shape; each holds
-    /// its own packed weights and buffers). The memory knob: a camera's fixed frame size needs
+    /// its own tables and the packed weights no other plan of the model packed alike). The
+    /// memory knob: a camera's fixed frame size needs
     /// one or two; more only saves recompiling when frame or plate sizes vary a lot.
     pub max_plans: usize,
     /// Paint coloured marks that are not characters (inspection stickers, state emblems, the

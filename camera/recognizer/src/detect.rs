@@ -155,13 +155,14 @@ impl MapDetector {
         };
         let (w, h) = (tw as usize, th as usize);
         // NCHW, BGR order (PaddleOCR convention), (x/255 - 0.5) / 0.5.
-        let mut data = vec![0f32; 3 * w * h];
-        for (i, px) in resized.pixels().enumerate() {
-            data[i] = px[2] as f32 / 127.5 - 1.0;
-            data[w * h + i] = px[1] as f32 / 127.5 - 1.0;
-            data[2 * w * h + i] = px[0] as f32 / 127.5 - 1.0;
-        }
-        let (shape, prob) = self.model.run("detect", &[1, 3, h, w], &data)?;
+        // The resized frame goes once it is written into the input (`move`).
+        let (shape, prob) = self.model.run("detect", &[1, 3, h, w], move |data| {
+            for (i, px) in resized.pixels().enumerate() {
+                data[i] = px[2] as f32 / 127.5 - 1.0;
+                data[w * h + i] = px[1] as f32 / 127.5 - 1.0;
+                data[2 * w * h + i] = px[0] as f32 / 127.5 - 1.0;
+            }
+        })?;
         let (mh, mw) = match shape.as_slice() {
             [_, _, mh, mw] => (*mh, *mw),
             _ => (h, w),

@@ -277,16 +277,16 @@ impl PlateReader for PpOcrReader {
             image::imageops::FilterType::Triangle,
         );
         let plane = REC_HEIGHT * input_w;
-        let mut data = vec![0f32; 3 * plane];
-        for (x, y, px) in resized.enumerate_pixels() {
-            let i = y as usize * input_w + x as usize;
-            data[i] = px[2] as f32 / 127.5 - 1.0;
-            data[plane + i] = px[1] as f32 / 127.5 - 1.0;
-            data[2 * plane + i] = px[0] as f32 / 127.5 - 1.0;
-        }
         let (shape, out) = self
             .model
-            .run("read", &[1, 3, REC_HEIGHT, input_w], &data)?;
+            .run("read", &[1, 3, REC_HEIGHT, input_w], |data| {
+                for (x, y, px) in resized.enumerate_pixels() {
+                    let i = y as usize * input_w + x as usize;
+                    data[i] = px[2] as f32 / 127.5 - 1.0;
+                    data[plane + i] = px[1] as f32 / 127.5 - 1.0;
+                    data[2 * plane + i] = px[0] as f32 / 127.5 - 1.0;
+                }
+            })?;
         let (steps, classes) = match shape.as_slice() {
             [_, t, c] => (*t, *c),
             _ => {
@@ -360,7 +360,7 @@ impl PlateReader for PlateCtcReader {
         let (shape, out) = self.model.run(
             "read",
             &[1, 1, PLATE_READER_HEIGHT, PLATE_READER_WIDTH],
-            &data,
+            |input| input.copy_from_slice(&data),
         )?;
         match shape.as_slice() {
             [1, steps, 37] => Ok(ctc_decode(&out, *steps, 37, &self.groups)),
