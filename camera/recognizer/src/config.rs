@@ -66,8 +66,8 @@ pub struct RecognizerConfig {
     pub region: PlateRegion,
     /// Compiled inference plans kept per model (tract compiles one per input shape; each holds
     /// its own tables and the packed weights no other plan of the model packed alike). The
-    /// memory knob: a camera's fixed frame size needs
-    /// one or two; more only saves recompiling when frame or plate sizes vary a lot.
+    /// memory knob: a camera's fixed frame size needs one or two; more only saves recompiling
+    /// when frame or plate sizes vary a lot.
     pub max_plans: usize,
     /// Paint coloured marks that are not characters (inspection stickers, state emblems, the
     /// country band) with the plate's light colour before reading ([`crate::erase_colour_marks`]).

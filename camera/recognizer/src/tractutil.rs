@@ -15,9 +15,8 @@ use crate::error::RecognizerError;
 /// An ONNX model parsed once, compiled (optimised) lazily for each input shape it is run with.
 /// At most `max_plans` compiled plans are kept (each holds its own tables; packed weights that
 /// another plan packed alike are held once, [`PackedWeights`]): the least recently used is
-/// dropped first. A camera's frames all have one size, so its cache
-/// holds a plan or two; a folder of photos of many sizes recompiles now and then instead of
-/// growing without bound.
+/// dropped first. A camera's frames all have one size, so its cache holds a plan or two; a
+/// folder of photos of many sizes recompiles now and then instead of growing without bound.
 pub(crate) struct ShapeCachedModel {
     path: PathBuf,
     base: InferenceModel,
@@ -146,11 +145,17 @@ impl ShapeCachedModel {
         &self.base
     }
 
-    fn plan(&self, shape: &[usize]) -> Result<Arc<TypedRunnableModel>, RecognizerError> {
-        let mut plans = match self.plans.lock() {
+    /// The plan cache, also after a panic elsewhere while it was held (it holds no half-done
+    /// state: a plan is inserted whole).
+    fn plans(&self) -> std::sync::MutexGuard<'_, Plans> {
+        match self.plans.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
-        };
+        }
+    }
+
+    fn plan(&self, shape: &[usize]) -> Result<Arc<TypedRunnableModel>, RecognizerError> {
+        let mut plans = self.plans();
         plans.clock += 1;
         let now = plans.clock;
         if let Some((plan, used)) = plans.by_shape.get_mut(shape) {
@@ -189,20 +194,14 @@ impl ShapeCachedModel {
     /// (plans held now, plans compiled so far).
     #[cfg(test)]
     pub(crate) fn plan_counts(&self) -> (usize, u64) {
-        let plans = match self.plans.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let plans = self.plans();
         (plans.by_shape.len(), plans.compiled)
     }
 
     /// What the last compiled plan shared with the earlier ones.
     #[cfg(test)]
     pub(crate) fn last_sharing(&self) -> Sharing {
-        let plans = match self.plans.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let plans = self.plans();
         plans.last_sharing
     }
 
