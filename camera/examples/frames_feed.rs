@@ -19,6 +19,8 @@
 //! `ANPR_MEASURE_DETECTOR`, `ANPR_MEASURE_READER`: the camera's `recognizer.detector` and
 //! `recognizer.reader` (default `ppocr` each); `ANPR_MEASURE_SECOND_DETECTOR`: its
 //! `recognizer.second_detector` (`plate`, `ppocr` or `none`; default the camera's, `plate`);
+//! `ANPR_MEASURE_CONFIRM_READER`: its `recognizer.confirm_reader` (`plate`, `ppocr` or `none`;
+//! default the camera's, `plate`);
 //! `ANPR_MEASURE_FAINT_LOOK`: its `recognizer.faint_look` (`true` or `false`; default the
 //! camera's, `true`); `ANPR_MEASURE_REGION`: its `recognizer.region` (`auto`, `us`, `eu` or
 //! `br`; default the camera's, `auto`).
@@ -26,7 +28,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use anpr_camera::config::{RecognizerSection, SecondDetector};
+use anpr_camera::config::{ConfirmReader, RecognizerSection, SecondDetector};
 use common::*;
 use std::path::PathBuf;
 use std::process::Command;
@@ -72,6 +74,9 @@ async fn main() {
     let second_detector: SecondDetector = std::env::var("ANPR_MEASURE_SECOND_DETECTOR")
         .map_or(Ok(SecondDetector::default()), |s| s.parse())
         .expect("ANPR_MEASURE_SECOND_DETECTOR: plate, ppocr or none");
+    let confirm_reader: ConfirmReader = std::env::var("ANPR_MEASURE_CONFIRM_READER")
+        .map_or(Ok(ConfirmReader::default()), |s| s.parse())
+        .expect("ANPR_MEASURE_CONFIRM_READER: plate, ppocr or none");
     let faint_look: bool = std::env::var("ANPR_MEASURE_FAINT_LOOK")
         .map_or(Ok(true), |s| s.parse())
         .expect("ANPR_MEASURE_FAINT_LOOK: true or false");
@@ -91,6 +96,7 @@ async fn main() {
         detector,
         reader,
         second_detector,
+        confirm_reader,
         faint_look,
         region,
         ..stack.recognizer_section()

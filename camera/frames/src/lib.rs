@@ -363,6 +363,7 @@ pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
         reader: r.reader,
         detector: r.detector,
         second_detector: r.second_detector.kind(),
+        confirm_reader: r.confirm_reader.kind(),
         faint_look: r.faint_look,
         threads: r.threads.max(1),
         min_score: r.min_score,

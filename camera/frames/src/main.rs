@@ -3,7 +3,7 @@
 //! starts and speaks to over stdin/stdout (`anpr_camera::feed_link`); `recognize` and `eval`
 //! are for people (`anpr-camera recognize|eval` run them). Logs go to stderr.
 
-use anpr_camera::config::SecondDetector;
+use anpr_camera::config::{ConfirmReader, SecondDetector};
 use anpr_camera::feed_link::{self, FeedSettings, LinkSink};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -78,11 +78,24 @@ enum Cmd {
         /// detector: none): measures what the second look gains and costs.
         #[arg(long)]
         second_detector: Option<String>,
+        /// A reader that reads each weak crop too, a read it reads alike taken as sure:
+        /// `plate`, `ppocr` or `none` (default: the recognizer's, `plate`; the same as the
+        /// reader: none): measures what the confirmation saves and costs.
+        #[arg(long)]
+        confirm_reader: Option<String>,
         /// No last look at frames still without a sure read with their local contrast evened
         /// out: measures what that look gains and costs.
         #[arg(long)]
         no_faint_look: bool,
     },
+}
+
+/// A setting named as in the configuration file, in any case (`--second-detector`,
+/// `--confirm-reader`).
+fn setting<T: std::str::FromStr<Err = String>>(name: &str) -> anyhow::Result<T> {
+    name.to_ascii_lowercase()
+        .parse()
+        .map_err(anyhow::Error::msg)
 }
 
 /// `--reader` or `--detector`: `ppocr`, `plate`, `ppocr,plate` or `all` (`all` of `every`).
@@ -231,6 +244,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             keep_colour_marks,
             reread_below,
             second_detector,
+            confirm_reader,
             no_faint_look,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig {
@@ -249,11 +263,10 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 rc.reread_below_score = score;
             }
             if let Some(name) = second_detector {
-                let second: SecondDetector = name
-                    .to_ascii_lowercase()
-                    .parse()
-                    .map_err(anyhow::Error::msg)?;
-                rc.second_detector = second.kind();
+                rc.second_detector = setting::<SecondDetector>(&name)?.kind();
+            }
+            if let Some(name) = confirm_reader {
+                rc.confirm_reader = setting::<ConfirmReader>(&name)?.kind();
             }
             let readers = parse_kinds(&reader, &anpr_recognizer::ReaderKind::ALL, "--reader")?;
             let detectors =

@@ -96,6 +96,7 @@ fn read(text: &str, confidence: f32) -> PlateRead {
         char_confidences: vec![confidence; text.len()],
         format: None,
         raw_text: text.into(),
+        confirmed: false,
     }
 }
 
@@ -272,6 +273,13 @@ fn the_recognizer_gets_the_settings_of_the_section() {
     );
     s.second_detector = anpr_camera::config::SecondDetector::None;
     assert_eq!(recognizer_config(&s).second_detector(), None);
+    assert_eq!(
+        rc.confirm_reader(),
+        Some(anpr_recognizer::ReaderKind::Plate),
+        "by default, the recognizer's own"
+    );
+    s.confirm_reader = anpr_camera::config::ConfirmReader::None;
+    assert_eq!(recognizer_config(&s).confirm_reader(), None);
     assert!(rc.faint_look, "on by default, as the recognizer's");
     s.faint_look = false;
     assert!(!recognizer_config(&s).faint_look);

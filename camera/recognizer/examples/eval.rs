@@ -1,6 +1,6 @@
 //! `cargo run --release -p anpr-recognizer --example eval -- DIR [--json] [--threads N]
 //! [--region auto|us|eu|br] [--detector ppocr|plate] [--second-detector ppocr|plate]
-//! [--reader ppocr|plate] [--models DIR]
+//! [--reader ppocr|plate] [--confirm-reader ppocr|plate|none] [--models DIR]
 //! [--max-side PX] [--threshold T] [--box-threshold T] [--unclip R]
 //! [--max-plans N] [--no-faint-look] [--details]`
 
@@ -22,6 +22,12 @@ fn main() -> anyhow::Result<()> {
             "--details" => details = true,
             "--no-folder-region" => config.region_from_folder = false,
             "--no-faint-look" => config.faint_look = false,
+            "--confirm-reader" => {
+                config.confirm_reader = match args.next().context("--confirm-reader KIND")? {
+                    none if none == "none" => None,
+                    kind => Some(kind.parse().map_err(anyhow::Error::msg)?),
+                }
+            }
             "--threads" => config.threads = args.next().context("--threads N")?.parse()?,
             "--max-side" => {
                 config.detector_max_side = args.next().context("--max-side PX")?.parse()?

@@ -87,6 +87,14 @@ pub struct RecognizerConfig {
     /// passes: plates the first detector missed or cut, at a cost on weak frames only.
     /// Default: our plate detector beside PP-OCR's (docs/recognizer.md, "A second look").
     pub second_detector: Option<DetectorKind>,
+    /// A second reader (the other kind than `reader`; the same kind: none) that reads each weak
+    /// crop too: when it reads the same plate, a plate-like one
+    /// ([`crate::CONFIRM_MIN_PLAUSIBILITY`]), the read is taken as sure: it is not read again
+    /// at other widths and its frame takes no further look ([`crate::PlateRead::confirmed`]);
+    /// its score stays the first reader's. Two readers trained apart rarely make the same
+    /// mistake. Default: our plate reader beside PP-OCR's (docs/recognizer.md, "Two readers
+    /// agreeing").
+    pub confirm_reader: Option<ReaderKind>,
     /// A last look at a frame whose best read still scores below `retry_below_score` after
     /// the other looks: its local contrast evened out ([`crate::even_out_contrast`]), the first
     /// detector's finer pass and the second detector run on it, and their regions are read
@@ -120,6 +128,7 @@ impl Default for RecognizerConfig {
             reread_below_score: 0.7,
             reread_each_crop: true,
             second_detector: Some(DetectorKind::Plate),
+            confirm_reader: Some(ReaderKind::Plate),
             faint_look: true,
             region_from_folder: true,
         }
@@ -143,6 +152,11 @@ impl RecognizerConfig {
     /// The second detector in force: `second_detector` unless it is `detector` itself.
     pub fn second_detector(&self) -> Option<DetectorKind> {
         self.second_detector.filter(|k| *k != self.detector)
+    }
+
+    /// The confirming reader in force: `confirm_reader` unless it is `reader` itself.
+    pub fn confirm_reader(&self) -> Option<ReaderKind> {
+        self.confirm_reader.filter(|k| *k != self.reader)
     }
 
     /// A second detector's settings: its own thresholds, the finer pass's size (the first
@@ -177,12 +191,14 @@ impl RecognizerConfig {
         let dir = &self.models_dir;
         let mut files = vec![self.detector_file()];
         files.extend(self.second_detector().map(|k| self.detector_file_of(k)));
-        match self.reader {
-            ReaderKind::Ppocr => {
-                files.push(dir.join(READER_FILE));
-                files.push(dir.join(CHARSET_FILE));
+        for reader in std::iter::once(self.reader).chain(self.confirm_reader()) {
+            match reader {
+                ReaderKind::Ppocr => {
+                    files.push(dir.join(READER_FILE));
+                    files.push(dir.join(CHARSET_FILE));
+                }
+                ReaderKind::Plate => files.push(dir.join(PLATE_READER_FILE)),
             }
-            ReaderKind::Plate => files.push(dir.join(PLATE_READER_FILE)),
         }
         files
     }

@@ -62,6 +62,8 @@ pub struct ImageResult {
     pub predicted: String,
     /// Its confidence.
     pub confidence: f32,
+    /// Whether the confirming reader read it alike ([`crate::PlateRead::confirmed`]).
+    pub confirmed: bool,
     /// Plate found by the top read's box.
     pub found: bool,
     /// Top read equals the truth.
@@ -242,6 +244,7 @@ pub fn evaluate_dir(dir: &Path, config: &RecognizerConfig) -> Result<EvalReport,
                 file: truth.file.clone(),
                 truth: truth.plate.clone(),
                 confidence: top.map_or(0.0, |r| r.confidence),
+                confirmed: top.is_some_and(|r| r.confirmed),
                 found: top.is_some_and(|r| box_found(&r.bbox, &truth.bbox)),
                 exact: predicted == truth.plate,
                 edits: edit_distance(&predicted, &truth.plate),
@@ -337,6 +340,7 @@ mod tests {
             truth: truth.into(),
             predicted: predicted.into(),
             confidence: 1.0,
+            confirmed: false,
             found,
             exact: truth == predicted,
             edits: edit_distance(predicted, truth),

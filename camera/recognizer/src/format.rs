@@ -88,6 +88,9 @@ pub struct PlateText {
     pub format: Option<&'static str>,
     /// Ranking score: confidence times the plausibility of the string as a plate.
     pub score: f32,
+    /// How plate-like the string is, whatever the reader's confidence: the score a read of
+    /// confidence 1 would have (its kind's prior, cuts and coverage).
+    pub plausibility: f32,
 }
 
 const MAX_LEN: usize = 8;
@@ -216,13 +219,14 @@ fn evaluate(
             continue;
         }
         if let Some((text, confs, q)) = build(format.pattern.as_bytes()) {
-            let score = q * format_prior(region) * STRAY_FACTOR.powi(trimmed as i32);
+            let plausibility = format_prior(region) * STRAY_FACTOR.powi(trimmed as i32);
             consider(PlateText {
                 text,
                 confidence: q,
                 char_confidences: confs,
                 format: Some(format.name),
-                score,
+                score: q * plausibility,
+                plausibility,
             });
         }
     }
@@ -249,6 +253,7 @@ fn evaluate(
                 char_confidences: confs,
                 format: None,
                 score: q * prior,
+                plausibility: prior,
             });
         }
     }
@@ -320,7 +325,9 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
                     continue;
                 }
                 if let Some(mut cand) = evaluate(&span[a..b], region, trimmed, formats) {
-                    cand.score *= coverage(b - a, total);
+                    let kept = coverage(b - a, total);
+                    cand.score *= kept;
+                    cand.plausibility *= kept;
                     if best.as_ref().is_none_or(|x| cand.score > x.score) {
                         best = Some(cand);
                     }
@@ -361,10 +368,10 @@ fn constrained_candidate(
     let path = constrained::best_path(matrix, format.pattern.as_bytes(), -STRAY_FACTOR.ln())?;
     let confidence = path.confidence();
     let n = path.chars.len();
-    let score = path.evidence()
-        * format_prior(region)
+    let plausibility = format_prior(region)
         * STRAY_FACTOR.powi(path.stray_stretches as i32)
         * coverage(n, n + path.stray_chars);
+    let score = path.evidence() * plausibility;
     Some(PlateText {
         text: path
             .chars
@@ -375,6 +382,7 @@ fn constrained_candidate(
         char_confidences: path.confidences,
         format: Some(format.name),
         score,
+        plausibility,
     })
 }
 
@@ -429,6 +437,25 @@ mod tests {
             }
         }
         assert_eq!(score_ceiling(PlateRegion::Us), 0.6, "free text's prior");
+    }
+
+    #[test]
+    fn registrations_are_plausible_enough_to_confirm_and_words_and_numbers_are_not() {
+        let plausibility =
+            |text: &str, region| best_plate(&plain(text), region).map_or(0.0, |p| p.plausibility);
+        for (text, region) in [
+            ("CH0P8Y", PlateRegion::Us),
+            ("7ABC123", PlateRegion::Us),
+            ("ABC1D23", PlateRegion::Br),
+            ("AB123CD", PlateRegion::Eu),
+        ] {
+            let p = plausibility(text, region);
+            assert!(p >= crate::CONFIRM_MIN_PLAUSIBILITY, "{text}: {p}");
+        }
+        for text in ["NORTH", "PRIVATE", "0NLY", "6F1A", "2024113"] {
+            let p = plausibility(text, PlateRegion::Us);
+            assert!(p < crate::CONFIRM_MIN_PLAUSIBILITY, "{text}: {p}");
+        }
     }
 
     #[test]

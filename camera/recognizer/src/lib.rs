@@ -10,7 +10,8 @@
 //! 2. [`PlateReader`]: the characters in one region, cropped from the full-resolution frame
 //!    ([`PpOcrReader`], PP-OCRv4 mobile recognition decoded over 0-9 A-Z only; or
 //!    [`PlateCtcReader`], our own plate-only reader trained on rendered plates, chosen by
-//!    [`RecognizerConfig::reader`]).
+//!    [`RecognizerConfig::reader`]; the other one reads a weak crop too, and a plate both read
+//!    alike is taken as sure, [`RecognizerConfig::confirm_reader`]).
 //!
 //! Then plate-format knowledge ([`format::best_plate`]) picks the most plate-like token and fixes
 //! letter/digit confusions where a known format dictates the class. Inference runs on the CPU with
@@ -101,6 +102,11 @@ pub struct PlateRead {
     pub format: Option<String>,
     /// What the reader saw in the region before format post-processing (spaces = separators).
     pub raw_text: String,
+    /// Whether the confirming reader ([`RecognizerConfig::confirm_reader`]) read the same
+    /// plate: the read is taken as sure. It is not read again at other widths, and its frame
+    /// takes no further look (the finer pass, the second detector, the faint look); it is
+    /// still read from its box widened, which both readers would read cut alike.
+    pub confirmed: bool,
 }
 
 /// The recognizer: detector, reader and plate-format post-processing.
@@ -110,6 +116,8 @@ pub struct Recognizer {
     /// The second detector ([`RecognizerConfig::second_detector`]), if any.
     second: Option<Box<dyn PlateDetector>>,
     reader: Box<dyn PlateReader>,
+    /// The confirming reader ([`RecognizerConfig::confirm_reader`]), if any.
+    confirm: Option<Box<dyn PlateReader>>,
     config: RecognizerConfig,
 }
 
@@ -133,7 +141,9 @@ fn suppress_overlaps(mut reads: Vec<PlateRead>) -> Vec<PlateRead> {
 /// Whether the most confident of `reads` (sorted, most confident first) scores below `score`,
 /// or there is none: the frame is worth another look.
 fn best_below(reads: &[PlateRead], score: f32) -> bool {
-    reads.first().is_none_or(|r| r.confidence < score)
+    reads
+        .first()
+        .is_none_or(|r| !r.confirmed && r.confidence < score)
 }
 
 /// The box read for a candidate region of a frame `fw`×`fh`: a little context left and right
@@ -147,6 +157,28 @@ fn read_box(region: &BBox, fw: u32, fh: u32) -> BBox {
 /// A second detector's region whose read box overlaps a read made already this much (IoU) is
 /// not read: it would be read the same.
 const SAME_BOX_IOU: f32 = 0.8;
+
+/// A read the confirming reader reads alike is taken as sure only when it is at least this
+/// plate-like ([`format::PlateText::plausibility`]): a registration as free text (0.6) or in a
+/// format, not a word (a state's name, a slogan: 0.15), a number (0.3) or a few characters of a
+/// longer line, which two readers read alike as surely as a plate.
+pub const CONFIRM_MIN_PLAUSIBILITY: f32 = 0.5;
+
+/// A reader of `kind`, from `config`'s models folder.
+fn load_reader(
+    kind: ReaderKind,
+    config: &RecognizerConfig,
+) -> Result<Box<dyn PlateReader>, RecognizerError> {
+    let dir = &config.models_dir;
+    Ok(match kind {
+        ReaderKind::Ppocr => Box::new(PpOcrReader::load_with_plans(
+            &dir.join(READER_FILE),
+            &dir.join(CHARSET_FILE),
+            config.max_plans,
+        )?),
+        ReaderKind::Plate => Box::new(PlateCtcReader::load(&dir.join(PLATE_READER_FILE))?),
+    })
+}
 
 /// The pixels of `frame` read for a box of a read (the box as read: grown and clipped), if at
 /// least 4×4.
@@ -173,7 +205,8 @@ pub const REREAD_WIDTHS: [f32; 2] = [0.75, 1.33];
 /// and lost one.
 pub const EXTEND_BY_HEIGHTS: f32 = 0.4;
 
-/// Reads scoring less are not worth completing (stray text, dates): no widened reading.
+/// Reads scoring less are not worth completing (stray text, dates): no widened reading, unless
+/// confirmed ([`PlateRead::confirmed`]: plate-like, and read alike by two readers).
 const EXTEND_FROM_SCORE: f32 = 0.4;
 
 /// The widened box's reading replaces a read it completes ([`completes`]) when it scores at
@@ -210,6 +243,8 @@ fn completes(read: &str, longer: &str) -> bool {
 struct Reading {
     text: TextRead,
     plate: Option<PlateText>,
+    /// The confirming reader read the same plate ([`PlateRead::confirmed`]).
+    confirmed: bool,
 }
 
 impl Reading {
@@ -271,23 +306,15 @@ fn candidates(regions: &[TextRegion]) -> Vec<Candidate> {
 }
 
 impl Recognizer {
-    /// Loads the configured detector (`config.detector`) and reader (`config.reader`) from
-    /// `config.models_dir`.
+    /// Loads the configured detector (`config.detector`) and reader (`config.reader`), and the
+    /// second detector and confirming reader in force, from `config.models_dir`.
     pub fn new(config: &RecognizerConfig) -> Result<Self, RecognizerError> {
-        let dir = &config.models_dir;
         let detector = MapDetector::load_multi(
             &config.detector_file(),
             config.detector_settings(),
             config.detector_retry_max_side,
         )?;
-        let reader: Box<dyn PlateReader> = match config.reader {
-            ReaderKind::Ppocr => Box::new(PpOcrReader::load_with_plans(
-                &dir.join(READER_FILE),
-                &dir.join(CHARSET_FILE),
-                config.max_plans,
-            )?),
-            ReaderKind::Plate => Box::new(PlateCtcReader::load(&dir.join(PLATE_READER_FILE))?),
-        };
+        let reader = load_reader(config.reader, config)?;
         let mut recognizer = Self::with_stages(Box::new(detector), reader, config.clone());
         if let Some(kind) = config.second_detector() {
             let second = MapDetector::load(
@@ -295,6 +322,9 @@ impl Recognizer {
                 config.second_detector_settings(kind),
             )?;
             recognizer.second = Some(Box::new(second));
+        }
+        if let Some(kind) = config.confirm_reader() {
+            recognizer.confirm = Some(load_reader(kind, config)?);
         }
         Ok(recognizer)
     }
@@ -309,6 +339,7 @@ impl Recognizer {
             detector,
             second: None,
             reader,
+            confirm: None,
             config,
         }
     }
@@ -317,6 +348,13 @@ impl Recognizer {
     /// ([`RecognizerConfig::second_detector`]).
     pub fn with_second_detector(mut self, second: Box<dyn PlateDetector>) -> Self {
         self.second = Some(second);
+        self
+    }
+
+    /// With a confirming reader, which reads each weak crop too
+    /// ([`RecognizerConfig::confirm_reader`]).
+    pub fn with_confirm_reader(mut self, confirm: Box<dyn PlateReader>) -> Self {
+        self.confirm = Some(confirm);
         self
     }
 
@@ -411,7 +449,8 @@ impl Recognizer {
             let mut out = Vec::new();
             for c in &cands {
                 let r = self.read_candidate(frame, c);
-                let done = matches!(&r, Ok(Some(read)) if read.confidence >= stop_at);
+                let done =
+                    matches!(&r, Ok(Some(read)) if read.confirmed || read.confidence >= stop_at);
                 out.push(r);
                 if done {
                     break;
@@ -459,25 +498,46 @@ impl Recognizer {
     }
 
     /// The crop read as cut, and again with its coloured marks painted over when it has any
-    /// ([`erase_colour_marks`]): the better reading and the crop it was read from.
-    fn read_cut(&self, crop: RgbImage) -> Result<(Reading, RgbImage), RecognizerError> {
-        let best = self.read_one(&crop)?;
+    /// ([`erase_colour_marks`]): the better reading and the crop it was read from, taken as
+    /// sure when weak and the confirming reader reads the same plate ([`Self::confirms`]).
+    fn read_cut(&self, mut crop: RgbImage) -> Result<(Reading, RgbImage), RecognizerError> {
+        let mut best = self.read_one(&crop)?;
         if self.config.erase_colour_marks {
             let mut clean = crop.clone();
             if marks::erase_colour_marks(&mut clean) > 0 {
                 let again = self.read_one(&clean)?;
                 if again.score() > best.score() {
-                    return Ok((again, clean));
+                    (best, crop) = (again, clean);
                 }
             }
         }
+        if self.is_doubtful(&best) && self.confirms(&crop, &best)? {
+            best.confirmed = true;
+        }
         Ok((best, crop))
+    }
+
+    /// Whether the confirming reader, if any, reads `crop` as the same plate as `reading`, a
+    /// plate-like one ([`CONFIRM_MIN_PLAUSIBILITY`]).
+    fn confirms(&self, crop: &RgbImage, reading: &Reading) -> Result<bool, RecognizerError> {
+        let (Some(confirm), Some(plate)) = (&self.confirm, &reading.plate) else {
+            return Ok(false);
+        };
+        if plate.plausibility < CONFIRM_MIN_PLAUSIBILITY {
+            return Ok(false);
+        }
+        let other = format::best_plate(&confirm.read(crop)?, self.config.region);
+        Ok(other.is_some_and(|o| o.text == plate.text))
     }
 
     fn read_one(&self, crop: &RgbImage) -> Result<Reading, RecognizerError> {
         let text = self.reader.read(crop)?;
         let plate = format::best_plate(&text, self.config.region);
-        Ok(Reading { text, plate })
+        Ok(Reading {
+            text,
+            plate,
+            confirmed: false,
+        })
     }
 
     /// The score at which a frame's reading stops: `stop_at_score` of the highest score a read
@@ -490,6 +550,13 @@ impl Recognizer {
     /// Whether a reading scores below `reread_below_score`.
     fn is_weak(&self, reading: &Reading) -> bool {
         reading.score().unwrap_or(0.0) < self.config.reread_below_score
+    }
+
+    /// Whether a reading is weak ([`Self::is_weak`]) and not confirmed: worth reading again at
+    /// other widths. A confirmed reading is still read from its box widened
+    /// ([`Self::read_extended`]): both readers read a box that cuts a character alike.
+    fn is_doubtful(&self, reading: &Reading) -> bool {
+        !reading.confirmed && self.is_weak(reading)
     }
 
     /// `best`, read from `crop`, against `crop` narrowed and widened ([`REREAD_WIDTHS`]): the
@@ -513,7 +580,7 @@ impl Recognizer {
     /// ([`Self::read_widths`]).
     fn read_crop(&self, crop: RgbImage, widths: bool) -> Result<Reading, RecognizerError> {
         let (best, crop) = self.read_cut(crop)?;
-        if widths && self.is_weak(&best) {
+        if widths && self.is_doubtful(&best) {
             return self.read_widths(&crop, best);
         }
         Ok(best)
@@ -533,7 +600,7 @@ impl Recognizer {
         let Some(read) = reading
             .plate
             .as_ref()
-            .filter(|p| p.score >= EXTEND_FROM_SCORE)
+            .filter(|p| reading.confirmed || p.score >= EXTEND_FROM_SCORE)
         else {
             return Ok(None);
         };
@@ -597,7 +664,11 @@ impl Recognizer {
         if !self.is_weak(&first) {
             return Ok(None);
         }
-        let mut best = self.read_widths(&crop, first)?;
+        let mut best = if first.confirmed {
+            first
+        } else {
+            self.read_widths(&crop, first)?
+        };
         let mut bbox = read.bbox;
         let mut completed = false;
         if let Some((longer, wide)) = self.read_extended(frame, &bbox, &best)? {
@@ -613,6 +684,7 @@ impl Recognizer {
             char_confidences: plate.char_confidences,
             format: plate.format.map(str::to_string),
             raw_text: best.text.text(),
+            confirmed: best.confirmed,
         }))
     }
 
@@ -632,7 +704,11 @@ impl Recognizer {
         {
             (reading, b) = (longer, wide);
         }
-        let Reading { text, plate } = reading;
+        let Reading {
+            text,
+            plate,
+            confirmed,
+        } = reading;
         let Some(plate) = plate else {
             return Ok(None);
         };
@@ -648,6 +724,7 @@ impl Recognizer {
             char_confidences: plate.char_confidences,
             format: plate.format.map(str::to_string),
             raw_text: text.text(),
+            confirmed,
         }))
     }
 }
@@ -974,6 +1051,78 @@ mod tests {
         let reads = rec.recognize_rgb(&frame).unwrap();
         assert_eq!(reads[0].text, "ABC123");
         assert_eq!(widths.lock().unwrap().len(), 1, "one reading");
+    }
+
+    /// On a 400×60 frame: the second detector's calls, the primary reader's crops and the
+    /// confirming reader's crops, and the read, when the primary reads `ABC123` weakly (and
+    /// `ABC1234` surely from a crop widened past 240 px) and the confirming reader reads `other`.
+    fn confirmed_by(other: &'static str) -> (usize, usize, usize, PlateRead) {
+        let frame = RgbImage::from_pixel(400, 60, image::Rgb([200, 200, 200]));
+        let calls = Arc::new(Mutex::new(0));
+        let primary = weak_unless_wide();
+        let primary_crops = primary.widths.clone();
+        let confirming = Scripted::plain(other, 0.9);
+        let confirming_crops = confirming.widths.clone();
+        let mut rec = recognizer(primary, true, 0.7)
+            .with_second_detector(Box::new(CountedWholeFrame(calls.clone())))
+            .with_confirm_reader(Box::new(confirming));
+        rec.detector = Box::new(LeftPart);
+        let reads = rec.recognize_rgb(&frame).unwrap();
+        let n = |m: &Arc<Mutex<Vec<u32>>>| m.lock().unwrap().len();
+        let calls = *calls.lock().unwrap();
+        (
+            calls,
+            n(&primary_crops),
+            n(&confirming_crops),
+            reads[0].clone(),
+        )
+    }
+
+    #[test]
+    fn a_weak_read_the_confirming_reader_reads_alike_is_sure_and_takes_no_more_looks() {
+        let (second_calls, primary, confirming, read) = confirmed_by("ABC123");
+        assert_eq!(read.text, "ABC123");
+        assert!(read.confirmed);
+        assert!(read.confidence < 0.7, "weak: {}", read.confidence);
+        assert_eq!(second_calls, 0, "no second look at the frame");
+        assert_eq!(
+            primary, 2,
+            "as cut and, confirmed, from its box widened (too weak otherwise: 0.6 × 0.6), at \
+             no other width"
+        );
+        assert_eq!(confirming, 2);
+
+        // Read otherwise, the read stays weak: read at other widths, then the second detector's
+        // region, whole.
+        let (second_calls, primary, confirming, read) = confirmed_by("ABC128");
+        assert_eq!(read.text, "ABC1234", "the second detector's whole plate");
+        assert!(!read.confirmed, "sure by itself, not checked");
+        assert_eq!(second_calls, 1);
+        assert_eq!(
+            primary, 4,
+            "as cut, at two other widths, the second detector's region"
+        );
+        assert_eq!(confirming, 1, "the weak crop checked, the sure one not");
+    }
+
+    #[test]
+    fn the_confirming_reader_is_the_other_kind_and_adds_its_file() {
+        let mut config = RecognizerConfig {
+            reader: ReaderKind::Plate,
+            confirm_reader: Some(ReaderKind::Plate),
+            ..RecognizerConfig::default()
+        };
+        assert_eq!(config.confirm_reader(), None, "the reader itself");
+        let alone = config.model_files();
+        config.confirm_reader = Some(ReaderKind::Ppocr);
+        assert_eq!(config.confirm_reader(), Some(ReaderKind::Ppocr));
+        let files = config.model_files();
+        assert_eq!(
+            files.len(),
+            alone.len() + 2,
+            "PP-OCR's reader and its characters"
+        );
+        assert!(files.contains(&config.models_dir.join(READER_FILE)));
     }
 
     #[test]

@@ -329,6 +329,7 @@ mod tests {
             char_confidences: vec![confidence; text.len()],
             format: None,
             raw_text: text.into(),
+            confirmed: false,
         }
     }
 

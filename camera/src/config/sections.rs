@@ -91,6 +91,47 @@ pub enum SaveMode {
     None,
 }
 
+/// A setting's value from the name the configuration file takes (for the command line and the
+/// measurement example); `what` names the setting in the error.
+fn by_name<T: serde::de::DeserializeOwned>(name: &str, what: &str) -> Result<T, String> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(name.into_deserializer())
+        .map_err(|e: serde::de::value::Error| format!("{what}: {e}"))
+}
+
+/// A reader that reads each weak crop too, a read it reads alike taken as sure
+/// (`recognizer.confirm_reader`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfirmReader {
+    /// Our own plate reader (the recognizer's default; none when it is `reader` itself).
+    #[default]
+    Plate,
+    /// PP-OCRv4's reader (none when it is `reader` itself).
+    Ppocr,
+    /// None: a weak read stays weak until another look reads it better.
+    None,
+}
+
+impl std::str::FromStr for ConfirmReader {
+    type Err = String;
+    /// By the name the configuration file takes (`plate`, `ppocr` or `none`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        by_name(s, "confirm reader")
+    }
+}
+
+impl ConfirmReader {
+    /// The reader it names, if any.
+    pub fn kind(self) -> Option<ReaderKind> {
+        match self {
+            Self::Plate => Some(ReaderKind::Plate),
+            Self::Ppocr => Some(ReaderKind::Ppocr),
+            Self::None => None,
+        }
+    }
+}
+
 /// A second detector whose regions are read too on a frame whose best read is weak
 /// (`recognizer.second_detector`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -109,9 +150,7 @@ impl std::str::FromStr for SecondDetector {
     type Err = String;
     /// By the name the configuration file takes (`plate`, `ppocr` or `none`).
     fn from_str(s: &str) -> Result<Self, String> {
-        use serde::de::IntoDeserializer;
-        Self::deserialize(s.into_deserializer())
-            .map_err(|e: serde::de::value::Error| format!("second detector: {e}"))
+        by_name(s, "second detector")
     }
 }
 
@@ -159,6 +198,11 @@ pub struct RecognizerSection {
     /// cut); the same as `detector`: none. Read when the feed starts.
     #[serde(default)]
     pub second_detector: SecondDetector,
+    /// A second reader, `plate`, `ppocr` or `none`, that reads each weak crop too: a plate it
+    /// reads alike is taken as sure, and its frame takes no further look (docs/recognizer.md,
+    /// "Two readers agreeing"); the same as `reader`: none. Read when the feed starts.
+    #[serde(default)]
+    pub confirm_reader: ConfirmReader,
     /// A last look at a frame still without a read scoring 0.5 after the other looks, with
     /// its local contrast evened out: plates in shadow that no detector sees as they are
     /// (docs/recognizer.md, "Faint plates"); costs time on those frames only. Read when the
@@ -409,6 +453,7 @@ impl RecognizerSection {
             reader: ReaderKind::default(),
             detector: DetectorKind::default(),
             second_detector: SecondDetector::default(),
+            confirm_reader: ConfirmReader::default(),
             faint_look: true,
             group_gap_ms: default_group_gap(),
             group_window_ms: default_group_window(),

@@ -70,6 +70,7 @@ fn a_recognizer_section_with_only_the_watch_dir_gets_the_defaults() {
     assert_eq!((r.motion, r.max_backlog), (0.01, 50));
     assert_eq!(r.reread_below, None, "the recognizer's own");
     assert_eq!(r.second_detector, SecondDetector::Plate);
+    assert_eq!(r.confirm_reader, ConfirmReader::Plate);
     assert!(r.faint_look);
 }
 
@@ -79,7 +80,8 @@ fn every_recognizer_setting_is_read() {
         "{MINIMAL}{RECOGNIZER}models_dir = \"/opt/models\"\nthreads = 2\nmin_score = 0.5\n\
          region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n\
          idle_exit_secs = 0\nroi = [0, 360, 1280, 360]\nmotion = 0.0\nmax_backlog = 0\n\
-         reread_below = 0.5\nsecond_detector = \"none\"\nfaint_look = false\n"
+         reread_below = 0.5\nsecond_detector = \"none\"\nconfirm_reader = \"none\"\n\
+         faint_look = false\n"
     );
     let r = Config::parse(&text).unwrap().recognizer.unwrap();
     assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
@@ -94,12 +96,16 @@ fn every_recognizer_setting_is_read() {
     assert_eq!(r.reread_below, Some(0.5));
     assert_eq!(r.second_detector, SecondDetector::None);
     assert_eq!(r.second_detector.kind(), None);
+    assert_eq!(r.confirm_reader.kind(), None);
     assert!(!r.faint_look);
     // The command line and the measurement example take the file's names.
     assert_eq!("none".parse(), Ok(SecondDetector::None));
     assert_eq!("plate".parse(), Ok(SecondDetector::Plate));
     let e = "yolo".parse::<SecondDetector>().unwrap_err();
     assert!(e.contains("yolo") && e.contains("ppocr"), "{e}");
+    assert_eq!("ppocr".parse(), Ok(ConfirmReader::Ppocr));
+    let e = "yolo".parse::<ConfirmReader>().unwrap_err();
+    assert!(e.contains("confirm reader") && e.contains("plate"), "{e}");
     let none = format!("{MINIMAL}{RECOGNIZER}save = \"none\"\n");
     assert_eq!(
         Config::parse(&none).unwrap().recognizer.unwrap().save,
