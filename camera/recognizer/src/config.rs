@@ -88,7 +88,8 @@ pub struct RecognizerConfig {
     /// Default: our plate detector beside PP-OCR's (docs/recognizer.md, "A second look").
     pub second_detector: Option<DetectorKind>,
     /// A second reader (the other kind than `reader`; the same kind: none) that reads each weak
-    /// crop too: when it reads the same plate, a plate-like one
+    /// crop too: when it reads the same plate (or one character other that it saw too,
+    /// [`crate::CONFIRM_ALTERNATIVE_SHARE`]), a plate-like one
     /// ([`crate::CONFIRM_MIN_PLAUSIBILITY`]), the read is taken as sure: it is not read again
     /// at other widths and its frame takes no further look ([`crate::PlateRead::confirmed`]);
     /// its score stays the first reader's. Two readers trained apart rarely make the same

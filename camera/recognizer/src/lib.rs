@@ -103,7 +103,8 @@ pub struct PlateRead {
     /// What the reader saw in the region before format post-processing (spaces = separators).
     pub raw_text: String,
     /// Whether the confirming reader ([`RecognizerConfig::confirm_reader`]) read the same
-    /// plate: the read is taken as sure. It is not read again at other widths, and its frame
+    /// plate (or one character other where it saw this one too,
+    /// [`CONFIRM_ALTERNATIVE_SHARE`]): the read is taken as sure. It is not read again at other widths, and its frame
     /// takes no further look (the finer pass, the second detector, the faint look); it is
     /// still read from its box widened, which both readers would read cut alike.
     pub confirmed: bool,
@@ -163,6 +164,38 @@ const SAME_BOX_IOU: f32 = 0.8;
 /// format, not a word (a state's name, a slogan: 0.15), a number (0.3) or a few characters of a
 /// longer line, which two readers read alike as surely as a plate.
 pub const CONFIRM_MIN_PLAUSIBILITY: f32 = 0.5;
+
+/// A character the confirming reader gave at least this share of its top character's
+/// probability does not contradict the first reader's (one such character is allowed).
+pub const CONFIRM_ALTERNATIVE_SHARE: f32 = 0.2;
+
+/// Whether the confirming reader's `read` (its plate `other`) allows the first reader's plate
+/// `text`: the same length, one character other, and at that place the confirming reader saw
+/// `text`'s character too (at least [`CONFIRM_ALTERNATIVE_SHARE`] of its top one). Only when
+/// its plate is all of what it read, so that places line up.
+fn allows(read: &TextRead, other: &str, text: &str) -> bool {
+    let chars: Vec<&CharRead> = read.chars.iter().filter(|c| !c.is_separator()).collect();
+    if chars.len() != other.len() || other.len() != text.len() {
+        return false;
+    }
+    let mut differ = other
+        .bytes()
+        .zip(text.bytes())
+        .enumerate()
+        .filter(|(_, (a, b))| a != b);
+    let (Some((i, (_, want))), None) = (differ.next(), differ.next()) else {
+        return false;
+    };
+    let c = chars[i];
+    // A plate's 0 may be what the reader saw as O (the US writes O as 0, formats fix it).
+    let seen = |ch: u8| read::alphabet_index(ch as char).map_or(0.0, |k| c.probs[k]);
+    let p = if want == b'0' {
+        seen(b'0').max(seen(b'O'))
+    } else {
+        seen(want)
+    };
+    p >= CONFIRM_ALTERNATIVE_SHARE * c.confidence
+}
 
 /// A reader of `kind`, from `config`'s models folder.
 fn load_reader(
@@ -526,8 +559,11 @@ impl Recognizer {
         if plate.plausibility < CONFIRM_MIN_PLAUSIBILITY {
             return Ok(false);
         }
-        let other = format::best_plate(&confirm.read(crop)?, self.config.region);
-        Ok(other.is_some_and(|o| o.text == plate.text))
+        let read = confirm.read(crop)?;
+        let Some(other) = format::best_plate(&read, self.config.region) else {
+            return Ok(false);
+        };
+        Ok(other.text == plate.text || allows(&read, &other.text, &plate.text))
     }
 
     fn read_one(&self, crop: &RgbImage) -> Result<Reading, RecognizerError> {
@@ -1103,6 +1139,33 @@ mod tests {
             "as cut, at two other widths, the second detector's region"
         );
         assert_eq!(confirming, 1, "the weak crop checked, the sure one not");
+    }
+
+    /// The confirming reader's read of `text`, each character at 0.6, the last one's
+    /// runner-up `alt` at `share` of it.
+    fn read_with_runner_up(text: &str, alt: char, share: f32) -> TextRead {
+        let mut read = certain(text, 0.6);
+        let last = read.chars.last_mut().unwrap();
+        last.probs[read::alphabet_index(alt).unwrap()] = 0.6 * share;
+        read
+    }
+
+    #[test]
+    fn the_confirming_reader_allows_one_other_character_it_saw_too() {
+        let read = read_with_runner_up("ABC128", '4', 0.5);
+        assert!(allows(&read, "ABC128", "ABC124"), "its runner-up");
+        let faint = read_with_runner_up("ABC128", '4', 0.1);
+        assert!(!allows(&faint, "ABC128", "ABC124"), "barely seen");
+        assert!(!allows(&read, "ABC128", "ABC129"), "not seen");
+        assert!(!allows(&read, "ABC128", "XBC124"), "two other characters");
+        assert!(!allows(&read, "ABC128", "ABC1284"), "another length");
+        let zero = read_with_runner_up("AB0128", 'O', 0.5);
+        assert!(allows(&zero, "AB0128", "AB0120"), "a 0 seen as O");
+        let cut = certain("XABC128", 0.6);
+        assert!(
+            !allows(&cut, "ABC128", "ABC124"),
+            "a plate cut from more text"
+        );
     }
 
     #[test]
