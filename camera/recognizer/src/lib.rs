@@ -104,9 +104,10 @@ pub struct PlateRead {
     pub raw_text: String,
     /// Whether the confirming reader ([`RecognizerConfig::confirm_reader`]) read the same
     /// plate (or one character other where it saw this one too,
-    /// [`CONFIRM_ALTERNATIVE_SHARE`]): the read is taken as sure. It is not read again at other widths, and its frame
-    /// takes no further look (the finer pass, the second detector, the faint look); it is
-    /// still read from its box widened, which both readers would read cut alike.
+    /// [`CONFIRM_ALTERNATIVE_SHARE`]): the read is taken as sure. It is not read again at
+    /// other widths, and its frame takes no further look (the finer pass, the second detector,
+    /// the faint look); it is still read from its box widened, which both readers would read
+    /// cut alike.
     pub confirmed: bool,
 }
 
@@ -139,8 +140,8 @@ fn suppress_overlaps(mut reads: Vec<PlateRead>) -> Vec<PlateRead> {
     kept
 }
 
-/// Whether the most confident of `reads` (sorted, most confident first) scores below `score`,
-/// or there is none: the frame is worth another look.
+/// Whether the most confident of `reads` (sorted, most confident first) is not confirmed and
+/// scores below `score`, or there is none: the frame is worth another look.
 fn best_below(reads: &[PlateRead], score: f32) -> bool {
     reads
         .first()
@@ -532,7 +533,7 @@ impl Recognizer {
 
     /// The crop read as cut, and again with its coloured marks painted over when it has any
     /// ([`erase_colour_marks`]): the better reading and the crop it was read from, taken as
-    /// sure when weak and the confirming reader reads the same plate ([`Self::confirms`]).
+    /// sure when weak and the confirming reader agrees ([`Self::confirms`]).
     fn read_cut(&self, mut crop: RgbImage) -> Result<(Reading, RgbImage), RecognizerError> {
         let mut best = self.read_one(&crop)?;
         if self.config.erase_colour_marks {
@@ -550,8 +551,8 @@ impl Recognizer {
         Ok((best, crop))
     }
 
-    /// Whether the confirming reader, if any, reads `crop` as the same plate as `reading`, a
-    /// plate-like one ([`CONFIRM_MIN_PLAUSIBILITY`]).
+    /// Whether the confirming reader, if any, reads `crop` as the same plate as `reading`, or
+    /// as one it [`allows`], a plate-like one ([`CONFIRM_MIN_PLAUSIBILITY`]).
     fn confirms(&self, crop: &RgbImage, reading: &Reading) -> Result<bool, RecognizerError> {
         let (Some(confirm), Some(plate)) = (&self.confirm, &reading.plate) else {
             return Ok(false);
