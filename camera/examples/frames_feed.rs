@@ -5,7 +5,9 @@
 //! from the first drop until the watch directory is empty again (every frame recognised,
 //! grouped, its read in the outbox and its crop saved), and the memory of the agent and of the
 //! frame feed's process (`anpr-frames`, next to the agent) while feeding and idle after it
-//! (models loaded). Not a test: it prints figures.
+//! (models loaded), and the plate reads the cloud received: with truth files beside the photos
+//! (`NAME.txt`, as `anpr-camera eval` reads them), how many photos' plates were reported
+//! exactly and how many reads are no photo's plate. Not a test: it prints figures.
 //!
 //! ```sh
 //! ANPR_CAMERA_BIN=/path/to/release/anpr-camera [ANPR_MEASURE_FRAMES=DIR] [ANPR_MEASURE_COPIES=N] \
@@ -165,6 +167,13 @@ async fn main() {
     let [hwm] = status_kib(pid, ["VmHWM:"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let [feed_after, feed_after_anon] = feed_sum();
+    // The plate reads as the cloud receives them (the last passages close after the gap):
+    // collected until none has come for 3 s.
+    let mut received = usize::MAX;
+    while cloud.plates.len() != received {
+        received = cloud.plates.len();
+        cloud.collect_for(Duration::from_secs(3)).await;
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -195,4 +204,47 @@ async fn main() {
         "frame feed process while feeding: peak sampled {feed_peak} KiB ({feed_peak_anon} KiB anonymous); idle after, models loaded: {feed_after} KiB ({feed_after_anon} KiB anonymous)"
     );
     println!("{stats}");
+    println!("{}", plates_against_truths(&cloud, &photos, &src_dir));
+}
+
+/// The plate reads received against the plates of the photos that have a truth file beside
+/// them (`NAME.txt`, as `anpr-camera eval` reads): how many photos' plates were reported
+/// exactly, and how many reads are no photo's plate (other text of a frame, misreads).
+fn plates_against_truths(cloud: &Cloud, photos: &[PathBuf], dir: &std::path::Path) -> String {
+    let reads: Vec<String> = cloud
+        .plates
+        .iter()
+        .flat_map(|p| {
+            anpr_protocol::decode::<anpr_protocol::PlateReadBatch>(p)
+                .expect("a plate batch")
+                .r
+        })
+        .map(|r| r.p)
+        .collect();
+    let truths = anpr_recognizer::eval::annotated_in(dir).unwrap_or_default();
+    let plates: Vec<&str> = truths
+        .iter()
+        .filter(|(_, t)| photos.iter().any(|p| p.ends_with(&t.file)))
+        .map(|(_, t)| t.plate.as_str())
+        .collect();
+    if plates.is_empty() {
+        return format!(
+            "plate reads received: {} (no truth files beside the photos)",
+            reads.len()
+        );
+    }
+    let exact = plates
+        .iter()
+        .filter(|t| reads.iter().any(|r| r == *t))
+        .count();
+    let other = reads
+        .iter()
+        .filter(|r| !plates.contains(&r.as_str()))
+        .count();
+    format!(
+        "plate reads received: {}; photos whose plate was reported exactly: {exact} of {}; \
+         reads that are no photo's plate: {other}",
+        reads.len(),
+        plates.len()
+    )
 }

@@ -42,8 +42,9 @@ pub struct RecognizerConfig {
     pub threads: usize,
     /// Longer side, in pixels, of the frame given to the detector.
     pub detector_max_side: u32,
-    /// When no read of the first pass scores at least `retry_below_score`, the detector runs
-    /// again with this longer side (0 = never): small or faint plates, at a cost on those frames.
+    /// When no read of the first pass (nor of the second detector's look, which comes first
+    /// and is cheaper) scores at least `retry_below_score`, the detector runs again with this
+    /// longer side (0 = never): small or faint plates, at a cost on those frames.
     pub detector_retry_max_side: u32,
     /// See `detector_retry_max_side`.
     pub retry_below_score: f32,
@@ -84,7 +85,8 @@ pub struct RecognizerConfig {
     /// A second detector (the other kind than `detector`; the same kind: none), run at
     /// `detector_retry_max_side` (else `detector_max_side`), whose regions are read too on a
     /// frame whose best read scores below `reread_below_score` after the first detector's
-    /// passes: plates the first detector missed or cut, at a cost on weak frames only.
+    /// first pass: plates the first detector missed or cut, at a cost on weak frames only. It
+    /// looks before the first detector's finer pass, which a sure read of its regions spares.
     /// Default: our plate detector beside PP-OCR's (docs/recognizer.md, "A second look").
     pub second_detector: Option<DetectorKind>,
     /// A second reader (the other kind than `reader`; the same kind: none) that reads each weak

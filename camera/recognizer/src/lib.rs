@@ -417,10 +417,9 @@ impl Recognizer {
         let regions = self.detector.detect(frame)?;
         let mut reads = self.read_regions(frame, &regions)?;
         let retry = self.config.detector_retry_max_side;
-        if retry > 0 && best_below(&reads, self.config.retry_below_score) {
-            let more = self.detector.detect_finer(frame)?;
-            reads = self.read_more(frame, &more, reads)?;
-        }
+        // The second detector looks before the first one's finer pass: a sure read in its
+        // regions spares that pass, the dearest look (docs/recognizer.md, "The second look
+        // first").
         if let Some(second) = &self.second
             && best_below(&reads, self.config.reread_below_score)
         {
@@ -431,6 +430,10 @@ impl Recognizer {
                 let b = read_box(&region.bbox, fw, fh);
                 !reads.iter().any(|r| r.bbox.iou(&b) >= SAME_BOX_IOU)
             });
+            reads = self.read_more(frame, &more, reads)?;
+        }
+        if retry > 0 && best_below(&reads, self.config.retry_below_score) {
+            let more = self.detector.detect_finer(frame)?;
             reads = self.read_more(frame, &more, reads)?;
         }
         if self.config.faint_look && best_below(&reads, self.config.retry_below_score) {
@@ -1088,6 +1091,46 @@ mod tests {
         let reads = rec.recognize_rgb(&frame).unwrap();
         assert_eq!(reads[0].text, "ABC123");
         assert_eq!(widths.lock().unwrap().len(), 1, "one reading");
+    }
+
+    /// [`LeftPart`]'s region at either pass; counts its finer passes.
+    #[derive(Debug)]
+    struct LeftPartCountingFiner(Arc<Mutex<usize>>);
+
+    impl PlateDetector for LeftPartCountingFiner {
+        fn detect(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            LeftPart.detect(frame)
+        }
+
+        fn detect_finer(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            *self.0.lock().unwrap() += 1;
+            LeftPart.detect(frame)
+        }
+    }
+
+    #[test]
+    fn a_weak_frame_the_second_detector_reads_surely_takes_no_finer_pass() {
+        // The first detector cuts the plate (ABC123, weak) at either pass; the second finds it
+        // whole (ABC1234, sure), which spares the first detector's finer pass.
+        let frame = RgbImage::from_pixel(400, 60, image::Rgb([200, 200, 200]));
+        for (second, expected, finer_passes) in [(true, "ABC1234", 0), (false, "ABC123", 1)] {
+            let finer = Arc::new(Mutex::new(0));
+            let mut rec = recognizer(weak_unless_wide(), true, 0.7);
+            rec.config.detector_retry_max_side = 960;
+            rec.config.retry_below_score = 0.7;
+            rec.config.reread_each_crop = false;
+            rec.detector = Box::new(LeftPartCountingFiner(finer.clone()));
+            if second {
+                rec = rec.with_second_detector(Box::new(WholeFrame));
+            }
+            let reads = rec.recognize_rgb(&frame).unwrap();
+            assert_eq!(reads[0].text, expected, "second detector: {second}");
+            assert_eq!(
+                *finer.lock().unwrap(),
+                finer_passes,
+                "second detector: {second}"
+            );
+        }
     }
 
     /// On a 400×60 frame: the second detector's calls, the primary reader's crops and the
