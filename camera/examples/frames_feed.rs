@@ -25,7 +25,9 @@
 //! default the camera's, `plate`);
 //! `ANPR_MEASURE_FAINT_LOOK`: its `recognizer.faint_look` (`true` or `false`; default the
 //! camera's, `true`); `ANPR_MEASURE_REGION`: its `recognizer.region` (`auto`, `us`, `eu` or
-//! `br`; default the camera's, `auto`).
+//! `br`; default the camera's, `auto`); `ANPR_MEASURE_DETECTOR_SIDE` and
+//! `ANPR_MEASURE_FINER_SIDE`: its `recognizer.detector_side` and `recognizer.finer_side`
+//! (pixels; default the camera's, 640 and 960).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -82,12 +84,20 @@ async fn main() {
     let faint_look: bool = std::env::var("ANPR_MEASURE_FAINT_LOOK")
         .map_or(Ok(true), |s| s.parse())
         .expect("ANPR_MEASURE_FAINT_LOOK: true or false");
+    let side = |name: &str| -> Option<u32> {
+        std::env::var(name)
+            .ok()
+            .map(|s| s.parse().unwrap_or_else(|_| panic!("{name}: pixels")))
+    };
 
     let region = std::env::var("ANPR_MEASURE_REGION")
         .map_or(Ok(Default::default()), |s| s.parse())
         .expect("ANPR_MEASURE_REGION: auto, us, eu or br");
 
     let mut stack = Stack::new("cam-feed-measure").await;
+    let defaults = stack.recognizer_section();
+    let detector_side = side("ANPR_MEASURE_DETECTOR_SIDE").unwrap_or(defaults.detector_side);
+    let finer_side = side("ANPR_MEASURE_FINER_SIDE").unwrap_or(defaults.finer_side);
     stack.recognizer = Some(RecognizerSection {
         threads: 1,
         group_gap_ms: 1000,
@@ -100,8 +110,10 @@ async fn main() {
         second_detector,
         confirm_reader,
         faint_look,
+        detector_side,
+        finer_side,
         region,
-        ..stack.recognizer_section()
+        ..defaults
     });
     let mut cloud = stack.cloud().await;
     let mut agent = spawn_agent(&stack, &bin, "agent.log", "info", &[]);

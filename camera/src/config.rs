@@ -36,6 +36,10 @@ pub const MAX_PACKET: u32 = 128 * 1024;
 /// A connection lost this soon after CONNACK counts as a refusal (duplicate client id,
 /// policy), milliseconds.
 pub const IMMEDIATE_DROP_MS: u64 = 10_000;
+/// The least `recognizer.detector_side`, pixels.
+pub const MIN_DETECTOR_SIDE: u32 = 160;
+/// The most `recognizer.detector_side` and `recognizer.finer_side`, pixels.
+pub const MAX_DETECTOR_SIDE: u32 = 1920;
 
 /// Why the configuration file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -454,6 +458,18 @@ impl Config {
             return Err(invalid(
                 "recognizer.reread_below",
                 "must be 0..=1 (a read's score; 0: never read again)",
+            ));
+        }
+        if !(MIN_DETECTOR_SIDE..=MAX_DETECTOR_SIDE).contains(&r.detector_side) {
+            return Err(invalid(
+                "recognizer.detector_side",
+                "must be 160..=1920 (pixels, the frame's longer side)",
+            ));
+        }
+        if r.finer_side != 0 && !(r.detector_side + 1..=MAX_DETECTOR_SIDE).contains(&r.finer_side) {
+            return Err(invalid(
+                "recognizer.finer_side",
+                "must be 0 (no finer look) or above recognizer.detector_side, up to 1920",
             ));
         }
         if r.roi.is_some_and(|[_, _, w, h]| w == 0 || h == 0) {

@@ -365,6 +365,8 @@ pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
         second_detector: r.second_detector.kind(),
         confirm_reader: r.confirm_reader.kind(),
         faint_look: r.faint_look,
+        detector_max_side: r.detector_side,
+        detector_retry_max_side: r.finer_side,
         threads: r.threads.max(1),
         min_score: r.min_score,
         region: r.region,

@@ -87,6 +87,14 @@ enum Cmd {
         /// out: measures what that look gains and costs.
         #[arg(long)]
         no_faint_look: bool,
+        /// The detector's first look, the frame's longer side in pixels (default: the
+        /// recognizer's, 640): the camera's `recognizer.detector_side`.
+        #[arg(long)]
+        detector_side: Option<u32>,
+        /// The detector's finer look at a frame still without a sure read, pixels; 0: none
+        /// (default: the recognizer's, 960): the camera's `recognizer.finer_side`.
+        #[arg(long)]
+        finer_side: Option<u32>,
     },
 }
 
@@ -246,6 +254,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             second_detector,
             confirm_reader,
             no_faint_look,
+            detector_side,
+            finer_side,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig {
                 models_dir: models_dir(models),
@@ -261,6 +271,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             if let Some(score) = reread_below {
                 rc.reread_below_score = score;
+            }
+            if let Some(side) = detector_side {
+                rc.detector_max_side = side;
+            }
+            if let Some(side) = finer_side {
+                rc.detector_retry_max_side = side;
             }
             if let Some(name) = second_detector {
                 rc.second_detector = setting::<SecondDetector>(&name)?.kind();

@@ -283,6 +283,18 @@ fn the_recognizer_gets_the_settings_of_the_section() {
     assert!(rc.faint_look, "on by default, as the recognizer's");
     s.faint_look = false;
     assert!(!recognizer_config(&s).faint_look);
+    let own = anpr_recognizer::RecognizerConfig::default();
+    assert_eq!(
+        (rc.detector_max_side, rc.detector_retry_max_side),
+        (own.detector_max_side, own.detector_retry_max_side),
+        "by default, the recognizer's own looks"
+    );
+    (s.detector_side, s.finer_side) = (960, 0);
+    let one_look = recognizer_config(&s);
+    assert_eq!(
+        (one_look.detector_max_side, one_look.detector_retry_max_side),
+        (960, 0)
+    );
 }
 
 #[test]

@@ -209,6 +209,18 @@ pub struct RecognizerSection {
     /// feed starts.
     #[serde(default = "default_true")]
     pub faint_look: bool,
+    /// The longer side, in pixels, a frame is scaled to for the detector's first look (then to
+    /// multiples of 32; 160..=1920): larger finds smaller plates, at more time. Read when the
+    /// feed starts.
+    #[serde(default = "default_detector_side")]
+    pub detector_side: u32,
+    /// The longer side of the detector's finer look at a frame whose best read is still weak
+    /// (below 0.5) after the second detector's look; larger than `detector_side` (up to 1920),
+    /// or 0: no finer look. With our detector at 960 and no finer look, a 1280×720 frame is
+    /// read in under 100 ms on one core (docs/recognizer.md, "One look at 960 px"). Read when
+    /// the feed starts.
+    #[serde(default = "default_finer_side")]
+    pub finer_side: u32,
     /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
     /// this are one plate read (the most confident).
     #[serde(default = "default_group_gap")]
@@ -455,6 +467,8 @@ impl RecognizerSection {
             second_detector: SecondDetector::default(),
             confirm_reader: ConfirmReader::default(),
             faint_look: true,
+            detector_side: default_detector_side(),
+            finer_side: default_finer_side(),
             group_gap_ms: default_group_gap(),
             group_window_ms: default_group_window(),
             save: SaveMode::default(),

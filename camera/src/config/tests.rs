@@ -72,6 +72,7 @@ fn a_recognizer_section_with_only_the_watch_dir_gets_the_defaults() {
     assert_eq!(r.second_detector, SecondDetector::Plate);
     assert_eq!(r.confirm_reader, ConfirmReader::Plate);
     assert!(r.faint_look);
+    assert_eq!((r.detector_side, r.finer_side), (640, 960));
 }
 
 #[test]
@@ -81,7 +82,7 @@ fn every_recognizer_setting_is_read() {
          region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n\
          idle_exit_secs = 0\nroi = [0, 360, 1280, 360]\nmotion = 0.0\nmax_backlog = 0\n\
          reread_below = 0.5\nsecond_detector = \"none\"\nconfirm_reader = \"none\"\n\
-         faint_look = false\n"
+         faint_look = false\ndetector_side = 960\nfiner_side = 0\n"
     );
     let r = Config::parse(&text).unwrap().recognizer.unwrap();
     assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
@@ -98,6 +99,11 @@ fn every_recognizer_setting_is_read() {
     assert_eq!(r.second_detector.kind(), None);
     assert_eq!(r.confirm_reader.kind(), None);
     assert!(!r.faint_look);
+    assert_eq!(
+        (r.detector_side, r.finer_side),
+        (960, 0),
+        "one look, no finer one"
+    );
     // The command line and the measurement example take the file's names.
     assert_eq!("none".parse(), Ok(SecondDetector::None));
     assert_eq!("plate".parse(), Ok(SecondDetector::Plate));
@@ -172,6 +178,27 @@ fn bad_recognizer_settings_are_refused_naming_the_setting() {
             "recognizer.reread_below",
         ),
         ("watch_dir = \"/f\"\nmax_backlog = -1", "max_backlog"),
+        (
+            "watch_dir = \"/f\"\ndetector_side = 100",
+            "recognizer.detector_side",
+        ),
+        (
+            "watch_dir = \"/f\"\ndetector_side = 4000",
+            "recognizer.detector_side",
+        ),
+        (
+            "watch_dir = \"/f\"\ndetector_side = 960\nfiner_side = 640",
+            "recognizer.finer_side",
+        ),
+        (
+            "watch_dir = \"/f\"\nfiner_side = 640",
+            "recognizer.finer_side",
+        ),
+        (
+            "watch_dir = \"/f\"\nfiner_side = 2000",
+            "recognizer.finer_side",
+        ),
+        ("watch_dir = \"/f\"\nfiner_side = -1", "finer_side"),
         ("watch_dir = \"/f\"\nroi = [0, 0, 10]", "roi"),
         ("watch_dir = \"/f\"\nroi = [-1, 0, 10, 10]", "roi"),
         (
