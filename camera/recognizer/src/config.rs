@@ -152,6 +152,19 @@ impl RecognizerConfig {
         })
     }
 
+    /// The model file of a reader (PP-OCR's reads with [`Self::charset_file`] too).
+    pub fn reader_file_of(&self, kind: ReaderKind) -> PathBuf {
+        self.models_dir.join(match kind {
+            ReaderKind::Ppocr => READER_FILE,
+            ReaderKind::Plate => PLATE_READER_FILE,
+        })
+    }
+
+    /// PP-OCR's reader's character list.
+    pub fn charset_file(&self) -> PathBuf {
+        self.models_dir.join(CHARSET_FILE)
+    }
+
     /// The second detector in force: `second_detector` unless it is `detector` itself.
     pub fn second_detector(&self) -> Option<DetectorKind> {
         self.second_detector.filter(|k| *k != self.detector)
@@ -191,16 +204,12 @@ impl RecognizerConfig {
 
     /// The model files this configuration loads (for their sizes in reports).
     pub fn model_files(&self) -> Vec<PathBuf> {
-        let dir = &self.models_dir;
         let mut files = vec![self.detector_file()];
         files.extend(self.second_detector().map(|k| self.detector_file_of(k)));
         for reader in std::iter::once(self.reader).chain(self.confirm_reader()) {
-            match reader {
-                ReaderKind::Ppocr => {
-                    files.push(dir.join(READER_FILE));
-                    files.push(dir.join(CHARSET_FILE));
-                }
-                ReaderKind::Plate => files.push(dir.join(PLATE_READER_FILE)),
+            files.push(self.reader_file_of(reader));
+            if reader == ReaderKind::Ppocr {
+                files.push(self.charset_file());
             }
         }
         files

@@ -73,7 +73,7 @@ pub fn score_ceiling(region: PlateRegion) -> f32 {
 }
 
 /// The prior of a free-text read of 5 to 8 characters with letters and digits.
-const FREE_TEXT_PRIOR: f32 = 0.6;
+pub const FREE_TEXT_PRIOR: f32 = 0.6;
 
 /// The plate text chosen in one region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -277,7 +277,7 @@ fn longest_letter_run(text: &str) -> usize {
 /// In the US (region `us`) a plate's letter O is reported as the digit 0: several
 /// states issue no O (Alabama, Florida, Idaho, Maryland, Michigan, Pennsylvania, Virginia, on
 /// passenger plates), their records key a zero for it, and most state fonts draw the two alike.
-const US_KEYED_AS: (char, &str) = ('O', "0");
+pub const US_KEYED_AS: (char, &str) = ('O', "0");
 
 /// The most plate-like string in what was read, if any. Tokens (split at separators) and runs of
 /// neighbouring tokens are tried whole as free text. Each known format of the region is tried

@@ -203,14 +203,14 @@ fn load_reader(
     kind: ReaderKind,
     config: &RecognizerConfig,
 ) -> Result<Box<dyn PlateReader>, RecognizerError> {
-    let dir = &config.models_dir;
+    let file = config.reader_file_of(kind);
     Ok(match kind {
         ReaderKind::Ppocr => Box::new(PpOcrReader::load_with_plans(
-            &dir.join(READER_FILE),
-            &dir.join(CHARSET_FILE),
+            &file,
+            &config.charset_file(),
             config.max_plans,
         )?),
-        ReaderKind::Plate => Box::new(PlateCtcReader::load(&dir.join(PLATE_READER_FILE))?),
+        ReaderKind::Plate => Box::new(PlateCtcReader::load(&file)?),
     })
 }
 
