@@ -463,13 +463,17 @@ impl Config {
         if !(MIN_DETECTOR_SIDE..=MAX_DETECTOR_SIDE).contains(&r.detector_side) {
             return Err(invalid(
                 "recognizer.detector_side",
-                "must be 160..=1920 (pixels, the frame's longer side)",
+                format!(
+                    "must be {MIN_DETECTOR_SIDE}..={MAX_DETECTOR_SIDE} (pixels, the frame's longer side)"
+                ),
             ));
         }
         if r.finer_side != 0 && !(r.detector_side + 1..=MAX_DETECTOR_SIDE).contains(&r.finer_side) {
             return Err(invalid(
                 "recognizer.finer_side",
-                "must be 0 (no finer look) or above recognizer.detector_side, up to 1920",
+                format!(
+                    "must be 0 (no finer look) or above recognizer.detector_side, up to {MAX_DETECTOR_SIDE}"
+                ),
             ));
         }
         if r.roi.is_some_and(|[_, _, w, h]| w == 0 || h == 0) {
