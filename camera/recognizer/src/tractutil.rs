@@ -232,12 +232,12 @@ impl ShapeCachedModel {
             .first()
             .ok_or_else(|| inference(TractError::msg("model produced no output")))?;
         let out_shape = first.shape().to_vec();
+        // One copy of the whole buffer (PP-OCR's reader gives 0.5 M values a read).
         let values: Vec<f32> = first
-            .to_plain_array_view::<f32>()
+            .try_as_plain_ram()
+            .and_then(|plain| plain.as_slice::<f32>())
             .map_err(inference)?
-            .iter()
-            .copied()
-            .collect();
+            .to_vec();
         Ok((out_shape, values))
     }
 }
