@@ -83,6 +83,29 @@ pub enum ConfigError {
 const NOT_RESOLVED: &str =
     "must be an absolute path (call Config::resolve_paths, as Config::load and Config::parse do)";
 
+/// Whether the detector's looks are ones a camera may set: `recognizer.detector_side` in
+/// [`MIN_DETECTOR_SIDE`]..=[`MAX_DETECTOR_SIDE`], `recognizer.finer_side` 0 (none) or above it
+/// up to [`MAX_DETECTOR_SIDE`]. Also checks `anpr-camera eval --detector-side --finer-side`.
+pub fn check_detector_sides(detector_side: u32, finer_side: u32) -> Result<(), ConfigError> {
+    if !(MIN_DETECTOR_SIDE..=MAX_DETECTOR_SIDE).contains(&detector_side) {
+        return Err(invalid(
+            "recognizer.detector_side",
+            format!(
+                "must be {MIN_DETECTOR_SIDE}..={MAX_DETECTOR_SIDE} (pixels, the frame's longer side)"
+            ),
+        ));
+    }
+    if finer_side != 0 && !(detector_side + 1..=MAX_DETECTOR_SIDE).contains(&finer_side) {
+        return Err(invalid(
+            "recognizer.finer_side",
+            format!(
+                "must be 0 (no finer look) or above recognizer.detector_side, up to {MAX_DETECTOR_SIDE}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
@@ -460,22 +483,7 @@ impl Config {
                 "must be 0..=1 (a read's score; 0: never read again)",
             ));
         }
-        if !(MIN_DETECTOR_SIDE..=MAX_DETECTOR_SIDE).contains(&r.detector_side) {
-            return Err(invalid(
-                "recognizer.detector_side",
-                format!(
-                    "must be {MIN_DETECTOR_SIDE}..={MAX_DETECTOR_SIDE} (pixels, the frame's longer side)"
-                ),
-            ));
-        }
-        if r.finer_side != 0 && !(r.detector_side + 1..=MAX_DETECTOR_SIDE).contains(&r.finer_side) {
-            return Err(invalid(
-                "recognizer.finer_side",
-                format!(
-                    "must be 0 (no finer look) or above recognizer.detector_side, up to {MAX_DETECTOR_SIDE}"
-                ),
-            ));
-        }
+        check_detector_sides(r.detector_side, r.finer_side)?;
         if r.roi.is_some_and(|[_, _, w, h]| w == 0 || h == 0) {
             return Err(invalid(
                 "recognizer.roi",

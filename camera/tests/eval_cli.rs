@@ -139,3 +139,55 @@ fn eval_measures_every_detector_with_every_reader() {
         "{err}"
     );
 }
+
+#[test]
+fn eval_refuses_looks_and_bars_a_camera_could_not_set_and_measures_nothing() {
+    let dir = eval_folder();
+    for (args, named) in [
+        (&["--detector-side", "0"][..], "recognizer.detector_side"),
+        (&["--detector-side", "4000"][..], "recognizer.detector_side"),
+        // The finer look (960 unless given) must lie above the first one.
+        (&["--detector-side", "960"][..], "recognizer.finer_side"),
+        (
+            &["--detector-side", "640", "--finer-side", "320"][..],
+            "recognizer.finer_side",
+        ),
+        (&["--finer-side", "2000"][..], "recognizer.finer_side"),
+        (
+            &["--reread-below", "1.5"][..],
+            "--reread-below must be 0..=1",
+        ),
+        (&["--reread-below=-0.1"][..], "--reread-below must be 0..=1"),
+    ] {
+        let out = eval_with(
+            dir.path(),
+            &[&["--json", "--reader", "plate"][..], args].concat(),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was measured");
+        assert!(err.contains(named), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: a report was printed");
+    }
+    // The camera's fast looks are measured.
+    let out = eval_with(
+        dir.path(),
+        &[
+            "--json",
+            "--reader",
+            "plate",
+            "--detector",
+            "plate",
+            "--detector-side",
+            "960",
+            "--finer-side",
+            "0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["overall"]["images"], 1, "{report}");
+}

@@ -5,6 +5,7 @@
 
 use anpr_camera::config::{ConfirmReader, SecondDetector};
 use anpr_camera::feed_link::{self, FeedSettings, LinkSink};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,7 +71,8 @@ enum Cmd {
         #[arg(long)]
         keep_colour_marks: bool,
         /// Read a crop again narrowed and widened when its read scores below this (0: never;
-        /// default: the recognizer's, 0.7): measures what the second reading gains and costs.
+        /// default: the recognizer's, 0.7; 0..=1): measures what the second reading gains and
+        /// costs.
         #[arg(long)]
         reread_below: Option<f32>,
         /// A second detector whose regions are read too on a frame whose best read is weak:
@@ -88,11 +90,12 @@ enum Cmd {
         #[arg(long)]
         no_faint_look: bool,
         /// The detector's first look, the frame's longer side in pixels (default: the
-        /// recognizer's, 640): the camera's `recognizer.detector_side`.
+        /// recognizer's, 640): the camera's `recognizer.detector_side`, and checked as it is.
         #[arg(long)]
         detector_side: Option<u32>,
         /// The detector's finer look at a frame still without a sure read, pixels; 0: none
-        /// (default: the recognizer's, 960): the camera's `recognizer.finer_side`.
+        /// (default: the recognizer's, 960): the camera's `recognizer.finer_side`, and checked
+        /// as it is (above the first look).
         #[arg(long)]
         finer_side: Option<u32>,
     },
@@ -270,6 +273,10 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 rc.threads = t.max(1);
             }
             if let Some(score) = reread_below {
+                anyhow::ensure!(
+                    (0.0..=1.0).contains(&score),
+                    "--reread-below must be 0..=1 (a read's score; 0: never read again), not {score}"
+                );
                 rc.reread_below_score = score;
             }
             if let Some(side) = detector_side {
@@ -278,6 +285,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             if let Some(side) = finer_side {
                 rc.detector_retry_max_side = side;
             }
+            // The looks a camera may set, and no other (a side of 0 would find nothing).
+            anpr_camera::config::check_detector_sides(
+                rc.detector_max_side,
+                rc.detector_retry_max_side,
+            )
+            .context("--detector-side and --finer-side are the camera's settings")?;
             if let Some(name) = second_detector {
                 rc.second_detector = setting::<SecondDetector>(&name)?.kind();
             }
