@@ -106,6 +106,18 @@ pub fn check_detector_sides(detector_side: u32, finer_side: u32) -> Result<(), C
     Ok(())
 }
 
+/// Whether `recognizer.reread_below` is a read's score, 0..=1. Also checks `anpr-camera eval
+/// --reread-below`.
+pub fn check_reread_below(score: f32) -> Result<(), ConfigError> {
+    if !(0.0..=1.0).contains(&score) {
+        return Err(invalid(
+            "recognizer.reread_below",
+            "must be 0..=1 (a read's score; 0: never read again)",
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
@@ -477,11 +489,8 @@ impl Config {
                 "must be 0..=1 (a share of the lane; 0: every frame is read)",
             ));
         }
-        if r.reread_below.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
-            return Err(invalid(
-                "recognizer.reread_below",
-                "must be 0..=1 (a read's score; 0: never read again)",
-            ));
+        if let Some(score) = r.reread_below {
+            check_reread_below(score)?;
         }
         check_detector_sides(r.detector_side, r.finer_side)?;
         if r.roi.is_some_and(|[_, _, w, h]| w == 0 || h == 0) {

@@ -273,10 +273,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 rc.threads = t.max(1);
             }
             if let Some(score) = reread_below {
-                anyhow::ensure!(
-                    (0.0..=1.0).contains(&score),
-                    "--reread-below must be 0..=1 (a read's score; 0: never read again), not {score}"
-                );
+                anpr_camera::config::check_reread_below(score).with_context(|| {
+                    format!("--reread-below must be 0..=1, as the camera's setting, not {score}")
+                })?;
                 rc.reread_below_score = score;
             }
             if let Some(side) = detector_side {
