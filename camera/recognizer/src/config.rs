@@ -50,7 +50,7 @@ pub struct RecognizerConfig {
     pub retry_below_score: f32,
     /// Stop reading further regions of a frame once a read scores this share of the highest
     /// score a read can reach in `region` ([`crate::format::score_ceiling`]: 0.6 in `us`, where
-    /// every read is free text).
+    /// reads are free text but for one state's format).
     pub stop_at_score: f32,
     /// Detector pixel threshold; `None`: the detector's own ([`DetectorSettings::for_kind`]).
     pub detector_threshold: Option<f32>,

@@ -12,8 +12,11 @@ use serde::Serialize;
 
 use crate::read::{CharRead, PLATE_ALPHABET, TextRead, alphabet_index, most_probable};
 
-/// A fixed-length plate format: `L` a letter, `N` a digit, `A` either.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A fixed-length plate format: `L` a letter, `N` a digit, `A` either, `J` a letter from A to J
+/// (a digit written as a letter, Brazil's Mercosul 5th place); one space where an emblem sits
+/// between the plate's groups, which a reader may read as a character (it is then dropped, at no
+/// cost: the format expects it).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlateFormat {
     /// Short name, e.g. `br-mercosul`.
     pub name: &'static str,
@@ -21,6 +24,14 @@ pub struct PlateFormat {
     pub pattern: &'static str,
     /// Where it is used.
     pub region: PlateRegion,
+    /// Share of the region's format prior: 1 for what is issued, less for a variant that is
+    /// allowed but not (yet) seen.
+    pub weight: f32,
+    /// Used only for a read with its emblem's character (see the pattern's space): the shape
+    /// without it is common elsewhere.
+    pub needs_emblem: bool,
+    /// What the emblem is read as, if only some characters (empty: any).
+    pub emblem_glyphs: &'static str,
 }
 
 const fn f(name: &'static str, pattern: &'static str, region: PlateRegion) -> PlateFormat {
@@ -28,21 +39,70 @@ const fn f(name: &'static str, pattern: &'static str, region: PlateRegion) -> Pl
         name,
         pattern,
         region,
+        weight: 1.0,
+        needs_emblem: false,
+        emblem_glyphs: "",
     }
 }
 
-/// Known formats (public knowledge of national schemes). US states use too many formats for a
-/// position to dictate letter or digit, so in the US (region `us`) plates are read as seen, but
-/// for the letter O, read as 0 ([`US_KEYED_AS`]).
+/// Weight of a Mercosul plate with a letter after J in the 5th place ([`FORMATS`]). Decoded from
+/// the reader's CTC matrix, the old plate's path pays the whole of the digit's share of its
+/// look-alike letter (`CONFUSABLE`): above this weight (O 0.9; S, Z 0.85) an old plate's `0` or
+/// `5` read as a letter there is the old plate; a weak look-alike (T, Q 0.6) or a letter with
+/// none (R, K, M ...) stays a Mercosul plate, still above free text ([`FREE_TEXT_PRIOR`]).
+/// Without the matrix (or in region `auto`), the share weighs one character of seven in the
+/// plate's confidence (a geometric mean), so every look-alike letter there becomes the digit.
+pub const UNISSUED_MERCOSUL_WEIGHT: f32 = 0.8;
+
+/// What readers make of a Czech plate's inspection stickers (two discs, one above the other)
+/// between its groups: the Czech formats' emblem ([`FORMATS`]).
+pub const CZECH_STICKERS_READ_AS: &str = "8B0O";
+
+/// Known formats (public knowledge of national schemes). The Czech plate (`1Z7 5233`, since
+/// 2001, and `BZM 22-27` before) carries its inspection stickers, a red disc over a green one,
+/// between the groups, which readers take for an `8`: an emblem in the format's terms. Its shape
+/// without them is common elsewhere, the new one with a look-alike in front (Slovakia's
+/// `BS 470 40`, its `B` an `8` to the format), so it is used only for a read with the stickers'
+/// character, and that a round one ([`CZECH_STICKERS_READ_AS`]): another character between the
+/// groups is more likely a plate's own (a Slovak `SG 474 71` read with a stray `F` before it is
+/// no old Czech `FSG 7471`).
+///
+/// US states use too many formats for a position to dictate letter or digit, so in the US
+/// (region `us`) plates are mostly read as seen, but for the letter O, read as 0
+/// ([`US_KEYED_AS`]). One US format is listed: Missouri's (`AB1 C2D`), whose state
+/// emblem between the groups readers take for a character (`HK0E7C` read `HK0RE7C`); it is a
+/// tenth more plausible than free text ([`US_FORMAT_PRIOR`]), which is enough to drop the
+/// emblem's character and fix a letter/digit confusion the reader nearly saw, not to turn
+/// another state's plate into Missouri's.
+///
+/// Brazil's Mercosul plate is the old plate with its 5th character, a digit, written as a letter
+/// (0 → A ... 9 → J), on converted and new plates alike; other letters there are allowed by the
+/// scheme but not issued, so they are a variant of lower weight ([`UNISSUED_MERCOSUL_WEIGHT`]):
+/// an `S` or `O` read in the 5th place is the old plate's `5` or `0`.
 pub const FORMATS: &[PlateFormat] = &[
     f("br-old", "LLLNNNN", PlateRegion::Br),
-    f("br-mercosul", "LLLNLNN", PlateRegion::Br),
+    f("br-mercosul", "LLLNJNN", PlateRegion::Br),
+    PlateFormat {
+        weight: UNISSUED_MERCOSUL_WEIGHT,
+        ..f("br-mercosul", "LLLNLNN", PlateRegion::Br)
+    },
     f("eu-it-fr", "LLNNNLL", PlateRegion::Eu),
     f("eu-es", "NNNNLLL", PlateRegion::Eu),
     f("eu-uk", "LLNNLLL", PlateRegion::Eu),
+    PlateFormat {
+        needs_emblem: true,
+        emblem_glyphs: CZECH_STICKERS_READ_AS,
+        ..f("eu-cz", "NLA NNNN", PlateRegion::Eu)
+    },
+    PlateFormat {
+        needs_emblem: true,
+        emblem_glyphs: CZECH_STICKERS_READ_AS,
+        ..f("eu-cz-old", "LLL NNNN", PlateRegion::Eu)
+    },
+    f("us-mo", "LLN LNL", PlateRegion::Us),
 ];
 
-/// The formats expected in `region`: its own, every one for `auto`, none for `us`.
+/// The formats expected in `region`: its own, every one for `auto`.
 pub fn formats_for(region: PlateRegion) -> impl Iterator<Item = &'static PlateFormat> {
     FORMATS
         .iter()
@@ -51,29 +111,42 @@ pub fn formats_for(region: PlateRegion) -> impl Iterator<Item = &'static PlateFo
 
 /// Weight of a known format in `region`: full where the list is the region's whole scheme
 /// (every Brazilian plate is `LLLNNNN` or Mercosul `LLLNLNN`), less where the list is a part of
-/// what the camera may see: Europe's three schemes out of dozens of countries' (a plate of an
-/// unlisted country must stay free text), and every format when the region is not set.
+/// what the camera may see: Europe's formats of a few of its dozens of countries (a plate of an
+/// unlisted country must stay free text), and every format when the region is not set; least
+/// in the US, one state's format of fifty ([`US_FORMAT_PRIOR`]).
 fn format_prior(region: PlateRegion) -> f32 {
     match region {
         PlateRegion::Br => 1.0,
-        PlateRegion::Eu | PlateRegion::Auto | PlateRegion::Us => PARTIAL_LIST_PRIOR,
+        PlateRegion::Eu | PlateRegion::Auto => PARTIAL_LIST_PRIOR,
+        PlateRegion::Us => US_FORMAT_PRIOR,
     }
 }
 
-/// The highest score a read can reach in `region`: the prior of its most plausible kind of
-/// plate (one of the region's formats, if it has any, or free text), times a confidence of 1.
-/// A US read, free text (no format lists the US), never scores above [`FREE_TEXT_PRIOR`]
-/// however surely read.
+/// The highest score a read of the plates a camera in `region` mostly sees can reach: the prior
+/// of the most plausible kind (one of the region's formats, if it has any, or free text), times
+/// a confidence of 1. In the US that is free text's ([`FREE_TEXT_PRIOR`]): Missouri's format
+/// scores up to a tenth more ([`US_FORMAT_PRIOR`]), but it is one state's of fifty, and the
+/// reading schedule's bars are in terms of the plates of the other 49 too.
 pub fn score_ceiling(region: PlateRegion) -> f32 {
-    if formats_for(region).next().is_some() {
-        format_prior(region).max(FREE_TEXT_PRIOR)
-    } else {
-        FREE_TEXT_PRIOR
+    match region {
+        PlateRegion::Us => FREE_TEXT_PRIOR,
+        PlateRegion::Br | PlateRegion::Eu | PlateRegion::Auto => {
+            format_prior(region).max(FREE_TEXT_PRIOR)
+        }
     }
 }
+
+/// In the US a format may change at most this many characters of what the reader saw (class
+/// fixes, `ConstrainedPath::fixes`; the emblem's character dropped is not one): with more, a
+/// sticker's or a dealer's text of six characters could be made Missouri's and outscore the
+/// plate.
+pub const US_MAX_FIXES: usize = 1;
 
 /// The prior of a free-text read of 5 to 8 characters with letters and digits.
 pub const FREE_TEXT_PRIOR: f32 = 0.6;
+
+/// The prior of a US format ([`FORMATS`]): a tenth above free text ([`FREE_TEXT_PRIOR`]).
+pub const US_FORMAT_PRIOR: f32 = 0.66;
 
 /// The plate text chosen in one region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,6 +189,7 @@ fn allowed(class: u8, index: usize) -> bool {
     match class {
         b'L' => index >= 10,
         b'N' => index < 10,
+        b'J' => (10..20).contains(&index),
         _ => true,
     }
 }
@@ -191,7 +265,8 @@ fn evaluate(
             best = Some(cand);
         }
     };
-    let build = |pattern: &[u8]| -> Option<(String, Vec<f32>, f32)> {
+    let build = |chars: &[&CharRead], pattern: &[u8]| -> Option<(String, Vec<f32>, f32)> {
+        let n = chars.len();
         let mut text = String::with_capacity(n);
         let mut confs = Vec::with_capacity(n);
         let mut log_sum = 0f32;
@@ -215,11 +290,24 @@ fn evaluate(
         Some((text, confs, (log_sum / n as f32).exp()))
     };
     for format in formats_for(region).filter(|_| formats) {
-        if format.pattern.len() != n {
+        let pattern: Vec<u8> = format.pattern.bytes().filter(|&c| c != b' ').collect();
+        // The emblem's character, when the span has one more than the pattern: dropped.
+        let emblem = format.pattern.find(' ').filter(|&i| {
+            n == pattern.len() + 1
+                && (format.emblem_glyphs.is_empty() || format.emblem_glyphs.contains(chars[i].ch))
+        });
+        if (pattern.len() != n || format.needs_emblem) && emblem.is_none() {
             continue;
         }
-        if let Some((text, confs, q)) = build(format.pattern.as_bytes()) {
-            let plausibility = format_prior(region) * STRAY_FACTOR.powi(trimmed as i32);
+        let kept: Vec<&CharRead> = chars
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| Some(i) != emblem)
+            .map(|(_, c)| *c)
+            .collect();
+        if let Some((text, confs, q)) = build(&kept, &pattern) {
+            let plausibility =
+                format_prior(region) * format.weight * STRAY_FACTOR.powi(trimmed as i32);
             consider(PlateText {
                 text,
                 confidence: q,
@@ -232,7 +320,7 @@ fn evaluate(
     }
     if trimmed == 0 {
         let any = [b'A'; MAX_LEN];
-        if let Some((text, confs, q)) = build(&any[..n]) {
+        if let Some((text, confs, q)) = build(chars, &any[..n]) {
             let digits = text.bytes().filter(u8::is_ascii_digit).count();
             let letters = n - digits;
             let mut prior = match (n, digits, letters) {
@@ -359,31 +447,54 @@ pub fn best_plate(read: &TextRead, region: PlateRegion) -> Option<PlateText> {
 /// the format's prior, [`STRAY_FACTOR`] per stretch of stray text cut, and the share of the
 /// line's characters it keeps. Against the greedy read as free text (prior 0.6 or less), a
 /// format thus wins when the path is at most `prior / 0.6` times less probable: close evidence,
-/// not a read the reader clearly saw otherwise.
+/// not a read the reader clearly saw otherwise. A format with an emblem (a space) is decoded
+/// twice, through the emblem read as a character (cut at no cost: the format expects it) and
+/// without it; the better-scoring path is its candidate.
 fn constrained_candidate(
     matrix: &crate::read::CtcMatrix,
     format: &PlateFormat,
     region: PlateRegion,
 ) -> Option<PlateText> {
-    let path = constrained::best_path(matrix, format.pattern.as_bytes(), -STRAY_FACTOR.ln())?;
-    let confidence = path.confidence();
-    let n = path.chars.len();
-    let plausibility = format_prior(region)
-        * STRAY_FACTOR.powi(path.stray_stretches as i32)
-        * coverage(n, n + path.stray_chars);
-    let score = path.evidence() * plausibility;
-    Some(PlateText {
-        text: path
-            .chars
-            .iter()
-            .map(|&i| PLATE_ALPHABET[i] as char)
-            .collect(),
-        confidence,
-        char_confidences: path.confidences,
-        format: Some(format.name),
-        score,
-        plausibility,
-    })
+    // A format with an emblem: the path through the emblem's character, or the plate read
+    // without one.
+    let plain: String = format.pattern.chars().filter(|&c| c != ' ').collect();
+    let mut patterns = vec![format.pattern];
+    if plain.len() < format.pattern.len() && !format.needs_emblem {
+        patterns.push(&plain);
+    }
+    patterns
+        .into_iter()
+        .filter_map(|pattern| {
+            let path = constrained::best_path(
+                matrix,
+                pattern.as_bytes(),
+                -STRAY_FACTOR.ln(),
+                format.emblem_glyphs.as_bytes(),
+            )?;
+            if region == PlateRegion::Us && path.fixes > US_MAX_FIXES {
+                return None;
+            }
+            let confidence = path.confidence();
+            let n = path.chars.len();
+            let plausibility = format_prior(region)
+                * format.weight
+                * STRAY_FACTOR.powi(path.stray_stretches as i32)
+                * coverage(n, n + path.stray_chars);
+            let score = path.evidence() * plausibility;
+            Some(PlateText {
+                text: path
+                    .chars
+                    .iter()
+                    .map(|&i| PLATE_ALPHABET[i] as char)
+                    .collect(),
+                confidence,
+                char_confidences: path.confidences,
+                format: Some(format.name),
+                score,
+                plausibility,
+            })
+        })
+        .max_by(|a, b| a.score.total_cmp(&b.score))
 }
 
 #[cfg(test)]
@@ -437,6 +548,9 @@ mod tests {
             }
         }
         assert_eq!(score_ceiling(PlateRegion::Us), 0.6, "free text's prior");
+        // Missouri's format a tenth above it.
+        let p = best_plate(&sure("AB1C2D"), PlateRegion::Us).expect("a plate");
+        assert!((p.score - US_FORMAT_PRIOR).abs() < 1e-6, "{p:?}");
     }
 
     #[test]
@@ -468,8 +582,7 @@ mod tests {
     #[test]
     fn a_letter_o_where_the_format_needs_a_digit_becomes_zero() {
         // "ABC12O4": the 6th character was read as O (0.6) with 0 as runner-up (0.35). Both
-        // Brazilian formats (LLLNNNN, Mercosul LLLNLNN) need a digit there. (An O in the 5th
-        // place would be a valid Mercosul letter, so it must not be "corrected".)
+        // Brazilian formats (LLLNNNN, Mercosul LLLNLNN) need a digit there.
         let mut spec: Vec<_> = "ABC12".chars().map(|c| (c, 0.95, None)).collect();
         spec.push(('O', 0.6, Some(('0', 0.35))));
         spec.push(('4', 0.95, None));
@@ -477,12 +590,82 @@ mod tests {
         assert_eq!(p.text, "ABC1204");
     }
 
+    /// Brazil's plates under both readers' outputs: the greedy read only, and the CTC matrix.
+    fn brazilian(text: &str, fifth: (char, f32)) -> [Option<PlateText>; 2] {
+        let mut spec: Vec<CharSpec> = text.chars().map(|c| (c, 0.95, None)).collect();
+        spec[4] = (fifth.0, fifth.1, None);
+        let mut steps = spelled(text);
+        steps[8] = (fifth.0, fifth.1, None);
+        [
+            best_plate(&read(&spec), PlateRegion::Br),
+            best_plate(&TextRead::from_ctc(matrix(&steps)), PlateRegion::Br),
+        ]
+    }
+
+    #[test]
+    fn a_digit_like_letter_after_j_in_the_mercosul_place_is_the_old_plates_digit() {
+        // Mercosul writes the old plate's 5th character, a digit, as A-J: an S or O read there
+        // is a 5 or 0, and the plate an old one.
+        for (text, fifth, want) in [
+            ("NYM7S44", ('S', 0.9), "NYM7544"),
+            ("ABC1O23", ('O', 0.8), "ABC1023"),
+            ("ABC1Z23", ('Z', 0.9), "ABC1223"),
+        ] {
+            for p in brazilian(text, fifth) {
+                let p = p.expect("a plate");
+                assert_eq!(
+                    (p.text.as_str(), p.format),
+                    (want, Some("br-old")),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn issued_mercosul_letters_score_fully_and_a_clear_later_letter_is_kept_lower() {
+        // A-J: a Mercosul plate at the region's full prior (the reader's D is not a 0 here).
+        for p in brazilian("ABC1D23", ('D', 0.95)) {
+            let p = p.expect("a plate");
+            assert_eq!(
+                (p.text.as_str(), p.format),
+                ("ABC1D23", Some("br-mercosul"))
+            );
+            assert!((p.plausibility - 1.0).abs() < 1e-6, "{p:?}");
+        }
+        // R and K have no digit look-alike: a Mercosul plate still (letters after J may be
+        // issued one day), at the lower weight.
+        for (text, fifth) in [("HKE7R98", ('R', 0.95)), ("ABC1K23", ('K', 0.8))] {
+            for p in brazilian(text, fifth) {
+                let p = p.expect("a plate");
+                assert_eq!((p.text.as_str(), p.format), (text, Some("br-mercosul")));
+                assert!(
+                    (p.plausibility - UNISSUED_MERCOSUL_WEIGHT).abs() < 1e-6,
+                    "{p:?}"
+                );
+            }
+        }
+        // T is a weak look-alike of 7 (0.6): decoded from the CTC matrix, a clear T stays;
+        // from the greedy read alone, the share weighs one character of seven and 7 wins.
+        let [greedy, ctc] = brazilian("ABC1T23", ('T', 0.95)).map(|p| p.expect("a plate"));
+        assert_eq!(
+            (ctc.text.as_str(), ctc.format),
+            ("ABC1T23", Some("br-mercosul"))
+        );
+        assert_eq!(
+            (greedy.text.as_str(), greedy.format),
+            ("ABC1723", Some("br-old"))
+        );
+    }
+
     #[test]
     fn a_digit_one_where_the_format_needs_a_letter_becomes_i() {
         let mut spec = vec![('1', 0.7, Some(('I', 0.25)))];
         spec.extend("BC1234".chars().map(|c| (c, 0.95, None)));
-        let p = best_plate(&read(&spec), PlateRegion::Auto).expect("a plate");
+        let p = best_plate(&read(&spec), PlateRegion::Br).expect("a plate");
         assert_eq!(p.text, "IBC1234");
+        let p = best_plate(&read(&spec), PlateRegion::Auto).expect("a plate");
+        assert_eq!((p.text.as_str(), p.format), ("IBC1234", Some("br-old")));
     }
 
     #[test]
@@ -613,11 +796,12 @@ mod tests {
     }
 
     #[test]
-    fn the_us_region_uses_no_formats() {
-        assert_eq!(formats_for(PlateRegion::Us).count(), 0);
+    fn the_us_region_uses_missouris_format_only() {
+        let us: Vec<_> = formats_for(PlateRegion::Us).map(|f| f.name).collect();
+        assert_eq!(us, ["us-mo"]);
         assert_eq!(formats_for(PlateRegion::Auto).count(), FORMATS.len());
         assert!(formats_for(PlateRegion::Br).all(|f| f.region == PlateRegion::Br));
-        assert_eq!(formats_for(PlateRegion::Eu).count(), 3);
+        assert_eq!(formats_for(PlateRegion::Eu).count(), 5);
         let read = TextRead::from_ctc(matrix(&three_confusions()));
         let p = best_plate(&read, PlateRegion::Us).expect("a plate");
         // As seen, but for the letter O, which the US keys as 0 (next test).
@@ -625,16 +809,115 @@ mod tests {
         assert_eq!(p.format, None);
     }
 
+    /// A US read of `text` (each character at 0.95, the CTC matrix spelling it) with the
+    /// characters at `weak` read at 0.6, as the greedy read only and with the matrix.
+    fn us(text: &str, weak: &[usize]) -> [PlateText; 2] {
+        let mut spec: Vec<CharSpec> = text.chars().map(|c| (c, 0.95, None)).collect();
+        let mut steps = spelled(text);
+        for &i in weak {
+            spec[i].1 = 0.6;
+            steps[2 * i].1 = 0.6;
+        }
+        [
+            best_plate(&read(&spec), PlateRegion::Us),
+            best_plate(&TextRead::from_ctc(matrix(&steps)), PlateRegion::Us),
+        ]
+        .map(|p| p.expect("a plate"))
+    }
+
+    #[test]
+    fn missouris_emblem_read_as_a_character_is_dropped() {
+        // The emblem between the groups read as R, weakly or as surely as the characters.
+        for weak in [&[3][..], &[]] {
+            for p in us("HK0RE7C", weak) {
+                assert_eq!(
+                    (p.text.as_str(), p.format),
+                    ("HK0E7C", Some("us-mo")),
+                    "{weak:?}"
+                );
+            }
+        }
+        // Read as 0 beside an I the format needs as a 1 (with the matrix: any number of fixes).
+        let [_, ctc] = us("UHI0N2A", &[3]);
+        assert_eq!((ctc.text.as_str(), ctc.format), ("UH1N2A", Some("us-mo")));
+        // A Missouri plate read as it is: the format, the same text, a tenth more plausible.
+        for p in us("SB3X6N", &[]) {
+            assert_eq!((p.text.as_str(), p.format), ("SB3X6N", Some("us-mo")));
+            assert!((p.plausibility - US_FORMAT_PRIOR).abs() < 1e-6, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn czech_inspection_stickers_read_as_a_character_are_dropped() {
+        // "1Z7 5233" and the older "BZM 22-27" with their two stickers read as 8 between the
+        // groups.
+        for (text, want, format) in [
+            ("1Z785233", "1Z75233", "eu-cz"),
+            ("BZM82227", "BZM2227", "eu-cz-old"),
+        ] {
+            let spec: Vec<CharSpec> = text.chars().map(|c| (c, 0.95, None)).collect();
+            for read in [read(&spec), TextRead::from_ctc(matrix(&spelled(text)))] {
+                let p = best_plate(&read, PlateRegion::Eu).expect("a plate");
+                assert_eq!((p.text.as_str(), p.format), (want, Some(format)));
+            }
+        }
+        // Another character between the groups is not the stickers: a Slovak "SG 474 71" read
+        // with a stray F before it stays as read.
+        let text = "FSG47471";
+        let spec: Vec<CharSpec> = text.chars().map(|c| (c, 0.95, None)).collect();
+        for read in [read(&spec), TextRead::from_ctc(matrix(&spelled(text)))] {
+            let p = best_plate(&read, PlateRegion::Eu).expect("a plate");
+            assert_ne!(p.format, Some("eu-cz-old"), "{p:?}");
+        }
+        // Without the stickers' character the shape is not taken for Czech: a Slovak `BS 470 40`
+        // keeps its B (the format would make it an 8), and a Czech plate read without the
+        // stickers is read as it was.
+        for text in ["BS47040", "1Z75233"] {
+            let spec: Vec<CharSpec> = text.chars().map(|c| (c, 0.95, None)).collect();
+            for read in [read(&spec), TextRead::from_ctc(matrix(&spelled(text)))] {
+                let p = best_plate(&read, PlateRegion::Eu).expect("a plate");
+                assert_eq!((p.text.as_str(), p.format), (text, None));
+            }
+        }
+    }
+
+    #[test]
+    fn other_states_plates_are_not_made_missouris() {
+        // California, Texas, another: seven characters with no emblem to drop.
+        for text in ["7ABC123", "ABC1234", "KB4U2C8"] {
+            for p in us(text, &[]) {
+                assert_eq!((p.text.as_str(), p.format), (text, None));
+            }
+        }
+        // Missouri's shape but for a clear 7 (a weak look-alike of T): with the matrix the 7
+        // stays. (From the greedy read alone, the T's share weighs one character of six and
+        // Missouri's format wins: readers give the matrix.)
+        let [_, ctc] = us("GT679A", &[]);
+        assert_eq!((ctc.text.as_str(), ctc.format), ("GT679A", None));
+        // Text that is Missouri's shape only with two letter/digit fixes stays free text
+        // (`US_MAX_FIXES`), even where the reader nearly saw both letters; with one, it is
+        // Missouri's.
+        let mut steps = spelled("Z0106I");
+        steps[2] = ('0', 0.47, Some(('O', 0.46)));
+        steps[6] = ('0', 0.47, Some(('O', 0.46)));
+        let p = best_plate(&TextRead::from_ctc(matrix(&steps)), PlateRegion::Us).expect("a plate");
+        assert_eq!((p.text.as_str(), p.format), ("Z0106I", None));
+        steps[2] = ('O', 0.9, None);
+        let p = best_plate(&TextRead::from_ctc(matrix(&steps)), PlateRegion::Us).expect("a plate");
+        assert_eq!((p.text.as_str(), p.format), ("Z0106I", Some("us-mo")));
+    }
+
     #[test]
     fn in_the_us_the_letter_o_is_read_as_the_digit_zero() {
         // The plate chosen, its O written 0.
         let p = best_plate(&plain("MLOC2S"), PlateRegion::Us).expect("a plate");
         assert_eq!(p.text, "ML0C2S");
-        // Elsewhere an O stays an O where no format says otherwise.
-        for region in [PlateRegion::Auto, PlateRegion::Eu] {
-            let p = best_plate(&plain("MLOC2S"), region).expect("a plate");
-            assert_eq!(p.text, "MLOC2S", "{region:?}");
-        }
+        // Elsewhere an O stays an O where no format says otherwise (in `auto` Missouri's
+        // format would: a digit in the 3rd place).
+        let p = best_plate(&plain("MLOC2S"), PlateRegion::Eu).expect("a plate");
+        assert_eq!(p.text, "MLOC2S");
+        let p = best_plate(&plain("MLO2CS"), PlateRegion::Auto).expect("a plate");
+        assert_eq!(p.text, "MLO2CS");
         // The plate is chosen on the text as read: a word with an O stays a word (scored as
         // one), not a registration with a digit.
         let word = best_plate(&plain("METRO"), PlateRegion::Us).map_or(0.0, |p| p.score);

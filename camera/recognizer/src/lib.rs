@@ -582,7 +582,8 @@ impl Recognizer {
 
     /// The score at which a frame's reading stops: `stop_at_score` of the highest score a read
     /// can reach in the region ([`format::score_ceiling`]). A US read (free text) never scores
-    /// above 0.6, so an unscaled 0.8 would read every candidate of every US frame.
+    /// above 0.6 (Missouri's format 0.66), so an unscaled 0.8 would read every candidate of every
+    /// US frame.
     fn stop_at(&self) -> f32 {
         self.config.stop_at_score * format::score_ceiling(self.config.region)
     }
@@ -935,9 +936,17 @@ mod tests {
             ..Scripted::plain("1B19839", 0.9)
         };
         let frame = plate_frame(true);
-        assert_eq!(read(reader(), true, 0.0, &frame), "1B19839");
+        // In the US, where no format fits this read to drop the sticker's character (a Czech
+        // one would).
+        let read = |erase| {
+            let mut rec = recognizer(reader(), erase, 0.0);
+            rec.tune(rec.config.min_score, PlateRegion::Us);
+            let reads = rec.recognize_rgb(&frame).unwrap();
+            reads.first().map(|r| r.text.clone()).unwrap_or_default()
+        };
+        assert_eq!(read(true), "1B19839");
         assert_eq!(
-            read(reader(), false, 0.0, &frame),
+            read(false),
             "1B189839",
             "without painting, the sticker's read"
         );
