@@ -34,6 +34,13 @@ pub struct PlateFormat {
     pub emblem_glyphs: &'static str,
 }
 
+impl PlateFormat {
+    /// The pattern's classes, one per plate character: the pattern without its space.
+    fn classes(&self) -> String {
+        self.pattern.replace(' ', "")
+    }
+}
+
 const fn f(name: &'static str, pattern: &'static str, region: PlateRegion) -> PlateFormat {
     PlateFormat {
         name,
@@ -290,7 +297,7 @@ fn evaluate(
         Some((text, confs, (log_sum / n as f32).exp()))
     };
     for format in formats_for(region).filter(|_| formats) {
-        let pattern: Vec<u8> = format.pattern.bytes().filter(|&c| c != b' ').collect();
+        let pattern = format.classes();
         // The emblem's character, when the span has one more than the pattern: dropped.
         let emblem = format.pattern.find(' ').filter(|&i| {
             n == pattern.len() + 1
@@ -305,7 +312,7 @@ fn evaluate(
             .filter(|&(i, _)| Some(i) != emblem)
             .map(|(_, c)| *c)
             .collect();
-        if let Some((text, confs, q)) = build(&kept, &pattern) {
+        if let Some((text, confs, q)) = build(&kept, pattern.as_bytes()) {
             let plausibility =
                 format_prior(region) * format.weight * STRAY_FACTOR.powi(trimmed as i32);
             consider(PlateText {
@@ -457,7 +464,7 @@ fn constrained_candidate(
 ) -> Option<PlateText> {
     // A format with an emblem: the path through the emblem's character, or the plate read
     // without one.
-    let plain: String = format.pattern.chars().filter(|&c| c != ' ').collect();
+    let plain = format.classes();
     let mut patterns = vec![format.pattern];
     if plain.len() < format.pattern.len() && !format.needs_emblem {
         patterns.push(&plain);
@@ -588,6 +595,11 @@ mod tests {
         spec.push(('4', 0.95, None));
         let p = best_plate(&read(&spec), PlateRegion::Br).expect("a plate");
         assert_eq!(p.text, "ABC1204");
+    }
+
+    /// `text` read surely ([`plain`]) as the greedy read only, and as the CTC matrix spelling it.
+    fn both_reads(text: &str) -> [TextRead; 2] {
+        [plain(text), TextRead::from_ctc(matrix(&spelled(text)))]
     }
 
     /// Brazil's plates under both readers' outputs: the greedy read only, and the CTC matrix.
@@ -855,17 +867,14 @@ mod tests {
             ("1Z785233", "1Z75233", "eu-cz"),
             ("BZM82227", "BZM2227", "eu-cz-old"),
         ] {
-            let spec: Vec<CharSpec> = text.chars().map(|c| (c, 0.95, None)).collect();
-            for read in [read(&spec), TextRead::from_ctc(matrix(&spelled(text)))] {
+            for read in both_reads(text) {
                 let p = best_plate(&read, PlateRegion::Eu).expect("a plate");
                 assert_eq!((p.text.as_str(), p.format), (want, Some(format)));
             }
         }
         // Another character between the groups is not the stickers: a Slovak "SG 474 71" read
         // with a stray F before it stays as read.
-        let text = "FSG47471";
-        let spec: Vec<CharSpec> = text.chars().map(|c| (c, 0.95, None)).collect();
-        for read in [read(&spec), TextRead::from_ctc(matrix(&spelled(text)))] {
+        for read in both_reads("FSG47471") {
             let p = best_plate(&read, PlateRegion::Eu).expect("a plate");
             assert_ne!(p.format, Some("eu-cz-old"), "{p:?}");
         }
@@ -873,8 +882,7 @@ mod tests {
         // keeps its B (the format would make it an 8), and a Czech plate read without the
         // stickers is read as it was.
         for text in ["BS47040", "1Z75233"] {
-            let spec: Vec<CharSpec> = text.chars().map(|c| (c, 0.95, None)).collect();
-            for read in [read(&spec), TextRead::from_ctc(matrix(&spelled(text)))] {
+            for read in both_reads(text) {
                 let p = best_plate(&read, PlateRegion::Eu).expect("a plate");
                 assert_eq!((p.text.as_str(), p.format), (text, None));
             }
