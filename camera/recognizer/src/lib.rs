@@ -31,6 +31,8 @@
 //! - [`eval`]: measurement on a folder of annotated photos.
 //! - `marks`: coloured marks on a plate that are not characters, painted over before reading
 //!   ([`erase_colour_marks`]).
+//! - `heights`: characters' heights, small print after a plate's characters read as blank
+//!   (a dealer's sticker number, stacked letters).
 //! - `contrast`: a frame's local contrast evened out, for the last look at faint plates
 //!   ([`even_out_contrast`]).
 //! - `geometry`: boxes in image pixels ([`BBox`]).
@@ -44,6 +46,7 @@ mod error;
 pub mod eval;
 pub mod format;
 mod geometry;
+mod heights;
 mod marks;
 mod read;
 mod track;
@@ -146,6 +149,12 @@ fn best_below(reads: &[PlateRead], score: f32) -> bool {
     reads
         .first()
         .is_none_or(|r| !r.confirmed && r.confidence < score)
+}
+
+/// What `reader` reads in `crop`, without the small print after the plate's characters
+/// ([`heights::drop_trailing_small_print`]).
+fn read_characters(reader: &dyn PlateReader, crop: &RgbImage) -> Result<TextRead, RecognizerError> {
+    Ok(heights::drop_trailing_small_print(crop, reader.read(crop)?).0)
 }
 
 /// The box read for a candidate region of a frame `fw`×`fh`: a little context left and right
@@ -563,15 +572,16 @@ impl Recognizer {
         if plate.plausibility < CONFIRM_MIN_PLAUSIBILITY {
             return Ok(false);
         }
-        let read = confirm.read(crop)?;
+        let read = read_characters(confirm.as_ref(), crop)?;
         let Some(other) = format::best_plate(&read, self.config.region) else {
             return Ok(false);
         };
         Ok(other.text == plate.text || allows(&read, &other.text, &plate.text))
     }
 
+    /// One reading of `crop` by the reader, and the best plate in it.
     fn read_one(&self, crop: &RgbImage) -> Result<Reading, RecognizerError> {
-        let text = self.reader.read(crop)?;
+        let text = read_characters(self.reader.as_ref(), crop)?;
         let plate = format::best_plate(&text, self.config.region);
         Ok(Reading {
             text,

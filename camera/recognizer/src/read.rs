@@ -74,6 +74,15 @@ impl TextRead {
         }
     }
 
+    /// The read, its matrix's rows each covering `step_px` pixels of the crop
+    /// ([`CtcMatrix::spanning`]).
+    pub fn spanning(self, step_px: f32) -> Self {
+        Self {
+            ctc: self.ctc.map(|m| m.spanning(step_px)),
+            ..self
+        }
+    }
+
     /// The text, with separators as spaces.
     pub fn text(&self) -> String {
         self.chars.iter().map(|c| c.ch).collect()
@@ -93,6 +102,8 @@ pub const CTC_SEPARATOR: usize = 37;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CtcMatrix {
     rows: Vec<[f32; CTC_COLUMNS]>,
+    /// Width of one row (time step) in pixels of the crop read, when the reader says.
+    step_px: Option<f32>,
 }
 
 impl CtcMatrix {
@@ -104,7 +115,24 @@ impl CtcMatrix {
                 *p = p.max(0.0);
             }
         }
-        Self { rows }
+        Self {
+            rows,
+            step_px: None,
+        }
+    }
+
+    /// The matrix, each row (time step) covering `step_px` pixels of the crop read, left to
+    /// right from its left edge.
+    pub fn spanning(self, step_px: f32) -> Self {
+        Self {
+            step_px: (step_px.is_finite() && step_px > 0.0).then_some(step_px),
+            ..self
+        }
+    }
+
+    /// Width of one row in pixels of the crop read, if known ([`Self::spanning`]).
+    pub fn step_px(&self) -> Option<f32> {
+        self.step_px
     }
 
     /// The rows, one per time step.
@@ -112,13 +140,28 @@ impl CtcMatrix {
         &self.rows
     }
 
+    /// The matrix with rows `range` read as blank: nothing is read there.
+    pub fn blanked(mut self, range: std::ops::Range<usize>) -> Self {
+        let end = range.end.min(self.rows.len());
+        for row in &mut self.rows[range.start.min(end)..end] {
+            *row = [0.0; CTC_COLUMNS];
+            row[CTC_BLANK] = 1.0;
+        }
+        self
+    }
+
     /// Greedy decoding: the most probable group at each step, repeats collapsed, blanks
     /// dropped, runs of separators kept as one `' '` (none at either end). Each character keeps
     /// the probabilities of its most confident step.
     pub fn greedy(&self) -> Vec<CharRead> {
-        let mut chars: Vec<CharRead> = Vec::new();
+        self.greedy_spans().into_iter().map(|(c, _)| c).collect()
+    }
+
+    /// [`Self::greedy`], each character or separator with the rows it was read from.
+    pub fn greedy_spans(&self) -> Vec<(CharRead, std::ops::Range<usize>)> {
+        let mut chars: Vec<(CharRead, std::ops::Range<usize>)> = Vec::new();
         let mut prev: Option<usize> = None; // column of the previous step's winner
-        for row in &self.rows {
+        for (step, row) in self.rows.iter().enumerate() {
             let probs = plate_char_probs(row);
             let (blank, sep) = (row[CTC_BLANK], row[CTC_SEPARATOR]);
             let (best_char, best_p) = most_probable(&probs);
@@ -132,12 +175,13 @@ impl CtcMatrix {
             if Some(winner) == prev {
                 // Same symbol continues: keep the most confident step's probabilities.
                 if winner != CTC_BLANK
-                    && winner != CTC_SEPARATOR
-                    && let Some(last) = chars.last_mut()
-                    && p > last.confidence
+                    && let Some((last, rows)) = chars.last_mut()
                 {
-                    last.confidence = p;
-                    last.probs = probs;
+                    if winner != CTC_SEPARATOR && p > last.confidence {
+                        last.confidence = p;
+                        last.probs = probs;
+                    }
+                    rows.end = step + 1;
                 }
                 continue;
             }
@@ -145,22 +189,26 @@ impl CtcMatrix {
             match winner {
                 CTC_BLANK => {}
                 CTC_SEPARATOR => {
-                    if chars.last().is_some_and(|c| !c.is_separator()) {
-                        chars.push(CharRead {
+                    if chars.last().is_some_and(|(c, _)| !c.is_separator()) {
+                        let sep = CharRead {
                             ch: ' ',
                             confidence: p,
                             probs: [0.0; 36],
-                        });
+                        };
+                        chars.push((sep, step..step + 1));
                     }
                 }
-                column => chars.push(CharRead {
-                    ch: PLATE_ALPHABET[column - 1] as char,
-                    confidence: p,
-                    probs,
-                }),
+                column => {
+                    let read = CharRead {
+                        ch: PLATE_ALPHABET[column - 1] as char,
+                        confidence: p,
+                        probs,
+                    };
+                    chars.push((read, step..step + 1));
+                }
             }
         }
-        while chars.last().is_some_and(|c| c.is_separator()) {
+        while chars.last().is_some_and(|(c, _)| c.is_separator()) {
             chars.pop();
         }
         chars
@@ -298,12 +346,9 @@ impl PlateReader for PpOcrReader {
         };
         // Only the time steps covering the real (unpadded) image carry text.
         let used_steps = ((target_w as f32 / input_w as f32) * steps as f32).ceil() as usize + 1;
-        Ok(ctc_decode(
-            &out,
-            steps.min(used_steps),
-            classes,
-            &self.groups,
-        ))
+        // One step covers input_w / steps input pixels, cw / target_w crop pixels each.
+        let step_px = input_w as f32 / steps.max(1) as f32 * cw as f32 / target_w as f32;
+        Ok(ctc_decode(&out, steps.min(used_steps), classes, &self.groups).spanning(step_px))
     }
 }
 
@@ -363,7 +408,10 @@ impl PlateReader for PlateCtcReader {
             |input| input.copy_from_slice(&data),
         )?;
         match shape.as_slice() {
-            [1, steps, 37] => Ok(ctc_decode(&out, *steps, 37, &self.groups)),
+            [1, steps, 37] => {
+                let step_px = crop.width() as f32 / (*steps).max(1) as f32;
+                Ok(ctc_decode(&out, *steps, 37, &self.groups).spanning(step_px))
+            }
             _ => Err(RecognizerError::Inference {
                 stage: "read",
                 source: format!("unexpected output shape {shape:?} (expected [1, T, 37])").into(),
@@ -453,6 +501,20 @@ mod tests {
         assert!((first[1 + alphabet_index('1').unwrap_or(0)] - 0.1).abs() < 1e-6);
         assert!((matrix.rows()[3][CTC_SEPARATOR] - 0.8).abs() < 1e-6);
         assert_eq!(TextRead::from_ctc(matrix.clone()), read);
+        // Each character and separator with the rows it was read from.
+        let spans: Vec<(char, std::ops::Range<usize>)> = matrix
+            .greedy_spans()
+            .into_iter()
+            .map(|(c, rows)| (c.ch, rows))
+            .collect();
+        assert_eq!(spans, [('A', 0..2), (' ', 3..4), ('1', 4..5), ('1', 6..7)]);
+        // Rows read as blank read nothing; the step width is kept and only a real one is taken.
+        let cut = matrix.clone().spanning(2.5).blanked(4..100);
+        assert_eq!(TextRead::from_ctc(cut.clone()).text(), "A");
+        assert_eq!(cut.step_px(), Some(2.5));
+        assert_eq!(matrix.step_px(), None);
+        assert_eq!(matrix.clone().spanning(f32::NAN).step_px(), None);
+        assert_eq!(read.spanning(0.0).ctc.and_then(|m| m.step_px()), None);
     }
 
     #[test]
