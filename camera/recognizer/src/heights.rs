@@ -107,6 +107,14 @@ fn trailing_small_print(crop: &RgbImage, read: &TextRead) -> Option<(usize, usiz
     (kept < spans.len() && line).then(|| (spans[kept - 1].end, spans.len() - kept))
 }
 
+thread_local! {
+    /// [`Ink::of`]'s buffers: which pixels are ink (cleared as pieces are found), and the
+    /// pixels of the piece being found.
+    static BUFFERS: std::cell::RefCell<(Vec<bool>, Vec<u32>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
 /// A crop in two: ink (the characters' colour) and background, split at Otsu's threshold of its
 /// grey levels (ink is the side with fewer pixels), and the ink's connected pieces (8-connected):
 /// a character is one piece, or a few where it is broken.
@@ -123,47 +131,49 @@ impl Ink {
     /// or the frame around.
     fn of(crop: &RgbImage, band: std::ops::Range<usize>) -> Self {
         let (width, height) = (crop.width() as usize, crop.height() as usize);
-        let grey: Vec<u8> = crop.pixels().map(luma).collect();
-        let band = band.start.min(width)..band.end.min(width);
-        let middle: Vec<u8> = (height / 4..height - height / 4)
-            .flat_map(|y| {
-                grey[y * width + band.start..y * width + band.end]
-                    .iter()
-                    .copied()
-            })
-            .collect();
-        let threshold = otsu(&middle);
-        let dark = middle.iter().filter(|&&g| g <= threshold).count();
-        let ink_is_dark = 2 * dark <= middle.len();
-        let mut inked: Vec<bool> = grey
-            .iter()
-            .map(|&g| (g <= threshold) == ink_is_dark)
-            .collect();
-        let mut pieces = Vec::new();
-        let mut stack = Vec::new();
-        for start in 0..inked.len() {
-            if !inked[start] {
-                continue;
+        let band = band.start.min(width) as u32..band.end.min(width) as u32;
+        let mut hist = [0u32; 256];
+        for y in height / 4..height - height / 4 {
+            for x in band.clone() {
+                hist[usize::from(luma(crop.get_pixel(x, y as u32)))] += 1;
             }
-            inked[start] = false;
-            stack.push(start);
-            let (mut x0, mut x1, mut y0, mut y1) = (usize::MAX, 0, usize::MAX, 0);
-            while let Some(i) = stack.pop() {
-                let (x, y) = (i % width, i / width);
-                (x0, x1, y0, y1) = (x0.min(x), x1.max(x + 1), y0.min(y), y1.max(y + 1));
-                for ny in y.saturating_sub(1)..(y + 2).min(height) {
-                    for nx in x.saturating_sub(1)..(x + 2).min(width) {
-                        let j = ny * width + nx;
-                        if inked[j] {
-                            inked[j] = false;
-                            stack.push(j);
+        }
+        let threshold = otsu(&hist);
+        let middle: u32 = hist.iter().sum();
+        let dark: u32 = hist[..=usize::from(threshold)].iter().sum();
+        let ink_is_dark = 2 * dark <= middle;
+        // One buffer of the crop's pixels and one stack per thread, kept from crop to crop: a
+        // reading allocates nothing here (allocations between the networks' large tensors
+        // kept the heap from shrinking, docs/recognizer.md "Small print at a plate's end").
+        BUFFERS.with_borrow_mut(|(inked, stack)| {
+            inked.clear();
+            inked.extend(crop.pixels().map(|p| (luma(p) <= threshold) == ink_is_dark));
+            let mut pieces = Vec::new();
+            for start in 0..inked.len() {
+                if !inked[start] {
+                    continue;
+                }
+                inked[start] = false;
+                stack.clear();
+                stack.push(start as u32);
+                let (mut x0, mut x1, mut y0, mut y1) = (usize::MAX, 0, usize::MAX, 0);
+                while let Some(i) = stack.pop() {
+                    let (x, y) = (i as usize % width, i as usize / width);
+                    (x0, x1, y0, y1) = (x0.min(x), x1.max(x + 1), y0.min(y), y1.max(y + 1));
+                    for ny in y.saturating_sub(1)..(y + 2).min(height) {
+                        for nx in x.saturating_sub(1)..(x + 2).min(width) {
+                            let j = ny * width + nx;
+                            if inked[j] {
+                                inked[j] = false;
+                                stack.push(j as u32);
+                            }
                         }
                     }
                 }
+                pieces.push((x0, x1, y0, y1));
             }
-            pieces.push((x0, x1, y0, y1));
-        }
-        Self { height, pieces }
+            Self { height, pieces }
+        })
     }
 
     /// The height of the piece nearest column `x` (of equals, the tallest), if one is within
@@ -189,24 +199,20 @@ impl Ink {
     }
 }
 
-/// Otsu's threshold of grey levels: the level that best splits them into two classes (levels at
-/// or below it, and above).
-fn otsu(grey: &[u8]) -> u8 {
-    let mut hist = [0u64; 256];
-    for &g in grey {
-        hist[usize::from(g)] += 1;
-    }
-    let total = grey.len() as f64;
+/// Otsu's threshold of a histogram of grey levels: the level that best splits them into two
+/// classes (levels at or below it, and above).
+fn otsu(hist: &[u32; 256]) -> u8 {
+    let total: f64 = hist.iter().map(|&n| f64::from(n)).sum();
     let sum: f64 = hist
         .iter()
         .enumerate()
-        .map(|(i, &n)| i as f64 * n as f64)
+        .map(|(i, &n)| i as f64 * f64::from(n))
         .sum();
     let (mut below, mut sum_below) = (0f64, 0f64);
     let (mut best, mut best_var) = (0u8, -1f64);
     for (level, &n) in hist.iter().enumerate() {
-        below += n as f64;
-        sum_below += level as f64 * n as f64;
+        below += f64::from(n);
+        sum_below += level as f64 * f64::from(n);
         let above = total - below;
         if below == 0.0 || above == 0.0 {
             continue;
