@@ -15,7 +15,7 @@ use serde::Serialize;
 use anpr_protocol::DetectorKind;
 
 use crate::error::RecognizerError;
-use crate::geometry::BBox;
+use crate::geometry::{BBox, Piece, take_pieces};
 use crate::tractutil::ShapeCachedModel;
 
 /// A candidate region for a plate's characters, in pixels of the input frame.
@@ -254,43 +254,21 @@ pub(crate) fn regions_from_probability_map(
     height: usize,
     settings: &DetectorSettings,
 ) -> Vec<TextRegion> {
-    let mut label = vec![0u32; width * height];
+    let mut mask: Vec<bool> = prob[..width * height]
+        .iter()
+        .map(|&p| p > settings.threshold)
+        .collect();
     let mut regions = Vec::new();
-    let mut stack = Vec::new();
-    let mut next = 0u32;
-    for start in 0..width * height {
-        if label[start] != 0 || prob[start] <= settings.threshold {
-            continue;
-        }
-        next += 1;
-        label[start] = next;
-        stack.push(start);
-        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0usize, 0usize);
-        let (mut sum, mut count) = (0f32, 0usize);
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % width, i / width);
-            x0 = x0.min(x);
-            y0 = y0.min(y);
-            x1 = x1.max(x);
-            y1 = y1.max(y);
-            sum += prob[i];
-            count += 1;
-            for dy in -1i64..=1 {
-                for dx in -1i64..=1 {
-                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                    if nx < 0 || ny < 0 || nx >= width as i64 || ny >= height as i64 {
-                        continue;
-                    }
-                    let j = ny as usize * width + nx as usize;
-                    if label[j] == 0 && prob[j] > settings.threshold {
-                        label[j] = next;
-                        stack.push(j);
-                    }
-                }
-            }
-        }
-        let bw = (x1 - x0 + 1) as f32;
-        let bh = (y1 - y0 + 1) as f32;
+    for piece in take_pieces(&mut mask, width, &mut Vec::new(), |i| prob[i]) {
+        let Piece {
+            x0,
+            x1,
+            y0,
+            y1,
+            pixels: count,
+            sum,
+        } = piece;
+        let (bw, bh) = ((x1 - x0) as f32, (y1 - y0) as f32);
         if bw.min(bh) < 2.0 || count < 6 {
             continue;
         }

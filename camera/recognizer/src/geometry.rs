@@ -77,9 +77,97 @@ impl BBox {
     }
 }
 
+/// One 8-connected piece of a mask: its extent in pixels (half-open), how many pixels it has and
+/// the sum of a value over them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Piece {
+    pub x0: usize,
+    pub x1: usize,
+    pub y0: usize,
+    pub y1: usize,
+    pub pixels: usize,
+    pub sum: f32,
+}
+
+/// The 8-connected pieces of `mask` (row-major, `width` pixels wide), in the raster order of
+/// their first pixel, each with the sum of `value` over its pixels (index `y * width + x`).
+/// `mask` is cleared as the pieces are taken; `stack` is the search's working room, cleared, for
+/// a caller that keeps it from one mask to the next.
+pub(crate) fn take_pieces(
+    mask: &mut [bool],
+    width: usize,
+    stack: &mut Vec<usize>,
+    value: impl Fn(usize) -> f32,
+) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    if width == 0 {
+        return pieces;
+    }
+    let height = mask.len() / width;
+    for start in 0..width * height {
+        if !mask[start] {
+            continue;
+        }
+        mask[start] = false;
+        stack.clear();
+        stack.push(start);
+        let mut piece = Piece {
+            x0: usize::MAX,
+            x1: 0,
+            y0: usize::MAX,
+            y1: 0,
+            pixels: 0,
+            sum: 0.0,
+        };
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % width, i / width);
+            piece.x0 = piece.x0.min(x);
+            piece.x1 = piece.x1.max(x + 1);
+            piece.y0 = piece.y0.min(y);
+            piece.y1 = piece.y1.max(y + 1);
+            piece.pixels += 1;
+            piece.sum += value(i);
+            for ny in y.saturating_sub(1)..(y + 2).min(height) {
+                for nx in x.saturating_sub(1)..(x + 2).min(width) {
+                    let j = ny * width + nx;
+                    if mask[j] {
+                        mask[j] = false;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        pieces.push(piece);
+    }
+    pieces
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mask_is_taken_in_8_connected_pieces() {
+        // Two pieces: a diagonal (8-connected) and a lone pixel; row-major, 4 wide.
+        #[rustfmt::skip]
+        let mut mask = [
+            true,  false, false, true,
+            false, true,  false, false,
+            false, false, true,  false,
+        ];
+        let pieces = take_pieces(&mut mask, 4, &mut Vec::new(), |i| i as f32);
+        let extents: Vec<_> = pieces
+            .iter()
+            .map(|p| (p.x0, p.x1, p.y0, p.y1, p.pixels, p.sum))
+            .collect();
+        assert_eq!(
+            extents,
+            [(0, 3, 0, 3, 3, 15.0), (3, 4, 0, 1, 1, 3.0)],
+            "{pieces:?}"
+        );
+        assert!(mask.iter().all(|&m| !m));
+        assert!(take_pieces(&mut [true; 3], 0, &mut Vec::new(), |_| 0.0).is_empty());
+    }
 
     #[test]
     fn identical_boxes_have_iou_one_and_disjoint_boxes_zero() {

@@ -16,6 +16,7 @@
 use image::RgbImage;
 
 use crate::contrast::luma;
+use crate::geometry::{Piece, take_pieces};
 use crate::read::TextRead;
 
 /// A character at the right end of a read whose ink is lower than this share of the read's
@@ -110,7 +111,7 @@ fn trailing_small_print(crop: &RgbImage, read: &TextRead) -> Option<(usize, usiz
 thread_local! {
     /// [`Ink::of`]'s buffers: which pixels are ink (cleared as pieces are found), and the
     /// pixels of the piece being found.
-    static BUFFERS: std::cell::RefCell<(Vec<bool>, Vec<u32>)> = const {
+    static BUFFERS: std::cell::RefCell<(Vec<bool>, Vec<usize>)> = const {
         std::cell::RefCell::new((Vec::new(), Vec::new()))
     };
 }
@@ -121,8 +122,8 @@ thread_local! {
 struct Ink {
     /// The crop's height.
     height: usize,
-    /// Each piece's columns and rows, half-open: (x0, x1, y0, y1).
-    pieces: Vec<(usize, usize, usize, usize)>,
+    /// The ink's pieces.
+    pieces: Vec<Piece>,
 }
 
 impl Ink {
@@ -148,30 +149,7 @@ impl Ink {
         BUFFERS.with_borrow_mut(|(inked, stack)| {
             inked.clear();
             inked.extend(crop.pixels().map(|p| (luma(p) <= threshold) == ink_is_dark));
-            let mut pieces = Vec::new();
-            for start in 0..inked.len() {
-                if !inked[start] {
-                    continue;
-                }
-                inked[start] = false;
-                stack.clear();
-                stack.push(start as u32);
-                let (mut x0, mut x1, mut y0, mut y1) = (usize::MAX, 0, usize::MAX, 0);
-                while let Some(i) = stack.pop() {
-                    let (x, y) = (i as usize % width, i as usize / width);
-                    (x0, x1, y0, y1) = (x0.min(x), x1.max(x + 1), y0.min(y), y1.max(y + 1));
-                    for ny in y.saturating_sub(1)..(y + 2).min(height) {
-                        for nx in x.saturating_sub(1)..(x + 2).min(width) {
-                            let j = ny * width + nx;
-                            if inked[j] {
-                                inked[j] = false;
-                                stack.push(j as u32);
-                            }
-                        }
-                    }
-                }
-                pieces.push((x0, x1, y0, y1));
-            }
+            let pieces = take_pieces(inked, width, stack, |_| 0.0);
             Self { height, pieces }
         })
     }
@@ -181,21 +159,21 @@ impl Ink {
     /// specks, nor print the crop cuts at its top or bottom (a state's name, a frame's text).
     fn height(&self, x: f32, reach: f32, max_width: f32) -> Option<usize> {
         let h = self.height;
-        let distance = |a: usize, b: usize| (a as f32 - x).max(x - b as f32).max(0.0);
+        let distance = |p: &Piece| (p.x0 as f32 - x).max(x - p.x1 as f32).max(0.0);
         self.pieces
             .iter()
-            .filter(|&&(a, b, y0, y1)| {
-                let tall = y1 - y0;
-                let cut = (y0 == 0 || y1 == h) && (tall as f32) < CUT_PRINT_SHARE * h as f32;
-                (b - a) as f32 <= max_width && (tall as f32) >= SPECK_SHARE * h as f32 && !cut
+            .filter(|p| {
+                let tall = p.y1 - p.y0;
+                let cut = (p.y0 == 0 || p.y1 == h) && (tall as f32) < CUT_PRINT_SHARE * h as f32;
+                (p.x1 - p.x0) as f32 <= max_width && (tall as f32) >= SPECK_SHARE * h as f32 && !cut
             })
-            .filter(|&&(a, b, _, _)| distance(a, b) <= reach)
+            .filter(|p| distance(p) <= reach)
             .min_by(|p, q| {
-                distance(p.0, p.1)
-                    .total_cmp(&distance(q.0, q.1))
-                    .then((q.3 - q.2).cmp(&(p.3 - p.2)))
+                distance(p)
+                    .total_cmp(&distance(q))
+                    .then((q.y1 - q.y0).cmp(&(p.y1 - p.y0)))
             })
-            .map(|&(_, _, y0, y1)| y1 - y0)
+            .map(|p| p.y1 - p.y0)
     }
 }
 
