@@ -1,4 +1,4 @@
-//! Axis-aligned boxes in image pixels.
+//! Axis-aligned boxes in image pixels, and the 8-connected pieces of a mask ([`take_pieces`]).
 
 use serde::{Deserialize, Serialize};
 

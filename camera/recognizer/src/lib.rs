@@ -35,7 +35,7 @@
 //!   (a dealer's sticker number, stacked letters).
 //! - `contrast`: a frame's local contrast evened out, for the last look at faint plates
 //!   ([`even_out_contrast`]).
-//! - `geometry`: boxes in image pixels ([`BBox`]).
+//! - `geometry`: boxes in image pixels ([`BBox`]) and the connected pieces of a mask.
 //! - `tractutil`: an ONNX graph loaded once, one tract plan per input shape.
 //! - `error`: the crate's error ([`RecognizerError`]).
 
