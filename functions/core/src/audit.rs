@@ -67,7 +67,7 @@ impl AuditRecord {
         Self {
             org: caller.org.clone(),
             at_ms: now_ms,
-            id: ulid::Ulid::new().to_string(),
+            id: crate::model::next_ulid().to_string(),
             who: caller.sub.clone(),
             role: caller.role,
             action,
@@ -208,5 +208,28 @@ mod tests {
             read_trail(&log, &caller("acme", Role::Operator), 10, None).await,
             Err(DomainError::Forbidden(Role::Admin))
         ));
+    }
+
+    /// Two changes answered in the same millisecond (a change and its refusal) list in the
+    /// order they were made, the later first.
+    #[tokio::test]
+    async fn records_of_one_millisecond_list_in_the_order_they_were_made() {
+        let log = MemoryAuditLog::default();
+        let ada = caller("acme", Role::Admin);
+        for i in 0..50 {
+            let r = AuditRecord::new(
+                &ada,
+                AuditAction::ConfigChange,
+                format!("change-{i:02}"),
+                serde_json::json!({}),
+                1000,
+                60,
+            );
+            log.append(&r).await.unwrap();
+        }
+        let p = read_trail(&log, &ada, 100, None).await.unwrap();
+        let targets: Vec<_> = p.items.iter().map(|r| r.target.clone()).collect();
+        let newest_first: Vec<_> = (0..50).rev().map(|i| format!("change-{i:02}")).collect();
+        assert_eq!(targets, newest_first);
     }
 }

@@ -6,6 +6,21 @@ use serde::{Deserialize, Serialize};
 pub use crate::access::Caller;
 use crate::access::OrgId;
 
+/// A new ULID, later than every one this process made before, even within one millisecond
+/// (the random part counts up): records keyed by a ULID (file requests, audit records) list
+/// in the order they were made. Across processes (Lambda instances) only the millisecond
+/// orders them.
+pub fn next_ulid() -> ulid::Ulid {
+    use std::sync::{Mutex, PoisonError};
+    static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    GENERATOR
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .generate()
+        // The random part overflows only after 2^80 ids in one millisecond.
+        .unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 /// A registered camera (written by provisioning).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Camera {

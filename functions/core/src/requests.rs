@@ -195,7 +195,7 @@ impl<S: RequestStore, C: CameraRegistry, P: DevicePublisher> FileRequests<S, C, 
             return self.replay(&request_id, &fingerprint, &fp).await;
         }
         let record = FileRequestRecord {
-            request_id: RequestId::parse(&ulid::Ulid::new().to_string())?,
+            request_id: RequestId::parse(&crate::model::next_ulid().to_string())?,
             camera_id,
             file,
             note,
