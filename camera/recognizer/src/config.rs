@@ -11,10 +11,11 @@ use crate::detect::DetectorSettings;
 /// File names inside the models directory (see `scripts/fetch-models`): PP-OCRv4's detector,
 /// its weights stored as float16 (widened to float32 when loaded).
 pub const DETECTOR_FILE: &str = "ch_PP-OCRv4_det_f16.onnx";
-/// PP-OCRv4's reader, its weights stored as float16 like the detector's.
-pub const READER_FILE: &str = "ch_PP-OCRv4_rec_f16.onnx";
-/// Recogniser character list.
-pub const CHARSET_FILE: &str = "ppocr_keys_v1.txt";
+/// PP-OCRv4's reader, its weights stored as float16 like the detector's, and its last layer cut
+/// to the classes a plate is read with (`scripts/cut_reader_classes.py`).
+pub const READER_FILE: &str = "ch_PP-OCRv4_rec_plate_f16.onnx";
+/// The reader's character list, one a line, in the order of its classes (after the blank).
+pub const CHARSET_FILE: &str = "ppocr_keys_plate.txt";
 
 /// Our own plate reader (`camera/recognizer/train`, committed in `camera/recognizer/models/`,
 /// copied into the models directory by `scripts/fetch-models`).

@@ -1,6 +1,6 @@
 //! Stage 2: read the characters in a candidate region.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use serde::Serialize;
@@ -232,7 +232,10 @@ enum Group {
 #[derive(Debug)]
 pub struct PpOcrReader {
     model: ShapeCachedModel,
+    /// The group of each class: the blank, the list's characters, the space.
     groups: Vec<Group>,
+    /// The character list's file, named when it does not fit the model.
+    charset: PathBuf,
 }
 
 const REC_HEIGHT: usize = 48;
@@ -302,7 +305,11 @@ impl PpOcrReader {
         }
         // PaddleOCR appends the space character after the list.
         groups.push(Group::Sep);
-        Ok(Self { model, groups })
+        Ok(Self {
+            model,
+            groups,
+            charset: charset.to_path_buf(),
+        })
     }
 }
 
@@ -344,6 +351,20 @@ impl PlateReader for PpOcrReader {
                 });
             }
         };
+        // A list of another model (the whole reader's beside the cut one) would read every
+        // class as another character: refused rather than misread. (tract does not read the
+        // declared output shape, so this is known at the first reading, not at loading.)
+        if classes != self.groups.len() {
+            return Err(RecognizerError::Charset {
+                path: self.charset.clone(),
+                reason: format!(
+                    "{} characters, with the blank and the space {}, for a reader of {classes} \
+                     classes",
+                    self.groups.len() - 2,
+                    self.groups.len()
+                ),
+            });
+        }
         // Only the time steps covering the real (unpadded) image carry text.
         let used_steps = ((target_w as f32 / input_w as f32) * steps as f32).ceil() as usize + 1;
         // One step covers input_w / steps input pixels, cw / target_w crop pixels each.
@@ -551,5 +572,34 @@ mod tests {
         assert_eq!(group_of('ｂ'), Group::Char(11));
         assert_eq!(group_of('７'), Group::Char(7));
         assert_eq!(group_of('·'), Group::Sep);
+    }
+
+    /// The reader reads with the list cut with it; a list of another length (the whole
+    /// reader's, or one line more) is refused by name instead of misreading every class.
+    #[test]
+    fn a_character_list_not_the_readers_is_refused() {
+        let dir = crate::default_models_dir();
+        let model = dir.join(crate::READER_FILE);
+        let list = dir.join(crate::CHARSET_FILE);
+        let crop = RgbImage::from_pixel(160, 40, image::Rgb([200, 200, 200]));
+        let reader = PpOcrReader::load(&model, &list).expect("scripts/fetch-models was run");
+        reader.read(&crop).expect("the reader and its own list");
+        let text = std::fs::read_to_string(&list).expect("list");
+        let other = std::env::temp_dir().join(format!(
+            "anpr-recognizer-{}-other-list.txt",
+            std::process::id()
+        ));
+        std::fs::write(&other, format!("{text}\u{4E2D}\n")).expect("write");
+        let reader = PpOcrReader::load(&model, &other).expect("a list is read");
+        std::fs::remove_file(&other).ok();
+        let err = reader.read(&crop).expect_err("one class too many");
+        assert!(
+            matches!(&err, RecognizerError::Charset { path, .. } if *path == other),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("for a reader of 179 classes"),
+            "{err}"
+        );
     }
 }
