@@ -27,7 +27,8 @@
 //! camera's, `true`); `ANPR_MEASURE_REGION`: its `recognizer.region` (`auto`, `us`, `eu` or
 //! `br`; default the camera's, `auto`); `ANPR_MEASURE_DETECTOR_SIDE` and
 //! `ANPR_MEASURE_FINER_SIDE`: its `recognizer.detector_side` and `recognizer.finer_side`
-//! (pixels; default the camera's, 640 and 960).
+//! (pixels; default the camera's, 640 and 960); `ANPR_MEASURE_REREAD_BELOW`: its
+//! `recognizer.reread_below` (a score, 0..=1; default the camera's).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -98,6 +99,13 @@ async fn main() {
     let defaults = stack.recognizer_section();
     let detector_side = side("ANPR_MEASURE_DETECTOR_SIDE").unwrap_or(defaults.detector_side);
     let finer_side = side("ANPR_MEASURE_FINER_SIDE").unwrap_or(defaults.finer_side);
+    let reread_below = std::env::var("ANPR_MEASURE_REREAD_BELOW")
+        .ok()
+        .map(|s| {
+            s.parse()
+                .expect("ANPR_MEASURE_REREAD_BELOW: a score, 0..=1")
+        })
+        .or(defaults.reread_below);
     stack.recognizer = Some(RecognizerSection {
         threads: 1,
         group_gap_ms: 1000,
@@ -112,6 +120,7 @@ async fn main() {
         faint_look,
         detector_side,
         finer_side,
+        reread_below,
         region,
         ..defaults
     });
