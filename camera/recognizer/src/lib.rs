@@ -77,6 +77,10 @@ pub use error::{BoxError, RecognizerError};
 pub use eval::{EvalReport, evaluate_dir};
 pub use format::PlateText;
 pub use geometry::BBox;
+pub use heights::{
+    SMALL_PRINT_HEIGHT_SHARE, SMALL_PRINT_LINE_SHARE, SMALL_PRINT_LINE_SPREAD,
+    SMALL_PRINT_MIN_KEPT, SMALL_PRINT_MIN_SHARE, drop_trailing_small_print,
+};
 pub use marks::{
     MARK_MAX_SHARE, MARK_MIN_CHROMA, MARK_MIN_SHARE, MARK_RIM_CHROMA, MARK_RIM_PIXELS,
     erase_colour_marks,
