@@ -863,6 +863,7 @@ pub fn recognize_files<P: AsRef<Path>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     #[test]
     fn a_reading_at_another_width_replaces_the_read_only_when_clearly_better() {
@@ -875,7 +876,6 @@ mod tests {
         assert!(!clearly_better(None, Some(0.1)));
         assert!(!clearly_better(None, None));
     }
-    use std::sync::{Arc, Mutex};
 
     /// One region: the whole frame but a margin.
     #[derive(Debug)]

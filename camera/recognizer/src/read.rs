@@ -358,10 +358,10 @@ impl PlateReader for PpOcrReader {
             return Err(RecognizerError::Charset {
                 path: self.charset.clone(),
                 reason: format!(
-                    "{} characters, with the blank and the space {}, for a reader of {classes} \
-                     classes",
-                    self.groups.len() - 2,
-                    self.groups.len()
+                    "{} classes (its {} characters, the blank and the space), but the reader \
+                     has {classes}",
+                    self.groups.len(),
+                    self.groups.len() - 2
                 ),
             });
         }
@@ -597,9 +597,6 @@ mod tests {
             matches!(&err, RecognizerError::Charset { path, .. } if *path == other),
             "{err}"
         );
-        assert!(
-            err.to_string().contains("for a reader of 179 classes"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("but the reader has 179"), "{err}");
     }
 }

@@ -17,7 +17,8 @@ pub fn next_ulid() -> ulid::Ulid {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .generate()
-        // The random part overflows only after 2^80 ids in one millisecond.
+        // The random part, counting up from a random start, overflows within one millisecond
+        // practically never; that millisecond's order is then lost, not the id.
         .unwrap_or_else(|_| ulid::Ulid::new())
 }
 
