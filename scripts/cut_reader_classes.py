@@ -34,9 +34,9 @@ def kept(c: str) -> bool:
     return 0x20 <= o < 0x7F or 0xFF01 <= o <= 0xFF5E or o == 0xB7
 
 
-def constant_of(model: onnx.ModelProto, name: str) -> onnx.NodeProto:
-    """The `Constant` node holding tensor `name`, through a `Cast` (scripts/halve_weights.py)."""
-    producers = {o: n for n in model.graph.node for o in n.output}
+def constant_of(producers: dict[str, onnx.NodeProto], name: str) -> onnx.NodeProto:
+    """The `Constant` node holding tensor `name`, through a `Cast` (scripts/halve_weights.py);
+    `producers` maps each tensor to the node giving it."""
     node = producers[name]
     if node.op_type == "Cast":
         node = producers[node.input[0]]
@@ -56,7 +56,7 @@ def cut(model: onnx.ModelProto, columns: list[int]) -> None:
     if add.op_type != "Add" or matmul.op_type != "MatMul":
         raise SystemExit("expected MatMul + Add before the Softmax")
     for name, axis in ((matmul.input[1], 1), (add.input[1], 0)):
-        value = [a for a in constant_of(model, name).attribute if a.name == "value"][0]
+        value = [a for a in constant_of(producers, name).attribute if a.name == "value"][0]
         weights = numpy_helper.to_array(value.t)
         value.t.CopyFrom(numpy_helper.from_array(np.take(weights, columns, axis=axis), value.t.name))
     model.graph.output[0].type.tensor_type.shape.dim[-1].dim_value = len(columns)

@@ -168,32 +168,41 @@ mod tests {
         }
     }
 
+    /// `caller`'s record of `action` on `target` at `at_ms`, kept a minute, appended to `log`.
+    async fn append(
+        log: &MemoryAuditLog,
+        caller: &Caller,
+        action: AuditAction,
+        target: String,
+        at_ms: u64,
+    ) {
+        let r = AuditRecord::new(caller, action, target, serde_json::json!({}), at_ms, 60);
+        log.append(&r).await.unwrap();
+    }
+
     #[tokio::test]
     async fn the_trail_is_read_by_its_organisations_admins_only_newest_first() {
         let log = MemoryAuditLog::default();
         let ada = caller("acme", Role::Admin);
         for i in 0..3 {
-            let r = AuditRecord::new(
+            append(
+                &log,
                 &ada,
                 AuditAction::PlateSearch,
                 format!("AB{i}"),
-                serde_json::json!({}),
                 1000 + i,
-                60,
-            );
-            log.append(&r).await.unwrap();
+            )
+            .await;
         }
         let gil = caller("globex", Role::Admin);
-        log.append(&AuditRecord::new(
+        append(
+            &log,
             &gil,
             AuditAction::ConfigChange,
-            "cam-101",
-            serde_json::json!({}),
+            "cam-101".into(),
             1000,
-            60,
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
         let p = read_trail(&log, &ada, 2, None).await.unwrap();
         let targets: Vec<_> = p.items.iter().map(|r| r.target.as_str()).collect();
         assert_eq!(targets, ["AB2", "AB1"]);
@@ -217,15 +226,14 @@ mod tests {
         let log = MemoryAuditLog::default();
         let ada = caller("acme", Role::Admin);
         for i in 0..50 {
-            let r = AuditRecord::new(
+            append(
+                &log,
                 &ada,
                 AuditAction::ConfigChange,
                 format!("change-{i:02}"),
-                serde_json::json!({}),
                 1000,
-                60,
-            );
-            log.append(&r).await.unwrap();
+            )
+            .await;
         }
         let p = read_trail(&log, &ada, 100, None).await.unwrap();
         let targets: Vec<_> = p.items.iter().map(|r| r.target.clone()).collect();
