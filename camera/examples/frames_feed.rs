@@ -7,7 +7,7 @@
 //! frame feed's process (`anpr-frames`, next to the agent) while feeding and idle after it
 //! (models loaded), and the plate reads the cloud received: with truth files beside the photos
 //! (`NAME.txt`, as `anpr-camera eval` reads them), how many photos' plates were reported
-//! exactly and how many reads are no photo's plate. Not a test: it prints figures.
+//! exactly and how many reads are no photo's plate, each listed. Not a test: it prints figures.
 //!
 //! ```sh
 //! ANPR_CAMERA_BIN=/path/to/release/anpr-camera [ANPR_MEASURE_FRAMES=DIR] [ANPR_MEASURE_COPIES=N] \
@@ -19,15 +19,16 @@
 //! photos in turn; within a turn each photo is dropped `ANPR_MEASURE_PASSAGE` times in a row
 //! (default 1): a vehicle's passage of that many frames.
 //! `ANPR_MEASURE_DETECTOR`, `ANPR_MEASURE_READER`: the camera's `recognizer.detector` and
-//! `recognizer.reader` (default `ppocr` each); `ANPR_MEASURE_SECOND_DETECTOR`: its
-//! `recognizer.second_detector` (`plate`, `ppocr` or `none`; default the camera's, `plate`);
+//! `recognizer.reader` (default the camera's, `plate` and `ppocr`);
+//! `ANPR_MEASURE_SECOND_DETECTOR`: its `recognizer.second_detector` (`plate`, `ppocr` or
+//! `none`; default the camera's, `plate`);
 //! `ANPR_MEASURE_CONFIRM_READER`: its `recognizer.confirm_reader` (`plate`, `ppocr` or `none`;
 //! default the camera's, `plate`);
 //! `ANPR_MEASURE_FAINT_LOOK`: its `recognizer.faint_look` (`true` or `false`; default the
 //! camera's, `true`); `ANPR_MEASURE_REGION`: its `recognizer.region` (`auto`, `us`, `eu` or
 //! `br`; default the camera's, `auto`); `ANPR_MEASURE_DETECTOR_SIDE` and
 //! `ANPR_MEASURE_FINER_SIDE`: its `recognizer.detector_side` and `recognizer.finer_side`
-//! (pixels; default the camera's, 640 and 960); `ANPR_MEASURE_REREAD_BELOW`: its
+//! (pixels; default the camera's, 960 and 0); `ANPR_MEASURE_REREAD_BELOW`: its
 //! `recognizer.reread_below` (a score, 0..=1; default the camera's).
 
 #[path = "../tests/common/mod.rs"]
@@ -69,12 +70,11 @@ async fn main() {
         .flat_map(|_| photos.iter())
         .flat_map(|p| std::iter::repeat_n(p, passage))
         .collect();
-    let kind = |var: &str| std::env::var(var).unwrap_or_else(|_| "ppocr".into());
-    let detector = kind("ANPR_MEASURE_DETECTOR")
-        .parse()
-        .expect("ANPR_MEASURE_DETECTOR: ppocr or plate");
-    let reader = kind("ANPR_MEASURE_READER")
-        .parse()
+    let detector = std::env::var("ANPR_MEASURE_DETECTOR")
+        .map_or(Ok(Default::default()), |s| s.parse())
+        .expect("ANPR_MEASURE_DETECTOR: plate or ppocr");
+    let reader = std::env::var("ANPR_MEASURE_READER")
+        .map_or(Ok(Default::default()), |s| s.parse())
         .expect("ANPR_MEASURE_READER: ppocr or plate");
     let second_detector: SecondDetector = std::env::var("ANPR_MEASURE_SECOND_DETECTOR")
         .map_or(Ok(SecondDetector::default()), |s| s.parse())
@@ -258,14 +258,23 @@ fn plates_against_truths(cloud: &Cloud, photos: &[PathBuf], dir: &std::path::Pat
         .iter()
         .filter(|t| reads.iter().any(|r| r == *t))
         .count();
-    let other = reads
+    let other: Vec<&str> = reads
         .iter()
-        .filter(|r| !plates.contains(&r.as_str()))
-        .count();
+        .map(String::as_str)
+        .filter(|r| !plates.contains(r))
+        .collect();
+    let missed: Vec<&str> = plates
+        .iter()
+        .copied()
+        .filter(|t| !reads.iter().any(|r| r == t))
+        .collect();
     format!(
         "plate reads received: {}; photos whose plate was reported exactly: {exact} of {}; \
-         reads that are no photo's plate: {other}",
+         reads that are no photo's plate: {}\nnot reported exactly: {}\nno photo's plate: {}",
         reads.len(),
-        plates.len()
+        plates.len(),
+        other.len(),
+        missed.join(" "),
+        other.join(" ")
     )
 }

@@ -146,8 +146,8 @@ fn eval_refuses_looks_and_bars_a_camera_could_not_set_and_measures_nothing() {
     for (args, named) in [
         (&["--detector-side", "0"][..], "recognizer.detector_side"),
         (&["--detector-side", "4000"][..], "recognizer.detector_side"),
-        // The finer look (960 unless given) must lie above the first one.
-        (&["--detector-side", "960"][..], "recognizer.finer_side"),
+        // A finer look must lie above the first one (960 unless given).
+        (&["--finer-side", "640"][..], "recognizer.finer_side"),
         (
             &["--detector-side", "640", "--finer-side", "320"][..],
             "recognizer.finer_side",
@@ -168,19 +168,17 @@ fn eval_refuses_looks_and_bars_a_camera_could_not_set_and_measures_nothing() {
         assert!(err.contains(named), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}: a report was printed");
     }
-    // The camera's fast looks are measured.
+    // A first look and a finer one, as PP-OCR's thorough pipeline takes them, are measured.
     let out = eval_with(
         dir.path(),
         &[
             "--json",
             "--reader",
             "plate",
-            "--detector",
-            "plate",
             "--detector-side",
-            "960",
+            "640",
             "--finer-side",
-            "0",
+            "960",
         ],
     );
     assert!(

@@ -37,8 +37,8 @@ enum Cmd {
         /// Reader: `ppocr` (PP-OCRv4, the default) or `plate` (our own plate reader).
         #[arg(long, default_value = "ppocr")]
         reader: String,
-        /// Detector: `ppocr` (PP-OCRv4, the default) or `plate` (our own plate detector).
-        #[arg(long, default_value = "ppocr")]
+        /// Detector: `plate` (our own plate detector, the default) or `ppocr` (PP-OCRv4).
+        #[arg(long, default_value = "plate")]
         detector: String,
     },
     /// Evaluate the recognizer on a folder of annotated photos.
@@ -62,22 +62,23 @@ enum Cmd {
         /// array of reports).
         #[arg(long, default_value = "ppocr")]
         reader: String,
-        /// Detector(s) to measure, as `--reader`: `ppocr`, `plate`, a list or `all`; every
-        /// detector is measured with every reader.
-        #[arg(long, default_value = "ppocr")]
+        /// Detector(s) to measure, as `--reader`: `plate` (the default), `ppocr`, a list or
+        /// `all`; every detector is measured with every reader.
+        #[arg(long, default_value = "plate")]
         detector: String,
         /// Read crops as they are, without painting over coloured marks (stickers, emblems):
         /// measures what the painting gains.
         #[arg(long)]
         keep_colour_marks: bool,
         /// Read a crop again narrowed and widened when its read scores below this (0: never;
-        /// default: the recognizer's, 0.7; 0..=1): measures what the second reading gains and
+        /// default: the recognizer's, 0.55; 0..=1): measures what the second reading gains and
         /// costs.
         #[arg(long)]
         reread_below: Option<f32>,
         /// A second detector whose regions are read too on a frame whose best read is weak:
         /// `plate`, `ppocr` or `none` (default: the recognizer's, `plate`; the same as the
-        /// detector: none): measures what the second look gains and costs.
+        /// detector, as with the default detector: none): measures what the second look gains
+        /// and costs.
         #[arg(long)]
         second_detector: Option<String>,
         /// A reader that reads each weak crop too, a read it reads alike taken as sure:
@@ -90,11 +91,11 @@ enum Cmd {
         #[arg(long)]
         no_faint_look: bool,
         /// The detector's first look, the frame's longer side in pixels (default: the
-        /// recognizer's, 640): the camera's `recognizer.detector_side`, and checked as it is.
+        /// recognizer's, 960): the camera's `recognizer.detector_side`, and checked as it is.
         #[arg(long)]
         detector_side: Option<u32>,
         /// The detector's finer look at a frame still without a sure read, pixels; 0: none
-        /// (default: the recognizer's, 960): the camera's `recognizer.finer_side`, and checked
+        /// (default: the recognizer's, 0): the camera's `recognizer.finer_side`, and checked
         /// as it is (above the first look).
         #[arg(long)]
         finer_side: Option<u32>,

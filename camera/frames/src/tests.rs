@@ -289,11 +289,14 @@ fn the_recognizer_gets_the_settings_of_the_section() {
         (own.detector_max_side, own.detector_retry_max_side),
         "by default, the recognizer's own looks"
     );
-    (s.detector_side, s.finer_side) = (960, 0);
-    let one_look = recognizer_config(&s);
+    (s.detector_side, s.finer_side) = (640, 960);
+    let two_looks = recognizer_config(&s);
     assert_eq!(
-        (one_look.detector_max_side, one_look.detector_retry_max_side),
-        (960, 0)
+        (
+            two_looks.detector_max_side,
+            two_looks.detector_retry_max_side
+        ),
+        (640, 960)
     );
 }
 

@@ -41,11 +41,14 @@ pub struct RecognizerConfig {
     pub reader: ReaderKind,
     /// Threads used per frame (regions are read in parallel); 1 = all on the calling thread.
     pub threads: usize,
-    /// Longer side, in pixels, of the frame given to the detector.
+    /// Longer side, in pixels, of the frame given to the detector. Default 960: with our plate
+    /// detector, no finer look and `reread_below_score` 0.55, the one look that reads a
+    /// 1280×720 frame in under 100 ms on one core (docs/recognizer.md, "One look at 960 px").
     pub detector_max_side: u32,
     /// When no read of the first pass (nor of the second detector's look, which comes first
     /// and is cheaper) scores at least `retry_below_score`, the detector runs again with this
-    /// longer side (0 = never): small or faint plates, at a cost on those frames.
+    /// longer side (0 = never, the default): small or faint plates, at a cost on those
+    /// frames.
     pub detector_retry_max_side: u32,
     /// See `detector_retry_max_side`.
     pub retry_below_score: f32,
@@ -77,7 +80,9 @@ pub struct RecognizerConfig {
     /// A read scoring below this is read again from its crop narrowed and widened
     /// ([`crate::REREAD_WIDTHS`]), keeping the best, and from its box widened at both ends
     /// ([`crate::EXTEND_BY_HEIGHTS`]), kept when it completes the read (0 = never): more time
-    /// on weak reads only.
+    /// on weak reads only. Default 0.55: the highest bar at which the median US frame (whose
+    /// reads score 0.6 at most) is still read once (docs/recognizer.md, "A reading at another
+    /// width, only when clearly better").
     pub reread_below_score: f32,
     /// Whether every weak crop of every frame is read again (a photo is a passage of one
     /// frame); off, the caller reads again only a passage's most confident read
@@ -88,7 +93,8 @@ pub struct RecognizerConfig {
     /// frame whose best read scores below `reread_below_score` after the first detector's
     /// first pass: plates the first detector missed or cut, at a cost on weak frames only. It
     /// looks before the first detector's finer pass, which a sure read of its regions spares.
-    /// Default: our plate detector beside PP-OCR's (docs/recognizer.md, "A second look").
+    /// Default: our plate detector, which beside PP-OCR's detector looks a second time
+    /// (docs/recognizer.md, "A second look") and beside itself, the default detector, is none.
     pub second_detector: Option<DetectorKind>,
     /// A second reader (the other kind than `reader`; the same kind: none) that reads each weak
     /// crop too: when it reads the same plate (or one character other that it saw too,
@@ -117,8 +123,8 @@ impl Default for RecognizerConfig {
             detector: DetectorKind::default(),
             reader: ReaderKind::default(),
             threads: 1,
-            detector_max_side: 640,
-            detector_retry_max_side: 960,
+            detector_max_side: 960,
+            detector_retry_max_side: 0,
             retry_below_score: 0.5,
             stop_at_score: 0.8,
             detector_threshold: None,
@@ -129,7 +135,7 @@ impl Default for RecognizerConfig {
             region: PlateRegion::Auto,
             max_plans: DEFAULT_MAX_PLANS,
             erase_colour_marks: true,
-            reread_below_score: 0.7,
+            reread_below_score: 0.55,
             reread_each_crop: true,
             second_detector: Some(DetectorKind::Plate),
             confirm_reader: Some(ReaderKind::Plate),

@@ -444,8 +444,13 @@ impl Recognizer {
 
     /// The plates in an RGB frame, most confident first.
     pub fn recognize_rgb(&self, frame: &RgbImage) -> Result<Vec<PlateRead>, RecognizerError> {
+        self.look(frame, self.config.reread_each_crop)
+    }
+
+    /// [`Self::recognize_rgb`], each weak crop read again (`widths`) or not.
+    fn look(&self, frame: &RgbImage, widths: bool) -> Result<Vec<PlateRead>, RecognizerError> {
         let regions = self.detector.detect(frame)?;
-        let mut reads = self.read_regions(frame, &regions)?;
+        let mut reads = self.read_regions(frame, &regions, widths)?;
         let retry = self.config.detector_retry_max_side;
         // The second detector looks before the first one's finer pass: a sure read in its
         // regions spares that pass, the dearest look (docs/recognizer.md, "The second look
@@ -460,11 +465,11 @@ impl Recognizer {
                 let b = read_box(&region.bbox, fw, fh);
                 !reads.iter().any(|r| r.bbox.iou(&b) >= SAME_BOX_IOU)
             });
-            reads = self.read_more(frame, &more, reads)?;
+            reads = self.read_more(frame, &more, reads, widths)?;
         }
         if retry > 0 && best_below(&reads, self.config.retry_below_score) {
             let more = self.detector.detect_finer(frame)?;
-            reads = self.read_more(frame, &more, reads)?;
+            reads = self.read_more(frame, &more, reads, widths)?;
         }
         if self.config.faint_look && best_below(&reads, self.config.retry_below_score) {
             // Read from the evened-out frame too: the reader sees the faint characters as
@@ -478,7 +483,7 @@ impl Recognizer {
             if let Some(second) = &self.second {
                 more.extend(second.detect(&even)?);
             }
-            reads = self.read_more(&even, &more, reads)?;
+            reads = self.read_more(&even, &more, reads, widths)?;
         }
         Ok(reads)
     }
@@ -489,11 +494,12 @@ impl Recognizer {
         frame: &RgbImage,
         regions: &[TextRegion],
         reads: Vec<PlateRead>,
+        widths: bool,
     ) -> Result<Vec<PlateRead>, RecognizerError> {
         if regions.is_empty() {
             return Ok(reads);
         }
-        let mut more = self.read_regions(frame, regions)?;
+        let mut more = self.read_regions(frame, regions, widths)?;
         more.extend(reads);
         Ok(suppress_overlaps(more))
     }
@@ -502,6 +508,7 @@ impl Recognizer {
         &self,
         frame: &RgbImage,
         regions: &[TextRegion],
+        widths: bool,
     ) -> Result<Vec<PlateRead>, RecognizerError> {
         let mut cands = candidates(regions);
         cands.truncate(self.config.max_reads_per_frame.max(1));
@@ -515,7 +522,7 @@ impl Recognizer {
             let stop_at = self.stop_at();
             let mut out = Vec::new();
             for c in &cands {
-                let r = self.read_candidate(frame, c);
+                let r = self.read_candidate(frame, c, widths);
                 let done =
                     matches!(&r, Ok(Some(read)) if read.confirmed || read.confidence >= stop_at);
                 out.push(r);
@@ -537,7 +544,7 @@ impl Recognizer {
                                 .enumerate()
                                 .skip(t)
                                 .step_by(threads)
-                                .map(|(i, c)| (i, self.read_candidate(frame, c)))
+                                .map(|(i, c)| (i, self.read_candidate(frame, c, widths)))
                                 .collect::<Vec<_>>()
                         })
                     })
@@ -706,12 +713,14 @@ impl Recognizer {
     }
 
     /// A passage's most confident read, `read`, read again from `frame`, the frame it was read
-    /// in: its crop read as when recognized and, when that scores below `reread_below_score`,
-    /// narrowed and widened ([`REREAD_WIDTHS`]), then from its box widened at both ends
-    /// ([`EXTEND_BY_HEIGHTS`]). The better read, with the same box (the widened one when that
-    /// reading completes the read) and the confidence scaled by the better score, if one scores
-    /// more or completes the read; `None` otherwise. For callers that set `reread_each_crop`
-    /// off and read again once per passage instead of every crop.
+    /// in, as a photo is read: the whole frame recognized again with every weak crop read again
+    /// (narrowed and widened, [`REREAD_WIDTHS`], and from its box widened at both ends,
+    /// [`EXTEND_BY_HEIGHTS`]), whatever `reread_each_crop` says, so that a passage reports what
+    /// `eval` measures of its frame. The read of that frame at `read`'s place (its box holds
+    /// the centre of `read`'s; the most overlapping) when it reads otherwise or more
+    /// confidently; `None` otherwise. For callers that set `reread_each_crop` off and read
+    /// again once per passage instead of every crop: one more look at the frame per weak
+    /// passage.
     pub fn read_again(
         &self,
         frame: &RgbImage,
@@ -720,61 +729,28 @@ impl Recognizer {
         if !self.may_read_again(read) {
             return Ok(None);
         }
-        let Some(crop) = cut_box(frame, &read.bbox) else {
-            return Ok(None);
-        };
-        let (first, crop) = self.read_cut(crop)?;
-        // The crop must read as `read` did: a read made in the faint look (from the frame
-        // evened out) is not replaced by a reading of the faint crop as it is.
-        let Some(base) = first
-            .plate
-            .as_ref()
-            .filter(|p| p.text == read.text && p.score > 0.0)
-            .map(|p| p.score)
-        else {
-            return Ok(None);
-        };
-        if !self.is_weak(&first) {
-            return Ok(None);
-        }
-        let mut best = if first.confirmed {
-            first
-        } else {
-            self.read_widths(&crop, first)?
-        };
-        let mut bbox = read.bbox;
-        let mut completed = false;
-        if let Some((longer, wide)) = self.read_extended(frame, &bbox, &best)? {
-            (best, bbox, completed) = (longer, wide, true);
-        }
-        let Some(plate) = best.plate.filter(|p| completed || p.score > base) else {
-            return Ok(None);
-        };
-        Ok(Some(PlateRead {
-            confidence: (read.confidence * plate.score / base).min(1.0),
-            text: plate.text,
-            bbox,
-            char_confidences: plate.char_confidences,
-            format: plate.format.map(str::to_string),
-            raw_text: best.text.text(),
-            confirmed: best.confirmed,
-        }))
+        let (cx, cy) = read.bbox.center();
+        let at_place = self
+            .look(frame, true)?
+            .into_iter()
+            .filter(|r| r.bbox.contains(cx, cy))
+            .max_by(|a, b| a.bbox.iou(&read.bbox).total_cmp(&b.bbox.iou(&read.bbox)));
+        Ok(at_place.filter(|r| r.text != read.text || r.confidence > read.confidence))
     }
 
     fn read_candidate(
         &self,
         frame: &RgbImage,
         cand: &Candidate,
+        widths: bool,
     ) -> Result<Option<PlateRead>, RecognizerError> {
         let (fw, fh) = frame.dimensions();
         let mut b = read_box(&cand.bbox, fw, fh);
         let Some(crop) = cut_box(frame, &b) else {
             return Ok(None);
         };
-        let mut reading = self.read_crop(crop, self.config.reread_each_crop)?;
-        if self.config.reread_each_crop
-            && let Some((longer, wide)) = self.read_extended(frame, &b, &reading)?
-        {
+        let mut reading = self.read_crop(crop, widths)?;
+        if widths && let Some((longer, wide)) = self.read_extended(frame, &b, &reading)? {
             (reading, b) = (longer, wide);
         }
         let Reading {
@@ -1290,9 +1266,20 @@ mod tests {
 
     #[test]
     fn the_second_detector_is_the_other_kind_and_adds_its_file() {
+        let defaults = RecognizerConfig::default();
+        assert_eq!(defaults.second_detector(), None, "ours, beside itself");
+        assert!(
+            !defaults
+                .model_files()
+                .contains(&defaults.models_dir.join(DETECTOR_FILE)),
+            "the one look loads no PP-OCR detector"
+        );
         let mut config = RecognizerConfig {
+            detector: DetectorKind::Ppocr,
+            detector_max_side: 640,
+            detector_retry_max_side: 960,
             second_detector: Some(DetectorKind::Ppocr),
-            ..RecognizerConfig::default()
+            ..defaults
         };
         assert_eq!(config.second_detector(), None, "the first detector itself");
         config.second_detector = Some(DetectorKind::Plate);
@@ -1304,10 +1291,10 @@ mod tests {
         );
         let s = config.second_detector_settings(DetectorKind::Plate);
         assert_eq!(s.threshold, PLATE_DETECTOR_THRESHOLD);
-        assert_eq!(
-            s.max_side, config.detector_retry_max_side,
-            "the finer pass's size"
-        );
+        assert_eq!(s.max_side, 960, "the finer pass's size");
+        config.detector_retry_max_side = 0;
+        let s = config.second_detector_settings(DetectorKind::Plate);
+        assert_eq!(s.max_side, 640, "without a finer pass, the first look's");
     }
 
     #[test]
@@ -1330,6 +1317,11 @@ mod tests {
             1 + 3,
             "its crop again, then narrower and wider"
         );
+        // A read of another place of the frame (a plate the frame's reading again does not
+        // read there) keeps its read: the frame's read elsewhere does not take its place.
+        let mut elsewhere = reads[0].clone();
+        elsewhere.bbox = BBox::new(500.0, 300.0, 100.0, 30.0);
+        assert_eq!(rec.read_again(&frame, &elsewhere).unwrap(), None);
 
         let sure = Scripted::plain("ABC1234", 0.99);
         let widths = sure.widths.clone();
@@ -1463,15 +1455,28 @@ mod tests {
     }
 
     #[test]
-    fn a_read_made_in_the_faint_look_is_not_replaced_by_a_reading_of_the_faint_crop() {
+    fn a_passage_s_read_read_again_is_its_frame_read_as_a_photo_is() {
+        // A read made in the faint look: read again, the frame takes that look again (read from
+        // the crop of the frame as it is, it would read ABC123), and each weak crop is read at
+        // other widths, as `eval` reads a photo.
         let frame = faint_plate_frame();
-        let (rec, _) = faint_look(true, Box::new(ReadsContrast));
-        let reads = rec.recognize_rgb(&frame).unwrap();
+        let (feed, _) = faint_look(true, Box::new(ReadsContrast));
+        let reads = feed.recognize_rgb(&frame).unwrap();
         assert_eq!(reads[0].text, "ABC1234", "read from the frame evened out");
-        assert!(rec.may_read_again(&reads[0]), "weak: the feed asks");
-        // Read again from the frame as it is, the crop reads ABC123, not the read: its widened
-        // reading (XYZ9876) must not take the read's place.
-        assert_eq!(rec.read_again(&frame, &reads[0]).unwrap(), None);
+        assert!(feed.may_read_again(&reads[0]), "weak: the feed asks");
+        let again = feed
+            .read_again(&frame, &reads[0])
+            .unwrap()
+            .expect("read otherwise");
+
+        let (mut photo, _) = faint_look(true, Box::new(ReadsContrast));
+        photo.config.reread_each_crop = true;
+        let as_photo = photo.recognize_rgb(&frame).unwrap();
+        assert_eq!(again, as_photo[0]);
+        assert_eq!(
+            again.text, "XYZ9876",
+            "the crop widened, in this reader's world"
+        );
     }
 
     #[test]

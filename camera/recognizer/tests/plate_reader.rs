@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anpr_recognizer::format::best_plate;
 use anpr_recognizer::{
-    CTC_SEPARATOR, DETECTOR_FILE, PLATE_DETECTOR_FILE, PLATE_READER_FILE, PlateCtcReader,
-    PlateReader, PlateRegion, READER_FILE, ReaderKind, Recognizer, RecognizerConfig,
-    RecognizerError, open_image,
+    CTC_SEPARATOR, DETECTOR_FILE, DetectorKind, PLATE_DETECTOR_FILE, PLATE_READER_FILE,
+    PlateCtcReader, PlateReader, PlateRegion, READER_FILE, ReaderKind, Recognizer,
+    RecognizerConfig, RecognizerError, open_image,
 };
 use common::{assert_on_the_plate, synthetic_frame};
 
@@ -141,11 +141,13 @@ fn the_configured_reader_is_the_one_loaded() {
         ..RecognizerConfig::default()
     });
     assert!(plate.is_ok(), "{plate:?}");
-    // The second detector (ours, by default) is loaded too, and only when configured.
+    // Beside PP-OCR's detector, the second detector (ours, by default) is loaded too, and only
+    // when configured.
     std::fs::remove_file(dir.join(PLATE_DETECTOR_FILE)).expect("unlink");
     let config = RecognizerConfig {
         models_dir: dir.clone(),
         reader: ReaderKind::Plate,
+        detector: DetectorKind::Ppocr,
         ..RecognizerConfig::default()
     };
     match Recognizer::new(&config) {

@@ -101,11 +101,11 @@ pub(super) fn default_motion() -> f32 {
 /// `recognizer.detector_side`: the recognizer's own first look (`RecognizerConfig`'s
 /// `detector_max_side`; `anpr-frames` checks they agree).
 pub(super) fn default_detector_side() -> u32 {
-    640
+    960
 }
 /// `recognizer.finer_side`: the recognizer's own finer look (`detector_retry_max_side`).
 pub(super) fn default_finer_side() -> u32 {
-    960
+    0
 }
 /// `recognizer.max_backlog`: 10 s of frames at 5 frames/s.
 pub(super) fn default_max_backlog() -> u32 {

@@ -189,13 +189,14 @@ pub struct RecognizerSection {
     /// read when the feed starts.
     #[serde(default, deserialize_with = "reader_setting")]
     pub reader: ReaderKind,
-    /// Which detector finds the plates in a frame: `ppocr` (PP-OCRv4, all text) or `plate`
-    /// (our own plate detector); read when the feed starts.
+    /// Which detector finds the plates in a frame: `plate` (our own plate detector, the
+    /// default) or `ppocr` (PP-OCRv4, all text); read when the feed starts.
     #[serde(default, deserialize_with = "detector_setting")]
     pub detector: DetectorKind,
     /// A second detector, `plate`, `ppocr` or `none`: on a frame whose best read is weak
     /// (below `reread_below`), its regions are read too (plates the first detector missed or
-    /// cut); the same as `detector`: none. Read when the feed starts.
+    /// cut); the same as `detector`: none (the default, `plate`, is none beside the default
+    /// detector). Read when the feed starts.
     #[serde(default)]
     pub second_detector: SecondDetector,
     /// A second reader, `plate`, `ppocr` or `none`, that reads each weak crop too: a plate it
@@ -216,9 +217,9 @@ pub struct RecognizerSection {
     pub detector_side: u32,
     /// The longer side of the detector's finer look at a frame whose best read is still weak
     /// (below 0.5) after the second detector's look; larger than `detector_side` (up to 1920),
-    /// or 0: no finer look. With our detector at 960 and no finer look, a 1280×720 frame is
-    /// read in under 100 ms on one core (docs/recognizer.md, "One look at 960 px"). Read when
-    /// the feed starts.
+    /// or 0: no finer look (the default). With our detector at 960 and no finer look, a
+    /// 1280×720 frame is read in under 100 ms on one core (docs/recognizer.md, "One look at
+    /// 960 px"). Read when the feed starts.
     #[serde(default = "default_finer_side")]
     pub finer_side: u32,
     /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
@@ -254,7 +255,7 @@ pub struct RecognizerSection {
     /// A passage's most confident read scoring below this (0..=1) is read again from its
     /// frame, the crop narrowed and widened, keeping the best: more accurate, a few more reads
     /// per weak passage (docs/recognizer.md); also the score below which `second_detector`
-    /// looks at a frame; 0: never; absent: the recognizer's default (0.7).
+    /// looks at a frame; 0: never; absent: the recognizer's default (0.55).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reread_below: Option<f32>,
 }

@@ -72,7 +72,12 @@ fn a_recognizer_section_with_only_the_watch_dir_gets_the_defaults() {
     assert_eq!(r.second_detector, SecondDetector::Plate);
     assert_eq!(r.confirm_reader, ConfirmReader::Plate);
     assert!(r.faint_look);
-    assert_eq!((r.detector_side, r.finer_side), (640, 960));
+    assert_eq!(r.detector.name(), "plate");
+    assert_eq!(
+        (r.detector_side, r.finer_side),
+        (960, 0),
+        "one look, no finer one"
+    );
 }
 
 #[test]
@@ -82,7 +87,7 @@ fn every_recognizer_setting_is_read() {
          region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n\
          idle_exit_secs = 0\nroi = [0, 360, 1280, 360]\nmotion = 0.0\nmax_backlog = 0\n\
          reread_below = 0.5\nsecond_detector = \"none\"\nconfirm_reader = \"none\"\n\
-         faint_look = false\ndetector_side = 960\nfiner_side = 0\n"
+         faint_look = false\ndetector = \"ppocr\"\ndetector_side = 640\nfiner_side = 960\n"
     );
     let r = Config::parse(&text).unwrap().recognizer.unwrap();
     assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
@@ -99,10 +104,11 @@ fn every_recognizer_setting_is_read() {
     assert_eq!(r.second_detector.kind(), None);
     assert_eq!(r.confirm_reader.kind(), None);
     assert!(!r.faint_look);
+    assert_eq!(r.detector.name(), "ppocr");
     assert_eq!(
         (r.detector_side, r.finer_side),
-        (960, 0),
-        "one look, no finer one"
+        (640, 960),
+        "a first look and a finer one"
     );
     // The command line and the measurement example take the file's names.
     assert_eq!("none".parse(), Ok(SecondDetector::None));
