@@ -28,8 +28,9 @@
 //! camera's, `true`); `ANPR_MEASURE_REGION`: its `recognizer.region` (`auto`, `us`, `eu` or
 //! `br`; default the camera's, `auto`); `ANPR_MEASURE_DETECTOR_SIDE` and
 //! `ANPR_MEASURE_FINER_SIDE`: its `recognizer.detector_side` and `recognizer.finer_side`
-//! (pixels; default the camera's, 960 and 0); `ANPR_MEASURE_REREAD_BELOW`: its
-//! `recognizer.reread_below` (a score, 0..=1; default the camera's).
+//! (pixels; default the camera's, 960 and 1120); `ANPR_MEASURE_FINER_BELOW` and
+//! `ANPR_MEASURE_REREAD_BELOW`: its `recognizer.finer_below` and `recognizer.reread_below` (a
+//! score, 0..=1; default the camera's).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -106,6 +107,9 @@ async fn main() {
                 .expect("ANPR_MEASURE_REREAD_BELOW: a score, 0..=1")
         })
         .or(defaults.reread_below);
+    let finer_below = std::env::var("ANPR_MEASURE_FINER_BELOW")
+        .map_or(Ok(defaults.finer_below), |s| s.parse())
+        .expect("ANPR_MEASURE_FINER_BELOW: a score, 0..=1");
     stack.recognizer = Some(RecognizerSection {
         threads: 1,
         group_gap_ms: 1000,
@@ -120,6 +124,7 @@ async fn main() {
         faint_look,
         detector_side,
         finer_side,
+        finer_below,
         reread_below,
         region,
         ..defaults

@@ -118,6 +118,18 @@ pub fn check_reread_below(score: f32) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Whether `recognizer.finer_below` is a read's score, 0..=1. Also checks `anpr-camera eval
+/// --finer-below`.
+pub fn check_finer_below(score: f32) -> Result<(), ConfigError> {
+    if !(0.0..=1.0).contains(&score) {
+        return Err(invalid(
+            "recognizer.finer_below",
+            "must be 0..=1 (a read's score; 0: only frames without any read)",
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
@@ -492,6 +504,7 @@ impl Config {
         if let Some(score) = r.reread_below {
             check_reread_below(score)?;
         }
+        check_finer_below(r.finer_below)?;
         check_detector_sides(r.detector_side, r.finer_side)?;
         if r.roi.is_some_and(|[_, _, w, h]| w == 0 || h == 0) {
             return Err(invalid(

@@ -158,6 +158,7 @@ fn eval_refuses_looks_and_bars_a_camera_could_not_set_and_measures_nothing() {
             "--reread-below must be 0..=1",
         ),
         (&["--reread-below=-0.1"][..], "--reread-below must be 0..=1"),
+        (&["--finer-below", "2"][..], "--finer-below must be 0..=1"),
     ] {
         let out = eval_with(
             dir.path(),

@@ -367,6 +367,7 @@ pub fn recognizer_config(r: &RecognizerSection) -> RecognizerConfig {
         faint_look: r.faint_look,
         detector_max_side: r.detector_side,
         detector_retry_max_side: r.finer_side,
+        finer_below_score: r.finer_below,
         threads: r.threads.max(1),
         min_score: r.min_score,
         region: r.region,

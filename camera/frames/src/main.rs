@@ -95,10 +95,15 @@ enum Cmd {
         #[arg(long)]
         detector_side: Option<u32>,
         /// The detector's finer look at a frame still without a sure read, pixels; 0: none
-        /// (default: the recognizer's, 0): the camera's `recognizer.finer_side`, and checked
+        /// (default: the recognizer's, 1120): the camera's `recognizer.finer_side`, and checked
         /// as it is (above the first look).
         #[arg(long)]
         finer_side: Option<u32>,
+        /// The score below which a frame's best read takes the finer look; 0: only a frame
+        /// without any read (default: the recognizer's, 0): the camera's
+        /// `recognizer.finer_below`, and checked as it is (0..=1).
+        #[arg(long)]
+        finer_below: Option<f32>,
     },
 }
 
@@ -260,6 +265,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             no_faint_look,
             detector_side,
             finer_side,
+            finer_below,
         } => {
             let mut rc = anpr_recognizer::RecognizerConfig {
                 models_dir: models_dir(models),
@@ -284,6 +290,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             if let Some(side) = finer_side {
                 rc.detector_retry_max_side = side;
+            }
+            if let Some(score) = finer_below {
+                anpr_camera::config::check_finer_below(score).with_context(|| {
+                    format!("--finer-below must be 0..=1, as the camera's setting, not {score}")
+                })?;
+                rc.finer_below_score = score;
             }
             // The looks a camera may set, and no other (a side of 0 would find nothing).
             anpr_camera::config::check_detector_sides(

@@ -289,14 +289,16 @@ fn the_recognizer_gets_the_settings_of_the_section() {
         (own.detector_max_side, own.detector_retry_max_side),
         "by default, the recognizer's own looks"
     );
-    (s.detector_side, s.finer_side) = (640, 960);
+    assert_eq!(rc.finer_below_score, own.finer_below_score);
+    (s.detector_side, s.finer_side, s.finer_below) = (640, 960, 0.5);
     let two_looks = recognizer_config(&s);
     assert_eq!(
         (
             two_looks.detector_max_side,
-            two_looks.detector_retry_max_side
+            two_looks.detector_retry_max_side,
+            two_looks.finer_below_score
         ),
-        (640, 960)
+        (640, 960, 0.5)
     );
 }
 

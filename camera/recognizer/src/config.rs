@@ -46,11 +46,18 @@ pub struct RecognizerConfig {
     /// 1280×720 frame in under 100 ms on one core (docs/recognizer.md, "One look at 960 px").
     pub detector_max_side: u32,
     /// When no read of the first pass (nor of the second detector's look, which comes first
-    /// and is cheaper) scores at least `retry_below_score`, the detector runs again with this
-    /// longer side (0 = never, the default): small or faint plates, at a cost on those
-    /// frames.
+    /// and is cheaper) scores at least `finer_below_score`, the detector runs again with this
+    /// longer side (0 = never): small or faint plates, at a cost on those frames. Default
+    /// 1120, for frames without any read (docs/recognizer.md, "A finer look at a frame
+    /// without a read").
     pub detector_retry_max_side: u32,
-    /// See `detector_retry_max_side`.
+    /// The score below which a frame's best read takes the finer look
+    /// (`detector_retry_max_side`); 0, the default: only a frame without any read (a confirmed
+    /// read counts as sure). PP-OCR's thorough pipeline: 0.5.
+    pub finer_below_score: f32,
+    /// The score below which a frame's best read takes the last look at faint plates
+    /// (`faint_look`), through the finer pass when that looks at such frames too
+    /// (`finer_below_score` at least this), else through the first look's.
     pub retry_below_score: f32,
     /// Stop reading further regions of a frame once a read scores this share of the highest
     /// score a read can reach in `region` ([`crate::format::score_ceiling`]: 0.6 in `us`, where
@@ -124,7 +131,8 @@ impl Default for RecognizerConfig {
             reader: ReaderKind::default(),
             threads: 1,
             detector_max_side: 960,
-            detector_retry_max_side: 0,
+            detector_retry_max_side: 1120,
+            finer_below_score: 0.0,
             retry_below_score: 0.5,
             stop_at_score: 0.8,
             detector_threshold: None,

@@ -467,7 +467,7 @@ impl Recognizer {
             });
             reads = self.read_more(frame, &more, reads, widths)?;
         }
-        if retry > 0 && best_below(&reads, self.config.retry_below_score) {
+        if retry > 0 && best_below(&reads, self.config.finer_below_score) {
             let more = self.detector.detect_finer(frame)?;
             reads = self.read_more(frame, &more, reads, widths)?;
         }
@@ -475,11 +475,12 @@ impl Recognizer {
             // Read from the evened-out frame too: the reader sees the faint characters as
             // the detector did.
             let even = even_out_contrast(frame);
-            let mut more = if retry > 0 {
-                self.detector.detect_finer(&even)?
-            } else {
-                self.detector.detect(&even)?
-            };
+            let mut more =
+                if retry > 0 && self.config.finer_below_score >= self.config.retry_below_score {
+                    self.detector.detect_finer(&even)?
+                } else {
+                    self.detector.detect(&even)?
+                };
             if let Some(second) = &self.second {
                 more.extend(second.detect(&even)?);
             }
@@ -1149,7 +1150,7 @@ mod tests {
             let finer = Arc::new(Mutex::new(0));
             let mut rec = recognizer(weak_unless_wide(), true, 0.7);
             rec.config.detector_retry_max_side = 960;
-            rec.config.retry_below_score = 0.7;
+            rec.config.finer_below_score = 0.7;
             rec.config.reread_each_crop = false;
             rec.detector = Box::new(LeftPartCountingFiner(finer.clone()));
             if second {
@@ -1162,6 +1163,53 @@ mod tests {
                 finer_passes,
                 "second detector: {second}"
             );
+        }
+    }
+
+    /// Sees the whole frame at its finer pass only (a plate too small for the first look);
+    /// counts its finer passes.
+    #[derive(Debug)]
+    struct OnlyFiner(Arc<Mutex<usize>>);
+
+    impl PlateDetector for OnlyFiner {
+        fn detect(&self, _frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            Ok(Vec::new())
+        }
+
+        fn detect_finer(&self, frame: &RgbImage) -> Result<Vec<TextRegion>, RecognizerError> {
+            *self.0.lock().unwrap() += 1;
+            WholeFrame.detect(frame)
+        }
+    }
+
+    #[test]
+    fn by_default_only_a_frame_without_a_read_takes_the_finer_look() {
+        let frame = RgbImage::from_pixel(400, 60, image::Rgb([200, 200, 200]));
+        let defaults = RecognizerConfig::default();
+        assert_eq!(
+            (defaults.detector_retry_max_side, defaults.finer_below_score),
+            (1120, 0.0)
+        );
+        // Nothing at the first look: the finer look finds the plate.
+        let finer = Arc::new(Mutex::new(0));
+        let mut rec = recognizer(Scripted::plain("ABC1234", 0.99), true, 0.55);
+        rec.config.detector_retry_max_side = defaults.detector_retry_max_side;
+        rec.detector = Box::new(OnlyFiner(finer.clone()));
+        let reads = rec.recognize_rgb(&frame).unwrap();
+        assert_eq!(reads[0].text, "ABC1234");
+        assert_eq!(*finer.lock().unwrap(), 1);
+        // A weak read at the first look: no finer look at the default bar; one at PP-OCR's.
+        for (bar, passes) in [(defaults.finer_below_score, 0), (0.5, 1)] {
+            let finer = Arc::new(Mutex::new(0));
+            let mut rec = recognizer(weak_unless_wide(), true, 0.7);
+            rec.config.detector_retry_max_side = defaults.detector_retry_max_side;
+            rec.config.finer_below_score = bar;
+            rec.config.reread_each_crop = false;
+            rec.detector = Box::new(LeftPartCountingFiner(finer.clone()));
+            let reads = rec.recognize_rgb(&frame).unwrap();
+            assert_eq!(reads[0].text, "ABC123", "bar {bar}");
+            assert!(reads[0].confidence < 0.5, "weak: {}", reads[0].confidence);
+            assert_eq!(*finer.lock().unwrap(), passes, "bar {bar}");
         }
     }
 

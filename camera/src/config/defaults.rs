@@ -105,7 +105,7 @@ pub(super) fn default_detector_side() -> u32 {
 }
 /// `recognizer.finer_side`: the recognizer's own finer look (`detector_retry_max_side`).
 pub(super) fn default_finer_side() -> u32 {
-    0
+    1120
 }
 /// `recognizer.max_backlog`: 10 s of frames at 5 frames/s.
 pub(super) fn default_max_backlog() -> u32 {

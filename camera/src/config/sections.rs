@@ -215,13 +215,19 @@ pub struct RecognizerSection {
     /// feed starts.
     #[serde(default = "default_detector_side")]
     pub detector_side: u32,
-    /// The longer side of the detector's finer look at a frame whose best read is still weak
-    /// (below 0.5) after the second detector's look; larger than `detector_side` (up to 1920),
-    /// or 0: no finer look (the default). With our detector at 960 and no finer look, a
-    /// 1280×720 frame is read in under 100 ms on one core (docs/recognizer.md, "One look at
-    /// 960 px"). Read when the feed starts.
+    /// The longer side of the detector's finer look at a frame whose best read is still below
+    /// `finer_below` after the second detector's look; larger than `detector_side` (up to
+    /// 1920), or 0: no finer look. With the defaults (our detector at 960, the finer look at
+    /// 1120 only on frames without any read), a 1280×720 frame is read in under 100 ms on one
+    /// core (docs/recognizer.md, "One look at 960 px", "A finer look at a frame without a
+    /// read"). Read when the feed starts.
     #[serde(default = "default_finer_side")]
     pub finer_side: u32,
+    /// The score (0..=1) below which a frame's best read takes the finer look; 0: only a
+    /// frame without any read (the default); PP-OCR's thorough pipeline: 0.5. Read when the
+    /// feed starts.
+    #[serde(default, serialize_with = "shortest_f32")]
+    pub finer_below: f32,
     /// Longest silence inside one vehicle's passage, ms: reads of the same plate closer than
     /// this are one plate read (the most confident).
     #[serde(default = "default_group_gap")]
@@ -470,6 +476,7 @@ impl RecognizerSection {
             faint_look: true,
             detector_side: default_detector_side(),
             finer_side: default_finer_side(),
+            finer_below: 0.0,
             group_gap_ms: default_group_gap(),
             group_window_ms: default_group_window(),
             save: SaveMode::default(),

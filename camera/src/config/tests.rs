@@ -74,9 +74,9 @@ fn a_recognizer_section_with_only_the_watch_dir_gets_the_defaults() {
     assert!(r.faint_look);
     assert_eq!(r.detector.name(), "plate");
     assert_eq!(
-        (r.detector_side, r.finer_side),
-        (960, 0),
-        "one look, no finer one"
+        (r.detector_side, r.finer_side, r.finer_below),
+        (960, 1120, 0.0),
+        "one look, a finer one only at frames without a read"
     );
 }
 
@@ -87,7 +87,8 @@ fn every_recognizer_setting_is_read() {
          region = \"br\"\nreader = \"plate\"\ngroup_gap_ms = 500\ngroup_window_ms = 4000\nsave = \"frame\"\n\
          idle_exit_secs = 0\nroi = [0, 360, 1280, 360]\nmotion = 0.0\nmax_backlog = 0\n\
          reread_below = 0.5\nsecond_detector = \"none\"\nconfirm_reader = \"none\"\n\
-         faint_look = false\ndetector = \"ppocr\"\ndetector_side = 640\nfiner_side = 960\n"
+         faint_look = false\ndetector = \"ppocr\"\ndetector_side = 640\nfiner_side = 960\n\
+         finer_below = 0.5\n"
     );
     let r = Config::parse(&text).unwrap().recognizer.unwrap();
     assert_eq!(r.models_dir, Some(PathBuf::from("/opt/models")));
@@ -106,9 +107,9 @@ fn every_recognizer_setting_is_read() {
     assert!(!r.faint_look);
     assert_eq!(r.detector.name(), "ppocr");
     assert_eq!(
-        (r.detector_side, r.finer_side),
-        (640, 960),
-        "a first look and a finer one"
+        (r.detector_side, r.finer_side, r.finer_below),
+        (640, 960, 0.5),
+        "a first look and a finer one at weak frames"
     );
     // The command line and the measurement example take the file's names.
     assert_eq!("none".parse(), Ok(SecondDetector::None));
@@ -205,6 +206,14 @@ fn bad_recognizer_settings_are_refused_naming_the_setting() {
             "recognizer.finer_side",
         ),
         ("watch_dir = \"/f\"\nfiner_side = -1", "finer_side"),
+        (
+            "watch_dir = \"/f\"\nfiner_below = 1.5",
+            "recognizer.finer_below",
+        ),
+        (
+            "watch_dir = \"/f\"\nfiner_below = -0.1",
+            "recognizer.finer_below",
+        ),
         ("watch_dir = \"/f\"\nroi = [0, 0, 10]", "roi"),
         ("watch_dir = \"/f\"\nroi = [-1, 0, 10, 10]", "roi"),
         (
