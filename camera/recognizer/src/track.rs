@@ -125,7 +125,7 @@ impl ClosedGroup {
         self.0.group.is_best_of(at_ms, reads)
     }
 
-    /// Puts `again`, the most confident read read again (same frame, same box), in its place,
+    /// Puts `again`, the most confident read read again (same frame, same place), in its place,
     /// and in the place of every read of the passage that read the same text (the same
     /// misreading, made in other frames too: left as they are, they would outvote the better
     /// reading): they vote with its text and per-character confidences, each with its own box
