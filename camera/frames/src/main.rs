@@ -35,10 +35,10 @@ enum Cmd {
         #[arg(long)]
         models: Option<PathBuf>,
         /// Reader: `ppocr` (PP-OCRv4, the default) or `plate` (our own plate reader).
-        #[arg(long, default_value = "ppocr")]
+        #[arg(long, default_value_t = anpr_recognizer::ReaderKind::default().name().to_string())]
         reader: String,
         /// Detector: `plate` (our own plate detector, the default) or `ppocr` (PP-OCRv4).
-        #[arg(long, default_value = "plate")]
+        #[arg(long, default_value_t = anpr_recognizer::DetectorKind::default().name().to_string())]
         detector: String,
     },
     /// Evaluate the recognizer on a folder of annotated photos.
@@ -60,11 +60,11 @@ enum Cmd {
         /// Reader(s) to measure: `ppocr`, `plate`, a comma-separated list, or `all`; with more
         /// than one, each pipeline is measured in turn and reported side by side (`--json`: an
         /// array of reports).
-        #[arg(long, default_value = "ppocr")]
+        #[arg(long, default_value_t = anpr_recognizer::ReaderKind::default().name().to_string())]
         reader: String,
         /// Detector(s) to measure, as `--reader`: `plate` (the default), `ppocr`, a list or
         /// `all`; every detector is measured with every reader.
-        #[arg(long, default_value = "plate")]
+        #[arg(long, default_value_t = anpr_recognizer::DetectorKind::default().name().to_string())]
         detector: String,
         /// Read crops as they are, without painting over coloured marks (stickers, emblems):
         /// measures what the painting gains.
