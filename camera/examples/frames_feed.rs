@@ -259,10 +259,6 @@ fn plates_against_truths(cloud: &Cloud, photos: &[PathBuf], dir: &std::path::Pat
             reads.len()
         );
     }
-    let exact = plates
-        .iter()
-        .filter(|t| reads.iter().any(|r| r == *t))
-        .count();
     let other: Vec<&str> = reads
         .iter()
         .map(String::as_str)
@@ -273,6 +269,7 @@ fn plates_against_truths(cloud: &Cloud, photos: &[PathBuf], dir: &std::path::Pat
         .copied()
         .filter(|t| !reads.iter().any(|r| r == t))
         .collect();
+    let exact = plates.len() - missed.len();
     format!(
         "plate reads received: {}; photos whose plate was reported exactly: {exact} of {}; \
          reads that are no photo's plate: {}\nnot reported exactly: {}\nno photo's plate: {}",

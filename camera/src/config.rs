@@ -109,22 +109,26 @@ pub fn check_detector_sides(detector_side: u32, finer_side: u32) -> Result<(), C
 /// Whether `recognizer.reread_below` is a read's score, 0..=1. Also checks `anpr-camera eval
 /// --reread-below`.
 pub fn check_reread_below(score: f32) -> Result<(), ConfigError> {
-    if !(0.0..=1.0).contains(&score) {
-        return Err(invalid(
-            "recognizer.reread_below",
-            "must be 0..=1 (a read's score; 0: never read again)",
-        ));
-    }
-    Ok(())
+    check_score("recognizer.reread_below", score, "never read again")
 }
 
 /// Whether `recognizer.finer_below` is a read's score, 0..=1. Also checks `anpr-camera eval
 /// --finer-below`.
 pub fn check_finer_below(score: f32) -> Result<(), ConfigError> {
+    check_score(
+        "recognizer.finer_below",
+        score,
+        "only frames without any read",
+    )
+}
+
+/// Whether `setting`, a bar a read's score is held against, is 0..=1; the error says what 0
+/// means for it (`zero`).
+fn check_score(setting: &'static str, score: f32, zero: &str) -> Result<(), ConfigError> {
     if !(0.0..=1.0).contains(&score) {
         return Err(invalid(
-            "recognizer.finer_below",
-            "must be 0..=1 (a read's score; 0: only frames without any read)",
+            setting,
+            format!("must be 0..=1 (a read's score; 0: {zero})"),
         ));
     }
     Ok(())
